@@ -1,0 +1,168 @@
+import pg from "pg";
+import { InvalidArgumentError } from "../../core/errors.js";
+import type { QueryResult, StoreCapabilities, TransactionOptions } from "../../store/contracts.js";
+import type { SqlDialect } from "../../store/dialect.js";
+import type { MigrationTx } from "../../store/migrations.js";
+import { quoteIdentifier } from "../../store/sql.js";
+import type { StoreDriver } from "../../store/sql-store.js";
+import { toStoreError, toUnavailable } from "./errors.js";
+import { postgresMigrations } from "./migrations.js";
+
+/** Options of the PostgreSQL store. */
+export interface PostgresDriverOptions {
+  /** `postgres://user:pass@host:port/db`. Defaults to `PATCHBAY_PG_URL`, then libpq's `PG*` variables. */
+  url?: string;
+  /** Use an existing pool (the app's own); the store will not end it on close. */
+  pool?: pg.Pool;
+  /** Schema holding Patchbay's tables; created if missing. Default `patchbay`. */
+  schema?: string;
+  /** Pool size when the store creates the pool. Default 10. */
+  max?: number;
+  /** Per-statement timeout in ms (`statement_timeout`); default none. */
+  statementTimeoutMs?: number;
+}
+
+const CAPABILITIES: StoreCapabilities = {
+  dialect: "postgres",
+  concurrentWriters: true,
+  skipLocked: true,
+  notifications: true,
+};
+
+const ISOLATION: Record<NonNullable<TransactionOptions["isolation"]>, string> = {
+  "read committed": "READ COMMITTED",
+  "repeatable read": "REPEATABLE READ",
+  serializable: "SERIALIZABLE",
+};
+
+/** host:port/database, never the password. */
+function describe(url: string | undefined): string {
+  if (!url) return `${process.env.PGHOST ?? "localhost"}/${process.env.PGDATABASE ?? "(default)"}`;
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || "5432"}${u.pathname}`;
+  } catch {
+    throw new InvalidArgumentError("url is not a valid postgres:// URL", "url");
+  }
+}
+
+/** The `pg` {@link StoreDriver}. */
+export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver {
+  const schemaName = options.schema ?? "patchbay";
+  const schema = quoteIdentifier(schemaName, "schema");
+  const url = options.url ?? process.env.PATCHBAY_PG_URL;
+  const location = options.pool ? `(pool)/${schemaName}` : `${describe(url)}#${schemaName}`;
+  let pool: pg.Pool | undefined;
+
+  const dialect: SqlDialect = {
+    name: "postgres",
+    placeholders: "numbered",
+    table: (name) => `${schema}.${quoteIdentifier(name)}`,
+    encodeJson: (value) => JSON.stringify(value),
+    decodeJson: (raw) => raw,
+  };
+  const migrations = postgresMigrations.map((m) => ({ ...m, sql: m.sql.replaceAll("{{schema}}", schema) }));
+
+  const ready = (): pg.Pool => {
+    if (!pool) throw toUnavailable(new Error("store is not connected"), location);
+    return pool;
+  };
+
+  const onClient = (client: pg.PoolClient | pg.Pool): MigrationTx => ({
+    async query<Row>(text: string, params: readonly unknown[] = []): Promise<QueryResult<Row>> {
+      try {
+        const r = await client.query(text, params as unknown[]);
+        return { rows: r.rows as Row[], rowCount: r.rowCount ?? 0 };
+      } catch (e) {
+        throw toStoreError(e, text);
+      }
+    },
+    async exec(ddl: string) {
+      try {
+        await client.query(ddl);
+      } catch (e) {
+        throw toStoreError(e, ddl);
+      }
+    },
+  });
+
+  const transaction = async <T>(
+    fn: (tx: MigrationTx) => Promise<T>,
+    txOptions: TransactionOptions,
+    before?: (tx: MigrationTx) => Promise<void>,
+  ): Promise<T> => {
+    let client: pg.PoolClient;
+    try {
+      client = await ready().connect();
+    } catch (e) {
+      throw toUnavailable(e, location);
+    }
+    const tx = onClient(client);
+    let broken: Error | undefined;
+    try {
+      await tx.query(
+        txOptions.isolation ? `BEGIN ISOLATION LEVEL ${ISOLATION[txOptions.isolation]}` : "BEGIN",
+      );
+      if (before) await before(tx);
+      const result = await fn(tx);
+      await tx.query("COMMIT");
+      return result;
+    } catch (e) {
+      // A failed ROLLBACK means the connection is in an unknown state: destroy it, never reuse it.
+      await client.query("ROLLBACK").catch((rollbackError: Error) => (broken = rollbackError));
+      throw e;
+    } finally {
+      client.release(broken);
+    }
+  };
+
+  return {
+    dialect,
+    capabilities: CAPABILITIES,
+    migrations,
+    location,
+    resource: Symbol(`postgres ${location}`),
+
+    async connect() {
+      if (pool) return;
+      const created =
+        options.pool ??
+        new pg.Pool({
+          ...(url ? { connectionString: url } : {}),
+          max: options.max ?? 10,
+          ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+        });
+      // An idle client losing its connection emits 'error' on the pool; without a listener that
+      // would crash the process. The next checkout simply gets a fresh connection.
+      created.on("error", () => undefined);
+      try {
+        const client = await created.connect();
+        client.release();
+      } catch (e) {
+        if (!options.pool) await created.end().catch(() => undefined);
+        throw toUnavailable(e, location);
+      }
+      pool = created;
+    },
+
+    async disconnect() {
+      const p = pool;
+      pool = undefined;
+      if (p && !options.pool) await p.end();
+    },
+
+    query: <Row>(text: string, params: readonly unknown[]) => onClient(ready()).query<Row>(text, params),
+
+    transaction: (fn, txOptions) => transaction(fn, txOptions),
+
+    withMigrationLock: (fn) =>
+      transaction(fn, {}, async (tx) => {
+        // Serializes migrations across processes; released automatically at commit/rollback.
+        await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`patchbay.migrate:${schemaName}`]);
+        await tx.exec(
+          `CREATE SCHEMA IF NOT EXISTS ${schema};
+           CREATE TABLE IF NOT EXISTS ${schema}.migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
+        );
+      }),
+  };
+}

@@ -1,0 +1,162 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import Database from "better-sqlite3";
+import type { QueryResult } from "../../store/contracts.js";
+import { StoreUnavailableError } from "../../store/errors.js";
+import { toStoreError } from "./errors.js";
+
+/**
+ * A FIFO lock. better-sqlite3 has one synchronous connection; while an async transaction is
+ * open on it, any other statement would silently join that transaction — so everything waits.
+ */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  async run<T>(fn: () => Promise<T> | T): Promise<T> {
+    const previous = this.tail;
+    let release!: () => void;
+    this.tail = new Promise<void>((r) => (release = r));
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+}
+
+/** better-sqlite3 binds numbers, strings, bigints, Buffers and null; map the rest the way users expect. */
+function bindable(value: unknown): unknown {
+  if (value === undefined) return null;
+  if (typeof value === "boolean") return value ? 1 : 0;
+  if (value instanceof Date) return value.toISOString();
+  return value;
+}
+
+const isBusy = (e: unknown) => /^SQLITE_BUSY/.test(String((e as { code?: unknown }).code));
+
+/**
+ * One SQLite connection, shared by every store on the same file in this process.
+ *
+ * Why shared: better-sqlite3 is synchronous, so a second connection in the same process waiting
+ * for the write lock would block the event loop that the lock holder needs to commit — a
+ * deadlock until the busy timeout. One connection plus a FIFO lock serializes writers instead.
+ * Other processes are waited for without blocking: the driver's busy handler is kept short and
+ * `SQLITE_BUSY` is retried asynchronously until `busyTimeoutMs`.
+ */
+export class SqliteConnection {
+  readonly lock = new Mutex();
+  private db: Database.Database | undefined;
+  private readonly statements = new Map<string, Database.Statement>();
+  refs = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly settings: { busyTimeoutMs: number; synchronous: "full" | "normal" },
+  ) {}
+
+  /** Opens the file (once) and sets WAL, synchronous and foreign keys. */
+  open(): void {
+    if (this.db) return;
+    try {
+      if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
+      const db = new Database(this.path, { timeout: 20 });
+      db.pragma("journal_mode = WAL");
+      db.pragma(`synchronous = ${this.settings.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+      db.pragma("foreign_keys = ON");
+      this.db = db;
+    } catch (e) {
+      throw new StoreUnavailableError(`cannot open SQLite database ${this.path}: ${(e as Error).message}`, {
+        cause: e,
+        retryable: false,
+      });
+    }
+  }
+
+  close(): void {
+    this.statements.clear();
+    this.db?.close();
+    this.db = undefined;
+  }
+
+  get inTransaction(): boolean {
+    return this.db?.inTransaction ?? false;
+  }
+
+  private conn(): Database.Database {
+    if (!this.db) throw new StoreUnavailableError("SQLite database is not open");
+    return this.db;
+  }
+
+  /** Runs one statement now (the caller holds the lock). */
+  execute<Row>(text: string, params: readonly unknown[]): QueryResult<Row> {
+    try {
+      let stmt = this.statements.get(text);
+      if (!stmt) {
+        stmt = this.conn().prepare(text);
+        if (this.statements.size >= 500)
+          this.statements.delete(this.statements.keys().next().value as string);
+        this.statements.set(text, stmt);
+      }
+      const bound = params.map(bindable);
+      if (stmt.reader) {
+        const rows = stmt.all(...bound) as Row[];
+        return { rows, rowCount: rows.length };
+      }
+      const info = stmt.run(...bound);
+      return { rows: [], rowCount: info.changes };
+    } catch (e) {
+      throw toStoreError(e, text);
+    }
+  }
+
+  /** Runs multi-statement SQL (DDL) now (the caller holds the lock). */
+  exec(ddl: string): void {
+    try {
+      this.conn().exec(ddl);
+      this.statements.clear();
+    } catch (e) {
+      throw toStoreError(e, ddl);
+    }
+  }
+
+  /**
+   * Runs a statement that may meet another process's write lock, retrying `SQLITE_BUSY` without
+   * blocking the event loop. Safe because a busy statement has not been applied.
+   */
+  async executeWaiting<Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> {
+    const deadline = Date.now() + this.settings.busyTimeoutMs;
+    for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
+      try {
+        return this.execute<Row>(text, params);
+      } catch (e) {
+        if (!isBusy((e as Error).cause) || Date.now() >= deadline) throw e;
+        await sleep(pause * (0.5 + Math.random()));
+      }
+    }
+  }
+}
+
+const shared = new Map<string, SqliteConnection>();
+
+/** The connection for `path` in this process (a new private one for `:memory:`); counted. */
+export function acquireConnection(
+  path: string,
+  settings: { busyTimeoutMs: number; synchronous: "full" | "normal" },
+): SqliteConnection {
+  let connection = path === ":memory:" ? undefined : shared.get(path);
+  if (!connection) {
+    connection = new SqliteConnection(path, settings);
+    if (path !== ":memory:") shared.set(path, connection);
+  }
+  connection.refs++;
+  return connection;
+}
+
+/** Drops one reference; closes the file when the last store let go. */
+export function releaseConnection(connection: SqliteConnection): void {
+  connection.refs--;
+  if (connection.refs > 0) return;
+  connection.close();
+  if (shared.get(connection.path) === connection) shared.delete(connection.path);
+}

@@ -1,0 +1,120 @@
+import { resolve } from "node:path";
+import type { StoreCapabilities } from "../../store/contracts.js";
+import type { SqlDialect } from "../../store/dialect.js";
+import type { MigrationTx } from "../../store/migrations.js";
+import type { StoreDriver } from "../../store/sql-store.js";
+import { acquireConnection, releaseConnection, type SqliteConnection } from "./connection.js";
+import { sqliteMigrations } from "./migrations.js";
+
+/** Options of the SQLite store. */
+export interface SqliteDriverOptions {
+  /** Database file; `":memory:"` for a private in-memory database. Default `.patchbay/patchbay.db`. */
+  file?: string;
+  /** How long a writer waits for another process's write lock before `SQLITE_BUSY`. Default 5000 ms. */
+  busyTimeoutMs?: number;
+  /**
+   * `"full"` (default) syncs every commit to disk: nothing committed is lost, even on power loss.
+   * `"normal"` is faster and still survives a process crash, but may lose the last commits on power loss.
+   */
+  synchronous?: "full" | "normal";
+}
+
+export const sqliteDialect: SqlDialect = {
+  name: "sqlite",
+  placeholders: "question",
+  table: (name) => `"patchbay_${name}"`,
+  encodeJson: (value) => JSON.stringify(value),
+  decodeJson: (raw) => (typeof raw === "string" ? (JSON.parse(raw) as unknown) : raw),
+};
+
+const CAPABILITIES: StoreCapabilities = {
+  dialect: "sqlite",
+  concurrentWriters: false,
+  skipLocked: false,
+  notifications: false,
+};
+
+/** The better-sqlite3 {@link StoreDriver}. */
+export function sqliteDriver(options: SqliteDriverOptions = {}): StoreDriver {
+  const file = options.file ?? ".patchbay/patchbay.db";
+  const location = file === ":memory:" ? file : resolve(file);
+  const settings = {
+    busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+    synchronous: options.synchronous ?? "full",
+  };
+  let connection: SqliteConnection | undefined;
+  // Stores on one file share a connection, so they share the "inside a transaction" identity too.
+  const resource = file === ":memory:" ? Symbol("sqlite :memory:") : `sqlite:${location}`;
+
+  const live = (): SqliteConnection => {
+    if (!connection) throw new Error("SQLite store used before connect");
+    return connection;
+  };
+
+  const transaction = <T>(fn: (tx: MigrationTx) => Promise<T>): Promise<T> => {
+    const c = live();
+    const tx: MigrationTx = {
+      query: <Row>(text: string, params: readonly unknown[] = []) =>
+        Promise.resolve(c.execute<Row>(text, params)),
+      exec: (ddl: string) => Promise.resolve(c.exec(ddl)),
+    };
+    return c.lock.run(async () => {
+      // IMMEDIATE takes the write lock up front, so two processes never both read and then both
+      // try to upgrade to writing (which would fail one of them with SQLITE_BUSY mid-transaction).
+      await c.executeWaiting("BEGIN IMMEDIATE", []);
+      let result: T;
+      try {
+        result = await fn(tx);
+        c.execute("COMMIT", []);
+      } catch (e) {
+        if (c.inTransaction) c.execute("ROLLBACK", []);
+        throw e;
+      }
+      return result;
+    });
+  };
+
+  return {
+    dialect: sqliteDialect,
+    capabilities: CAPABILITIES,
+    migrations: sqliteMigrations,
+    location,
+    resource,
+
+    async connect() {
+      if (connection) return;
+      const c = acquireConnection(location, settings);
+      // Opening is synchronous; the lock keeps it from racing another store's close of the same file.
+      await c.lock.run(() => {
+        try {
+          c.open();
+        } catch (e) {
+          releaseConnection(c);
+          throw e;
+        }
+      });
+      connection = c;
+    },
+
+    async disconnect() {
+      const c = connection;
+      connection = undefined;
+      if (c) await c.lock.run(() => releaseConnection(c));
+    },
+
+    query: <Row>(text: string, params: readonly unknown[]) => {
+      const c = live();
+      return c.lock.run(() => c.executeWaiting<Row>(text, params));
+    },
+
+    transaction: (fn) => transaction(fn),
+
+    withMigrationLock: <T>(fn: (tx: MigrationTx) => Promise<T>) =>
+      transaction(async (tx) => {
+        await tx.exec(
+          `CREATE TABLE IF NOT EXISTS "patchbay_migrations" (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
+        );
+        return fn(tx);
+      }),
+  };
+}

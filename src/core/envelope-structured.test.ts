@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { createEnvelope, decodeStructured, encodeStructured, type CloudEvent } from "./envelope.js";
+import { isPatchbayError, type EnvelopeError } from "./errors.js";
+
+function envelopeError(fn: () => unknown): EnvelopeError {
+  try {
+    fn();
+  } catch (e) {
+    if (isPatchbayError(e, "ENVELOPE_INVALID")) return e as EnvelopeError;
+    throw e;
+  }
+  throw new Error("expected an ENVELOPE_INVALID error");
+}
+
+const base = { type: "order.created", source: "/shop", id: "e-1", time: "2025-01-01T00:00:00.000Z" };
+
+describe("structured mode", () => {
+  it("round-trips a JSON event with Patchbay extensions", () => {
+    const ev = createEnvelope({
+      ...base,
+      subject: "o-1",
+      datacontenttype: "application/json",
+      data: { orderId: "o-1", items: [{ sku: "A", qty: 2 }], note: null },
+      traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+      correlationid: "c-1",
+      causationid: "e-0",
+      dataversion: 2,
+      extensions: { tenant: "acme", urgent: true, priority: 5 },
+    });
+    const text = encodeStructured(ev);
+    expect(JSON.parse(text)).toMatchObject({ specversion: "1.0", dataversion: 2, data: { orderId: "o-1" } });
+    expect(decodeStructured(text)).toEqual(ev);
+    expect(decodeStructured(new TextEncoder().encode(text))).toEqual(ev);
+  });
+
+  it("carries bytes as data_base64 for non-JSON content types and decodes them back", () => {
+    const bytes = new Uint8Array([0, 1, 2, 250, 255]);
+    const ev = createEnvelope({ ...base, datacontenttype: "application/octet-stream", data: bytes });
+    const json = JSON.parse(encodeStructured(ev)) as Record<string, unknown>;
+    expect(json.data_base64).toBe("AAEC+v8=");
+    expect("data" in json).toBe(false);
+    expect(decodeStructured(encodeStructured(ev)).data).toEqual(bytes);
+  });
+
+  it("stores JSON bytes as JSON when the content type is JSON", () => {
+    const ev = createEnvelope({
+      ...base,
+      datacontenttype: "application/json",
+      data: new TextEncoder().encode('{"a":1}'),
+    });
+    expect(JSON.parse(encodeStructured(ev))).toMatchObject({ data: { a: 1 } });
+  });
+
+  it("keeps text data as a JSON string", () => {
+    const ev = createEnvelope({ ...base, datacontenttype: "text/plain", data: "héllo" });
+    expect(decodeStructured(encodeStructured(ev))).toEqual(ev);
+  });
+
+  it("rejects object data with a text content type", () => {
+    const ev = { ...base, specversion: "1.0", datacontenttype: "text/plain", data: { a: 1 } } as CloudEvent;
+    expect(envelopeError(() => encodeStructured(ev)).attribute).toBe("data");
+  });
+
+  it("rejects a body that is not JSON with attribute (body)", () => {
+    const err = envelopeError(() => decodeStructured("{not json"));
+    expect(err.attribute).toBe("(body)");
+    expect(err.message).toContain("body");
+    expect(envelopeError(() => decodeStructured(new Uint8Array([0xff, 0xfe]))).attribute).toBe("(body)");
+  });
+
+  it("validates what it decodes", () => {
+    const err = envelopeError(() => decodeStructured(JSON.stringify({ ...base, specversion: "0.3" })));
+    expect(err.attribute).toBe("specversion");
+  });
+});

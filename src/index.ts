@@ -1,0 +1,35 @@
+/**
+ * `patchbay`: the core (events, CloudEvents envelope, errors, durations, clock, logging) and
+ * the Store contracts. Backends live in their own entry points: `patchbay/sqlite`,
+ * `patchbay/postgres`; test helpers in `patchbay/testing`.
+ */
+export * from "./core/index.js";
+export type {
+  ClaimOptions,
+  IdempotencyClaim,
+  IdempotencyRecord,
+  IdempotencyRef,
+  IdempotencyStore,
+  QueryResult,
+  SqlExecutor,
+  StateEntry,
+  StateStore,
+  Store,
+  StoreCapabilities,
+  StoreHealth,
+  StoreLifecycle,
+  StoreTx,
+  Transactor,
+  TransactionOptions,
+} from "./store/contracts.js";
+export {
+  IdempotencyOwnershipError,
+  MigrationError,
+  NestedTransactionError,
+  StateVersionConflictError,
+  StoreClosedError,
+  StoreQueryError,
+  StoreUnavailableError,
+} from "./store/errors.js";
+export type { Migration, MigrationReport } from "./store/migrations.js";
+export type { SqlStore, SqlStoreOptions, StoreDriver } from "./store/sql-store.js";

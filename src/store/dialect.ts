@@ -1,0 +1,32 @@
+import type { QueryResult, SqlExecutor } from "./contracts.js";
+import { render, type SqlStatement } from "./sql.js";
+
+/**
+ * What Patchbay's shared repositories need to know about a backend. Adapters provide one;
+ * it is internal to adapter authors, not part of the user API.
+ */
+export interface SqlDialect {
+  readonly name: "sqlite" | "postgres";
+  readonly placeholders: "numbered" | "question";
+  /** Quoted, qualified name of one of Patchbay's own tables (`"patchbay"."state"`, `"patchbay_state"`). */
+  table(name: string): string;
+  /** A JSON value as a statement parameter. */
+  encodeJson(value: unknown): unknown;
+  /** A JSON column as read back from the driver. */
+  decodeJson(raw: unknown): unknown;
+}
+
+/** Runs a {@link SqlStatement} on an executor in the dialect's placeholder style. */
+export async function run<Row = Record<string, unknown>>(
+  executor: SqlExecutor,
+  dialect: SqlDialect,
+  statement: SqlStatement,
+): Promise<QueryResult<Row>> {
+  const { text, params } = render(statement, dialect.placeholders);
+  return executor.query<Row>(text, params);
+}
+
+/** Reads an integer column that drivers may return as string (PostgreSQL int8) or bigint. */
+export function int(value: unknown): number {
+  return typeof value === "number" ? value : Number(value);
+}

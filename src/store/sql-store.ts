@@ -1,0 +1,223 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { systemClock, type Clock } from "../core/clock.js";
+import type { PatchbayError } from "../core/errors.js";
+import { silentLogger, type Logger } from "../core/logger.js";
+import type {
+  QueryResult,
+  SqlExecutor,
+  Store,
+  StoreCapabilities,
+  StoreHealth,
+  StoreTx,
+  TransactionOptions,
+} from "./contracts.js";
+import type { SqlDialect } from "./dialect.js";
+import { NestedTransactionError, StoreClosedError } from "./errors.js";
+import { createIdempotencyStore } from "./idempotency-store.js";
+import {
+  appliedMigrations,
+  migrate,
+  schemaVersion,
+  type Migration,
+  type MigrationHost,
+  type MigrationReport,
+  type MigrationTx,
+} from "./migrations.js";
+import { createStateStore } from "./state-store.js";
+
+/**
+ * What an adapter implements to become a {@link Store}: connections, statements and
+ * transactions in its own driver. Everything above that — closed and nested-transaction
+ * guards, dead transaction handles, migrations, the state and idempotency roles — is shared.
+ */
+export interface StoreDriver extends MigrationHost {
+  readonly capabilities: StoreCapabilities;
+  readonly migrations: readonly Migration[];
+  /** Where the data lives, for logs and health (never a password). */
+  readonly location: string;
+  /**
+   * Identity of what a transaction holds. Stores sharing it (two SQLite stores on one file share
+   * a connection) reject calls made from inside each other's transactions with `TRANSACTION_NESTED`.
+   */
+  readonly resource: unknown;
+  connect(): Promise<void>;
+  /** Releases every connection. Called once, after running transactions finished. */
+  disconnect(): Promise<void>;
+  /** One statement in autocommit mode. Errors are already `StoreQueryError`s. */
+  query<Row>(sql: string, params: readonly unknown[]): Promise<QueryResult<Row>>;
+  /** Runs `fn` in a transaction; commits when it resolves, rolls back and rethrows when it rejects. */
+  transaction<T>(fn: (tx: MigrationTx) => Promise<T>, options: TransactionOptions): Promise<T>;
+}
+
+/** Options every SQL store accepts. */
+export interface SqlStoreOptions {
+  /** Apply pending migrations on `open()` (default `true`); when `false`, `open()` fails on an outdated schema. */
+  migrate?: boolean;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** A {@link Store} that can also report and apply migrations explicitly. */
+export interface SqlStore extends Store {
+  /** Applies pending migrations now (what `open()` does by default). */
+  migrate(): Promise<MigrationReport>;
+  /** The adapter's location string (file path, or host/database/schema). */
+  readonly location: string;
+}
+
+interface TxContext {
+  resource: unknown;
+  open: boolean;
+}
+
+const activeTx = new AsyncLocalStorage<TxContext>();
+
+/** Builds a {@link Store} from an adapter's {@link StoreDriver}. */
+export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {}): SqlStore {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  const dialect: SqlDialect = driver.dialect;
+  let state: "new" | "opening" | "open" | "closing" | "closed" = "new";
+  let opening: Promise<MigrationReport | undefined> | undefined;
+  let closing: Promise<void> | undefined;
+  const running = new Set<Promise<unknown>>();
+
+  /** Why a call must be refused right now, if it must. */
+  const refusal = (): PatchbayError | undefined => {
+    const ctx = activeTx.getStore();
+    if (ctx?.open && ctx.resource === driver.resource) return new NestedTransactionError();
+    if (state === "closing" || state === "closed") return new StoreClosedError("the store is closed");
+    return undefined;
+  };
+  /**
+   * Runs one operation: rejects at once when closed or nested, opens the store on first use,
+   * and is tracked from the start so `close()` waits for it.
+   */
+  const operation = <T>(fn: () => Promise<T>, { openFirst = true } = {}): Promise<T> => {
+    const refused = refusal();
+    if (refused) return Promise.reject(refused);
+    const p = (async () => {
+      if (openFirst && state !== "open") await store.open();
+      return fn();
+    })();
+    running.add(p);
+    const done = () => running.delete(p);
+    p.then(done, done);
+    return p;
+  };
+
+  /** Connects and migrates (or checks the schema) once; resolves with the report when it migrated now. */
+  const open = (mode: "migrate" | "check"): Promise<MigrationReport | undefined> => {
+    const refused = refusal();
+    if (refused) return Promise.reject(refused);
+    if (state === "open") return Promise.resolve(undefined);
+    opening ??= (async () => {
+      state = "opening";
+      try {
+        await driver.connect();
+        const report =
+          mode === "check"
+            ? (await schemaVersion(driver, driver.migrations, { requireCurrent: true }), undefined)
+            : await migrate(driver, driver.migrations, { clock, logger });
+        if (state === "opening") state = "open";
+        return report;
+      } catch (e) {
+        if (state === "opening") state = "new";
+        opening = undefined;
+        await driver.disconnect().catch(() => undefined);
+        throw e;
+      }
+    })();
+    return opening;
+  };
+
+  const autocommit: SqlExecutor = {
+    query: <Row>(text: string, params: readonly unknown[] = []) =>
+      operation(() => driver.query<Row>(text, params)),
+  };
+
+  const store: SqlStore = {
+    capabilities: driver.capabilities,
+    location: driver.location,
+    state: createStateStore(autocommit, dialect, clock),
+    idempotency: createIdempotencyStore(autocommit, dialect, clock),
+    query: (text, params) => autocommit.query(text, params),
+
+    open: () => open(options.migrate === false ? "check" : "migrate").then(() => undefined),
+
+    close() {
+      closing ??= (async () => {
+        const wasOpen = state === "open" || state === "opening";
+        state = "closing";
+        await opening?.catch(() => undefined);
+        await Promise.allSettled([...running]);
+        if (wasOpen) await driver.disconnect();
+        state = "closed";
+      })();
+      return closing;
+    },
+
+    async health(): Promise<StoreHealth> {
+      const started = performance.now();
+      const base = {
+        dialect: dialect.name,
+        location: driver.location,
+        knownSchemaVersion: driver.migrations.length,
+      };
+      try {
+        const applied = await operation(() =>
+          driver.transaction((tx) => appliedMigrations(tx, dialect), { isolation: "read committed" }),
+        );
+        const latencyMs = Math.round((performance.now() - started) * 100) / 100;
+        return { ok: true, ...base, schemaVersion: applied.at(-1)?.version ?? 0, latencyMs };
+      } catch (e) {
+        return {
+          ok: false,
+          ...base,
+          schemaVersion: 0,
+          latencyMs: Math.round(performance.now() - started),
+          error: (e as Error).message,
+        };
+      }
+    },
+
+    // Opening in "migrate" mode returns the report of the migrations it applied; an open store
+    // migrates again (normally nothing) so the report is always about this call.
+    migrate: () =>
+      operation(
+        async () => (await open("migrate")) ?? migrate(driver, driver.migrations, { clock, logger }),
+        { openFirst: false },
+      ),
+
+    transaction<T>(fn: (tx: StoreTx) => Promise<T>, txOptions: TransactionOptions = {}): Promise<T> {
+      return operation(() =>
+        driver.transaction(async (conn) => {
+          const ctx: TxContext = { resource: driver.resource, open: true };
+          const live: SqlExecutor = {
+            query: <Row>(text: string, params: readonly unknown[] = []) => {
+              if (!ctx.open) {
+                return Promise.reject(
+                  new StoreClosedError(
+                    "transaction handle used after its transaction ended (a missing await?)",
+                  ),
+                );
+              }
+              return conn.query<Row>(text, params);
+            },
+          };
+          const tx: StoreTx = {
+            query: (text, params) => live.query(text, params),
+            state: createStateStore(live, dialect, clock),
+            idempotency: createIdempotencyStore(live, dialect, clock),
+          };
+          try {
+            return await activeTx.run(ctx, () => fn(tx));
+          } finally {
+            ctx.open = false;
+          }
+        }, txOptions),
+      );
+    },
+  };
+  return store;
+}

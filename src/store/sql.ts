@@ -1,0 +1,64 @@
+/**
+ * A tiny tagged-template SQL builder for Patchbay's own statements, so one repository works on
+ * every dialect: interpolated values become parameters in the dialect's placeholder style, and
+ * {@link raw} fragments (already-quoted identifiers only) are inlined.
+ */
+import { InvalidArgumentError } from "../core/errors.js";
+
+const RAW = Symbol("patchbay.sql.raw");
+
+/** A fragment inlined as-is. Only for identifiers the code itself quoted — never user values. */
+export interface RawSql {
+  readonly [RAW]: string;
+}
+
+/** Marks already-quoted SQL text to be inlined. */
+export function raw(text: string): RawSql {
+  return { [RAW]: text };
+}
+
+/** A statement and its parameters, not yet bound to a dialect. */
+export interface SqlStatement {
+  readonly strings: readonly string[];
+  readonly values: readonly unknown[];
+}
+
+/** Builds a {@link SqlStatement}: ``sql`select * from ${raw(t)} where key = ${key}` ``. */
+export function sql(strings: TemplateStringsArray, ...values: unknown[]): SqlStatement {
+  return { strings, values };
+}
+
+/** Renders a statement for a placeholder style: `$1, $2` (`"numbered"`) or `?, ?` (`"question"`). */
+export function render(
+  statement: SqlStatement,
+  placeholders: "numbered" | "question",
+): { text: string; params: unknown[] } {
+  const params: unknown[] = [];
+  let text = statement.strings[0] ?? "";
+  statement.values.forEach((value, i) => {
+    if (typeof value === "object" && value !== null && RAW in value) {
+      text += (value as RawSql)[RAW];
+    } else {
+      params.push(value);
+      text += placeholders === "numbered" ? `$${params.length}` : "?";
+    }
+    text += statement.strings[i + 1] ?? "";
+  });
+  return { text, params };
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/**
+ * Quotes a SQL identifier after checking it is a plain name (letters, digits, `_`, at most 63
+ * chars). A table or schema name from configuration is never SQL.
+ */
+export function quoteIdentifier(name: string, what = "identifier"): string {
+  if (typeof name !== "string" || !IDENTIFIER.test(name)) {
+    throw new InvalidArgumentError(
+      `${what} ${JSON.stringify(name)} is not a plain SQL name (letters, digits and _, starting with a letter or _, at most 63 chars)`,
+      what,
+    );
+  }
+  return `"${name}"`;
+}

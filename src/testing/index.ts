@@ -1,0 +1,2 @@
+/** Test helpers for Patchbay users and adapter authors (`patchbay/testing`). */
+export { FakeClock } from "./fake-clock.js";

@@ -1,0 +1,37 @@
+/**
+ * Where the real services are, and whether this run may use them. Probed once per run by
+ * `test/global-setup.ts`; suites read the result with `inject("services")`.
+ */
+export interface ServiceStatus {
+  name: string;
+  url: string;
+  /** Location without credentials, for printing. */
+  where: string;
+  reachable: boolean;
+  error?: string;
+}
+
+export interface Services {
+  postgres: ServiceStatus;
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    services: Services;
+  }
+}
+
+/** The PostgreSQL URL tests use: `PATCHBAY_PG_URL`, default the local trust-auth server's `test` database. */
+export function postgresUrl(): string {
+  return process.env.PATCHBAY_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+}
+
+/** `host:port/db` without credentials. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port}${u.pathname}`;
+  } catch {
+    return "(unparseable url)";
+  }
+}
