@@ -1,0 +1,16 @@
+/**
+ * `npm run bench -- <name>`: runs one benchmark and prints its table. Benchmarks compare our
+ * figure with a peer's and the physical limit, measured in the same run, as ratios.
+ */
+const benches: Record<string, () => Promise<void>> = {
+  store: async () => (await import("./store.js")).main(),
+};
+
+const name = process.argv[2];
+const bench = name ? benches[name] : undefined;
+if (!bench) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join("|")}>\n`);
+  process.exitCode = 2;
+} else {
+  await bench();
+}
