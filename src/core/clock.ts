@@ -24,10 +24,22 @@ export const systemClock: Clock = {
         clearTimeout(timer);
         reject(signal?.reason as Error);
       };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
+      // setTimeout fires at once for delays over 2^31-1 ms (~24.8 days); wait in chunks instead.
+      const MAX_TIMER = 2_147_483_647;
+      const due = Date.now() + ms;
+      let timer: NodeJS.Timeout;
+      const arm = () => {
+        const left = due - Date.now();
+        timer = setTimeout(
+          () => {
+            if (due - Date.now() > 0 && left > MAX_TIMER) return arm();
+            signal?.removeEventListener("abort", onAbort);
+            resolve();
+          },
+          Math.min(Math.max(left, 0), MAX_TIMER),
+        );
+      };
+      arm();
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   },

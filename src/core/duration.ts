@@ -39,19 +39,22 @@ export function toMs(duration: Duration, what = "duration"): number {
     );
   }
   const text = duration.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text));
-  PART.lastIndex = 0;
   let total = 0;
-  let consumed = 0;
-  for (let m = PART.exec(text); m !== null; m = PART.exec(text)) {
-    total += Number(m[1]) * (UNIT_MS[m[2] as string] as number);
-    consumed = PART.lastIndex;
-  }
-  if (text.length === 0 || consumed !== text.length) {
-    throw new DurationError(
-      `${what} ${JSON.stringify(duration)} is not a duration; use ms as a number or units ms, s, m, h, d, w (e.g. "30s", "1h30m")`,
-      duration,
-    );
+  // A bare number in a string is milliseconds, as a number would be.
+  if (/^\d+(\.\d+)?$/.test(text)) total = Number(text);
+  else {
+    PART.lastIndex = 0;
+    let consumed = 0;
+    for (let m = PART.exec(text); m !== null; m = PART.exec(text)) {
+      total += Number(m[1]) * (UNIT_MS[m[2] as string] as number);
+      consumed = PART.lastIndex;
+    }
+    if (text.length === 0 || consumed !== text.length) {
+      throw new DurationError(
+        `${what} ${JSON.stringify(duration)} is not a duration; use ms as a number or units ms, s, m, h, d, w (e.g. "30s", "1h30m")`,
+        duration,
+      );
+    }
   }
   if (!Number.isFinite(total))
     throw new DurationError(`${what} ${JSON.stringify(duration)} is too large`, duration);

@@ -42,6 +42,14 @@ describe("structured mode", () => {
     expect(decodeStructured(encodeStructured(ev)).data).toEqual(bytes);
   });
 
+  it("carries bytes with no content type as data_base64, as binary mode does", () => {
+    const bytes = new Uint8Array([0xff, 0x00, 0x7b]);
+    const ev = createEnvelope({ ...base, data: bytes });
+    const json = JSON.parse(encodeStructured(ev)) as Record<string, unknown>;
+    expect(json.data_base64).toBe("/wB7");
+    expect(decodeStructured(encodeStructured(ev)).data).toEqual(bytes);
+  });
+
   it("stores JSON bytes as JSON when the content type is JSON", () => {
     const ev = createEnvelope({
       ...base,

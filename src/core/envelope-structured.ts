@@ -18,7 +18,10 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 export function encodeStructured(event: CloudEvent): string {
   const { data, ...attributes } = validateEnvelope(event);
   if (data === undefined) return JSON.stringify(attributes);
-  const json = isJsonContentType(attributes.datacontenttype);
+  // Bytes with no declared content type are opaque bytes (as in binary mode), not JSON text.
+  const json =
+    isJsonContentType(attributes.datacontenttype) &&
+    !(data instanceof Uint8Array && attributes.datacontenttype === undefined);
   if (data instanceof Uint8Array) {
     if (!json) return JSON.stringify({ ...attributes, data_base64: Buffer.from(data).toString("base64") });
     return JSON.stringify({ ...attributes, data: parseJson(data, "data") });

@@ -87,7 +87,7 @@ describe.each(libraries)("defineEvent with %s", (_name, schema) => {
   });
 
   it("refuses to build an envelope from invalid data", async () => {
-    const err = await rejection(OrderCreated.encode({ orderId: "o-1", total: -5 }));
+    const err = await rejection(OrderCreated.toEnvelope({ orderId: "o-1", total: -5 }));
     expect(isPatchbayError(err, "SCHEMA_INVALID")).toBe(true);
   });
 

@@ -75,8 +75,6 @@ export interface EventDefinition<T = unknown, In = T> {
    * `dataversion` and `datacontenttype: "application/json"`.
    */
   toEnvelope(data: In, options?: ToEnvelopeOptions, clock?: Clock): Promise<CloudEvent<T>>;
-  /** Same as {@link EventDefinition.toEnvelope}. */
-  encode(data: In, options?: ToEnvelopeOptions, clock?: Clock): Promise<CloudEvent<T>>;
 }
 
 /** The validated data type of an event definition: `EventData<typeof OrderCreated>`. */
@@ -196,7 +194,6 @@ export function defineEvent<S extends StandardSchemaV1>(
       return parse(await upcast(event.data, found));
     },
     toEnvelope,
-    encode: toEnvelope,
   };
 }
 
