@@ -47,7 +47,9 @@ export default async function setup(project: TestProject): Promise<void> {
     lines.push(
       s.reachable
         ? `  ${s.name.padEnd(11)} ${s.where.padEnd(27)} -> suites run against it`
-        : `  ${s.name.padEnd(11)} ${s.where.padEnd(27)} -> UNREACHABLE (${s.error}); its suites are skipped`,
+        : `  ${s.name.padEnd(11)} ${s.where.padEnd(27)} -> UNREACHABLE (${s.error}); ${
+            process.env.CI === "true" ? "CI=true: failing the run" : "its suites are skipped"
+          }`,
     );
   }
   console.log(lines.join("\n") + "\n");

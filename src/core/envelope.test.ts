@@ -8,7 +8,7 @@ function envelopeError(fn: () => unknown): EnvelopeError {
   try {
     fn();
   } catch (e) {
-    if (isPatchbayError(e, "ENVELOPE_INVALID")) return e as EnvelopeError;
+    if (isPatchbayError(e, "ENVELOPE_INVALID")) return e;
     throw e;
   }
   throw new Error("expected an ENVELOPE_INVALID error");

@@ -57,9 +57,29 @@ export class PatchbayError extends Error {
 }
 
 /**
- * True when `e` is a Patchbay error, and (when given) carries the `code`.
- * Works across duplicated package copies.
+ * Maps each error code to the class that carries it, so {@link isPatchbayError} narrows to the
+ * right fields (`attribute`, `issues`, ...). Modules add their codes by declaration merging.
  */
+export interface PatchbayErrorCodes {
+  INVALID_ARGUMENT: InvalidArgumentError;
+  DURATION_INVALID: DurationError;
+  NON_RETRYABLE: NonRetryableError;
+  ENVELOPE_INVALID: EnvelopeError;
+  SCHEMA_INVALID: SchemaValidationError;
+  EVENT_VERSION_UNKNOWN: UnknownEventVersionError;
+}
+
+/**
+ * True when `e` is a Patchbay error, and (when given) carries the `code`; narrows to the class
+ * of that code. Works across duplicated package copies.
+ *
+ * @example if (isPatchbayError(e, "ENVELOPE_INVALID")) console.log(e.attribute);
+ */
+export function isPatchbayError<C extends keyof PatchbayErrorCodes>(
+  e: unknown,
+  code: C,
+): e is PatchbayErrorCodes[C];
+export function isPatchbayError(e: unknown, code?: string): e is PatchbayError;
 export function isPatchbayError(e: unknown, code?: string): e is PatchbayError {
   if (typeof e !== "object" || e === null || !(BRAND in e)) return false;
   return code === undefined || (e as unknown as PatchbayError).code === code;

@@ -8,7 +8,7 @@ async function schemaError(promise: Promise<unknown>): Promise<SchemaValidationE
   try {
     await promise;
   } catch (e) {
-    if (isPatchbayError(e, "SCHEMA_INVALID")) return e as SchemaValidationError;
+    if (isPatchbayError(e, "SCHEMA_INVALID")) return e;
     throw e;
   }
   throw new Error("expected a SCHEMA_INVALID error");

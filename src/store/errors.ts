@@ -81,3 +81,19 @@ export class IdempotencyOwnershipError extends PatchbayError {
     );
   }
 }
+
+declare module "../core/errors.js" {
+  interface PatchbayErrorCodes {
+    QUERY_FAILED: StoreQueryError;
+    STORE_UNAVAILABLE: StoreUnavailableError;
+    STORE_CLOSED: StoreClosedError;
+    TRANSACTION_NESTED: NestedTransactionError;
+    SCHEMA_TOO_NEW: MigrationError;
+    SCHEMA_OUTDATED: MigrationError;
+    MIGRATION_MISMATCH: MigrationError;
+    MIGRATION_FAILED: MigrationError;
+    STATE_VERSION_CONFLICT: StateVersionConflictError;
+    IDEMPOTENCY_NOT_OWNER: IdempotencyOwnershipError;
+    IDEMPOTENCY_CONTENDED: PatchbayError;
+  }
+}
