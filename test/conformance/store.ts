@@ -8,21 +8,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isPatchbayError } from "../../src/core/errors.js";
 import type { SqlStore, SqlStoreOptions } from "../../src/store/sql-store.js";
 import { FakeClock } from "../../src/testing/fake-clock.js";
-
-/** A fresh, isolated, empty database for one test. */
-export interface StoreTarget {
-  /** A store on this database (each call a new store object with its own connections). */
-  make(options?: SqlStoreOptions): SqlStore;
-  /** Child-process description of the same database, for `test/fixtures/store-child.ts`. */
-  child: { adapter: "sqlite" | "postgres"; config: Record<string, unknown> };
-  /** The n-th placeholder in this dialect. */
-  p(n: number): string;
-  cleanup(): Promise<void>;
-}
+import type { IsolatedDatabase } from "../support/stores.js";
 
 export interface StoreHarness {
   name: string;
-  fresh(): Promise<StoreTarget>;
+  /** A fresh, isolated, empty database for one test. */
+  fresh(): Promise<IsolatedDatabase>;
 }
 
 const CHILD = fileURLToPath(new URL("../fixtures/store-child.ts", import.meta.url));
@@ -59,7 +50,7 @@ async function expectCode(promise: Promise<unknown>, code: string) {
 
 export function defineStoreConformance(harness: StoreHarness): void {
   describe(`Store conformance: ${harness.name}`, () => {
-    let target: StoreTarget;
+    let target: IsolatedDatabase;
     let store: SqlStore;
     const opened: SqlStore[] = [];
     const make = (options?: SqlStoreOptions) => {
@@ -99,9 +90,9 @@ export function defineStoreConformance(harness: StoreHarness): void {
         await store.open();
         const known = (await store.health()).knownSchemaVersion;
         const table =
-          target.child.adapter === "sqlite"
+          target.adapter === "sqlite"
             ? "patchbay_migrations"
-            : `"${String(target.child.config.schema)}".migrations`;
+            : `"${String(target.config.schema)}".migrations`;
         await store.query(
           `INSERT INTO ${table} (version, name, applied_at) VALUES (${target.p(1)}, 'from-the-future', 0)`,
           [known + 1],
@@ -115,16 +106,16 @@ export function defineStoreConformance(harness: StoreHarness): void {
 
       it("four processes migrating the same empty database at once apply each migration exactly once", async () => {
         const children = Array.from({ length: 4 }, () =>
-          runChild({ ...target.child, action: "migrate" }, /ready/),
+          runChild({ adapter: target.adapter, config: target.config, action: "migrate" }, /ready/),
         );
         await Promise.all(children.map((c) => c.reached));
         for (const c of children) c.proc.stdin.write("go\n");
         const codes = await Promise.all(children.map((c) => c.exited));
         expect(codes, children.map((c) => c.errors()).join("\n")).toEqual([0, 0, 0, 0]);
         const table =
-          target.child.adapter === "sqlite"
+          target.adapter === "sqlite"
             ? "patchbay_migrations"
-            : `"${String(target.child.config.schema)}".migrations`;
+            : `"${String(target.config.schema)}".migrations`;
         const { rows } = await store.query<{ version: number | string; n: number | string }>(
           `SELECT version, COUNT(*) AS n FROM ${table} GROUP BY version ORDER BY version`,
         );
@@ -269,7 +260,10 @@ export function defineStoreConformance(harness: StoreHarness): void {
       it("a process killed with SIGKILL inside a transaction leaves nothing half-applied", async () => {
         await store.query("CREATE TABLE crash_rows (id INTEGER PRIMARY KEY)");
         await store.close();
-        const child = runChild({ ...target.child, action: "hang-in-transaction" }, /inside/);
+        const child = runChild(
+          { adapter: target.adapter, config: target.config, action: "hang-in-transaction" },
+          /inside/,
+        );
         await child.reached;
         child.proc.kill("SIGKILL");
         await child.exited;

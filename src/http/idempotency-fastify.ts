@@ -1,0 +1,99 @@
+import {
+  createIdempotencyGate,
+  type IdempotencyDecision,
+  type IdempotencyKeyOptions,
+} from "./idempotency.js";
+
+/** The parts of a Fastify request the plugin reads (declared here so Patchbay does not depend on Fastify). */
+export interface FastifyRequestLike {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body?: unknown;
+}
+
+/** The parts of a Fastify reply the plugin uses. */
+export interface FastifyReplyLike {
+  statusCode: number;
+  code(status: number): FastifyReplyLike;
+  headers(values: Record<string, string>): FastifyReplyLike;
+  send(payload?: unknown): FastifyReplyLike;
+  getHeaders(): Record<string, unknown>;
+}
+
+/** The parts of a Fastify instance the plugin uses. */
+export interface FastifyInstanceLike {
+  addHook(
+    name: "preHandler",
+    hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>,
+  ): unknown;
+  addHook(
+    name: "onSend",
+    hook: (request: FastifyRequestLike, reply: FastifyReplyLike, payload: unknown) => Promise<unknown>,
+  ): unknown;
+}
+
+/** Options of {@link idempotencyKeyFastify}. */
+export interface FastifyIdempotencyKeyOptions extends IdempotencyKeyOptions {
+  /** Client identity that scopes keys; default: one shared scope. */
+  client?: (request: FastifyRequestLike) => string | undefined;
+}
+
+const DECISION = Symbol("patchbay.idempotency");
+type Tagged = FastifyRequestLike & { [DECISION]?: Extract<IdempotencyDecision, { action: "execute" }> };
+
+/**
+ * `Idempotency-Key` for Fastify, as a plugin: `await app.register(idempotencyKeyFastify({ store }))`.
+ * Same semantics as {@link idempotencyKey}. Applies to every route registered in the same scope;
+ * streamed replies are not stored (the key is released).
+ */
+export function idempotencyKeyFastify(options: FastifyIdempotencyKeyOptions) {
+  const gate = createIdempotencyGate(options);
+
+  const plugin = (fastify: FastifyInstanceLike): Promise<void> => {
+    fastify.addHook("preHandler", async (request: Tagged, reply) => {
+      const raw = request.headers[gate.headerName];
+      const decision = await gate.decide({
+        method: request.method,
+        url: request.url,
+        key: Array.isArray(raw) ? raw[0] : raw,
+        body: request.body,
+        contentType: [request.headers["content-type"]].flat()[0],
+        client: options.client?.(request),
+      });
+      if (decision.action === "respond") {
+        return reply.code(decision.status).headers(decision.headers).send(decision.body);
+      }
+      if (decision.action === "execute") request[DECISION] = decision;
+      return undefined;
+    });
+
+    fastify.addHook("onSend", async (request: Tagged, reply, payload) => {
+      const decision = request[DECISION];
+      if (!decision) return payload;
+      delete request[DECISION];
+      if (
+        payload !== null &&
+        payload !== undefined &&
+        typeof payload !== "string" &&
+        !Buffer.isBuffer(payload)
+      ) {
+        await decision.abandon();
+        return payload;
+      }
+      await decision.finish({
+        status: reply.statusCode,
+        headers: reply.getHeaders(),
+        body: Buffer.from(payload ?? ""),
+      });
+      return payload;
+    });
+    return Promise.resolve();
+  };
+  // Like fastify-plugin: hooks apply to the scope that registers the plugin, not only inside it.
+  Object.assign(plugin, {
+    [Symbol.for("skip-override")]: true,
+    [Symbol.for("fastify.display-name")]: "patchbay-idempotency-key",
+  });
+  return plugin;
+}

@@ -1,0 +1,235 @@
+/**
+ * The framework-neutral core of the `Idempotency-Key` middleware (IETF
+ * draft-ietf-httpapi-idempotency-key-header, and Stripe's practice): decides, for one request,
+ * whether to run the handler, replay a stored response, or refuse — backed by the Store's
+ * idempotency records, so it holds across processes on PostgreSQL.
+ */
+import { createHash } from "node:crypto";
+import type { Duration } from "../core/duration.js";
+import { toMs } from "../core/duration.js";
+import { InvalidArgumentError } from "../core/errors.js";
+import type { IdempotencyRef, IdempotencyStore } from "../store/contracts.js";
+
+/** Options of the `Idempotency-Key` middleware. */
+export interface IdempotencyKeyOptions {
+  /** Where records live: any Patchbay Store (its `idempotency` role). */
+  store: { readonly idempotency: IdempotencyStore };
+  /** Refuse requests without a key with 400 (default `false`: they run normally, unprotected). */
+  required?: boolean;
+  /** Methods the middleware covers. Default `["POST", "PATCH"]`: the non-idempotent ones. */
+  methods?: readonly string[];
+  /** Request header carrying the key. Default `idempotency-key`. */
+  header?: string;
+  /** How long a completed response is replayed. Default 24 h. */
+  ttl?: Duration;
+  /** How long a request in progress holds its key before a retry may take over (the holder is presumed dead). Default 60 s. */
+  lease?: Duration;
+  /** Response headers stored and replayed along with status and body. */
+  replayHeaders?: readonly string[];
+  /** Responses larger than this are not stored (the key is released). Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** Store 5xx responses too. Default `false`: a 5xx releases the key so a retry runs the handler again. */
+  storeServerErrors?: boolean;
+}
+
+/** A response as stored and replayed. */
+export interface StoredResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** Body bytes, base64. */
+  body: string;
+}
+
+/** What the framework adapter must do with a request. */
+export type IdempotencyDecision =
+  | { action: "pass" }
+  | { action: "respond"; status: number; headers: Record<string, string>; body: Buffer }
+  | {
+      action: "execute";
+      /** Records the handler's response for replay (or releases the key, for 5xx or oversized bodies). */
+      finish(response: { status: number; headers: Record<string, unknown>; body: Buffer }): Promise<void>;
+      /** Releases the key: the request ended without a response (aborted, crashed handler). */
+      abandon(): Promise<void>;
+    };
+
+/** The request facts the core needs. */
+export interface IdempotencyRequest {
+  method: string;
+  /** Path and query, as received. */
+  url: string;
+  /** The key header's raw value, if any. */
+  key: string | undefined;
+  /** The body: raw bytes, text, or what a body parser produced (hashed as canonical JSON). */
+  body: unknown;
+  /** Client identity (API key id, account id) that scopes keys; keys of different clients never collide. */
+  client?: string | undefined;
+  /** The request's content type, to read raw JSON bodies canonically. */
+  contentType?: string | undefined;
+}
+
+const DEFAULT_REPLAY_HEADERS = [
+  "content-type",
+  "content-language",
+  "location",
+  "content-location",
+  "cache-control",
+  "etag",
+  "last-modified",
+];
+
+/** Problem Details (RFC 9457) responses for refusals. */
+function problem(status: number, title: string, detail: string, extra: Record<string, string> = {}) {
+  return {
+    action: "respond" as const,
+    status,
+    headers: { "content-type": "application/problem+json", ...extra },
+    body: Buffer.from(
+      JSON.stringify({ type: "https://patchbay.dev/problems/idempotency", title, status, detail }),
+    ),
+  };
+}
+
+/** JSON with sorted object keys, so `{a,b}` and `{b,a}` fingerprint alike. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object" && !(value instanceof Uint8Array)) {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/** Raw JSON text as canonical JSON, so a retry that re-serialized the same object still matches. */
+function canonicalText(body: Uint8Array | string, contentType: string | undefined): Uint8Array | string {
+  if (!contentType || !/\bjson\b|\+json/i.test(contentType)) return body;
+  try {
+    const text = typeof body === "string" ? body : Buffer.from(body).toString("utf8");
+    return canonicalJson(JSON.parse(text));
+  } catch {
+    return body;
+  }
+}
+
+/**
+ * SHA-256 over method, path+query and body. Parsed bodies and JSON text are hashed as canonical
+ * JSON (sorted keys); other bodies byte for byte.
+ */
+export function requestFingerprint(method: string, url: string, body: unknown, contentType?: string): string {
+  const hash = createHash("sha256").update(`${method.toUpperCase()}\n${url}\n`);
+  if (body instanceof Uint8Array || typeof body === "string") hash.update(canonicalText(body, contentType));
+  else if (body !== undefined && body !== null) hash.update(canonicalJson(body));
+  return hash.digest("base64url");
+}
+
+/**
+ * Reads a key: the draft makes it a Structured Field string (`"abc"`); Stripe-style bare values
+ * are accepted too. Returns undefined when the value is unusable.
+ */
+function parseKey(raw: string): string | undefined {
+  let key = raw.trim();
+  if (key.length >= 2 && key.startsWith('"') && key.endsWith('"')) key = key.slice(1, -1);
+  if (key.length === 0 || key.length > 255 || !/^[\x20-\x7e]+$/.test(key)) return undefined;
+  return key;
+}
+
+/** Builds the decision function shared by the Node/Express and Fastify adapters. */
+export function createIdempotencyGate(options: IdempotencyKeyOptions) {
+  if (!options?.store?.idempotency) {
+    throw new InvalidArgumentError("idempotencyKey needs a store (any Patchbay Store)", "store");
+  }
+  const methods = new Set((options.methods ?? ["POST", "PATCH"]).map((m) => m.toUpperCase()));
+  const ttl = toMs(options.ttl ?? "24h", "ttl");
+  const lease = toMs(options.lease ?? "60s", "lease");
+  const replayHeaders = (options.replayHeaders ?? DEFAULT_REPLAY_HEADERS).map((h) => h.toLowerCase());
+  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+  const headerName = (options.header ?? "idempotency-key").toLowerCase();
+  const records = options.store.idempotency;
+
+  const replay = (stored: StoredResponse | undefined) => {
+    if (!stored) return problem(500, "Stored response unreadable", "the stored response is missing");
+    return {
+      action: "respond" as const,
+      status: stored.status,
+      headers: { ...stored.headers, "idempotent-replayed": "true" },
+      body: Buffer.from(stored.body, "base64"),
+    };
+  };
+
+  async function decide(req: IdempotencyRequest): Promise<IdempotencyDecision> {
+    if (!covers(req.method)) return { action: "pass" };
+    if (req.key === undefined) {
+      return options.required
+        ? problem(400, "Idempotency-Key is missing", `this endpoint requires an ${headerName} header`)
+        : { action: "pass" };
+    }
+    const key = parseKey(req.key);
+    if (key === undefined) {
+      return problem(
+        400,
+        "Idempotency-Key is invalid",
+        "the key must be 1 to 255 printable ASCII characters",
+      );
+    }
+    const ref: IdempotencyRef = { scope: req.client ? `client:${req.client}` : "anonymous", key };
+    const fingerprint = requestFingerprint(req.method, req.url, req.body, req.contentType);
+    const claim = await records.claim<StoredResponse>({ ...ref, fingerprint, ttl, lease });
+    switch (claim.outcome) {
+      case "mismatch":
+        return problem(
+          422,
+          "Idempotency-Key reused",
+          "this key was already used with a different request (method, path or body)",
+        );
+      case "in_flight":
+        return problem(
+          409,
+          "Request in progress",
+          "a request with this key is still being processed; retry later",
+          {
+            "retry-after": "1",
+          },
+        );
+      case "completed":
+        return replay(claim.record.response);
+      case "claimed":
+        break;
+    }
+    const token = claim.token;
+    let settled = false;
+    const release = async () => {
+      if (settled) return;
+      settled = true;
+      await records.release(ref, token);
+    };
+    return {
+      action: "execute",
+      async finish(response) {
+        if (settled) return;
+        if ((response.status >= 500 && !options.storeServerErrors) || response.body.length > maxBodyBytes) {
+          await release();
+          return;
+        }
+        const headers: Record<string, string> = {};
+        for (const name of replayHeaders) {
+          const value = response.headers[name];
+          if (typeof value === "string" || typeof value === "number") headers[name] = String(value);
+          else if (Array.isArray(value)) headers[name] = value.map(String).join(", ");
+        }
+        settled = true;
+        await records.complete<StoredResponse>(ref, token, {
+          status: response.status,
+          headers,
+          body: response.body.toString("base64"),
+        });
+      },
+      abandon: release,
+    };
+  }
+
+  /** Whether the middleware looks at requests of this method at all. */
+  const covers = (method: string) => methods.has(method.toUpperCase());
+
+  return { decide, covers, headerName };
+}

@@ -1,0 +1,233 @@
+/**
+ * The Idempotency-Key middleware under Express, Fastify and plain Node `http`, on real stores.
+ * Two server instances with their own store objects (own pools) stand for two processes.
+ */
+import { once } from "node:events";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import express from "express";
+import Fastify from "fastify";
+import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { idempotencyKey, idempotencyKeyFastify } from "../src/http/index.js";
+import type { IdempotencyKeyOptions } from "../src/http/idempotency.js";
+import type { SqlStore } from "../src/store/sql-store.js";
+import { FakeClock } from "../src/testing/fake-clock.js";
+import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+
+const { postgres: pgService } = inject("services");
+
+/** The application behind the middleware: counts executions, can be slowed down or made to fail. */
+class Orders {
+  executions = 0;
+  delayMs = 0;
+  failNext = false;
+  async create(body: unknown): Promise<{ status: number; body: unknown }> {
+    this.executions++;
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.failNext) {
+      this.failNext = false;
+      return { status: 503, body: { error: "database hiccup" } };
+    }
+    return { status: 201, body: { id: `order-${this.executions}`, received: body } };
+  }
+}
+
+type Options = Omit<IdempotencyKeyOptions, "store">;
+type ServerFactory = (
+  store: SqlStore,
+  orders: Orders,
+  options: Options,
+) => Promise<{ url: string; close(): Promise<void> }>;
+
+const clientOf = (headers: Record<string, string | string[] | undefined>) => {
+  const v = headers["x-client"];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+async function listen(server: http.Server) {
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const frameworks: Record<string, ServerFactory> = {
+  express: (store, orders, options) => {
+    const app = express();
+    app.post(
+      "/orders",
+      express.json(),
+      idempotencyKey({ store, ...options, client: (req) => clientOf(req.headers) }),
+      (req, res, next) => {
+        orders.create(req.body).then((r) => res.status(r.status).location(`/orders/x`).json(r.body), next);
+      },
+    );
+    return listen(http.createServer(app));
+  },
+  fastify: async (store, orders, options) => {
+    const app = Fastify();
+    await app.register(idempotencyKeyFastify({ store, ...options, client: (req) => clientOf(req.headers) }));
+    app.post("/orders", async (request, reply) => {
+      const r = await orders.create(request.body);
+      return reply.code(r.status).header("location", "/orders/x").send(r.body);
+    });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = app.server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}`, close: () => app.close() };
+  },
+  "node http": (store, orders, options) => {
+    const mw = idempotencyKey({ store, ...options, client: (req) => clientOf(req.headers) });
+    const handler = async (req: IncomingMessage & { body?: unknown }, res: ServerResponse) => {
+      // The middleware leaves the raw body on req.body when it read it; otherwise read it here.
+      let raw = req.body as Buffer | undefined;
+      if (raw === undefined) {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+        raw = Buffer.concat(chunks);
+      }
+      const body = JSON.parse(raw.toString() || "null") as unknown;
+      await orders.create(body).then(
+        (r) =>
+          res
+            .writeHead(r.status, { "content-type": "application/json", location: "/orders/x" })
+            .end(JSON.stringify(r.body)),
+        () => res.writeHead(500).end(),
+      );
+    };
+    return listen(
+      http.createServer((req, res) => {
+        mw(req, res, (err) => {
+          if (err) res.writeHead(500).end((err as Error).message);
+          else void handler(req, res);
+        });
+      }),
+    );
+  },
+};
+
+const databases: Array<[string, () => IsolatedDatabase]> = [["SQLite", sqliteDatabase]];
+if (pgService.reachable) databases.unshift(["PostgreSQL", () => postgresDatabase(pgService.url)]);
+else console.log(`Idempotency-Key on PostgreSQL skipped: unreachable at ${pgService.where}`);
+
+for (const [dbName, makeDb] of databases) {
+  for (const [framework, serve] of Object.entries(frameworks)) {
+    describe(`Idempotency-Key middleware: ${framework} on ${dbName}`, () => {
+      let db: IsolatedDatabase;
+      let orders: Orders;
+      const cleanups: Array<() => Promise<void>> = [];
+      const start = async (options: Options = {}, storeOptions = {}) => {
+        const store = db.make(storeOptions);
+        const server = await serve(store, orders, options);
+        cleanups.push(async () => {
+          await server.close();
+          await store.close();
+        });
+        return server.url;
+      };
+      const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+        fetch(`${url}/orders`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body: JSON.stringify(body),
+        });
+
+      beforeEach(() => {
+        db = makeDb();
+        orders = new Orders();
+      });
+      afterEach(async () => {
+        for (const c of cleanups.splice(0).reverse()) await c();
+        await db.cleanup();
+      });
+
+      it("two concurrent identical requests on two servers run the handler once; the other gets 409 or the replay", async () => {
+        const [a, b] = [await start(), await start()];
+        orders.delayMs = 150;
+        const headers = { "idempotency-key": "order-abc" };
+        const responses = await Promise.all([
+          post(a, { sku: "A", qty: 1 }, headers),
+          post(b, { sku: "A", qty: 1 }, headers),
+        ]);
+        expect(orders.executions).toBe(1);
+        const statuses = responses.map((r) => r.status);
+        expect(statuses).toContain(201);
+        expect(statuses.filter((s) => s !== 201 && s !== 409)).toEqual([]);
+        const loser = responses.find(
+          (r) => r.status === 409 || r.headers.get("idempotent-replayed") === "true",
+        );
+        expect(loser, "one response is a 409 or a replay").toBeDefined();
+        if (loser?.status === 409) expect(loser.headers.get("retry-after")).toBe("1");
+      });
+
+      it("a retry after completion replays status, headers and body without running the handler", async () => {
+        const url = await start();
+        const first = await post(url, { sku: "A", qty: 2 }, { "idempotency-key": '"k-1"' });
+        const firstBody = await first.text();
+        const again = await post(url, { qty: 2, sku: "A" }, { "idempotency-key": "k-1" });
+        expect(orders.executions).toBe(1);
+        expect(again.status).toBe(first.status);
+        expect(await again.text()).toBe(firstBody);
+        expect(again.headers.get("location")).toBe("/orders/x");
+        expect(again.headers.get("content-type")).toBe(first.headers.get("content-type"));
+        expect(again.headers.get("idempotent-replayed")).toBe("true");
+        expect(first.headers.get("idempotent-replayed")).toBeNull();
+      });
+
+      it("the same key with a different body is 422 and does not run the handler", async () => {
+        const url = await start();
+        await post(url, { qty: 1 }, { "idempotency-key": "k-2" });
+        const reused = await post(url, { qty: 99 }, { "idempotency-key": "k-2" });
+        expect(reused.status).toBe(422);
+        expect(reused.headers.get("content-type")).toContain("application/problem+json");
+        expect(orders.executions).toBe(1);
+      });
+
+      it("a required key that is missing is 400; an invalid key is 400; optional keys may be omitted", async () => {
+        const strict = await start({ required: true });
+        expect((await post(strict, { qty: 1 })).status).toBe(400);
+        expect((await post(strict, { qty: 1 }, { "idempotency-key": "x".repeat(300) })).status).toBe(400);
+        expect(orders.executions).toBe(0);
+        const lax = await start();
+        expect((await post(lax, { qty: 1 })).status).toBe(201);
+        expect((await post(lax, { qty: 1 })).status).toBe(201);
+        expect(orders.executions).toBe(2);
+      });
+
+      it("a 5xx releases the key so the retry runs the handler again", async () => {
+        const url = await start();
+        orders.failNext = true;
+        expect((await post(url, { qty: 1 }, { "idempotency-key": "k-3" })).status).toBe(503);
+        const retry = await post(url, { qty: 1 }, { "idempotency-key": "k-3" });
+        expect(retry.status).toBe(201);
+        expect(retry.headers.get("idempotent-replayed")).toBeNull();
+        expect(orders.executions).toBe(2);
+      });
+
+      it("keys are scoped per client: the same key from two clients runs twice", async () => {
+        const url = await start();
+        await post(url, { qty: 1 }, { "idempotency-key": "k-4", "x-client": "alice" });
+        const bob = await post(url, { qty: 1 }, { "idempotency-key": "k-4", "x-client": "bob" });
+        expect(bob.headers.get("idempotent-replayed")).toBeNull();
+        expect(orders.executions).toBe(2);
+      });
+
+      it("a stored response is replayed until its ttl, then the key runs afresh", async () => {
+        const clock = new FakeClock(Date.UTC(2026, 0, 1));
+        const url = await start({ ttl: "24h" }, { clock });
+        await post(url, { qty: 1 }, { "idempotency-key": "k-5" });
+        await clock.advance("23h");
+        expect(
+          (await post(url, { qty: 1 }, { "idempotency-key": "k-5" })).headers.get("idempotent-replayed"),
+        ).toBe("true");
+        await clock.advance("1h");
+        expect(
+          (await post(url, { qty: 1 }, { "idempotency-key": "k-5" })).headers.get("idempotent-replayed"),
+        ).toBeNull();
+        expect(orders.executions).toBe(2);
+      });
+    });
+  }
+}

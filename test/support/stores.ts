@@ -1,0 +1,58 @@
+/**
+ * Isolated stores on the real databases for integration tests: a temporary SQLite file, or a
+ * PostgreSQL schema of its own (`pb_test_<random>`, dropped by `cleanup`).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { postgres } from "../../src/adapters/postgres/index.js";
+import { sqlite } from "../../src/adapters/sqlite/index.js";
+import type { SqlStore, SqlStoreOptions } from "../../src/store/sql-store.js";
+
+export interface IsolatedDatabase {
+  adapter: "sqlite" | "postgres";
+  /** A new store on this database (own connections). */
+  make(options?: SqlStoreOptions): SqlStore;
+  /** Config for `test/fixtures/store-child.ts`. */
+  config: Record<string, unknown>;
+  /** The n-th placeholder in this dialect. */
+  p(n: number): string;
+  cleanup(): Promise<void>;
+}
+
+export function sqliteDatabase(): IsolatedDatabase {
+  const dir = mkdtempSync(join(tmpdir(), "patchbay-test-"));
+  const config = { file: join(dir, "nested", "patchbay.db") };
+  return {
+    adapter: "sqlite",
+    make: (options) => sqlite({ ...config, ...options }),
+    config,
+    p: () => "?",
+    cleanup: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })),
+  };
+}
+
+/** A schema of its own; user tables land in it too, through `search_path`. */
+export function postgresDatabase(url: string): IsolatedDatabase {
+  const schema = `pb_test_${randomBytes(6).toString("hex")}`;
+  const u = new URL(url);
+  u.searchParams.set("options", `-c search_path=${schema}`);
+  const config = { url: u.toString(), schema, max: 4 };
+  return {
+    adapter: "postgres",
+    make: (options) => postgres({ ...config, ...options }),
+    config,
+    p: (n) => `$${n}`,
+    async cleanup() {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
