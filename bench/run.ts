@@ -4,6 +4,7 @@
  */
 const benches: Record<string, () => Promise<void>> = {
   store: async () => (await import("./store.js")).main(),
+  resilience: async () => (await import("./resilience.js")).main(),
 };
 
 const name = process.argv[2];

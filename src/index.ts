@@ -33,3 +33,4 @@ export {
 } from "./store/errors.js";
 export type { Migration, MigrationReport } from "./store/migrations.js";
 export type { SqlStore, SqlStoreOptions, StoreDriver } from "./store/sql-store.js";
+export * from "./resilience/index.js";
