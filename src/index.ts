@@ -34,3 +34,4 @@ export {
 export type { Migration, MigrationReport } from "./store/migrations.js";
 export type { SqlStore, SqlStoreOptions, StoreDriver } from "./store/sql-store.js";
 export * from "./resilience/index.js";
+export * from "./http/index.js";

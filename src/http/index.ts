@@ -1,4 +1,4 @@
-/** HTTP: the `Idempotency-Key` server middleware (and, next, the resilient client). */
+/** HTTP: the resilient client and the `Idempotency-Key` server middleware. */
 export {
   createIdempotencyGate,
   requestFingerprint,
@@ -15,3 +15,11 @@ export {
   type FastifyReplyLike,
   type FastifyRequestLike,
 } from "./idempotency-fastify.js";
+export {
+  httpClient,
+  type HttpClient,
+  type HttpClientOptions,
+  type HttpRequestOptions,
+  type HttpResponse,
+} from "./client.js";
+export { HttpError, HttpNetworkError, HttpRedirectError, parseRetryAfter } from "./errors.js";
