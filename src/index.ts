@@ -35,3 +35,4 @@ export type { Migration, MigrationReport } from "./store/migrations.js";
 export type { SqlStore, SqlStoreOptions, StoreDriver } from "./store/sql-store.js";
 export * from "./resilience/index.js";
 export * from "./http/index.js";
+export * from "./bus/index.js";

@@ -185,6 +185,11 @@ export interface IdempotencyStore {
 export interface StoreTx extends SqlExecutor {
   readonly state: StateStore;
   readonly idempotency: IdempotencyStore;
+  /**
+   * Runs `callback` once the transaction has committed (never if it rolls back), e.g. to wake a
+   * consumer for rows the transaction wrote. A throwing callback is ignored: the commit stands.
+   */
+  afterCommit(callback: () => void): void;
 }
 
 /**

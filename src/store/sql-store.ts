@@ -36,6 +36,11 @@ export interface StoreDriver extends MigrationHost {
   /** Where the data lives, for logs and health (never a password). */
   readonly location: string;
   /**
+   * Subscribes to notifications on `channel` (PostgreSQL `LISTEN`); absent when the backend has
+   * none. Resolves with a function that unsubscribes.
+   */
+  listen?(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
    * Identity of what a transaction holds. Stores sharing it (two SQLite stores on one file share
    * a connection) reject calls made from inside each other's transactions with `TRANSACTION_NESTED`.
    */
@@ -63,6 +68,10 @@ export interface SqlStore extends Store {
   migrate(): Promise<MigrationReport>;
   /** The adapter's location string (file path, or host/database/schema). */
   readonly location: string;
+  /** SQL details for modules that keep their own tables in the store (bus, sync). Adapter-author API. */
+  readonly dialect: SqlDialect;
+  /** `LISTEN`-style notifications, when the backend has them (`capabilities.notifications`). */
+  listen?: StoreDriver["listen"];
 }
 
 interface TxContext {
@@ -139,6 +148,13 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
   const store: SqlStore = {
     capabilities: driver.capabilities,
     location: driver.location,
+    dialect,
+    ...(driver.listen
+      ? {
+          listen: (channel: string, onNotify: (payload: string) => void) =>
+            operation(() => driver.listen!(channel, onNotify)),
+        }
+      : {}),
     state: createStateStore(autocommit, dialect, clock),
     idempotency: createIdempotencyStore(autocommit, dialect, clock),
     query: (text, params) => autocommit.query(text, params),
@@ -190,6 +206,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
       ),
 
     transaction<T>(fn: (tx: StoreTx) => Promise<T>, txOptions: TransactionOptions = {}): Promise<T> {
+      const committed: Array<() => void> = [];
       return operation(() =>
         driver.transaction(async (conn) => {
           const ctx: TxContext = { resource: driver.resource, open: true };
@@ -209,13 +226,23 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
             query: (text, params) => live.query(text, params),
             state: createStateStore(live, dialect, clock),
             idempotency: createIdempotencyStore(live, dialect, clock),
+            afterCommit: (callback) => void committed.push(callback),
           };
           try {
             return await activeTx.run(ctx, () => fn(tx));
           } finally {
             ctx.open = false;
           }
-        }, txOptions),
+        }, txOptions).then((result) => {
+          for (const callback of committed.splice(0)) {
+            try {
+              callback();
+            } catch (e) {
+              logger.warn({ err: e }, "patchbay: afterCommit callback threw; the commit stands");
+            }
+          }
+          return result;
+        }),
       );
     },
   };

@@ -28,6 +28,21 @@ export function sql(strings: TemplateStringsArray, ...values: unknown[]): SqlSta
   return { strings, values };
 }
 
+/** Concatenates statements (for conditions built up piece by piece). */
+export function join(...parts: SqlStatement[]): SqlStatement {
+  const strings: string[] = [];
+  const values: unknown[] = [];
+  for (const part of parts) {
+    if (strings.length === 0) strings.push(...part.strings);
+    else {
+      strings[strings.length - 1] += part.strings[0] ?? "";
+      strings.push(...part.strings.slice(1));
+    }
+    values.push(...part.values);
+  }
+  return { strings, values };
+}
+
 /** Renders a statement for a placeholder style: `$1, $2` (`"numbered"`) or `?, ?` (`"question"`). */
 export function render(
   statement: SqlStatement,

@@ -24,7 +24,8 @@ export interface IsolatedDatabase {
 
 export function sqliteDatabase(): IsolatedDatabase {
   const dir = mkdtempSync(join(tmpdir(), "patchbay-test-"));
-  const config = { file: join(dir, "nested", "patchbay.db") };
+  // A generous busy timeout: tests race several processes on one file on a loaded 2-core machine.
+  const config = { file: join(dir, "nested", "patchbay.db"), busyTimeoutMs: 30_000 };
   return {
     adapter: "sqlite",
     make: (options) => sqlite({ ...config, ...options }),

@@ -6,7 +6,11 @@ import type { MigrationTx } from "../../store/migrations.js";
 import { quoteIdentifier } from "../../store/sql.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { toStoreError, toUnavailable } from "./errors.js";
+import { postgresBusMigration } from "./bus-schema.js";
 import { postgresMigrations } from "./migrations.js";
+
+/** Every migration of this adapter: the store's own, then the event bus's tables. */
+const allMigrations = [...postgresMigrations, postgresBusMigration(postgresMigrations.length + 1)];
 
 /** Options of the PostgreSQL store. */
 export interface PostgresDriverOptions {
@@ -61,7 +65,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     encodeJson: (value) => JSON.stringify(value),
     decodeJson: (raw) => raw,
   };
-  const migrations = postgresMigrations.map((m) => ({ ...m, sql: m.sql.replaceAll("{{schema}}", schema) }));
+  const migrations = allMigrations.map((m) => ({ ...m, sql: m.sql.replaceAll("{{schema}}", schema) }));
 
   const ready = (): pg.Pool => {
     if (!pool) throw toUnavailable(new Error("store is not connected"), location);
@@ -152,6 +156,44 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     },
 
     query: <Row>(text: string, params: readonly unknown[]) => onClient(ready()).query<Row>(text, params),
+
+    async listen(channel, onNotify) {
+      const name = quoteIdentifier(channel, "channel");
+      const config = (ready() as unknown as { options: pg.ClientConfig }).options;
+      let client: pg.Client | undefined;
+      let closed = false;
+      // A dedicated connection (LISTEN holds it); on loss, reconnect with a growing pause. Users
+      // of notifications also poll, so a gap only delays wake-ups, it loses nothing.
+      const connect = async (pause: number): Promise<void> => {
+        if (closed) return;
+        const c = new pg.Client(config);
+        c.on("notification", (m) => {
+          if (m.channel === channel) onNotify(m.payload ?? "");
+        });
+        c.on("error", () => undefined);
+        c.on("end", () => {
+          if (!closed && client === c) {
+            client = undefined;
+            setTimeout(() => void connect(Math.min(pause * 2, 30_000)), pause).unref();
+          }
+        });
+        try {
+          await c.connect();
+          await c.query(`LISTEN ${name}`);
+          client = c;
+        } catch {
+          await c.end().catch(() => undefined);
+          if (!closed) setTimeout(() => void connect(Math.min(pause * 2, 30_000)), pause).unref();
+        }
+      };
+      await connect(250);
+      return async () => {
+        closed = true;
+        const c = client;
+        client = undefined;
+        await c?.end().catch(() => undefined);
+      };
+    },
 
     transaction: (fn, txOptions) => transaction(fn, txOptions),
 

@@ -4,7 +4,11 @@ import type { SqlDialect } from "../../store/dialect.js";
 import type { MigrationTx } from "../../store/migrations.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { acquireConnection, releaseConnection, type SqliteConnection } from "./connection.js";
+import { sqliteBusMigration } from "./bus-schema.js";
 import { sqliteMigrations } from "./migrations.js";
+
+/** Every migration of this adapter: the store's own, then the event bus's tables. */
+const allMigrations = [...sqliteMigrations, sqliteBusMigration(sqliteMigrations.length + 1)];
 
 /** Options of the SQLite store. */
 export interface SqliteDriverOptions {
@@ -77,7 +81,7 @@ export function sqliteDriver(options: SqliteDriverOptions = {}): StoreDriver {
   return {
     dialect: sqliteDialect,
     capabilities: CAPABILITIES,
-    migrations: sqliteMigrations,
+    migrations: allMigrations,
     location,
     resource,
 

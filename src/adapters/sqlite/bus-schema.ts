@@ -1,0 +1,64 @@
+import type { Migration } from "../../store/migrations.js";
+
+/** Tables of the event bus's local transport, inbox, dead letters and outbox. */
+export const sqliteBusMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus",
+  sql: `
+    CREATE TABLE patchbay_bus_bindings (
+      grp TEXT NOT NULL,
+      pattern TEXT NOT NULL,
+      PRIMARY KEY (grp, pattern)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE patchbay_bus_jobs (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      grp TEXT NOT NULL,
+      message_id TEXT NOT NULL,
+      type TEXT NOT NULL,
+      key TEXT,
+      body TEXT NOT NULL,
+      headers TEXT NOT NULL,
+      attempt INTEGER NOT NULL DEFAULT 0,
+      run_at INTEGER NOT NULL,
+      first_failed_at INTEGER,
+      last_error TEXT,
+      created_at INTEGER NOT NULL,
+      UNIQUE (grp, message_id)
+    );
+    CREATE INDEX patchbay_bus_jobs_due ON patchbay_bus_jobs (grp, run_at, id);
+
+    CREATE TABLE patchbay_bus_inbox (
+      grp TEXT NOT NULL,
+      message_id TEXT NOT NULL,
+      processed_at INTEGER NOT NULL,
+      PRIMARY KEY (grp, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX patchbay_bus_inbox_processed_at ON patchbay_bus_inbox (processed_at);
+
+    CREATE TABLE patchbay_bus_dead_letters (
+      grp TEXT NOT NULL,
+      message_id TEXT NOT NULL,
+      type TEXT NOT NULL,
+      key TEXT,
+      body TEXT NOT NULL,
+      headers TEXT NOT NULL,
+      error TEXT NOT NULL,
+      attempts INTEGER NOT NULL,
+      first_failed_at INTEGER NOT NULL,
+      last_failed_at INTEGER NOT NULL,
+      PRIMARY KEY (grp, message_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE patchbay_bus_outbox (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      message_id TEXT NOT NULL,
+      type TEXT NOT NULL,
+      key TEXT,
+      body TEXT NOT NULL,
+      headers TEXT NOT NULL,
+      deliver_at INTEGER NOT NULL,
+      created_at INTEGER NOT NULL
+    );
+  `,
+});

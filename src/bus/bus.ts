@@ -1,0 +1,436 @@
+/**
+ * The event bus: durable publish/subscribe with consumer groups, an outbox for publishing inside
+ * business transactions, an inbox for exactly-once effects, delayed retries and dead letters —
+ * the same semantics on every transport.
+ */
+import { systemClock, type Clock } from "../core/clock.js";
+import { toMs, type Duration } from "../core/duration.js";
+import { decodeStructured, encodeStructured, type CloudEvent } from "../core/envelope.js";
+import { InvalidArgumentError, isPatchbayError, PatchbayError } from "../core/errors.js";
+import type { EventDefinition, ToEnvelopeOptions } from "../core/events.js";
+import { silentLogger, type Logger } from "../core/logger.js";
+import { exponential, type Backoff } from "../resilience/backoff.js";
+import type { StoreTx } from "../store/contracts.js";
+import type { SqlStore } from "../store/sql-store.js";
+import { createDeadLetters, type DeadLetters } from "./dead-letters.js";
+import { BusError } from "./errors.js";
+import { createInbox } from "./inbox.js";
+import { localTransport } from "./local-transport.js";
+import { createOutbox } from "./outbox.js";
+import { assertPattern, compilePattern } from "./patterns.js";
+import { busMetrics, withConsumerSpan, withProducerSpan } from "./telemetry.js";
+import type { Consumer, Delivery, Transport, TransportMessage } from "./transport.js";
+
+/** Any event definition, whatever its data types (definitions are invariant in them). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyEventDefinition = EventDefinition<any, any>;
+
+/** Options of {@link createEventBus}. */
+export interface EventBusOptions {
+  /** Durable state: inbox, dead letters, outbox (and the queue itself for the local transport). */
+  store: SqlStore;
+  /** Default: the local transport on `store`. */
+  transport?: Transport;
+  /** Event definitions this process knows: consumed events of these types are upcast and validated. */
+  events?: readonly AnyEventDefinition[];
+  /** CloudEvents `source` of published events. Default `/patchbay`. */
+  source?: string;
+  /** How long processed message ids are remembered by the inbox. Default 7 days. */
+  inboxRetention?: Duration;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** Options of {@link EventBus.publish}. */
+export interface PublishOptions extends Omit<ToEnvelopeOptions, "source"> {
+  /** Ordering/partition key (e.g. the order id). */
+  key?: string;
+  /** Extra transport headers. */
+  headers?: Record<string, string>;
+  /** Deliver no earlier than this from now. */
+  delay?: Duration;
+  source?: string;
+}
+
+/** Retry behaviour of a subscription. */
+export interface SubscriptionRetry {
+  /** In-process retries of one delivery before it is scheduled for later. Default 2. */
+  immediate?: number;
+  /** Deliveries before the message goes to dead letters. Default 8. */
+  attempts?: number;
+  /** Wait before each delayed retry. Default exponential from 1 s to 10 min, full jitter. */
+  backoff?: Backoff;
+  /** Which errors are worth retrying. Default: all but non-retryable Patchbay errors (`NonRetryableError`, schema errors). */
+  retryOn?: (error: unknown) => boolean;
+}
+
+/** Options of {@link EventBus.subscribe}. */
+export interface SubscribeOptions {
+  /** The consumer group: every group gets every matching event; instances of one group compete. */
+  group: string;
+  /** Handlers running at once in this process. Default 1. */
+  concurrency?: number;
+  retry?: SubscriptionRetry;
+  /**
+   * Run the handler in a store transaction with the inbox record (default `true`): its `ctx.tx`
+   * writes and the "processed" mark commit together — an exactly-once effect. Set `false` for
+   * handlers that only call out (HTTP, e-mail): the transaction would be held during the call.
+   */
+  transaction?: boolean;
+}
+
+/** What a handler gets besides the event. */
+export interface HandlerContext {
+  /** The store transaction the handler's writes must use (throws when `transaction: false`). */
+  readonly tx: StoreTx;
+  /** 1 on the first delivery; counts delayed retries and redeliveries after crashes. */
+  readonly attempt: number;
+  readonly group: string;
+  /** Aborts when the bus stops past its drain timeout. */
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+}
+
+/** An event as a handler receives it: decoded, upcast and validated when its definition is known. */
+export type ReceivedEvent<T = unknown> = CloudEvent<T> & { data: T };
+
+/** A handler: awaited; resolving acks, throwing retries or dead-letters. */
+export type Handler<T = unknown> = (event: ReceivedEvent<T>, ctx: HandlerContext) => Promise<void> | void;
+
+/** A transaction that can also publish (through the outbox, atomically with its writes). */
+export interface BusTx extends StoreTx {
+  publish<T, In>(event: EventDefinition<T, In>, data: In, options?: PublishOptions): Promise<CloudEvent<T>>;
+}
+
+/** The event bus. */
+export interface EventBus {
+  /** Validates, wraps in a CloudEvent and resolves once the event is durable. */
+  publish<T, In>(event: EventDefinition<T, In>, data: In, options?: PublishOptions): Promise<CloudEvent<T>>;
+  /** A store transaction whose `tx.publish` commits with the business writes (outbox). */
+  transaction<R>(fn: (tx: BusTx) => Promise<R>): Promise<R>;
+  /** Registers a handler for events matching `pattern` (or one event definition). Call before `start()`. */
+  subscribe<T = unknown>(
+    pattern: string | EventDefinition<T, unknown>,
+    options: SubscribeOptions,
+    handler: Handler<T>,
+  ): void;
+  /** Binds every group and starts consuming (and relaying the outbox, when the transport needs it). */
+  start(): Promise<void>;
+  /** Stops taking messages, waits for handlers up to `timeout` (default 30 s), closes. Safe twice. */
+  stop(options?: { timeout?: Duration }): Promise<void>;
+  readonly deadLetters: DeadLetters;
+  readonly transport: Transport;
+}
+
+interface Subscription {
+  patterns: string[];
+  matches: (type: string) => boolean;
+  group: string;
+  concurrency: number;
+  immediate: number;
+  attempts: number;
+  backoff: Backoff;
+  retryOn: (error: unknown) => boolean;
+  transactional: boolean;
+  handler: Handler;
+}
+
+const GROUP = /^[A-Za-z0-9_.-]{1,100}$/;
+
+const defaultRetryOn = (e: unknown) => !(isPatchbayError(e) && !e.retryable);
+
+/** A JSON-safe record of an error for dead letters and retries. */
+function errorRecord(e: unknown): Record<string, unknown> {
+  if (e instanceof PatchbayError) return e.toJSON();
+  if (e instanceof Error)
+    return { name: e.name, message: e.message, stack: e.stack?.split("\n").slice(0, 8).join("\n") };
+  return { name: "NonError", message: String(e) };
+}
+
+/**
+ * Creates an event bus on a store and a transport.
+ *
+ * @example
+ * const bus = createEventBus({ store, events: [OrderCreated] });
+ * bus.subscribe(OrderCreated, { group: "inventory" }, async (event, { tx }) => {
+ *   await tx.query("update stock set reserved = reserved + ? where sku = ?", [event.data.qty, event.data.sku]);
+ * });
+ * await bus.start();
+ * await bus.publish(OrderCreated, { orderId: "o-1", sku: "A", qty: 2 }, { key: "o-1" });
+ */
+export function createEventBus(options: EventBusOptions): EventBus {
+  const store = options.store;
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  const transport = options.transport ?? localTransport(store, { clock, logger });
+  const source = options.source ?? "/patchbay";
+  const catalogue = new Map<string, AnyEventDefinition>();
+  for (const def of options.events ?? []) catalogue.set(def.type, def);
+  const subscriptions: Subscription[] = [];
+  const consumers: Consumer[] = [];
+  const inbox = createInbox(store, toMs(options.inboxRetention ?? "7d", "inboxRetention"), clock);
+  const deadLetters = createDeadLetters(store, transport);
+  const outbox = transport.capabilities.sharesStore
+    ? undefined
+    : createOutbox(store, transport, { clock, logger });
+  const stopping = new AbortController();
+  let state: "new" | "started" | "stopped" = "new";
+  let stopped: Promise<void> | undefined;
+
+  async function toMessage<T, In>(def: EventDefinition<T, In>, data: In, opts: PublishOptions) {
+    catalogue.set(def.type, def);
+    return withProducerSpan(def.type, async (carrier) => {
+      const event = await def.toEnvelope(
+        data,
+        {
+          ...opts,
+          source: opts.source ?? def.source ?? source,
+          ...(carrier.traceparent ? { traceparent: carrier.traceparent } : {}),
+        },
+        clock,
+      );
+      const message: TransportMessage = {
+        id: event.id,
+        type: event.type,
+        key: opts.key,
+        body: encodeStructured(event),
+        headers: { ...opts.headers, ...carrier },
+      };
+      return { event, message };
+    });
+  }
+
+  const delayOf = (opts: PublishOptions) =>
+    opts.delay === undefined ? undefined : toMs(opts.delay, "delay");
+
+  const bus: EventBus = {
+    transport,
+    deadLetters,
+
+    async publish(def, data, opts = {}) {
+      if (state === "stopped") throw new BusError("BUS_STOPPED", "the bus is stopped");
+      const { event, message } = await toMessage(def, data, opts);
+      const delayMs = delayOf(opts);
+      await transport.publish([message], delayMs === undefined ? {} : { delayMs });
+      busMetrics.published.add(1, { type: def.type });
+      return event;
+    },
+
+    transaction(fn) {
+      return store.transaction(async (tx) => {
+        const busTx: BusTx = {
+          query: (text, params) => tx.query(text, params),
+          state: tx.state,
+          idempotency: tx.idempotency,
+          afterCommit: (callback) => tx.afterCommit(callback),
+          publish: async <T, In>(def: EventDefinition<T, In>, data: In, opts: PublishOptions = {}) => {
+            const { event, message } = await toMessage(def, data, opts);
+            const delayMs = delayOf(opts);
+            if (outbox) await outbox.add(tx, message, delayMs);
+            else await transport.publish([message], { tx, ...(delayMs === undefined ? {} : { delayMs }) });
+            tx.afterCommit(() => busMetrics.published.add(1, { type: def.type }));
+            return event;
+          },
+        };
+        return fn(busTx);
+      });
+    },
+
+    subscribe(target, subOptions, handler) {
+      if (state !== "new") throw new BusError("BUS_NOT_STARTED", "subscribe before start()");
+      const pattern = typeof target === "string" ? target : target.type;
+      if (typeof target !== "string") catalogue.set(target.type, target);
+      assertPattern(pattern);
+      const group = subOptions?.group;
+      if (typeof group !== "string" || !GROUP.test(group)) {
+        throw new InvalidArgumentError("group must be 1-100 characters of letters, digits, _ . -", "group");
+      }
+      if (subscriptions.some((s) => s.group === group)) {
+        throw new BusError("SUBSCRIPTION_INVALID", `group ${group} already has a handler in this bus`);
+      }
+      if (typeof handler !== "function")
+        throw new InvalidArgumentError("handler must be a function", "handler");
+      const retry = subOptions.retry ?? {};
+      const concurrency = subOptions.concurrency ?? 1;
+      if (!Number.isInteger(concurrency) || concurrency < 1) {
+        throw new InvalidArgumentError("concurrency must be a positive integer", "concurrency");
+      }
+      subscriptions.push({
+        patterns: [pattern],
+        matches: compilePattern(pattern),
+        group,
+        concurrency,
+        immediate: retry.immediate ?? 2,
+        attempts: retry.attempts ?? 8,
+        backoff: retry.backoff ?? exponential({ initial: "1s", max: "10m" }),
+        retryOn: retry.retryOn ?? defaultRetryOn,
+        transactional: subOptions.transaction ?? true,
+        handler: handler as Handler,
+      });
+    },
+
+    async start() {
+      if (state !== "new") throw new BusError("BUS_STOPPED", "start() may be called once");
+      state = "started";
+      await transport.open();
+      for (const sub of subscriptions) await transport.bind(sub.group, sub.patterns);
+      for (const sub of subscriptions) {
+        consumers.push(
+          await transport.consume(sub.group, { concurrency: sub.concurrency }, (delivery) =>
+            process(sub, delivery),
+          ),
+        );
+      }
+      outbox?.start();
+      inbox.startPurging();
+    },
+
+    stop(stopOptions = {}) {
+      stopped ??= (async () => {
+        state = "stopped";
+        const timeout = toMs(stopOptions.timeout ?? "30s", "timeout");
+        const abort = setTimeout(
+          () => stopping.abort(new BusError("BUS_STOPPED", "the bus is stopping")),
+          timeout,
+        );
+        try {
+          await Promise.all(consumers.map((c) => c.stop(timeout)));
+          await outbox?.stop();
+          inbox.stopPurging();
+          await transport.close();
+        } finally {
+          clearTimeout(abort);
+        }
+      })();
+      return stopped;
+    },
+  };
+
+  async function deadLetter(sub: Subscription, delivery: Delivery, error: unknown) {
+    const now = clock.now();
+    const letter = {
+      group: sub.group,
+      messageId: delivery.message.id,
+      type: delivery.message.type,
+      key: delivery.message.key,
+      body: delivery.message.body,
+      headers: delivery.message.headers,
+      error: errorRecord(error),
+      attempts: delivery.attempt,
+      firstFailedAt: delivery.failure?.firstFailedAt ?? now,
+      lastFailedAt: now,
+    };
+    if (transport.capabilities.sharesStore) {
+      await store.transaction(async (tx) => {
+        await deadLetters.add(tx, letter);
+        await delivery.ack(tx);
+      });
+    } else {
+      await deadLetters.add(store, letter);
+      await delivery.ack();
+    }
+    busMetrics.deadLettered.add(1, { group: sub.group });
+    logger.warn(
+      {
+        group: sub.group,
+        messageId: letter.messageId,
+        type: letter.type,
+        attempts: letter.attempts,
+        err: error,
+      },
+      "patchbay bus: message dead-lettered",
+    );
+  }
+
+  async function process(sub: Subscription, delivery: Delivery): Promise<void> {
+    busMetrics.delivered.add(1, { group: sub.group });
+    let event: CloudEvent;
+    try {
+      event = decodeStructured(delivery.message.body);
+      const def = catalogue.get(event.type);
+      if (def) event = { ...event, data: await def.decode(event) };
+    } catch (e) {
+      // An undecodable envelope or a payload that fails its schema will never get better.
+      await deadLetter(sub, delivery, e);
+      return;
+    }
+    let lastError: unknown;
+    for (let round = 0; round <= sub.immediate; round++) {
+      const started = performance.now();
+      try {
+        const duplicate = await withConsumerSpan(event.type, sub.group, delivery.message.headers, () =>
+          runHandler(sub, delivery, event),
+        );
+        busMetrics.handlerDuration.record(performance.now() - started, { group: sub.group });
+        busMetrics.acked.add(1, { group: sub.group, duplicate: String(duplicate) });
+        return;
+      } catch (e) {
+        lastError = e;
+        if (!sub.retryOn(e) || stopping.signal.aborted) break;
+      }
+    }
+    if (sub.retryOn(lastError) && delivery.attempt < sub.attempts) {
+      const delay = sub.backoff.delay(delivery.attempt, undefined, Math.random);
+      await delivery.retry(delay, {
+        firstFailedAt: delivery.failure?.firstFailedAt ?? clock.now(),
+        error: errorRecord(lastError),
+      });
+      busMetrics.retried.add(1, { group: sub.group });
+      logger.info(
+        {
+          group: sub.group,
+          messageId: delivery.message.id,
+          attempt: delivery.attempt,
+          delayMs: delay,
+          err: lastError,
+        },
+        "patchbay bus: handler failed; retrying later",
+      );
+      return;
+    }
+    await deadLetter(sub, delivery, lastError);
+  }
+
+  /** Runs the handler once; resolves true when the message was a duplicate already processed. */
+  async function runHandler(sub: Subscription, delivery: Delivery, event: CloudEvent): Promise<boolean> {
+    const base = {
+      attempt: delivery.attempt,
+      group: sub.group,
+      signal: stopping.signal,
+      logger: logger.child({ group: sub.group, messageId: event.id, type: event.type }),
+    };
+    if (!sub.transactional) {
+      if (await inbox.seen(store, sub.group, event.id)) {
+        await delivery.ack();
+        return true;
+      }
+      const ctx: HandlerContext = {
+        ...base,
+        get tx(): StoreTx {
+          throw new BusError(
+            "SUBSCRIPTION_INVALID",
+            `group ${sub.group} was subscribed with transaction: false, so its handler has no ctx.tx`,
+          );
+        },
+      };
+      await sub.handler(event as ReceivedEvent, ctx);
+      await inbox.record(store, sub.group, event.id);
+      await delivery.ack();
+      return false;
+    }
+    const shared = transport.capabilities.sharesStore;
+    const duplicate = await store.transaction(async (tx) => {
+      if (!(await inbox.claim(tx, sub.group, event.id))) {
+        if (shared) await delivery.ack(tx);
+        return true;
+      }
+      await sub.handler(event as ReceivedEvent, { ...base, tx });
+      if (shared) await delivery.ack(tx);
+      return false;
+    });
+    if (!shared) await delivery.ack();
+    return duplicate;
+  }
+
+  return bus;
+}

@@ -1,0 +1,28 @@
+import { PatchbayError, type PatchbayErrorOptions } from "../core/errors.js";
+
+/** The bus is not started, already stopped, or was given something it cannot deliver. */
+export class BusError extends PatchbayError {
+  constructor(
+    code: "BUS_NOT_STARTED" | "BUS_STOPPED" | "SUBSCRIPTION_INVALID",
+    message: string,
+    options: PatchbayErrorOptions = {},
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** A publish could not be made durable (broker refused, connection lost before the confirm). */
+export class PublishError extends PatchbayError {
+  constructor(message: string, options: PatchbayErrorOptions = {}) {
+    super("PUBLISH_FAILED", message, { retryable: true, ...options });
+  }
+}
+
+declare module "../core/errors.js" {
+  interface PatchbayErrorCodes {
+    BUS_NOT_STARTED: BusError;
+    BUS_STOPPED: BusError;
+    SUBSCRIPTION_INVALID: BusError;
+    PUBLISH_FAILED: PublishError;
+  }
+}

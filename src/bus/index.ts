@@ -1,0 +1,27 @@
+/** The event bus: publish/subscribe with groups, outbox, inbox, delayed retries, dead letters. */
+export {
+  createEventBus,
+  type BusTx,
+  type EventBus,
+  type EventBusOptions,
+  type Handler,
+  type HandlerContext,
+  type PublishOptions,
+  type ReceivedEvent,
+  type SubscribeOptions,
+  type SubscriptionRetry,
+} from "./bus.js";
+export type { DeadLetter, DeadLetterFilter, DeadLetters } from "./dead-letters.js";
+export { BusError, PublishError } from "./errors.js";
+export { localTransport, type LocalTransportOptions } from "./local-transport.js";
+export { assertPattern, compilePattern } from "./patterns.js";
+export type {
+  ConsumeOptions,
+  Consumer,
+  Delivery,
+  FailureRecord,
+  Transport,
+  TransportCapabilities,
+  TransportMessage,
+  TransportPublishOptions,
+} from "./transport.js";

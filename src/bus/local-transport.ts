@@ -1,0 +1,335 @@
+/**
+ * The local transport: per-group durable queues in the Store's own database. The embedded
+ * default on SQLite; on PostgreSQL it claims with `FOR UPDATE SKIP LOCKED` and wakes consumers
+ * with `LISTEN/NOTIFY`. Because the queue is in the store, publishing and acking join store
+ * transactions: a business write and its events commit together, and a handler's writes and
+ * its ack commit together.
+ */
+import { randomUUID } from "node:crypto";
+import { systemClock, type Clock } from "../core/clock.js";
+import { toMs, type Duration } from "../core/duration.js";
+import { silentLogger, type Logger } from "../core/logger.js";
+import type { SqlExecutor, StoreTx } from "../store/contracts.js";
+import { int, run } from "../store/dialect.js";
+import type { SqlStore } from "../store/sql-store.js";
+import { raw, sql } from "../store/sql.js";
+import { BusError } from "./errors.js";
+import { assertPattern, matchesAny } from "./patterns.js";
+import type {
+  ConsumeOptions,
+  Consumer,
+  Delivery,
+  FailureRecord,
+  Transport,
+  TransportMessage,
+  TransportPublishOptions,
+} from "./transport.js";
+
+/** Options of {@link localTransport}. */
+export interface LocalTransportOptions {
+  /** How long a claimed delivery is held before another consumer may take it (extended while the handler runs). Default 30 s. */
+  lease?: Duration;
+  /** How often an idle consumer looks for work when nothing woke it. Default 1 s (5 s with notifications). */
+  pollInterval?: Duration;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+interface JobRow {
+  id: unknown;
+  grp: string;
+  message_id: string;
+  type: string;
+  key: string | null;
+  body: string;
+  headers: unknown;
+  attempt: unknown;
+  first_failed_at: unknown;
+  last_error: unknown;
+}
+
+const CHANNEL = "patchbay_bus";
+
+/** The Store-backed {@link Transport}. */
+export function localTransport(store: SqlStore, options: LocalTransportOptions = {}): Transport {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  const lease = toMs(options.lease ?? "30s", "lease");
+  const d = store.dialect;
+  const t = {
+    bindings: raw(d.table("bus_bindings")),
+    jobs: raw(d.table("bus_jobs")),
+  };
+  const pg = d.name === "postgres";
+  const poll = toMs(options.pollInterval ?? (store.listen ? "5s" : "1s"), "pollInterval");
+  // Wake-ups for consumers in this process; other processes learn through NOTIFY or polling.
+  const wakers = new Map<string, Set<() => void>>();
+  const wake = (groups: Iterable<string>) => {
+    for (const g of groups) for (const w of wakers.get(g) ?? []) w();
+  };
+  let unlisten: (() => Promise<void>) | undefined;
+
+  const bindingsOf = async (executor: SqlExecutor) => {
+    const { rows } = await run<{ grp: string; pattern: string }>(
+      executor,
+      d,
+      sql`SELECT grp, pattern FROM ${t.bindings}`,
+    );
+    return rows;
+  };
+
+  async function enqueue(
+    executor: SqlExecutor,
+    messages: readonly TransportMessage[],
+    opts: TransportPublishOptions,
+  ) {
+    // Bindings are read in the publishing transaction, so a group bound before this commit
+    // gets the message and one bound after does not — the same rule a broker's bindings follow.
+    const bindings = opts.group ? [{ grp: opts.group, pattern: "#" }] : await bindingsOf(executor);
+    const groups = new Map<string, string[]>();
+    for (const b of bindings) groups.set(b.grp, [...(groups.get(b.grp) ?? []), b.pattern]);
+    const now = clock.now();
+    const runAt = now + (opts.delayMs ?? 0);
+    const touched = new Set<string>();
+    for (const m of messages) {
+      for (const [grp, patterns] of groups) {
+        if (!matchesAny(patterns, m.type)) continue;
+        touched.add(grp);
+        await run(
+          executor,
+          d,
+          sql`INSERT INTO ${t.jobs} (grp, message_id, type, key, body, headers, attempt, run_at, created_at)
+              VALUES (${grp}, ${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${d.encodeJson(m.headers)}, 0, ${runAt}, ${now})
+              ON CONFLICT (grp, message_id) DO NOTHING`,
+        );
+      }
+    }
+    if (pg && touched.size > 0) {
+      await executor.query("SELECT pg_notify($1, $2)", [CHANNEL, [...touched].join(",")]);
+    }
+    return touched;
+  }
+
+  const transport: Transport = {
+    name: `local (${d.name})`,
+    capabilities: { sharesStore: true, durable: true },
+
+    async open() {
+      await store.open();
+      if (store.listen && !unlisten) {
+        unlisten = await store.listen(CHANNEL, (payload) => wake(payload.split(",")));
+      }
+    },
+
+    async bind(group, patterns) {
+      if (patterns.length === 0)
+        throw new BusError("SUBSCRIPTION_INVALID", "a group needs at least one pattern");
+      patterns.forEach(assertPattern);
+      await store.transaction(async (tx) => {
+        await run(tx, d, sql`DELETE FROM ${t.bindings} WHERE grp = ${group}`);
+        for (const p of new Set(patterns)) {
+          await run(tx, d, sql`INSERT INTO ${t.bindings} (grp, pattern) VALUES (${group}, ${p})`);
+        }
+      });
+    },
+
+    async publish(messages, opts = {}) {
+      if (messages.length === 0) return;
+      if (opts.tx) {
+        const touched = await enqueue(opts.tx, messages, opts);
+        opts.tx.afterCommit(() => wake(touched));
+        return;
+      }
+      const touched = await store.transaction((tx) => enqueue(tx, messages, opts));
+      wake(touched);
+    },
+
+    consume: (group, consumeOptions, onDelivery) =>
+      Promise.resolve(startConsumer(group, consumeOptions, onDelivery)),
+
+    async close() {
+      const u = unlisten;
+      unlisten = undefined;
+      await u?.();
+    },
+  };
+
+  function toDelivery(row: JobRow): Delivery {
+    const id = int(row.id);
+    const attempt = int(row.attempt);
+    const settled = { done: false };
+    const guard = (what: string) => {
+      if (settled.done)
+        throw new BusError("BUS_STOPPED", `delivery ${row.message_id} already settled (${what})`);
+      settled.done = true;
+    };
+    const lastError =
+      row.last_error === null ? undefined : (d.decodeJson(row.last_error) as Record<string, unknown>);
+    return {
+      message: {
+        id: row.message_id,
+        type: row.type,
+        key: row.key ?? undefined,
+        body: row.body,
+        headers: d.decodeJson(row.headers) as Record<string, string>,
+      },
+      group: row.grp,
+      attempt,
+      failure:
+        row.first_failed_at === null || lastError === undefined
+          ? undefined
+          : { firstFailedAt: int(row.first_failed_at), error: lastError },
+      // The attempt number is the claim's token: an ack after our lease ran out and another
+      // consumer re-claimed the job matches nothing and changes nothing.
+      async ack(tx?: StoreTx) {
+        guard("ack");
+        const statement = sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`;
+        await (tx ? run(tx, d, statement) : store.transaction((x) => run(x, d, statement)));
+      },
+      async retry(delayMs: number, failure: FailureRecord) {
+        guard("retry");
+        await store.transaction((x) =>
+          run(
+            x,
+            d,
+            sql`UPDATE ${t.jobs} SET run_at = ${clock.now() + Math.max(0, delayMs)},
+                first_failed_at = ${failure.firstFailedAt}, last_error = ${d.encodeJson(failure.error)}
+                WHERE id = ${id} AND attempt = ${attempt}`,
+          ),
+        );
+      },
+    };
+  }
+
+  async function claim(group: string, limit: number): Promise<JobRow[]> {
+    const now = clock.now();
+    return store.transaction(async (tx) => {
+      const { rows } = await run<JobRow>(
+        tx,
+        d,
+        pg
+          ? sql`UPDATE ${t.jobs} SET run_at = ${now + lease}, attempt = attempt + 1
+                WHERE id IN (SELECT id FROM ${t.jobs} WHERE grp = ${group} AND run_at <= ${now}
+                             ORDER BY run_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+                RETURNING *`
+          : sql`UPDATE ${t.jobs} SET run_at = ${now + lease}, attempt = attempt + 1
+                WHERE id IN (SELECT id FROM ${t.jobs} WHERE grp = ${group} AND run_at <= ${now}
+                             ORDER BY run_at, id LIMIT ${limit})
+                RETURNING *`,
+      );
+      return rows.sort((a, b) => int(a.id) - int(b.id));
+    });
+  }
+
+  async function nextDue(group: string): Promise<number | undefined> {
+    const { rows } = await run<{ next: unknown }>(
+      store,
+      d,
+      sql`SELECT MIN(run_at) AS next FROM ${t.jobs} WHERE grp = ${group}`,
+    );
+    const next = rows[0]?.next;
+    return next === null || next === undefined ? undefined : int(next);
+  }
+
+  function startConsumer(
+    group: string,
+    { concurrency }: ConsumeOptions,
+    onDelivery: (delivery: Delivery) => Promise<void>,
+  ): Consumer {
+    const worker = randomUUID().slice(0, 8);
+    const inFlight = new Set<Promise<void>>();
+    let running = true;
+    let wakeUp: (() => void) | undefined;
+    const waker = () => wakeUp?.();
+    const set = wakers.get(group) ?? new Set();
+    set.add(waker);
+    wakers.set(group, set);
+
+    const handle = async (row: JobRow) => {
+      const delivery = toDelivery(row);
+      const id = int(row.id);
+      const attempt = int(row.attempt);
+      // Keep the lease while the handler runs, so a slow handler is not mistaken for a dead one.
+      const heartbeat = setInterval(
+        () => {
+          void store
+            .transaction((tx) =>
+              run(
+                tx,
+                d,
+                sql`UPDATE ${t.jobs} SET run_at = ${clock.now() + lease} WHERE id = ${id} AND attempt = ${attempt}`,
+              ),
+            )
+            .catch(() => undefined);
+        },
+        Math.max(50, Math.floor(lease / 3)),
+      );
+      try {
+        await onDelivery(delivery);
+      } catch (e) {
+        // The consumer could not settle it (the store is down?): the lease brings it back.
+        logger.error(
+          { err: e, group, messageId: row.message_id, worker },
+          "patchbay bus: delivery not settled",
+        );
+      } finally {
+        clearInterval(heartbeat);
+      }
+    };
+
+    const loop = (async () => {
+      let pause = 0;
+      while (running) {
+        const free = concurrency - inFlight.size;
+        let claimed = 0;
+        if (free > 0) {
+          try {
+            const rows = await claim(group, free);
+            claimed = rows.length;
+            pause = 0;
+            for (const row of rows) {
+              const p = handle(row).finally(() => {
+                inFlight.delete(p);
+                waker();
+              });
+              inFlight.add(p);
+            }
+          } catch (e) {
+            // The store is unreachable: back off, never spin, never exit the loop.
+            pause = Math.min(Math.max(pause * 2, 100), 5000);
+            logger.warn({ err: e, group }, "patchbay bus: claim failed; retrying");
+          }
+        }
+        if (!running) break;
+        if (claimed === free && free > 0 && pause === 0) continue; // more may be waiting
+        let wait = pause || poll;
+        if (!pause && free > 0 && claimed < free) {
+          const next = await nextDue(group).catch(() => undefined);
+          if (next !== undefined) wait = Math.max(0, Math.min(wait, next - clock.now()));
+        }
+        // At least a few ms: rows due now but locked by another consumer must not make us spin.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.max(wait, 5));
+          wakeUp = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wakeUp = undefined;
+      }
+    })();
+
+    return {
+      async stop(timeoutMs = 30_000) {
+        running = false;
+        waker();
+        await loop;
+        set.delete(waker);
+        const drained = Promise.allSettled([...inFlight]);
+        await Promise.race([drained, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+      },
+    };
+  }
+
+  return transport;
+}

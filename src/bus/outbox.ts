@@ -1,0 +1,137 @@
+import { randomUUID } from "node:crypto";
+import type { Clock } from "../core/clock.js";
+import { isPatchbayError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import type { SqlExecutor } from "../store/contracts.js";
+import { int, run } from "../store/dialect.js";
+import type { SqlStore } from "../store/sql-store.js";
+import { join, raw, sql } from "../store/sql.js";
+import type { Transport, TransportMessage } from "./transport.js";
+
+const LEADER_KEY = "patchbay.bus.outbox-relay";
+const LEASE_MS = 10_000;
+const BATCH = 200;
+
+interface OutboxRow {
+  id: unknown;
+  message_id: string;
+  type: string;
+  key: string | null;
+  body: string;
+  headers: unknown;
+}
+
+/**
+ * The transactional outbox, for transports that do not live in the store (brokers): `tx.publish`
+ * writes the message in the business transaction; after commit a relay publishes it with broker
+ * confirms, then deletes it. One relay at a time across processes (a lease in the state table),
+ * publishing in outbox order, so events of one key leave in the order they were written. A crash
+ * between the broker's confirm and the delete publishes again: delivery is at least once and the
+ * consumers' inbox absorbs the duplicate.
+ */
+export function createOutbox(store: SqlStore, transport: Transport, deps: { clock: Clock; logger: Logger }) {
+  const d = store.dialect;
+  const t = raw(d.table("bus_outbox"));
+  const me = randomUUID();
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let wakeUp: (() => void) | undefined;
+  const wake = () => wakeUp?.();
+
+  async function lead(): Promise<boolean> {
+    const now = deps.clock.now();
+    const current = await store.state.get<{ owner: string; until: number }>(LEADER_KEY);
+    if (current && current.value.owner !== me && current.value.until > now) return false;
+    try {
+      await store.state.set(
+        LEADER_KEY,
+        { owner: me, until: now + LEASE_MS },
+        { expectedVersion: current?.version ?? 0 },
+      );
+      return true;
+    } catch (e) {
+      if (isPatchbayError(e, "STATE_VERSION_CONFLICT")) return false;
+      throw e;
+    }
+  }
+
+  async function relayOnce(): Promise<number> {
+    const { rows } = await run<OutboxRow>(
+      store,
+      d,
+      sql`SELECT id, message_id, type, key, body, headers FROM ${t} WHERE deliver_at <= ${deps.clock.now()}
+          ORDER BY id LIMIT ${BATCH}`,
+    );
+    if (rows.length === 0) return 0;
+    const messages: TransportMessage[] = rows.map((r) => ({
+      id: r.message_id,
+      type: r.type,
+      key: r.key ?? undefined,
+      body: r.body,
+      headers: d.decodeJson(r.headers) as Record<string, string>,
+    }));
+    await transport.publish(messages);
+    const ids = rows.map((r) => int(r.id));
+    await run(
+      store,
+      d,
+      join(sql`DELETE FROM ${t} WHERE id IN (${ids[0]}`, ...ids.slice(1).map((id) => sql`, ${id}`), sql`)`),
+    );
+    return rows.length;
+  }
+
+  return {
+    /** Writes a message into the outbox inside the caller's transaction. */
+    async add(tx: SqlExecutor & { afterCommit(cb: () => void): void }, m: TransportMessage, delayMs = 0) {
+      const now = deps.clock.now();
+      await run(
+        tx,
+        d,
+        sql`INSERT INTO ${t} (message_id, type, key, body, headers, deliver_at, created_at)
+            VALUES (${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${d.encodeJson(m.headers)}, ${now + delayMs}, ${now})`,
+      );
+      tx.afterCommit(wake);
+    },
+
+    start() {
+      if (running) return;
+      running = true;
+      loop = (async () => {
+        let pause = 0;
+        while (running) {
+          let moved = 0;
+          try {
+            if (await lead()) moved = await relayOnce();
+            pause = 0;
+          } catch (e) {
+            pause = Math.min(Math.max(pause * 2, 200), 5000);
+            deps.logger.warn({ err: e }, "patchbay bus: outbox relay failed; will retry");
+          }
+          if (!running) break;
+          if (moved === BATCH) continue;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, pause || 1000);
+            wakeUp = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          wakeUp = undefined;
+        }
+      })();
+    },
+
+    async stop() {
+      running = false;
+      wake();
+      await loop;
+      // Hand leadership over at once instead of making the next relay wait for the lease.
+      const current = await store.state.get<{ owner: string }>(LEADER_KEY).catch(() => undefined);
+      if (current?.value.owner === me) {
+        await store.state
+          .set(LEADER_KEY, { owner: "", until: 0 }, { expectedVersion: current.version })
+          .catch(() => undefined);
+      }
+    },
+  };
+}

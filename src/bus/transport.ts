@@ -1,0 +1,112 @@
+/**
+ * The Transport contract: what the event bus needs from a broker or queue. Implementations:
+ * the local transport on the Store (SQLite, PostgreSQL), the in-memory one in `patchbay/testing`,
+ * and broker adapters (RabbitMQ). The conformance suite `test/conformance/transport.ts` checks
+ * every invariant below against each of them, on the real service.
+ */
+import type { StoreTx } from "../store/contracts.js";
+
+/** A message as a transport carries it: a CloudEvent in structured JSON plus routing facts. */
+export interface TransportMessage {
+  /** The CloudEvent id; unique per message. */
+  id: string;
+  /** The CloudEvent type; routing matches patterns against it. */
+  type: string;
+  /** Ordering/partition key, if any. */
+  key?: string | undefined;
+  /** The whole CloudEvent, structured-mode JSON. */
+  body: string;
+  /** Transport headers (`traceparent`, ...). */
+  headers: Record<string, string>;
+}
+
+/** Options of {@link Transport.publish}. */
+export interface TransportPublishOptions {
+  /**
+   * Publish inside this store transaction (only when `capabilities.sharesStore`): the messages
+   * become visible to consumers exactly when, and only if, the transaction commits.
+   */
+  tx?: StoreTx;
+  /** Deliver no earlier than this many ms from now. */
+  delayMs?: number;
+  /** Deliver to this group only (a dead-letter replay), not to every group whose patterns match. */
+  group?: string;
+}
+
+/** Why the last attempt failed, kept with a message across delayed retries. */
+export interface FailureRecord {
+  /** When the message first failed in this group (ms since epoch). */
+  firstFailedAt: number;
+  /** The last error, JSON-safe. */
+  error: Record<string, unknown>;
+}
+
+/**
+ * One delivery of a message to a group. The consumer settles it exactly once, with `ack` or
+ * `retry`; a delivery left unsettled (the process died) comes back after the transport's lease.
+ */
+export interface Delivery {
+  readonly message: TransportMessage;
+  readonly group: string;
+  /** 1 for the first delivery to this group; grows with every redelivery (retries, crashes). */
+  readonly attempt: number;
+  /** Present when the message failed before in this group. */
+  readonly failure: FailureRecord | undefined;
+  /**
+   * Removes the message from the group's queue. With `tx` (only when `capabilities.sharesStore`)
+   * the removal commits with that transaction, atomically with the handler's writes.
+   */
+  ack(tx?: StoreTx): Promise<void>;
+  /** Redelivers the message to this group after `delayMs`, durably, keeping the failure record. */
+  retry(delayMs: number, failure: FailureRecord): Promise<void>;
+}
+
+/** A running consumer of one group. */
+export interface Consumer {
+  /** Stops taking deliveries, waits for the ones in flight (up to `timeoutMs`), then detaches. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/** Options of {@link Transport.consume}. */
+export interface ConsumeOptions {
+  /** Deliveries in flight at once (the prefetch). */
+  concurrency: number;
+}
+
+/** What a transport can do, as data. */
+export interface TransportCapabilities {
+  /** The queue lives in the Store: `publish({ tx })` and `ack(tx)` join store transactions. */
+  readonly sharesStore: boolean;
+  /** Messages survive a restart of the process (false only for the in-memory transport). */
+  readonly durable: boolean;
+}
+
+/**
+ * A transport.
+ *
+ * Invariants every implementation keeps (and the conformance suite checks):
+ * - `publish` resolves only once every message is durable (broker confirm, committed row); if it
+ *   rejects, the caller must assume none or some were stored and may publish again — consumers
+ *   dedupe by message id.
+ * - Each group bound to a pattern gets every matching message published after the binding
+ *   (fan-out); consumers of one group compete; messages wait while a group has no consumer.
+ * - Delivery is at least once: a delivery neither acked nor retried (a crash, a lost connection)
+ *   is delivered again; `retry` delays are durable.
+ * - At most `concurrency` deliveries per consumer are in flight; a backlog stays in the
+ *   transport, not in the consumer's memory.
+ */
+export interface Transport {
+  readonly name: string;
+  readonly capabilities: TransportCapabilities;
+  open(): Promise<void>;
+  /** Durably binds `group` to exactly these patterns (replacing earlier ones). */
+  bind(group: string, patterns: readonly string[]): Promise<void>;
+  publish(messages: readonly TransportMessage[], options?: TransportPublishOptions): Promise<void>;
+  consume(
+    group: string,
+    options: ConsumeOptions,
+    onDelivery: (delivery: Delivery) => Promise<void>,
+  ): Promise<Consumer>;
+  /** Closes connections; consumers should be stopped first. Safe to call twice. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,135 @@
+/**
+ * An in-memory {@link Transport} for users' unit tests: the bus's semantics (groups, fan-out,
+ * competing consumers, delayed retries, redelivery of unsettled messages) without durability.
+ * It does not share a store, so the bus's outbox relay is exercised with it.
+ */
+import { matchesAny, assertPattern } from "../bus/patterns.js";
+import type {
+  Consumer,
+  Delivery,
+  FailureRecord,
+  Transport,
+  TransportMessage,
+  TransportPublishOptions,
+} from "../bus/transport.js";
+
+interface Entry {
+  message: TransportMessage;
+  attempt: number;
+  runAt: number;
+  failure: FailureRecord | undefined;
+}
+
+/** Options of {@link memoryTransport}. */
+export interface MemoryTransportOptions {
+  /** How long an unsettled delivery waits before it is redelivered. Default 1000 ms. */
+  redeliverAfterMs?: number;
+}
+
+/** An in-memory transport; `published` lists every message it accepted, for assertions. */
+export function memoryTransport(options: MemoryTransportOptions = {}): Transport & {
+  readonly published: readonly TransportMessage[];
+  /** Messages waiting (not in flight) per group. */
+  depth(group: string): number;
+} {
+  const redeliverAfter = options.redeliverAfterMs ?? 1000;
+  const bindings = new Map<string, string[]>();
+  const queues = new Map<string, Entry[]>();
+  const wakers = new Map<string, () => void>();
+  const published: TransportMessage[] = [];
+  const queue = (g: string) => {
+    let q = queues.get(g);
+    if (!q) queues.set(g, (q = []));
+    return q;
+  };
+  const enqueue = (group: string, entry: Entry) => {
+    const q = queue(group);
+    if (q.some((e) => e.message.id === entry.message.id)) return;
+    q.push(entry);
+    const delay = entry.runAt - Date.now();
+    if (delay > 0) setTimeout(() => wakers.get(group)?.(), delay).unref();
+    wakers.get(group)?.();
+  };
+
+  return {
+    name: "memory",
+    capabilities: { sharesStore: false, durable: false },
+    published,
+    depth: (group) => queues.get(group)?.length ?? 0,
+    open: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+
+    bind(group, patterns) {
+      patterns.forEach(assertPattern);
+      bindings.set(group, [...patterns]);
+      return Promise.resolve();
+    },
+
+    publish(messages: readonly TransportMessage[], opts: TransportPublishOptions = {}) {
+      const runAt = Date.now() + (opts.delayMs ?? 0);
+      for (const message of messages) {
+        published.push(message);
+        for (const [group, patterns] of bindings) {
+          if (opts.group ? group === opts.group : matchesAny(patterns, message.type)) {
+            enqueue(group, { message, attempt: 0, runAt, failure: undefined });
+          }
+        }
+      }
+      return Promise.resolve();
+    },
+
+    consume(group, { concurrency }, onDelivery): Promise<Consumer> {
+      let running = true;
+      let inFlight = 0;
+      const pump = () => {
+        if (!running) return;
+        const q = queue(group);
+        const now = Date.now();
+        for (let i = 0; i < q.length && inFlight < concurrency; ) {
+          const entry = q[i]!;
+          if (entry.runAt > now) {
+            i++;
+            continue;
+          }
+          q.splice(i, 1);
+          inFlight++;
+          entry.attempt++;
+          let settled = false;
+          const settle = () => {
+            if (settled) throw new Error("delivery already settled");
+            settled = true;
+          };
+          const delivery: Delivery = {
+            message: entry.message,
+            group,
+            attempt: entry.attempt,
+            failure: entry.failure,
+            ack: () => Promise.resolve(settle()),
+            retry: (delayMs, failure) => {
+              settle();
+              enqueue(group, { ...entry, runAt: Date.now() + delayMs, failure });
+              return Promise.resolve();
+            },
+          };
+          void onDelivery(delivery)
+            .catch(() => undefined)
+            .finally(() => {
+              inFlight--;
+              // Unsettled (the handler's process "died"): it comes back, like a lease running out.
+              if (!settled) enqueue(group, { ...entry, runAt: Date.now() + redeliverAfter });
+              pump();
+            });
+        }
+      };
+      wakers.set(group, pump);
+      queueMicrotask(pump);
+      return Promise.resolve({
+        async stop() {
+          running = false;
+          wakers.delete(group);
+          while (inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+        },
+      });
+    },
+  };
+}

@@ -1,0 +1,220 @@
+/**
+ * The Transport conformance suite: the invariants written in `src/bus/transport.ts`, checked
+ * against each transport on its real service.
+ */
+import { randomUUID } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Consumer, Delivery, Transport, TransportMessage } from "../../src/bus/transport.js";
+import type { SqlStore } from "../../src/store/sql-store.js";
+
+export interface TransportHarness {
+  name: string;
+  /** A fresh, isolated transport (and its store, when it has one). */
+  fresh(): Promise<{ transport: Transport; store?: SqlStore; cleanup(): Promise<void> }>;
+}
+
+const message = (type: string, n = 0): TransportMessage => ({
+  id: randomUUID(),
+  type,
+  key: `k-${n}`,
+  body: JSON.stringify({ specversion: "1.0", id: `e-${n}`, source: "/t", type, data: { n } }),
+  headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", n: String(n) },
+});
+
+/** Resolves when `predicate` holds, polling; fails after `ms`. */
+export async function until(predicate: () => boolean | Promise<boolean>, ms = 10_000, what = "condition") {
+  const deadline = Date.now() + ms;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export function defineTransportConformance(harness: TransportHarness): void {
+  describe(`Transport conformance: ${harness.name}`, () => {
+    let transport: Transport;
+    let store: SqlStore | undefined;
+    let cleanup: () => Promise<void>;
+    const consumers: Consumer[] = [];
+    const consume = async (group: string, concurrency: number, fn: (d: Delivery) => Promise<void>) => {
+      const c = await transport.consume(group, { concurrency }, fn);
+      consumers.push(c);
+      return c;
+    };
+    const collect = async (group: string, concurrency = 4) => {
+      const got: Delivery[] = [];
+      await consume(group, concurrency, async (d) => {
+        got.push(d);
+        await d.ack();
+      });
+      return got;
+    };
+
+    beforeEach(async () => {
+      const fresh = await harness.fresh();
+      transport = fresh.transport;
+      store = fresh.store;
+      cleanup = () => fresh.cleanup();
+      await transport.open();
+    });
+    afterEach(async () => {
+      await Promise.all(consumers.splice(0).map((c) => c.stop(5000)));
+      await transport.close();
+      await cleanup();
+    });
+
+    it("delivers a published message intact to a bound group", async () => {
+      await transport.bind("g", ["order.*"]);
+      const m = message("order.created", 1);
+      await transport.publish([m]);
+      const got = await collect("g");
+      await until(() => got.length === 1, 10_000, "delivery");
+      expect(got[0]!.message).toEqual(m);
+      expect(got[0]!.attempt).toBe(1);
+      expect(got[0]!.failure).toBeUndefined();
+      expect(got[0]!.group).toBe("g");
+    });
+
+    it("fans out to every matching group and to no other", async () => {
+      await transport.bind("all", ["#"]);
+      await transport.bind("orders", ["order.*"]);
+      await transport.bind("users", ["user.created"]);
+      const [all, orders, users] = [await collect("all"), await collect("orders"), await collect("users")];
+      await transport.publish([
+        message("order.created", 1),
+        message("order.paid.late", 2),
+        message("user.created", 3),
+      ]);
+      await until(() => all.length === 3 && orders.length === 1 && users.length === 1, 10_000, "fan-out");
+      await new Promise((r) => setTimeout(r, 200));
+      expect(all).toHaveLength(3);
+      expect(orders.map((d) => d.message.type)).toEqual(["order.created"]);
+      expect(users.map((d) => d.message.type)).toEqual(["user.created"]);
+    });
+
+    it("keeps messages for a group with no consumer until one starts", async () => {
+      await transport.bind("late", ["#"]);
+      const sent = Array.from({ length: 20 }, (_, i) => message("evt.x", i));
+      await transport.publish(sent);
+      await new Promise((r) => setTimeout(r, 100));
+      const got = await collect("late");
+      await until(() => got.length === 20, 10_000, "backlog");
+      expect(new Set(got.map((d) => d.message.id))).toEqual(new Set(sent.map((m) => m.id)));
+    });
+
+    it("competing consumers of one group share the messages: each delivered once", async () => {
+      await transport.bind("workers", ["job.*"]);
+      const seen: string[] = [];
+      const worker = () =>
+        consume("workers", 3, async (d) => {
+          seen.push(d.message.id);
+          await new Promise((r) => setTimeout(r, 2));
+          await d.ack();
+        });
+      await worker();
+      await worker();
+      const sent = Array.from({ length: 60 }, (_, i) => message("job.run", i));
+      await transport.publish(sent);
+      await until(() => seen.length >= 60, 15_000, "60 deliveries");
+      await new Promise((r) => setTimeout(r, 200));
+      expect(seen).toHaveLength(60);
+      expect(new Set(seen).size).toBe(60);
+    });
+
+    it("never has more than `concurrency` deliveries in flight", async () => {
+      await transport.bind("bounded", ["#"]);
+      let inFlight = 0;
+      let peak = 0;
+      let done = 0;
+      await consume("bounded", 3, async (d) => {
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        await new Promise((r) => setTimeout(r, 15));
+        inFlight--;
+        done++;
+        await d.ack();
+      });
+      await transport.publish(Array.from({ length: 20 }, (_, i) => message("x.y", i)));
+      await until(() => done === 20, 15_000, "20 handled");
+      expect(peak).toBeLessThanOrEqual(3);
+      expect(peak).toBeGreaterThan(1);
+    });
+
+    it("retry redelivers after the delay with the attempt count and the failure record", async () => {
+      await transport.bind("r", ["#"]);
+      const got: Array<{ attempt: number; at: number; failure: unknown }> = [];
+      await consume("r", 1, async (d) => {
+        got.push({ attempt: d.attempt, at: Date.now(), failure: d.failure });
+        if (d.attempt === 1) await d.retry(300, { firstFailedAt: 42, error: { message: "boom" } });
+        else await d.ack();
+      });
+      await transport.publish([message("a.b")]);
+      await until(() => got.length === 2, 10_000, "redelivery");
+      expect(got[1]!.attempt).toBe(2);
+      expect(got[1]!.at - got[0]!.at).toBeGreaterThanOrEqual(290);
+      expect(got[1]!.failure).toEqual({ firstFailedAt: 42, error: { message: "boom" } });
+    });
+
+    it("redelivers a delivery that was never settled (the consumer died)", async () => {
+      await transport.bind("crash", ["#"]);
+      const attempts: number[] = [];
+      await consume("crash", 1, async (d) => {
+        attempts.push(d.attempt);
+        if (d.attempt === 1) throw new Error("process died before settling");
+        await d.ack();
+      });
+      await transport.publish([message("a.b")]);
+      await until(() => attempts.length === 2, 15_000, "redelivery after an unsettled delivery");
+      expect(attempts).toEqual([1, 2]);
+    });
+
+    it("a delayed publish is not delivered before its time", async () => {
+      await transport.bind("d", ["#"]);
+      const got = await collect("d");
+      const sentAt = Date.now();
+      await transport.publish([message("a.b")], { delayMs: 400 });
+      await until(() => got.length === 1, 10_000, "delayed delivery");
+      expect(Date.now() - sentAt).toBeGreaterThanOrEqual(390);
+    });
+
+    it("a publish targeted at one group reaches only that group", async () => {
+      await transport.bind("one", ["#"]);
+      await transport.bind("two", ["#"]);
+      const [one, two] = [await collect("one"), await collect("two")];
+      await transport.publish([message("a.b")], { group: "two" });
+      await until(() => two.length === 1, 10_000, "targeted delivery");
+      await new Promise((r) => setTimeout(r, 150));
+      expect(one).toHaveLength(0);
+    });
+
+    it("stop waits for deliveries in flight", async () => {
+      await transport.bind("s", ["#"]);
+      let finished = false;
+      const c = await transport.consume("s", { concurrency: 1 }, async (d) => {
+        await new Promise((r) => setTimeout(r, 200));
+        finished = true;
+        await d.ack();
+      });
+      await transport.publish([message("a.b")]);
+      await new Promise((r) => setTimeout(r, 100));
+      await c.stop(5000);
+      expect(finished).toBe(true);
+    });
+
+    it("with a shared store: a message published in a transaction exists only if it commits", async () => {
+      if (!transport.capabilities.sharesStore || !store) return;
+      await transport.bind("tx", ["#"]);
+      await store
+        .transaction(async (tx) => {
+          await transport.publish([message("rolled.back")], { tx });
+          throw new Error("rollback");
+        })
+        .catch(() => undefined);
+      await store.transaction((tx) => transport.publish([message("committed")], { tx }));
+      const got = await collect("tx");
+      await until(() => got.length === 1, 10_000, "committed message");
+      await new Promise((r) => setTimeout(r, 150));
+      expect(got.map((d) => d.message.type)).toEqual(["committed"]);
+    });
+  });
+}
