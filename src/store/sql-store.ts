@@ -208,41 +208,43 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
     transaction<T>(fn: (tx: StoreTx) => Promise<T>, txOptions: TransactionOptions = {}): Promise<T> {
       const committed: Array<() => void> = [];
       return operation(() =>
-        driver.transaction(async (conn) => {
-          const ctx: TxContext = { resource: driver.resource, open: true };
-          const live: SqlExecutor = {
-            query: <Row>(text: string, params: readonly unknown[] = []) => {
-              if (!ctx.open) {
-                return Promise.reject(
-                  new StoreClosedError(
-                    "transaction handle used after its transaction ended (a missing await?)",
-                  ),
-                );
-              }
-              return conn.query<Row>(text, params);
-            },
-          };
-          const tx: StoreTx = {
-            query: (text, params) => live.query(text, params),
-            state: createStateStore(live, dialect, clock),
-            idempotency: createIdempotencyStore(live, dialect, clock),
-            afterCommit: (callback) => void committed.push(callback),
-          };
-          try {
-            return await activeTx.run(ctx, () => fn(tx));
-          } finally {
-            ctx.open = false;
-          }
-        }, txOptions).then((result) => {
-          for (const callback of committed.splice(0)) {
+        driver
+          .transaction(async (conn) => {
+            const ctx: TxContext = { resource: driver.resource, open: true };
+            const live: SqlExecutor = {
+              query: <Row>(text: string, params: readonly unknown[] = []) => {
+                if (!ctx.open) {
+                  return Promise.reject(
+                    new StoreClosedError(
+                      "transaction handle used after its transaction ended (a missing await?)",
+                    ),
+                  );
+                }
+                return conn.query<Row>(text, params);
+              },
+            };
+            const tx: StoreTx = {
+              query: (text, params) => live.query(text, params),
+              state: createStateStore(live, dialect, clock),
+              idempotency: createIdempotencyStore(live, dialect, clock),
+              afterCommit: (callback) => void committed.push(callback),
+            };
             try {
-              callback();
-            } catch (e) {
-              logger.warn({ err: e }, "patchbay: afterCommit callback threw; the commit stands");
+              return await activeTx.run(ctx, () => fn(tx));
+            } finally {
+              ctx.open = false;
             }
-          }
-          return result;
-        }),
+          }, txOptions)
+          .then((result) => {
+            for (const callback of committed.splice(0)) {
+              try {
+                callback();
+              } catch (e) {
+                logger.warn({ err: e }, "patchbay: afterCommit callback threw; the commit stands");
+              }
+            }
+            return result;
+          }),
       );
     },
   };

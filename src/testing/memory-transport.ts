@@ -85,7 +85,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
         if (!running) return;
         const q = queue(group);
         const now = Date.now();
-        for (let i = 0; i < q.length && inFlight < concurrency; ) {
+        for (let i = 0; i < q.length && inFlight < concurrency;) {
           const entry = q[i]!;
           if (entry.runAt > now) {
             i++;
