@@ -2,15 +2,27 @@ import pg from "pg";
 import { InvalidArgumentError } from "../../core/errors.js";
 import type { QueryResult, StoreCapabilities, TransactionOptions } from "../../store/contracts.js";
 import type { SqlDialect } from "../../store/dialect.js";
-import type { MigrationTx } from "../../store/migrations.js";
+import type { Migration, MigrationTx } from "../../store/migrations.js";
 import { quoteIdentifier } from "../../store/sql.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { toStoreError, toUnavailable } from "./errors.js";
 import { postgresBusMigration } from "./bus-schema.js";
 import { postgresMigrations } from "./migrations.js";
 
-/** Every migration of this adapter: the store's own, then the event bus's tables. */
-const allMigrations = [...postgresMigrations, postgresBusMigration(postgresMigrations.length + 1)];
+/**
+ * Every migration of this adapter: the store's own list (core, sync), then each module's, in
+ * this fixed order, numbered on from there. A module adds its factory at its slot; shipped
+ * entries never move.
+ */
+const moduleMigrations: Array<(version: number) => Migration> = [
+  postgresBusMigration, // event bus
+  // sagas
+  // webhooks
+];
+const allMigrations = moduleMigrations.reduce<Migration[]>(
+  (list, migration) => [...list, migration(list.length + 1)],
+  [...postgresMigrations],
+);
 
 /** Options of the PostgreSQL store. */
 export interface PostgresDriverOptions {

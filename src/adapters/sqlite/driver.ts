@@ -1,14 +1,26 @@
 import { resolve } from "node:path";
 import type { StoreCapabilities } from "../../store/contracts.js";
 import type { SqlDialect } from "../../store/dialect.js";
-import type { MigrationTx } from "../../store/migrations.js";
+import type { Migration, MigrationTx } from "../../store/migrations.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { acquireConnection, releaseConnection, type SqliteConnection } from "./connection.js";
 import { sqliteBusMigration } from "./bus-schema.js";
 import { sqliteMigrations } from "./migrations.js";
 
-/** Every migration of this adapter: the store's own, then the event bus's tables. */
-const allMigrations = [...sqliteMigrations, sqliteBusMigration(sqliteMigrations.length + 1)];
+/**
+ * Every migration of this adapter: the store's own list (core, sync), then each module's, in
+ * this fixed order, numbered on from there. A module adds its factory at its slot; shipped
+ * entries never move.
+ */
+const moduleMigrations: Array<(version: number) => Migration> = [
+  sqliteBusMigration, // event bus
+  // sagas
+  // webhooks
+];
+const allMigrations = moduleMigrations.reduce<Migration[]>(
+  (list, migration) => [...list, migration(list.length + 1)],
+  [...sqliteMigrations],
+);
 
 /** Options of the SQLite store. */
 export interface SqliteDriverOptions {
