@@ -1,0 +1,6 @@
+import type { CliCommand } from "../command.js";
+import { dlqCommand } from "./dlq.js";
+import { healthCommand, migrateCommandDef, startCommand } from "./store.js";
+
+/** Every `patchbay` command, in help order. A module adds its command here (one line). */
+export const commands: CliCommand[] = [startCommand, migrateCommandDef, healthCommand, dlqCommand];
