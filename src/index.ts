@@ -36,3 +36,4 @@ export type { SqlStore, SqlStoreOptions, StoreDriver } from "./store/sql-store.j
 export * from "./resilience/index.js";
 export * from "./http/index.js";
 export * from "./bus/index.js";
+export { createPatchbay, type Patchbay, type PatchbayOptions } from "./patchbay.js";

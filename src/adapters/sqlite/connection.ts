@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import type { QueryResult } from "../../store/contracts.js";
 import { StoreUnavailableError } from "../../store/errors.js";
 import { toStoreError } from "./errors.js";
@@ -55,12 +55,25 @@ export class SqliteConnection {
     private readonly settings: { busyTimeoutMs: number; synchronous: "full" | "normal" },
   ) {}
 
-  /** Opens the file (once) and sets WAL, synchronous and foreign keys. */
-  open(): void {
+  /**
+   * Opens the file (once) and sets WAL, synchronous and foreign keys. The driver is loaded here,
+   * not at import, so `patchbay` can be imported where `better-sqlite3` is not installed.
+   */
+  async open(): Promise<void> {
+    if (this.db) return;
+    let Driver: typeof Database;
+    try {
+      Driver = (await import("better-sqlite3")).default;
+    } catch (cause) {
+      throw new StoreUnavailableError(
+        "the SQLite store needs the better-sqlite3 package: npm install better-sqlite3",
+        { cause, retryable: false },
+      );
+    }
     if (this.db) return;
     try {
       if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
-      const db = new Database(this.path, { timeout: 20 });
+      const db = new Driver(this.path, { timeout: 20 });
       db.pragma("journal_mode = WAL");
       db.pragma(`synchronous = ${this.settings.synchronous === "normal" ? "NORMAL" : "FULL"}`);
       db.pragma("foreign_keys = ON");

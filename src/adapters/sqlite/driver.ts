@@ -101,9 +101,9 @@ export function sqliteDriver(options: SqliteDriverOptions = {}): StoreDriver {
       if (connection) return;
       const c = acquireConnection(location, settings);
       // Opening is synchronous; the lock keeps it from racing another store's close of the same file.
-      await c.lock.run(() => {
+      await c.lock.run(async () => {
         try {
-          c.open();
+          await c.open();
         } catch (e) {
           releaseConnection(c);
           throw e;

@@ -1,0 +1,115 @@
+/**
+ * `createPatchbay()`: one object that owns the store, the event bus and (as they are added) the
+ * sagas, pipelines and webhooks of an application, and starts and stops them together.
+ */
+import { sqlite } from "./adapters/sqlite/index.js";
+import {
+  createEventBus,
+  type AnyEventDefinition,
+  type BusTx,
+  type EventBus,
+  type Handler,
+  type PublishOptions,
+  type SubscribeOptions,
+} from "./bus/bus.js";
+import { localTransport, type LocalTransportOptions } from "./bus/local-transport.js";
+import type { Transport } from "./bus/transport.js";
+import { systemClock, type Clock } from "./core/clock.js";
+import type { Duration } from "./core/duration.js";
+import type { CloudEvent } from "./core/envelope.js";
+import type { EventDefinition } from "./core/events.js";
+import { createLogger, type Logger } from "./core/logger.js";
+import type { SqlStore } from "./store/sql-store.js";
+
+/** Options of {@link createPatchbay}. */
+export interface PatchbayOptions {
+  /** Durable state. Default: the embedded SQLite store at `.patchbay/patchbay.db`. */
+  store?: SqlStore;
+  /**
+   * The bus's transport: a transport (e.g. `rabbitmq({ url })`), or a factory given the store.
+   * Default: the store's own durable queue.
+   */
+  transport?: Transport | ((store: SqlStore) => Transport);
+  /** Options of the default local transport. */
+  localTransport?: LocalTransportOptions;
+  /** Event definitions consumers should upcast and validate (published ones are learnt as they are used). */
+  events?: readonly AnyEventDefinition[];
+  /** CloudEvents `source` of published events. Default `/patchbay`. */
+  source?: string;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** An application's Patchbay. */
+export interface Patchbay {
+  readonly store: SqlStore;
+  readonly bus: EventBus;
+  /** {@link EventBus.publish}. */
+  publish<T, In>(event: EventDefinition<T, In>, data: In, options?: PublishOptions): Promise<CloudEvent<T>>;
+  /** A store transaction whose `tx.publish` commits with your writes. */
+  transaction<R>(fn: (tx: BusTx) => Promise<R>): Promise<R>;
+  /** {@link EventBus.subscribe}. */
+  subscribe<T = unknown>(
+    pattern: string | EventDefinition<T, unknown>,
+    options: SubscribeOptions,
+    handler: Handler<T>,
+  ): void;
+  /** Opens the store (migrating it) and starts every part. */
+  start(): Promise<void>;
+  /** Stops every part, draining work in flight up to `timeout` (default 30 s), then closes the store. Safe twice. */
+  stop(options?: { timeout?: Duration }): Promise<void>;
+}
+
+/**
+ * Creates an application's Patchbay: embedded by default (SQLite, the store's own queue), on
+ * PostgreSQL and a broker when given them — with the same application code.
+ *
+ * @example
+ * const pb = createPatchbay(); // .patchbay/patchbay.db
+ * pb.subscribe(OrderCreated, { group: "email" }, async (event) => sendConfirmation(event.data));
+ * await pb.start();
+ * await pb.transaction(async (tx) => {
+ *   await tx.query("insert into orders (id) values (?)", [id]);
+ *   await tx.publish(OrderCreated, { orderId: id });
+ * });
+ */
+export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger({ name: "patchbay" });
+  const store = options.store ?? sqlite({ clock, logger });
+  const transport =
+    typeof options.transport === "function"
+      ? options.transport(store)
+      : (options.transport ?? localTransport(store, { clock, logger, ...options.localTransport }));
+  const bus = createEventBus({
+    store,
+    transport,
+    clock,
+    logger,
+    ...(options.events ? { events: options.events } : {}),
+    ...(options.source ? { source: options.source } : {}),
+  });
+  let stopping: Promise<void> | undefined;
+
+  return {
+    store,
+    bus,
+    publish: (event, data, publishOptions) => bus.publish(event, data, publishOptions),
+    transaction: (fn) => bus.transaction(fn),
+    subscribe: (pattern, subscribeOptions, handler) => bus.subscribe(pattern, subscribeOptions, handler),
+    async start() {
+      await store.open();
+      await bus.start();
+    },
+    stop(stopOptions = {}) {
+      stopping ??= (async () => {
+        try {
+          await bus.stop(stopOptions);
+        } finally {
+          await store.close();
+        }
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,59 @@
+/** createPatchbay(): the embedded default end to end, and the same code on PostgreSQL. */
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { z } from "zod";
+import { defineEvent } from "../src/core/events.js";
+import { silentLogger } from "../src/core/logger.js";
+import { createPatchbay, type Patchbay } from "../src/patchbay.js";
+import { until } from "./conformance/transport.js";
+import { postgresDatabase, type IsolatedDatabase } from "./support/stores.js";
+
+const { postgres: pg } = inject("services");
+const OrderCreated = defineEvent("order.created", { version: 1, schema: z.object({ orderId: z.string() }) });
+
+/** The application code, identical on every backend. */
+async function app(pb: Patchbay, p: (n: number) => string) {
+  const emailed: string[] = [];
+  pb.subscribe(OrderCreated, { group: "email" }, (event) => void emailed.push(event.data.orderId));
+  await pb.start();
+  await pb.store.query("CREATE TABLE orders (id TEXT PRIMARY KEY)");
+  await pb.transaction(async (tx) => {
+    await tx.query(`INSERT INTO orders (id) VALUES (${p(1)})`, ["o-1"]);
+    await tx.publish(OrderCreated, { orderId: "o-1" });
+  });
+  await until(() => emailed.length === 1, 10_000, "the e-mail");
+  return emailed;
+}
+
+describe("createPatchbay", () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it("runs embedded with no options: SQLite at .patchbay/patchbay.db, the store's own queue", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "patchbay-app-"));
+    const cwd = process.cwd();
+    process.chdir(dir);
+    cleanups.push(() => {
+      process.chdir(cwd);
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const pb = createPatchbay({ logger: silentLogger });
+    cleanups.push(() => pb.stop());
+    expect(await app(pb, () => "?")).toEqual(["o-1"]);
+    expect(existsSync(join(dir, ".patchbay", "patchbay.db"))).toBe(true);
+    await Promise.all([pb.stop(), pb.stop()]);
+    await expect(pb.store.query("SELECT 1")).rejects.toThrow(/closed/);
+  });
+
+  it.skipIf(!pg.reachable)("runs the same application code on PostgreSQL", async () => {
+    const db: IsolatedDatabase = postgresDatabase(pg.url);
+    const pb = createPatchbay({ store: db.make(), logger: silentLogger });
+    cleanups.push(() => db.cleanup());
+    cleanups.push(() => pb.stop());
+    expect(await app(pb, (n) => `$${n}`)).toEqual(["o-1"]);
+  });
+});
