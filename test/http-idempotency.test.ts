@@ -21,7 +21,12 @@ class Orders {
   executions = 0;
   delayMs = 0;
   failNext = false;
+  rateLimitNext = false;
   async create(body: unknown): Promise<{ status: number; body: unknown }> {
+    if (this.rateLimitNext) {
+      this.rateLimitNext = false;
+      return { status: 429, body: { error: "slow down" } };
+    }
     this.executions++;
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.failNext) {
@@ -204,6 +209,15 @@ for (const [dbName, makeDb] of databases) {
         expect(retry.status).toBe(201);
         expect(retry.headers.get("idempotent-replayed")).toBeNull();
         expect(orders.executions).toBe(2);
+      });
+
+      it("a 429 (not processed) releases the key too: the retry runs instead of replaying the 429", async () => {
+        const url = await start();
+        orders.rateLimitNext = true;
+        expect((await post(url, { qty: 1 }, { "idempotency-key": "k-429" })).status).toBe(429);
+        const retry = await post(url, { qty: 1 }, { "idempotency-key": "k-429" });
+        expect(retry.status).toBe(201);
+        expect(retry.headers.get("idempotent-replayed")).toBeNull();
       });
 
       it("keys are scoped per client: the same key from two clients runs twice", async () => {

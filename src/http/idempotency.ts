@@ -28,7 +28,10 @@ export interface IdempotencyKeyOptions {
   replayHeaders?: readonly string[];
   /** Responses larger than this are not stored (the key is released). Default 1 MiB. */
   maxBodyBytes?: number;
-  /** Store 5xx responses too. Default `false`: a 5xx releases the key so a retry runs the handler again. */
+  /**
+   * Store 5xx responses too. Default `false`: a 5xx releases the key so a retry runs the handler
+   * again. 408, 425 and 429 ("not processed, try again") always release it.
+   */
   storeServerErrors?: boolean;
 }
 
@@ -66,6 +69,9 @@ export interface IdempotencyRequest {
   /** The request's content type, to read raw JSON bodies canonically. */
   contentType?: string | undefined;
 }
+
+/** Answers that say the request was not processed and may be retried as is. */
+const NOT_PROCESSED = new Set([408, 425, 429]);
 
 const DEFAULT_REPLAY_HEADERS = [
   "content-type",
@@ -207,7 +213,11 @@ export function createIdempotencyGate(options: IdempotencyKeyOptions) {
       action: "execute",
       async finish(response) {
         if (settled) return;
-        if ((response.status >= 500 && !options.storeServerErrors) || response.body.length > maxBodyBytes) {
+        // "Not processed, try again" answers (408, 425, 429, 5xx) are not outcomes: storing one
+        // would replay it to every retry and the request could never succeed.
+        const notProcessed =
+          NOT_PROCESSED.has(response.status) || (response.status >= 500 && !options.storeServerErrors);
+        if (notProcessed || response.body.length > maxBodyBytes) {
           await release();
           return;
         }
