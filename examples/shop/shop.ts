@@ -1,0 +1,122 @@
+/**
+ * Assembles the shop: the store (SQLite under .patchbay/ by default, PostgreSQL when
+ * PATCHBAY_PG_URL is set), the bus, the order saga, the payment provider, and the HTTP API.
+ */
+import { mkdirSync } from "node:fs";
+import {
+  createPatchbay,
+  createSagaRunner,
+  failureRate,
+  httpClient,
+  type Patchbay,
+  type SagaRunner,
+  type SqlStore,
+} from "patchbay";
+import { postgres } from "patchbay/postgres";
+import { sqlite } from "patchbay/sqlite";
+import { registerShopConsumers, startShopApi } from "./app.js";
+import { createShopSchema, sqlFor } from "./db.js";
+import { OrderCreated, shopEvents } from "./events.js";
+import { defineOrderSaga } from "./order-saga.js";
+import { startPaymentProvider, type Chaos } from "./payment-provider.js";
+
+export const INITIAL_STOCK: Record<string, number> = {
+  "sku-apple": 100_000,
+  "sku-pear": 100_000,
+  "sku-plum": 100_000,
+  "sku-fig": 100_000,
+};
+
+export interface ShopOptions {
+  /** Folder for the SQLite files. Default `.patchbay`. */
+  dir?: string;
+  pgUrl?: string | undefined;
+  /** PostgreSQL schema for Patchbay's tables (the shop's live in the database's search path). */
+  pgSchema?: string;
+  port?: number;
+  chaos?: Partial<Chaos>;
+}
+
+export interface RunningShop {
+  pb: Patchbay;
+  sagas: SagaRunner;
+  urls: { shop: string; payments: string };
+  stop(): Promise<void>;
+}
+
+export async function startShop(options: ShopOptions = {}): Promise<RunningShop> {
+  const dir = options.dir ?? ".patchbay";
+  mkdirSync(dir, { recursive: true });
+  const chaos: Chaos = { paymentFailure: 0, emailFailure: 0, ...options.chaos };
+  const store: SqlStore = options.pgUrl
+    ? postgres({ url: options.pgUrl, schema: options.pgSchema ?? "patchbay" })
+    : sqlite({ file: `${dir}/shop.db` });
+  const pb = createPatchbay({ store, events: shopEvents, source: "/shop" });
+  await store.open();
+  await createShopSchema(store, INITIAL_STOCK);
+
+  // The payment provider is another company's service: its own process in real life, its own store here.
+  const providerStore = sqlite({ file: `${dir}/payment-provider.db` });
+  const provider = await startPaymentProvider({ store: providerStore, chaos, slowMs: 3000 });
+  const payments = httpClient({
+    baseUrl: provider.url,
+    timeout: "2s",
+    retry: { maxAttempts: 3 },
+    // Open on a failure rate, not a handful of consecutive errors: 20 % flakiness is not an outage.
+    breaker: {
+      strategy: failureRate({ threshold: 0.6, minimumCalls: 20, window: "10s" }),
+      halfOpenAfter: "2s",
+    },
+  });
+
+  if (process.env.SHOP_DEBUG_BREAKER) {
+    const breaker = payments.breakerFor(new URL(provider.url).host);
+    breaker?.onStateChange((c) =>
+      process.stderr.write(`${new Date().toISOString()} payments circuit ${c.previous} -> ${c.state}\n`),
+    );
+  }
+  const sagas = createSagaRunner({ store, bus: pb.bus, concurrency: 16 });
+  const orders = sagas.saga(defineOrderSaga({ payments, q: sqlFor(store) }));
+  // The saga starts in the consumer's transaction: exactly one saga per order, whatever the redeliveries.
+  pb.subscribe(OrderCreated, { group: "order-saga", concurrency: 4 }, async (event, { tx }) => {
+    await orders.start(event.data, { id: event.data.orderId, tx });
+  });
+  registerShopConsumers(pb, chaos);
+
+  await pb.start();
+  await sagas.start();
+  const api = await startShopApi({
+    pb,
+    chaos,
+    ...(options.port === undefined ? {} : { port: options.port }),
+    orderTimeline: (id) => sagas.get(id),
+    report: async () => ({
+      initialStock: INITIAL_STOCK,
+      charges: await fetch(`${provider.url}/charges`).then((r) => r.json() as Promise<unknown>),
+      sagas: Object.fromEntries(
+        await Promise.all(
+          (["running", "compensating", "completed", "compensated", "failed"] as const).map(
+            async (status) => [status, await sagas.count({ status })] as const,
+          ),
+        ),
+      ),
+    }),
+  });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    pb,
+    sagas,
+    urls: { shop: api.url, payments: provider.url },
+    stop() {
+      stopping ??= (async () => {
+        await api.close();
+        await sagas.stop({ timeout: "10s" });
+        await pb.stop({ timeout: "10s" });
+        await provider.close();
+        await providerStore.close();
+      })();
+      return stopping;
+    },
+  };
+}
