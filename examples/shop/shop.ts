@@ -92,7 +92,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     orderTimeline: (id) => sagas.get(id),
     report: async () => ({
       initialStock: INITIAL_STOCK,
-      charges: await fetch(`${provider.url}/charges`).then((r) => r.json() as Promise<unknown>),
+      charges: await fetch(`${provider.url}/charges`).then((r) => r.json()),
       sagas: Object.fromEntries(
         await Promise.all(
           (["running", "compensating", "completed", "compensated", "failed"] as const).map(
