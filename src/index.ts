@@ -36,4 +36,5 @@ export type { SqlStore, SqlStoreOptions, StoreDriver } from "./store/sql-store.j
 export * from "./resilience/index.js";
 export * from "./http/index.js";
 export * from "./bus/index.js";
+export * from "./saga/index.js";
 export { createPatchbay, type Patchbay, type PatchbayOptions } from "./patchbay.js";

@@ -7,6 +7,7 @@ import { quoteIdentifier } from "../../store/sql.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { toStoreError, toUnavailable } from "./errors.js";
 import { postgresBusMigration } from "./bus-schema.js";
+import { postgresSagaMigration } from "./saga-schema.js";
 import { postgresMigrations } from "./migrations.js";
 
 /**
@@ -16,7 +17,7 @@ import { postgresMigrations } from "./migrations.js";
  */
 const moduleMigrations: Array<(version: number) => Migration> = [
   postgresBusMigration, // event bus
-  // sagas
+  postgresSagaMigration, // sagas
   // webhooks
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(

@@ -5,6 +5,7 @@ import type { Migration, MigrationTx } from "../../store/migrations.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { acquireConnection, releaseConnection, type SqliteConnection } from "./connection.js";
 import { sqliteBusMigration } from "./bus-schema.js";
+import { sqliteSagaMigration } from "./saga-schema.js";
 import { sqliteMigrations } from "./migrations.js";
 
 /**
@@ -14,7 +15,7 @@ import { sqliteMigrations } from "./migrations.js";
  */
 const moduleMigrations: Array<(version: number) => Migration> = [
   sqliteBusMigration, // event bus
-  // sagas
+  sqliteSagaMigration, // sagas
   // webhooks
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(

@@ -1,6 +1,15 @@
 import type { CliCommand } from "../command.js";
 import { dlqCommand } from "./dlq.js";
+import { sagaCommand } from "./saga.js";
+import { statusCommand } from "./status.js";
 import { healthCommand, migrateCommandDef, startCommand } from "./store.js";
 
 /** Every `patchbay` command, in help order. A module adds its command here (one line). */
-export const commands: CliCommand[] = [startCommand, migrateCommandDef, healthCommand, dlqCommand];
+export const commands: CliCommand[] = [
+  startCommand,
+  migrateCommandDef,
+  healthCommand,
+  statusCommand,
+  dlqCommand,
+  sagaCommand,
+];

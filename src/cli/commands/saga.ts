@@ -1,0 +1,207 @@
+import { parseArgs } from "node:util";
+import { isSagaDefinition } from "../../saga/definition.js";
+import {
+  SAGA_STATUSES,
+  type SagaDetails,
+  type SagaFault,
+  type SagaInstance,
+  type SagaStatus,
+} from "../../saga/records.js";
+import { createSagaRunner, type SagaRunner } from "../../saga/runner.js";
+import type { SqlStore } from "../../store/sql-store.js";
+import type { CliCommand, CommandContext } from "../command.js";
+import { loadConfig } from "../config.js";
+import { table, timestamp } from "../table.js";
+
+const USAGE = `Usage: patchbay saga <list|show|retry|skip|resolve> [options]
+
+  list    [--status s[,s]] [--name n] [--limit n]   instances, newest first
+  show    <id>                                      one instance and its step timeline
+  retry   <id>                                      run the current step (or compensation) again now
+  skip    <id> [--result <json>] [--note <text>]    skip the current step (or compensation: done by hand)
+  resolve <id> [--note <text>]                      mark a stuck saga resolved (settled by hand)
+
+Statuses: ${SAGA_STATUSES.join(", ")}. The store and the saga definitions come from --config
+(patchbay.config.js exporting \`store\` and \`sagas\`), else the store from --sqlite / --pg.`;
+
+const json = (v: unknown) => (v === undefined ? "" : JSON.stringify(v));
+const faultText = (f: SagaFault | undefined) =>
+  f ? `${f.phase} ${f.step ?? "(no step)"}: ${f.error.code ?? f.error.name}: ${f.error.message}` : "";
+
+/** The app's sagas (definitions or a runner) and store from the config, else the flags' store. */
+async function sagasFor(ctx: CommandContext): Promise<{ runner: SagaRunner; close(): Promise<void> }> {
+  const config = await loadConfig(ctx.flags.config);
+  const store: SqlStore = (config?.store as SqlStore | undefined) ?? (await ctx.store());
+  const sagas = config?.sagas;
+  const isRunner = (v: unknown): v is SagaRunner =>
+    typeof v === "object" && v !== null && typeof (v as SagaRunner).retry === "function";
+  const runner = isRunner(sagas)
+    ? sagas
+    : createSagaRunner({ store, sagas: Array.isArray(sagas) ? sagas.filter(isSagaDefinition) : [] });
+  return { runner, close: () => store.close() };
+}
+
+function listing(instances: SagaInstance[]): string {
+  return table(
+    ["ID", "SAGA", "STATUS", "STEP", "ATTEMPT", "UPDATED (UTC)", "WHY"],
+    instances.map((i) => [
+      i.id,
+      `${i.name} v${i.version}`,
+      i.status,
+      String(i.step),
+      String(i.attempt),
+      timestamp(i.updatedAt),
+      faultText(i.failure ?? i.reason),
+    ]),
+  );
+}
+
+function details(d: SagaDetails): string {
+  const stepName = d.steps.find((s) => s.index === d.step)?.name;
+  const lines = [
+    `saga ${d.id}  ${d.name} v${d.version}  ${d.status.toUpperCase()}`,
+    `  created   ${timestamp(d.createdAt)}   updated ${timestamp(d.updatedAt)}`,
+    `  step      ${d.step}${stepName ? ` (${stepName})` : ""}, attempt ${d.attempt}${d.owner ? `, held by ${d.owner} until ${timestamp(d.runAt)}` : d.status === "running" || d.status === "compensating" ? `, next run ${timestamp(d.runAt)}` : ""}`,
+  ];
+  if (d.deadline !== undefined) lines.push(`  deadline  ${timestamp(d.deadline)}`);
+  if (d.reason) lines.push(`  reason    ${faultText(d.reason)}`);
+  if (d.failure) lines.push(`  FAILURE   ${faultText(d.failure)}`);
+  if (d.note) lines.push(`  note      ${d.note}`);
+  lines.push(`  input     ${json(d.input)}`, "");
+  lines.push(
+    d.steps.length === 0
+      ? "no step has run yet"
+      : table(
+          ["STARTED (UTC)", "PHASE", "STEP", "STATUS", "ATTEMPTS", "RESULT / ERROR"],
+          d.steps.map((s) => [
+            timestamp(s.startedAt),
+            s.phase,
+            s.name,
+            s.status,
+            String(s.attempts),
+            s.error
+              ? `${s.error.code ?? s.error.name}: ${s.error.message}`
+              : s.note
+                ? `${json(s.result)} (${s.note})`
+                : json(s.result),
+          ]),
+          80,
+        ),
+  );
+  if (d.status === "failed") {
+    lines.push("", `next: patchbay saga retry ${d.id}  |  skip ${d.id}  |  resolve ${d.id} --note "..."`);
+  }
+  return lines.join("\n");
+}
+
+/** `patchbay saga list|show|retry|skip|resolve`: inspect saga instances and act on stuck ones. */
+export const sagaCommand: CliCommand = {
+  name: "saga",
+  summary: "saga instances: list, show (timeline), retry, skip, resolve",
+  async run(ctx) {
+    const { values, positionals } = parseArgs({
+      args: ctx.argv,
+      allowPositionals: true,
+      strict: false,
+      options: {
+        // The global flags, so their values are not taken for positionals.
+        sqlite: { type: "string" },
+        pg: { type: "string" },
+        schema: { type: "string" },
+        config: { type: "string" },
+        json: { type: "boolean" },
+        status: { type: "string" },
+        name: { type: "string" },
+        limit: { type: "string" },
+        result: { type: "string" },
+        note: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+    const [action, id] = positionals;
+    if (values.help === true || !action) {
+      ctx.out(USAGE);
+      return values.help === true ? 0 : 2;
+    }
+    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+    if (action !== "list" && !id) {
+      ctx.err(`patchbay saga ${action} <id>\n\n${USAGE}`);
+      return 2;
+    }
+    const statuses = str(values.status)
+      ?.split(",")
+      .map((s) => s.trim());
+    const unknownStatus = statuses?.find((s) => !(SAGA_STATUSES as readonly string[]).includes(s));
+    if (unknownStatus !== undefined) {
+      ctx.err(
+        `patchbay saga: unknown status ${JSON.stringify(unknownStatus)} (one of ${SAGA_STATUSES.join(", ")})`,
+      );
+      return 2;
+    }
+    let result: unknown;
+    if (str(values.result) !== undefined) {
+      try {
+        result = JSON.parse(str(values.result)!);
+      } catch {
+        ctx.err(`patchbay saga skip: --result must be JSON, e.g. --result '{"refund":"re_123"}'`);
+        return 2;
+      }
+    }
+    const note = str(values.note);
+    const handle = await sagasFor(ctx);
+    const { runner } = handle;
+    const done = (instance: SagaInstance, what: string) =>
+      ctx.out(
+        ctx.flags.json ? JSON.stringify(instance) : `saga ${instance.id}: ${what}; now ${instance.status}`,
+      );
+    try {
+      switch (action) {
+        case "list": {
+          const filter = {
+            ...(statuses ? { status: statuses as SagaStatus[] } : {}),
+            ...(str(values.name) ? { name: str(values.name)! } : {}),
+          };
+          const limit = Number(str(values.limit) ?? 50);
+          const list = await runner.list({ ...filter, limit });
+          if (ctx.flags.json) ctx.out(JSON.stringify(list));
+          else if (list.length === 0) ctx.out("no saga instances");
+          else {
+            ctx.out(listing(list));
+            const total = await runner.count(filter);
+            if (total > list.length) ctx.out(`… ${total - list.length} more (--limit)`);
+          }
+          return 0;
+        }
+        case "show": {
+          const found = await runner.get(id!);
+          if (!found) {
+            ctx.err(`no saga instance ${id}`);
+            return 1;
+          }
+          ctx.out(ctx.flags.json ? JSON.stringify(found) : details(found));
+          return 0;
+        }
+        case "retry":
+          done(await runner.retry(id!), "retrying");
+          return 0;
+        case "skip":
+          done(
+            await runner.skip(id!, {
+              ...(result === undefined ? {} : { result }),
+              ...(note ? { note } : {}),
+            }),
+            "step skipped",
+          );
+          return 0;
+        case "resolve":
+          done(await runner.resolve(id!, note ? { note } : {}), "marked resolved");
+          return 0;
+        default:
+          ctx.err(`patchbay saga: unknown action ${JSON.stringify(action)}\n\n${USAGE}`);
+          return 2;
+      }
+    } finally {
+      await handle.close();
+    }
+  },
+};

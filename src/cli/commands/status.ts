@@ -1,0 +1,205 @@
+import { int } from "../../store/dialect.js";
+import type { SqlStore } from "../../store/sql-store.js";
+import type { CliCommand } from "../command.js";
+import { table, timestamp } from "../table.js";
+
+interface Section {
+  title: string;
+  headers: string[];
+  rows: string[][];
+}
+
+/** Runs a query, or resolves `undefined` when the table is not there (the module's migration is absent). */
+async function maybe<T>(store: SqlStore, text: string): Promise<T[] | undefined> {
+  try {
+    return (await store.query<T>(text)).rows;
+  } catch {
+    return undefined;
+  }
+}
+
+const age = (ms: number) =>
+  ms < 1000
+    ? `${ms}ms`
+    : ms < 120_000
+      ? `${Math.round(ms / 1000)}s`
+      : ms < 7_200_000
+        ? `${Math.round(ms / 60_000)}m`
+        : `${Math.round(ms / 3_600_000)}h`;
+
+/** Everything at a glance: store, queues, dead letters, sagas, pipelines, webhook endpoints, breakers. */
+export const statusCommand: CliCommand = {
+  name: "status",
+  summary: "store, queues (depth, oldest), dead letters, sagas, pipelines, webhook endpoints, breakers",
+  async run(ctx) {
+    const store = await ctx.store({ migrate: false });
+    try {
+      const t = (name: string) => store.dialect.table(name);
+      const now = Date.now();
+      const health = await store.health();
+      const report: Record<string, unknown> = { store: health };
+      const sections: Section[] = [];
+
+      const queues = await maybe<{ grp: string; depth: unknown; due: unknown; oldest: unknown }>(
+        store,
+        `SELECT grp, COUNT(*) AS depth, SUM(CASE WHEN run_at <= ${now} THEN 1 ELSE 0 END) AS due, MIN(created_at) AS oldest
+         FROM ${t("bus_jobs")} GROUP BY grp ORDER BY grp`,
+      );
+      const groups = await maybe<{ grp: string }>(
+        store,
+        `SELECT DISTINCT grp FROM ${t("bus_bindings")} ORDER BY grp`,
+      );
+      const dead = await maybe<{ grp: string; n: unknown }>(
+        store,
+        `SELECT grp, COUNT(*) AS n FROM ${t("bus_dead_letters")} GROUP BY grp`,
+      );
+      if (groups) {
+        const byGroup = new Map((queues ?? []).map((q) => [q.grp, q]));
+        const deadBy = new Map((dead ?? []).map((d) => [d.grp, int(d.n)]));
+        report.queues = groups.map(({ grp }) => {
+          const q = byGroup.get(grp);
+          return {
+            group: grp,
+            depth: q ? int(q.depth) : 0,
+            due: q ? int(q.due) : 0,
+            oldestAgeMs: q?.oldest == null ? null : now - int(q.oldest),
+            deadLetters: deadBy.get(grp) ?? 0,
+          };
+        });
+        sections.push({
+          title: "Queues (local transport)",
+          headers: ["GROUP", "DEPTH", "DUE", "OLDEST", "DEAD LETTERS"],
+          rows: (report.queues as Array<Record<string, number | string | null>>).map((q) => [
+            String(q.group),
+            String(q.depth),
+            String(q.due),
+            q.oldestAgeMs === null ? "-" : age(Number(q.oldestAgeMs)),
+            String(q.deadLetters),
+          ]),
+        });
+      }
+
+      const sagas = await maybe<{ name: string; status: string; n: unknown }>(
+        store,
+        `SELECT name, status, COUNT(*) AS n FROM ${t("saga_instances")} GROUP BY name, status ORDER BY name, status`,
+      );
+      if (sagas) {
+        report.sagas = sagas.map((s) => ({ name: s.name, status: s.status, count: int(s.n) }));
+        sections.push({
+          title: "Sagas",
+          headers: ["SAGA", "STATUS", "COUNT"],
+          rows: sagas.map((s) => [s.name, s.status, String(int(s.n))]),
+        });
+      }
+
+      const runs = await maybe<{
+        pipeline: string;
+        status: string;
+        started_at: unknown;
+        rows_written: unknown;
+        error: string | null;
+      }>(
+        store,
+        `SELECT r.pipeline, r.status, r.started_at, r.rows_written, r.error FROM ${t("sync_runs")} r
+         WHERE r.started_at = (SELECT MAX(started_at) FROM ${t("sync_runs")} x WHERE x.pipeline = r.pipeline) ORDER BY r.pipeline`,
+      );
+      if (runs) {
+        report.pipelines = runs.map((r) => ({
+          pipeline: r.pipeline,
+          lastRun: {
+            status: r.status,
+            startedAt: int(r.started_at),
+            rowsWritten: int(r.rows_written),
+            error: r.error,
+          },
+        }));
+        sections.push({
+          title: "Pipelines (last run)",
+          headers: ["PIPELINE", "STATUS", "STARTED (UTC)", "ROWS WRITTEN", "ERROR"],
+          rows: runs.map((r) => [
+            r.pipeline,
+            r.status,
+            timestamp(int(r.started_at)),
+            String(int(r.rows_written)),
+            r.error ?? "",
+          ]),
+        });
+      }
+
+      const endpoints = await maybe<{
+        id: string;
+        url: string;
+        status: string;
+        last_success_at: unknown;
+        failing_since: unknown;
+        pending: unknown;
+        failed: unknown;
+      }>(
+        store,
+        `SELECT e.id, e.url, e.status, e.last_success_at, e.failing_since,
+           (SELECT COUNT(*) FROM ${t("webhook_deliveries")} d WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'sending')) AS pending,
+           (SELECT COUNT(*) FROM ${t("webhook_deliveries")} d WHERE d.endpoint_id = e.id AND d.status = 'failed') AS failed
+         FROM ${t("webhook_endpoints")} e ORDER BY e.created_at`,
+      );
+      if (endpoints) {
+        report.webhookEndpoints = endpoints.map((e) => ({
+          id: e.id,
+          url: e.url,
+          status: e.status,
+          pending: int(e.pending),
+          failed: int(e.failed),
+          lastSuccessAt: e.last_success_at == null ? null : int(e.last_success_at),
+          failingSince: e.failing_since == null ? null : int(e.failing_since),
+        }));
+        sections.push({
+          title: "Webhook endpoints",
+          headers: ["ENDPOINT", "URL", "STATUS", "PENDING", "FAILED", "HEALTH"],
+          rows: endpoints.map((e) => [
+            e.id,
+            e.url,
+            e.status,
+            String(int(e.pending)),
+            String(int(e.failed)),
+            e.failing_since == null ? "ok" : `failing for ${age(now - int(e.failing_since))}`,
+          ]),
+        });
+      }
+
+      // Circuit breakers whose state an app saves in the state table under breaker/<name> (toJSON()).
+      const breakers = health.ok
+        ? await store.state.list<{ state?: string; openUntil?: number }>("breaker/")
+        : [];
+      if (breakers.length > 0) {
+        report.breakers = breakers.map((b) => ({
+          name: b.key.slice(8),
+          state: b.value.state,
+          updatedAt: b.updatedAt,
+        }));
+        sections.push({
+          title: "Circuit breakers",
+          headers: ["BREAKER", "STATE", "SINCE (UTC)"],
+          rows: breakers.map((b) => [b.key.slice(8), String(b.value.state ?? "?"), timestamp(b.updatedAt)]),
+        });
+      }
+
+      if (ctx.flags.json) {
+        ctx.out(JSON.stringify(report));
+      } else {
+        const color = process.stdout.isTTY && !process.env.NO_COLOR;
+        const bold = (s: string) => (color ? `\u001b[1m${s}\u001b[0m` : s);
+        ctx.out(
+          `${bold("Store")}  ${health.dialect}  ${health.location}  schema ${health.schemaVersion}/${health.knownSchemaVersion}  ${
+            health.ok ? "ok" : `FAILING: ${health.error}`
+          }`,
+        );
+        for (const s of sections) {
+          ctx.out(`\n${bold(s.title)}`);
+          ctx.out(s.rows.length === 0 ? "  (none)" : table(s.headers, s.rows).replace(/^/gm, "  "));
+        }
+      }
+      return health.ok ? 0 : 1;
+    } finally {
+      await store.close();
+    }
+  },
+};

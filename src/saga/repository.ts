@@ -1,0 +1,387 @@
+/**
+ * The SQL of sagas: instances (one row each: status, current step, attempt, lease, due time) and
+ * step records (one row per step and phase). Every write of a worker is fenced by the instance's
+ * `claim` token, which each claim and each operator action bumps: a worker that lost its lease
+ * changes nothing.
+ */
+import type { SqlExecutor } from "../store/contracts.js";
+import { int, run } from "../store/dialect.js";
+import type { SqlStore } from "../store/sql-store.js";
+import { join, raw, sql, type SqlStatement } from "../store/sql.js";
+import type {
+  SagaErrorInfo,
+  SagaFault,
+  SagaFilter,
+  SagaInstance,
+  SagaPhase,
+  SagaStatus,
+  SagaStepRecord,
+  SagaStepStatus,
+} from "./records.js";
+
+/** An instance with the fields only the runner uses. */
+export interface InstanceRow extends SagaInstance {
+  /** Fencing token: bumped by every claim and operator action. */
+  claim: number;
+  /** The previous retry delay, for decorrelated jitter. */
+  lastDelay: number | undefined;
+}
+
+/** The public view of a stored row. */
+export function publicView(row: InstanceRow): SagaInstance {
+  const { claim: _claim, lastDelay: _lastDelay, ...view } = row;
+  return view;
+}
+
+/** Columns a fenced update may set. */
+export interface InstanceChanges {
+  status?: SagaStatus;
+  step?: number;
+  attempt?: number;
+  owner?: string | null;
+  runAt?: number;
+  lastDelay?: number | null;
+  reason?: SagaFault | null;
+  failure?: SagaFault | null;
+  note?: string | null;
+}
+
+const COLUMN: Record<keyof InstanceChanges, string> = {
+  status: "status",
+  step: "step",
+  attempt: "attempt",
+  owner: "owner",
+  runAt: "run_at",
+  lastDelay: "last_delay",
+  reason: "reason",
+  failure: "failure",
+  note: "note",
+};
+const JSON_COLUMNS = new Set<keyof InstanceChanges>(["reason", "failure"]);
+
+/** A step record to write (insert, or update keeping `started_at`). */
+export interface StepWrite {
+  index: number;
+  name: string;
+  phase: SagaPhase;
+  status: SagaStepStatus;
+  /** Already JSON-encoded by the caller (so an unencodable result fails before the transaction). */
+  resultJson: string | null;
+  error: SagaErrorInfo | null;
+  attempts: number;
+  startedAt: number;
+  finishedAt: number | null;
+  note: string | null;
+}
+
+interface RawInstance {
+  id: string;
+  name: string;
+  version: unknown;
+  input: unknown;
+  status: SagaStatus;
+  step: unknown;
+  attempt: unknown;
+  claim: unknown;
+  owner: string | null;
+  run_at: unknown;
+  deadline: unknown;
+  last_delay: unknown;
+  reason: unknown;
+  failure: unknown;
+  note: string | null;
+  created_at: unknown;
+  updated_at: unknown;
+}
+
+interface RawStep {
+  idx: unknown;
+  phase: SagaPhase;
+  name: string;
+  status: SagaStepStatus;
+  result: unknown;
+  error: unknown;
+  attempts: unknown;
+  started_at: unknown;
+  finished_at: unknown;
+  note: string | null;
+}
+
+const ACTIVE = sql`status IN ('running', 'compensating')`;
+
+/** The saga tables of one store. */
+export type SagaRepository = ReturnType<typeof sagaRepository>;
+
+/** Builds the repository for `store`'s dialect. */
+export function sagaRepository(store: SqlStore) {
+  const d = store.dialect;
+  const pg = d.name === "postgres";
+  const t = { instances: raw(d.table("saga_instances")), steps: raw(d.table("saga_steps")) };
+  const json = (v: unknown) => (v === undefined || v === null ? null : d.encodeJson(v));
+  // PostgreSQL jsonb comes back parsed; pass the caller's pre-encoded text through a cast.
+  const encoded = (text: string | null) =>
+    text === null ? sql`NULL` : pg ? sql`${text}::jsonb` : sql`${text}`;
+  const parsed = (v: unknown) => (v === null || v === undefined ? undefined : d.decodeJson(v));
+  const optInt = (v: unknown) => (v === null || v === undefined ? undefined : int(v));
+
+  const toInstance = (r: RawInstance): InstanceRow => ({
+    id: r.id,
+    name: r.name,
+    version: int(r.version),
+    input: parsed(r.input) ?? null,
+    status: r.status,
+    step: int(r.step),
+    attempt: int(r.attempt),
+    owner: r.owner ?? undefined,
+    runAt: int(r.run_at),
+    deadline: optInt(r.deadline),
+    reason: parsed(r.reason) as SagaFault | undefined,
+    failure: parsed(r.failure) as SagaFault | undefined,
+    note: r.note ?? undefined,
+    createdAt: int(r.created_at),
+    updatedAt: int(r.updated_at),
+    claim: int(r.claim),
+    lastDelay: optInt(r.last_delay),
+  });
+  const toStep = (r: RawStep): SagaStepRecord => ({
+    index: int(r.idx),
+    name: r.name,
+    phase: r.phase,
+    status: r.status,
+    result: parsed(r.result) ?? null,
+    error: parsed(r.error) as SagaErrorInfo | undefined,
+    attempts: int(r.attempts),
+    startedAt: int(r.started_at),
+    finishedAt: optInt(r.finished_at),
+    note: r.note ?? undefined,
+  });
+  const where = (f: SagaFilter): SqlStatement => {
+    const parts: SqlStatement[] = [sql`1 = 1`];
+    if (f.status !== undefined) {
+      const list = typeof f.status === "string" ? [f.status] : [...f.status];
+      if (list.length > 0) {
+        parts.push(sql` AND status IN (${list[0]}`, ...list.slice(1).map((s) => sql`, ${s}`), sql`)`);
+      }
+    }
+    if (f.name !== undefined) parts.push(sql` AND name = ${f.name}`);
+    if (f.before !== undefined) parts.push(sql` AND created_at < ${f.before}`);
+    return join(...parts);
+  };
+  const updateStatement = (
+    id: string,
+    changes: InstanceChanges,
+    now: number,
+    fence: { claim?: number; bump?: boolean },
+  ): SqlStatement => {
+    const parts: SqlStatement[] = [sql`UPDATE ${t.instances} SET updated_at = ${now}`];
+    if (fence.bump) parts.push(sql`, claim = claim + 1`);
+    for (const [key, value] of Object.entries(changes) as Array<[keyof InstanceChanges, unknown]>) {
+      if (value === undefined) continue;
+      parts.push(sql`, ${raw(COLUMN[key])} = ${JSON_COLUMNS.has(key) ? json(value) : value}`);
+    }
+    parts.push(sql` WHERE id = ${id}`);
+    if (fence.claim !== undefined) parts.push(sql` AND claim = ${fence.claim}`);
+    return join(...parts);
+  };
+  // A step record keeps the first `started_at` of its step and phase.
+  const upsertStep = sql`
+    ON CONFLICT (saga_id, idx, phase) DO UPDATE SET name = excluded.name, status = excluded.status,
+      result = excluded.result, error = excluded.error, attempts = excluded.attempts,
+      finished_at = excluded.finished_at, note = excluded.note`;
+  /** Writes a step record (keeping the first `started_at` of that step and phase). */
+  const writeStep = async (ex: SqlExecutor, id: string, s: StepWrite): Promise<void> => {
+    await run(
+      ex,
+      d,
+      join(
+        sql`INSERT INTO ${t.steps} (saga_id, idx, phase, name, status, result, error, attempts, started_at, finished_at, note)
+            VALUES (${id}, ${s.index}, ${s.phase}, ${s.name}, ${s.status}, `,
+        encoded(s.resultJson),
+        sql`, ${json(s.error)}, ${s.attempts}, ${s.startedAt}, ${s.finishedAt}, ${s.note})`,
+        upsertStep,
+      ),
+    );
+  };
+  const inNames = (names: readonly string[]) =>
+    join(sql`name IN (${names[0]}`, ...names.slice(1).map((n) => sql`, ${n}`), sql`)`);
+
+  return {
+    /** True when {@link writeOutcome} is one statement (atomic without a transaction). */
+    singleStatementOutcome: pg,
+
+    /** Inserts a new instance; false when the id exists (nothing written). */
+    async insert(ex: SqlExecutor, r: InstanceRow, inputJson: string): Promise<boolean> {
+      const { rowCount } = await run(
+        ex,
+        d,
+        join(
+          sql`INSERT INTO ${t.instances} (id, name, version, input, status, step, attempt, claim, owner, run_at,
+                deadline, created_at, updated_at)
+              VALUES (${r.id}, ${r.name}, ${r.version}, `,
+          encoded(inputJson),
+          sql`, ${r.status}, ${r.step}, ${r.attempt}, ${r.claim}, ${r.owner ?? null}, ${r.runAt},
+                ${r.deadline ?? null}, ${r.createdAt}, ${r.updatedAt})
+              ON CONFLICT (id) DO NOTHING`,
+        ),
+      );
+      return rowCount > 0;
+    },
+
+    /** One instance; `lock` takes its row lock for the transaction (PostgreSQL). */
+    async get(ex: SqlExecutor, id: string, lock = false): Promise<InstanceRow | undefined> {
+      const { rows } = await run<RawInstance>(
+        ex,
+        d,
+        lock && pg
+          ? sql`SELECT * FROM ${t.instances} WHERE id = ${id} FOR UPDATE`
+          : sql`SELECT * FROM ${t.instances} WHERE id = ${id}`,
+      );
+      return rows[0] ? toInstance(rows[0]) : undefined;
+    },
+
+    /** Locks the instance for a transactional step and checks the claim is still ours. */
+    async holds(tx: SqlExecutor, id: string, claim: number): Promise<boolean> {
+      const { rows } = await run<{ claim: unknown }>(
+        tx,
+        d,
+        pg
+          ? sql`SELECT claim FROM ${t.instances} WHERE id = ${id} FOR UPDATE`
+          : sql`SELECT claim FROM ${t.instances} WHERE id = ${id}`,
+      );
+      return rows[0] !== undefined && int(rows[0].claim) === claim;
+    },
+
+    /** The step records of an instance. */
+    async steps(ex: SqlExecutor, id: string): Promise<SagaStepRecord[]> {
+      const { rows } = await run<RawStep>(ex, d, sql`SELECT * FROM ${t.steps} WHERE saga_id = ${id}`);
+      return rows.map(toStep);
+    },
+
+    /**
+     * Claims up to `limit` due instances of the named sagas for `owner`: bumps the claim token and
+     * the attempt (an attempt cut short by a crash still counts), and leases until `now + leaseMs`.
+     */
+    async claim(names: readonly string[], limit: number, owner: string, now: number, leaseMs: number) {
+      if (names.length === 0 || limit < 1) return [];
+      return store.transaction(async (tx) => {
+        const pick = join(
+          sql`SELECT id FROM ${t.instances} WHERE `,
+          ACTIVE,
+          sql` AND run_at <= ${now} AND `,
+          inNames(names),
+          sql` ORDER BY run_at LIMIT ${limit}`,
+          pg ? sql` FOR UPDATE SKIP LOCKED` : sql``,
+        );
+        const { rows } = await run<RawInstance>(
+          tx,
+          d,
+          join(
+            sql`UPDATE ${t.instances} SET owner = ${owner}, claim = claim + 1, attempt = attempt + 1,
+                  run_at = ${now + leaseMs}, updated_at = ${now} WHERE id IN (`,
+            pick,
+            sql`) RETURNING *`,
+          ),
+        );
+        return rows.map(toInstance).sort((a, b) => a.createdAt - b.createdAt);
+      });
+    },
+
+    /**
+     * Updates an instance. With `claim`, only while that claim holds (a worker's write); with
+     * `bump`, moves the claim token on (an operator's action fences out any worker). Returns rows changed.
+     */
+    async update(
+      ex: SqlExecutor,
+      id: string,
+      changes: InstanceChanges,
+      now: number,
+      fence: { claim?: number; bump?: boolean } = {},
+    ): Promise<number> {
+      return (await run(ex, d, updateStatement(id, changes, now, fence))).rowCount;
+    },
+
+    /**
+     * A worker's outcome: the instance changes and (optionally) a step record, only while `claim`
+     * holds; false (and nothing written) when it does not. On PostgreSQL it is one statement, so
+     * it may run outside a transaction (one round trip); on SQLite call it inside one.
+     */
+    async writeOutcome(
+      ex: SqlExecutor,
+      id: string,
+      claim: number,
+      changes: InstanceChanges,
+      now: number,
+      step?: StepWrite,
+    ): Promise<boolean> {
+      const update = updateStatement(id, changes, now, { claim });
+      if (!step) return (await run(ex, d, update)).rowCount > 0;
+      if (!pg) {
+        if ((await run(ex, d, update)).rowCount === 0) return false;
+        await writeStep(ex, id, step);
+        return true;
+      }
+      // The step row is inserted from the updated row: no update, no insert.
+      const { rowCount } = await run(
+        ex,
+        d,
+        join(
+          sql`WITH fenced AS (`,
+          update,
+          sql` RETURNING id) INSERT INTO ${t.steps} (saga_id, idx, phase, name, status, result, error, attempts, started_at, finished_at, note)
+              SELECT fenced.id, ${step.index}::integer, ${step.phase}::text, ${step.name}::text, ${step.status}::text, `,
+          encoded(step.resultJson),
+          sql`, ${json(step.error)}::jsonb, ${step.attempts}::integer, ${step.startedAt}::bigint, ${step.finishedAt}::bigint, ${step.note}::text
+              FROM fenced`,
+          upsertStep,
+        ),
+      );
+      return rowCount > 0;
+    },
+
+    /** Extends a lease while its holder works; false when the lease is no longer ours. */
+    async heartbeat(id: string, claim: number, owner: string, until: number): Promise<boolean> {
+      const { rowCount } = await run(
+        store,
+        d,
+        sql`UPDATE ${t.instances} SET run_at = ${until} WHERE id = ${id} AND claim = ${claim} AND owner = ${owner}`,
+      );
+      return rowCount > 0;
+    },
+
+    writeStep,
+
+    /** Instances matching `filter`, newest first. */
+    async list(filter: SagaFilter, limit: number): Promise<InstanceRow[]> {
+      const { rows } = await run<RawInstance>(
+        store,
+        d,
+        join(
+          sql`SELECT * FROM ${t.instances} WHERE `,
+          where(filter),
+          sql` ORDER BY created_at DESC, id DESC LIMIT ${limit}`,
+        ),
+      );
+      return rows.map(toInstance);
+    },
+
+    async count(filter: SagaFilter): Promise<number> {
+      const { rows } = await run<{ n: unknown }>(
+        store,
+        d,
+        join(sql`SELECT COUNT(*) AS n FROM ${t.instances} WHERE `, where(filter)),
+      );
+      return int(rows[0]?.n ?? 0);
+    },
+
+    /** The earliest due time among active instances of the named sagas. */
+    async nextDue(names: readonly string[]): Promise<number | undefined> {
+      if (names.length === 0) return undefined;
+      const { rows } = await run<{ next: unknown }>(
+        store,
+        d,
+        join(sql`SELECT MIN(run_at) AS next FROM ${t.instances} WHERE `, ACTIVE, sql` AND `, inNames(names)),
+      );
+      return optInt(rows[0]?.next);
+    },
+  };
+}

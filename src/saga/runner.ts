@@ -1,0 +1,446 @@
+/**
+ * `createSagaRunner()`: starts saga instances durably, runs them on workers that claim due
+ * instances with a lease (so a crashed worker's instances are taken over), and gives operators
+ * inspection and actions.
+ */
+import { randomUUID } from "node:crypto";
+import type { EventBus } from "../bus/bus.js";
+import { systemClock, type Clock } from "../core/clock.js";
+import { toMs, type Duration } from "../core/duration.js";
+import { InvalidArgumentError } from "../core/errors.js";
+import { uuidv7 } from "../core/ids.js";
+import { silentLogger, type Logger } from "../core/logger.js";
+import type { SqlExecutor, StoreTx } from "../store/contracts.js";
+import type { SqlStore } from "../store/sql-store.js";
+import {
+  defineSaga,
+  isSagaDefinition,
+  type AnySagaDefinition,
+  type SagaDefinition,
+  type SagaOptions,
+} from "./definition.js";
+import { SagaError } from "./errors.js";
+import { createExecutor } from "./executor.js";
+import { createOperator, type ResolveOptions, type SkipOptions } from "./operator.js";
+import {
+  TERMINAL_STATUSES,
+  type SagaDetails,
+  type SagaFilter,
+  type SagaInstance,
+  type SagaStepRecord,
+} from "./records.js";
+import { publicView, sagaRepository, type InstanceRow } from "./repository.js";
+import { createWaiters, type WaitOptions } from "./waiters.js";
+
+export type { WaitOptions } from "./waiters.js";
+
+/** Options of {@link createSagaRunner}. */
+export interface SagaRunnerOptions {
+  /** Where instances and step outcomes live. */
+  store: SqlStore;
+  /** Publishes `patchbay.saga.failed`, and gives transactional steps `ctx.tx.publish`. Must use the same store. */
+  bus?: EventBus;
+  /** Definitions this process runs (several versions of one saga may be given). */
+  sagas?: readonly AnySagaDefinition[];
+  /** Instances driven at once by this process. Default 10. */
+  concurrency?: number;
+  /** How long a claimed instance is held before another worker may take it over (renewed while it runs). Default 30 s. */
+  lease?: Duration;
+  /** How often an idle worker looks for due instances (wake-ups come sooner for work started here or, on PostgreSQL, anywhere). Default 1 s. */
+  pollInterval?: Duration;
+  clock?: Clock;
+  logger?: Logger;
+  /** Uniform numbers in [0, 1) for backoff jitter. Default `Math.random`. */
+  random?: () => number;
+}
+
+/** Options of {@link SagaHandle.start}. */
+export interface StartSagaOptions {
+  /** The instance id: a second start with the same id returns the existing instance. Default a new UUIDv7. */
+  id?: string;
+  /** Start inside your transaction: the instance exists exactly when your writes commit. */
+  tx?: StoreTx;
+}
+
+/** What {@link SagaHandle.start} returns: the instance, and whether this call created it. */
+export type StartedSaga = SagaInstance & { readonly created: boolean };
+
+/** One saga, bound to a runner. */
+export interface SagaHandle<I = unknown> {
+  readonly name: string;
+  readonly version: number;
+  readonly definition: SagaDefinition<I>;
+  /**
+   * Records a new instance (input validated by the definition's `input` schema) and resolves once
+   * it is durable; a worker runs it. Idempotent by `id`: a second start returns the existing instance.
+   */
+  start(input: I, options?: StartSagaOptions): Promise<StartedSaga>;
+}
+
+/** Options of {@link SagaRunner.stop}. */
+export interface StopSagaRunnerOptions {
+  /** How long to wait for steps in flight before aborting their `ctx.signal`. Default 30 s. */
+  timeout?: Duration;
+}
+
+/** The saga runner: definitions, workers, inspection and operator actions. */
+export interface SagaRunner {
+  /** Registers a definition (or defines one) and returns its handle; with a name only, the newest registered version. */
+  saga<I>(definition: SagaDefinition<I>): SagaHandle<I>;
+  saga<I>(name: string, options: SagaOptions<I>): SagaHandle<I>;
+  saga(name: string): SagaHandle;
+  /** Opens the store and starts claiming due instances (taking over those whose lease expired). */
+  start(): Promise<void>;
+  /** Stops claiming; lets steps in flight finish (up to `timeout`, then aborts them); releases instances. Safe twice. */
+  stop(options?: StopSagaRunnerOptions): Promise<void>;
+  /** One instance with its step timeline. */
+  get(id: string): Promise<SagaDetails | undefined>;
+  /** Instances by status and name, newest first (default limit 50). */
+  list(filter?: SagaFilter & { limit?: number }): Promise<SagaInstance[]>;
+  count(filter?: SagaFilter): Promise<number>;
+  /** Resolves once the instance reaches completed, compensated, failed or resolved. */
+  wait(id: string, options?: WaitOptions): Promise<SagaInstance>;
+  /** Operator: run the current step or compensation again now, with fresh attempts (a `failed` saga resumes). */
+  retry(id: string): Promise<SagaInstance>;
+  /** Operator: skip the current step (forward: with an optional result) or compensation (done by hand). */
+  skip(id: string, options?: SkipOptions): Promise<SagaInstance>;
+  /** Operator: mark a stuck saga `resolved` (settled by hand). */
+  resolve(id: string, options?: ResolveOptions): Promise<SagaInstance>;
+}
+
+const CHANNEL = "patchbay_saga";
+const ID = /^[^\p{Cc}]{1,200}$/u;
+
+const timelineOrder = (a: SagaDetails["steps"][number], b: SagaDetails["steps"][number]) =>
+  a.startedAt - b.startedAt ||
+  (a.phase === b.phase
+    ? a.phase === "run"
+      ? a.index - b.index
+      : b.index - a.index
+    : a.phase === "run"
+      ? -1
+      : 1);
+
+/**
+ * Creates a saga runner on a store.
+ *
+ * @example
+ * const sagas = createSagaRunner({ store, bus, sagas: [orderSaga] });
+ * await sagas.start();
+ * await sagas.saga(orderSaga).start({ orderId: "o-1", sku: "A", qty: 2, amount: 4200 }, { id: "o-1" });
+ * const done = await sagas.wait("o-1"); // completed, or compensated
+ * await sagas.stop();
+ */
+export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
+  if (typeof options !== "object" || options === null || typeof options.store?.transaction !== "function") {
+    throw new InvalidArgumentError("createSagaRunner needs a store", "options.store");
+  }
+  const store = options.store;
+  const clock = options.clock ?? systemClock;
+  const logger = (options.logger ?? silentLogger).child({ component: "saga" });
+  const concurrency = options.concurrency ?? 10;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new InvalidArgumentError("concurrency must be a positive integer", "options.concurrency");
+  }
+  const leaseMs = toMs(options.lease ?? "30s", "lease");
+  if (leaseMs < 100) throw new InvalidArgumentError("lease must be at least 100 ms", "options.lease");
+  const pollMs = toMs(options.pollInterval ?? "1s", "pollInterval");
+  const repo = sagaRepository(store);
+  const owner = `${randomUUID().slice(0, 8)}@${process.pid}`;
+  const registry = new Map<string, Map<number, AnySagaDefinition>>();
+  const inFlight = new Set<Promise<void>>();
+  /** Drives running; freed synchronously when one ends, before its waiters hear of it. */
+  let busy = 0;
+  const stopping = new AbortController();
+  let reserved = 0;
+  let state: "new" | "started" | "stopping" | "stopped" = "new";
+  let loop: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
+  let wakeUp: (() => void) | undefined;
+  /** Set by a wake-up that came while the loop was busy, so it is not lost. */
+  let woken = false;
+  /** Work may be waiting: something was started or released, or the last claim filled every slot. */
+  let mayHaveWork = true;
+  const nudge = () => {
+    woken = true;
+    wakeUp?.();
+  };
+  const wake = () => {
+    mayHaveWork = true;
+    nudge();
+  };
+  const running = () => state === "started";
+  const names = () => [...registry.keys()];
+  const definition = (name: string, version: number) => registry.get(name)?.get(version);
+  const knownVersions = (name: string) => [...(registry.get(name)?.keys() ?? [])].sort((a, b) => a - b);
+
+  const { wait, settled } = createWaiters(repo, store, pollMs);
+  const free = () => concurrency - busy - reserved;
+
+  const drive = createExecutor({
+    store,
+    bus: options.bus,
+    repo,
+    clock,
+    logger,
+    random: options.random ?? Math.random,
+    owner,
+    leaseMs,
+    definition,
+    knownVersions,
+    running,
+    stopSignal: stopping.signal,
+    finished(row) {
+      // The loop needs waking only if it waited for room with work waiting; new work wakes it anyway.
+      const wasFull = free() <= 0;
+      busy--;
+      if (wasFull && mayHaveWork) nudge();
+      if (TERMINAL_STATUSES.includes(row.status)) settled(publicView(row));
+    },
+  });
+  const operator = createOperator({ store, repo, clock, definition });
+
+  /** Drives an instance in the background (the executor reports its end through `finished`). */
+  const track = (row: InstanceRow, steps: Promise<SagaStepRecord[] | undefined> | SagaStepRecord[]) => {
+    busy++;
+    const p = (async () => {
+      const records = await steps;
+      if (records) return drive(row, records);
+      busy--;
+      logger.warn({ sagaId: row.id }, "patchbay saga: could not read step records; retrying after the lease");
+    })();
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+  };
+
+  async function claimAndDrive(free: number): Promise<number> {
+    const rows = await repo.claim(names(), free, owner, clock.now(), leaseMs);
+    for (const row of rows) {
+      // A fresh instance has no step records yet: skip the read.
+      const fresh = row.status === "running" && row.step === 0;
+      track(row, fresh ? [] : repo.steps(store, row.id).catch(() => undefined));
+    }
+    return rows.length;
+  }
+
+  async function work(): Promise<void> {
+    let pause = 0;
+    while (running()) {
+      woken = false;
+      const room = free();
+      let claimed = 0;
+      if (room > 0) {
+        try {
+          mayHaveWork = false;
+          claimed = await claimAndDrive(room);
+          if (claimed === room) mayHaveWork = true;
+          pause = 0;
+        } catch (e) {
+          // The store is unreachable: back off, never spin, never leave the loop.
+          mayHaveWork = true;
+          pause = Math.min(Math.max(pause * 2, 100), 5000);
+          logger.warn({ err: e }, "patchbay saga: claim failed; retrying");
+        }
+      }
+      if (!running()) break;
+      if (room > 0 && claimed === room && pause === 0) continue; // more may be due
+      let wait = pause || pollMs;
+      if (!pause && room > 0 && claimed < room) {
+        const next = await repo.nextDue(names()).catch(() => undefined);
+        if (next !== undefined) wait = Math.max(0, Math.min(wait, next - clock.now()));
+      }
+      if (woken) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(wait, 5));
+        wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wakeUp = undefined;
+    }
+  }
+
+  function register<I>(def: SagaDefinition<I>): SagaHandle<I> {
+    if (!isSagaDefinition(def))
+      throw new InvalidArgumentError("not a saga definition (use defineSaga)", "definition");
+    const versions = registry.get(def.name) ?? new Map<number, AnySagaDefinition>();
+    const existing = versions.get(def.version);
+    if (existing && existing !== def) {
+      throw new InvalidArgumentError(
+        `saga ${def.name} version ${def.version} is registered twice with different definitions`,
+        "definition",
+      );
+    }
+    versions.set(def.version, def);
+    registry.set(def.name, versions);
+    return handle(def);
+  }
+
+  function handle<I>(def: SagaDefinition<I>): SagaHandle<I> {
+    return {
+      name: def.name,
+      version: def.version,
+      definition: def,
+      start: (input, startOptions = {}) => start(def, input, startOptions),
+    };
+  }
+
+  async function start<I>(def: SagaDefinition<I>, input: I, opts: StartSagaOptions): Promise<StartedSaga> {
+    if (state === "stopped")
+      throw new SagaError("SAGA_RUNNER_STOPPED", "the saga runner is stopped", opts.id);
+    const id = opts.id ?? uuidv7(clock);
+    if (typeof id !== "string" || !ID.test(id)) {
+      throw new InvalidArgumentError(
+        "saga id must be 1-200 characters without control characters",
+        "options.id",
+      );
+    }
+    const value = await def.parseInput(input);
+    let inputJson: string;
+    try {
+      inputJson = JSON.stringify(value ?? null);
+    } catch (cause) {
+      throw new InvalidArgumentError(
+        `saga ${def.name}: input must be JSON (${(cause as Error).message})`,
+        "input",
+        { cause },
+      );
+    }
+    const now = clock.now();
+    // Started here with room to run it: hand it to this worker at once (no claim round trip).
+    const direct = !opts.tx && running() && free() > 0;
+    if (direct) reserved++;
+    const row: InstanceRow = {
+      id,
+      name: def.name,
+      version: def.version,
+      input: JSON.parse(inputJson) as unknown,
+      status: "running",
+      step: 0,
+      attempt: direct ? 1 : 0,
+      claim: direct ? 1 : 0,
+      owner: direct ? owner : undefined,
+      runAt: direct ? now + leaseMs : now,
+      deadline: def.timeoutMs === undefined ? undefined : now + def.timeoutMs,
+      reason: undefined,
+      failure: undefined,
+      note: undefined,
+      createdAt: now,
+      updatedAt: now,
+      lastDelay: undefined,
+    };
+    const notify = (ex: SqlExecutor) =>
+      !direct && store.capabilities.notifications
+        ? ex.query("SELECT pg_notify($1, '')", [CHANNEL])
+        : undefined;
+    let existing: InstanceRow | undefined;
+    try {
+      if (opts.tx) {
+        const tx = opts.tx;
+        if (await repo.insert(tx, row, inputJson)) {
+          await notify(tx);
+          tx.afterCommit(wake);
+        } else existing = await repo.get(tx, id);
+      } else if (await repo.insert(store, row, inputJson)) {
+        // One statement, committed on its own: durable when it resolves.
+        await notify(store);
+        if (!direct) wake();
+      } else existing = await repo.get(store, id);
+    } finally {
+      if (direct) reserved--;
+    }
+    if (existing) {
+      if (existing.name !== def.name) {
+        throw new SagaError(
+          "SAGA_ID_CONFLICT",
+          `saga id ${JSON.stringify(id)} belongs to an instance of saga ${JSON.stringify(existing.name)}, not ${JSON.stringify(def.name)}`,
+          id,
+        );
+      }
+      return { ...publicView(existing), created: false };
+    }
+    if (direct) track({ ...row }, []);
+    return { ...publicView(row), created: true };
+  }
+
+  const afterAction = async (p: Promise<InstanceRow>): Promise<SagaInstance> => {
+    const row = await p;
+    wake();
+    if (TERMINAL_STATUSES.includes(row.status)) settled(publicView(row));
+    if (store.capabilities.notifications)
+      await store.query("SELECT pg_notify($1, '')", [CHANNEL]).catch(() => undefined);
+    return publicView(row);
+  };
+
+  for (const def of options.sagas ?? []) register(def);
+
+  const runner: SagaRunner = {
+    saga: ((nameOrDefinition: string | AnySagaDefinition, sagaOptions?: SagaOptions<unknown>) => {
+      if (typeof nameOrDefinition !== "string") return register(nameOrDefinition);
+      if (sagaOptions !== undefined) return register(defineSaga(nameOrDefinition, sagaOptions));
+      const versions = registry.get(nameOrDefinition);
+      const newest = versions ? Math.max(...versions.keys()) : undefined;
+      if (newest === undefined) {
+        throw new InvalidArgumentError(`no saga ${JSON.stringify(nameOrDefinition)} is registered`, "name");
+      }
+      return handle(versions!.get(newest)!);
+    }) as SagaRunner["saga"],
+
+    async start() {
+      if (state !== "new")
+        throw new SagaError("SAGA_RUNNER_STOPPED", "start() may be called once", undefined);
+      await store.open();
+      if (store.listen) unlisten = await store.listen(CHANNEL, wake);
+      state = "started";
+      loop = work();
+    },
+
+    stop(stopOptions = {}) {
+      stopped ??= (async () => {
+        const timeoutMs = toMs(stopOptions.timeout ?? "30s", "timeout");
+        state = "stopping";
+        wake();
+        await loop;
+        const drained = Promise.allSettled([...inFlight]);
+        let timer: NodeJS.Timeout | undefined;
+        const late = await Promise.race([
+          drained.then(() => false),
+          new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
+        ]);
+        clearTimeout(timer);
+        if (late) {
+          // Steps still running are told to stop; one that ignores its signal is left behind (its
+          // instance comes back to a worker when the lease runs out).
+          stopping.abort(new SagaError("SAGA_RUNNER_STOPPED", "the saga runner is stopping", undefined));
+          await Promise.race([
+            drained,
+            new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(timeoutMs, 5000)))),
+          ]);
+          clearTimeout(timer);
+        }
+        await unlisten?.().catch(() => undefined);
+        state = "stopped";
+      })();
+      return stopped;
+    },
+
+    async get(id) {
+      const row = await repo.get(store, id);
+      if (!row) return undefined;
+      const steps = (await repo.steps(store, id)).sort(timelineOrder);
+      return { ...publicView(row), steps };
+    },
+    async list(filter = {}) {
+      const { limit = 50, ...rest } = filter;
+      return (await repo.list(rest, limit)).map(publicView);
+    },
+    count: (filter = {}) => repo.count(filter),
+    wait,
+    retry: (id) => afterAction(operator.retry(id)),
+    skip: (id, skipOptions) => afterAction(operator.skip(id, skipOptions)),
+    resolve: (id, resolveOptions) => afterAction(operator.resolve(id, resolveOptions)),
+  };
+  return runner;
+}
