@@ -37,4 +37,5 @@ export * from "./resilience/index.js";
 export * from "./http/index.js";
 export * from "./bus/index.js";
 export * from "./saga/index.js";
+export * from "./sync/index.js";
 export { createPatchbay, type Patchbay, type PatchbayOptions } from "./patchbay.js";

@@ -4,7 +4,7 @@
  */
 import net from "node:net";
 import type { TestProject } from "vitest/node";
-import { postgresUrl, redact, type ServiceStatus, type Services } from "./services.js";
+import { amqpUrl, mysqlUrl, postgresUrl, redact, type ServiceStatus, type Services } from "./services.js";
 
 function probeTcp(url: string, defaultPort: number): Promise<string | undefined> {
   return new Promise((resolve) => {
@@ -39,8 +39,10 @@ async function probe(name: string, url: string, port: number): Promise<ServiceSt
 export default async function setup(project: TestProject): Promise<void> {
   const services: Services = {
     postgres: await probe("PostgreSQL", postgresUrl(), 5432),
+    mysql: await probe("MariaDB", mysqlUrl(), 3306),
+    rabbitmq: await probe("RabbitMQ", amqpUrl(), 5672),
   };
-  const all: ServiceStatus[] = [services.postgres];
+  const all: ServiceStatus[] = [services.postgres, services.mysql, services.rabbitmq];
   const lines = ["", "Services for this run:"];
   lines.push("  SQLite      embedded (temporary files)  -> Store conformance on SQLite");
   for (const s of all) {

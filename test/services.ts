@@ -13,6 +13,8 @@ export interface ServiceStatus {
 
 export interface Services {
   postgres: ServiceStatus;
+  mysql: ServiceStatus;
+  rabbitmq: ServiceStatus;
 }
 
 declare module "vitest" {
@@ -24,6 +26,16 @@ declare module "vitest" {
 /** The PostgreSQL URL tests use: `PATCHBAY_PG_URL`, default the local trust-auth server's `test` database. */
 export function postgresUrl(): string {
   return process.env.PATCHBAY_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+}
+
+/** The MariaDB/MySQL URL tests use: `PATCHBAY_MYSQL_URL`, default the local root account's `test` database. */
+export function mysqlUrl(): string {
+  return process.env.PATCHBAY_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
+}
+
+/** The RabbitMQ URL tests use: `PATCHBAY_AMQP_URL`, default the local broker's guest account. */
+export function amqpUrl(): string {
+  return process.env.PATCHBAY_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 }
 
 /** `host:port/db` without credentials. */

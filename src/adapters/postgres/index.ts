@@ -8,6 +8,8 @@ import { postgresDriver, type PostgresDriverOptions } from "./driver.js";
 
 export { postgresMigrations } from "./migrations.js";
 export type { PostgresDriverOptions } from "./driver.js";
+export { postgresSource, type PostgresSourceOptions } from "./sync-source.js";
+export { postgresDestination, type PostgresDestinationOptions } from "./sync-destination.js";
 
 /** Options of {@link postgres}. */
 export interface PostgresStoreOptions extends PostgresDriverOptions, SqlStoreOptions {}

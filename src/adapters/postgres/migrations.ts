@@ -1,4 +1,5 @@
 import { assertMigrationList, type Migration } from "../../store/migrations.js";
+import { postgresSyncMigration } from "./sync-schema.js";
 
 /**
  * PostgreSQL schema, numbered. `{{schema}}` is replaced by the quoted schema name. Keys use the
@@ -32,5 +33,6 @@ export const postgresMigrations: readonly Migration[] = [
       CREATE INDEX idempotency_expires_at ON {{schema}}.idempotency (expires_at);
     `,
   },
+  postgresSyncMigration(2),
 ];
 assertMigrationList(postgresMigrations);

@@ -7,6 +7,12 @@ import { sqliteDriver, type SqliteDriverOptions } from "./driver.js";
 
 export { sqliteMigrations } from "./migrations.js";
 export type { SqliteDriverOptions } from "./driver.js";
+export {
+  sqliteSource,
+  sqliteDestination,
+  type SqliteSourceOptions,
+  type SqliteDestinationOptions,
+} from "./sync.js";
 
 /** Options of {@link sqlite}. */
 export interface SqliteStoreOptions extends SqliteDriverOptions, SqlStoreOptions {}

@@ -1,4 +1,5 @@
 import { assertMigrationList, type Migration } from "../../store/migrations.js";
+import { sqliteSyncMigration } from "./sync-schema.js";
 
 /** SQLite schema, numbered. Tables are prefixed `patchbay_` so they can share a file with the app's own. */
 export const sqliteMigrations: readonly Migration[] = [
@@ -29,5 +30,6 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX patchbay_idempotency_expires_at ON patchbay_idempotency (expires_at);
     `,
   },
+  sqliteSyncMigration(2),
 ];
 assertMigrationList(sqliteMigrations);

@@ -2,6 +2,7 @@ import type { CliCommand } from "../command.js";
 import { dlqCommand } from "./dlq.js";
 import { sagaCommand } from "./saga.js";
 import { statusCommand } from "./status.js";
+import { syncCommand } from "./sync.js";
 import { healthCommand, migrateCommandDef, startCommand } from "./store.js";
 
 /** Every `patchbay` command, in help order. A module adds its command here (one line). */
@@ -12,4 +13,5 @@ export const commands: CliCommand[] = [
   statusCommand,
   dlqCommand,
   sagaCommand,
+  syncCommand,
 ];

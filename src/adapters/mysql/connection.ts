@@ -1,0 +1,66 @@
+import mysql from "mysql2/promise";
+import { InvalidArgumentError } from "../../core/errors.js";
+import type { QueryResult } from "../../store/contracts.js";
+import { toStoreError } from "./errors.js";
+
+/** How to reach MariaDB/MySQL. */
+export interface MysqlConnectionOptions {
+  /** `mysql://user:pass@host:3306/database`. Default `PATCHBAY_MYSQL_URL`. */
+  url?: string;
+  /** Use your own `mysql2/promise` pool instead (not ended by `close()`). Its options should include `dateStrings: true`. */
+  pool?: mysql.Pool;
+}
+
+/**
+ * A lazily created pool. Dates come back as MySQL's own text (exact to the microsecond) and big
+ * integers and decimals as strings, so a sync never rounds a value or a cursor.
+ */
+export function lazyPool(options: MysqlConnectionOptions, max: number) {
+  let pool: mysql.Pool | undefined;
+  return {
+    get(): mysql.Pool {
+      if (!pool) {
+        const uri = options.url ?? process.env.PATCHBAY_MYSQL_URL;
+        if (!options.pool && !uri) {
+          throw new InvalidArgumentError(
+            "give url (mysql://user@host:3306/db), pool, or set PATCHBAY_MYSQL_URL",
+            "url",
+          );
+        }
+        pool =
+          options.pool ??
+          mysql.createPool({
+            uri: uri,
+            connectionLimit: max,
+            dateStrings: true,
+            supportBigNumbers: true,
+            bigNumberStrings: true,
+            decimalNumbers: false,
+          });
+      }
+      return pool;
+    },
+    async close() {
+      const p = pool;
+      pool = undefined;
+      if (p && !options.pool) await p.end();
+    },
+  };
+}
+
+type Queryable = Pick<mysql.Pool, "query"> | Pick<mysql.PoolConnection, "query">;
+
+/** Runs one statement; a result set becomes `rows`, an OK packet `rowCount` (affected rows). */
+export async function run<Row>(
+  on: Queryable,
+  text: string,
+  params: readonly unknown[] = [],
+): Promise<QueryResult<Row>> {
+  try {
+    const [result] = await on.query(text, params as unknown[]);
+    if (Array.isArray(result)) return { rows: result as Row[], rowCount: result.length };
+    return { rows: [], rowCount: (result as mysql.ResultSetHeader).affectedRows };
+  } catch (e) {
+    throw toStoreError(e, text);
+  }
+}

@@ -1,0 +1,26 @@
+import { StoreQueryError } from "../../store/errors.js";
+
+// Deadlock, lock wait timeout, too many connections, server gone / lost connection.
+const TRANSIENT_ERRNO = new Set([1205, 1213, 1040, 2006, 2013]);
+const NETWORK = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "PROTOCOL_CONNECTION_LOST",
+  "PROTOCOL_SEQUENCE_TIMEOUT",
+]);
+
+/** Wraps a `mysql2` error as a `StoreQueryError`; `sqlState` is MySQL's error code name (`ER_DUP_ENTRY`). */
+export function toStoreError(e: unknown, text: string): StoreQueryError {
+  const err = e as { code?: unknown; errno?: unknown; message?: string };
+  const code = typeof err.code === "string" ? err.code : undefined;
+  const retryable =
+    (typeof err.errno === "number" && TRANSIENT_ERRNO.has(err.errno)) ||
+    (code !== undefined && NETWORK.has(code));
+  const first = text.trim().split("\n")[0]?.slice(0, 120) ?? "";
+  return new StoreQueryError(`MySQL: ${err.message ?? String(e)} (in: ${first})`, code, {
+    cause: e,
+    retryable,
+  });
+}

@@ -1,0 +1,7 @@
+/**
+ * `patchbay/mysql`: data sync source and destination for MariaDB and MySQL (InnoDB), on
+ * `mysql2`. Install `mysql2` (>= 3.9) next to `patchbay`.
+ */
+export { mysqlSource, type MysqlSourceOptions } from "./source.js";
+export { mysqlDestination, mysqlDateTime, type MysqlDestinationOptions } from "./destination.js";
+export type { MysqlConnectionOptions } from "./connection.js";

@@ -1,0 +1,44 @@
+import type { JsonValue } from "./contracts.js";
+
+/**
+ * A JSON-safe copy of any value, for quarantine records and run records: Dates become ISO
+ * strings, bigints strings, bytes `{ base64 }`, non-finite numbers and functions null, cycles
+ * `"[Circular]"`. Never throws.
+ */
+export function toJsonSafe(value: unknown, seen = new Set<object>()): JsonValue {
+  if (value === null || value === undefined) return null;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      return Number.isFinite(value) ? value : null;
+    case "bigint":
+      return value.toString();
+    case "object":
+      break;
+    default:
+      return null;
+  }
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+  if (value instanceof Uint8Array) return { base64: Buffer.from(value).toString("base64") };
+  if (seen.has(value)) return "[Circular]";
+  seen.add(value);
+  try {
+    if (Array.isArray(value)) return value.map((v) => toJsonSafe(v, seen));
+    const out: { [key: string]: JsonValue } = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = toJsonSafe(v, seen);
+    return out;
+  } finally {
+    seen.delete(value);
+  }
+}
+
+/** `{ code?, message }` of any thrown value. */
+export function errorInfo(e: unknown): { code?: string; message: string } {
+  if (typeof e === "object" && e !== null && typeof (e as { message?: unknown }).message === "string") {
+    const { code, message } = e as { code?: unknown; message: string };
+    return typeof code === "string" ? { code, message } : { message };
+  }
+  return { message: String(e) };
+}

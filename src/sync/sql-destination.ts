@@ -1,0 +1,356 @@
+/**
+ * The table destination shared by the PostgreSQL, MariaDB/MySQL and SQLite adapters: the
+ * checkpoint, fencing, quarantine, schema evolution and replace-by-stage logic, written once.
+ * Adapters bring the connection and the bulk load (COPY, multi-row INSERT, prepared upserts).
+ */
+import { InvalidArgumentError } from "../core/errors.js";
+import type { SqlExecutor } from "../store/contracts.js";
+import type {
+  ColumnSample,
+  DestinationBatch,
+  EncodedRows,
+  DestinationSession,
+  JsonValue,
+  QuarantineRecord,
+  Row,
+  RowEncoding,
+  SyncDestination,
+  WriteMode,
+  WriteResult,
+} from "./contracts.js";
+import { SyncLockLostError } from "./errors.js";
+import {
+  parseColumns,
+  parseTableName,
+  quoteName,
+  quoteTable,
+  sibling,
+  type TableName,
+} from "./identifiers.js";
+import { SqlBuilder, type KeysetDialect } from "./keyset-sql.js";
+
+/** Options every table destination takes. */
+export interface SqlDestinationOptions {
+  /** The table to write (`"orders"`, `"warehouse.orders"`). */
+  table: string;
+  /** The columns identifying a row; merge and replace match on them (a unique index must cover them). */
+  key: string | readonly string[];
+  /** `"merge"` (default): upsert by key; `"append"`: insert; `"replace"`: the table becomes this run's rows. */
+  write?: WriteMode;
+  /**
+   * Merge only: a column that grows with every change (`updated_at`, a version number). A row is
+   * applied only when it is newer than the stored one, so replays and late duplicates change nothing.
+   */
+  version?: string;
+  /** Where checkpoints live, beside the table. Default `patchbay_sync_checkpoints`. */
+  checkpointTable?: string;
+  /** Where quarantined rows go, beside the table. Default `patchbay_sync_quarantine`. */
+  quarantineTable?: string;
+}
+
+/** One bulk load. */
+export interface LoadRequest {
+  table: TableName;
+  /** Columns present in the rows, in order. */
+  columns: readonly string[];
+  rows: readonly Row[];
+  /** The rows already encoded (a pass-through), instead of `rows`; `columns` are its columns. */
+  encoded?: EncodedRows | undefined;
+  /** Plain insert, or upsert by `key` (guarded by `version` when given). */
+  mode: "insert" | "merge";
+  key: readonly string[];
+  version: string | undefined;
+}
+
+/** A transaction on a destination connection, with the adapter's bulk operations. */
+export interface DestinationTx extends SqlExecutor {
+  /** Loads rows; returns how many were inserted or updated. */
+  load(request: LoadRequest): Promise<number>;
+  /** Makes `target` equal to `stage`: deletes rows not staged, upserts the rest. */
+  swapIn(target: TableName, stage: TableName, key: readonly string[]): Promise<WriteResult>;
+}
+
+/** One session's connection. */
+export interface DestinationConnection extends SqlExecutor {
+  transaction<T>(fn: (tx: DestinationTx) => Promise<T>): Promise<T>;
+  /** Column name → type, or `undefined` when the table does not exist. */
+  describe(table: TableName): Promise<Map<string, string> | undefined>;
+  /** Creates `stage` shaped like `target` (dropped first unless `resume`); true when a stage was kept. */
+  prepareStage(
+    target: TableName,
+    stage: TableName,
+    key: readonly string[],
+    resume: boolean,
+  ): Promise<boolean>;
+  dropStage(stage: TableName): Promise<void>;
+  /** The table's shape changed: forget what was cached about it. */
+  invalidate(): void;
+  close(): Promise<void>;
+}
+
+/** What an adapter implements. */
+export interface SqlDestinationDriver extends KeysetDialect {
+  connect(): Promise<DestinationConnection>;
+  /** Encodings its `load` takes as they are (a pass-through from a source of the same kind). */
+  readonly encodings?: readonly RowEncoding[];
+  /** The column type to create for a sample value (`isKey`: it will be part of the primary key). */
+  columnType(sample: unknown, isKey: boolean): string;
+  /** `CREATE TABLE IF NOT EXISTS` statements for the checkpoint and quarantine tables (quoted names). */
+  metaDdl(checkpoints: string, quarantine: string): string[];
+  close(): Promise<void>;
+}
+
+const WRITE_MODES: readonly WriteMode[] = ["append", "merge", "replace"];
+
+/** FNV-1a, for stable stage-table names. */
+function hash(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
+
+/** The batch's columns, in first-seen order. */
+export function columnsOf(rows: readonly Row[]): string[] {
+  const seen = new Set<string>();
+  for (const row of rows) for (const column in row) seen.add(column);
+  return [...seen];
+}
+
+/** Keeps the last row of each key (one statement must not touch a row twice). */
+export function lastPerKey(rows: readonly Row[], key: readonly string[]): Row[] {
+  const byKey = new Map<unknown, Row>();
+  for (const row of rows) {
+    const id = key.length === 1 ? String(row[key[0] as string]) : JSON.stringify(key.map((k) => row[k]));
+    byKey.delete(id);
+    byKey.set(id, row);
+  }
+  return byKey.size === rows.length ? (rows as Row[]) : [...byKey.values()];
+}
+
+/** Builds a {@link SyncDestination} over an adapter's {@link SqlDestinationDriver}. */
+export function sqlDestination(
+  driver: SqlDestinationDriver,
+  options: SqlDestinationOptions,
+  kind: string,
+): SyncDestination {
+  const table = parseTableName(options.table);
+  const key = parseColumns(options.key, "key");
+  const write = options.write ?? "merge";
+  if (!WRITE_MODES.includes(write)) {
+    throw new InvalidArgumentError(`write must be one of ${WRITE_MODES.join(", ")}`, "write");
+  }
+  const version = options.version === undefined ? undefined : parseColumns(options.version, "version")[0];
+  if (version !== undefined && write !== "merge") {
+    throw new InvalidArgumentError(`version only applies to write "merge"`, "version");
+  }
+  if (version !== undefined && key.includes(version)) {
+    throw new InvalidArgumentError("the version column cannot be part of the key", "version");
+  }
+  const checkpoints = sibling(table, options.checkpointTable ?? "patchbay_sync_checkpoints");
+  const quarantine = sibling(table, options.quarantineTable ?? "patchbay_sync_quarantine");
+  const q = (t: TableName) => quoteTable(t, driver.quote);
+  const description = `${kind} table ${table.display} (${write})`;
+
+  return {
+    description,
+    write,
+    key,
+    capabilities: {
+      transactional: true,
+      columns: true,
+      ...(driver.encodings ? { encodings: driver.encodings } : {}),
+    },
+    close: () => driver.close(),
+
+    async open(context): Promise<DestinationSession> {
+      const conn = await driver.connect();
+      try {
+        for (const ddl of driver.metaDdl(q(checkpoints), q(quarantine))) await conn.query(ddl);
+      } catch (e) {
+        await conn.close();
+        throw e;
+      }
+      const stage = sibling(table, `patchbay_stage_${hash(`${context.pipeline}\u0000${table.display}`)}`);
+      const { pipeline, runId } = context;
+      // Checkpoints are per pipeline and table: pointing a pipeline at another table starts afresh.
+      const target = table.display;
+      let staging = false;
+      const b = () => new SqlBuilder(driver);
+
+      const saveCheckpoint = async (tx: SqlExecutor, checkpoint: JsonValue) => {
+        const s = b();
+        const text = `UPDATE ${q(checkpoints)} SET checkpoint = ${s.param(JSON.stringify(checkpoint))}, seq = seq + 1, updated_at = ${s.param(Date.now())} WHERE pipeline = ${s.param(pipeline)} AND target = ${s.param(target)} AND owner = ${s.param(runId)}`;
+        const { rowCount } = await tx.query(text, s.params);
+        // Another run claimed the pipeline since we did: our batch must not land. Throwing rolls it back.
+        if (rowCount === 0)
+          throw new SyncLockLostError(
+            pipeline,
+            `run ${runId} was fenced out of ${table.display} by a newer run`,
+          );
+      };
+
+      const saveQuarantine = async (tx: SqlExecutor, records: readonly QuarantineRecord[]) => {
+        const now = Date.now();
+        for (let i = 0; i < records.length; i += 100) {
+          const s = b();
+          const values = records
+            .slice(i, i + 100)
+            .map(
+              (r) =>
+                `(${s.param(pipeline)}, ${s.param(runId)}, ${s.param(r.reason)}, ${s.param(JSON.stringify(r.error))}, ${s.param(JSON.stringify(r.row))}, ${s.param(now)})`,
+            );
+          await tx.query(
+            `INSERT INTO ${q(quarantine)} (pipeline, run_id, reason, error, row_data, created_at) VALUES ${values.join(", ")}`,
+            s.params,
+          );
+        }
+      };
+
+      const deleteKeys = async (tx: SqlExecutor, keys: readonly Row[]) => {
+        let deleted = 0;
+        for (let i = 0; i < keys.length; i += 200) {
+          const s = b();
+          const match = keys
+            .slice(i, i + 200)
+            .map((row) => `(${key.map((k) => `${s.col(k)} = ${s.param(row[k])}`).join(" AND ")})`);
+          const { rowCount } = await tx.query(
+            `DELETE FROM ${q(table)} WHERE ${match.join(" OR ")}`,
+            s.params,
+          );
+          deleted += rowCount;
+        }
+        return deleted;
+      };
+
+      const readCheckpoint = async (tx: SqlExecutor) => {
+        const r = b();
+        const { rows } = await tx.query<{ checkpoint: unknown }>(
+          `SELECT checkpoint FROM ${q(checkpoints)} WHERE pipeline = ${r.param(pipeline)} AND target = ${r.param(target)}`,
+          r.params,
+        );
+        const stored = rows[0]?.checkpoint;
+        return typeof stored === "string" ? (JSON.parse(stored) as JsonValue) : undefined;
+      };
+
+      return {
+        readCheckpoint: () => readCheckpoint(conn),
+
+        claim: () =>
+          conn.transaction(async (tx) => {
+            const s = b();
+            const { rowCount } = await tx.query(
+              `UPDATE ${q(checkpoints)} SET owner = ${s.param(runId)}, seq = seq + 1 WHERE pipeline = ${s.param(pipeline)} AND target = ${s.param(target)}`,
+              s.params,
+            );
+            if (rowCount === 0) {
+              const i = b();
+              await tx.query(
+                `INSERT INTO ${q(checkpoints)} (pipeline, target, checkpoint, owner, seq, updated_at) VALUES (${i.param(pipeline)}, ${i.param(target)}, NULL, ${i.param(runId)}, 1, ${i.param(Date.now())})`,
+                i.params,
+              );
+            }
+            return readCheckpoint(tx);
+          }),
+
+        async columns() {
+          const described = await conn.describe(table);
+          return described && [...described.keys()];
+        },
+
+        async evolve(samples: readonly ColumnSample[]) {
+          const described = await conn.describe(table);
+          if (!described) {
+            const ordered = [
+              ...key.map((k) => samples.find((s) => s.name === k) ?? { name: k, sample: null }),
+              ...samples.filter((s) => !key.includes(s.name)),
+            ];
+            const columns = ordered.map(
+              (c) =>
+                `${quoteName(c.name, driver.quote, "column")} ${driver.columnType(c.sample, key.includes(c.name))}`,
+            );
+            const pk = key.map((k) => quoteName(k, driver.quote)).join(", ");
+            await conn.query(`CREATE TABLE ${q(table)} (${columns.join(", ")}, PRIMARY KEY (${pk}))`);
+          } else {
+            for (const c of samples) {
+              if (described.has(c.name)) continue;
+              await conn.query(
+                `ALTER TABLE ${q(table)} ADD COLUMN ${quoteName(c.name, driver.quote, "column")} ${driver.columnType(c.sample, false)}`,
+              );
+            }
+          }
+          // A stage made before the change needs the new columns too.
+          const staged = staging ? await conn.describe(stage) : undefined;
+          for (const c of staged ? samples : []) {
+            if (staged?.has(c.name)) continue;
+            await conn.query(
+              `ALTER TABLE ${q(stage)} ADD COLUMN ${quoteName(c.name, driver.quote, "column")} ${driver.columnType(c.sample, false)}`,
+            );
+          }
+          conn.invalidate();
+        },
+
+        async beginReplace(resume) {
+          const kept = await conn.prepareStage(table, stage, key, resume);
+          staging = true;
+          return kept;
+        },
+
+        write: (batch: DestinationBatch) => {
+          const rows = write === "append" ? batch.rows : lastPerKey(batch.rows, key);
+          const encoded = batch.encoded;
+          const columns = encoded ? encoded.columns : columnsOf(rows);
+          if (version !== undefined && (rows.length > 0 || encoded) && !columns.includes(version)) {
+            return Promise.reject(
+              new InvalidArgumentError(
+                `rows lack the version column ${JSON.stringify(version)}; merge cannot compare them`,
+                "version",
+              ),
+            );
+          }
+          return conn.transaction(async (tx) => {
+            const result: WriteResult = { written: 0, deleted: 0 };
+            if (rows.length > 0 || (encoded?.count ?? 0) > 0) {
+              result.written = await tx.load({
+                table: write === "replace" ? stage : table,
+                columns,
+                rows,
+                encoded,
+                mode: write === "append" ? "insert" : "merge",
+                key,
+                version: write === "merge" ? version : undefined,
+              });
+            }
+            if (write === "merge" && batch.deletes.length > 0)
+              result.deleted = await deleteKeys(tx, batch.deletes);
+            if (batch.quarantine.length > 0) await saveQuarantine(tx, batch.quarantine);
+            await saveCheckpoint(tx, batch.checkpoint);
+            return result;
+          });
+        },
+
+        async commitReplace(checkpoint: JsonValue) {
+          const result = await conn.transaction(async (tx) => {
+            const swapped = await tx.swapIn(table, stage, key);
+            await saveCheckpoint(tx, checkpoint);
+            return swapped;
+          });
+          // After the commit: MySQL's DROP TABLE would commit an open transaction by itself. A crash
+          // before it leaves a stage the next full run drops.
+          await conn.dropStage(stage);
+          return result;
+        },
+
+        async reset() {
+          const s = b();
+          await conn.query(
+            `DELETE FROM ${q(checkpoints)} WHERE pipeline = ${s.param(pipeline)} AND target = ${s.param(target)}`,
+            s.params,
+          );
+          await conn.dropStage(stage);
+        },
+
+        close: () => conn.close(),
+      };
+    },
+  };
+}
