@@ -74,7 +74,21 @@ export class SqliteConnection {
     try {
       if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
       const db = new Driver(this.path, { timeout: 20 });
-      db.pragma("journal_mode = WAL");
+      // Switching to WAL needs a moment of exclusive access: another process opening or writing
+      // the same file makes it SQLITE_BUSY. Wait for it without blocking the event loop.
+      const deadline = Date.now() + this.settings.busyTimeoutMs;
+      for (let pause = 5; ; pause = Math.min(pause * 2, 100)) {
+        try {
+          db.pragma("journal_mode = WAL");
+          break;
+        } catch (e) {
+          if (!isBusy(e) || Date.now() >= deadline) {
+            db.close();
+            throw e;
+          }
+          await sleep(pause * (0.5 + Math.random()));
+        }
+      }
       db.pragma(`synchronous = ${this.settings.synchronous === "normal" ? "NORMAL" : "FULL"}`);
       db.pragma("foreign_keys = ON");
       this.db = db;
