@@ -19,6 +19,7 @@ import { createShopSchema, sqlFor } from "./db.js";
 import { OrderCreated, shopEvents } from "./events.js";
 import { defineOrderSaga } from "./order-saga.js";
 import { startPaymentProvider, type Chaos } from "./payment-provider.js";
+import { createWarehouse } from "./warehouse.js";
 
 export const INITIAL_STOCK: Record<string, number> = {
   "sku-apple": 100_000,
@@ -69,12 +70,12 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     },
   });
 
-  if (process.env.SHOP_DEBUG_BREAKER) {
-    const breaker = payments.breakerFor(new URL(provider.url).host);
-    breaker?.onStateChange((c) =>
-      process.stderr.write(`${new Date().toISOString()} payments circuit ${c.previous} -> ${c.state}\n`),
-    );
-  }
+  // The circuit's state goes to the store, so `patchbay status` (another process) can show it.
+  const breaker = payments.breakerFor(new URL(provider.url).host);
+  breaker?.onStateChange(() => {
+    void store.state.set("breaker/payments", breaker.toJSON()).catch(() => undefined);
+  });
+  await store.state.set("breaker/payments", breaker?.toJSON() ?? { state: "closed" });
   const sagas = createSagaRunner({ store, bus: pb.bus, concurrency: 16 });
   const orders = sagas.saga(defineOrderSaga({ payments, q: sqlFor(store) }));
   // The saga starts in the consumer's transaction: exactly one saga per order, whatever the redeliveries.
@@ -83,8 +84,16 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
   });
   registerShopConsumers(pb, chaos);
 
+  const warehouse = await createWarehouse({
+    store,
+    pgUrl: options.pgUrl,
+    shopFile: `${dir}/shop.db`,
+    sqliteFile: `${dir}/warehouse.db`,
+  });
+
   await pb.start();
   await sagas.start();
+  warehouse.start();
   const api = await startShopApi({
     pb,
     chaos,
@@ -92,6 +101,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     orderTimeline: (id) => sagas.get(id),
     report: async () => ({
       initialStock: INITIAL_STOCK,
+      warehouse: await warehouse.compare(),
       charges: await fetch(`${provider.url}/charges`).then((r) => r.json()),
       sagas: Object.fromEntries(
         await Promise.all(
@@ -111,6 +121,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     stop() {
       stopping ??= (async () => {
         await api.close();
+        await warehouse.stop();
         await sagas.stop({ timeout: "10s" });
         await pb.stop({ timeout: "10s" });
         await provider.close();
