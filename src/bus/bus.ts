@@ -3,6 +3,7 @@
  * business transactions, an inbox for exactly-once effects, delayed retries and dead letters —
  * the same semantics on every transport.
  */
+import { setMaxListeners } from "node:events";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { decodeStructured, encodeStructured, type CloudEvent } from "../core/envelope.js";
@@ -174,6 +175,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
     ? undefined
     : createOutbox(store, transport, { clock, logger });
   const stopping = new AbortController();
+  // Handlers in flight may listen to it (ctx.signal): as many as the concurrency, not a leak.
+  setMaxListeners(0, stopping.signal);
   let state: "new" | "started" | "stopped" = "new";
   let stopped: Promise<void> | undefined;
 

@@ -3,6 +3,7 @@
  * instances with a lease (so a crashed worker's instances are taken over), and gives operators
  * inspection and actions.
  */
+import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { EventBus } from "../bus/bus.js";
 import { systemClock, type Clock } from "../core/clock.js";
@@ -152,6 +153,8 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   /** Drives running; freed synchronously when one ends, before its waiters hear of it. */
   let busy = 0;
   const stopping = new AbortController();
+  // Every step in flight listens to it: as many listeners as the concurrency, not a leak.
+  setMaxListeners(0, stopping.signal);
   let reserved = 0;
   let state: "new" | "started" | "stopping" | "stopped" = "new";
   let loop: Promise<void> | undefined;
