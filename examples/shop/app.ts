@@ -101,7 +101,8 @@ export async function startShopApi(options: ShopApiOptions) {
     );
   });
 
-  app.post("/api/orders", idempotencyKey({ store: pb.store }), (req, res, next) => {
+  // A request cut short by a crash holds its key for `lease`; then a retry may run it.
+  app.post("/api/orders", idempotencyKey({ store: pb.store, lease: "10s" }), (req, res, next) => {
     const parsed = NewOrder.safeParse(req.body);
     if (!parsed.success) return problem(res, 400, "Invalid order", parsed.error.issues);
     const { userId, items, currency, card } = parsed.data;

@@ -46,18 +46,20 @@ const ORDERS = num(values.orders, "orders");
 const USERS = Math.max(1, num(values.users, "users"));
 const CONCURRENCY = Math.max(1, num(values.concurrency, "concurrency"));
 const DECLINE = num(values.decline, "decline", 1);
-const base =
-  values.url ??
-  (() => {
-    try {
-      return (JSON.parse(readFileSync(".patchbay/shop.json", "utf8")) as { shop: string }).shop;
-    } catch {
-      process.stderr.write(
-        "demo:load: no --url and no .patchbay/shop.json: start the shop first (npm start)\n",
-      );
-      process.exit(2);
-    }
-  })();
+/** The shop's URL: --url, else .patchbay/shop.json — read again on every connection failure,
+ * so a restarted shop (on another port) is found. */
+function shopUrl(): string {
+  if (values.url) return values.url;
+  try {
+    return (JSON.parse(readFileSync(".patchbay/shop.json", "utf8")) as { shop: string }).shop;
+  } catch {
+    process.stderr.write(
+      "demo:load: no --url and no .patchbay/shop.json: start the shop first (npm start)\n",
+    );
+    process.exit(2);
+  }
+}
+let base = shopUrl();
 
 const tty = process.stderr.isTTY;
 const printed = new Set<string>();
@@ -91,11 +93,20 @@ async function call<T>(
         headers: { "content-type": "application/json", ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
+      // 409: a request with this key is still being processed (perhaps by a process that has
+      // since died, until its lease ends): wait as told and ask again.
+      const retryAfter = res.headers.get("retry-after");
+      if (res.status === 409 && retryAfter !== null && attempt < 120) {
+        await res.body?.cancel();
+        await new Promise((r) => setTimeout(r, 1000 * Number(retryAfter)));
+        continue;
+      }
       return { status: res.status, data: (await res.json()) as T };
     } catch (e) {
       // The shop may be restarting (the chaos test kills it): keep trying for a while.
       if (attempt >= 120) throw e;
       await new Promise((r) => setTimeout(r, 500));
+      base = shopUrl();
     }
   }
 }

@@ -6,7 +6,11 @@ import { writeFileSync } from "node:fs";
 import { startShop } from "./shop.js";
 
 const port = process.env.PORT ? Number(process.env.PORT) : 3000;
-const shop = await startShop({ pgUrl: process.env.PATCHBAY_PG_URL, port });
+const shop = await startShop({
+  pgUrl: process.env.PATCHBAY_PG_URL,
+  port,
+  ...(process.env.SHOP_LEASE ? { lease: process.env.SHOP_LEASE } : {}),
+});
 writeFileSync(".patchbay/shop.json", JSON.stringify({ ...shop.urls, pid: process.pid }) + "\n");
 
 const where = process.env.PATCHBAY_PG_URL ? "PostgreSQL" : "embedded SQLite in .patchbay/";

@@ -36,6 +36,8 @@ export interface ShopOptions {
   pgSchema?: string;
   port?: number;
   chaos?: Partial<Chaos>;
+  /** Lease of claimed messages and sagas (how soon a crashed process's work is taken over). Default 30 s. */
+  lease?: string;
 }
 
 export interface RunningShop {
@@ -52,7 +54,9 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
   const store: SqlStore = options.pgUrl
     ? postgres({ url: options.pgUrl, schema: options.pgSchema ?? "patchbay" })
     : sqlite({ file: `${dir}/shop.db` });
-  const pb = createPatchbay({ store, events: shopEvents, source: "/shop" });
+  // How long work claimed by a process that died waits before another takes it over.
+  const lease = options.lease ?? "30s";
+  const pb = createPatchbay({ store, events: shopEvents, source: "/shop", localTransport: { lease } });
   await store.open();
   await createShopSchema(store, INITIAL_STOCK);
 
@@ -76,7 +80,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     void store.state.set("breaker/payments", breaker.toJSON()).catch(() => undefined);
   });
   await store.state.set("breaker/payments", breaker?.toJSON() ?? { state: "closed" });
-  const sagas = createSagaRunner({ store, bus: pb.bus, concurrency: 16 });
+  const sagas = createSagaRunner({ store, bus: pb.bus, concurrency: 16, lease });
   const orders = sagas.saga(defineOrderSaga({ payments, q: sqlFor(store) }));
   // The saga starts in the consumer's transaction: exactly one saga per order, whatever the redeliveries.
   pb.subscribe(OrderCreated, { group: "order-saga", concurrency: 4 }, async (event, { tx }) => {

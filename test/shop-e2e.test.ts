@@ -1,0 +1,149 @@
+/**
+ * The reference shop end to end: the shop runs as its own process, the load driver drives it
+ * with failures injected and checks the invariants. One run SIGKILLs the shop mid-load and
+ * restarts it; the invariants must still hold.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { until } from "./conformance/transport.js";
+
+const { postgres: pgService } = inject("services");
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const TSX = join(ROOT, "node_modules", ".bin", "tsx");
+const tsx = (script: string) =>
+  [TSX, ["--tsconfig", join(ROOT, "tsconfig.json"), join(ROOT, "examples", "shop", script)]] as const;
+
+interface Running {
+  proc: ChildProcess;
+  exited: Promise<number | null>;
+  output: () => string;
+}
+
+function run(script: string, args: string[], cwd: string, env: Record<string, string> = {}): Running {
+  const [cmd, base] = tsx(script);
+  const proc = spawn(cmd, [...base, ...args], {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  proc.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+  return { proc, exited, output: () => output };
+}
+
+async function startShop(cwd: string, env: Record<string, string>): Promise<Running> {
+  // Port 0: the shop writes where it listens to .patchbay/shop.json, where the load driver looks.
+  const shop = run("main.ts", [], cwd, { PORT: "0", SHOP_LEASE: "3s", ...env });
+  await until(
+    () => shop.output().includes("Patchbay shop running") || shop.proc.exitCode !== null,
+    60_000,
+    "the shop to start",
+  );
+  if (shop.proc.exitCode !== null) throw new Error(`the shop exited: ${shop.output()}`);
+  return shop;
+}
+
+const cases: Array<[string, () => Promise<{ env: Record<string, string>; cleanup(): Promise<void> }>]> = [
+  [
+    "embedded (SQLite, local transport)",
+    () => Promise.resolve({ env: {}, cleanup: () => Promise.resolve() }),
+  ],
+];
+if (pgService.reachable) {
+  cases.push([
+    "PostgreSQL",
+    async () => {
+      // A database of its own: the shop's tables live in its default schema.
+      const name = `shop_e2e_${Date.now().toString(36)}`;
+      const admin = new pg.Client({ connectionString: pgService.url });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${name}`);
+      await admin.end();
+      const url = new URL(pgService.url);
+      url.pathname = `/${name}`;
+      return {
+        env: { PATCHBAY_PG_URL: url.toString() },
+        async cleanup() {
+          const c = new pg.Client({ connectionString: pgService.url });
+          await c.connect();
+          await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+          await c.end();
+        },
+      };
+    },
+  ]);
+}
+
+for (const [name, backend] of cases) {
+  describe(`shop end to end: ${name}`, () => {
+    const cleanups: Array<() => Promise<unknown> | void> = [];
+    afterEach(async () => {
+      for (const c of cleanups.splice(0).reverse()) await c();
+    });
+
+    it("the load driver's invariants hold with payment and e-mail failures, and through a SIGKILL of the shop", async () => {
+      const cwd = mkdtempSync(join(tmpdir(), "patchbay-shop-"));
+      cleanups.push(() => rmSync(cwd, { recursive: true, force: true }));
+      const { env, cleanup } = await backend();
+      cleanups.push(cleanup);
+
+      let shop = await startShop(cwd, env);
+      cleanups.push(() => {
+        shop.proc.kill("SIGKILL");
+      });
+      const load = run(
+        "load.ts",
+        [
+          "--orders",
+          "60",
+          "--users",
+          "6",
+          "--payment-failure",
+          "0.2",
+          "--email-failure",
+          "0.1",
+          "--timeout",
+          "150",
+          "--json",
+        ],
+        cwd,
+      );
+      cleanups.push(() => {
+        load.proc.kill("SIGKILL");
+      });
+      // Kill the shop for real while orders are being placed and processed, then start it again.
+      await until(
+        () => /orders placed .* (1\d|[2-9]\d)\/60/.test(load.output()) || load.proc.exitCode !== null,
+        60_000,
+        "orders in flight",
+      );
+      shop.proc.kill("SIGKILL");
+      await shop.exited;
+      shop = await startShop(cwd, env);
+
+      const code = await load.exited;
+      const summary = JSON.parse(load.output().trim().split("\n").pop() ?? "{}") as {
+        orders: number;
+        stuck: number;
+        invariantsBroken: number;
+        failures: string[];
+      };
+      expect(summary.failures, load.output().slice(-3000)).toEqual([]);
+      expect(code).toBe(0);
+      expect(summary.orders).toBeGreaterThanOrEqual(60);
+      expect(summary.stuck).toBe(0);
+
+      // Ctrl-C drains and exits cleanly.
+      shop.proc.kill("SIGTERM");
+      expect(await shop.exited).toBe(0);
+      expect(shop.output()).toContain("stopped cleanly");
+    }, 240_000);
+  });
+}
