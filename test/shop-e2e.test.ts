@@ -32,8 +32,8 @@ function run(script: string, args: string[], cwd: string, env: Record<string, st
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
-  proc.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  proc.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  proc.stdout.on("data", (d: Buffer) => (output += d.toString()));
+  proc.stderr.on("data", (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
   return { proc, exited, output: () => output };
 }
@@ -91,8 +91,9 @@ for (const [name, backend] of cases) {
     it("the load driver's invariants hold with payment and e-mail failures, and through a SIGKILL of the shop", async () => {
       const cwd = mkdtempSync(join(tmpdir(), "patchbay-shop-"));
       cleanups.push(() => rmSync(cwd, { recursive: true, force: true }));
-      const { env, cleanup } = await backend();
-      cleanups.push(cleanup);
+      const db = await backend();
+      const env = db.env;
+      cleanups.push(() => db.cleanup());
 
       let shop = await startShop(cwd, env);
       cleanups.push(() => {
