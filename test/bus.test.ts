@@ -1,265 +1,36 @@
 /**
- * The event bus's semantics on each transport: validation, groups, retries, dead letters and
- * replay, the outbox and the inbox (exactly-once effects counted in rows).
+ * The event bus's semantics on the store-backed transports and the in-memory one (scenarios in
+ * `test/conformance/bus.ts`; RabbitMQ in `test/bus-rabbitmq.test.ts`).
  */
-import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { z } from "zod";
-import { createEventBus, type EventBus, type EventBusOptions } from "../src/bus/bus.js";
+import { inject } from "vitest";
 import { localTransport } from "../src/bus/local-transport.js";
-import type { Transport } from "../src/bus/transport.js";
-import { defineEvent } from "../src/core/events.js";
-import { isPatchbayError, NonRetryableError } from "../src/core/errors.js";
-import { constant } from "../src/resilience/backoff.js";
-import type { SqlStore } from "../src/store/sql-store.js";
 import { memoryTransport } from "../src/testing/memory-transport.js";
-import { until } from "./conformance/transport.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { defineBusConformance } from "./conformance/bus.js";
+import { postgresDatabase, sqliteDatabase } from "./support/stores.js";
 
 const { postgres: pg } = inject("services");
+const nothing = () => Promise.resolve();
 
-const OrderCreated = defineEvent("order.created", {
-  version: 1,
-  schema: z.object({ orderId: z.string(), qty: z.number().int().positive() }),
+defineBusConformance({
+  name: "local on SQLite",
+  database: sqliteDatabase,
+  transports: () => ({
+    make: (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
+    cleanup: nothing,
+  }),
 });
-const OrderPaid = defineEvent("order.paid", { version: 1, schema: z.object({ orderId: z.string() }) });
-
-type Setup = (store: SqlStore) => Transport;
-const setups: Array<[string, () => IsolatedDatabase, Setup]> = [
-  [
-    "local on SQLite",
-    sqliteDatabase,
-    (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
-  ],
-  ["in-memory (outbox relay on SQLite)", sqliteDatabase, () => memoryTransport({ redeliverAfterMs: 300 })],
-];
+defineBusConformance({
+  name: "in-memory (outbox relay on SQLite)",
+  database: sqliteDatabase,
+  transports: () => ({ make: () => memoryTransport({ redeliverAfterMs: 300 }), cleanup: nothing }),
+});
 if (pg.reachable) {
-  setups.push([
-    "local on PostgreSQL",
-    () => postgresDatabase(pg.url),
-    (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
-  ]);
-}
-
-const fastRetry = { immediate: 1, attempts: 3, backoff: constant(50) };
-
-for (const [name, makeDb, makeTransport] of setups) {
-  describe(`event bus: ${name}`, () => {
-    let db: IsolatedDatabase;
-    let store: SqlStore;
-    const buses: EventBus[] = [];
-    const bus = (options: Partial<EventBusOptions> = {}) => {
-      const b = createEventBus({
-        store,
-        transport: makeTransport(store),
-        events: [OrderCreated, OrderPaid],
-        ...options,
-      });
-      buses.push(b);
-      return b;
-    };
-    const count = async (sql: string) =>
-      Number((await store.query<{ n: number | string }>(sql)).rows[0]?.n ?? 0);
-
-    beforeEach(async () => {
-      db = makeDb();
-      store = db.make();
-      await store.open();
-      await store.query("CREATE TABLE effects (event_id TEXT NOT NULL, order_id TEXT NOT NULL)");
-      await store.query("CREATE TABLE orders (id TEXT PRIMARY KEY)");
-    });
-    afterEach(async () => {
-      await Promise.all(buses.splice(0).map((b) => b.stop({ timeout: "5s" })));
-      await store.close();
-      await db.cleanup();
-    });
-
-    it("validates on publish: a payload failing its schema is refused and nothing is published", async () => {
-      const b = bus();
-      const seen: unknown[] = [];
-      b.subscribe(OrderCreated, { group: "g" }, (e) => void seen.push(e));
-      await b.start();
-      const error = await b.publish(OrderCreated, { orderId: "o-1", qty: -1 }).catch((e: unknown) => e);
-      expect(isPatchbayError(error, "SCHEMA_INVALID")).toBe(true);
-      await b.publish(OrderCreated, { orderId: "o-2", qty: 1 });
-      await until(() => seen.length === 1, 10_000, "valid event");
-      await new Promise((r) => setTimeout(r, 100));
-      expect(seen).toHaveLength(1);
-    });
-
-    it("each group gets every matching event, with its data validated and typed", async () => {
-      const b = bus();
-      const inventory: string[] = [];
-      const audit: string[] = [];
-      b.subscribe(OrderCreated, { group: "inventory" }, (e) => void inventory.push(e.data.orderId));
-      b.subscribe("order.*", { group: "audit" }, (e) => void audit.push(e.type));
-      await b.start();
-      await b.publish(OrderCreated, { orderId: "o-1", qty: 2 }, { key: "o-1" });
-      await b.publish(OrderPaid, { orderId: "o-1" }, { key: "o-1" });
-      await until(() => inventory.length === 1 && audit.length === 2, 10_000, "fan-out");
-      expect(inventory).toEqual(["o-1"]);
-      expect(audit.sort()).toEqual(["order.created", "order.paid"]);
-    });
-
-    it("a handler's ctx.tx writes commit exactly once with the inbox record", async () => {
-      const b = bus();
-      b.subscribe(OrderCreated, { group: "writer", concurrency: 4 }, async (e, { tx }) => {
-        await tx.query(`INSERT INTO effects (event_id, order_id) VALUES (${db.p(1)}, ${db.p(2)})`, [
-          e.id,
-          e.data.orderId,
-        ]);
-      });
-      await b.start();
-      for (let i = 0; i < 30; i++) await b.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
-      await until(
-        async () => (await count("SELECT COUNT(*) AS n FROM effects")) === 30,
-        15_000,
-        "30 effects",
-      );
-      await new Promise((r) => setTimeout(r, 200));
-      expect(await count("SELECT COUNT(*) AS n FROM effects")).toBe(30);
-      expect(await count("SELECT COUNT(DISTINCT event_id) AS n FROM effects")).toBe(30);
-    });
-
-    it("a redelivered message whose effect committed is not applied again (inbox)", async () => {
-      const b = bus();
-      let runs = 0;
-      b.subscribe(OrderCreated, { group: "once" }, async (e, { tx }) => {
-        runs++;
-        await tx.query(`INSERT INTO effects (event_id, order_id) VALUES (${db.p(1)}, ${db.p(2)})`, [
-          e.id,
-          e.data.orderId,
-        ]);
-      });
-      await b.start();
-      const event = await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
-      await until(() => runs === 1, 10_000, "first run");
-      // The broker delivers the very same message again (at-least-once): same id, same body.
-      const body = JSON.stringify({ ...event, data: event.data });
-      await b.transport.publish([{ id: event.id, type: event.type, body, headers: {} }], { group: "once" });
-      await new Promise((r) => setTimeout(r, 500));
-      expect(runs).toBe(1);
-      expect(await count("SELECT COUNT(*) AS n FROM effects")).toBe(1);
-    });
-
-    it("failures retry (immediately, then later) and succeed without a duplicate effect", async () => {
-      const b = bus();
-      const attempts: number[] = [];
-      b.subscribe(
-        OrderCreated,
-        { group: "flaky", retry: { immediate: 1, attempts: 5, backoff: constant(100) } },
-        async (e, ctx) => {
-          attempts.push(ctx.attempt);
-          await ctx.tx.query(`INSERT INTO effects (event_id, order_id) VALUES (${db.p(1)}, ${db.p(2)})`, [
-            e.id,
-            "x",
-          ]);
-          if (attempts.length < 4) throw new Error("database hiccup"); // rolls its insert back
-        },
-      );
-      await b.start();
-      await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
-      await until(() => attempts.length === 4, 10_000, "4 runs");
-      // two runs per delivery (1 immediate retry), then a delayed redelivery
-      expect(attempts).toEqual([1, 1, 2, 2]);
-      await until(async () => (await count("SELECT COUNT(*) AS n FROM effects")) === 1, 5_000, "one effect");
-      expect(await b.deadLetters.count()).toBe(0);
-    });
-
-    it("a poison message goes to dead letters after its attempts while others flow; replay processes it", async () => {
-      const b = bus();
-      const processed: string[] = [];
-      let healed = false;
-      b.subscribe(OrderCreated, { group: "poison", retry: fastRetry }, (e) => {
-        if (e.data.orderId === "bad" && !healed) throw new Error("cannot handle bad");
-        processed.push(e.data.orderId);
-      });
-      await b.start();
-      await b.publish(OrderCreated, { orderId: "bad", qty: 1 }, { key: "bad" });
-      for (let i = 0; i < 5; i++) await b.publish(OrderCreated, { orderId: `ok-${i}`, qty: 1 });
-      await until(async () => (await b.deadLetters.count()) === 1, 15_000, "a dead letter");
-      await until(() => processed.length === 5, 10_000, "the others");
-      const [letter] = await b.deadLetters.list({ group: "poison" });
-      expect(letter).toMatchObject({ group: "poison", type: "order.created", key: "bad", attempts: 3 });
-      expect(letter!.error.message).toBe("cannot handle bad");
-      expect(letter!.firstFailedAt).toBeLessThanOrEqual(letter!.lastFailedAt);
-      expect(letter!.event?.data).toEqual({ orderId: "bad", qty: 1 });
-      healed = true;
-      expect(await b.deadLetters.replay({ group: "poison" })).toBe(1);
-      await until(() => processed.includes("bad"), 10_000, "replayed message processed");
-      expect(await b.deadLetters.count()).toBe(0);
-    });
-
-    it("non-retryable failures and undecodable messages go to dead letters at once", async () => {
-      const b = bus();
-      let runs = 0;
-      b.subscribe("order.#", { group: "strict", retry: { immediate: 3, attempts: 8 } }, () => {
-        runs++;
-        throw new NonRetryableError("refused for good");
-      });
-      await b.start();
-      await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
-      // A producer that bypassed validation, and one that sent garbage.
-      const invalid = JSON.stringify({
-        specversion: "1.0",
-        id: "bad-1",
-        source: "/x",
-        type: "order.created",
-        data: { qty: "two" },
-      });
-      await b.transport.publish([{ id: "bad-1", type: "order.created", body: invalid, headers: {} }]);
-      await b.transport.publish([{ id: "bad-2", type: "order.weird", body: "{not json", headers: {} }]);
-      await until(
-        async () => (await b.deadLetters.count({ group: "strict" })) === 3,
-        10_000,
-        "3 dead letters",
-      );
-      expect(runs).toBe(1);
-      const codes = (await b.deadLetters.list()).map((l) => l.error.code).sort();
-      expect(codes).toEqual(["ENVELOPE_INVALID", "NON_RETRYABLE", "SCHEMA_INVALID"]);
-      expect(await b.deadLetters.purge({ type: "order.weird" })).toBe(1);
-      expect(await b.deadLetters.count()).toBe(2);
-    });
-
-    it("tx.publish commits with the business write, or not at all", async () => {
-      const b = bus();
-      const seen: string[] = [];
-      b.subscribe(OrderCreated, { group: "g" }, (e) => void seen.push(e.data.orderId));
-      await b.start();
-      await b
-        .transaction(async (tx) => {
-          await tx.query(`INSERT INTO orders (id) VALUES (${db.p(1)})`, ["rolled-back"]);
-          await tx.publish(OrderCreated, { orderId: "rolled-back", qty: 1 });
-          throw new Error("payment declined");
-        })
-        .catch(() => undefined);
-      await b.transaction(async (tx) => {
-        await tx.query(`INSERT INTO orders (id) VALUES (${db.p(1)})`, ["kept"]);
-        await tx.publish(OrderCreated, { orderId: "kept", qty: 1 });
-      });
-      await until(() => seen.length === 1, 10_000, "the committed event");
-      await new Promise((r) => setTimeout(r, 300));
-      expect(seen).toEqual(["kept"]);
-      expect(await count("SELECT COUNT(*) AS n FROM orders")).toBe(1);
-    });
-
-    it("stop drains handlers in flight and is safe to call twice", async () => {
-      const b = bus();
-      let finished = 0;
-      b.subscribe(OrderCreated, { group: "slow" }, async () => {
-        await new Promise((r) => setTimeout(r, 300));
-        finished++;
-      });
-      await b.start();
-      await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
-      await new Promise((r) => setTimeout(r, 150));
-      await Promise.all([b.stop(), b.stop()]);
-      expect(finished).toBe(1);
-      expect(
-        isPatchbayError(
-          await b.publish(OrderCreated, { orderId: "x", qty: 1 }).catch((e: unknown) => e),
-          "BUS_STOPPED",
-        ),
-      ).toBe(true);
-    });
+  defineBusConformance({
+    name: "local on PostgreSQL",
+    database: () => postgresDatabase(pg.url),
+    transports: () => ({
+      make: (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
+      cleanup: nothing,
+    }),
   });
 }

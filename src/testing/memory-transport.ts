@@ -81,13 +81,16 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     consume(group, { concurrency }, onDelivery): Promise<Consumer> {
       let running = true;
       let inFlight = 0;
+      let recheck: NodeJS.Timeout | undefined;
       const pump = () => {
         if (!running) return;
         const q = queue(group);
         const now = Date.now();
+        let nextDue = Infinity;
         for (let i = 0; i < q.length && inFlight < concurrency;) {
           const entry = q[i]!;
           if (entry.runAt > now) {
+            nextDue = Math.min(nextDue, entry.runAt);
             i++;
             continue;
           }
@@ -120,12 +123,16 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
               pump();
             });
         }
+        // A timer may fire a little before Date.now() reaches runAt: look again then.
+        clearTimeout(recheck);
+        if (nextDue !== Infinity) recheck = setTimeout(pump, Math.max(1, nextDue - Date.now())).unref();
       };
       wakers.set(group, pump);
       queueMicrotask(pump);
       return Promise.resolve({
         async stop() {
           running = false;
+          clearTimeout(recheck);
           wakers.delete(group);
           while (inFlight > 0) await new Promise((r) => setTimeout(r, 5));
         },

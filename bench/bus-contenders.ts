@@ -1,0 +1,280 @@
+/**
+ * The contenders of the bus benchmark, each an isolated queue that calls `onEvent` from its
+ * handler: ours on RabbitMQ, PostgreSQL and SQLite; raw amqplib (confirms + manual acks: the
+ * broker's limit); pg-boss and graphile-worker (the PostgreSQL peers).
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import amqp from "amqplib";
+import { Logger, makeWorkerUtils, run } from "graphile-worker";
+import pg from "pg";
+import PgBoss from "pg-boss";
+import { postgres } from "../src/adapters/postgres/index.js";
+import { rabbitmq } from "../src/adapters/rabbitmq/index.js";
+import { DELAY_TIERS_MS, topologyNames } from "../src/adapters/rabbitmq/topology.js";
+import { sqlite } from "../src/adapters/sqlite/index.js";
+import { createEventBus } from "../src/bus/bus.js";
+import { defineEvent } from "../src/core/events.js";
+import type { StandardSchemaV1 } from "../src/core/schema.js";
+import type { SqlStore } from "../src/store/sql-store.js";
+
+export const PG_URL = process.env.PATCHBAY_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+export const AMQP_URL = process.env.PATCHBAY_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+/** Handlers (and prefetch) in flight per consumer, and concurrent publishers. */
+export const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+
+/** What every event carries: a sequence number, when it was sent, and ~1 KiB of data. */
+export interface Payload {
+  seq: number;
+  sentAt: number;
+  blob: string;
+}
+
+const payloadSchema: StandardSchemaV1<Payload> = {
+  "~standard": { version: 1, vendor: "bench", validate: (value) => ({ value: value as Payload }) },
+};
+/** The event ours publish (validated by a pass-through schema, so validation costs nothing). */
+export const BenchEvent = defineEvent("bench.event", { version: 1, schema: payloadSchema, source: "/bench" });
+
+/** A running contender. */
+export interface Running {
+  publish(payload: Payload): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A contender: opens an isolated queue whose consumer calls `onEvent`. */
+export interface Contender {
+  name: string;
+  open(onEvent: (payload: Payload) => void): Promise<Running>;
+}
+
+const suffix = () => `${process.pid}_${randomBytes(3).toString("hex")}`;
+
+async function dropSchema(schema: string) {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Deletes every object of a RabbitMQ transport's prefix. */
+export async function deletePrefix(prefix: string, groups: readonly string[]) {
+  const n = topologyNames(prefix);
+  const conn = await amqp.connect(AMQP_URL);
+  try {
+    const ch = await conn.createChannel();
+    for (const g of groups)
+      for (const q of [n.group(g), n.brokerDeadLetters(g), n.bindings(g)]) await ch.deleteQueue(q);
+    for (const ms of DELAY_TIERS_MS) await ch.deleteQueue(n.tier(ms));
+    await ch.deleteQueue(n.unrouted);
+    for (const e of [n.due, n.delay, n.exchange, n.unrouted]) await ch.deleteExchange(e);
+  } finally {
+    await conn.close();
+  }
+}
+
+/** A Patchbay store for a contender, and how to remove it. */
+export function benchStore(kind: "postgres" | "sqlite"): {
+  store: SqlStore;
+  config: Record<string, unknown>;
+  drop: () => Promise<void>;
+} {
+  if (kind === "postgres") {
+    const schema = `pb_bench_${suffix()}`;
+    const config = { url: PG_URL, schema, max: 16 };
+    return { store: postgres(config), config, drop: () => dropSchema(schema) };
+  }
+  const dir = mkdtempSync(join(tmpdir(), "patchbay-bench-"));
+  const config = { file: join(dir, "bus.db") };
+  return {
+    store: sqlite(config),
+    config,
+    drop: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })),
+  };
+}
+
+function ours(name: string, kind: "postgres" | "sqlite", broker: boolean): Contender {
+  return {
+    name,
+    async open(onEvent) {
+      const { store, drop } = benchStore(kind);
+      await store.open();
+      const prefix = `pb_bench_${suffix()}`;
+      const bus = createEventBus({
+        store,
+        events: [BenchEvent],
+        ...(broker ? { transport: rabbitmq({ url: AMQP_URL, prefix }) } : {}),
+      });
+      bus.subscribe(BenchEvent, { group: "bench", concurrency: CONCURRENCY }, (event) => onEvent(event.data));
+      await bus.start();
+      return {
+        publish: async (p) => void (await bus.publish(BenchEvent, p)),
+        async close() {
+          await bus.stop({ timeout: "5s" });
+          await store.close();
+          await drop();
+          if (broker) await deletePrefix(prefix, ["bench"]);
+        },
+      };
+    },
+  };
+}
+
+/** Our RabbitMQ transport alone (no bus: no envelope, inbox or store), to separate its cost from the bus's. */
+const transportOnly: Contender = {
+  name: "ours: patchbay's RabbitMQ transport alone (no inbox)",
+  async open(onEvent) {
+    const prefix = `pb_bench_${suffix()}`;
+    const transport = rabbitmq({ url: AMQP_URL, prefix });
+    await transport.open();
+    await transport.bind("bench", ["bench.*"]);
+    const consumer = await transport.consume("bench", { concurrency: CONCURRENCY }, async (d) => {
+      onEvent((JSON.parse(d.message.body) as { data: Payload }).data);
+      await d.ack();
+    });
+    return {
+      async publish(p) {
+        const id = randomUUID();
+        const body = JSON.stringify({
+          specversion: "1.0",
+          id,
+          source: "/bench",
+          type: "bench.event",
+          data: p,
+        });
+        await transport.publish([{ id, type: "bench.event", body, headers: {} }]);
+      },
+      async close() {
+        await consumer.stop(5000);
+        await transport.close();
+        await deletePrefix(prefix, ["bench"]);
+      },
+    };
+  },
+};
+
+/**
+ * Raw amqplib on the same topology: a durable topic exchange, a durable quorum queue bound to it,
+ * persistent messages, a confirm per publish, a manual ack per delivery — what the broker can do.
+ */
+const rawAmqplib: Contender = {
+  name: "limit: raw amqplib (topic → quorum queue, confirms, acks)",
+  async open(onEvent) {
+    const conn = await amqp.connect(AMQP_URL);
+    const publisher = await conn.createConfirmChannel();
+    const queue = `raw_bench_${suffix()}`;
+    await publisher.assertExchange(queue, "topic", { durable: true });
+    await publisher.assertQueue(queue, { durable: true, arguments: { "x-queue-type": "quorum" } });
+    await publisher.bindQueue(queue, queue, "bench.*");
+    const consumer = await conn.createChannel();
+    await consumer.prefetch(CONCURRENCY);
+    await consumer.consume(queue, (msg) => {
+      if (!msg) return;
+      const envelope = JSON.parse(msg.content.toString("utf8")) as { data: Payload };
+      onEvent(envelope.data);
+      consumer.ack(msg);
+    });
+    return {
+      publish: (p) =>
+        new Promise<void>((resolve, reject) => {
+          const id = randomUUID();
+          const body = JSON.stringify({
+            specversion: "1.0",
+            id,
+            source: "/bench",
+            type: "bench.event",
+            data: p,
+          });
+          publisher.publish(
+            queue,
+            "bench.event",
+            Buffer.from(body),
+            { persistent: true, messageId: id },
+            (err: unknown) => (err ? reject(err instanceof Error ? err : new Error("nacked")) : resolve()),
+          );
+        }),
+      async close() {
+        await consumer.close();
+        await publisher.deleteQueue(queue);
+        await publisher.deleteExchange(queue);
+        await conn.close();
+      },
+    };
+  },
+};
+
+/**
+ * pg-boss 10: 8 workers fetching batches of 100, polling every 0.5 s (its minimum): a ceiling of
+ * 1,600 jobs/s, above what it reaches here, so the figure is its own, not the configuration's.
+ */
+const pgBoss: Contender = {
+  name: "peer: pg-boss 10.4.2",
+  async open(onEvent) {
+    const schema = `pgboss_bench_${suffix()}`;
+    const boss = new PgBoss({ connectionString: PG_URL, schema, max: 16 });
+    boss.on("error", () => undefined);
+    await boss.start();
+    await boss.createQueue("bench");
+    for (let w = 0; w < 8; w++) {
+      await boss.work<Payload>("bench", { batchSize: 100, pollingIntervalSeconds: 0.5 }, async (jobs) => {
+        for (const job of jobs) onEvent(job.data);
+        return Promise.resolve();
+      });
+    }
+    return {
+      publish: async (p) => void (await boss.send("bench", p)),
+      async close() {
+        await boss.stop({ graceful: true, wait: true, timeout: 5000 });
+        await dropSchema(schema);
+      },
+    };
+  },
+};
+
+/** graphile-worker 0.16: LISTEN/NOTIFY wake-ups, the same concurrency as ours. */
+const graphileWorker: Contender = {
+  name: "peer: graphile-worker 0.16.6",
+  async open(onEvent) {
+    const schema = `gw_bench_${suffix()}`;
+    const logger = new Logger(() => () => undefined);
+    const runner = await run({
+      connectionString: PG_URL,
+      schema,
+      concurrency: CONCURRENCY,
+      maxPoolSize: 16,
+      noHandleSignals: true,
+      pollInterval: 1000,
+      logger,
+      taskList: { bench: (payload) => void onEvent(payload as Payload) },
+    });
+    const utils = await makeWorkerUtils({ connectionString: PG_URL, schema, logger });
+    return {
+      publish: async (p) => void (await utils.addJob("bench", p)),
+      async close() {
+        await runner.stop();
+        await utils.release();
+        await dropSchema(schema);
+      },
+    };
+  },
+};
+
+/** Every contender, grouped as the table shows them. */
+export const contenders = {
+  rabbitmq: [
+    rawAmqplib,
+    ours("ours: patchbay on RabbitMQ (inbox in PostgreSQL)", "postgres", true),
+    transportOnly,
+  ],
+  postgres: [
+    ours("ours: patchbay on PostgreSQL (local transport)", "postgres", false),
+    pgBoss,
+    graphileWorker,
+  ],
+  sqlite: [ours("ours: patchbay on SQLite (local transport)", "sqlite", false)],
+};

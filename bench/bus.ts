@@ -1,0 +1,222 @@
+/**
+ * Bus benchmark: end-to-end events/s (publish → handler → ack, 1 KiB payload, all in one
+ * process) for ours on RabbitMQ beside raw amqplib (the broker's limit), ours on PostgreSQL
+ * beside pg-boss and graphile-worker, and ours on SQLite; p50/p99 latency at a fixed moderate
+ * rate; and the consumer's peak RSS (in a child process) on a backlog of 10,000 and 200,000.
+ */
+import { spawn } from "node:child_process";
+import { loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
+import { rabbitmq } from "../src/adapters/rabbitmq/index.js";
+import { localTransport } from "../src/bus/local-transport.js";
+import type { Transport, TransportMessage } from "../src/bus/transport.js";
+import { encodeStructured } from "../src/core/envelope.js";
+import {
+  AMQP_URL,
+  BenchEvent,
+  benchStore,
+  CONCURRENCY,
+  contenders,
+  deletePrefix,
+  type Contender,
+} from "./bus-contenders.js";
+
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 4000);
+const RATE = Number(process.env.BENCH_RATE ?? 200);
+const LATENCY_EVENTS = Number(process.env.BENCH_LATENCY_EVENTS ?? 800);
+const BACKLOGS = (process.env.BENCH_BACKLOGS ?? "10000,200000").split(",").map(Number);
+const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 6);
+const blob = "x".repeat(1000);
+const CHILD = fileURLToPath(new URL("./bus-rss-child.ts", import.meta.url));
+
+interface Figures {
+  rate: number;
+  p50: number;
+  p99: number;
+}
+
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+
+async function waitFor(predicate: () => boolean, ms: number, what: string) {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function measure(c: Contender): Promise<Figures> {
+  let handled = 0;
+  const latencies: number[] = [];
+  let recordLatency = false;
+  const running = await c.open((p) => {
+    handled++;
+    if (recordLatency) latencies.push(performance.now() - p.sentAt);
+  });
+  try {
+    const publishAll = async (count: number) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          for (let seq = next++; seq < count; seq = next++) {
+            await running.publish({ seq, sentAt: performance.now(), blob });
+          }
+        }),
+      );
+    };
+    // Warm-up (connections, JIT, prepared plans), then throughput.
+    await publishAll(200);
+    await waitFor(() => handled >= 200, 60_000, `${c.name}: warm-up`);
+    handled = 0;
+    const started = performance.now();
+    await publishAll(EVENTS);
+    await waitFor(() => handled >= EVENTS, 300_000, `${c.name}: ${EVENTS} events`);
+    const rate = EVENTS / ((performance.now() - started) / 1000);
+    // Latency at a fixed rate well below every contender's throughput.
+    handled = 0;
+    recordLatency = true;
+    const t0 = performance.now();
+    const sends: Array<Promise<void>> = [];
+    for (let seq = 0; seq < LATENCY_EVENTS; seq++) {
+      const wait = t0 + (seq * 1000) / RATE - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      sends.push(running.publish({ seq, sentAt: performance.now(), blob }));
+    }
+    await Promise.all(sends);
+    await waitFor(() => handled >= LATENCY_EVENTS, 60_000, `${c.name}: latency events`);
+    const sorted = latencies.sort((a, b) => a - b);
+    return { rate, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
+  } finally {
+    await running.close();
+  }
+}
+
+async function messages(count: number): Promise<TransportMessage[]> {
+  return Promise.all(
+    Array.from({ length: count }, async (_, seq) => {
+      const event = await BenchEvent.toEnvelope({ seq, sentAt: 0, blob });
+      return { id: event.id, type: event.type, body: encodeStructured(event), headers: {} };
+    }),
+  );
+}
+
+async function fill(transport: Transport, backlog: number) {
+  await transport.open();
+  await transport.bind("bench", ["bench.*"]);
+  for (let sent = 0; sent < backlog; sent += 5000) {
+    await transport.publish(await messages(Math.min(5000, backlog - sent)));
+  }
+}
+
+function child(args: Record<string, unknown>): Promise<{ baseline: number; peak: number; handled: number }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, ["--import", "tsx", CHILD, JSON.stringify(args)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    proc.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    proc.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    proc.once("exit", (code) => {
+      try {
+        resolve(
+          JSON.parse(out.trim().split("\n").pop() ?? "") as {
+            baseline: number;
+            peak: number;
+            handled: number;
+          },
+        );
+      } catch {
+        reject(new Error(`memory probe failed (exit ${code}): ${err.slice(-2000)}`));
+      }
+    });
+  });
+}
+
+async function memory(kind: "rabbitmq" | "postgres" | "sqlite", backlog: number) {
+  const { store, config, drop } = benchStore(kind === "sqlite" ? "sqlite" : "postgres");
+  await store.open();
+  const prefix = `pb_bench_rss_${process.pid}_${backlog}`;
+  const transport = kind === "rabbitmq" ? rabbitmq({ url: AMQP_URL, prefix }) : localTransport(store);
+  try {
+    const filling = performance.now();
+    await fill(transport, backlog);
+    const fillSeconds = (performance.now() - filling) / 1000;
+    await transport.close();
+    const result = await child({
+      transport: kind === "rabbitmq" ? "rabbitmq" : "local",
+      store: kind === "sqlite" ? "sqlite" : "postgres",
+      config,
+      prefix,
+      seconds: RSS_SECONDS,
+    });
+    return { ...result, fillSeconds };
+  } finally {
+    await store.close();
+    await drop();
+    if (kind === "rabbitmq") await deletePrefix(prefix, ["bench"]);
+  }
+}
+
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+
+export async function main(): Promise<void> {
+  const out: string[] = [
+    `Bus: ${EVENTS} events of ~1 KiB end to end (publish → handler → ack) in one process, ${CONCURRENCY} concurrent publishers and handlers;`,
+    `latency at ${RATE} events/s (${LATENCY_EVENTS} events). Ratios against the first row of each group.`,
+    `Load average when starting: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")} (other processes share the CPUs; compare rows of one run only).`,
+    "",
+    `| ${"what".padEnd(58)} | events/s | ratio | p50 ms | p99 ms |`,
+    `| ${"-".repeat(58)} | -------: | ----: | -----: | -----: |`,
+  ];
+  for (const [group, list] of Object.entries(contenders)) {
+    let reference: number | undefined;
+    for (const c of list) {
+      process.stderr.write(`bus bench: ${c.name}...\n`);
+      try {
+        const f = await measure(c);
+        reference ??= f.rate;
+        out.push(
+          `| ${c.name.padEnd(58)} | ${fmt(f.rate).padStart(8)} | ${fmt(f.rate / reference, 2).padStart(4)}× | ${fmt(f.p50, 1).padStart(6)} | ${fmt(f.p99, 1).padStart(6)} |`,
+        );
+      } catch (e) {
+        out.push(`| ${c.name.padEnd(58)} | failed (${group}): ${(e as Error).message} |`);
+      }
+    }
+  }
+  out.push(
+    "",
+    `Consumer memory (child process, ${CONCURRENCY} handlers in flight, consuming for ${RSS_SECONDS} s from a backlog):`,
+    "",
+    "| consumer                         | backlog | RSS before MiB | peak RSS MiB | handled | fill s |",
+    "| -------------------------------- | ------: | -------------: | -----------: | ------: | -----: |",
+  );
+  const names = {
+    rabbitmq: "ours on RabbitMQ (inbox in PG)",
+    postgres: "ours on PostgreSQL",
+    sqlite: "ours on SQLite",
+  };
+  for (const kind of ["rabbitmq", "postgres", "sqlite"] as const) {
+    for (const backlog of BACKLOGS) {
+      process.stderr.write(`bus bench: memory, ${kind}, backlog ${backlog}...\n`);
+      try {
+        const m = await memory(kind, backlog);
+        out.push(
+          `| ${names[kind].padEnd(32)} | ${String(backlog).padStart(7)} | ${fmt(m.baseline).padStart(14)} | ${fmt(m.peak).padStart(12)} | ${String(m.handled).padStart(7)} | ${fmt(m.fillSeconds).padStart(6)} |`,
+        );
+      } catch (e) {
+        out.push(`| ${names[kind].padEnd(32)} | ${backlog} | failed: ${(e as Error).message} |`);
+      }
+    }
+  }
+  out.push(
+    "",
+    `Load average when done: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
+  );
+  console.log(out.join("\n"));
+}

@@ -1,0 +1,115 @@
+/**
+ * How a {@link TransportMessage} travels as an AMQP message: the CloudEvent JSON as the body,
+ * `messageId` and `type` as properties, the key and our bookkeeping in `patchbay-*` headers, the
+ * user's headers as AMQP headers. A user header whose name could clash with ours or the broker's
+ * (`patchbay-*`, `x-*`, `CC`, `BCC`) travels inside the `patchbay-headers` JSON header instead,
+ * so every header round-trips unchanged.
+ */
+import { createHash } from "node:crypto";
+import type { Message, Options } from "amqplib";
+import type { FailureRecord, TransportMessage } from "../../bus/transport.js";
+import { H } from "./topology.js";
+
+const CONTENT_TYPE = "application/cloudevents+json";
+
+const reserved = (name: string) => {
+  const lower = name.toLowerCase();
+  return lower.startsWith("x-") || lower.startsWith("patchbay-") || lower === "cc" || lower === "bcc";
+};
+
+/** What the transport adds to a message on its way. */
+export interface Bookkeeping {
+  /** Deliveries that ended in a retry (or a redelivery we scheduled ourselves). */
+  retries?: number;
+  failure?: FailureRecord | undefined;
+  /** Not to be handled before this time (ms since epoch). */
+  due?: number | undefined;
+  /** The delay tier to enter and who gets the message when it leaves it. */
+  tier?: { ms: number; to: string } | undefined;
+}
+
+/** AMQP publish options for `m` plus bookkeeping. */
+export function encode(m: TransportMessage, extra: Bookkeeping = {}): Options.Publish {
+  const headers: Record<string, unknown> = {};
+  const escaped: Record<string, string> = {};
+  for (const [name, value] of Object.entries(m.headers)) {
+    if (reserved(name)) escaped[name] = value;
+    else headers[name] = value;
+  }
+  if (Object.keys(escaped).length > 0) headers[H.headers] = JSON.stringify(escaped);
+  if (m.key !== undefined) headers[H.key] = m.key;
+  if (extra.retries) headers[H.retries] = extra.retries;
+  if (extra.failure) headers[H.failure] = JSON.stringify(extra.failure);
+  if (extra.due !== undefined) headers[H.due] = extra.due;
+  if (extra.tier) {
+    headers[H.tier] = String(extra.tier.ms);
+    headers[H.to] = extra.tier.to;
+  }
+  return { persistent: true, messageId: m.id, type: m.type, contentType: CONTENT_TYPE, headers };
+}
+
+/** A message as received, with the transport's bookkeeping read back. */
+export interface Decoded {
+  message: TransportMessage;
+  retries: number;
+  /** The quorum queue's count of earlier deliveries that were not settled (0 on a first delivery). */
+  deliveryCount: number;
+  failure: FailureRecord | undefined;
+  due: number | undefined;
+}
+
+const int = (v: unknown): number => {
+  const n =
+    typeof v === "number" ? v : typeof v === "bigint" || typeof v === "string" ? Number(v) : Number.NaN;
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
+};
+
+const text = (v: unknown): string | undefined =>
+  typeof v === "string" ? v : Buffer.isBuffer(v) ? v.toString("utf8") : undefined;
+
+function parseJson(v: unknown): unknown {
+  const s = text(v);
+  if (s === undefined) return undefined;
+  try {
+    return JSON.parse(s) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function failureOf(v: unknown): FailureRecord | undefined {
+  const f = parseJson(v) as Partial<FailureRecord> | undefined;
+  if (!f || typeof f !== "object" || typeof f.firstFailedAt !== "number") return undefined;
+  if (!f.error || typeof f.error !== "object") return undefined;
+  return { firstFailedAt: f.firstFailedAt, error: f.error };
+}
+
+/** Reads an AMQP message back; tolerant of messages from other producers (missing properties). */
+export function decode(msg: Message): Decoded {
+  const raw = msg.properties.headers ?? {};
+  const body = msg.content.toString("utf8");
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (reserved(name)) continue;
+    if (typeof value === "string") headers[name] = value;
+    else if (typeof value === "number" || typeof value === "boolean") headers[name] = String(value);
+    else if (Buffer.isBuffer(value)) headers[name] = value.toString("utf8");
+  }
+  const escaped = parseJson(raw[H.headers]);
+  if (escaped && typeof escaped === "object") {
+    for (const [name, value] of Object.entries(escaped)) if (typeof value === "string") headers[name] = value;
+  }
+  const id =
+    text(msg.properties.messageId as unknown) ??
+    `sha256:${createHash("sha256").update(msg.content).digest("hex")}`;
+  const type = text(msg.properties.type as unknown) ?? msg.fields.routingKey;
+  const key = text(raw[H.key]);
+  const due = raw[H.due] === undefined ? undefined : int(raw[H.due]);
+  return {
+    message: { id, type, ...(key === undefined ? {} : { key }), body, headers },
+    retries: int(raw[H.retries]),
+    deliveryCount: int(raw["x-delivery-count"]),
+    failure: failureOf(raw[H.failure]),
+    due,
+  };
+}

@@ -1,0 +1,272 @@
+/**
+ * A consumer of one group's queue: manual acks, prefetch = concurrency, one channel per
+ * consumer. It re-attaches by itself on a new connection. Acks are bound to the channel the
+ * message came on: once that channel is gone, an ack is dropped and the broker redelivers the
+ * message (the bus's inbox recognises it).
+ */
+import type { Channel, ConsumeMessage } from "amqplib";
+import { BusError } from "../../bus/errors.js";
+import type { Consumer, Delivery, FailureRecord } from "../../bus/transport.js";
+import type { Logger } from "../../core/logger.js";
+import type { Backoff } from "../../resilience/backoff.js";
+import { decode, type Decoded } from "./codec.js";
+import type { Connection, Link } from "./connection.js";
+import { tierFor } from "./topology.js";
+
+/** How a message goes back to the group later (a retry, a hop through a delay tier). */
+export interface Later {
+  group: string;
+  /** Relative delay from now; or `due`, an absolute time. */
+  delayMs?: number;
+  due?: number | undefined;
+  retries: number;
+  failure: FailureRecord | undefined;
+}
+
+/** What a consumer needs from its transport. */
+export interface ConsumerDeps {
+  connection: Connection;
+  queue: (group: string) => string;
+  declareGroup(ch: Channel, group: string): Promise<void>;
+  /** Publishes the message back (confirmed) as described. */
+  sendLater(decoded: Decoded, later: Later): Promise<void>;
+  /** Registers a callback for new connections; returns its removal. */
+  onReconnect(listener: (link: Link) => void): () => void;
+  /** Delay before a delivery the consumer could not settle is tried again. */
+  unsettled: Backoff;
+  /**
+   * Longest wait, on a new connection, for handlers still running from the old one (their acks
+   * are lost anyway) before consuming again: keeps `concurrency` across a reconnection unless a
+   * handler hangs.
+   */
+  drainMs: number;
+  logger: Logger;
+}
+
+interface Attachment {
+  link: Link;
+  ch: Channel;
+  alive: boolean;
+  tag: string | undefined;
+}
+
+/** Starts consuming `group`; resolves once attached (or waiting for a connection to attach to). */
+export async function startConsumer(
+  deps: ConsumerDeps,
+  group: string,
+  concurrency: number,
+  onDelivery: (delivery: Delivery) => Promise<void>,
+): Promise<Consumer> {
+  const log = deps.logger.child({ group });
+  let running = true;
+  let current: Attachment | undefined;
+  let attaching: Promise<void> = Promise.resolve();
+  let unsettledRun = 0;
+  let previousDelay: number | undefined;
+  const inFlight = new Set<Promise<void>>();
+  const cancels = new Set<() => void>();
+
+  /** Waits `ms`; false when the consumer stopped meanwhile. */
+  const pause = (ms: number) =>
+    new Promise<boolean>((resolve) => {
+      const cancel = () => {
+        clearTimeout(timer);
+        cancels.delete(cancel);
+        resolve(false);
+      };
+      const timer = setTimeout(() => {
+        cancels.delete(cancel);
+        resolve(running);
+      }, ms);
+      cancels.add(cancel);
+    });
+
+  const ackOn = (att: Attachment, msg: ConsumeMessage) => {
+    if (!att.alive) return; // the channel died: the broker redelivers, the inbox dedupes
+    try {
+      att.ch.ack(msg);
+    } catch {
+      // closing under us: same as above
+    }
+  };
+  /** Gives the message back to the queue now (it counts as a delivery in x-delivery-count). */
+  const release = (att: Attachment, msg: ConsumeMessage) => {
+    if (!att.alive) return;
+    try {
+      att.ch.nack(msg, false, true);
+    } catch {
+      // closing under us: the broker requeues it anyway
+    }
+  };
+
+  function makeDelivery(att: Attachment, msg: ConsumeMessage, d: Decoded, attempt: number) {
+    let state: "open" | "busy" | "settled" = "open";
+    const claim = (what: string) => {
+      if (state !== "open") {
+        throw new BusError("BUS_STOPPED", `delivery ${d.message.id} already settled (${what})`);
+      }
+      state = "busy";
+    };
+    const delivery: Delivery = {
+      message: d.message,
+      group,
+      attempt,
+      failure: d.failure,
+      ack() {
+        claim("ack");
+        ackOn(att, msg);
+        state = "settled";
+        return Promise.resolve();
+      },
+      async retry(delayMs, failure) {
+        claim("retry");
+        try {
+          await deps.sendLater(d, { group, delayMs: Math.max(0, delayMs), retries: attempt, failure });
+        } catch (e) {
+          state = "open";
+          throw e;
+        }
+        ackOn(att, msg);
+        state = "settled";
+      },
+    };
+    return { delivery, settled: () => state === "settled" };
+  }
+
+  async function handle(att: Attachment, msg: ConsumeMessage): Promise<void> {
+    const d = decode(msg);
+    const wait = d.due === undefined ? 0 : d.due - Date.now();
+    if (wait > 0 && tierFor(wait) !== undefined) {
+      // Back from a delay tier early: one more hop (not an attempt; the count carries over).
+      try {
+        await deps.sendLater(d, {
+          group,
+          due: d.due,
+          retries: d.retries + d.deliveryCount,
+          failure: d.failure,
+        });
+        ackOn(att, msg);
+      } catch (e) {
+        log.warn({ err: e, messageId: d.message.id }, "patchbay rabbitmq: cannot re-park a delayed message");
+        if (await pause(1000)) release(att, msg);
+      }
+      return;
+    }
+    // The rest of a delay, shorter than the shortest tier, is waited here.
+    if (wait > 0 && !(await pause(wait))) return release(att, msg);
+
+    const attempt = d.retries + d.deliveryCount + 1;
+    const { delivery, settled } = makeDelivery(att, msg, d, attempt);
+    try {
+      await onDelivery(delivery);
+    } catch (e) {
+      log.error({ err: e, messageId: d.message.id }, "patchbay rabbitmq: delivery not settled");
+    }
+    if (settled()) {
+      unsettledRun = 0;
+      return;
+    }
+    if (!running || !att.alive) return release(att, msg);
+    // The consumer could not record an outcome (the store is down?): try again later, durably,
+    // without burning the queue's delivery limit, and slower while it keeps happening.
+    const delayMs = deps.unsettled.delay(++unsettledRun, previousDelay, Math.random);
+    previousDelay = delayMs;
+    try {
+      await deps.sendLater(d, { group, delayMs, retries: attempt, failure: d.failure });
+      ackOn(att, msg);
+    } catch (e) {
+      log.warn({ err: e, messageId: d.message.id }, "patchbay rabbitmq: cannot reschedule a delivery");
+      if (await pause(delayMs)) release(att, msg);
+    }
+  }
+
+  function onMessage(att: Attachment, msg: ConsumeMessage | null) {
+    if (msg === null) {
+      // The broker cancelled us (the queue was deleted): a new connection declares it again.
+      if (running && current === att) att.link.fail(`RabbitMQ cancelled the consumer of group ${group}`);
+      return;
+    }
+    if (!running) return release(att, msg);
+    const p = handle(att, msg)
+      .catch((e: unknown) => log.error({ err: e }, "patchbay rabbitmq: consumer error"))
+      .finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  }
+
+  async function attach(link: Link): Promise<void> {
+    if (!running || link.broken || (current?.link === link && current.alive)) return;
+    // Handlers from the old connection still run: wait (bounded) so concurrency holds.
+    if (inFlight.size > 0) {
+      await Promise.race([Promise.allSettled([...inFlight]), pause(deps.drainMs)]);
+    }
+    if (!running || link.broken) return;
+    const ch = await link.model.createChannel();
+    const att: Attachment = { link, ch, alive: true, tag: undefined };
+    ch.on("error", (e: unknown) => log.warn({ err: e }, "patchbay rabbitmq: consumer channel error"));
+    ch.on("close", () => {
+      att.alive = false;
+      if (running && current === att) link.fail(`the consumer channel of group ${group} closed`);
+    });
+    await deps.declareGroup(ch, group);
+    await ch.prefetch(concurrency);
+    if (!running) {
+      att.alive = false;
+      await ch.close().catch(() => undefined);
+      return;
+    }
+    current = att;
+    const { consumerTag } = await ch.consume(deps.queue(group), (msg) => onMessage(att, msg), {
+      noAck: false,
+    });
+    att.tag = consumerTag;
+  }
+
+  const enqueueAttach = (link: Link) => {
+    const next = attaching.then(() => attach(link));
+    attaching = next.catch(() => undefined);
+    return next;
+  };
+  const removeListener = deps.onReconnect((link) => {
+    enqueueAttach(link).catch((e: unknown) => {
+      log.error({ err: e }, "patchbay rabbitmq: cannot resume consuming; reconnecting");
+      link.fail("consumer could not resume", e);
+    });
+  });
+
+  const link = deps.connection.current() ?? (await deps.connection.open());
+  try {
+    await enqueueAttach(deps.connection.current() ?? link);
+  } catch (e) {
+    // A connection lost meanwhile is healed by the reconnect listener; anything else is the caller's.
+    if (!link.broken) {
+      removeListener();
+      running = false;
+      throw e;
+    }
+  }
+
+  let stopped: Promise<void> | undefined;
+  return {
+    stop(timeoutMs = 30_000) {
+      stopped ??= (async () => {
+        running = false;
+        removeListener();
+        for (const cancel of [...cancels]) cancel();
+        await attaching;
+        const att = current;
+        if (att?.alive && att.tag !== undefined) await att.ch.cancel(att.tag).catch(() => undefined);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.allSettled([...inFlight]),
+          new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+        ]);
+        clearTimeout(timer);
+        if (att?.alive) {
+          att.alive = false; // later acks are dropped; the broker requeues what is unacked
+          await att.ch.close().catch(() => undefined);
+        }
+      })();
+      return stopped;
+    },
+  };
+}
