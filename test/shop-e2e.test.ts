@@ -11,8 +11,9 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { until } from "./conformance/transport.js";
+import { isolatedBroker } from "./support/rabbitmq.js";
 
-const { postgres: pgService } = inject("services");
+const { postgres: pgService, rabbitmq: amqpService } = inject("services");
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const TSX = join(ROOT, "node_modules", ".bin", "tsx");
 const tsx = (script: string) =>
@@ -56,9 +57,9 @@ const cases: Array<[string, () => Promise<{ env: Record<string, string>; cleanup
     () => Promise.resolve({ env: {}, cleanup: () => Promise.resolve() }),
   ],
 ];
-if (pgService.reachable) {
+if (pgService.reachable && amqpService.reachable) {
   cases.push([
-    "PostgreSQL",
+    "PostgreSQL + RabbitMQ",
     async () => {
       // A database of its own: the shop's tables live in its default schema.
       const name = `shop_e2e_${Date.now().toString(36)}`;
@@ -68,9 +69,17 @@ if (pgService.reachable) {
       await admin.end();
       const url = new URL(pgService.url);
       url.pathname = `/${name}`;
+      const broker = isolatedBroker(amqpService.url);
+      for (const g of ["order-saga", "welcome-email", "default-settings", "confirmation-email"])
+        broker.track(g);
       return {
-        env: { PATCHBAY_PG_URL: url.toString() },
+        env: {
+          PATCHBAY_PG_URL: url.toString(),
+          PATCHBAY_AMQP_URL: amqpService.url,
+          SHOP_AMQP_PREFIX: broker.prefix,
+        },
         async cleanup() {
+          await broker.cleanup();
           const c = new pg.Client({ connectionString: pgService.url });
           await c.connect();
           await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

@@ -8,12 +8,16 @@ import { startShop } from "./shop.js";
 const port = process.env.PORT ? Number(process.env.PORT) : 3000;
 const shop = await startShop({
   pgUrl: process.env.PATCHBAY_PG_URL,
+  amqpUrl: process.env.PATCHBAY_AMQP_URL,
+  ...(process.env.SHOP_AMQP_PREFIX ? { amqpPrefix: process.env.SHOP_AMQP_PREFIX } : {}),
   port,
   ...(process.env.SHOP_LEASE ? { lease: process.env.SHOP_LEASE } : {}),
 });
 writeFileSync(".patchbay/shop.json", JSON.stringify({ ...shop.urls, pid: process.pid }) + "\n");
 
-const where = process.env.PATCHBAY_PG_URL ? "PostgreSQL" : "embedded SQLite in .patchbay/";
+const where =
+  (process.env.PATCHBAY_PG_URL ? "PostgreSQL" : "embedded SQLite in .patchbay/") +
+  (process.env.PATCHBAY_AMQP_URL ? ", events on RabbitMQ" : "");
 process.stdout.write(`
 Patchbay shop running (${where})
   shop API          ${shop.urls.shop}

@@ -13,6 +13,7 @@ import {
   type SqlStore,
 } from "patchbay";
 import { postgres } from "patchbay/postgres";
+import { rabbitmq } from "patchbay/rabbitmq";
 import { sqlite } from "patchbay/sqlite";
 import { registerShopConsumers, startShopApi } from "./app.js";
 import { createShopSchema, sqlFor } from "./db.js";
@@ -32,6 +33,10 @@ export interface ShopOptions {
   /** Folder for the SQLite files. Default `.patchbay`. */
   dir?: string;
   pgUrl?: string | undefined;
+  /** RabbitMQ for the bus (default: the store's own queue). */
+  amqpUrl?: string | undefined;
+  /** Names of the shop's broker objects. Default `shop`. */
+  amqpPrefix?: string;
   /** PostgreSQL schema for Patchbay's tables (the shop's live in the database's search path). */
   pgSchema?: string;
   port?: number;
@@ -56,7 +61,15 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     : sqlite({ file: `${dir}/shop.db` });
   // How long work claimed by a process that died waits before another takes it over.
   const lease = options.lease ?? "30s";
-  const pb = createPatchbay({ store, events: shopEvents, source: "/shop", localTransport: { lease } });
+  const pb = createPatchbay({
+    store,
+    events: shopEvents,
+    source: "/shop",
+    localTransport: { lease },
+    ...(options.amqpUrl
+      ? { transport: rabbitmq({ url: options.amqpUrl, prefix: options.amqpPrefix ?? "shop" }) }
+      : {}),
+  });
   await store.open();
   await createShopSchema(store, INITIAL_STOCK);
 
