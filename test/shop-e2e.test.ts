@@ -150,6 +150,9 @@ for (const [name, backend] of cases) {
       expect(summary.orders).toBeGreaterThanOrEqual(60);
       expect(summary.stuck).toBe(0);
 
+      expect(shop.output()).toContain(
+        env.PATCHBAY_AMQP_URL ? "PostgreSQL, events on RabbitMQ" : "embedded SQLite",
+      );
       // Ctrl-C drains and exits cleanly.
       shop.proc.kill("SIGTERM");
       expect(await shop.exited).toBe(0);
