@@ -58,7 +58,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
   const chaos: Chaos = { paymentFailure: 0, emailFailure: 0, ...options.chaos };
   const store: SqlStore = options.pgUrl
     ? postgres({ url: options.pgUrl, schema: options.pgSchema ?? "patchbay" })
-    : sqlite({ file: `${dir}/shop.db` });
+    : sqlite({ file: `${dir}/patchbay.db` }); // the CLI's default: `npx patchbay status` just works
   // How long work claimed by a process that died waits before another takes it over.
   const lease = options.lease ?? "30s";
   const pb = createPatchbay({
@@ -104,7 +104,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
   const warehouse = await createWarehouse({
     store,
     pgUrl: options.pgUrl,
-    shopFile: `${dir}/shop.db`,
+    shopFile: `${dir}/patchbay.db`,
     sqliteFile: `${dir}/warehouse.db`,
   });
 
