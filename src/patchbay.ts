@@ -19,7 +19,10 @@ import type { Duration } from "./core/duration.js";
 import type { CloudEvent } from "./core/envelope.js";
 import type { EventDefinition } from "./core/events.js";
 import { createLogger, type Logger } from "./core/logger.js";
+import type { SagaDefinition, SagaOptions } from "./saga/definition.js";
+import { createSagaRunner, type SagaHandle, type SagaRunner } from "./saga/runner.js";
 import type { SqlStore } from "./store/sql-store.js";
+import { pipeline as createPipeline, type Pipeline, type PipelineOptions } from "./sync/pipeline.js";
 
 /** Options of {@link createPatchbay}. */
 export interface PatchbayOptions {
@@ -54,6 +57,16 @@ export interface Patchbay {
     options: SubscribeOptions,
     handler: Handler<T>,
   ): void;
+  /**
+   * Registers a saga (a definition from `defineSaga`, or a name and its options) and returns its
+   * handle; `start()` runs the saga workers. {@link SagaRunner} for inspection and operator actions.
+   */
+  saga<I>(definition: SagaDefinition<I>): SagaHandle<I>;
+  saga<I>(name: string, options: SagaOptions<I>): SagaHandle<I>;
+  /** The saga runner (created on first use). */
+  readonly sagas: SagaRunner;
+  /** A data-sync pipeline on this Patchbay's store; a scheduled one runs between `start()` and `stop()`. */
+  pipeline(name: string, options: Omit<PipelineOptions, "store">): Pipeline;
   /** Opens the store (migrating it) and starts every part. */
   start(): Promise<void>;
   /** Stops every part, draining work in flight up to `timeout` (default 30 s), then closes the store. Safe twice. */
@@ -90,6 +103,9 @@ export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
     ...(options.source ? { source: options.source } : {}),
   });
   let stopping: Promise<void> | undefined;
+  let sagaRunner: SagaRunner | undefined;
+  const runner = () => (sagaRunner ??= createSagaRunner({ store, bus, clock, logger }));
+  const pipelines: Array<{ pipeline: Pipeline; scheduled: boolean }> = [];
 
   return {
     store,
@@ -97,13 +113,30 @@ export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
     publish: (event, data, publishOptions) => bus.publish(event, data, publishOptions),
     transaction: (fn) => bus.transaction(fn),
     subscribe: (pattern, subscribeOptions, handler) => bus.subscribe(pattern, subscribeOptions, handler),
+    saga<I>(nameOrDefinition: string | SagaDefinition<I>, sagaOptions?: SagaOptions<I>): SagaHandle<I> {
+      return typeof nameOrDefinition === "string"
+        ? runner().saga(nameOrDefinition, sagaOptions as SagaOptions<I>)
+        : runner().saga(nameOrDefinition);
+    },
+    get sagas() {
+      return runner();
+    },
+    pipeline(name, pipelineOptions) {
+      const p = createPipeline(name, { clock, logger, ...pipelineOptions, store });
+      pipelines.push({ pipeline: p, scheduled: pipelineOptions.schedule !== undefined });
+      return p;
+    },
     async start() {
       await store.open();
       await bus.start();
+      await sagaRunner?.start();
+      for (const p of pipelines) if (p.scheduled) p.pipeline.start();
     },
     stop(stopOptions = {}) {
       stopping ??= (async () => {
         try {
+          await Promise.all(pipelines.map((p) => p.pipeline.close()));
+          await sagaRunner?.stop(stopOptions);
           await bus.stop(stopOptions);
         } finally {
           await store.close();

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { defineEvent } from "../src/core/events.js";
 import { silentLogger } from "../src/core/logger.js";
+import { sqlite, sqliteDestination, sqliteSource } from "../src/adapters/sqlite/index.js";
 import { createPatchbay, type Patchbay } from "../src/patchbay.js";
 import { until } from "./conformance/transport.js";
 import { postgresDatabase, type IsolatedDatabase } from "./support/stores.js";
@@ -47,6 +48,40 @@ describe("createPatchbay", () => {
     expect(existsSync(join(dir, ".patchbay", "patchbay.db"))).toBe(true);
     await Promise.all([pb.stop(), pb.stop()]);
     await expect(pb.store.query("SELECT 1")).rejects.toThrow(/closed/);
+  });
+
+  it("runs sagas and pipelines on its store: pb.saga(...) and pb.pipeline(...)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "patchbay-app-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const pb = createPatchbay({ store: sqlite({ file: join(dir, "app.db") }), logger: silentLogger });
+    cleanups.push(() => pb.stop());
+    const ran: string[] = [];
+    const greet = pb.saga<{ name: string }>("greet", {
+      version: 1,
+      steps: [
+        { name: "hello", run: (input) => void ran.push(`hello ${input.name}`) },
+        { name: "bye", run: (input) => void ran.push(`bye ${input.name}`) },
+      ],
+    });
+    const copy = pb.pipeline("copy", {
+      source: sqliteSource({ file: join(dir, "app.db"), table: "people", key: "id" }),
+      destination: sqliteDestination({
+        file: join(dir, "copy.db"),
+        table: "people",
+        key: "id",
+        write: "replace",
+      }),
+      mode: "full",
+      drift: "evolve",
+    });
+    await pb.start();
+    await pb.store.query("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)");
+    await pb.store.query("INSERT INTO people (id, name) VALUES (1, 'Ada'), (2, 'Grace')");
+    await greet.start({ name: "Ada" }, { id: "g-1" });
+    expect((await pb.sagas.wait("g-1")).status).toBe("completed");
+    expect(ran).toEqual(["hello Ada", "bye Ada"]);
+    const report = await copy.run();
+    expect(report).toMatchObject({ status: "succeeded", rowsWritten: 2 });
   });
 
   it.skipIf(!pg.reachable)("runs the same application code on PostgreSQL", async () => {
