@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<void>> = {
   resilience: async () => (await import("./resilience.js")).main(),
   saga: async () => (await import("./saga.js")).main(),
   sync: async () => (await import("./sync.js")).main(),
+  webhooks: async () => (await import("./webhooks.js")).main(),
 };
 
 const name = process.argv[2];

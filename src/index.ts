@@ -37,5 +37,6 @@ export * from "./resilience/index.js";
 export * from "./http/index.js";
 export * from "./bus/index.js";
 export * from "./saga/index.js";
-export * from "./sync/index.js";
+export * from "./webhooks/index.js";
 export { createPatchbay, type Patchbay, type PatchbayOptions } from "./patchbay.js";
+export * from "./sync/index.js";

@@ -8,6 +8,7 @@ import type { StoreDriver } from "../../store/sql-store.js";
 import { toStoreError, toUnavailable } from "./errors.js";
 import { postgresBusMigration } from "./bus-schema.js";
 import { postgresSagaMigration } from "./saga-schema.js";
+import { postgresWebhooksMigration } from "./webhooks-schema.js";
 import { postgresMigrations } from "./migrations.js";
 
 /**
@@ -18,7 +19,7 @@ import { postgresMigrations } from "./migrations.js";
 const moduleMigrations: Array<(version: number) => Migration> = [
   postgresBusMigration, // event bus
   postgresSagaMigration, // sagas
-  // webhooks
+  postgresWebhooksMigration, // webhooks
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],

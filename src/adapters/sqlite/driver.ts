@@ -6,6 +6,7 @@ import type { StoreDriver } from "../../store/sql-store.js";
 import { acquireConnection, releaseConnection, type SqliteConnection } from "./connection.js";
 import { sqliteBusMigration } from "./bus-schema.js";
 import { sqliteSagaMigration } from "./saga-schema.js";
+import { sqliteWebhooksMigration } from "./webhooks-schema.js";
 import { sqliteMigrations } from "./migrations.js";
 
 /**
@@ -16,7 +17,7 @@ import { sqliteMigrations } from "./migrations.js";
 const moduleMigrations: Array<(version: number) => Migration> = [
   sqliteBusMigration, // event bus
   sqliteSagaMigration, // sagas
-  // webhooks
+  sqliteWebhooksMigration, // webhooks
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],

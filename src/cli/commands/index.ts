@@ -2,8 +2,9 @@ import type { CliCommand } from "../command.js";
 import { dlqCommand } from "./dlq.js";
 import { sagaCommand } from "./saga.js";
 import { statusCommand } from "./status.js";
-import { syncCommand } from "./sync.js";
 import { healthCommand, migrateCommandDef, startCommand } from "./store.js";
+import { syncCommand } from "./sync.js";
+import { webhooksCommand } from "./webhooks.js";
 
 /** Every `patchbay` command, in help order. A module adds its command here (one line). */
 export const commands: CliCommand[] = [
@@ -14,4 +15,5 @@ export const commands: CliCommand[] = [
   dlqCommand,
   sagaCommand,
   syncCommand,
+  webhooksCommand,
 ];
