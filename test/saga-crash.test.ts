@@ -53,9 +53,15 @@ for (const [name, makeDb] of cases) {
         // Unfinished sagas at each kill: the kills must land while there is work in flight.
         const atKill: number[] = [];
         while (atKill.length < KILLS && (await unfinished()) > 0) {
+          const before = await unfinished();
           const worker = startWorker(db);
           await worker.started;
-          await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 600)));
+          // Kill soon after the worker makes progress (not after a fixed time, which a fast
+          // machine could outrun), at a random point within the next few steps.
+          const until = Date.now() + 5000;
+          while ((await unfinished()) >= before && Date.now() < until)
+            await new Promise((r) => setTimeout(r, 10));
+          await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 60)));
           worker.proc.kill("SIGKILL");
           await worker.exited;
           atKill.push(await unfinished());
