@@ -230,10 +230,14 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         store,
         d,
         pg
-          ? sql`UPDATE ${t.jobs} SET run_at = ${now + lease}, attempt = attempt + 1
-                WHERE id IN (SELECT id FROM ${t.jobs} WHERE grp = ${group} AND run_at <= ${now}
-                             ORDER BY run_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
-                RETURNING *`
+          ? // MATERIALIZED: the pick runs exactly once. As a plain IN (subquery) PostgreSQL may
+            // evaluate it more than once and claim more rows than LIMIT (over the concurrency).
+            sql`WITH picked AS MATERIALIZED (
+                  SELECT id FROM ${t.jobs} WHERE grp = ${group} AND run_at <= ${now}
+                  ORDER BY run_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+                UPDATE ${t.jobs} AS j SET run_at = ${now + lease}, attempt = j.attempt + 1
+                FROM picked WHERE j.id = picked.id
+                RETURNING j.*`
           : sql`UPDATE ${t.jobs} SET run_at = ${now + lease}, attempt = attempt + 1
                 WHERE id IN (SELECT id FROM ${t.jobs} WHERE grp = ${group} AND run_at <= ${now}
                              ORDER BY run_at, id LIMIT ${limit})
