@@ -170,12 +170,23 @@ async function main(): Promise<number> {
     const settled = mine.filter((o) => o.status === "confirmed" || o.status === "cancelled").length;
     progress("orders settled", settled, mine.length, settleStart);
     const warehouseOk = report.warehouse === undefined || report.warehouse.matches;
-    if (settled === mine.length && report.settings === report.users && warehouseOk) break;
+    const partnerOk = report.partner === undefined || partnerComplete(report);
+    if (settled === mine.length && report.settings === report.users && warehouseOk && partnerOk) break;
     if (Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 500));
   }
   if (tty) process.stderr.write("\n");
   return check(report);
+}
+
+/** The partner has a webhook for every settled order: order.paid when confirmed, order.cancelled when cancelled. */
+function partnerComplete(r: Report): boolean {
+  const got = new Set((r.partner ?? []).map((p) => `${p.type}:${p.orderId}`));
+  return r.orders.every(
+    (o) =>
+      (o.status === "confirmed" && got.has(`order.paid:${o.id}`)) ||
+      (o.status === "cancelled" && got.has(`order.cancelled:${o.id}`)),
+  );
 }
 
 function check(r: Report): number {
@@ -245,7 +256,11 @@ function check(r: Report): number {
       `the partner received a webhook more than once`,
     );
     const paid = new Set([...events.values()].filter((p) => p.type === "order.paid").map((p) => p.orderId));
+    const gone = new Set(
+      [...events.values()].filter((p) => p.type === "order.cancelled").map((p) => p.orderId),
+    );
     for (const o of confirmed) ok(paid.has(o.id), `the partner never got order.paid for ${o.id}`);
+    for (const o of cancelled) ok(gone.has(o.id), `the partner never got order.cancelled for ${o.id}`);
   }
   ok(r.deadLetters === 0, `${r.deadLetters} messages in dead letters`);
 
@@ -256,6 +271,7 @@ function check(r: Report): number {
     stuck: stuck.length,
     users: r.users,
     charges: r.charges?.length,
+    partnerWebhooks: r.partner?.length,
     deadLetters: r.deadLetters,
     invariantsBroken: failures.length,
   };

@@ -22,6 +22,7 @@ process.stdout.write(`
 Patchbay shop running (${where})
   shop API          ${shop.urls.shop}
   payment provider  ${shop.urls.payments}
+  partner webhooks  ${shop.urls.partner}/received
 
 Try:
   curl -s -XPOST ${shop.urls.shop}/api/register -H 'content-type: application/json' \\

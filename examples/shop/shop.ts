@@ -6,6 +6,7 @@ import { mkdirSync } from "node:fs";
 import {
   createPatchbay,
   createSagaRunner,
+  createWebhooks,
   failureRate,
   httpClient,
   type Patchbay,
@@ -20,6 +21,7 @@ import { createShopSchema, sqlFor } from "./db.js";
 import { OrderCreated, shopEvents } from "./events.js";
 import { defineOrderSaga } from "./order-saga.js";
 import { startPaymentProvider, type Chaos } from "./payment-provider.js";
+import { startPartner } from "./partner.js";
 import { createWarehouse } from "./warehouse.js";
 
 export const INITIAL_STOCK: Record<string, number> = {
@@ -48,7 +50,7 @@ export interface ShopOptions {
 export interface RunningShop {
   pb: Patchbay;
   sagas: SagaRunner;
-  urls: { shop: string; payments: string };
+  urls: { shop: string; payments: string; partner: string };
   stop(): Promise<void>;
 }
 
@@ -101,6 +103,30 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
   });
   registerShopConsumers(pb, chaos);
 
+  // Partner webhooks: a receiver on loopback (allowlisted: outbound webhooks refuse private
+  // addresses by default) subscribed to order.paid and order.cancelled, one endpoint kept by id.
+  const hooks = createWebhooks({
+    store,
+    bus: pb.bus,
+    allow: ["127.0.0.0/8"],
+    retry: { delays: ["0s", "1s", "2s", "5s", "10s", "30s", "1m"] },
+  });
+  const existing = await hooks.endpoints.get("partner").catch(() => undefined);
+  const secret = existing ? (await hooks.endpoints.secrets("partner")).current : undefined;
+  const partnerStore = sqlite({ file: `${dir}/partner.db` });
+  const partner = await startPartner({ store: partnerStore, secret: secret ?? "" });
+  if (existing) {
+    await hooks.endpoints.update("partner", { url: `${partner.url}/hooks` });
+  } else {
+    const created = await hooks.endpoints.create({
+      id: "partner",
+      url: `${partner.url}/hooks`,
+      events: ["order.paid", "order.cancelled"],
+      description: "partner: paid and cancelled orders",
+    });
+    partner.setSecret(created.secret);
+  }
+
   const warehouse = await createWarehouse({
     store,
     pgUrl: options.pgUrl,
@@ -111,6 +137,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
   await pb.start();
   await sagas.start();
   warehouse.start();
+  await hooks.start();
   const api = await startShopApi({
     pb,
     chaos,
@@ -119,6 +146,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     report: async () => ({
       initialStock: INITIAL_STOCK,
       warehouse: await warehouse.compare(),
+      partner: await partner.received(),
       charges: await fetch(`${provider.url}/charges`).then((r) => r.json()),
       sagas: Object.fromEntries(
         await Promise.all(
@@ -134,15 +162,18 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
   return {
     pb,
     sagas,
-    urls: { shop: api.url, payments: provider.url },
+    urls: { shop: api.url, payments: provider.url, partner: partner.url },
     stop() {
       stopping ??= (async () => {
         await api.close();
         await warehouse.stop();
+        await hooks.stop();
         await sagas.stop({ timeout: "10s" });
         await pb.stop({ timeout: "10s" });
         await provider.close();
         await providerStore.close();
+        await partner.close();
+        await partnerStore.close();
       })();
       return stopping;
     },
