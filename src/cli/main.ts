@@ -9,6 +9,7 @@ import { commands } from "./commands/index.js";
 import { version } from "./commands/store.js";
 
 const GLOBAL_OPTIONS = {
+  store: { type: "string" },
   sqlite: { type: "string" },
   pg: { type: "string" },
   schema: { type: "string" },
@@ -26,6 +27,7 @@ Commands:
 ${commands.map((c) => `  ${c.name.padEnd(width + 2)} ${c.summary}`).join("\n")}
 
 Options:
+  --store <url>      the store: postgres://… or a SQLite file (sqlite:path or a path)
   --sqlite <file>    SQLite file (default .patchbay/patchbay.db, or PATCHBAY_SQLITE_FILE)
   --pg <url>         use PostgreSQL instead (default: PATCHBAY_PG_URL when set)
   --schema <name>    PostgreSQL schema for Patchbay's tables (default patchbay)
@@ -59,9 +61,14 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+  // --store <url>: a postgres:// URL, or a SQLite file (a path or sqlite:path).
+  const storeUrl = str(values.store);
+  const storeIsPg = storeUrl !== undefined && /^postgres(ql)?:\/\//.test(storeUrl);
   const flags: GlobalFlags = {
-    sqlite: str(values.sqlite),
-    pg: str(values.pg),
+    sqlite:
+      str(values.sqlite) ??
+      (storeUrl !== undefined && !storeIsPg ? storeUrl.replace(/^sqlite:/, "") : undefined),
+    pg: str(values.pg) ?? (storeIsPg ? storeUrl : undefined),
     schema: str(values.schema),
     config: str(values.config),
     json: values.json === true,
