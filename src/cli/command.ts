@@ -1,3 +1,4 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { SqlStore, SqlStoreOptions } from "../store/sql-store.js";
 import { openStore } from "./open-store.js";
 
@@ -45,4 +46,33 @@ export function storeFromFlags(flags: GlobalFlags, options: SqlStoreOptions = {}
     },
     options,
   );
+}
+
+/** Flags every command accepts anywhere on the line (so their values are never taken for positionals). */
+export const GLOBAL_OPTIONS = {
+  store: { type: "string" },
+  sqlite: { type: "string" },
+  pg: { type: "string" },
+  schema: { type: "string" },
+  config: { type: "string" },
+  json: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+  version: { type: "boolean", short: "v", default: false },
+} as const satisfies ParseArgsConfig["options"];
+
+/**
+ * Parses a command's own flags together with the global ones: `patchbay dlq list --sqlite f.db
+ * --group g` works whatever the order.
+ */
+export function parseCommandArgs(
+  argv: string[],
+  options: NonNullable<ParseArgsConfig["options"]>,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: false,
+    options: { ...GLOBAL_OPTIONS, ...options },
+  });
+  return { values: values, positionals };
 }

@@ -4,20 +4,9 @@
  */
 import { parseArgs } from "node:util";
 import { isPatchbayError } from "../core/errors.js";
-import { storeFromFlags, type GlobalFlags } from "./command.js";
+import { GLOBAL_OPTIONS, storeFromFlags, type GlobalFlags } from "./command.js";
 import { commands } from "./commands/index.js";
 import { version } from "./commands/store.js";
-
-const GLOBAL_OPTIONS = {
-  store: { type: "string" },
-  sqlite: { type: "string" },
-  pg: { type: "string" },
-  schema: { type: "string" },
-  config: { type: "string" },
-  json: { type: "boolean", default: false },
-  help: { type: "boolean", short: "h", default: false },
-  version: { type: "boolean", short: "v", default: false },
-} as const;
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,9 +1,8 @@
-import { parseArgs } from "node:util";
 import type { EventBus } from "../../bus/bus.js";
 import { createDeadLetters, type DeadLetterFilter, type DeadLetters } from "../../bus/dead-letters.js";
 import { localTransport } from "../../bus/local-transport.js";
 import type { SqlStore } from "../../store/sql-store.js";
-import type { CliCommand, CommandContext } from "../command.js";
+import { parseCommandArgs, type CliCommand, type CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
@@ -38,19 +37,13 @@ export const dlqCommand: CliCommand = {
   name: "dlq",
   summary: "dead letters of the event bus: list, show, replay, purge",
   async run(ctx) {
-    const { values, positionals } = parseArgs({
-      args: ctx.argv,
-      allowPositionals: true,
-      strict: false,
-      options: {
-        group: { type: "string" },
-        type: { type: "string" },
-        id: { type: "string" },
-        before: { type: "string" },
-        limit: { type: "string" },
-        all: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
+    const { values, positionals } = parseCommandArgs(ctx.argv, {
+      group: { type: "string" },
+      type: { type: "string" },
+      id: { type: "string" },
+      before: { type: "string" },
+      limit: { type: "string" },
+      all: { type: "boolean", default: false },
     });
     const [action, ...rest] = positionals;
     if (values.help === true || !action) {

@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { isSagaDefinition } from "../../saga/definition.js";
 import {
   SAGA_STATUSES,
@@ -9,7 +8,7 @@ import {
 } from "../../saga/records.js";
 import { createSagaRunner, type SagaRunner } from "../../saga/runner.js";
 import type { SqlStore } from "../../store/sql-store.js";
-import type { CliCommand, CommandContext } from "../command.js";
+import { parseCommandArgs, type CliCommand, type CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
@@ -99,24 +98,12 @@ export const sagaCommand: CliCommand = {
   name: "saga",
   summary: "saga instances: list, show (timeline), retry, skip, resolve",
   async run(ctx) {
-    const { values, positionals } = parseArgs({
-      args: ctx.argv,
-      allowPositionals: true,
-      strict: false,
-      options: {
-        // The global flags, so their values are not taken for positionals.
-        sqlite: { type: "string" },
-        pg: { type: "string" },
-        schema: { type: "string" },
-        config: { type: "string" },
-        json: { type: "boolean" },
-        status: { type: "string" },
-        name: { type: "string" },
-        limit: { type: "string" },
-        result: { type: "string" },
-        note: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
+    const { values, positionals } = parseCommandArgs(ctx.argv, {
+      status: { type: "string" },
+      name: { type: "string" },
+      limit: { type: "string" },
+      result: { type: "string" },
+      note: { type: "string" },
     });
     const [action, id] = positionals;
     if (values.help === true || !action) {

@@ -1,8 +1,7 @@
-import { parseArgs } from "node:util";
 import { toMs } from "../../core/duration.js";
 import type { SqlStore } from "../../store/sql-store.js";
 import { createWebhooks, type Webhooks } from "../../webhooks/webhooks.js";
-import type { CliCommand, CommandContext } from "../command.js";
+import { parseCommandArgs, type CliCommand, type CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
@@ -206,29 +205,19 @@ export const webhooksCommand: CliCommand = {
   name: "webhooks",
   summary: "outbound webhooks: endpoints, deliveries, replay, recover",
   async run(ctx) {
-    const { values, positionals } = parseArgs({
-      args: ctx.argv,
-      allowPositionals: true,
-      strict: false,
-      options: {
-        status: { type: "string" },
-        endpoint: { type: "string" },
-        message: { type: "string" },
-        limit: { type: "string" },
-        since: { type: "string" },
-        url: { type: "string" },
-        events: { type: "string" },
-        description: { type: "string" },
-        concurrency: { type: "string" },
-        "rate-limit": { type: "string" },
-        grace: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-        // The global flags with values, so their values are not taken for positionals.
-        sqlite: { type: "string" },
-        pg: { type: "string" },
-        schema: { type: "string" },
-        config: { type: "string" },
-      },
+    const { values, positionals } = parseCommandArgs(ctx.argv, {
+      status: { type: "string" },
+      endpoint: { type: "string" },
+      message: { type: "string" },
+      limit: { type: "string" },
+      since: { type: "string" },
+      url: { type: "string" },
+      events: { type: "string" },
+      description: { type: "string" },
+      concurrency: { type: "string" },
+      "rate-limit": { type: "string" },
+      grace: { type: "string" },
+      // The global flags with values, so their values are not taken for positionals.
     });
     const [action, ...rest] = positionals;
     if (values.help === true || !action) {
