@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { pipeline as pump } from "node:stream/promises";
-import pg from "pg";
+import type pg from "pg";
+import { lazyPool } from "./lazy-pool.js";
 import { from as copyFrom } from "pg-copy-streams";
 import type { QueryResult } from "../../store/contracts.js";
 import type { SyncDestination } from "../../sync/contracts.js";
@@ -241,20 +242,8 @@ function connection(client: pg.PoolClient): DestinationConnection {
  * postgresDestination({ url, table: "warehouse.orders", key: "order_id", version: "updated_at" })
  */
 export function postgresDestination(options: PostgresDestinationOptions): SyncDestination {
-  let pool: pg.Pool | undefined;
-  const get = () => {
-    if (!pool) {
-      pool =
-        options.pool ??
-        new pg.Pool({
-          connectionString: options.url ?? process.env.PATCHBAY_PG_URL,
-          max: 4,
-          allowExitOnIdle: true,
-        });
-      pool.on("error", () => undefined);
-    }
-    return pool;
-  };
+  const pool = lazyPool(options, 4);
+  const get = () => pool.get();
   const driver: SqlDestinationDriver = {
     encodings: ["postgres-copy-text"],
     quote: "double",
@@ -274,11 +263,7 @@ export function postgresDestination(options: PostgresDestinationOptions): SyncDe
       }
       return connection(client);
     },
-    async close() {
-      const p = pool;
-      pool = undefined;
-      if (p && !options.pool) await p.end();
-    },
+    close: () => pool.end(),
   };
   return sqlDestination(driver, options, "postgres");
 }

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { lazyPool } from "./lazy-pool.js";
 import { to as copyTo } from "pg-copy-streams";
 import type { SyncSource } from "../../sync/contracts.js";
 import { SyncCursorError } from "../../sync/errors.js";
@@ -30,21 +31,8 @@ export function postgresKeysetDriver(options: {
   url?: string | undefined;
   pool?: pg.Pool | undefined;
 }): KeysetDriver {
-  let pool: pg.Pool | undefined;
-  const get = () => {
-    if (!pool) {
-      pool =
-        options.pool ??
-        new pg.Pool({
-          connectionString: options.url ?? process.env.PATCHBAY_PG_URL,
-          max: 2,
-          allowExitOnIdle: true,
-        });
-      // An idle client losing its connection must not crash the process; the next query reconnects.
-      pool.on("error", () => undefined);
-    }
-    return pool;
-  };
+  const pool = lazyPool(options, 2);
+  const get = () => pool.get();
   return {
     quote: "double",
     placeholder: (n) => `$${n}`,
@@ -65,11 +53,7 @@ export function postgresKeysetDriver(options: {
       type === "timestamp"
         ? "SELECT ($1::text::timestamptz - $2::float8 * interval '1 millisecond')::text AS v"
         : "SELECT ($1::text::bigint - $2::bigint) AS v",
-    async close() {
-      const p = pool;
-      pool = undefined;
-      if (p && !options.pool) await p.end();
-    },
+    close: () => pool.end(),
 
     encodings: ["postgres-copy-text"],
 
