@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { silentLogger, type Logger } from "../core/logger.js";
+import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import { int, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
@@ -265,8 +266,8 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     const worker = randomUUID().slice(0, 8);
     const inFlight = new Set<Promise<void>>();
     let running = true;
-    let wakeUp: (() => void) | undefined;
-    const waker = () => wakeUp?.();
+    const idle = wakeableSleep();
+    const waker = () => idle.wake();
     const set = wakers.get(group) ?? new Set();
     set.add(waker);
     wakers.set(group, set);
@@ -338,14 +339,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
           if (next !== undefined) wait = Math.max(0, Math.min(wait, next - clock.now()));
         }
         // At least a few ms: rows due now but locked by another consumer must not make us spin.
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.max(wait, 5));
-          wakeUp = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wakeUp = undefined;
+        await idle.sleep(Math.max(wait, 5));
       }
     })();
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Clock } from "../core/clock.js";
 import { isPatchbayError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor } from "../store/contracts.js";
 import { int, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
@@ -35,8 +36,8 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
   const me = randomUUID();
   let running = false;
   let loop: Promise<void> | undefined;
-  let wakeUp: (() => void) | undefined;
-  const wake = () => wakeUp?.();
+  const idle = wakeableSleep();
+  const wake = () => idle.wake();
 
   async function lead(): Promise<boolean> {
     const now = deps.clock.now();
@@ -109,14 +110,7 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
           }
           if (!running) break;
           if (moved === BATCH) continue;
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, pause || 1000);
-            wakeUp = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wakeUp = undefined;
+          await idle.sleep(pause || 1000);
         }
       })();
     },

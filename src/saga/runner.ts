@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { EventBus } from "../bus/bus.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
+import { wakeableSleep } from "../core/wakeable-sleep.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { uuidv7 } from "../core/ids.js";
 import { silentLogger, type Logger } from "../core/logger.js";
@@ -160,14 +161,14 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   let loop: Promise<void> | undefined;
   let stopped: Promise<void> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
-  let wakeUp: (() => void) | undefined;
+  const idle = wakeableSleep();
   /** Set by a wake-up that came while the loop was busy, so it is not lost. */
   let woken = false;
   /** Work may be waiting: something was started or released, or the last claim filled every slot. */
   let mayHaveWork = true;
   const nudge = () => {
     woken = true;
-    wakeUp?.();
+    idle.wake();
   };
   const wake = () => {
     mayHaveWork = true;
@@ -254,14 +255,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
         if (next !== undefined) wait = Math.max(0, Math.min(wait, next - clock.now()));
       }
       if (woken) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(wait, 5));
-        wakeUp = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wakeUp = undefined;
+      await idle.sleep(Math.max(wait, 5));
     }
   }
 
