@@ -3,21 +3,11 @@
  * sagas, pipelines and webhooks of an application, and starts and stops them together.
  */
 import { sqlite } from "./adapters/sqlite/index.js";
-import {
-  createEventBus,
-  type AnyEventDefinition,
-  type BusTx,
-  type EventBus,
-  type Handler,
-  type PublishOptions,
-  type SubscribeOptions,
-} from "./bus/bus.js";
+import { createEventBus, type AnyEventDefinition, type EventBus } from "./bus/bus.js";
 import { localTransport, type LocalTransportOptions } from "./bus/local-transport.js";
 import type { Transport } from "./bus/transport.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Duration } from "./core/duration.js";
-import type { CloudEvent } from "./core/envelope.js";
-import type { EventDefinition } from "./core/events.js";
 import { createLogger, type Logger } from "./core/logger.js";
 import type { SagaDefinition, SagaOptions } from "./saga/definition.js";
 import { createSagaRunner, type SagaHandle, type SagaRunner } from "./saga/runner.js";
@@ -44,19 +34,9 @@ export interface PatchbayOptions {
 }
 
 /** An application's Patchbay. */
-export interface Patchbay {
+export interface Patchbay extends Pick<EventBus, "publish" | "transaction" | "subscribe"> {
   readonly store: SqlStore;
   readonly bus: EventBus;
-  /** {@link EventBus.publish}. */
-  publish<T, In>(event: EventDefinition<T, In>, data: In, options?: PublishOptions): Promise<CloudEvent<T>>;
-  /** A store transaction whose `tx.publish` commits with your writes. */
-  transaction<R>(fn: (tx: BusTx) => Promise<R>): Promise<R>;
-  /** {@link EventBus.subscribe}. */
-  subscribe<T = unknown>(
-    pattern: string | EventDefinition<T, unknown>,
-    options: SubscribeOptions,
-    handler: Handler<T>,
-  ): void;
   /**
    * Registers a saga (a definition from `defineSaga`, or a name and its options) and returns its
    * handle; `start()` runs the saga workers. {@link SagaRunner} for inspection and operator actions.
