@@ -62,8 +62,28 @@ export interface SqlStoreOptions {
   logger?: Logger;
 }
 
+/** Options of {@link SqlStore.lazyTransaction}. */
+export interface LazyTransactionOptions extends TransactionOptions {
+  /** The transaction's first statements, run when it opens (before the caller's first query). */
+  onOpen?: (tx: StoreTx) => Promise<void>;
+  /** Its last statements, run before COMMIT — only when it opened and `fn` resolved. */
+  beforeCommit?: (tx: StoreTx) => Promise<void>;
+}
+
 /** A {@link Store} that can also report and apply migrations explicitly. */
 export interface SqlStore extends Store {
+  /**
+   * Like `transaction`, but the transaction opens only when `fn` first uses `tx`: work that
+   * never touches the store holds no connection and no lock, and costs no commit. Resolves with
+   * `fn`'s value and whether a transaction was opened (and committed). When opening fails (the
+   * database, or `onOpen`), every `tx` call rejects and so does the whole call — even if `fn`
+   * swallowed the error. Calls on the store from inside `fn` are refused as nested, as in
+   * `transaction`.
+   */
+  lazyTransaction<T>(
+    fn: (tx: StoreTx) => Promise<T>,
+    options?: LazyTransactionOptions,
+  ): Promise<{ value: T; opened: boolean }>;
   /** Applies pending migrations now (what `open()` does by default). */
   migrate(): Promise<MigrationReport>;
   /** The adapter's location string (file path, or host/database/schema). */
@@ -145,6 +165,33 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
       operation(() => driver.query<Row>(text, params)),
   };
 
+  /** A transaction's connection that refuses use once the transaction ended (a missing await). */
+  const guarded = (conn: SqlExecutor | undefined, ctx: TxContext): SqlExecutor => ({
+    query: <Row>(text: string, params: readonly unknown[] = []) => {
+      if (!ctx.open || !conn) {
+        return Promise.reject(
+          new StoreClosedError("transaction handle used after its transaction ended (a missing await?)"),
+        );
+      }
+      return conn.query<Row>(text, params);
+    },
+  });
+  const txHandle = (live: SqlExecutor, committed: Array<() => void>): StoreTx => ({
+    query: (text, params) => live.query(text, params),
+    state: createStateStore(live, dialect, clock),
+    idempotency: createIdempotencyStore(live, dialect, clock),
+    afterCommit: (callback) => void committed.push(callback),
+  });
+  const runAfterCommit = (committed: Array<() => void>) => {
+    for (const callback of committed.splice(0)) {
+      try {
+        callback();
+      } catch (e) {
+        logger.warn({ err: e }, "patchbay: afterCommit callback threw; the commit stands");
+      }
+    }
+  };
+
   const store: SqlStore = {
     capabilities: driver.capabilities,
     location: driver.location,
@@ -211,24 +258,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         driver
           .transaction(async (conn) => {
             const ctx: TxContext = { resource: driver.resource, open: true };
-            const live: SqlExecutor = {
-              query: <Row>(text: string, params: readonly unknown[] = []) => {
-                if (!ctx.open) {
-                  return Promise.reject(
-                    new StoreClosedError(
-                      "transaction handle used after its transaction ended (a missing await?)",
-                    ),
-                  );
-                }
-                return conn.query<Row>(text, params);
-              },
-            };
-            const tx: StoreTx = {
-              query: (text, params) => live.query(text, params),
-              state: createStateStore(live, dialect, clock),
-              idempotency: createIdempotencyStore(live, dialect, clock),
-              afterCommit: (callback) => void committed.push(callback),
-            };
+            const tx = txHandle(guarded(conn, ctx), committed);
             try {
               return await activeTx.run(ctx, () => fn(tx));
             } finally {
@@ -236,16 +266,64 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
             }
           }, txOptions)
           .then((result) => {
-            for (const callback of committed.splice(0)) {
-              try {
-                callback();
-              } catch (e) {
-                logger.warn({ err: e }, "patchbay: afterCommit callback threw; the commit stands");
-              }
-            }
+            runAfterCommit(committed);
             return result;
           }),
       );
+    },
+
+    lazyTransaction<T>(
+      fn: (tx: StoreTx) => Promise<T>,
+      txOptions: LazyTransactionOptions = {},
+    ): Promise<{ value: T; opened: boolean }> {
+      return operation(async () => {
+        // `fn` runs in a transaction context from the start, so the store refuses calls made
+        // from inside it (TRANSACTION_NESTED) whether or not the transaction opened.
+        const ctx: TxContext = { resource: driver.resource, open: true };
+        const committed: Array<() => void> = [];
+        let finish!: { resolve: () => void; reject: (e: unknown) => void };
+        const fnSettled = new Promise<void>((resolve, reject) => (finish = { resolve, reject }));
+        let opening: Promise<SqlExecutor> | undefined;
+        let done: Promise<void> | undefined;
+        const begin = () =>
+          (opening ??= new Promise<SqlExecutor>((resolveOpen, rejectOpen) => {
+            done = driver.transaction(async (conn) => {
+              // Open until the transaction ends (beforeCommit runs after fn's handle closed).
+              const connCtx: TxContext = { resource: driver.resource, open: true };
+              const live = guarded(conn, connCtx);
+              try {
+                if (txOptions.onOpen) await txOptions.onOpen(txHandle(live, committed));
+                resolveOpen(live);
+                await fnSettled; // rejects (rolls back) when fn failed
+                if (txOptions.beforeCommit) await txOptions.beforeCommit(txHandle(live, committed));
+              } finally {
+                connCtx.open = false;
+              }
+            }, txOptions);
+            done.catch(rejectOpen);
+          }));
+        const lazy: SqlExecutor = {
+          query: async <Row>(text: string, params: readonly unknown[] = []) => {
+            if (!ctx.open) return guarded(undefined, ctx).query<Row>(text, params);
+            return (await begin()).query<Row>(text, params);
+          },
+        };
+        let value: T;
+        try {
+          value = await activeTx.run(ctx, () => fn(txHandle(lazy, committed)));
+        } catch (e) {
+          ctx.open = false;
+          finish.reject(e);
+          await done?.catch(() => undefined);
+          throw e;
+        }
+        ctx.open = false;
+        if (!opening) return { value, opened: false };
+        finish.resolve();
+        await done; // the commit, or why the transaction failed (onOpen, beforeCommit, COMMIT)
+        runAfterCommit(committed);
+        return { value, opened: true };
+      });
     },
   };
   return store;

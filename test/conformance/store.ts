@@ -277,6 +277,128 @@ export function defineStoreConformance(harness: StoreHarness): void {
       });
     });
 
+    describe("lazy transactions", () => {
+      beforeEach(async () => {
+        await store.query("CREATE TABLE orders (id TEXT PRIMARY KEY, qty INTEGER NOT NULL)");
+      });
+      const countOrders = async (s: SqlStore) =>
+        Number((await s.query<{ n: number | string }>("SELECT COUNT(*) AS n FROM orders")).rows[0]?.n);
+      const insert = (tx: { query: SqlStore["query"] }, id: string) =>
+        tx.query(`INSERT INTO orders (id, qty) VALUES (${target.p(1)}, ${target.p(2)})`, [id, 1]);
+
+      it("opens nothing when fn never uses tx, yet still refuses nested store calls", async () => {
+        const hooks: string[] = [];
+        const result = await store.lazyTransaction(
+          async () => {
+            await expectCode(store.state.get("a"), "TRANSACTION_NESTED");
+            return 7;
+          },
+          {
+            onOpen: () => Promise.resolve(void hooks.push("open")),
+            beforeCommit: () => Promise.resolve(void hooks.push("commit")),
+          },
+        );
+        expect(result).toEqual({ value: 7, opened: false });
+        expect(hooks).toEqual([]);
+      });
+
+      it("opens on first use with onOpen first, and commits fn's and beforeCommit's writes together", async () => {
+        const order: string[] = [];
+        const committed: string[] = [];
+        const result = await store.lazyTransaction(
+          async (tx) => {
+            order.push("fn");
+            await insert(tx, "o-1");
+            tx.afterCommit(() => committed.push("o-1"));
+            return "done";
+          },
+          {
+            onOpen: async (tx) => {
+              order.push("open");
+              await tx.state.set("opened", true);
+            },
+            beforeCommit: async (tx) => {
+              order.push("before-commit");
+              await insert(tx, "o-2");
+            },
+          },
+        );
+        expect(result).toEqual({ value: "done", opened: true });
+        expect(order).toEqual(["fn", "open", "before-commit"]);
+        expect(committed).toEqual(["o-1"]);
+        expect(await countOrders(store)).toBe(2);
+        expect((await store.state.get("opened"))?.value).toBe(true);
+      });
+
+      it("rolls back onOpen's and fn's writes when fn throws, and rethrows fn's error", async () => {
+        const boom = new Error("boom");
+        const thrown = await store
+          .lazyTransaction(
+            async (tx) => {
+              await insert(tx, "o-1");
+              throw boom;
+            },
+            {
+              onOpen: (tx) => tx.state.set("opened", true).then(() => undefined),
+              beforeCommit: (tx) => insert(tx, "o-2").then(() => undefined),
+            },
+          )
+          .catch((e: unknown) => e);
+        expect(thrown).toBe(boom);
+        expect(await countOrders(store)).toBe(0);
+        expect(await store.state.get("opened")).toBeUndefined();
+      });
+
+      it("a failing onOpen fails every tx call and the whole call, even when fn swallows the error", async () => {
+        const refused = new Error("already processed");
+        let seenByFn: unknown;
+        const thrown = await store
+          .lazyTransaction(
+            async (tx) => {
+              seenByFn = await insert(tx, "o-1").catch((e: unknown) => e);
+              return "swallowed";
+            },
+            {
+              onOpen: async (tx) => {
+                await tx.state.set("opened", true);
+                throw refused;
+              },
+            },
+          )
+          .catch((e: unknown) => e);
+        expect(seenByFn).toBe(refused);
+        expect(thrown).toBe(refused);
+        expect(await countOrders(store)).toBe(0);
+        expect(await store.state.get("opened")).toBeUndefined();
+      });
+
+      it("a tx handle used after the lazy transaction ended is rejected", async () => {
+        let leaked: Parameters<Parameters<SqlStore["lazyTransaction"]>[0]>[0] | undefined;
+        await store.lazyTransaction(async (tx) => {
+          leaked = tx;
+          await Promise.resolve();
+        });
+        await expectCode(insert(leaked!, "late"), "STORE_CLOSED");
+        expect(await countOrders(store)).toBe(0);
+      });
+
+      it("20 concurrent lazy transactions, half of them writing, all commit their own rows", async () => {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            store.lazyTransaction(async (tx) => {
+              await new Promise((r) => setTimeout(r, 1));
+              if (i % 2 === 0) await insert(tx, `o-${i}`);
+              return i;
+            }),
+          ),
+        );
+        expect(results.filter((r) => r.opened).map((r) => r.value)).toEqual([
+          0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
+        ]);
+        expect(await countOrders(store)).toBe(10);
+      });
+    });
+
     describe("state", () => {
       it("round-trips JSON values and counts versions", async () => {
         const value = { a: [1, 2.5, "three", null, true], nested: { ü: "ünïcödé ✓", empty: {} } };
