@@ -27,6 +27,8 @@ const LATENCY_EVENTS = Number(process.env.BENCH_LATENCY_EVENTS ?? 800);
 const BACKLOGS = (process.env.BENCH_BACKLOGS ?? "10000,200000").split(",").map(Number);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 6);
 const blob = "x".repeat(1000);
+/** Only these contender groups (comma-separated: rabbitmq, postgres, sqlite); default all. */
+const GROUPS = process.env.BENCH_GROUPS?.split(",");
 const CHILD = fileURLToPath(new URL("./bus-rss-child.ts", import.meta.url));
 
 interface Figures {
@@ -173,6 +175,7 @@ export async function main(): Promise<void> {
     `| ${"-".repeat(58)} | -------: | ----: | -----: | -----: |`,
   ];
   for (const [group, list] of Object.entries(contenders)) {
+    if (GROUPS && !GROUPS.includes(group)) continue;
     let reference: number | undefined;
     for (const c of list) {
       process.stderr.write(`bus bench: ${c.name}...\n`);
@@ -200,6 +203,7 @@ export async function main(): Promise<void> {
     sqlite: "ours on SQLite",
   };
   for (const kind of ["rabbitmq", "postgres", "sqlite"] as const) {
+    if (GROUPS && !GROUPS.includes(kind)) continue;
     for (const backlog of BACKLOGS) {
       process.stderr.write(`bus bench: memory, ${kind}, backlog ${backlog}...\n`);
       try {

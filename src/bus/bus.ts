@@ -11,6 +11,7 @@ import { InvalidArgumentError, isPatchbayError, PatchbayError } from "../core/er
 import type { EventDefinition, ToEnvelopeOptions } from "../core/events.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { exponential, type Backoff } from "../resilience/backoff.js";
+import { bulkhead, type BulkheadPolicy } from "../resilience/bulkhead.js";
 import type { StoreTx } from "../store/contracts.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { createDeadLetters, type DeadLetters } from "./dead-letters.js";
@@ -71,6 +72,13 @@ export interface SubscribeOptions {
   group: string;
   /** Handlers running at once in this process. Default 1. */
   concurrency?: number;
+  /**
+   * Deliveries this process holds at once, running or waiting for a handler slot (the broker's
+   * prefetch; rows claimed from the local queue). Headroom over `concurrency` keeps handlers busy
+   * while finished deliveries are recorded and acked and new ones are checked against the inbox.
+   * Default `2 × concurrency`; at least `concurrency`.
+   */
+  prefetch?: number;
   retry?: SubscriptionRetry;
   /**
    * Run the handler in a store transaction with the inbox record (default `true`): its `ctx.tx`
@@ -127,13 +135,22 @@ interface Subscription {
   patterns: string[];
   matches: (type: string) => boolean;
   group: string;
-  concurrency: number;
+  prefetch: number;
+  /** At most `concurrency` handlers at once; the other prefetched deliveries wait here. */
+  slots: BulkheadPolicy;
   immediate: number;
   attempts: number;
   backoff: Backoff;
   retryOn: (error: unknown) => boolean;
   transactional: boolean;
   handler: Handler;
+}
+
+/** Thrown into a handler's transaction when its message turns out to be processed already. */
+class AlreadyProcessed extends Error {
+  constructor() {
+    super("message already processed by this group");
+  }
 }
 
 const GROUP = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -258,11 +275,16 @@ export function createEventBus(options: EventBusOptions): EventBus {
       if (!Number.isInteger(concurrency) || concurrency < 1) {
         throw new InvalidArgumentError("concurrency must be a positive integer", "concurrency");
       }
+      const prefetch = subOptions.prefetch ?? 2 * concurrency;
+      if (!Number.isInteger(prefetch) || prefetch < concurrency) {
+        throw new InvalidArgumentError("prefetch must be an integer of at least concurrency", "prefetch");
+      }
       subscriptions.push({
         patterns: [pattern],
         matches: compilePattern(pattern),
         group,
-        concurrency,
+        prefetch,
+        slots: bulkhead({ limit: concurrency, queue: Infinity }),
         immediate: retry.immediate ?? 2,
         attempts: retry.attempts ?? 8,
         backoff: retry.backoff ?? exponential({ initial: "1s", max: "10m" }),
@@ -279,7 +301,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
       for (const sub of subscriptions) await transport.bind(sub.group, sub.patterns);
       for (const sub of subscriptions) {
         consumers.push(
-          await transport.consume(sub.group, { concurrency: sub.concurrency }, (delivery) =>
+          await transport.consume(sub.group, { concurrency: sub.prefetch }, (delivery) =>
             process(sub, delivery),
           ),
         );
@@ -394,7 +416,15 @@ export function createEventBus(options: EventBusOptions): EventBus {
     await deadLetter(sub, delivery, lastError);
   }
 
-  /** Runs the handler once; resolves true when the message was a duplicate already processed. */
+  /**
+   * Runs the handler once; resolves true when the message was a duplicate already processed.
+   *
+   * The handler's transaction opens only when it first uses `ctx.tx` (a lazy transaction), with
+   * the inbox claim as its first statement and, on a store-backed transport, the ack as its
+   * last: its writes, its "processed" mark and its ack commit together. A handler that never
+   * touches `ctx.tx` has no store effect to protect; its mark and ack are group-committed with
+   * other deliveries' instead of costing a transaction each.
+   */
   async function runHandler(sub: Subscription, delivery: Delivery, event: CloudEvent): Promise<boolean> {
     const base = {
       attempt: delivery.attempt,
@@ -402,11 +432,11 @@ export function createEventBus(options: EventBusOptions): EventBus {
       signal: stopping.signal,
       logger: logger.child({ group: sub.group, messageId: event.id, type: event.type }),
     };
+    if (await inbox.isProcessed(sub.group, event.id)) {
+      await delivery.ack();
+      return true;
+    }
     if (!sub.transactional) {
-      if (await inbox.seen(store, sub.group, event.id)) {
-        await delivery.ack();
-        return true;
-      }
       const ctx: HandlerContext = {
         ...base,
         get tx(): StoreTx {
@@ -416,23 +446,32 @@ export function createEventBus(options: EventBusOptions): EventBus {
           );
         },
       };
-      await sub.handler(event as ReceivedEvent, ctx);
-      await inbox.record(store, sub.group, event.id);
+      await sub.slots.execute(() => sub.handler(event as ReceivedEvent, ctx));
+      await inbox.markProcessed(sub.group, event.id);
       await delivery.ack();
       return false;
     }
     const shared = transport.capabilities.sharesStore;
-    const duplicate = await store.transaction(async (tx) => {
-      if (!(await inbox.claim(tx, sub.group, event.id))) {
-        if (shared) await delivery.ack(tx);
-        return true;
-      }
-      await sub.handler(event as ReceivedEvent, { ...base, tx });
-      if (shared) await delivery.ack(tx);
-      return false;
-    });
-    if (!shared) await delivery.ack();
-    return duplicate;
+    let opened: boolean;
+    try {
+      ({ opened } = await store.lazyTransaction(
+        (tx) => sub.slots.execute(() => sub.handler(event as ReceivedEvent, { ...base, tx })),
+        {
+          onOpen: async (tx) => {
+            if (!(await inbox.claim(tx, sub.group, event.id))) throw new AlreadyProcessed();
+          },
+          ...(shared ? { beforeCommit: (tx: StoreTx) => delivery.ack(tx) } : {}),
+        },
+      ));
+    } catch (e) {
+      // Another delivery of the same message committed its effect while this one ran.
+      if (!(e instanceof AlreadyProcessed)) throw e;
+      await delivery.ack();
+      return true;
+    }
+    if (!opened) await inbox.markProcessed(sub.group, event.id);
+    if (!opened || !shared) await delivery.ack();
+    return false;
   }
 
   return bus;

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { silentLogger, type Logger } from "../core/logger.js";
+import { createBatcher } from "../core/batcher.js";
 import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import { int, run } from "../store/dialect.js";
@@ -130,6 +131,46 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     return touched;
   }
 
+  // Publishes outside a transaction, group-committed. Delayed and replayed (one group) messages
+  // differ per publish, so a batch is enqueued per distinct option set — in one flush.
+  const publishes = createBatcher(
+    async (items: Array<{ messages: readonly TransportMessage[]; opts: TransportPublishOptions }>) => {
+      const touched = new Set<string>();
+      const plain = items.filter((i) => i.opts.delayMs === undefined && i.opts.group === undefined);
+      if (plain.length > 0) {
+        for (const g of await enqueue(
+          store,
+          plain.flatMap((i) => i.messages),
+          {},
+        ))
+          touched.add(g);
+      }
+      for (const i of items) {
+        if (plain.includes(i)) continue;
+        for (const g of await enqueue(store, i.messages, i.opts)) touched.add(g);
+      }
+      wake(touched);
+      return items.map(() => undefined);
+    },
+    { maxBatch: 256, isolateFailures: true },
+  );
+  // Acks outside a transaction (handlers that wrote nothing), group-committed: one DELETE each flush.
+  const acks = createBatcher(
+    async (jobs: Array<{ id: number; attempt: number }>) => {
+      await run(
+        store,
+        d,
+        join(
+          sql`DELETE FROM ${t.jobs} WHERE (id, attempt) IN (`,
+          ...jobs.flatMap((j, n) => [n === 0 ? sql`` : sql`, `, sql`(${j.id}, ${j.attempt})`]),
+          sql`)`,
+        ),
+      );
+      return jobs.map(() => undefined);
+    },
+    { maxBatch: 500 },
+  );
+
   const transport: Transport = {
     name: `local (${d.name})`,
     capabilities: { sharesStore: true, durable: true },
@@ -160,10 +201,10 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         opts.tx.afterCommit(() => wake(touched));
         return;
       }
-      // No explicit transaction: the contract lets a failed publish have stored some messages
-      // (consumers dedupe by id), and each multi-row insert is atomic on its own.
-      const touched = await enqueue(store, messages, opts);
-      wake(touched);
+      // No explicit transaction: group-committed with other publishes of this process (one
+      // bindings read and one multi-row insert for all of them). The contract lets a failed
+      // publish have stored some messages (consumers dedupe by id).
+      await publishes.add({ messages, opts });
     },
 
     consume: (group, consumeOptions, onDelivery) =>
@@ -205,19 +246,17 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       // consumer re-claimed the job matches nothing and changes nothing.
       async ack(tx?: StoreTx) {
         guard("ack");
-        const statement = sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`;
-        await (tx ? run(tx, d, statement) : store.transaction((x) => run(x, d, statement)));
+        if (tx) await run(tx, d, sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`);
+        else await acks.add({ id, attempt });
       },
       async retry(delayMs: number, failure: FailureRecord) {
         guard("retry");
-        await store.transaction((x) =>
-          run(
-            x,
-            d,
-            sql`UPDATE ${t.jobs} SET run_at = ${clock.now() + Math.max(0, delayMs)},
-                first_failed_at = ${failure.firstFailedAt}, last_error = ${d.encodeJson(failure.error)}
-                WHERE id = ${id} AND attempt = ${attempt}`,
-          ),
+        await run(
+          store,
+          d,
+          sql`UPDATE ${t.jobs} SET run_at = ${clock.now() + Math.max(0, delayMs)},
+              first_failed_at = ${failure.firstFailedAt}, last_error = ${d.encodeJson(failure.error)}
+              WHERE id = ${id} AND attempt = ${attempt}`,
         );
       },
     };
@@ -279,15 +318,11 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       // Keep the lease while the handler runs, so a slow handler is not mistaken for a dead one.
       const heartbeat = setInterval(
         () => {
-          void store
-            .transaction((tx) =>
-              run(
-                tx,
-                d,
-                sql`UPDATE ${t.jobs} SET run_at = ${clock.now() + lease} WHERE id = ${id} AND attempt = ${attempt}`,
-              ),
-            )
-            .catch(() => undefined);
+          void run(
+            store,
+            d,
+            sql`UPDATE ${t.jobs} SET run_at = ${clock.now() + lease} WHERE id = ${id} AND attempt = ${attempt}`,
+          ).catch(() => undefined);
         },
         Math.max(50, Math.floor(lease / 3)),
       );

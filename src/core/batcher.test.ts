@@ -87,3 +87,19 @@ describe("createBatcher", () => {
     await expect(batcher.add(1)).rejects.toThrow(/0 results for 1 items/);
   });
 });
+
+describe("createBatcher's async context", () => {
+  it("flushes in the context the batcher was created in, not the first caller's", async () => {
+    const { AsyncLocalStorage } = await import("node:async_hooks");
+    const als = new AsyncLocalStorage<string>();
+    const seen: Array<string | undefined> = [];
+    const batcher = als.run("creator", () =>
+      createBatcher(async (items: number[]) => {
+        seen.push(als.getStore());
+        return Promise.resolve(items);
+      }),
+    );
+    await als.run("caller-in-a-transaction", () => batcher.add(1));
+    expect(seen).toEqual(["creator"]);
+  });
+});

@@ -8,7 +8,12 @@
  * of several items is flushed again one item at a time, so one bad item (a value the database
  * refuses) fails only its own caller — use it when a failed flush wrote nothing (one statement,
  * or one transaction) and flushing again is harmless.
+ *
+ * Flushes run in the async context the batcher was created in, not the context of whichever
+ * caller happened to start a batch (that caller may be inside a store transaction).
  */
+import { AsyncResource } from "node:async_hooks";
+
 export interface BatcherOptions {
   /** Most items per flush. Default 500. */
   maxBatch?: number;
@@ -66,7 +71,7 @@ export function createBatcher<T, R = void>(
     batch.forEach((entry, i) => entry.resolve(results[i] as R));
   }
 
-  function pump(): void {
+  const pump = AsyncResource.bind(function pump(): void {
     scheduled = false;
     while (flushing < concurrency && queue.length > 0) {
       const batch = queue.splice(0, maxBatch);
@@ -76,7 +81,7 @@ export function createBatcher<T, R = void>(
         pump();
       });
     }
-  }
+  });
 
   return {
     add(item) {

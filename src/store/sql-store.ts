@@ -283,8 +283,12 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         const committed: Array<() => void> = [];
         let finish!: { resolve: () => void; reject: (e: unknown) => void };
         const fnSettled = new Promise<void>((resolve, reject) => (finish = { resolve, reject }));
+        fnSettled.catch(() => undefined); // only an opened transaction waits for it
+
         let opening: Promise<SqlExecutor> | undefined;
         let done: Promise<void> | undefined;
+        // Set when the transaction failed before fn settled (the database, or onOpen).
+        let openFailure: { error: unknown } | undefined;
         const begin = () =>
           (opening ??= new Promise<SqlExecutor>((resolveOpen, rejectOpen) => {
             done = driver.transaction(async (conn) => {
@@ -300,7 +304,11 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
                 connCtx.open = false;
               }
             }, txOptions);
-            done.catch(rejectOpen);
+            done.catch((e: unknown) => {
+              openFailure ??= { error: e };
+              // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the driver's own error, passed through
+              rejectOpen(e);
+            });
           }));
         const lazy: SqlExecutor = {
           query: async <Row>(text: string, params: readonly unknown[] = []) => {
@@ -313,9 +321,10 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
           value = await activeTx.run(ctx, () => fn(txHandle(lazy, committed)));
         } catch (e) {
           ctx.open = false;
+          const failedOpening = openFailure;
           finish.reject(e);
           await done?.catch(() => undefined);
-          throw e;
+          throw failedOpening ? failedOpening.error : e;
         }
         ctx.open = false;
         if (!opening) return { value, opened: false };

@@ -349,6 +349,17 @@ export function defineStoreConformance(harness: StoreHarness): void {
         expect(await store.state.get("opened")).toBeUndefined();
       });
 
+      it("when fn throws without ever using tx, the call rethrows fn's error and opens nothing", async () => {
+        const boom = new Error("boom before any query");
+        const thrown = await store
+          .lazyTransaction(() => Promise.reject(boom), {
+            onOpen: (tx) => insert(tx, "o-1").then(() => undefined),
+          })
+          .catch((e: unknown) => e);
+        expect(thrown).toBe(boom);
+        expect(await countOrders(store)).toBe(0);
+      });
+
       it("a failing onOpen fails every tx call and the whole call, even when fn swallows the error", async () => {
         const refused = new Error("already processed");
         let seenByFn: unknown;
@@ -370,6 +381,22 @@ export function defineStoreConformance(harness: StoreHarness): void {
         expect(thrown).toBe(refused);
         expect(await countOrders(store)).toBe(0);
         expect(await store.state.get("opened")).toBeUndefined();
+      });
+
+      it("when onOpen fails and fn throws something else, the call fails with onOpen's error", async () => {
+        const refused = new Error("already processed");
+        const thrown = await store
+          .lazyTransaction(
+            async (tx) => {
+              await insert(tx, "o-1").catch(() => {
+                throw new Error("the handler's own wrapping error");
+              });
+            },
+            { onOpen: () => Promise.reject(refused) },
+          )
+          .catch((e: unknown) => e);
+        expect(thrown).toBe(refused);
+        expect(await countOrders(store)).toBe(0);
       });
 
       it("a tx handle used after the lazy transaction ended is rejected", async () => {
