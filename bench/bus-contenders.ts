@@ -172,7 +172,7 @@ const rawAmqplib: Contender = {
     await publisher.assertQueue(queue, { durable: true, arguments: { "x-queue-type": "quorum" } });
     await publisher.bindQueue(queue, queue, "bench.*");
     const consumer = await conn.createChannel();
-    await consumer.prefetch(CONCURRENCY);
+    await consumer.prefetch(Number(process.env.RAW_PREFETCH ?? CONCURRENCY));
     await consumer.consume(queue, (msg) => {
       if (!msg) return;
       const envelope = JSON.parse(msg.content.toString("utf8")) as { data: Payload };

@@ -6,7 +6,8 @@
 import { setMaxListeners } from "node:events";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
-import { decodeStructured, encodeStructured, type CloudEvent } from "../core/envelope.js";
+import { decodeStructured, type CloudEvent } from "../core/envelope.js";
+import { serializeStructured } from "../core/envelope-structured.js";
 import { InvalidArgumentError, isPatchbayError, PatchbayError } from "../core/errors.js";
 import type { EventDefinition, ToEnvelopeOptions } from "../core/events.js";
 import { silentLogger, type Logger } from "../core/logger.js";
@@ -213,7 +214,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
         id: event.id,
         type: event.type,
         key: opts.key,
-        body: encodeStructured(event),
+        // toEnvelope returned a validated event: serialise it without validating it again.
+        body: serializeStructured(event),
         headers: { ...opts.headers, ...carrier },
       };
       return { event, message };
@@ -426,26 +428,30 @@ export function createEventBus(options: EventBusOptions): EventBus {
    * other deliveries' instead of costing a transaction each.
    */
   async function runHandler(sub: Subscription, delivery: Delivery, event: CloudEvent): Promise<boolean> {
-    const base = {
+    let child: Logger | undefined;
+    const context = (tx: () => StoreTx): HandlerContext => ({
       attempt: delivery.attempt,
       group: sub.group,
       signal: stopping.signal,
-      logger: logger.child({ group: sub.group, messageId: event.id, type: event.type }),
-    };
+      // Made on first use: most handlers never log, and a child logger per delivery is not free.
+      get logger() {
+        return (child ??= logger.child({ group: sub.group, messageId: event.id, type: event.type }));
+      },
+      get tx() {
+        return tx();
+      },
+    });
     if (await inbox.isProcessed(sub.group, event.id)) {
       await delivery.ack();
       return true;
     }
     if (!sub.transactional) {
-      const ctx: HandlerContext = {
-        ...base,
-        get tx(): StoreTx {
-          throw new BusError(
-            "SUBSCRIPTION_INVALID",
-            `group ${sub.group} was subscribed with transaction: false, so its handler has no ctx.tx`,
-          );
-        },
-      };
+      const ctx = context(() => {
+        throw new BusError(
+          "SUBSCRIPTION_INVALID",
+          `group ${sub.group} was subscribed with transaction: false, so its handler has no ctx.tx`,
+        );
+      });
       await sub.slots.execute(() => sub.handler(event as ReceivedEvent, ctx));
       await inbox.markProcessed(sub.group, event.id);
       await delivery.ack();
@@ -455,7 +461,13 @@ export function createEventBus(options: EventBusOptions): EventBus {
     let opened: boolean;
     try {
       ({ opened } = await store.lazyTransaction(
-        (tx) => sub.slots.execute(() => sub.handler(event as ReceivedEvent, { ...base, tx })),
+        (tx) =>
+          sub.slots.execute(() =>
+            sub.handler(
+              event as ReceivedEvent,
+              context(() => tx),
+            ),
+          ),
         {
           onOpen: async (tx) => {
             if (!(await inbox.claim(tx, sub.group, event.id))) throw new AlreadyProcessed();

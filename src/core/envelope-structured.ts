@@ -16,7 +16,15 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * @example res.setHeader("content-type", STRUCTURED_CONTENT_TYPE); res.end(encodeStructured(ev));
  */
 export function encodeStructured(event: CloudEvent): string {
-  const { data, ...attributes } = validateEnvelope(event);
+  return serializeStructured(validateEnvelope(event));
+}
+
+/**
+ * {@link encodeStructured} without validating first: only for an event that is the result of
+ * `validateEnvelope` (what `createEnvelope` and `EventDefinition.toEnvelope` return). Internal.
+ */
+export function serializeStructured(event: CloudEvent): string {
+  const { data, ...attributes } = event;
   if (data === undefined) return JSON.stringify(attributes);
   // Bytes with no declared content type are opaque bytes (as in binary mode), not JSON text.
   const json =
