@@ -32,6 +32,7 @@ if (!mq.reachable) {
   console.log(`Transport conformance on RabbitMQ skipped: unreachable at ${mq.where}`);
 } else {
   defineTransportConformance({
+    sharesStore: false,
     name: `RabbitMQ (${mq.where})`,
     fresh() {
       const broker = isolatedBroker(mq.url);

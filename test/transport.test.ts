@@ -9,6 +9,7 @@ const { postgres: pg } = inject("services");
 const local = (name: string, makeDb: () => IsolatedDatabase) =>
   defineTransportConformance({
     name,
+    sharesStore: true,
     async fresh() {
       const db = makeDb();
       const store = db.make();
@@ -32,6 +33,7 @@ else console.log(`Transport conformance on PostgreSQL skipped: unreachable at ${
 
 defineTransportConformance({
   name: "in-memory",
+  sharesStore: false,
   fresh: () =>
     Promise.resolve({
       transport: memoryTransport({ redeliverAfterMs: 300 }),

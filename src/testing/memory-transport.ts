@@ -4,6 +4,7 @@
  * It does not share a store, so the bus's outbox relay is exercised with it.
  */
 import { matchesAny, assertPattern } from "../bus/patterns.js";
+import { InvalidArgumentError } from "../core/errors.js";
 import type {
   Consumer,
   Delivery,
@@ -66,6 +67,14 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     },
 
     publish(messages: readonly TransportMessage[], opts: TransportPublishOptions = {}) {
+      if (opts.tx) {
+        return Promise.reject(
+          new InvalidArgumentError(
+            "the in-memory transport cannot publish inside a store transaction; the bus's outbox does that (tx.publish)",
+            "tx",
+          ),
+        );
+      }
       const runAt = Date.now() + (opts.delayMs ?? 0);
       for (const message of messages) {
         published.push(message);

@@ -5,10 +5,14 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Consumer, Delivery, Transport, TransportMessage } from "../../src/bus/transport.js";
+import { isPatchbayError } from "../../src/core/errors.js";
+import type { StoreTx } from "../../src/store/contracts.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
 
 export interface TransportHarness {
   name: string;
+  /** Whether the transport's queue lives in the store (`capabilities.sharesStore`). */
+  sharesStore: boolean;
   /** A fresh, isolated transport (and its store, when it has one). */
   fresh(): Promise<{ transport: Transport; store?: SqlStore; cleanup(): Promise<void> }>;
 }
@@ -201,20 +205,43 @@ export function defineTransportConformance(harness: TransportHarness): void {
       expect(finished).toBe(true);
     });
 
-    it("with a shared store: a message published in a transaction exists only if it commits", async () => {
-      if (!transport.capabilities.sharesStore || !store) return;
-      await transport.bind("tx", ["#"]);
-      await store
-        .transaction(async (tx) => {
-          await transport.publish([message("rolled.back")], { tx });
-          throw new Error("rollback");
-        })
-        .catch(() => undefined);
-      await store.transaction((tx) => transport.publish([message("committed")], { tx }));
-      const got = await collect("tx");
-      await until(() => got.length === 1, 10_000, "committed message");
-      await new Promise((r) => setTimeout(r, 150));
-      expect(got.map((d) => d.message.type)).toEqual(["committed"]);
+    it("declares whether it shares the store, as the harness expects", () => {
+      expect(transport.capabilities.sharesStore).toBe(harness.sharesStore);
+      expect(store !== undefined).toBe(harness.sharesStore);
     });
+
+    it.skipIf(harness.sharesStore)(
+      "without a shared store: publish({ tx }) is refused with INVALID_ARGUMENT, nothing published",
+      async () => {
+        await transport.bind("tx", ["#"]);
+        const got = await collect("tx");
+        const tx = {} as StoreTx; // never used: the transport must refuse before touching it
+        const error = await transport.publish([message("in.tx")], { tx }).catch((e: unknown) => e);
+        expect(isPatchbayError(error, "INVALID_ARGUMENT")).toBe(true);
+        await transport.publish([message("after")]);
+        await until(() => got.length >= 1, 10_000, "the next message");
+        await new Promise((r) => setTimeout(r, 200));
+        expect(got.map((d) => d.message.type)).toEqual(["after"]);
+      },
+    );
+
+    it.skipIf(!harness.sharesStore)(
+      "with a shared store: a message published in a transaction exists only if it commits",
+      async () => {
+        if (!store) throw new Error("a transport that shares the store needs the harness to return it");
+        await transport.bind("tx", ["#"]);
+        await store
+          .transaction(async (tx) => {
+            await transport.publish([message("rolled.back")], { tx });
+            throw new Error("rollback");
+          })
+          .catch(() => undefined);
+        await store.transaction((tx) => transport.publish([message("committed")], { tx }));
+        const got = await collect("tx");
+        await until(() => got.length === 1, 10_000, "committed message");
+        await new Promise((r) => setTimeout(r, 150));
+        expect(got.map((d) => d.message.type)).toEqual(["committed"]);
+      },
+    );
   });
 }
