@@ -135,6 +135,84 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await count("SELECT COUNT(*) AS n FROM effects")).toBe(1);
     });
 
+    it("a handler that never touches ctx.tx is recorded too: a redelivery does not run it again", async () => {
+      const b = bus();
+      const runs: string[] = [];
+      b.subscribe(OrderCreated, { group: "notify", concurrency: 4 }, (e) => void runs.push(e.id));
+      await b.start();
+      const events = [];
+      for (let i = 0; i < 20; i++) events.push(await b.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 }));
+      await until(() => runs.length === 20, 10_000, "20 runs");
+      expect(await count("SELECT COUNT(*) AS n FROM effects")).toBe(0); // no transaction was needed
+      for (const event of events.slice(0, 5)) {
+        const body = JSON.stringify({ ...event, data: event.data });
+        await b.transport.publish([{ id: event.id, type: event.type, body, headers: {} }], {
+          group: "notify",
+        });
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      expect(runs).toHaveLength(20);
+      expect(new Set(runs).size).toBe(20);
+    });
+
+    it("a handler's transaction opens where it first uses ctx.tx; two deliveries of one message at once apply it once", async () => {
+      const b = bus();
+      let runs = 0;
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      b.subscribe(OrderCreated, { group: "slow", concurrency: 4 }, async (e, { tx }) => {
+        runs++;
+        await gate; // both deliveries are past the inbox check before either writes
+        await tx.query(`INSERT INTO effects (event_id, order_id) VALUES (${db.p(1)}, ${db.p(2)})`, [
+          e.id,
+          e.data.orderId,
+        ]);
+      });
+      await b.start();
+      const event = await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(() => runs === 1, 10_000, "first delivery");
+      const body = JSON.stringify({ ...event, data: event.data });
+      await b.transport.publish([{ id: event.id, type: event.type, body, headers: {} }], { group: "slow" });
+      if (b.transport.capabilities.sharesStore) {
+        // A store queue holds one row per group and message id: the copy is refused while the
+        // first is in flight, so only the broker transports reach two runs at once.
+        await new Promise((r) => setTimeout(r, 300));
+        expect(runs).toBe(1);
+      } else {
+        await until(() => runs === 2, 10_000, "second delivery of the same message");
+      }
+      release();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await count("SELECT COUNT(*) AS n FROM effects")).toBe(1);
+      expect(await b.deadLetters.list()).toHaveLength(0);
+    });
+
+    it("runs at most `concurrency` handlers at once however many deliveries it prefetched", async () => {
+      const b = bus();
+      let running = 0;
+      let most = 0;
+      let done = 0;
+      b.subscribe(OrderCreated, { group: "bounded", concurrency: 2, prefetch: 6 }, async () => {
+        most = Math.max(most, ++running);
+        await new Promise((r) => setTimeout(r, 20));
+        running--;
+        done++;
+      });
+      await b.start();
+      for (let i = 0; i < 12; i++) await b.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(() => done === 12, 10_000, "12 handlers");
+      expect(most).toBe(2);
+      const refused = (() => {
+        try {
+          bus().subscribe(OrderCreated, { group: "x", concurrency: 4, prefetch: 2 }, () => undefined);
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(isPatchbayError(refused, "INVALID_ARGUMENT")).toBe(true);
+    });
+
     it("failures retry (immediately, then later) and succeed without a duplicate effect", async () => {
       const b = bus();
       const attempts: number[] = [];
