@@ -82,9 +82,10 @@ export interface SubscribeOptions {
   prefetch?: number;
   retry?: SubscriptionRetry;
   /**
-   * Run the handler in a store transaction with the inbox record (default `true`): its `ctx.tx`
-   * writes and the "processed" mark commit together — an exactly-once effect. Set `false` for
-   * handlers that only call out (HTTP, e-mail): the transaction would be held during the call.
+   * Give the handler `ctx.tx` (default `true`): a store transaction, opened at its first use,
+   * whose writes commit together with the inbox record — an exactly-once effect. With `false`
+   * there is no `ctx.tx` and the handler runs outside any transaction (it may use the store
+   * directly; those writes are not deduplicated).
    */
   transaction?: boolean;
 }

@@ -160,11 +160,15 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       await run(
         store,
         d,
-        join(
-          sql`DELETE FROM ${t.jobs} WHERE (id, attempt) IN (`,
-          ...jobs.flatMap((j, n) => [n === 0 ? sql`` : sql`, `, sql`(${j.id}, ${j.attempt})`]),
-          sql`)`,
-        ),
+        pg
+          ? // Two array parameters: a row-value IN over many pairs plans as an OR of index scans.
+            sql`DELETE FROM ${t.jobs} AS j USING unnest(${jobs.map((j) => j.id)}::bigint[], ${jobs.map((j) => j.attempt)}::integer[]) AS u(id, attempt)
+                WHERE j.id = u.id AND j.attempt = u.attempt`
+          : join(
+              sql`DELETE FROM ${t.jobs} WHERE (id, attempt) IN (`,
+              ...jobs.flatMap((j, n) => [n === 0 ? sql`` : sql`, `, sql`(${j.id}, ${j.attempt})`]),
+              sql`)`,
+            ),
       );
       return jobs.map(() => undefined);
     },
