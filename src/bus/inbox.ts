@@ -3,7 +3,7 @@ import { createBatcher } from "../core/batcher.js";
 import type { SqlExecutor } from "../store/contracts.js";
 import { run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
-import { join, raw, sql, type SqlStatement } from "../store/sql.js";
+import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
 
 /** One message of one group. */
 interface Entry {
@@ -19,7 +19,7 @@ interface Op extends Entry {
 /** Rows per batched statement (3 parameters each: under every driver's limit). */
 const MAX_BATCH = 500;
 
-const list = (parts: SqlStatement[]) => join(...parts.flatMap((p, i) => (i === 0 ? [p] : [sql`, `, p])));
+const list = (parts: readonly SqlStatement[]) => joinWith(sql`, `, parts);
 
 /**
  * The inbox: message ids a group has processed. A handler's writes and its id commit in one
@@ -65,7 +65,7 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
             sql`)`,
           ),
     );
-    return join(...selects.flatMap((q, i) => (i === 0 ? [q] : [sql` UNION ALL `, q])));
+    return joinWith(sql` UNION ALL `, selects);
   };
 
   // Checks of new deliveries and marks of finished ones share one round trip per flush: on

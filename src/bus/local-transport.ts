@@ -14,7 +14,7 @@ import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import { int, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
-import { join, raw, sql, type SqlStatement } from "../store/sql.js";
+import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
 import { BusError } from "./errors.js";
 import { assertPattern, matchesAny } from "./patterns.js";
 import type {
@@ -112,7 +112,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       const chunk = rows.slice(i, i + INSERT_CHUNK);
       const insert = join(
         sql`INSERT INTO ${t.jobs} (grp, message_id, type, key, body, headers, attempt, run_at, created_at) VALUES `,
-        ...chunk.flatMap((row, n) => (n === 0 ? [row] : [sql`, `, row])),
+        joinWith(sql`, `, chunk),
         sql` ON CONFLICT (grp, message_id) DO NOTHING`,
       );
       const last = i + INSERT_CHUNK >= rows.length;
@@ -166,7 +166,10 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
                 WHERE j.id = u.id AND j.attempt = u.attempt`
           : join(
               sql`DELETE FROM ${t.jobs} WHERE (id, attempt) IN (`,
-              ...jobs.flatMap((j, n) => [n === 0 ? sql`` : sql`, `, sql`(${j.id}, ${j.attempt})`]),
+              joinWith(
+                sql`, `,
+                jobs.map((j) => sql`(${j.id}, ${j.attempt})`),
+              ),
               sql`)`,
             ),
       );

@@ -17,8 +17,6 @@ import { AsyncResource } from "node:async_hooks";
 export interface BatcherOptions {
   /** Most items per flush. Default 500. */
   maxBatch?: number;
-  /** Flushes in flight at once. Default 1 (the next batch forms while one is written). */
-  concurrency?: number;
   /** Flush a failed batch again item by item. Default false. */
   isolateFailures?: boolean;
 }
@@ -48,9 +46,9 @@ export function createBatcher<T, R = void>(
   options: BatcherOptions = {},
 ): Batcher<T, R> {
   const maxBatch = options.maxBatch ?? 500;
-  const concurrency = options.concurrency ?? 1;
   const queue: Array<Entry<T, R>> = [];
-  let flushing = 0;
+  /** One flush in flight at a time: the next batch forms while it is written. */
+  let flushing = false;
   let scheduled = false;
 
   async function write(batch: Array<Entry<T, R>>): Promise<void> {
@@ -73,11 +71,11 @@ export function createBatcher<T, R = void>(
 
   const pump = AsyncResource.bind(function pump(): void {
     scheduled = false;
-    while (flushing < concurrency && queue.length > 0) {
+    if (!flushing && queue.length > 0) {
       const batch = queue.splice(0, maxBatch);
-      flushing++;
+      flushing = true;
       void write(batch).finally(() => {
-        flushing--;
+        flushing = false;
         pump();
       });
     }
@@ -88,7 +86,7 @@ export function createBatcher<T, R = void>(
       return new Promise<R>((resolve, reject) => {
         queue.push({ item, resolve, reject });
         // A microtask, not at once: items added in the same synchronous stretch share a flush.
-        if (!scheduled && flushing < concurrency) {
+        if (!scheduled && !flushing) {
           scheduled = true;
           queueMicrotask(pump);
         }

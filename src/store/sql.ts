@@ -43,6 +43,11 @@ export function join(...parts: SqlStatement[]): SqlStatement {
   return { strings, values };
 }
 
+/** Concatenates statements with `separator` between them: ``joinWith(sql`, `, rows)``. */
+export function joinWith(separator: SqlStatement, parts: readonly SqlStatement[]): SqlStatement {
+  return join(...parts.flatMap((part, i) => (i === 0 ? [part] : [separator, part])));
+}
+
 /** Renders a statement for a placeholder style: `$1, $2` (`"numbered"`) or `?, ?` (`"question"`). */
 export function render(
   statement: SqlStatement,

@@ -9,7 +9,7 @@ import { uuidv7 } from "../core/ids.js";
 import { assertPattern } from "../bus/patterns.js";
 import { run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
-import { join, sql, type SqlStatement } from "../store/sql.js";
+import { join, joinWith, sql, type SqlStatement } from "../store/sql.js";
 import { WebhookNotFoundError } from "./errors.js";
 import { assertEndpointSecret, generateSecret } from "./secrets.js";
 import type { TargetPolicy } from "./ssrf.js";
@@ -274,7 +274,7 @@ export function createWebhookEndpoints(
         parts.push(sql`rate_limit = ${rate}, rate_tokens = ${burstOf(rate)}, rate_at = ${clock.now()}`);
       }
       if (parts.length === 0) return toEndpoint(await must(id));
-      const assignments = join(parts[0]!, ...parts.slice(1).map((p) => join(sql`, `, p)));
+      const assignments = joinWith(sql`, `, parts);
       return change(id, assignments, true);
     },
 
