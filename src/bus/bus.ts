@@ -243,8 +243,12 @@ export function createEventBus(options: EventBusOptions): EventBus {
       return store.transaction(async (tx) => {
         const busTx: BusTx = {
           query: (text, params) => tx.query(text, params),
-          state: tx.state,
-          idempotency: tx.idempotency,
+          get state() {
+            return tx.state;
+          },
+          get idempotency() {
+            return tx.idempotency;
+          },
           afterCommit: (callback) => tx.afterCommit(callback),
           publish: async <T, In>(def: EventDefinition<T, In>, data: In, opts: PublishOptions = {}) => {
             const { event, message } = await toMessage(def, data, opts);

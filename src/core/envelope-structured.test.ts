@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createEnvelope, decodeStructured, encodeStructured, type CloudEvent } from "./envelope.js";
+import { FakeClock } from "../testing/fake-clock.js";
 import { isPatchbayError, type EnvelopeError } from "./errors.js";
 
 function envelopeError(fn: () => unknown): EnvelopeError {
@@ -31,6 +32,27 @@ describe("structured mode", () => {
     expect(JSON.parse(text)).toMatchObject({ specversion: "1.0", dataversion: 2, data: { orderId: "o-1" } });
     expect(decodeStructured(text)).toEqual(ev);
     expect(decodeStructured(new TextEncoder().encode(text))).toEqual(ev);
+  });
+
+  it("writes the payload after the attributes, whatever order the event was built in", () => {
+    const ev = createEnvelope({ data: { n: 1 }, ...base, subject: "o-1" });
+    const text = encodeStructured(ev);
+    expect(Object.keys(JSON.parse(text) as object).at(-1)).toBe("data");
+    expect(text.endsWith(`"data":{"n":1}}`)).toBe(true);
+    expect(encodeStructured(createEnvelope(base))).not.toContain('"data"');
+  });
+
+  it("gives events made in one millisecond the same time, and a later event a later one", async () => {
+    const clock = new FakeClock(Date.UTC(2025, 0, 1));
+    const a = createEnvelope({ type: "t", source: "/s" }, clock);
+    const b = createEnvelope({ type: "t", source: "/s" }, clock);
+    await clock.advance(1);
+    const c = createEnvelope({ type: "t", source: "/s" }, clock);
+    expect([a.time, b.time, c.time]).toEqual([
+      "2025-01-01T00:00:00.000Z",
+      "2025-01-01T00:00:00.000Z",
+      "2025-01-01T00:00:00.001Z",
+    ]);
   });
 
   it("carries bytes as data_base64 for non-JSON content types and decodes them back", () => {

@@ -24,23 +24,26 @@ export function encodeStructured(event: CloudEvent): string {
  * `validateEnvelope` (what `createEnvelope` and `EventDefinition.toEnvelope` return). Internal.
  */
 export function serializeStructured(event: CloudEvent): string {
-  const { data, ...attributes } = event;
-  if (data === undefined) return JSON.stringify(attributes);
+  const data = event.data;
+  // A validated event holds `data` as its last member, so the event serialises as it is (no copy
+  // on the publish path); only bytes need rewriting.
+  if (data === undefined) return JSON.stringify(event);
   // Bytes with no declared content type are opaque bytes (as in binary mode), not JSON text.
   const json =
-    isJsonContentType(attributes.datacontenttype) &&
-    !(data instanceof Uint8Array && attributes.datacontenttype === undefined);
+    isJsonContentType(event.datacontenttype) &&
+    !(data instanceof Uint8Array && event.datacontenttype === undefined);
   if (data instanceof Uint8Array) {
+    const { data: _bytes, ...attributes } = event;
     if (!json) return JSON.stringify({ ...attributes, data_base64: Buffer.from(data).toString("base64") });
     return JSON.stringify({ ...attributes, data: parseJson(data, "data") });
   }
   if (!json && typeof data !== "string") {
     throw new EnvelopeError(
-      `invalid CloudEvent: attribute "data" must be a string or bytes for datacontenttype ${JSON.stringify(attributes.datacontenttype)}, got ${typeof data}`,
+      `invalid CloudEvent: attribute "data" must be a string or bytes for datacontenttype ${JSON.stringify(event.datacontenttype)}, got ${typeof data}`,
       "data",
     );
   }
-  return JSON.stringify({ ...attributes, data });
+  return JSON.stringify(event);
 }
 
 /**

@@ -62,6 +62,11 @@ describe("createEnvelope", () => {
       createEnvelope({ type: "t", source: "/s", extensions: { id: "sneaky" } }),
     );
     expect(err.attribute).toBe("extension:id");
+    // An attribute passed as undefined is still the attribute: an extension may not take its name.
+    const undefinedAttribute = envelopeError(() =>
+      createEnvelope({ type: "t", source: "/s", traceparent: undefined, extensions: { traceparent: "x" } }),
+    );
+    expect(undefinedAttribute.attribute).toBe("extension:traceparent");
   });
 
   it("refuses bad input with ENVELOPE_INVALID naming the attribute", () => {

@@ -176,12 +176,21 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
       return conn.query<Row>(text, params);
     },
   });
-  const txHandle = (live: SqlExecutor, committed: Array<() => void>): StoreTx => ({
-    query: (text, params) => live.query(text, params),
-    state: createStateStore(live, dialect, clock),
-    idempotency: createIdempotencyStore(live, dialect, clock),
-    afterCommit: (callback) => void committed.push(callback),
-  });
+  const txHandle = (live: SqlExecutor, committed: Array<() => void>): StoreTx => {
+    // Built on first use: most transactions (a bus handler's, for one) never touch them.
+    let state: StoreTx["state"] | undefined;
+    let idempotency: StoreTx["idempotency"] | undefined;
+    return {
+      query: (text, params) => live.query(text, params),
+      get state() {
+        return (state ??= createStateStore(live, dialect, clock));
+      },
+      get idempotency() {
+        return (idempotency ??= createIdempotencyStore(live, dialect, clock));
+      },
+      afterCommit: (callback) => void committed.push(callback),
+    };
+  };
   const runAfterCommit = (committed: Array<() => void>) => {
     for (const callback of committed.splice(0)) {
       try {
@@ -281,9 +290,9 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         // from inside it (TRANSACTION_NESTED) whether or not the transaction opened.
         const ctx: TxContext = { resource: driver.resource, open: true };
         const committed: Array<() => void> = [];
-        let finish!: { resolve: () => void; reject: (e: unknown) => void };
-        const fnSettled = new Promise<void>((resolve, reject) => (finish = { resolve, reject }));
-        fnSettled.catch(() => undefined); // only an opened transaction waits for it
+        // How fn ended, for an opened transaction to commit or roll back on (made when it opens:
+        // most bus handlers never open one).
+        let finish: { resolve: () => void; reject: (e: unknown) => void } | undefined;
 
         let opening: Promise<SqlExecutor> | undefined;
         let done: Promise<void> | undefined;
@@ -291,6 +300,8 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         let openFailure: { error: unknown } | undefined;
         const begin = () =>
           (opening ??= new Promise<SqlExecutor>((resolveOpen, rejectOpen) => {
+            const fnSettled = new Promise<void>((resolve, reject) => (finish = { resolve, reject }));
+            fnSettled.catch(() => undefined); // observed by the transaction below
             done = driver.transaction(async (conn) => {
               // Open until the transaction ends (beforeCommit runs after fn's handle closed).
               const connCtx: TxContext = { resource: driver.resource, open: true };
@@ -322,13 +333,13 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         } catch (e) {
           ctx.open = false;
           const failedOpening = openFailure;
-          finish.reject(e);
+          finish?.reject(e);
           await done?.catch(() => undefined);
           throw failedOpening ? failedOpening.error : e;
         }
         ctx.open = false;
         if (!opening) return { value, opened: false };
-        finish.resolve();
+        finish?.resolve();
         await done; // the commit, or why the transaction failed (onOpen, beforeCommit, COMMIT)
         runAfterCommit(committed);
         return { value, opened: true };
