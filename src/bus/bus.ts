@@ -380,7 +380,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
     try {
       event = decodeStructured(delivery.message.body);
       const def = catalogue.get(event.type);
-      if (def) event = { ...event, data: await def.decode(event) };
+      // decodeStructured returned a fresh object: the decoded data replaces the raw in place.
+      if (def) event.data = await def.decode(event);
     } catch (e) {
       // An undecodable envelope or a payload that fails its schema will never get better.
       await deadLetter(sub, delivery, e);
