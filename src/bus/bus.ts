@@ -76,8 +76,8 @@ export interface SubscribeOptions {
   /**
    * Deliveries this process holds at once, running or waiting for a handler slot (the broker's
    * prefetch; rows claimed from the local queue). Headroom over `concurrency` keeps handlers busy
-   * while finished deliveries are recorded and acked and new ones are checked against the inbox.
-   * Default `2 × concurrency`; at least `concurrency`.
+   * while finished deliveries are recorded and acked and new ones are checked against the inbox
+   * (and lets more of those share one statement). Default `3 × concurrency`; at least `concurrency`.
    */
   prefetch?: number;
   retry?: SubscriptionRetry;
@@ -282,7 +282,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
       if (!Number.isInteger(concurrency) || concurrency < 1) {
         throw new InvalidArgumentError("concurrency must be a positive integer", "concurrency");
       }
-      const prefetch = subOptions.prefetch ?? 2 * concurrency;
+      const prefetch = subOptions.prefetch ?? 3 * concurrency;
       if (!Number.isInteger(prefetch) || prefetch < concurrency) {
         throw new InvalidArgumentError("prefetch must be an integer of at least concurrency", "prefetch");
       }
