@@ -99,14 +99,14 @@ let lastIso = { ms: Number.NaN, text: "" };
 export function createEnvelope<T>(input: CreateEnvelopeInput<T>, clock: Clock = systemClock): CloudEvent<T> {
   const { extensions, time, id } = input;
   const event: Record<string, unknown> = {};
-  for (const name of extensions ? Object.keys(extensions) : []) {
+  for (const [name, value] of Object.entries(extensions ?? {})) {
     if (CONTEXT_ATTRIBUTES.has(name) || (name in input && name !== "extensions")) {
       throw new EnvelopeError(
         `invalid CloudEvent: extension "${name}" clashes with the attribute of that name; set it directly`,
         `extension:${name}`,
       );
     }
-    event[name] = extensions?.[name];
+    event[name] = value;
   }
   if (time instanceof Date && Number.isNaN(time.getTime())) {
     throw new EnvelopeError('invalid CloudEvent: attribute "time" is an invalid Date', "time");
