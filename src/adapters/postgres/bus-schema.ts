@@ -62,3 +62,21 @@ export const postgresBusMigration = (version: number): Migration => ({
     );
   `,
 });
+
+/**
+ * The inbox keyed by message id first. A check looks up many ids of one group at once
+ * (`grp = $1 AND message_id = ANY($2)`). With the group first, a table whose statistics are stale
+ * — a new one, or one that grew since autovacuum last analysed it — is planned, from about 40 ids
+ * on, as a scan of the group's whole index range filtered by id: 3 ms instead of 0.3 ms for 52
+ * ids among 20,000 rows, and growing with the table. With the id first, every plan is a probe
+ * per id. `ON CONFLICT (grp, message_id)` still finds the key (column order does not matter).
+ */
+export const postgresBusInboxKeyMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-inbox-key",
+  sql: `
+    ALTER TABLE {{schema}}.bus_inbox
+      DROP CONSTRAINT bus_inbox_pkey,
+      ADD PRIMARY KEY (message_id, grp);
+  `,
+});

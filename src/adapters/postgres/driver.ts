@@ -6,7 +6,7 @@ import type { Migration, MigrationTx } from "../../store/migrations.js";
 import { quoteIdentifier } from "../../store/sql.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { toStoreError, toUnavailable } from "./errors.js";
-import { postgresBusMigration } from "./bus-schema.js";
+import { postgresBusInboxKeyMigration, postgresBusMigration } from "./bus-schema.js";
 import { postgresSagaMigration } from "./saga-schema.js";
 import { postgresWebhooksMigration } from "./webhooks-schema.js";
 import { postgresMigrations } from "./migrations.js";
@@ -20,6 +20,7 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   postgresBusMigration, // event bus
   postgresSagaMigration, // sagas
   postgresWebhooksMigration, // webhooks
+  postgresBusInboxKeyMigration, // event bus: the inbox keyed by message id first
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],
