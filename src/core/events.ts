@@ -4,6 +4,7 @@ import { InvalidArgumentError, UnknownEventVersionError } from "./errors.js";
 import {
   isStandardSchema,
   parseWithSchema,
+  parseWithSchemaSyncFirst,
   type SchemaInput,
   type SchemaOutput,
   type StandardSchemaV1,
@@ -129,6 +130,8 @@ export function defineEvent<S extends StandardSchemaV1>(
     new UnknownEventVersionError(`${type}: cannot read dataversion ${found}: ${why}`, type, found, version);
 
   const parse = (data: unknown) => parseWithSchema(schema, data, context);
+  /** `parse` without a promise when the schema is synchronous: it runs for every message. */
+  const check = (data: unknown) => parseWithSchemaSyncFirst(schema, data, context);
 
   async function upcast(data: unknown, fromVersion: number): Promise<unknown> {
     if (!Number.isSafeInteger(fromVersion) || fromVersion < 1) {
@@ -152,7 +155,8 @@ export function defineEvent<S extends StandardSchemaV1>(
         "options.source",
       );
     }
-    const value = await parse(data);
+    const checked = check(data);
+    const value = checked instanceof Promise ? await checked : checked;
     return createEnvelope(
       {
         type,
@@ -192,7 +196,7 @@ export function defineEvent<S extends StandardSchemaV1>(
       const raw: unknown = event.dataversion ?? 1;
       const found = typeof raw === "number" ? raw : Number(raw);
       // The current version needs no upcasting (the common case: skip its async step).
-      return parse(found === version ? event.data : await upcast(event.data, found));
+      return check(found === version ? event.data : await upcast(event.data, found));
     },
     toEnvelope,
   };

@@ -2,7 +2,13 @@ import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { isPatchbayError, type SchemaValidationError } from "./errors.js";
-import { formatIssuePath, isStandardSchema, parseWithSchema, type StandardSchemaV1 } from "./schema.js";
+import {
+  formatIssuePath,
+  isStandardSchema,
+  parseWithSchema,
+  parseWithSchemaSyncFirst,
+  type StandardSchemaV1,
+} from "./schema.js";
 
 async function schemaError(promise: Promise<unknown>): Promise<SchemaValidationError> {
   try {
@@ -66,5 +72,26 @@ describe("parseWithSchema", () => {
       /^order\.created v1: data does not match the schema: a: .*; b: .*; c: .* \(and 1 more\)$/,
     );
     expect(err.retryable).toBe(false);
+  });
+});
+
+describe("parseWithSchemaSyncFirst", () => {
+  it("answers a synchronous schema without a promise, and throws its issues at once", () => {
+    const schema = z.object({ qty: z.coerce.number() });
+    expect(parseWithSchemaSyncFirst(schema, { qty: "3" }, context)).toEqual({ qty: 3 });
+    expect(() => parseWithSchemaSyncFirst(schema, { qty: "x" }, context)).toThrow(/order\.created v1: data/);
+  });
+
+  it("returns a promise for an asynchronous schema", async () => {
+    const asyncSchema: StandardSchemaV1<unknown, string> = {
+      "~standard": {
+        version: 1,
+        vendor: "test",
+        validate: (value) => Promise.resolve({ value: String(value) }),
+      },
+    };
+    const result = parseWithSchemaSyncFirst(asyncSchema, 7, context);
+    expect(result).toBeInstanceOf(Promise);
+    await expect(result).resolves.toBe("7");
   });
 });

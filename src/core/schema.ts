@@ -52,7 +52,25 @@ export async function parseWithSchema<S extends StandardSchemaV1>(
   value: unknown,
   context: SchemaContext,
 ): Promise<SchemaOutput<S>> {
-  const result = await schema["~standard"].validate(value);
+  return parseWithSchemaSyncFirst(schema, value, context);
+}
+
+/**
+ * {@link parseWithSchema} without a promise when the schema validates synchronously (most do):
+ * for hot paths that run once per message. Throws, or rejects, the same errors.
+ */
+export function parseWithSchemaSyncFirst<S extends StandardSchemaV1>(
+  schema: S,
+  value: unknown,
+  context: SchemaContext,
+): SchemaOutput<S> | Promise<SchemaOutput<S>> {
+  const result = schema["~standard"].validate(value);
+  return result instanceof Promise
+    ? result.then((r: StandardSchemaV1.Result<SchemaOutput<S>>) => outcome(r, context))
+    : outcome(result as StandardSchemaV1.Result<SchemaOutput<S>>, context);
+}
+
+function outcome<T>(result: StandardSchemaV1.Result<T>, context: SchemaContext): T {
   if (!result.issues) return result.value;
   const issues: SchemaIssue[] = result.issues.map((issue) => ({
     path: formatIssuePath(issue.path),

@@ -58,38 +58,40 @@ export function createPublisher(connection: Connection, o: PublisherOptions) {
     }
   }
 
-  /** Resolves to the failure of one message, never rejects (so no confirm is left unobserved). */
-  function publishOne(link: Link, m: Outgoing): Promise<PublishError | undefined> {
-    return new Promise((resolve) => {
+  /**
+   * Publishes one message; `settle` gets its outcome once, from its confirm callback (or at once
+   * when amqplib refuses the publish). Never throws.
+   */
+  function publishOne(link: Link, m: Outgoing, settle: (failure: PublishError | undefined) => void) {
+    const key = m.mandatory ? returnKey(m.routingKey, m.options.messageId) : undefined;
+    try {
+      const ok = link.publisher.publish(
+        m.exchange,
+        m.routingKey,
+        m.content,
+        m.mandatory ? { ...m.options, mandatory: true } : m.options,
+        (err: unknown) => {
+          const id = String(m.options.messageId);
+          if (err) {
+            settle(
+              new PublishError(`RabbitMQ did not confirm message ${id}: ${(err as Error).message}`, {
+                cause: err,
+              }),
+            );
+          } else if (key !== undefined && link.returned.delete(key)) {
+            settle(
+              new PublishError(`no queue takes message ${id} (routing key ${m.routingKey})`, {
+                retryable: false,
+              }),
+            );
+          } else settle(undefined);
+        },
+      );
+      if (!ok) link.markFull();
+    } catch (e) {
       const id = String(m.options.messageId);
-      const key = m.mandatory ? returnKey(m.routingKey, m.options.messageId) : undefined;
-      try {
-        const ok = link.publisher.publish(
-          m.exchange,
-          m.routingKey,
-          m.content,
-          m.mandatory ? { ...m.options, mandatory: true } : m.options,
-          (err: unknown) => {
-            if (err) {
-              resolve(
-                new PublishError(`RabbitMQ did not confirm message ${id}: ${(err as Error).message}`, {
-                  cause: err,
-                }),
-              );
-            } else if (key !== undefined && link.returned.delete(key)) {
-              resolve(
-                new PublishError(`no queue takes message ${id} (routing key ${m.routingKey})`, {
-                  retryable: false,
-                }),
-              );
-            } else resolve(undefined);
-          },
-        );
-        if (!ok) link.markFull();
-      } catch (e) {
-        resolve(new PublishError(`cannot publish message ${id}: ${(e as Error).message}`, { cause: e }));
-      }
-    });
+      settle(new PublishError(`cannot publish message ${id}: ${(e as Error).message}`, { cause: e }));
+    }
   }
 
   return {
@@ -97,30 +99,38 @@ export function createPublisher(connection: Connection, o: PublisherOptions) {
     async send(messages: readonly Outgoing[]): Promise<void> {
       if (messages.length === 0) return;
       const link = await linkFor(messages.length);
-      const outcomes: Array<Promise<PublishError | undefined>> = [];
-      for (const m of messages) {
+      // One promise for the batch (not one per message): it settles once every message has its
+      // outcome, or when the confirm timeout passes; then the first failure, if any, is thrown.
+      let pending = messages.length;
+      let failed: PublishError | undefined;
+      let finish!: () => void;
+      const confirmed = new Promise<void>((resolve) => (finish = resolve));
+      const settle = (failure: PublishError | undefined) => {
+        if (failure) failed ??= failure;
+        if (--pending === 0) finish();
+      };
+      for (let i = 0; i < messages.length; i++) {
         const blocked = link.writable();
         if (blocked) await blocked;
         if (link.broken) {
-          outcomes.push(Promise.resolve(new PublishError("the connection to RabbitMQ was lost")));
+          // The rest were never sent; the confirms of those sent cannot come any more.
+          failed ??= new PublishError("the connection to RabbitMQ was lost");
+          pending -= messages.length - i;
+          if (pending === 0) finish();
           break;
         }
-        outcomes.push(publishOne(link, m));
+        publishOne(link, messages[i]!, settle);
       }
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<PublishError>((resolve) => {
-        timer = setTimeout(
-          () => resolve(new PublishError(`no confirm from RabbitMQ within ${o.confirmTimeoutMs} ms`)),
-          o.confirmTimeoutMs,
-        );
-      });
+      const timer = setTimeout(() => {
+        failed ??= new PublishError(`no confirm from RabbitMQ within ${o.confirmTimeoutMs} ms`);
+        finish();
+      }, o.confirmTimeoutMs);
       try {
-        const failures = await Promise.race([Promise.all(outcomes), timedOut.then((e) => [e])]);
-        const first = failures.find((f) => f !== undefined);
-        if (first) throw first;
+        await confirmed;
       } finally {
         clearTimeout(timer);
       }
+      if (failed) throw failed;
     },
   };
 }

@@ -123,32 +123,44 @@ export function rabbitmq(options: RabbitmqTransportOptions = {}): Transport {
     return declared;
   }
 
-  /** Where a message goes: now to every matching group or to one, or into a delay tier first. */
-  async function route(
+  /**
+   * Where a message goes: now to every matching group or to one, or into a delay tier first.
+   * Synchronous unless a delay tier must be declared first (a publish path without promises).
+   */
+  function route(
     m: TransportMessage,
     to: { group?: string | undefined; due?: number | undefined },
     book: Bookkeeping,
     now: number,
-  ): Promise<Outgoing> {
+  ): Outgoing | Promise<Outgoing> {
     const remaining = to.due === undefined ? 0 : to.due - now;
     const tier = remaining > 0 ? tierFor(remaining) : undefined;
+    if (tier !== undefined) return routeDelayed(m, to, book, tier);
     const content = Buffer.from(m.body, "utf8");
-    if (tier !== undefined) {
-      try {
-        await ensureTier(tier);
-      } catch (e) {
-        throw isPatchbayError(e, "RABBITMQ_TOPOLOGY_CONFLICT")
-          ? e
-          : new PublishError(`cannot prepare delay tier ${tier} ms`, { cause: e });
-      }
-      const options = encode(m, { ...book, due: to.due, tier: { ms: tier, to: to.group ?? TO_ALL } });
-      return { exchange: n.delay, routingKey: m.type, content, options, mandatory: true };
-    }
     const options = encode(m, { ...book, due: remaining > 0 ? to.due : undefined });
     if (to.group !== undefined) {
       return { exchange: "", routingKey: n.group(to.group), content, options, mandatory: true };
     }
     return { exchange: n.exchange, routingKey: m.type, content, options };
+  }
+
+  /** Into the delay tier of `tier` ms (declared on first use), to come back to its group(s). */
+  async function routeDelayed(
+    m: TransportMessage,
+    to: { group?: string | undefined; due?: number | undefined },
+    book: Bookkeeping,
+    tier: number,
+  ): Promise<Outgoing> {
+    try {
+      await ensureTier(tier);
+    } catch (e) {
+      throw isPatchbayError(e, "RABBITMQ_TOPOLOGY_CONFLICT")
+        ? e
+        : new PublishError(`cannot prepare delay tier ${tier} ms`, { cause: e });
+    }
+    const content = Buffer.from(m.body, "utf8");
+    const options = encode(m, { ...book, due: to.due, tier: { ms: tier, to: to.group ?? TO_ALL } });
+    return { exchange: n.delay, routingKey: m.type, content, options, mandatory: true };
   }
 
   async function sendLater(d: Decoded, later: Later): Promise<void> {
@@ -202,14 +214,21 @@ export function rabbitmq(options: RabbitmqTransportOptions = {}): Transport {
       }
       if (opts.group !== undefined) assertGroup(opts.group);
       if (messages.length === 0) return;
-      try {
-        await ensureOpen();
-      } catch (e) {
-        throw new PublishError(`cannot reach RabbitMQ at ${o.where}`, { cause: e });
+      if (!opened) {
+        try {
+          await ensureOpen();
+        } catch (e) {
+          throw new PublishError(`cannot reach RabbitMQ at ${o.where}`, { cause: e });
+        }
       }
       const now = Date.now();
       const due = opts.delayMs !== undefined && opts.delayMs > 0 ? now + opts.delayMs : undefined;
-      const out = await Promise.all(messages.map((m) => route(m, { group: opts.group, due }, {}, now)));
+      const to = { group: opts.group, due };
+      const out: Outgoing[] = [];
+      for (const m of messages) {
+        const r = route(m, to, {}, now);
+        out.push(r instanceof Promise ? await r : r);
+      }
       await publisher.send(out);
     },
 
