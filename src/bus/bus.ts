@@ -148,6 +148,47 @@ interface Subscription {
   handler: Handler;
 }
 
+/**
+ * A handler's context, one per delivery. A class, not an object literal with getters: those
+ * make fresh closures per delivery. The child logger is made on first use (most handlers never
+ * log, and one per delivery is not free).
+ */
+class DeliveryContext implements HandlerContext {
+  readonly #logger: Logger;
+  readonly #event: CloudEvent;
+  readonly #tx: StoreTx | undefined;
+  #child: Logger | undefined;
+
+  constructor(
+    readonly attempt: number,
+    readonly group: string,
+    readonly signal: AbortSignal,
+    logger: Logger,
+    event: CloudEvent,
+    tx: StoreTx | undefined,
+  ) {
+    this.#logger = logger;
+    this.#event = event;
+    this.#tx = tx;
+  }
+
+  get logger(): Logger {
+    return (this.#child ??= this.#logger.child({
+      group: this.group,
+      messageId: this.#event.id,
+      type: this.#event.type,
+    }));
+  }
+
+  get tx(): StoreTx {
+    if (this.#tx) return this.#tx;
+    throw new BusError(
+      "SUBSCRIPTION_INVALID",
+      `group ${this.group} was subscribed with transaction: false, so its handler has no ctx.tx`,
+    );
+  }
+}
+
 /** Thrown into a handler's transaction when its message turns out to be processed already. */
 class AlreadyProcessed extends Error {
   constructor() {
@@ -434,30 +475,14 @@ export function createEventBus(options: EventBusOptions): EventBus {
    * other deliveries' instead of costing a transaction each.
    */
   async function runHandler(sub: Subscription, delivery: Delivery, event: CloudEvent): Promise<boolean> {
-    let child: Logger | undefined;
-    const context = (tx: () => StoreTx): HandlerContext => ({
-      attempt: delivery.attempt,
-      group: sub.group,
-      signal: stopping.signal,
-      // Made on first use: most handlers never log, and a child logger per delivery is not free.
-      get logger() {
-        return (child ??= logger.child({ group: sub.group, messageId: event.id, type: event.type }));
-      },
-      get tx() {
-        return tx();
-      },
-    });
+    const context = (tx: StoreTx | undefined) =>
+      new DeliveryContext(delivery.attempt, sub.group, stopping.signal, logger, event, tx);
     if (await inbox.isProcessed(sub.group, event.id)) {
       await delivery.ack();
       return true;
     }
     if (!sub.transactional) {
-      const ctx = context(() => {
-        throw new BusError(
-          "SUBSCRIPTION_INVALID",
-          `group ${sub.group} was subscribed with transaction: false, so its handler has no ctx.tx`,
-        );
-      });
+      const ctx = context(undefined);
       await sub.slots.execute(() => sub.handler(event as ReceivedEvent, ctx));
       await inbox.markProcessed(sub.group, event.id);
       await delivery.ack();
@@ -467,13 +492,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
     let opened: boolean;
     try {
       ({ opened } = await store.lazyTransaction(
-        (tx) =>
-          sub.slots.execute(() =>
-            sub.handler(
-              event as ReceivedEvent,
-              context(() => tx),
-            ),
-          ),
+        (tx) => sub.slots.execute(() => sub.handler(event as ReceivedEvent, context(tx))),
         {
           onOpen: async (tx) => {
             if (!(await inbox.claim(tx, sub.group, event.id))) throw new AlreadyProcessed();

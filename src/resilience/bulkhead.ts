@@ -60,16 +60,38 @@ export function bulkhead(options: BulkheadOptions): BulkheadPolicy {
       waiting.push(waiter);
     });
 
-  async function run<T>(fn: PolicyFn<T>, parent: PolicyContext): Promise<T> {
-    if (isAborted(parent)) throw abortReason(parent);
-    if (executing < limit) executing++;
-    else if (waiting.length < queueLimit) await wait(parent.signal);
-    else throw new BulkheadRejectedError(limit, queueLimit);
-    try {
-      return await fn(parent);
-    } finally {
-      release();
+  function run<T>(fn: PolicyFn<T>, parent: PolicyContext): Promise<T> {
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the signal's own reason, passed through
+    if (isAborted(parent)) return Promise.reject(abortReason(parent));
+    if (executing < limit) {
+      // A free slot (the common case): no async step before fn starts.
+      executing++;
+      return occupy(fn, parent);
     }
+    if (waiting.length < queueLimit) return wait(parent.signal).then(() => occupy(fn, parent));
+    return Promise.reject(new BulkheadRejectedError(limit, queueLimit));
+  }
+
+  /** Runs fn in the slot it was given and hands the slot on when fn settles, however it ends. */
+  function occupy<T>(fn: PolicyFn<T>, parent: PolicyContext): Promise<T> {
+    let running: Promise<T>;
+    try {
+      running = Promise.resolve(fn(parent));
+    } catch (e) {
+      release();
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- fn's own error, passed through
+      return Promise.reject(e);
+    }
+    return running.then(
+      (value) => {
+        release();
+        return value;
+      },
+      (e: unknown) => {
+        release();
+        throw e;
+      },
+    );
   }
 
   const policy: BulkheadPolicy & ContextPolicy = {

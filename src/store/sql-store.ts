@@ -118,6 +118,15 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
     if (state === "closing" || state === "closed") return new StoreClosedError("the store is closed");
     return undefined;
   };
+  /** Calls `fn`, turning a synchronous throw into a rejection. */
+  const run = <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return fn();
+    } catch (e) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the caller's own error, passed through
+      return Promise.reject(e);
+    }
+  };
   /**
    * Runs one operation: rejects at once when closed or nested, opens the store on first use,
    * and is tracked from the start so `close()` waits for it.
@@ -125,10 +134,14 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
   const operation = <T>(fn: () => Promise<T>, { openFirst = true } = {}): Promise<T> => {
     const refused = refusal();
     if (refused) return Promise.reject(refused);
-    const p = (async () => {
-      if (openFirst && state !== "open") await store.open();
-      return fn();
-    })();
+    const p =
+      state === "open"
+        ? // The common case without an extra async step (this runs for every statement).
+          run(fn)
+        : (async () => {
+            if (openFirst) await store.open();
+            return fn();
+          })();
     running.add(p);
     const done = () => running.delete(p);
     p.then(done, done);

@@ -80,6 +80,33 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(seen).toHaveLength(1);
     });
 
+    it("a handler's context: attempt, group, one logger per delivery, and no ctx.tx without a transaction", async () => {
+      const b = bus();
+      const seen: Array<{ attempt: number; group: string; sameLogger: boolean; tx: unknown }> = [];
+      b.subscribe(OrderCreated, { group: "plain", transaction: false }, (_e, ctx) => {
+        let tx: unknown;
+        try {
+          tx = ctx.tx;
+        } catch (e) {
+          tx = isPatchbayError(e, "SUBSCRIPTION_INVALID") ? "SUBSCRIPTION_INVALID" : e;
+        }
+        const { attempt, group } = ctx; // destructuring reads the context like any object
+        seen.push({ attempt, group, sameLogger: ctx.logger === ctx.logger, tx });
+      });
+      b.subscribe(OrderCreated, { group: "with-tx" }, async (_e, ctx) => {
+        const { tx } = ctx;
+        await tx.query("SELECT 1");
+        seen.push({ attempt: ctx.attempt, group: ctx.group, sameLogger: true, tx: typeof tx.query });
+      });
+      await b.start();
+      await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(() => seen.length === 2, 10_000, "both groups");
+      expect(seen.sort((x, y) => x.group.localeCompare(y.group))).toEqual([
+        { attempt: 1, group: "plain", sameLogger: true, tx: "SUBSCRIPTION_INVALID" },
+        { attempt: 1, group: "with-tx", sameLogger: true, tx: "function" },
+      ]);
+    });
+
     it("each group gets every matching event, with its data validated and typed", async () => {
       const b = bus();
       const inventory: string[] = [];

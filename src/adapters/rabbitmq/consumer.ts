@@ -187,9 +187,13 @@ export async function startConsumer(
       return;
     }
     if (!running) return release(att, msg);
-    const p = handle(att, msg)
-      .catch((e: unknown) => log.error({ err: e }, "patchbay rabbitmq: consumer error"))
-      .finally(() => inFlight.delete(p));
+    const p: Promise<void> = handle(att, msg).then(
+      () => void inFlight.delete(p),
+      (e: unknown) => {
+        log.error({ err: e }, "patchbay rabbitmq: consumer error");
+        inFlight.delete(p);
+      },
+    );
     inFlight.add(p);
   }
 
