@@ -11,14 +11,14 @@ import amqp from "amqplib";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import pg from "pg";
 import PgBoss from "pg-boss";
-import { postgres } from "../src/adapters/postgres/index.js";
-import { rabbitmq } from "../src/adapters/rabbitmq/index.js";
+// Ours as users run it: the built package (dist/, through its own exports; `npm run bench`
+// builds first), like the peers' compiled JavaScript — not src/ through tsx's transform.
+import { createEventBus, defineEvent, type SqlStore, type StandardSchemaV1 } from "patchbay";
+import { postgres } from "patchbay/postgres";
+import { rabbitmq } from "patchbay/rabbitmq";
+import { sqlite } from "patchbay/sqlite";
+// Names only, to delete what a run declared.
 import { DELAY_TIERS_MS, topologyNames } from "../src/adapters/rabbitmq/topology.js";
-import { sqlite } from "../src/adapters/sqlite/index.js";
-import { createEventBus } from "../src/bus/bus.js";
-import { defineEvent } from "../src/core/events.js";
-import type { StandardSchemaV1 } from "../src/core/schema.js";
-import type { SqlStore } from "../src/store/sql-store.js";
 
 export const PG_URL = process.env.PATCHBAY_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 export const AMQP_URL = process.env.PATCHBAY_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
