@@ -12,6 +12,7 @@ import {
   trace,
   type Span,
 } from "@opentelemetry/api";
+import { invoke } from "../core/invoke.js";
 
 const tracer = trace.getTracer("patchbay");
 const meter = metrics.getMeter("patchbay");
@@ -79,16 +80,7 @@ export function withConsumerSpan<T>(
  * an async wrapper: this runs twice per message, and every promise counts on that path.
  */
 function ended<T>(span: Span, fn: () => Promise<T>): Promise<T> {
-  let running: Promise<T>;
-  try {
-    running = fn();
-  } catch (e) {
-    fail(span, e);
-    span.end();
-    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the handler's own error, passed through
-    return Promise.reject(e);
-  }
-  return running.then(
+  return invoke(fn).then(
     (value) => {
       span.end();
       return value;

@@ -93,5 +93,17 @@ describe("parseWithSchemaSyncFirst", () => {
     const result = parseWithSchemaSyncFirst(asyncSchema, 7, context);
     expect(result).toBeInstanceOf(Promise);
     await expect(result).resolves.toBe("7");
+    // A thenable that is not a native promise (another library's, another realm's) is awaited too.
+    const thenable: StandardSchemaV1<unknown, string> = {
+      "~standard": {
+        version: 1,
+        vendor: "test",
+        validate: (value) =>
+          ({ then: (ok: (r: { value: string }) => void) => ok({ value: `t${String(value)}` }) }) as never,
+      },
+    };
+    const viaThenable = parseWithSchemaSyncFirst(thenable, 8, context);
+    expect(viaThenable).toBeInstanceOf(Promise);
+    await expect(viaThenable).resolves.toBe("t8");
   });
 });

@@ -65,8 +65,9 @@ export function parseWithSchemaSyncFirst<S extends StandardSchemaV1>(
   context: SchemaContext,
 ): SchemaOutput<S> | Promise<SchemaOutput<S>> {
   const result = schema["~standard"].validate(value);
-  return result instanceof Promise
-    ? result.then((r: StandardSchemaV1.Result<SchemaOutput<S>>) => outcome(r, context))
+  // Any thenable counts as asynchronous (as `await` would treat it); the answer is a native promise.
+  return typeof (result as Partial<PromiseLike<unknown>>).then === "function"
+    ? Promise.resolve(result).then((r) => outcome(r, context))
     : outcome(result as StandardSchemaV1.Result<SchemaOutput<S>>, context);
 }
 

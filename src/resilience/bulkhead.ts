@@ -1,3 +1,4 @@
+import { invoke } from "../core/invoke.js";
 import { BulkheadRejectedError } from "./errors.js";
 import { abortReason, checkCount, isAborted, rootContext, RUN, type ContextPolicy } from "./internal.js";
 import type { Policy, PolicyContext, PolicyFn } from "./policy.js";
@@ -74,15 +75,7 @@ export function bulkhead(options: BulkheadOptions): BulkheadPolicy {
 
   /** Runs fn in the slot it was given and hands the slot on when fn settles, however it ends. */
   function occupy<T>(fn: PolicyFn<T>, parent: PolicyContext): Promise<T> {
-    let running: Promise<T>;
-    try {
-      running = Promise.resolve(fn(parent));
-    } catch (e) {
-      release();
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- fn's own error, passed through
-      return Promise.reject(e);
-    }
-    return running.then(
+    return invoke(() => fn(parent)).then(
       (value) => {
         release();
         return value;

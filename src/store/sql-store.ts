@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { systemClock, type Clock } from "../core/clock.js";
 import type { PatchbayError } from "../core/errors.js";
+import { invoke } from "../core/invoke.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import type {
   QueryResult,
@@ -118,15 +119,6 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
     if (state === "closing" || state === "closed") return new StoreClosedError("the store is closed");
     return undefined;
   };
-  /** Calls `fn`, turning a synchronous throw into a rejection. */
-  const run = <T>(fn: () => Promise<T>): Promise<T> => {
-    try {
-      return fn();
-    } catch (e) {
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the caller's own error, passed through
-      return Promise.reject(e);
-    }
-  };
   /**
    * Runs one operation: rejects at once when closed or nested, opens the store on first use,
    * and is tracked from the start so `close()` waits for it.
@@ -137,7 +129,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
     const p =
       state === "open"
         ? // The common case without an extra async step (this runs for every statement).
-          run(fn)
+          invoke(fn)
         : (async () => {
             if (openFirst) await store.open();
             return fn();

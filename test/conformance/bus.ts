@@ -96,7 +96,12 @@ export function defineBusConformance(harness: BusHarness): void {
       b.subscribe(OrderCreated, { group: "with-tx" }, async (_e, ctx) => {
         const { tx } = ctx;
         await tx.query("SELECT 1");
-        seen.push({ attempt: ctx.attempt, group: ctx.group, sameLogger: true, tx: typeof tx.query });
+        seen.push({
+          attempt: ctx.attempt,
+          group: ctx.group,
+          sameLogger: ctx.logger === ctx.logger,
+          tx: typeof tx.query,
+        });
       });
       await b.start();
       await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
