@@ -3,10 +3,11 @@
  * while consuming for a fixed time and prints `{ baseline, peak, handled }` (MiB, count) as JSON.
  * Usage: node --import tsx bench/bus-rss-child.ts '{"transport":"rabbitmq"|"local","store":"postgres"|"sqlite","config":{...},"prefix":"...","seconds":8}'
  */
-import { postgres } from "../src/adapters/postgres/index.js";
-import { rabbitmq } from "../src/adapters/rabbitmq/index.js";
-import { sqlite } from "../src/adapters/sqlite/index.js";
-import { createEventBus } from "../src/bus/bus.js";
+// The built package, like the throughput contenders (the bench runs with tsconfig.bench.json).
+import { createEventBus } from "patchbay";
+import { postgres } from "patchbay/postgres";
+import { rabbitmq } from "patchbay/rabbitmq";
+import { sqlite } from "patchbay/sqlite";
 import { AMQP_URL, BenchEvent, CONCURRENCY } from "./bus-contenders.js";
 
 const args = JSON.parse(process.argv[2] ?? "{}") as {
