@@ -218,6 +218,40 @@ if (!mq.reachable) {
       ]);
     });
 
+    it("acks finishing out of order all land, and none waits behind a delivery that never finishes", async () => {
+      const t = make();
+      await t.bind("a", ["#"]);
+      const stuck = message("a.stuck");
+      const others = Array.from({ length: 60 }, () => message("a.x"));
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      releases.push(release);
+      const done = new Set<string>();
+      const first = await t.consume("a", { concurrency: 4 }, async (d) => {
+        if (d.message.id === stuck.id) await released;
+        else await sleep(Math.random() * 5); // finish in any order
+        await d.ack();
+        done.add(d.message.id);
+      });
+      await t.publish([stuck]);
+      await t.publish(others);
+      // With 4 deliveries in flight at most, the 60 get through only if their acks are not held
+      // back behind the stuck one's (an ack "up to" a tag must never wait for a slow delivery).
+      await until(() => others.every((m) => done.has(m.id)), 15_000, "the 60 others handled");
+      await first.stop(200); // the stuck one is still running: the broker takes it back
+      const again: Delivery[] = [];
+      consumers.push(
+        await t.consume("a", { concurrency: 4 }, async (d) => {
+          again.push(d);
+          await d.ack();
+        }),
+      );
+      await until(() => again.length >= 1, 10_000, "the stuck one redelivered");
+      await sleep(500);
+      // Every other ack landed: only the unfinished delivery comes back.
+      expect(again.map((d) => [d.message.id, d.attempt])).toEqual([[stuck.id, 2]]);
+    });
+
     it("a message whose consumer dies with it past deliveryLimit moves to the group's broker DLQ", async () => {
       const t = make({ url: await viaProxy(), deliveryLimit: 1 });
       await t.bind("p", ["#"]);

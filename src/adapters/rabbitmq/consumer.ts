@@ -1,10 +1,11 @@
 /**
- * A consumer of one group's queue: manual acks, prefetch = concurrency, one channel per
- * consumer. It re-attaches by itself on a new connection. Acks are bound to the channel the
- * message came on: once that channel is gone, an ack is dropped and the broker redelivers the
- * message (the bus's inbox recognises it).
+ * A consumer of one group's queue: manual acks (coalesced per turn of the event loop, see
+ * acks.ts), prefetch = concurrency, one channel per consumer. It re-attaches by itself on a new
+ * connection. Acks are bound to the channel the message came on: once that channel is gone, an
+ * ack is dropped and the broker redelivers the message (the bus's inbox recognises it).
  */
 import type { Channel, ConsumeMessage } from "amqplib";
+import { channelAcks, type Tracked } from "./acks.js";
 import { BusError } from "../../bus/errors.js";
 import type { Consumer, Delivery, FailureRecord } from "../../bus/transport.js";
 import type { Logger } from "../../core/logger.js";
@@ -48,6 +49,7 @@ interface Attachment {
   ch: Channel;
   alive: boolean;
   tag: string | undefined;
+  acks: ReturnType<typeof channelAcks>;
 }
 
 /** Starts consuming `group`; resolves once attached (or waiting for a connection to attach to). */
@@ -81,25 +83,12 @@ export async function startConsumer(
       cancels.add(cancel);
     });
 
-  const ackOn = (att: Attachment, msg: ConsumeMessage) => {
-    if (!att.alive) return; // the channel died: the broker redelivers, the inbox dedupes
-    try {
-      att.ch.ack(msg);
-    } catch {
-      // closing under us: same as above
-    }
-  };
+  // Once the channel died an ack is dropped: the broker redelivers, the inbox dedupes.
+  const ackOn = (att: Attachment, msg: Tracked) => att.acks.ack(msg);
   /** Gives the message back to the queue now (it counts as a delivery in x-delivery-count). */
-  const release = (att: Attachment, msg: ConsumeMessage) => {
-    if (!att.alive) return;
-    try {
-      att.ch.nack(msg, false, true);
-    } catch {
-      // closing under us: the broker requeues it anyway
-    }
-  };
+  const release = (att: Attachment, msg: Tracked) => att.acks.requeue(msg);
 
-  function makeDelivery(att: Attachment, msg: ConsumeMessage, d: Decoded, attempt: number) {
+  function makeDelivery(att: Attachment, msg: Tracked, d: Decoded, attempt: number) {
     let state: "open" | "busy" | "settled" = "open";
     const claim = (what: string) => {
       if (state !== "open") {
@@ -133,8 +122,8 @@ export async function startConsumer(
     return { delivery, settled: () => state === "settled" };
   }
 
-  async function handle(att: Attachment, msg: ConsumeMessage): Promise<void> {
-    const d = decode(msg);
+  async function handle(att: Attachment, msg: Tracked): Promise<void> {
+    const d = decode(msg.msg);
     const wait = d.due === undefined ? 0 : d.due - Date.now();
     if (wait > 0 && tierFor(wait) !== undefined) {
       // Back from a delay tier early: one more hop (not an attempt; the count carries over).
@@ -186,8 +175,9 @@ export async function startConsumer(
       if (running && current === att) att.link.fail(`RabbitMQ cancelled the consumer of group ${group}`);
       return;
     }
-    if (!running) return release(att, msg);
-    const p: Promise<void> = handle(att, msg).then(
+    const tracked = att.acks.track(msg);
+    if (!running) return release(att, tracked);
+    const p: Promise<void> = handle(att, tracked).then(
       () => void inFlight.delete(p),
       (e: unknown) => {
         log.error({ err: e }, "patchbay rabbitmq: consumer error");
@@ -205,7 +195,13 @@ export async function startConsumer(
     }
     if (!running || link.broken) return;
     const ch = await link.model.createChannel();
-    const att: Attachment = { link, ch, alive: true, tag: undefined };
+    const att: Attachment = {
+      link,
+      ch,
+      alive: true,
+      tag: undefined,
+      acks: channelAcks(ch, () => att.alive),
+    };
     ch.on("error", (e: unknown) => log.warn({ err: e }, "patchbay rabbitmq: consumer channel error"));
     ch.on("close", () => {
       att.alive = false;
@@ -266,6 +262,7 @@ export async function startConsumer(
         ]);
         clearTimeout(timer);
         if (att?.alive) {
+          att.acks.flush(); // the acks of this turn, before the channel goes
           att.alive = false; // later acks are dropped; the broker requeues what is unacked
           await att.ch.close().catch(() => undefined);
         }
