@@ -191,6 +191,24 @@ if (!mq.reachable) {
       await until(() => got.length === 1, 15_000, "the publish after the outage");
     });
 
+    it("a publish whose confirm never comes fails with PUBLISH_FAILED after confirmTimeout", async () => {
+      const t = make({ url: await viaProxy(), confirmTimeout: "400ms" });
+      await t.bind("a", ["#"]);
+      await t.publish([message("a.x")]); // confirmed: the path works
+      proxy!.stall(); // the connection stays up, but nothing the broker sends comes through
+      const started = Date.now();
+      const error = await t.publish([message("a.x"), message("a.y")]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const waited = Date.now() - started;
+      expect(isPatchbayError(error, "PUBLISH_FAILED")).toBe(true);
+      expect((error as Error).message).toMatch(/no confirm from RabbitMQ within 400 ms/);
+      // Not before the timeout; swept at a quarter of it, so not much after either.
+      expect(waited).toBeGreaterThanOrEqual(400);
+      proxy!.restore();
+    });
+
     it("an ack on a dead channel is dropped and the message comes back after the reconnection", async () => {
       const t = make({ url: await viaProxy() });
       await t.bind("a", ["#"]);

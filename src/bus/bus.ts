@@ -3,6 +3,7 @@
  * business transactions, an inbox for exactly-once effects, delayed retries and dead letters —
  * the same semantics on every transport.
  */
+import type { Attributes } from "@opentelemetry/api";
 import { setMaxListeners } from "node:events";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
@@ -146,6 +147,8 @@ interface Subscription {
   retryOn: (error: unknown) => boolean;
   transactional: boolean;
   handler: Handler;
+  /** Metric attributes, made once (not an object per delivery). */
+  attributes: { group: Attributes; acked: Attributes; duplicate: Attributes };
 }
 
 /**
@@ -339,6 +342,11 @@ export function createEventBus(options: EventBusOptions): EventBus {
         retryOn: retry.retryOn ?? defaultRetryOn,
         transactional: subOptions.transaction ?? true,
         handler: handler as Handler,
+        attributes: {
+          group: { group },
+          acked: { group, duplicate: "false" },
+          duplicate: { group, duplicate: "true" },
+        },
       });
     },
 
@@ -402,7 +410,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
       await deadLetters.add(store, letter);
       await delivery.ack();
     }
-    busMetrics.deadLettered.add(1, { group: sub.group });
+    busMetrics.deadLettered.add(1, sub.attributes.group);
     logger.warn(
       {
         group: sub.group,
@@ -416,7 +424,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
   }
 
   async function process(sub: Subscription, delivery: Delivery): Promise<void> {
-    busMetrics.delivered.add(1, { group: sub.group });
+    busMetrics.delivered.add(1, sub.attributes.group);
     let event: CloudEvent;
     try {
       event = decodeStructured(delivery.message.body);
@@ -435,8 +443,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
         const duplicate = await withConsumerSpan(event.type, sub.group, delivery.message.headers, () =>
           runHandler(sub, delivery, event),
         );
-        busMetrics.handlerDuration.record(performance.now() - started, { group: sub.group });
-        busMetrics.acked.add(1, { group: sub.group, duplicate: String(duplicate) });
+        busMetrics.handlerDuration.record(performance.now() - started, sub.attributes.group);
+        busMetrics.acked.add(1, duplicate ? sub.attributes.duplicate : sub.attributes.acked);
         return;
       } catch (e) {
         lastError = e;
@@ -449,7 +457,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
         firstFailedAt: delivery.failure?.firstFailedAt ?? clock.now(),
         error: errorRecord(lastError),
       });
-      busMetrics.retried.add(1, { group: sub.group });
+      busMetrics.retried.add(1, sub.attributes.group);
       logger.info(
         {
           group: sub.group,

@@ -1,6 +1,11 @@
-import { context, propagation } from "@opentelemetry/api";
+import { context, propagation, SpanStatusCode, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withConsumerSpan, withProducerSpan } from "./telemetry.js";
 
@@ -39,5 +44,47 @@ describe("bus spans", () => {
     });
     // A synchronous throw still arrives as a rejection, not an exception at the call.
     await expect(throwing).rejects.toBe(thrown);
+  });
+});
+
+describe("bus spans with an SDK installed", () => {
+  const exporter = new InMemorySpanExporter();
+  beforeAll(() => {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    trace.setGlobalTracerProvider(
+      new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }),
+    );
+  });
+  afterAll(() => {
+    trace.disable();
+    propagation.disable();
+    context.disable();
+  });
+
+  it("records a consumer span and, as its child, the span of a publish made by the handler", async () => {
+    exporter.reset();
+    const carried = await withConsumerSpan("order.created", "billing", {}, async () => {
+      await new Promise((r) => setTimeout(r, 1));
+      return withProducerSpan("invoice.issued", (carrier) => Promise.resolve(carrier.traceparent));
+    });
+    const spans = exporter.getFinishedSpans();
+    const consumer = spans.find((s) => s.name === "process order.created");
+    const producer = spans.find((s) => s.name === "publish invoice.issued");
+    expect(consumer?.attributes["messaging.consumer.group.name"]).toBe("billing");
+    expect(producer?.parentSpanContext?.spanId).toBe(consumer?.spanContext().spanId);
+    // The message carries the producer span's own context.
+    expect(carried).toBe(`00-${producer?.spanContext().traceId}-${producer?.spanContext().spanId}-01`);
+  });
+
+  it("records a handler's failure on its span", async () => {
+    exporter.reset();
+    const failure = new Error("card declined");
+    await expect(
+      withConsumerSpan("order.created", "billing", {}, () => Promise.reject(failure)),
+    ).rejects.toBe(failure);
+    const [span] = exporter.getFinishedSpans();
+    expect(span?.status).toEqual({ code: SpanStatusCode.ERROR, message: "card declined" });
+    expect(span?.events.map((e) => e.name)).toEqual(["exception"]);
   });
 });

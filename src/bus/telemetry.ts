@@ -5,6 +5,7 @@
  */
 import {
   context,
+  isSpanContextValid,
   metrics,
   propagation,
   SpanKind,
@@ -33,23 +34,37 @@ export const busMetrics = {
   }),
 };
 
+const producerAttributes = (type: string) => ({
+  "messaging.system": "patchbay",
+  "messaging.destination.name": type,
+});
+
+/**
+ * Whether a span can be left out of the context altogether: it records nothing and carries no
+ * trace (what every span is while the application installed no OpenTelemetry SDK). Then `fn`
+ * runs without a context switch or a wrapper promise — this is on the path of every message.
+ */
+const inert = (span: Span) => !span.isRecording() && !isSpanContextValid(span.spanContext());
+
 /** Runs `fn` in a producer span and gives it the headers that carry the span's context. */
 export function withProducerSpan<T>(
   type: string,
   fn: (carrier: Record<string, string>) => Promise<T>,
 ): Promise<T> {
-  return tracer.startActiveSpan(
+  const active = context.active();
+  const span = tracer.startSpan(
     `publish ${type}`,
-    {
-      kind: SpanKind.PRODUCER,
-      attributes: { "messaging.system": "patchbay", "messaging.destination.name": type },
-    },
-    (span) => {
-      const carrier: Record<string, string> = {};
-      propagation.inject(context.active(), carrier);
-      return ended(span, () => fn(carrier));
-    },
+    { kind: SpanKind.PRODUCER, attributes: producerAttributes(type) },
+    active,
   );
+  const carrier: Record<string, string> = {};
+  if (inert(span)) {
+    propagation.inject(active, carrier); // baggage, say, still travels
+    return invoke(() => fn(carrier));
+  }
+  const spanContext = trace.setSpan(active, span);
+  propagation.inject(spanContext, carrier);
+  return context.with(spanContext, () => ended(span, () => fn(carrier)));
 }
 
 /** Runs `fn` in a consumer span whose parent is the context carried in `headers`. */
@@ -59,20 +74,19 @@ export function withConsumerSpan<T>(
   headers: Record<string, string>,
   fn: () => Promise<T>,
 ): Promise<T> {
-  const parent = propagation.extract(context.active(), headers);
-  return tracer.startActiveSpan(
+  const active = context.active();
+  const parent = propagation.extract(active, headers);
+  const span = tracer.startSpan(
     `process ${type}`,
     {
       kind: SpanKind.CONSUMER,
-      attributes: {
-        "messaging.system": "patchbay",
-        "messaging.destination.name": type,
-        "messaging.consumer.group.name": group,
-      },
+      attributes: { ...producerAttributes(type), "messaging.consumer.group.name": group },
     },
     parent,
-    (span) => ended(span, fn),
   );
+  // Nothing came with the message (the parent is the active context) and nothing records.
+  if (parent === active && inert(span)) return invoke(fn);
+  return context.with(trace.setSpan(parent, span), () => ended(span, fn));
 }
 
 /**

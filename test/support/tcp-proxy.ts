@@ -12,6 +12,8 @@ export interface TcpProxy {
   cut(): void;
   /** Cuts and refuses new connections until `restore()`. */
   outage(): void;
+  /** Stops passing on what the service sends (connections stay open) until `restore()`. */
+  stall(): void;
   restore(): void;
   close(): Promise<void>;
 }
@@ -19,6 +21,8 @@ export interface TcpProxy {
 /** Starts a proxy on a free loopback port, forwarding to `host:port`. */
 export async function tcpProxy(host: string, port: number): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
+  const stallable = new Map<net.Socket, net.Socket>(); // upstream → its client
+  const stalled = new Set<net.Socket>();
   let down = false;
   const server = net.createServer((client) => {
     if (down) {
@@ -36,6 +40,8 @@ export async function tcpProxy(host: string, port: number): Promise<TcpProxy> {
       });
     }
     client.pipe(upstream).pipe(client);
+    stallable.set(upstream, client);
+    upstream.on("close", () => stallable.delete(upstream));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const cut = () => {
@@ -48,8 +54,20 @@ export async function tcpProxy(host: string, port: number): Promise<TcpProxy> {
       down = true;
       cut();
     },
+    stall() {
+      for (const [upstream, client] of stallable) {
+        upstream.unpipe(client);
+        upstream.pause();
+        stalled.add(upstream);
+      }
+    },
     restore() {
       down = false;
+      for (const upstream of stalled) {
+        const client = stallable.get(upstream);
+        if (client) upstream.pipe(client);
+      }
+      stalled.clear();
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -88,38 +88,51 @@ export async function startConsumer(
   /** Gives the message back to the queue now (it counts as a delivery in x-delivery-count). */
   const release = (att: Attachment, msg: Tracked) => att.acks.requeue(msg);
 
-  function makeDelivery(att: Attachment, msg: Tracked, d: Decoded, attempt: number) {
-    let state: "open" | "busy" | "settled" = "open";
-    const claim = (what: string) => {
-      if (state !== "open") {
-        throw new BusError("BUS_STOPPED", `delivery ${d.message.id} already settled (${what})`);
+  /** One delivery: settled once, by ack or retry. A class: no closures made per message. */
+  class RabbitDelivery implements Delivery {
+    state: "open" | "busy" | "settled" = "open";
+    readonly message: Delivery["message"];
+    readonly failure: FailureRecord | undefined;
+    constructor(
+      private readonly att: Attachment,
+      private readonly msg: Tracked,
+      private readonly d: Decoded,
+      readonly attempt: number,
+    ) {
+      this.message = d.message;
+      this.failure = d.failure;
+    }
+    get group() {
+      return group;
+    }
+    private claim(what: string) {
+      if (this.state !== "open") {
+        throw new BusError("BUS_STOPPED", `delivery ${this.d.message.id} already settled (${what})`);
       }
-      state = "busy";
-    };
-    const delivery: Delivery = {
-      message: d.message,
-      group,
-      attempt,
-      failure: d.failure,
-      ack() {
-        claim("ack");
-        ackOn(att, msg);
-        state = "settled";
-        return Promise.resolve();
-      },
-      async retry(delayMs, failure) {
-        claim("retry");
-        try {
-          await deps.sendLater(d, { group, delayMs: Math.max(0, delayMs), retries: attempt, failure });
-        } catch (e) {
-          state = "open";
-          throw e;
-        }
-        ackOn(att, msg);
-        state = "settled";
-      },
-    };
-    return { delivery, settled: () => state === "settled" };
+      this.state = "busy";
+    }
+    ack(): Promise<void> {
+      this.claim("ack");
+      ackOn(this.att, this.msg);
+      this.state = "settled";
+      return Promise.resolve();
+    }
+    async retry(delayMs: number, failure: FailureRecord): Promise<void> {
+      this.claim("retry");
+      try {
+        await deps.sendLater(this.d, {
+          group,
+          delayMs: Math.max(0, delayMs),
+          retries: this.attempt,
+          failure,
+        });
+      } catch (e) {
+        this.state = "open";
+        throw e;
+      }
+      ackOn(this.att, this.msg);
+      this.state = "settled";
+    }
   }
 
   async function handle(att: Attachment, msg: Tracked): Promise<void> {
@@ -145,13 +158,13 @@ export async function startConsumer(
     if (wait > 0 && !(await pause(wait))) return release(att, msg);
 
     const attempt = d.retries + d.deliveryCount + 1;
-    const { delivery, settled } = makeDelivery(att, msg, d, attempt);
+    const delivery = new RabbitDelivery(att, msg, d, attempt);
     try {
       await onDelivery(delivery);
     } catch (e) {
       log.error({ err: e, messageId: d.message.id }, "patchbay rabbitmq: delivery not settled");
     }
-    if (settled()) {
+    if (delivery.state === "settled") {
       unsettledRun = 0;
       return;
     }

@@ -27,7 +27,10 @@ export interface RabbitmqTransportOptions {
     /** How long a publish waits for a connection before failing with `PUBLISH_FAILED`. Default 30 s. */
     timeout?: Duration;
   };
-  /** How long a publish waits for the broker's confirm (e.g. under a memory alarm). Default 30 s. */
+  /**
+   * How long a publish waits for the broker's confirm (e.g. under a memory alarm). Default 30 s.
+   * Checked once a second (a quarter of it when shorter), so it may end up to that much later.
+   */
   confirmTimeout?: Duration;
   /**
    * Deliveries of one message that end without an ack — the connection or the consumer process

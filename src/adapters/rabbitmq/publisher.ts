@@ -94,43 +94,81 @@ export function createPublisher(connection: Connection, o: PublisherOptions) {
     }
   }
 
-  return {
-    /** Publishes every message and resolves once all are confirmed. */
-    async send(messages: readonly Outgoing[]): Promise<void> {
-      if (messages.length === 0) return;
-      const link = await linkFor(messages.length);
-      // One promise for the batch (not one per message): it settles once every message has its
-      // outcome, or when the confirm timeout passes; then the first failure, if any, is thrown.
-      let pending = messages.length;
-      let failed: PublishError | undefined;
-      let finish!: () => void;
-      const confirmed = new Promise<void>((resolve) => (finish = resolve));
-      const settle = (failure: PublishError | undefined) => {
-        if (failure) failed ??= failure;
-        if (--pending === 0) finish();
-      };
-      for (let i = 0; i < messages.length; i++) {
+  /** Batches waiting for their confirms, swept for the confirm timeout by one shared timer. */
+  const awaiting = new Set<{ deadline: number; expire: () => void }>();
+  let sweeper: NodeJS.Timeout | undefined;
+  const sweep = () => {
+    const now = Date.now();
+    for (const b of awaiting) if (b.deadline <= now) b.expire();
+    if (awaiting.size === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  };
+
+  /**
+   * Publishes `messages` on `link`, waiting whenever the socket's write buffer is full; resolves
+   * once all are confirmed, or rejects with the first failure. One promise for the batch, not one
+   * per message, and no timer of its own (see `sweep`).
+   */
+  function sendOn(link: Link, messages: readonly Outgoing[]): Promise<void> {
+    let pending = messages.length;
+    let failed: PublishError | undefined;
+    let resolveBatch!: () => void;
+    let rejectBatch!: (e: PublishError) => void;
+    const confirmed = new Promise<void>((resolve, reject) => {
+      resolveBatch = resolve;
+      rejectBatch = reject;
+    });
+    const finish = () => {
+      awaiting.delete(batch);
+      if (failed) rejectBatch(failed);
+      else resolveBatch();
+    };
+    // The confirm timeout runs from the last message sent (waits for the buffer do not count).
+    const batch = {
+      deadline: Infinity,
+      expire() {
+        failed ??= new PublishError(`no confirm from RabbitMQ within ${o.confirmTimeoutMs} ms`);
+        pending = -1; // confirms that still come change nothing
+        finish();
+      },
+    };
+    const settle = (failure: PublishError | undefined) => {
+      if (failure) failed ??= failure;
+      if (--pending === 0) finish();
+    };
+    const publishFrom = (start: number) => {
+      for (let i = start; i < messages.length; i++) {
         const blocked = link.writable();
-        if (blocked) await blocked;
+        if (blocked) return void blocked.then(() => publishFrom(i));
         if (link.broken) {
           // The rest were never sent; the confirms of those sent cannot come any more.
           failed ??= new PublishError("the connection to RabbitMQ was lost");
           pending -= messages.length - i;
           if (pending === 0) finish();
-          break;
+          return;
         }
         publishOne(link, messages[i]!, settle);
       }
-      const timer = setTimeout(() => {
-        failed ??= new PublishError(`no confirm from RabbitMQ within ${o.confirmTimeoutMs} ms`);
-        finish();
-      }, o.confirmTimeoutMs);
-      try {
-        await confirmed;
-      } finally {
-        clearTimeout(timer);
+      if (pending > 0) {
+        batch.deadline = Date.now() + o.confirmTimeoutMs;
+        sweeper ??= setInterval(sweep, Math.min(1000, Math.max(10, o.confirmTimeoutMs / 4))).unref();
       }
-      if (failed) throw failed;
+    };
+    awaiting.add(batch);
+    publishFrom(0);
+    return confirmed;
+  }
+
+  return {
+    /** Publishes every message and resolves once all are confirmed. */
+    send(messages: readonly Outgoing[]): Promise<void> {
+      if (messages.length === 0) return Promise.resolve();
+      const link = connection.current();
+      // The common case, connected, without an async step.
+      if (link) return sendOn(link, messages);
+      return linkFor(messages.length).then((l) => sendOn(l, messages));
     },
   };
 }

@@ -25,6 +25,7 @@ import { BusError, PublishError } from "../../bus/errors.js";
 import { assertPattern } from "../../bus/patterns.js";
 import type { Transport, TransportMessage } from "../../bus/transport.js";
 import { InvalidArgumentError, isPatchbayError } from "../../core/errors.js";
+import { invoke } from "../../core/invoke.js";
 import { applyBindings } from "./bindings.js";
 import { encode, type Bookkeeping, type Decoded } from "./codec.js";
 import { createConnection, type Link } from "./connection.js";
@@ -136,8 +137,18 @@ export function rabbitmq(options: RabbitmqTransportOptions = {}): Transport {
     const remaining = to.due === undefined ? 0 : to.due - now;
     const tier = remaining > 0 ? tierFor(remaining) : undefined;
     if (tier !== undefined) return routeDelayed(m, to, book, tier);
+    return routeNow(m, to, book, remaining > 0 ? to.due : undefined);
+  }
+
+  /** Straight to the group(s); a `due` shorter than every tier is waited by the consumer. */
+  function routeNow(
+    m: TransportMessage,
+    to: { group?: string | undefined },
+    book: Bookkeeping,
+    due: number | undefined,
+  ): Outgoing {
     const content = Buffer.from(m.body, "utf8");
-    const options = encode(m, { ...book, due: remaining > 0 ? to.due : undefined });
+    const options = encode(m, { ...book, due });
     if (to.group !== undefined) {
       return { exchange: "", routingKey: n.group(to.group), content, options, mandatory: true };
     }
@@ -161,6 +172,24 @@ export function rabbitmq(options: RabbitmqTransportOptions = {}): Transport {
     const content = Buffer.from(m.body, "utf8");
     const options = encode(m, { ...book, due: to.due, tier: { ms: tier, to: to.group ?? TO_ALL } });
     return { exchange: n.delay, routingKey: m.type, content, options, mandatory: true };
+  }
+
+  /** Opens first if needed, routes (declaring delay tiers), then publishes. */
+  async function publishRouted(
+    messages: readonly TransportMessage[],
+    to: { group?: string | undefined; due?: number | undefined },
+    now: number,
+  ): Promise<void> {
+    if (!opened) {
+      try {
+        await ensureOpen();
+      } catch (e) {
+        throw new PublishError(`cannot reach RabbitMQ at ${o.where}`, { cause: e });
+      }
+    }
+    const out: Outgoing[] = [];
+    for (const m of messages) out.push(await route(m, to, {}, now));
+    await publisher.send(out);
   }
 
   async function sendLater(d: Decoded, later: Later): Promise<void> {
@@ -204,32 +233,27 @@ export function rabbitmq(options: RabbitmqTransportOptions = {}): Transport {
       await run;
     },
 
-    async publish(messages, opts = {}) {
-      if (closed) throw new PublishError("the RabbitMQ transport is closed", { retryable: false });
-      if (opts.tx) {
-        throw new InvalidArgumentError(
-          "the RabbitMQ transport cannot publish inside a store transaction; the bus's outbox does that (tx.publish)",
-          "tx",
-        );
-      }
-      if (opts.group !== undefined) assertGroup(opts.group);
-      if (messages.length === 0) return;
-      if (!opened) {
-        try {
-          await ensureOpen();
-        } catch (e) {
-          throw new PublishError(`cannot reach RabbitMQ at ${o.where}`, { cause: e });
+    publish(messages, opts = {}) {
+      // invoke: a refusal below rejects like the rest, without an async step on the common path.
+      return invoke(() => {
+        if (closed) throw new PublishError("the RabbitMQ transport is closed", { retryable: false });
+        if (opts.tx) {
+          throw new InvalidArgumentError(
+            "the RabbitMQ transport cannot publish inside a store transaction; the bus's outbox does that (tx.publish)",
+            "tx",
+          );
         }
-      }
-      const now = Date.now();
-      const due = opts.delayMs !== undefined && opts.delayMs > 0 ? now + opts.delayMs : undefined;
-      const to = { group: opts.group, due };
-      const out: Outgoing[] = [];
-      for (const m of messages) {
-        const r = route(m, to, {}, now);
-        out.push(r instanceof Promise ? await r : r);
-      }
-      await publisher.send(out);
+        if (opts.group !== undefined) assertGroup(opts.group);
+        if (messages.length === 0) return undefined;
+        const now = Date.now();
+        const due = opts.delayMs !== undefined && opts.delayMs > 0 ? now + opts.delayMs : undefined;
+        const to = { group: opts.group, due };
+        // Open, and no delay tier to go through: routed and sent without an async step.
+        if (opened && (due === undefined || tierFor(due - now) === undefined)) {
+          return publisher.send(messages.map((m) => routeNow(m, to, {}, due)));
+        }
+        return publishRouted(messages, to, now);
+      });
     },
 
     async consume(group, { concurrency }, onDelivery) {
