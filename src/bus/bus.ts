@@ -10,7 +10,8 @@ import { toMs, type Duration } from "../core/duration.js";
 import { decodeStructured, type CloudEvent } from "../core/envelope.js";
 import { serializeStructured } from "../core/envelope-structured.js";
 import { InvalidArgumentError, isPatchbayError, PatchbayError } from "../core/errors.js";
-import type { EventDefinition, ToEnvelopeOptions } from "../core/events.js";
+import { syncFirst, type EventDefinition, type ToEnvelopeOptions } from "../core/events.js";
+import { invoke } from "../core/invoke.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { exponential, type Backoff } from "../resilience/backoff.js";
 import { bulkhead, type BulkheadPolicy } from "../resilience/bulkhead.js";
@@ -243,10 +244,19 @@ export function createEventBus(options: EventBusOptions): EventBus {
   let state: "new" | "started" | "stopped" = "new";
   let stopped: Promise<void> | undefined;
 
-  async function toMessage<T, In>(def: EventDefinition<T, In>, data: In, opts: PublishOptions) {
+  /**
+   * Builds the event and its message in a producer span and hands them to `send` (in the span).
+   * Without a promise of its own unless the schema is asynchronous: this runs for every publish.
+   */
+  function withMessage<T, In, R>(
+    def: EventDefinition<T, In>,
+    data: In,
+    opts: PublishOptions,
+    send: (event: CloudEvent<T>, message: TransportMessage) => Promise<R>,
+  ): Promise<R> {
     catalogue.set(def.type, def);
-    return withProducerSpan(def.type, async (carrier) => {
-      const event = await def.toEnvelope(
+    return withProducerSpan(def.type, (carrier) => {
+      const built = syncFirst(def).toEnvelope(
         data,
         {
           ...opts,
@@ -255,17 +265,25 @@ export function createEventBus(options: EventBusOptions): EventBus {
         },
         clock,
       );
-      const message: TransportMessage = {
-        id: event.id,
-        type: event.type,
-        key: opts.key,
-        // toEnvelope returned a validated event: serialise it without validating it again.
-        body: serializeStructured(event),
-        headers: { ...opts.headers, ...carrier },
-      };
-      return { event, message };
+      const go = (event: CloudEvent<T>) =>
+        send(event, {
+          id: event.id,
+          type: event.type,
+          key: opts.key,
+          // toEnvelope returned a validated event: serialise it without validating it again.
+          body: serializeStructured(event),
+          headers: { ...opts.headers, ...carrier },
+        });
+      return built instanceof Promise ? built.then(go) : go(built);
     });
   }
+
+  const typeAttributes = new Map<string, Attributes>();
+  const published = (type: string) => {
+    let attributes = typeAttributes.get(type);
+    if (!attributes) typeAttributes.set(type, (attributes = { type }));
+    busMetrics.published.add(1, attributes);
+  };
 
   const delayOf = (opts: PublishOptions) =>
     opts.delay === undefined ? undefined : toMs(opts.delay, "delay");
@@ -274,13 +292,17 @@ export function createEventBus(options: EventBusOptions): EventBus {
     transport,
     deadLetters,
 
-    async publish(def, data, opts = {}) {
-      if (state === "stopped") throw new BusError("BUS_STOPPED", "the bus is stopped");
-      const { event, message } = await toMessage(def, data, opts);
-      const delayMs = delayOf(opts);
-      await transport.publish([message], delayMs === undefined ? {} : { delayMs });
-      busMetrics.published.add(1, { type: def.type });
-      return event;
+    publish(def, data, opts = {}) {
+      return invoke(() => {
+        if (state === "stopped") throw new BusError("BUS_STOPPED", "the bus is stopped");
+        const delayMs = delayOf(opts);
+        return withMessage(def, data, opts, (event, message) =>
+          transport.publish([message], delayMs === undefined ? {} : { delayMs }).then(() => {
+            published(def.type);
+            return event;
+          }),
+        );
+      });
     },
 
     transaction(fn) {
@@ -294,14 +316,14 @@ export function createEventBus(options: EventBusOptions): EventBus {
             return tx.idempotency;
           },
           afterCommit: (callback) => tx.afterCommit(callback),
-          publish: async <T, In>(def: EventDefinition<T, In>, data: In, opts: PublishOptions = {}) => {
-            const { event, message } = await toMessage(def, data, opts);
-            const delayMs = delayOf(opts);
-            if (outbox) await outbox.add(tx, message, delayMs);
-            else await transport.publish([message], { tx, ...(delayMs === undefined ? {} : { delayMs }) });
-            tx.afterCommit(() => busMetrics.published.add(1, { type: def.type }));
-            return event;
-          },
+          publish: <T, In>(def: EventDefinition<T, In>, data: In, opts: PublishOptions = {}) =>
+            withMessage(def, data, opts, async (event, message) => {
+              const delayMs = delayOf(opts);
+              if (outbox) await outbox.add(tx, message, delayMs);
+              else await transport.publish([message], { tx, ...(delayMs === undefined ? {} : { delayMs }) });
+              tx.afterCommit(() => published(def.type));
+              return event;
+            }),
         };
         return fn(busTx);
       });
@@ -430,7 +452,10 @@ export function createEventBus(options: EventBusOptions): EventBus {
       event = decodeStructured(delivery.message.body);
       const def = catalogue.get(event.type);
       // decodeStructured returned a fresh object: the decoded data replaces the raw in place.
-      if (def) event.data = await def.decode(event);
+      if (def) {
+        const decoded: unknown = syncFirst(def as EventDefinition<unknown, unknown>).decode(event);
+        event.data = decoded instanceof Promise ? await decoded : decoded;
+      }
     } catch (e) {
       // An undecodable envelope or a payload that fails its schema will never get better.
       await deadLetter(sub, delivery, e);

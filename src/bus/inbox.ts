@@ -107,8 +107,8 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
     isProcessed: (group: string, messageId: string): Promise<boolean> =>
       batch.add({ group, messageId, mark: false }),
     /** Records, on its own commit, that the group processed the message. */
-    markProcessed: async (group: string, messageId: string): Promise<void> =>
-      void (await batch.add({ group, messageId, mark: true })),
+    markProcessed: (group: string, messageId: string): Promise<unknown> =>
+      batch.add({ group, messageId, mark: true }),
     startPurging() {
       timer ??= setInterval(() => void purge(), Math.min(retentionMs, 3_600_000)).unref();
     },

@@ -9,7 +9,9 @@ import {
   type SchemaValidationError,
   type UnknownEventVersionError,
 } from "./errors.js";
-import { defineEvent, type EventData } from "./events.js";
+import type { CloudEvent } from "./envelope.js";
+import { defineEvent, syncFirst, type EventData } from "./events.js";
+import type { StandardSchemaV1 } from "./schema.js";
 import { isUuid } from "./ids.js";
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -221,5 +223,52 @@ describe("defineEvent arguments", () => {
     const NoSource = defineEvent("a.b", { version: 1, schema });
     const err = await rejection(NoSource.toEnvelope({}));
     expect(isPatchbayError(err, "INVALID_ARGUMENT")).toBe(true);
+  });
+});
+
+describe("syncFirst (the bus's per-message path)", () => {
+  const syncSchema = zodOrder;
+  const asyncSchema: StandardSchemaV1<{ n: number }> = {
+    "~standard": {
+      version: 1,
+      vendor: "test",
+      validate: (value) => Promise.resolve({ value: value as { n: number } }),
+    },
+  };
+
+  it("gives a synchronous schema's results as values, and its failures as throws", async () => {
+    const def = defineEvent("order.created", { version: 1, schema: syncSchema, source: "/shop" });
+    const event = syncFirst(def).toEnvelope({ orderId: "o-1", total: 5 });
+    expect(event).not.toBeInstanceOf(Promise);
+    expect((event as CloudEvent).data).toEqual({ orderId: "o-1", total: 5 });
+    expect(syncFirst(def).decode(event as CloudEvent)).toEqual({ orderId: "o-1", total: 5 });
+    const bad = thrown(() => syncFirst(def).toEnvelope({ orderId: "", total: 5 }));
+    expect(isPatchbayError(bad, "SCHEMA_INVALID")).toBe(true);
+    // The public methods keep their contract: a rejection, never a throw.
+    const rejected = def.toEnvelope({ orderId: "", total: 5 });
+    expect(rejected).toBeInstanceOf(Promise);
+    expect(isPatchbayError(await rejection(rejected), "SCHEMA_INVALID")).toBe(true);
+  });
+
+  it("gives promises when the schema is asynchronous or an upcast is needed", async () => {
+    const def = defineEvent("count.changed", { version: 1, schema: asyncSchema, source: "/c" });
+    const event = syncFirst(def).toEnvelope({ n: 1 });
+    expect(event).toBeInstanceOf(Promise);
+    await expect(syncFirst(def).decode(await event)).resolves.toEqual({ n: 1 });
+    const v2 = defineEvent("count.changed", {
+      version: 2,
+      schema: asyncSchema,
+      upcast: { 1: (d: unknown) => ({ n: (d as { count: number }).count }) },
+    });
+    const old = { ...(await event), dataversion: 1, data: { count: 7 } };
+    await expect(syncFirst(v2).decode(old)).resolves.toEqual({ n: 7 });
+  });
+
+  it("falls back to the promise methods for a definition not made by defineEvent", async () => {
+    const made = defineEvent("order.created", { version: 1, schema: syncSchema, source: "/shop" });
+    const handMade = { ...made }; // a copy: not registered
+    await expect(syncFirst(handMade).toEnvelope({ orderId: "o-2", total: 1 })).resolves.toMatchObject({
+      data: { orderId: "o-2", total: 1 },
+    });
   });
 });

@@ -147,7 +147,12 @@ export function defineEvent<S extends StandardSchemaV1>(
     return current;
   }
 
-  async function toEnvelope(data: SchemaInput<S>, opts: ToEnvelopeOptions = {}, clock: Clock = systemClock) {
+  /** toEnvelope without a promise when the schema is synchronous. */
+  function envelopeNow(
+    data: SchemaInput<S>,
+    opts: ToEnvelopeOptions = {},
+    clock: Clock = systemClock,
+  ): CloudEvent<SchemaOutput<S>> | Promise<CloudEvent<SchemaOutput<S>>> {
     const eventSource = opts.source ?? source;
     if (eventSource === undefined) {
       throw new InvalidArgumentError(
@@ -155,30 +160,45 @@ export function defineEvent<S extends StandardSchemaV1>(
         "options.source",
       );
     }
+    const wrap = (value: SchemaOutput<S>) =>
+      createEnvelope(
+        {
+          type,
+          source: eventSource,
+          data: value,
+          datacontenttype: "application/json",
+          dataversion: version,
+          subject: opts.subject,
+          id: opts.id,
+          time: opts.time,
+          dataschema: opts.dataschema,
+          traceparent: opts.traceparent,
+          tracestate: opts.tracestate,
+          correlationid: opts.correlationid,
+          causationid: opts.causationid,
+          extensions: opts.extensions,
+        },
+        clock,
+      );
     const checked = check(data);
-    const value = checked instanceof Promise ? await checked : checked;
-    return createEnvelope(
-      {
-        type,
-        source: eventSource,
-        data: value,
-        datacontenttype: "application/json",
-        dataversion: version,
-        subject: opts.subject,
-        id: opts.id,
-        time: opts.time,
-        dataschema: opts.dataschema,
-        traceparent: opts.traceparent,
-        tracestate: opts.tracestate,
-        correlationid: opts.correlationid,
-        causationid: opts.causationid,
-        extensions: opts.extensions,
-      },
-      clock,
-    );
+    return checked instanceof Promise ? checked.then(wrap) : wrap(checked);
   }
 
-  return {
+  /** decode without a promise when no upcasting is needed and the schema is synchronous. */
+  function decodeNow(event: CloudEvent): SchemaOutput<S> | Promise<SchemaOutput<S>> {
+    if (event.type !== type) {
+      throw new InvalidArgumentError(
+        `cannot decode a ${JSON.stringify(event.type)} event as ${type}`,
+        "event.type",
+      );
+    }
+    const raw: unknown = event.dataversion ?? 1;
+    const found = typeof raw === "number" ? raw : Number(raw);
+    // The current version needs no upcasting (the common case: no async step).
+    return found === version ? check(event.data) : upcast(event.data, found).then(check);
+  }
+
+  const definition: EventDefinition<SchemaOutput<S>, SchemaInput<S>> = {
     type,
     version,
     schema,
@@ -186,20 +206,33 @@ export function defineEvent<S extends StandardSchemaV1>(
     description,
     parse,
     upcast,
-    async decode(event) {
-      if (event.type !== type) {
-        throw new InvalidArgumentError(
-          `cannot decode a ${JSON.stringify(event.type)} event as ${type}`,
-          "event.type",
-        );
-      }
-      const raw: unknown = event.dataversion ?? 1;
-      const found = typeof raw === "number" ? raw : Number(raw);
-      // The current version needs no upcasting (the common case: skip its async step).
-      return check(found === version ? event.data : await upcast(event.data, found));
-    },
-    toEnvelope,
+    // async: a throw arrives as a rejection, as the contract says.
+    decode: async (event) => decodeNow(event),
+    toEnvelope: async (data, opts, clock) => envelopeNow(data, opts, clock),
   };
+  syncFirstOps.set(definition, { decode: decodeNow, toEnvelope: envelopeNow });
+  return definition;
+}
+
+/** A definition's decode and toEnvelope that may return their value, not a promise, and may throw. */
+interface SyncFirst<T, In> {
+  decode(event: CloudEvent): T | Promise<T>;
+  toEnvelope(data: In, options?: ToEnvelopeOptions, clock?: Clock): CloudEvent<T> | Promise<CloudEvent<T>>;
+}
+const syncFirstOps = new WeakMap<object, SyncFirst<unknown, never>>();
+
+/**
+ * Internal, for the bus's per-message path: `def.decode` / `def.toEnvelope` without a promise when
+ * nothing in them is asynchronous (they may throw instead of rejecting). Falls back to the
+ * promise-returning methods for definitions not made by {@link defineEvent}.
+ */
+export function syncFirst<T, In>(def: EventDefinition<T, In>): SyncFirst<T, In> {
+  return (
+    (syncFirstOps.get(def) as SyncFirst<T, In> | undefined) ?? {
+      decode: (event) => def.decode(event),
+      toEnvelope: (data, options, clock) => def.toEnvelope(data, options, clock),
+    }
+  );
 }
 
 function readUpcasters(
