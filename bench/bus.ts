@@ -5,6 +5,7 @@
  * rate; and the consumer's peak RSS (in a child process) on a backlog of 10,000 and 200,000.
  */
 import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { rabbitmq } from "../src/adapters/rabbitmq/index.js";
@@ -39,7 +40,37 @@ const CHILD = fileURLToPath(new URL("./bus-rss-child.ts", import.meta.url));
 interface Figures {
   rate: number;
   latencies: number[];
+  /** CPU µs per event during the throughput run: this process, RabbitMQ, PostgreSQL. */
+  cpu: { own: number; rabbitmq: number; postgres: number };
 }
+
+/**
+ * CPU seconds used so far by the local processes whose command line matches (from /proc; NaN
+ * where /proc or the service is not visible, e.g. a service on another machine).
+ */
+function serviceCpu(match: (cmdline: string) => boolean): number {
+  let ticks = 0;
+  let seen = false;
+  try {
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        if (!match(readFileSync(`/proc/${pid}/cmdline`, "utf8"))) continue;
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        ticks += Number(fields[11]) + Number(fields[12]); // utime + stime
+        seen = true;
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  return seen ? ticks / 100 : NaN; // USER_HZ
+}
+const rabbitmqCpu = () => serviceCpu((c) => c.includes("beam") && c.includes("rabbit"));
+const postgresCpu = () => serviceCpu((c) => c.startsWith("postgres"));
 
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
@@ -76,10 +107,18 @@ async function measure(c: Contender): Promise<Figures> {
     await publishAll(200);
     await waitFor(() => handled >= 200, 60_000, `${c.name}: warm-up`);
     handled = 0;
+    const own0 = process.cpuUsage();
+    const [mq0, pg0] = [rabbitmqCpu(), postgresCpu()];
     const started = performance.now();
     await publishAll(EVENTS);
     await waitFor(() => handled >= EVENTS, 300_000, `${c.name}: ${EVENTS} events`);
     const rate = EVENTS / ((performance.now() - started) / 1000);
+    const own = process.cpuUsage(own0);
+    const cpu = {
+      own: (own.user + own.system) / EVENTS,
+      rabbitmq: ((rabbitmqCpu() - mq0) * 1e6) / EVENTS,
+      postgres: ((postgresCpu() - pg0) * 1e6) / EVENTS,
+    };
     // Latency at a fixed rate well below every contender's throughput.
     handled = 0;
     recordLatency = true;
@@ -92,7 +131,7 @@ async function measure(c: Contender): Promise<Figures> {
     }
     await Promise.all(sends);
     await waitFor(() => handled >= LATENCY_EVENTS, 60_000, `${c.name}: latency events`);
-    return { rate, latencies };
+    return { rate, latencies, cpu };
   } finally {
     await running.close();
   }
@@ -171,13 +210,15 @@ export async function main(): Promise<void> {
   const out: string[] = [
     `Bus: ${EVENTS} events of ~1 KiB end to end (publish → handler → ack) in one process, ${CONCURRENCY} concurrent publishers and handlers;`,
     `latency at ${RATE} events/s (${LATENCY_EVENTS} events a round, pooled). ${ROUNDS} rounds per row, interleaved; events/s is the`,
-    `median round (range beside it). Ratios against the first row of each group.`,
+    `median round (range beside it). Ratios against the first row of each group. CPU: µs per event in the`,
+    `throughput run (median round) of this process (publishers and consumer), of RabbitMQ and of PostgreSQL (from /proc;`,
+    `the services share this machine's CPUs with it).`,
     `Load average when starting: ${loadavg()
       .map((l) => l.toFixed(1))
       .join(" ")} (other processes share the CPUs; compare rows of one run only).`,
     "",
-    `| ${"what".padEnd(58)} | events/s |       range | ratio | p50 ms | p99 ms |`,
-    `| ${"-".repeat(58)} | -------: | ----------: | ----: | -----: | -----: |`,
+    `| ${"what".padEnd(58)} | events/s |       range | ratio | p50 ms | p99 ms | CPU µs: own | RabbitMQ | PostgreSQL |`,
+    `| ${"-".repeat(58)} | -------: | ----------: | ----: | -----: | -----: | ----------: | -------: | ---------: |`,
   ];
   const rates = new Map<string, number>();
   for (const [group, list] of Object.entries(contenders)) {
@@ -209,8 +250,10 @@ export async function main(): Promise<void> {
       const lat = figures.flatMap((f) => f.latencies).sort((a, b) => a - b);
       reference ??= rate;
       rates.set(c.name, rate);
+      // The round whose rate is the median shown.
+      const middle = [...figures].sort((a, b) => a.rate - b.rate)[Math.floor(0.5 * figures.length)]!;
       out.push(
-        `| ${c.name.padEnd(58)} | ${fmt(rate).padStart(8)} | ${`${fmt(sortedRates[0] ?? NaN)}–${fmt(sortedRates.at(-1) ?? NaN)}`.padStart(11)} | ${fmt(rate / reference, 2).padStart(4)}× | ${fmt(percentile(lat, 0.5), 1).padStart(6)} | ${fmt(percentile(lat, 0.99), 1).padStart(6)} |`,
+        `| ${c.name.padEnd(58)} | ${fmt(rate).padStart(8)} | ${`${fmt(sortedRates[0] ?? NaN)}–${fmt(sortedRates.at(-1) ?? NaN)}`.padStart(11)} | ${fmt(rate / reference, 2).padStart(4)}× | ${fmt(percentile(lat, 0.5), 1).padStart(6)} | ${fmt(percentile(lat, 0.99), 1).padStart(6)} | ${fmt(middle.cpu.own).padStart(11)} | ${fmt(middle.cpu.rabbitmq).padStart(8)} | ${fmt(middle.cpu.postgres).padStart(10)} |`,
       );
     }
   }
