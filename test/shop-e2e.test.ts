@@ -4,10 +4,11 @@
  * restarts it; the invariants must still hold.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { until } from "./conformance/transport.js";
@@ -15,9 +16,12 @@ import { isolatedBroker } from "./support/rabbitmq.js";
 
 const { postgres: pgService, rabbitmq: amqpService } = inject("services");
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const TSX = join(ROOT, "node_modules", ".bin", "tsx");
+// Node itself with tsx's loader, not the tsx CLI: the CLI runs the script in a child process, so
+// a SIGKILL would kill only the wrapper and leave the shop running.
+// The loader by its path: the shop runs in a temporary directory, where "tsx" does not resolve.
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 const tsx = (script: string) =>
-  [TSX, ["--tsconfig", join(ROOT, "tsconfig.json"), join(ROOT, "examples", "shop", script)]] as const;
+  [process.execPath, ["--import", TSX_LOADER, join(ROOT, "examples", "shop", script)]] as const;
 
 interface Running {
   proc: ChildProcess;
@@ -29,7 +33,7 @@ function run(script: string, args: string[], cwd: string, env: Record<string, st
   const [cmd, base] = tsx(script);
   const proc = spawn(cmd, [...base, ...args], {
     cwd,
-    env: { ...process.env, ...env },
+    env: { ...process.env, TSX_TSCONFIG_PATH: join(ROOT, "tsconfig.json"), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -37,6 +41,20 @@ function run(script: string, args: string[], cwd: string, env: Record<string, st
   proc.stderr.on("data", (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
   return { proc, exited, output: () => output };
+}
+
+/** The pids of the processes whose working directory is `dir` (from /proc). */
+function processesIn(dir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (realpathSync(readlinkSync(`/proc/${entry}/cwd`)) === realpathSync(dir)) pids.push(Number(entry));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
 }
 
 async function startShop(cwd: string, env: Record<string, string>): Promise<Running> {
@@ -136,6 +154,8 @@ for (const [name, backend] of cases) {
       );
       shop.proc.kill("SIGKILL");
       await shop.exited;
+      // The shop itself is gone, not just a wrapper around it: only the load driver runs here.
+      expect(processesIn(cwd)).toEqual([load.proc.pid]);
       shop = await startShop(cwd, env);
 
       const code = await load.exited;
