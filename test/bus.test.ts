@@ -57,6 +57,22 @@ describe.runIf(pg.reachable)("the inbox on PostgreSQL", () => {
       // A probe per id reads none of the 20,000 rows; a scan of the group filters all of them.
       expect(plan).not.toMatch(/Rows Removed by Filter/);
       expect(plan).toMatch(/Index Cond: \(\(message_id = ANY/);
+      // The inbox keeps its statements prepared: their generic plan (made once, without the
+      // values) must probe by id too.
+      const generic = await store.transaction(async (tx) => {
+        await tx.query("SET LOCAL plan_cache_mode = force_generic_plan");
+        await tx.query(
+          `PREPARE inbox_check(text, text[]) AS
+           SELECT grp, message_id FROM bus_inbox WHERE grp = $1 AND message_id = ANY($2::text[])`,
+        );
+        const explained = await tx.query<{ "QUERY PLAN": string }>(
+          `EXPLAIN (ANALYZE, FORMAT TEXT) EXECUTE inbox_check('orders', '{${ids.join(",")}}')`,
+        );
+        await tx.query("DEALLOCATE inbox_check");
+        return explained.rows.map((r) => r["QUERY PLAN"]).join("\n");
+      });
+      expect(generic).not.toMatch(/Rows Removed by Filter/);
+      expect(generic).toMatch(/Index Cond: \(\(message_id = ANY \(\$2\)/);
     } finally {
       await store.close();
       await db.cleanup();

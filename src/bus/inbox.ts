@@ -16,6 +16,12 @@ interface Op extends Entry {
   mark: boolean;
 }
 
+/**
+ * The inbox's statements run for every message; on PostgreSQL their text does not depend on how
+ * many ids a batch holds (array parameters), so they stay prepared: a handful per connection.
+ */
+const PREPARE = { prepare: true } as const;
+
 /** Rows per batched statement (3 parameters each: under every driver's limit). */
 const MAX_BATCH = 500;
 
@@ -77,11 +83,11 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
       const checks = ops.filter((o) => !o.mark);
       type Row = { grp: string; message_id: string };
       let rows: Row[] = [];
-      if (marks.length === 0) rows = (await run<Row>(store, d, selectProcessed(checks))).rows;
-      else if (checks.length === 0) await run(store, d, insertRows(marks));
+      if (marks.length === 0) rows = (await run<Row>(store, d, selectProcessed(checks), PREPARE)).rows;
+      else if (checks.length === 0) await run(store, d, insertRows(marks), PREPARE);
       else if (d.name === "postgres") {
         const statement = join(sql`WITH marked AS (`, insertRows(marks), sql`) `, selectProcessed(checks));
-        rows = (await run<Row>(store, d, statement)).rows;
+        rows = (await run<Row>(store, d, statement, PREPARE)).rows;
       } else {
         rows = await store.transaction(async (tx) => {
           await run(tx, d, insertRows(marks));
@@ -100,7 +106,12 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
      * (a duplicate). On PostgreSQL a concurrent claim of the same id waits for the first to end.
      */
     async claim(tx: SqlExecutor, group: string, messageId: string): Promise<boolean> {
-      const { rows } = await run(tx, d, join(insertRows([{ group, messageId }]), sql` RETURNING message_id`));
+      const { rows } = await run(
+        tx,
+        d,
+        join(insertRows([{ group, messageId }]), sql` RETURNING message_id`),
+        PREPARE,
+      );
       return rows.length > 0;
     },
     /** Whether the group processed this message already (a committed record). */

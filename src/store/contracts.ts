@@ -21,7 +21,22 @@ export interface QueryResult<Row> {
  * driver's code in `sqlState` and the driver error as `cause`; it never half-applies a statement.
  */
 export interface SqlExecutor {
-  query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<Row>>;
+  query<Row = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<QueryResult<Row>>;
+}
+
+/** Hints for one statement; a backend that cannot follow one ignores it. */
+export interface QueryOptions {
+  /**
+   * The statement runs often with this exact text: keep it prepared. PostgreSQL makes it a named
+   * prepared statement on each connection (parsed and planned once, not on every run), unless
+   * the store was made with `prepareStatements: false` (PgBouncer before 1.21 in transaction
+   * mode cannot route those).
+   */
+  prepare?: boolean;
 }
 
 /** What differs between backends, stated as data rather than discovered by `instanceof`. */

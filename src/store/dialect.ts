@@ -1,4 +1,4 @@
-import type { QueryResult, SqlExecutor } from "./contracts.js";
+import type { QueryOptions, QueryResult, SqlExecutor } from "./contracts.js";
 import { render, type SqlStatement } from "./sql.js";
 
 /**
@@ -21,9 +21,10 @@ export async function run<Row = Record<string, unknown>>(
   executor: SqlExecutor,
   dialect: SqlDialect,
   statement: SqlStatement,
+  options?: QueryOptions,
 ): Promise<QueryResult<Row>> {
   const { text, params } = render(statement, dialect.placeholders);
-  return executor.query<Row>(text, params);
+  return options ? executor.query<Row>(text, params, options) : executor.query<Row>(text, params);
 }
 
 /** Reads an integer column that drivers may return as string (PostgreSQL int8) or bigint. */

@@ -4,6 +4,7 @@ import type { PatchbayError } from "../core/errors.js";
 import { invoke } from "../core/invoke.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import type {
+  QueryOptions,
   QueryResult,
   SqlExecutor,
   Store,
@@ -50,7 +51,7 @@ export interface StoreDriver extends MigrationHost {
   /** Releases every connection. Called once, after running transactions finished. */
   disconnect(): Promise<void>;
   /** One statement in autocommit mode. Errors are already `StoreQueryError`s. */
-  query<Row>(sql: string, params: readonly unknown[]): Promise<QueryResult<Row>>;
+  query<Row>(sql: string, params: readonly unknown[], options?: QueryOptions): Promise<QueryResult<Row>>;
   /** Runs `fn` in a transaction; commits when it resolves, rolls back and rethrows when it rejects. */
   transaction<T>(fn: (tx: MigrationTx) => Promise<T>, options: TransactionOptions): Promise<T>;
 }
@@ -166,19 +167,19 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
   };
 
   const autocommit: SqlExecutor = {
-    query: <Row>(text: string, params: readonly unknown[] = []) =>
-      operation(() => driver.query<Row>(text, params)),
+    query: <Row>(text: string, params: readonly unknown[] = [], queryOptions?: QueryOptions) =>
+      operation(() => driver.query<Row>(text, params, queryOptions)),
   };
 
   /** A transaction's connection that refuses use once the transaction ended (a missing await). */
   const guarded = (conn: SqlExecutor | undefined, ctx: TxContext): SqlExecutor => ({
-    query: <Row>(text: string, params: readonly unknown[] = []) => {
+    query: <Row>(text: string, params: readonly unknown[] = [], queryOptions?: QueryOptions) => {
       if (!ctx.open || !conn) {
         return Promise.reject(
           new StoreClosedError("transaction handle used after its transaction ended (a missing await?)"),
         );
       }
-      return conn.query<Row>(text, params);
+      return conn.query<Row>(text, params, queryOptions);
     },
   });
   const txHandle = (live: SqlExecutor, committed: Array<() => void>): StoreTx => {
@@ -186,7 +187,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
     let state: StoreTx["state"] | undefined;
     let idempotency: StoreTx["idempotency"] | undefined;
     return {
-      query: (text, params) => live.query(text, params),
+      query: (text, params, queryOptions) => live.query(text, params, queryOptions),
       get state() {
         return (state ??= createStateStore(live, dialect, clock));
       },
@@ -218,7 +219,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
       : {}),
     state: createStateStore(autocommit, dialect, clock),
     idempotency: createIdempotencyStore(autocommit, dialect, clock),
-    query: (text, params) => autocommit.query(text, params),
+    query: (text, params, queryOptions) => autocommit.query(text, params, queryOptions),
 
     open: () => open(options.migrate === false ? "check" : "migrate").then(() => undefined),
 
@@ -327,9 +328,9 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
             });
           }));
         const lazy: SqlExecutor = {
-          query: async <Row>(text: string, params: readonly unknown[] = []) => {
+          query: async <Row>(text: string, params: readonly unknown[] = [], queryOptions?: QueryOptions) => {
             if (!ctx.open) return guarded(undefined, ctx).query<Row>(text, params);
-            return (await begin()).query<Row>(text, params);
+            return (await begin()).query<Row>(text, params, queryOptions);
           },
         };
         let value: T;

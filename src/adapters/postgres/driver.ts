@@ -1,6 +1,12 @@
 import pg from "pg";
 import { InvalidArgumentError } from "../../core/errors.js";
-import type { QueryResult, StoreCapabilities, TransactionOptions } from "../../store/contracts.js";
+import { createHash } from "node:crypto";
+import type {
+  QueryOptions,
+  QueryResult,
+  StoreCapabilities,
+  TransactionOptions,
+} from "../../store/contracts.js";
 import type { SqlDialect } from "../../store/dialect.js";
 import type { Migration, MigrationTx } from "../../store/migrations.js";
 import { quoteIdentifier } from "../../store/sql.js";
@@ -39,6 +45,12 @@ export interface PostgresDriverOptions {
   max?: number;
   /** Per-statement timeout in ms (`statement_timeout`); default none. */
   statementTimeoutMs?: number;
+  /**
+   * Keep Patchbay's most frequent statements (the bus inbox's) as named prepared statements on
+   * each connection: parsed and planned once instead of on every run. Default true; set false
+   * behind a pooler that cannot route them (PgBouncer before 1.21 in transaction mode).
+   */
+  prepareStatements?: boolean;
 }
 
 const CAPABILITIES: StoreCapabilities = {
@@ -87,10 +99,30 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     return pool;
   };
 
+  const prepare = options.prepareStatements ?? true;
+  /** Statement names by text: a digest, so one name never stands for two texts on a connection. */
+  const names = new Map<string, string>();
+  const nameOf = (text: string) => {
+    let name = names.get(text);
+    if (name === undefined) {
+      if (names.size >= 1000) names.clear(); // bounded; names are recomputed, never reused for another text
+      name = `pb_${createHash("sha256").update(text).digest("hex").slice(0, 40)}`;
+      names.set(text, name);
+    }
+    return name;
+  };
+
   const onClient = (client: pg.PoolClient | pg.Pool): MigrationTx => ({
-    async query<Row>(text: string, params: readonly unknown[] = []): Promise<QueryResult<Row>> {
+    async query<Row>(
+      text: string,
+      params: readonly unknown[] = [],
+      queryOptions?: QueryOptions,
+    ): Promise<QueryResult<Row>> {
       try {
-        const r = await client.query(text, params as unknown[]);
+        const r =
+          queryOptions?.prepare && prepare
+            ? await client.query({ name: nameOf(text), text, values: params as unknown[] })
+            : await client.query(text, params as unknown[]);
         return { rows: r.rows as Row[], rowCount: r.rowCount ?? 0 };
       } catch (e) {
         throw toStoreError(e, text);
@@ -170,7 +202,8 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       if (p && !options.pool) await p.end();
     },
 
-    query: <Row>(text: string, params: readonly unknown[]) => onClient(ready()).query<Row>(text, params),
+    query: <Row>(text: string, params: readonly unknown[], queryOptions?: QueryOptions) =>
+      onClient(ready()).query<Row>(text, params, queryOptions),
 
     async listen(channel, onNotify) {
       const name = quoteIdentifier(channel, "channel");
