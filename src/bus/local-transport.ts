@@ -17,6 +17,9 @@ import type { SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
 import { BusError } from "./errors.js";
 import { assertPattern, matchesAny } from "./patterns.js";
+
+/** For the statements every delivery runs whose text never changes: kept prepared (PostgreSQL). */
+const PREPARED = { prepare: true } as const;
 import type {
   ConsumeOptions,
   Consumer,
@@ -172,6 +175,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
               ),
               sql`)`,
             ),
+        PREPARED, // on PostgreSQL the text is the same for every batch
       );
       return jobs.map(() => undefined);
     },
@@ -289,6 +293,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
                 WHERE id IN (SELECT id FROM ${t.jobs} WHERE grp = ${group} AND run_at <= ${now}
                              ORDER BY run_at, id LIMIT ${limit})
                 RETURNING *`,
+        PREPARED,
       );
       return rows.sort((a, b) => int(a.id) - int(b.id));
     }
