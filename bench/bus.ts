@@ -72,9 +72,11 @@ function serviceCpu(match: (cmdline: string) => boolean): number {
 const rabbitmqCpu = () => serviceCpu((c) => c.includes("beam") && c.includes("rabbit"));
 const postgresCpu = () => serviceCpu((c) => c.startsWith("postgres"));
 
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
-const median = (sorted: number[]) => percentile(sorted, 0.5);
+/** The element at `p` (0..1) of a sorted list. */
+const at = <T>(sorted: readonly T[], p: number): T | undefined =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+const percentile = (sorted: number[], p: number) => at(sorted, p) ?? NaN;
+const median = <T>(sorted: readonly T[]) => at(sorted, 0.5);
 
 async function waitFor(predicate: () => boolean, ms: number, what: string) {
   const deadline = Date.now() + ms;
@@ -244,16 +246,15 @@ export async function main(): Promise<void> {
         out.push(`| ${c.name.padEnd(58)} | failed (${group}): ${failed} |`);
         continue;
       }
-      const figures = runs.get(c)!;
-      const sortedRates = figures.map((f) => f.rate).sort((a, b) => a - b);
-      const rate = median(sortedRates);
-      const lat = figures.flatMap((f) => f.latencies).sort((a, b) => a - b);
+      // Rounds by rate: the median round gives the row's rate and CPU figures.
+      const byRate = [...runs.get(c)!].sort((a, b) => a.rate - b.rate);
+      const middle = median(byRate)!;
+      const rate = middle.rate;
+      const lat = byRate.flatMap((f) => f.latencies).sort((a, b) => a - b);
       reference ??= rate;
       rates.set(c.name, rate);
-      // The round whose rate is the median shown.
-      const middle = [...figures].sort((a, b) => a.rate - b.rate)[Math.floor(0.5 * figures.length)]!;
       out.push(
-        `| ${c.name.padEnd(58)} | ${fmt(rate).padStart(8)} | ${`${fmt(sortedRates[0] ?? NaN)}–${fmt(sortedRates.at(-1) ?? NaN)}`.padStart(11)} | ${fmt(rate / reference, 2).padStart(4)}× | ${fmt(percentile(lat, 0.5), 1).padStart(6)} | ${fmt(percentile(lat, 0.99), 1).padStart(6)} | ${fmt(middle.cpu.own).padStart(11)} | ${fmt(middle.cpu.rabbitmq).padStart(8)} | ${fmt(middle.cpu.postgres).padStart(10)} |`,
+        `| ${c.name.padEnd(58)} | ${fmt(rate).padStart(8)} | ${`${fmt(byRate[0]?.rate ?? NaN)}–${fmt(byRate.at(-1)?.rate ?? NaN)}`.padStart(11)} | ${fmt(rate / reference, 2).padStart(4)}× | ${fmt(percentile(lat, 0.5), 1).padStart(6)} | ${fmt(percentile(lat, 0.99), 1).padStart(6)} | ${fmt(middle.cpu.own).padStart(11)} | ${fmt(middle.cpu.rabbitmq).padStart(8)} | ${fmt(middle.cpu.postgres).padStart(10)} |`,
       );
     }
   }

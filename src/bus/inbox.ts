@@ -1,7 +1,7 @@
 import type { Clock } from "../core/clock.js";
 import { createBatcher } from "../core/batcher.js";
 import type { SqlExecutor } from "../store/contracts.js";
-import { run } from "../store/dialect.js";
+import { PREPARED, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
 
@@ -15,12 +15,6 @@ interface Entry {
 interface Op extends Entry {
   mark: boolean;
 }
-
-/**
- * The inbox's statements run for every message; on PostgreSQL their text does not depend on how
- * many ids a batch holds (array parameters), so they stay prepared: a handful per connection.
- */
-const PREPARE = { prepare: true } as const;
 
 /** Rows per batched statement (3 parameters each: under every driver's limit). */
 const MAX_BATCH = 500;
@@ -83,11 +77,11 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
       const checks = ops.filter((o) => !o.mark);
       type Row = { grp: string; message_id: string };
       let rows: Row[] = [];
-      if (marks.length === 0) rows = (await run<Row>(store, d, selectProcessed(checks), PREPARE)).rows;
-      else if (checks.length === 0) await run(store, d, insertRows(marks), PREPARE);
+      if (marks.length === 0) rows = (await run<Row>(store, d, selectProcessed(checks), PREPARED)).rows;
+      else if (checks.length === 0) await run(store, d, insertRows(marks), PREPARED);
       else if (d.name === "postgres") {
         const statement = join(sql`WITH marked AS (`, insertRows(marks), sql`) `, selectProcessed(checks));
-        rows = (await run<Row>(store, d, statement, PREPARE)).rows;
+        rows = (await run<Row>(store, d, statement, PREPARED)).rows;
       } else {
         rows = await store.transaction(async (tx) => {
           await run(tx, d, insertRows(marks));
@@ -110,7 +104,7 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
         tx,
         d,
         join(insertRows([{ group, messageId }]), sql` RETURNING message_id`),
-        PREPARE,
+        PREPARED,
       );
       return rows.length > 0;
     },

@@ -12,14 +12,11 @@ import { silentLogger, type Logger } from "../core/logger.js";
 import { createBatcher } from "../core/batcher.js";
 import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
-import { int, run } from "../store/dialect.js";
+import { int, PREPARED, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
 import { BusError } from "./errors.js";
 import { assertPattern, matchesAny } from "./patterns.js";
-
-/** For the statements every delivery runs whose text never changes: kept prepared (PostgreSQL). */
-const PREPARED = { prepare: true } as const;
 import type {
   ConsumeOptions,
   Consumer,
@@ -175,7 +172,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
               ),
               sql`)`,
             ),
-        PREPARED, // on PostgreSQL the text is the same for every batch
+        PREPARED, // on PostgreSQL the text is the same whatever the batch holds
       );
       return jobs.map(() => undefined);
     },

@@ -24,8 +24,14 @@ export async function run<Row = Record<string, unknown>>(
   options?: QueryOptions,
 ): Promise<QueryResult<Row>> {
   const { text, params } = render(statement, dialect.placeholders);
-  return options ? executor.query<Row>(text, params, options) : executor.query<Row>(text, params);
+  return executor.query<Row>(text, params, options);
 }
+
+/**
+ * For {@link run}: a statement that runs for every message and whose text does not change (array
+ * parameters, not one placeholder per row) — kept prepared where the backend can (PostgreSQL).
+ */
+export const PREPARED: QueryOptions = { prepare: true };
 
 /** Reads an integer column that drivers may return as string (PostgreSQL int8) or bigint. */
 export function int(value: unknown): number {

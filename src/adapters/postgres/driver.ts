@@ -1,6 +1,6 @@
+import { createHash } from "node:crypto";
 import pg from "pg";
 import { InvalidArgumentError } from "../../core/errors.js";
-import { createHash } from "node:crypto";
 import type {
   QueryOptions,
   QueryResult,
