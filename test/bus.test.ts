@@ -57,8 +57,8 @@ describe.runIf(pg.reachable)("the inbox on PostgreSQL", () => {
       // A probe per id reads none of the 20,000 rows; a scan of the group filters all of them.
       expect(plan).not.toMatch(/Rows Removed by Filter/);
       expect(plan).toMatch(/Index Cond: \(\(message_id = ANY/);
-      // The inbox keeps its statements prepared: their generic plan (made once, without the
-      // values) must probe by id too.
+      // Should a generic plan (made once, without the values) ever run the check — an app's own
+      // pool with prepareStatements: true and the default plan_cache_mode — it must probe by id too.
       const generic = await store.transaction(async (tx) => {
         await tx.query("SET LOCAL plan_cache_mode = force_generic_plan");
         await tx.query(

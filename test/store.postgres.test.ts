@@ -1,9 +1,13 @@
+import { createHash } from "node:crypto";
+import pg from "pg";
 import { describe, expect, inject, it } from "vitest";
 import { postgres, type PostgresStoreOptions } from "../src/adapters/postgres/index.js";
+import type { StoreTx } from "../src/store/contracts.js";
 import { defineStoreConformance } from "./conformance/store.js";
 import { postgresDatabase } from "./support/stores.js";
 
 const { postgres: service } = inject("services");
+const md5 = (text: string) => createHash("md5").update(text).digest("hex");
 
 if (!service.reachable) {
   describe("Store conformance: PostgreSQL", () => {
@@ -46,6 +50,66 @@ if (!service.reachable) {
         expect(new Set(seen.map((r) => r.name)).size).toBe(2);
       } finally {
         await store.close();
+        await db.cleanup();
+      }
+    });
+
+    it("plans a prepared statement for the table as it is now, not as it was at its first runs", async () => {
+      const db = postgresDatabase(service.url); // its URL sets search_path through `options`
+      const store = db.make();
+      try {
+        await store.open();
+        const lookup = "SELECT v FROM plan_probe WHERE id = ANY($1::text[])";
+        const scans = async (tx: StoreTx) =>
+          (
+            await tx.query<{ seq: string; idx: string }>(
+              `SELECT seq_scan AS seq, coalesce(idx_scan, 0) AS idx FROM pg_stat_xact_user_tables WHERE relname = 'plan_probe'`,
+            )
+          ).rows[0];
+        const { before, after, settings } = await store.transaction(async (tx) => {
+          await tx.query("CREATE TABLE plan_probe (id text PRIMARY KEY, v int NOT NULL)");
+          await tx.query("INSERT INTO plan_probe SELECT md5(i::text), i FROM generate_series(1, 200) AS i");
+          await tx.query("ANALYZE plan_probe");
+          // Small and analysed: a scan is its best plan. A generic plan made now would be kept.
+          for (let i = 0; i < 10; i++) await tx.query(lookup, [["a", "b", "c"]], { prepare: true });
+          await tx.query(
+            "INSERT INTO plan_probe SELECT md5(i::text), i FROM generate_series(201, 60000) AS i",
+          );
+          const before = await scans(tx);
+          const { rows } = await tx.query<{ v: number }>(lookup, [[md5("7"), md5("59999")]], {
+            prepare: true,
+          });
+          expect(rows.map((r) => r.v).sort((a, b) => a - b)).toEqual([7, 59999]);
+          const settings = await tx.query<{ p: string; s: string }>(
+            "SELECT current_setting('plan_cache_mode') AS p, current_setting('search_path') AS s",
+          );
+          return { before, after: await scans(tx), settings: settings.rows[0] };
+        });
+        // The grown table was probed through its index, not read whole.
+        expect(Number(after?.seq)).toBe(Number(before?.seq));
+        expect(Number(after?.idx)).toBeGreaterThan(Number(before?.idx));
+        // The URL's own startup options are kept beside the store's.
+        expect(settings).toEqual({ p: "force_custom_plan", s: db.config.schema });
+      } finally {
+        await store.close();
+        await db.cleanup();
+      }
+    });
+
+    it("names no statements on an app's own pool by default (its sessions are not the store's to configure)", async () => {
+      const db = postgresDatabase(service.url);
+      const pool = new pg.Pool({ connectionString: String(db.config.url), max: 2 });
+      const store = postgres({ pool, schema: String(db.config.schema) });
+      try {
+        const seen = await store.transaction(async (tx) => {
+          const { rows } = await tx.query<{ n: number }>("SELECT $1::int + 1 AS n", [41], { prepare: true });
+          expect(rows[0]?.n).toBe(42);
+          return (await tx.query(prepared)).rows;
+        });
+        expect(seen).toEqual([]);
+      } finally {
+        await store.close();
+        await pool.end();
         await db.cleanup();
       }
     });

@@ -46,8 +46,11 @@ export interface PostgresDriverOptions {
   /** Per-statement timeout in ms (`statement_timeout`); default none. */
   statementTimeoutMs?: number;
   /**
-   * Keep Patchbay's most frequent statements (the bus inbox's) as named prepared statements on
-   * each connection: parsed and planned once instead of on every run. Default true; set false
+   * Keep Patchbay's most frequent statements (the bus inbox's, the local queue's claim) as named
+   * prepared statements on each connection: parsed once instead of on every run, and planned on
+   * every run for the table as it is then (the store's connections start with
+   * `plan_cache_mode=force_custom_plan`; see {@link CUSTOM_PLANS}). Default true on the store's
+   * own pool, false on an app's `pool` (whose sessions the store does not configure). Set false
    * behind a pooler that cannot route them (PgBouncer before 1.21 in transaction mode).
    */
   prepareStatements?: boolean;
@@ -65,6 +68,30 @@ const ISOLATION: Record<NonNullable<TransactionOptions["isolation"]>, string> = 
   "repeatable read": "REPEATABLE READ",
   serializable: "SERIALIZABLE",
 };
+
+/**
+ * The session setting the store's own connections start with. A named statement's *generic*
+ * plan is made once and kept for the connection's life; made while a table was small (a new
+ * deployment, an inbox analysed at a few hundred rows) it is a sequential scan, and it stays one
+ * as the table grows: an inbox check read every row of a 60,000-row inbox, 30 ms a statement,
+ * and the bus slowed to a fifth until autovacuum analysed the table again. Custom plans are made
+ * per run from the table's current size; the statement is still parsed once. It only concerns
+ * named statements: unnamed ones (everything without the `prepare` hint) are always planned per run.
+ */
+export const CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan";
+
+/**
+ * The pool's connection settings with {@link CUSTOM_PLANS} added to any startup `options` the
+ * URL or `PGOPTIONS` already give (a URL's `options` would otherwise replace ours).
+ */
+function withCustomPlans(url: string | undefined): pg.PoolConfig {
+  const parsed = url === undefined ? undefined : new URL(url); // valid: describe() checked it
+  const given = parsed?.searchParams.get("options") ?? process.env.PGOPTIONS;
+  const options = [given, CUSTOM_PLANS].filter(Boolean).join(" ");
+  if (!parsed?.searchParams.has("options")) return { ...(url ? { connectionString: url } : {}), options };
+  parsed.searchParams.set("options", options);
+  return { connectionString: parsed.toString(), options };
+}
 
 /** host:port/database, never the password. */
 function describe(url: string | undefined): string {
@@ -99,7 +126,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     return pool;
   };
 
-  const prepare = options.prepareStatements ?? true;
+  const prepare = options.prepareStatements ?? !options.pool;
   /** Statement names by text: a digest, so one name never stands for two texts on a connection. */
   const names = new Map<string, string>();
   const nameOf = (text: string) => {
@@ -179,7 +206,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       const created =
         options.pool ??
         new pg.Pool({
-          ...(url ? { connectionString: url } : {}),
+          ...(prepare ? withCustomPlans(url) : url ? { connectionString: url } : {}),
           max: options.max ?? 10,
           ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
         });
