@@ -24,6 +24,12 @@ import {
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10000);
 const RATE = Number(process.env.BENCH_RATE ?? 200);
+/**
+ * Events each contender handles before a round is timed: connections, prepared statements, and
+ * the JIT. 200 was too few: ours then ran its first ~20,000 events at ~1.5× its steady CPU per
+ * event (TurboFan compiling on the side), and raw amqplib its first at ~1.3×.
+ */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3000);
 const LATENCY_EVENTS = Number(process.env.BENCH_LATENCY_EVENTS ?? 400);
 /** Rounds per contender, interleaved within a group; the table shows the median round. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -106,8 +112,8 @@ async function measure(c: Contender): Promise<Figures> {
       );
     };
     // Warm-up (connections, JIT, prepared plans), then throughput.
-    await publishAll(200);
-    await waitFor(() => handled >= 200, 60_000, `${c.name}: warm-up`);
+    await publishAll(WARMUP);
+    await waitFor(() => handled >= WARMUP, 120_000, `${c.name}: warm-up`);
     handled = 0;
     const own0 = process.cpuUsage();
     const [mq0, pg0] = [rabbitmqCpu(), postgresCpu()];
@@ -211,7 +217,8 @@ const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) :
 export async function main(): Promise<void> {
   const out: string[] = [
     `Bus: ${EVENTS} events of ~1 KiB end to end (publish → handler → ack) in one process, ${CONCURRENCY} concurrent publishers and handlers;`,
-    `latency at ${RATE} events/s (${LATENCY_EVENTS} events a round, pooled). ${ROUNDS} rounds per row, interleaved; events/s is the`,
+    `latency at ${RATE} events/s (${LATENCY_EVENTS} events a round, pooled). ${ROUNDS} rounds per row, interleaved, each after a`,
+    `warm-up of ${WARMUP} events; events/s is the`,
     `median round (range beside it). Ratios against the first row of each group. CPU: µs per event in the`,
     `throughput run (median round) of this process (publishers and consumer), of RabbitMQ and of PostgreSQL (from /proc;`,
     `the services share this machine's CPUs with it).`,
