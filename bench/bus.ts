@@ -218,10 +218,9 @@ export async function main(): Promise<void> {
   const out: string[] = [
     `Bus: ${EVENTS} events of ~1 KiB end to end (publish → handler → ack) in one process, ${CONCURRENCY} concurrent publishers and handlers;`,
     `latency at ${RATE} events/s (${LATENCY_EVENTS} events a round, pooled). ${ROUNDS} rounds per row, interleaved, each after a`,
-    `warm-up of ${WARMUP} events; events/s is the`,
-    `median round (range beside it). Ratios against the first row of each group. CPU: µs per event in the`,
-    `throughput run (median round) of this process (publishers and consumer), of RabbitMQ and of PostgreSQL (from /proc;`,
-    `the services share this machine's CPUs with it).`,
+    `warm-up of ${WARMUP} events; events/s is the median round (range beside it). Ratios against the first row of each group.`,
+    `CPU: µs per event in the throughput run (median round) of this process (publishers and consumer), of RabbitMQ and`,
+    `of PostgreSQL (from /proc; the services share this machine's CPUs with it).`,
     `Load average when starting: ${loadavg()
       .map((l) => l.toFixed(1))
       .join(" ")} (other processes share the CPUs; compare rows of one run only).`,

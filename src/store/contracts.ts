@@ -32,9 +32,9 @@ export interface SqlExecutor {
 export interface QueryOptions {
   /**
    * The statement runs often with this exact text: keep it prepared. PostgreSQL makes it a named
-   * prepared statement on each connection (parsed and planned once, not on every run), unless
-   * the store was made with `prepareStatements: false` (PgBouncer before 1.21 in transaction
-   * mode cannot route those).
+   * prepared statement on each connection (parsed once, still planned on every run for the
+   * tables as they are then), unless the store was made with `prepareStatements: false`
+   * (PgBouncer before 1.21 in transaction mode cannot route those) or on an app's own pool.
    */
   prepare?: boolean;
 }
