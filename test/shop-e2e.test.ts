@@ -89,7 +89,14 @@ if (pgService.reachable && amqpService.reachable) {
       const url = new URL(pgService.url);
       url.pathname = `/${name}`;
       const broker = isolatedBroker(amqpService.url);
-      for (const g of ["order-saga", "welcome-email", "default-settings", "confirmation-email"])
+      // Every group the shop consumes, the webhooks fan-out's included: cleanup deletes only these.
+      for (const g of [
+        "order-saga",
+        "welcome-email",
+        "default-settings",
+        "confirmation-email",
+        "patchbay.webhooks",
+      ])
         broker.track(g);
       return {
         env: {
