@@ -3,6 +3,7 @@ import pg from "pg";
 import { describe, expect, inject, it } from "vitest";
 import { postgres, type PostgresStoreOptions } from "../src/adapters/postgres/index.js";
 import type { StoreTx } from "../src/store/contracts.js";
+import { sql } from "../src/store/sql.js";
 import { defineStoreConformance } from "./conformance/store.js";
 import { postgresDatabase } from "./support/stores.js";
 
@@ -107,6 +108,70 @@ if (!service.reachable) {
           return (await tx.query(prepared)).rows;
         });
         expect(seen).toEqual([]);
+      } finally {
+        await store.close();
+        await pool.end();
+        await db.cleanup();
+      }
+    });
+
+    it("sends a lazy transaction's opening with BEGIN (one round trip fewer), values exact", async () => {
+      const db = postgresDatabase(service.url);
+      const pool = new pg.Pool({ connectionString: String(db.config.url), max: 1 });
+      // What the store sends, statement by statement, on the pool's one connection.
+      const sent: string[] = [];
+      const spied = new WeakSet<pg.PoolClient>();
+      pool.on("acquire", (client) => {
+        if (spied.has(client)) return;
+        spied.add(client);
+        const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+        (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
+          const first = args[0] as string | { text: string };
+          sent.push(typeof first === "string" ? first : first.text);
+          return query(...args);
+        };
+      });
+      const store = postgres({ pool, schema: String(db.config.schema) });
+      try {
+        await store.open();
+        await store.query("CREATE TABLE tagged (id text PRIMARY KEY, tags text[], raw bytea)");
+        const tags = ['a"b', "c\\d", "e,f", "{g}", "NULL", "", "it's"];
+        const checked: unknown[] = [];
+        sent.length = 0;
+        await store.lazyTransaction(
+          async (tx) => void (await tx.query("UPDATE tagged SET raw = NULL WHERE id = $1", ["x"])),
+          {
+            opening: {
+              statement: sql`INSERT INTO tagged (id, tags) VALUES (${"x"}, ${tags}::text[]) RETURNING id`,
+              check: (rows) => void checked.push(...rows.map((r) => r.id)),
+            },
+          },
+        );
+        expect(sent).toEqual([
+          expect.stringMatching(/^BEGIN; INSERT INTO tagged \(id, tags\) VALUES \('x', /),
+          "UPDATE tagged SET raw = NULL WHERE id = $1",
+          "COMMIT",
+        ]);
+        expect(checked).toEqual(["x"]);
+        const read = await store.query<{ tags: string[] }>("SELECT tags FROM tagged WHERE id = $1", ["x"]);
+        expect(read.rows[0]?.tags).toEqual(tags);
+
+        // A value that cannot be a literal (bytes): the opening goes on its own, as a parameterised statement.
+        sent.length = 0;
+        await store.lazyTransaction(async (tx) => void (await tx.query("SELECT 1")), {
+          opening: {
+            statement: sql`INSERT INTO tagged (id, raw) VALUES (${"y"}, ${Buffer.from([0, 255])}) RETURNING id`,
+            check: (rows) => expect(rows).toHaveLength(1),
+          },
+        });
+        expect(sent).toEqual([
+          "BEGIN",
+          "INSERT INTO tagged (id, raw) VALUES ($1, $2) RETURNING id",
+          "SELECT 1",
+          "COMMIT",
+        ]);
+        const bytes = await store.query<{ raw: Buffer }>("SELECT raw FROM tagged WHERE id = $1", ["y"]);
+        expect([...(bytes.rows[0]?.raw ?? [])]).toEqual([0, 255]);
       } finally {
         await store.close();
         await pool.end();

@@ -527,9 +527,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
       ({ opened } = await store.lazyTransaction(
         (tx) => sub.slots.execute(() => sub.handler(event as ReceivedEvent, context(tx))),
         {
-          onOpen: async (tx) => {
-            if (!(await inbox.claim(tx, sub.group, event.id))) throw new AlreadyProcessed();
-          },
+          opening: inbox.claimAsOpening(sub.group, event.id, () => new AlreadyProcessed()),
           ...(shared ? { beforeCommit: (tx: StoreTx) => delivery.ack(tx) } : {}),
         },
       ));

@@ -1,6 +1,5 @@
 import type { Clock } from "../core/clock.js";
 import { createBatcher } from "../core/batcher.js";
-import type { SqlExecutor } from "../store/contracts.js";
 import { PREPARED, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
@@ -23,8 +22,8 @@ const list = (parts: readonly SqlStatement[]) => joinWith(sql`, `, parts);
 
 /**
  * The inbox: message ids a group has processed. A handler's writes and its id commit in one
- * transaction ({@link claim}), so a redelivered message whose effect committed is recognised and
- * acked without running again. Handlers that wrote nothing to the store record their ids with
+ * transaction ({@link claimAsOpening}), so a redelivered message whose effect committed is
+ * recognised and acked without running again. Handlers that wrote nothing to the store record their ids with
  * {@link markProcessed}, and every delivery is first checked with {@link isProcessed}; those two
  * are group-committed: the deliveries of many concurrent handlers share one statement.
  */
@@ -94,20 +93,22 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
     { maxBatch: MAX_BATCH, isolateFailures: true },
   );
 
+  /** Records one id; returns a row unless it was recorded already. */
+  const claimStatement = (group: string, messageId: string) =>
+    join(insertRows([{ group, messageId }]), sql` RETURNING message_id`);
+
   return {
     /**
-     * Records the id in `tx` (the handler's transaction); false when it was recorded already
-     * (a duplicate). On PostgreSQL a concurrent claim of the same id waits for the first to end.
+     * Records the id as the opening statement of a handler's transaction (sent with BEGIN where
+     * the store can): `duplicate` is thrown, rolling it back, when the id was recorded already.
+     * On PostgreSQL a concurrent claim of the same id waits for the first transaction to end.
      */
-    async claim(tx: SqlExecutor, group: string, messageId: string): Promise<boolean> {
-      const { rows } = await run(
-        tx,
-        d,
-        join(insertRows([{ group, messageId }]), sql` RETURNING message_id`),
-        PREPARED,
-      );
-      return rows.length > 0;
-    },
+    claimAsOpening: (group: string, messageId: string, duplicate: () => Error) => ({
+      statement: claimStatement(group, messageId),
+      check(rows: readonly unknown[]) {
+        if (rows.length === 0) throw duplicate();
+      },
+    }),
     /** Whether the group processed this message already (a committed record). */
     isProcessed: (group: string, messageId: string): Promise<boolean> =>
       batch.add({ group, messageId, mark: false }),

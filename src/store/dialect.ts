@@ -14,6 +14,13 @@ export interface SqlDialect {
   encodeJson(value: unknown): unknown;
   /** A JSON column as read back from the driver. */
   decodeJson(raw: unknown): unknown;
+  /**
+   * A value as an SQL literal the server reads exactly as it reads the value sent as a parameter
+   * (an untyped literal, typed by its context), or `undefined` when it cannot be one. A dialect
+   * that has it lets its driver send a transaction's opening statement with `BEGIN`, in one round
+   * trip (the `opening` of its driver's `transaction`). Optional.
+   */
+  literal?(value: unknown): string | undefined;
 }
 
 /** Runs a {@link SqlStatement} on an executor in the dialect's placeholder style. */

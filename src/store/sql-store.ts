@@ -13,7 +13,7 @@ import type {
   StoreTx,
   TransactionOptions,
 } from "./contracts.js";
-import type { SqlDialect } from "./dialect.js";
+import { PREPARED, run, type SqlDialect } from "./dialect.js";
 import { NestedTransactionError, StoreClosedError } from "./errors.js";
 import { createIdempotencyStore } from "./idempotency-store.js";
 import {
@@ -25,6 +25,7 @@ import {
   type MigrationReport,
   type MigrationTx,
 } from "./migrations.js";
+import { renderInline, type SqlStatement } from "./sql.js";
 import { createStateStore } from "./state-store.js";
 
 /**
@@ -52,8 +53,17 @@ export interface StoreDriver extends MigrationHost {
   disconnect(): Promise<void>;
   /** One statement in autocommit mode. Errors are already `StoreQueryError`s. */
   query<Row>(sql: string, params: readonly unknown[], options?: QueryOptions): Promise<QueryResult<Row>>;
-  /** Runs `fn` in a transaction; commits when it resolves, rolls back and rethrows when it rejects. */
-  transaction<T>(fn: (tx: MigrationTx) => Promise<T>, options: TransactionOptions): Promise<T>;
+  /**
+   * Runs `fn` in a transaction; commits when it resolves, rolls back and rethrows when it rejects.
+   * `opening` (given only when the dialect has `literal`: SQL with its values written in) is sent
+   * together with `BEGIN`, in one round trip, and its result handed to `fn`; its failure rolls
+   * back and rejects like `fn`'s.
+   */
+  transaction<T>(
+    fn: (tx: MigrationTx, opened?: QueryResult<Record<string, unknown>>) => Promise<T>,
+    options: TransactionOptions,
+    opening?: string,
+  ): Promise<T>;
 }
 
 /** Options every SQL store accepts. */
@@ -66,7 +76,13 @@ export interface SqlStoreOptions {
 
 /** Options of {@link SqlStore.lazyTransaction}. */
 export interface LazyTransactionOptions extends TransactionOptions {
-  /** The transaction's first statements, run when it opens (before the caller's first query). */
+  /**
+   * The transaction's first statement, run when it opens; `check` gets its rows and may throw to
+   * roll back (the whole call then rejects with that error). Where the dialect can write its
+   * values as literals (PostgreSQL) it is sent with `BEGIN`, saving a round trip per transaction.
+   */
+  opening?: { statement: SqlStatement; check: (rows: readonly Record<string, unknown>[]) => void };
+  /** The transaction's first statements, run when it opens (after `opening`, before the caller's first query). */
   onOpen?: (tx: StoreTx) => Promise<void>;
   /** Its last statements, run before COMMIT — only when it opened and `fn` resolved. */
   beforeCommit?: (tx: StoreTx) => Promise<void>;
@@ -308,19 +324,32 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
           (opening ??= new Promise<SqlExecutor>((resolveOpen, rejectOpen) => {
             const fnSettled = new Promise<void>((resolve, reject) => (finish = { resolve, reject }));
             fnSettled.catch(() => undefined); // observed by the transaction below
-            done = driver.transaction(async (conn) => {
-              // Open until the transaction ends (beforeCommit runs after fn's handle closed).
-              const connCtx: TxContext = { resource: driver.resource, open: true };
-              const live = guarded(conn, connCtx);
-              try {
-                if (txOptions.onOpen) await txOptions.onOpen(txHandle(live, committed));
-                resolveOpen(live);
-                await fnSettled; // rejects (rolls back) when fn failed
-                if (txOptions.beforeCommit) await txOptions.beforeCommit(txHandle(live, committed));
-              } finally {
-                connCtx.open = false;
-              }
-            }, txOptions);
+            const opening = txOptions.opening;
+            const inlined =
+              opening && dialect.literal
+                ? renderInline(opening.statement, (v) => dialect.literal?.(v))
+                : undefined;
+            done = driver.transaction(
+              async (conn, opened) => {
+                // Open until the transaction ends (beforeCommit runs after fn's handle closed).
+                const connCtx: TxContext = { resource: driver.resource, open: true };
+                const live = guarded(conn, connCtx);
+                try {
+                  if (opening) {
+                    const first = opened ?? (await run(live, dialect, opening.statement, PREPARED));
+                    opening.check(first.rows);
+                  }
+                  if (txOptions.onOpen) await txOptions.onOpen(txHandle(live, committed));
+                  resolveOpen(live);
+                  await fnSettled; // rejects (rolls back) when fn failed
+                  if (txOptions.beforeCommit) await txOptions.beforeCommit(txHandle(live, committed));
+                } finally {
+                  connCtx.open = false;
+                }
+              },
+              txOptions,
+              inlined,
+            );
             done.catch((e: unknown) => {
               openFailure ??= { error: e };
               // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the driver's own error, passed through

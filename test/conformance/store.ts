@@ -6,7 +6,8 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isPatchbayError } from "../../src/core/errors.js";
-import type { SqlStore, SqlStoreOptions } from "../../src/store/sql-store.js";
+import type { LazyTransactionOptions, SqlStore, SqlStoreOptions } from "../../src/store/sql-store.js";
+import { sql } from "../../src/store/sql.js";
 import { FakeClock } from "../../src/testing/fake-clock.js";
 import type { IsolatedDatabase } from "../support/stores.js";
 
@@ -360,27 +361,69 @@ export function defineStoreConformance(harness: StoreHarness): void {
         expect(await countOrders(store)).toBe(0);
       });
 
-      it("a failing onOpen fails every tx call and the whole call, even when fn swallows the error", async () => {
-        const refused = new Error("already processed");
+      /** A lazy transaction whose fn swallows its query's error: what fn saw, and how the call ended. */
+      const swallowing = async (options: LazyTransactionOptions) => {
         let seenByFn: unknown;
         const thrown = await store
-          .lazyTransaction(
-            async (tx) => {
-              seenByFn = await insert(tx, "o-1").catch((e: unknown) => e);
-              return "swallowed";
-            },
-            {
-              onOpen: async (tx) => {
-                await tx.state.set("opened", true);
-                throw refused;
-              },
-            },
-          )
+          .lazyTransaction(async (tx) => {
+            seenByFn = await insert(tx, "o-1").catch((e: unknown) => e);
+            return "swallowed";
+          }, options)
           .catch((e: unknown) => e);
+        return { seenByFn, thrown };
+      };
+
+      it("a failing onOpen fails every tx call and the whole call, even when fn swallows the error", async () => {
+        const refused = new Error("already processed");
+        const { seenByFn, thrown } = await swallowing({
+          onOpen: async (tx) => {
+            await tx.state.set("opened", true);
+            throw refused;
+          },
+        });
         expect(seenByFn).toBe(refused);
         expect(thrown).toBe(refused);
         expect(await countOrders(store)).toBe(0);
         expect(await store.state.get("opened")).toBeUndefined();
+      });
+
+      // Quotes, backslashes, a placeholder, braces and commas, non-ASCII: values that must arrive
+      // exactly as sent, however the backend sends the opening (with BEGIN on PostgreSQL).
+      const tricky = `it's "quoted" \\ back\\slash $1 ? {a,b} ünï 🎉 E'x'`;
+
+      it("runs opening first: check gets its rows, and its write commits with fn's", async () => {
+        const seen: unknown[] = [];
+        const result = await store.lazyTransaction(
+          async (tx) => {
+            await insert(tx, "o-1");
+            return "done";
+          },
+          {
+            opening: {
+              statement: sql`INSERT INTO orders (id, qty) VALUES (${tricky}, ${7}) RETURNING id, qty`,
+              check: (rows) => void seen.push(...rows),
+            },
+          },
+        );
+        expect(result).toEqual({ value: "done", opened: true });
+        expect(seen.map((r) => ({ ...(r as object) }))).toEqual([{ id: tricky, qty: 7 }]);
+        const { rows } = await store.query<{ id: string }>("SELECT id FROM orders ORDER BY qty DESC");
+        expect(rows.map((r) => r.id)).toEqual([tricky, "o-1"]);
+      });
+
+      it("a check that throws rolls back opening's and fn's writes and fails the call, even when fn swallows it", async () => {
+        const duplicate = new Error("already processed");
+        const { seenByFn, thrown } = await swallowing({
+          opening: {
+            statement: sql`INSERT INTO orders (id, qty) VALUES (${"o-open"}, ${1}) RETURNING id`,
+            check: () => {
+              throw duplicate;
+            },
+          },
+        });
+        expect(seenByFn).toBe(duplicate);
+        expect(thrown).toBe(duplicate);
+        expect(await countOrders(store)).toBe(0);
       });
 
       it("when onOpen fails and fn throws something else, the call fails with onOpen's error", async () => {

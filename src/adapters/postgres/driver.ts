@@ -93,6 +93,37 @@ function withCustomPlans(url: string | undefined): pg.PoolConfig {
   return { connectionString: parsed.toString(), options };
 }
 
+/** An array parameter's text form (`{"a","b"}`), as `pg` would send it; strings and numbers only. */
+function arrayText(values: readonly unknown[]): string | undefined {
+  const items: string[] = [];
+  for (const v of values) {
+    if (v === null) items.push("NULL");
+    else if (typeof v === "number" && Number.isFinite(v)) items.push(String(v));
+    else if (typeof v === "string") items.push(`"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`);
+    else return undefined;
+  }
+  return `{${items.join(",")}}`;
+}
+
+/**
+ * A value as the literal PostgreSQL reads as it reads that value sent as a text parameter: an
+ * untyped string literal ('…', typed by its context or cast, like `$1`), or NULL. Strings,
+ * finite numbers, bigints, booleans and flat arrays of strings and numbers; anything else (a
+ * Buffer, an object, a NUL character PostgreSQL text cannot hold) is `undefined`, and the
+ * statement goes as a parameterised one instead.
+ */
+function literal(value: unknown): string | undefined {
+  if (value === null || value === undefined) return "NULL";
+  let text: string | undefined;
+  if (typeof value === "string") text = value;
+  else if (typeof value === "number") text = Number.isFinite(value) ? String(value) : undefined;
+  else if (typeof value === "bigint") text = String(value);
+  else if (typeof value === "boolean") text = value ? "true" : "false";
+  else if (Array.isArray(value)) text = arrayText(value);
+  if (text === undefined || text.includes("\u0000")) return undefined;
+  return pg.escapeLiteral(text);
+}
+
 /** host:port/database, never the password. */
 function describe(url: string | undefined): string {
   if (!url) return `${process.env.PGHOST ?? "localhost"}/${process.env.PGDATABASE ?? "(default)"}`;
@@ -118,6 +149,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     table: (name) => `${schema}.${quoteIdentifier(name)}`,
     encodeJson: (value) => JSON.stringify(value),
     decodeJson: (raw) => raw,
+    literal,
   };
   const migrations = allMigrations.map((m) => ({ ...m, sql: m.sql.replaceAll("{{schema}}", schema) }));
 
@@ -165,8 +197,9 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
   });
 
   const transaction = async <T>(
-    fn: (tx: MigrationTx) => Promise<T>,
+    fn: (tx: MigrationTx, opened?: QueryResult<Record<string, unknown>>) => Promise<T>,
     txOptions: TransactionOptions,
+    opening?: string,
     before?: (tx: MigrationTx) => Promise<void>,
   ): Promise<T> => {
     let client: pg.PoolClient;
@@ -178,11 +211,23 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     const tx = onClient(client);
     let broken: Error | undefined;
     try {
-      await tx.query(
-        txOptions.isolation ? `BEGIN ISOLATION LEVEL ${ISOLATION[txOptions.isolation]}` : "BEGIN",
-      );
+      const begin = txOptions.isolation ? `BEGIN ISOLATION LEVEL ${ISOLATION[txOptions.isolation]}` : "BEGIN";
+      let opened: QueryResult<Record<string, unknown>> | undefined;
+      if (opening === undefined) await tx.query(begin);
+      else {
+        // One simple-protocol query, two statements: BEGIN and the opening (values written in).
+        const text = `${begin}; ${opening}`;
+        let results: pg.QueryResult[];
+        try {
+          results = (await client.query(text)) as unknown as pg.QueryResult[];
+        } catch (e) {
+          throw toStoreError(e, text);
+        }
+        const first = results[1];
+        opened = { rows: (first?.rows ?? []) as Record<string, unknown>[], rowCount: first?.rowCount ?? 0 };
+      }
       if (before) await before(tx);
-      const result = await fn(tx);
+      const result = await fn(tx, opened);
       await tx.query("COMMIT");
       return result;
     } catch (e) {
@@ -270,10 +315,10 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       };
     },
 
-    transaction: (fn, txOptions) => transaction(fn, txOptions),
+    transaction: (fn, txOptions, opening) => transaction(fn, txOptions, opening),
 
     withMigrationLock: (fn) =>
-      transaction(fn, {}, async (tx) => {
+      transaction(fn, {}, undefined, async (tx) => {
         // Serializes migrations across processes; released automatically at commit/rollback.
         await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`patchbay.migrate:${schemaName}`]);
         await tx.exec(
