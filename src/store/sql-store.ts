@@ -318,16 +318,16 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
 
         let opening: Promise<SqlExecutor> | undefined;
         let done: Promise<void> | undefined;
-        // Set when the transaction failed before fn settled (the database, or onOpen).
+        // Set when the transaction failed before fn settled (the database, opening's check, onOpen).
         let openFailure: { error: unknown } | undefined;
         const begin = () =>
           (opening ??= new Promise<SqlExecutor>((resolveOpen, rejectOpen) => {
             const fnSettled = new Promise<void>((resolve, reject) => (finish = { resolve, reject }));
             fnSettled.catch(() => undefined); // observed by the transaction below
-            const opening = txOptions.opening;
+            const first = txOptions.opening;
             const inlined =
-              opening && dialect.literal
-                ? renderInline(opening.statement, (v) => dialect.literal?.(v))
+              first && dialect.literal
+                ? renderInline(first.statement, (v) => dialect.literal?.(v))
                 : undefined;
             done = driver.transaction(
               async (conn, opened) => {
@@ -335,9 +335,9 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
                 const connCtx: TxContext = { resource: driver.resource, open: true };
                 const live = guarded(conn, connCtx);
                 try {
-                  if (opening) {
-                    const first = opened ?? (await run(live, dialect, opening.statement, PREPARED));
-                    opening.check(first.rows);
+                  if (first) {
+                    const result = opened ?? (await run(live, dialect, first.statement, PREPARED));
+                    first.check(result.rows);
                   }
                   if (txOptions.onOpen) await txOptions.onOpen(txHandle(live, committed));
                   resolveOpen(live);
