@@ -4,6 +4,7 @@ import { describe, expect, inject, it } from "vitest";
 import { postgres, type PostgresStoreOptions } from "../src/adapters/postgres/index.js";
 import type { StoreTx } from "../src/store/contracts.js";
 import { sql } from "../src/store/sql.js";
+import type { SqlStore } from "../src/store/sql-store.js";
 import { defineStoreConformance } from "./conformance/store.js";
 import { postgresDatabase } from "./support/stores.js";
 
@@ -22,6 +23,15 @@ if (!service.reachable) {
 
   describe("prepared statements on PostgreSQL (the prepare hint)", () => {
     const prepared = `SELECT name, statement FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int%'`;
+    /** A statement with the prepare hint runs right and leaves no prepared statement behind. */
+    const expectNothingPrepared = async (store: SqlStore) => {
+      const seen = await store.transaction(async (tx) => {
+        const { rows } = await tx.query<{ n: number }>("SELECT $1::int + 1 AS n", [41], { prepare: true });
+        expect(rows[0]?.n).toBe(42);
+        return (await tx.query(prepared)).rows;
+      });
+      expect(seen).toEqual([]);
+    };
 
     it("keeps a statement prepared on its connection, one name per text, with right results", async () => {
       const db = postgresDatabase(service.url);
@@ -102,12 +112,7 @@ if (!service.reachable) {
       const pool = new pg.Pool({ connectionString: String(db.config.url), max: 2 });
       const store = postgres({ pool, schema: String(db.config.schema) });
       try {
-        const seen = await store.transaction(async (tx) => {
-          const { rows } = await tx.query<{ n: number }>("SELECT $1::int + 1 AS n", [41], { prepare: true });
-          expect(rows[0]?.n).toBe(42);
-          return (await tx.query(prepared)).rows;
-        });
-        expect(seen).toEqual([]);
+        await expectNothingPrepared(store);
       } finally {
         await store.close();
         await pool.end();
@@ -183,12 +188,7 @@ if (!service.reachable) {
       const db = postgresDatabase(service.url);
       const store = postgres({ ...(db.config as PostgresStoreOptions), prepareStatements: false });
       try {
-        const seen = await store.transaction(async (tx) => {
-          const { rows } = await tx.query<{ n: number }>("SELECT $1::int + 1 AS n", [41], { prepare: true });
-          expect(rows[0]?.n).toBe(42);
-          return (await tx.query(prepared)).rows;
-        });
-        expect(seen).toEqual([]);
+        await expectNothingPrepared(store);
       } finally {
         await store.close();
         await db.cleanup();

@@ -112,7 +112,7 @@ function arrayText(values: readonly unknown[]): string | undefined {
  * Buffer, an object, a NUL character PostgreSQL text cannot hold) is `undefined`, and the
  * statement goes as a parameterised one instead.
  */
-function literal(value: unknown): string | undefined {
+export function postgresLiteral(value: unknown): string | undefined {
   if (value === null || value === undefined) return "NULL";
   let text: string | undefined;
   if (typeof value === "string") text = value;
@@ -149,7 +149,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     table: (name) => `${schema}.${quoteIdentifier(name)}`,
     encodeJson: (value) => JSON.stringify(value),
     decodeJson: (raw) => raw,
-    literal,
+    literal: postgresLiteral,
   };
   const migrations = allMigrations.map((m) => ({ ...m, sql: m.sql.replaceAll("{{schema}}", schema) }));
 

@@ -5,6 +5,7 @@ import type { SyncSource } from "../../sync/contracts.js";
 import { SyncCursorError } from "../../sync/errors.js";
 import { keysetSource, type KeysetDriver, type SqlSourceOptions } from "../../sync/keyset.js";
 import { copyField, decodeCopyField } from "./copy.js";
+import { postgresLiteral } from "./driver.js";
 import { toStoreError } from "./errors.js";
 
 /** Options of {@link postgresSource}. */
@@ -58,9 +59,10 @@ export function postgresKeysetDriver(options: {
     encodings: ["postgres-copy-text"],
 
     literal(value) {
-      if (typeof value === "number" && Number.isFinite(value)) return `'${value}'`;
-      if (typeof value === "boolean") return value ? "'t'" : "'f'";
-      if (typeof value === "string" && !value.includes("\u0000")) return pg.escapeLiteral(value);
+      // A cursor value is one scalar: never NULL, never an array.
+      const written =
+        value === null || value === undefined || Array.isArray(value) ? undefined : postgresLiteral(value);
+      if (written !== undefined) return written;
       throw new SyncCursorError(
         `a cursor value ${JSON.stringify(value)} cannot be used as a PostgreSQL literal`,
       );
