@@ -3,6 +3,7 @@ import pg from "pg";
 import { describe, expect, inject, it } from "vitest";
 import { postgres, type PostgresStoreOptions } from "../src/adapters/postgres/index.js";
 import type { StoreTx } from "../src/store/contracts.js";
+import { runAtCommit } from "../src/store/dialect.js";
 import { sql } from "../src/store/sql.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 import { defineStoreConformance } from "./conformance/store.js";
@@ -120,10 +121,10 @@ if (!service.reachable) {
       }
     });
 
-    it("sends a lazy transaction's opening with BEGIN (one round trip fewer), values exact", async () => {
+    /** A store on a one-connection pool that records what it sends, statement by statement. */
+    function spiedStore() {
       const db = postgresDatabase(service.url);
       const pool = new pg.Pool({ connectionString: String(db.config.url), max: 1 });
-      // What the store sends, statement by statement, on the pool's one connection.
       const sent: string[] = [];
       const spied = new WeakSet<pg.PoolClient>();
       pool.on("acquire", (client) => {
@@ -137,6 +138,16 @@ if (!service.reachable) {
         };
       });
       const store = postgres({ pool, schema: String(db.config.schema) });
+      const cleanup = async () => {
+        await store.close();
+        await pool.end();
+        await db.cleanup();
+      };
+      return { store, sent, cleanup };
+    }
+
+    it("sends a lazy transaction's opening with BEGIN (one round trip fewer), values exact", async () => {
+      const { store, sent, cleanup } = spiedStore();
       try {
         await store.open();
         await store.query("CREATE TABLE tagged (id text PRIMARY KEY, tags text[], raw bytea)");
@@ -178,9 +189,47 @@ if (!service.reachable) {
         const bytes = await store.query<{ raw: Buffer }>("SELECT raw FROM tagged WHERE id = $1", ["y"]);
         expect([...(bytes.rows[0]?.raw ?? [])]).toEqual([0, 255]);
       } finally {
-        await store.close();
-        await pool.end();
-        await db.cleanup();
+        await cleanup();
+      }
+    });
+
+    it("sends statements held for the commit with COMMIT (one round trip fewer), values exact", async () => {
+      const { store, sent, cleanup } = spiedStore();
+      try {
+        await store.open();
+        await store.query("CREATE TABLE tagged (id text PRIMARY KEY, tags text[], raw bytea)");
+        const tags = ['a"b', "c\\d", "e,f", "{g}", "NULL", "", "it's"];
+        sent.length = 0;
+        await store.lazyTransaction(async (tx) => void (await tx.query("SELECT 1")), {
+          beforeCommit: (tx) =>
+            runAtCommit(
+              tx,
+              store.dialect,
+              sql`INSERT INTO tagged (id, tags) VALUES (${"x"}, ${tags}::text[])`,
+            ),
+        });
+        expect(sent).toEqual([
+          "BEGIN",
+          "SELECT 1",
+          expect.stringMatching(/^INSERT INTO tagged \(id, tags\) VALUES \('x', .*\); COMMIT$/),
+        ]);
+        const read = await store.query<{ tags: string[] }>("SELECT tags FROM tagged WHERE id = $1", ["x"]);
+        expect(read.rows[0]?.tags).toEqual(tags);
+
+        // A value that cannot be a literal (bytes): the statement runs at once, parameterised.
+        sent.length = 0;
+        await store.transaction((tx) =>
+          runAtCommit(
+            tx,
+            store.dialect,
+            sql`INSERT INTO tagged (id, raw) VALUES (${"y"}, ${Buffer.from([0, 255])})`,
+          ),
+        );
+        expect(sent).toEqual(["BEGIN", "INSERT INTO tagged (id, raw) VALUES ($1, $2)", "COMMIT"]);
+        const bytes = await store.query<{ raw: Buffer }>("SELECT raw FROM tagged WHERE id = $1", ["y"]);
+        expect([...(bytes.rows[0]?.raw ?? [])]).toEqual([0, 255]);
+      } finally {
+        await cleanup();
       }
     });
 

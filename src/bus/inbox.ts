@@ -103,12 +103,18 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
      * the store can): `duplicate` is thrown, rolling it back, when the id was recorded already.
      * On PostgreSQL a concurrent claim of the same id waits for the first transaction to end.
      */
-    claimAsOpening: (group: string, messageId: string, duplicate: () => Error) => ({
-      statement: claimStatement(group, messageId),
-      check(rows: readonly unknown[]) {
-        if (rows.length === 0) throw duplicate();
-      },
-    }),
+    claimAsOpening(group: string, messageId: string, duplicate: () => Error) {
+      let statement: SqlStatement | undefined;
+      return {
+        // Built when the transaction opens: most handlers never open one.
+        get statement() {
+          return (statement ??= claimStatement(group, messageId));
+        },
+        check(rows: readonly unknown[]) {
+          if (rows.length === 0) throw duplicate();
+        },
+      };
+    },
     /** Whether the group processed this message already (a committed record). */
     isProcessed: (group: string, messageId: string): Promise<boolean> =>
       batch.add({ group, messageId, mark: false }),

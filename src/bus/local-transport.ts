@@ -12,7 +12,7 @@ import { silentLogger, type Logger } from "../core/logger.js";
 import { createBatcher } from "../core/batcher.js";
 import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
-import { int, PREPARED, run } from "../store/dialect.js";
+import { int, PREPARED, run, runAtCommit } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
 import { BusError } from "./errors.js";
@@ -254,7 +254,9 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       // consumer re-claimed the job matches nothing and changes nothing.
       async ack(tx?: StoreTx) {
         guard("ack");
-        if (tx) await run(tx, d, sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`);
+        // In the handler's transaction: its last statement, sent with COMMIT where the store can.
+        if (tx)
+          await runAtCommit(tx, d, sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`);
         else await acks.add({ id, attempt });
       },
       async retry(delayMs: number, failure: FailureRecord) {

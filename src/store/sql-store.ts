@@ -13,7 +13,7 @@ import type {
   StoreTx,
   TransactionOptions,
 } from "./contracts.js";
-import { PREPARED, run, type SqlDialect } from "./dialect.js";
+import { AT_COMMIT, PREPARED, run, type HoldsForCommit, type SqlDialect } from "./dialect.js";
 import { NestedTransactionError, StoreClosedError } from "./errors.js";
 import { createIdempotencyStore } from "./idempotency-store.js";
 import {
@@ -57,12 +57,15 @@ export interface StoreDriver extends MigrationHost {
    * Runs `fn` in a transaction; commits when it resolves, rolls back and rethrows when it rejects.
    * `opening` (given only when the dialect has `literal`: SQL with its values written in) is sent
    * together with `BEGIN`, in one round trip, and its result handed to `fn`; its failure rolls
-   * back and rejects like `fn`'s.
+   * back and rejects like `fn`'s. `closing` (likewise only with `literal`) is called once `fn`
+   * resolved: the statements it returns, if any, are sent together with `COMMIT`; their failure
+   * rolls back and rejects.
    */
   transaction<T>(
     fn: (tx: MigrationTx, opened?: QueryResult<Record<string, unknown>>) => Promise<T>,
     options: TransactionOptions,
     opening?: string,
+    closing?: () => string | undefined,
   ): Promise<T>;
 }
 
@@ -115,6 +118,11 @@ export interface SqlStore extends Store {
 interface TxContext {
   resource: unknown;
   open: boolean;
+}
+
+interface HeldForCommit {
+  hold: (statement: SqlStatement) => boolean;
+  closing: () => string | undefined;
 }
 
 const activeTx = new AsyncLocalStorage<TxContext>();
@@ -198,11 +206,11 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
       return conn.query<Row>(text, params, queryOptions);
     },
   });
-  const txHandle = (live: SqlExecutor, committed: Array<() => void>): StoreTx => {
+  const txHandle = (live: SqlExecutor, committed: Array<() => void>, held?: HeldForCommit): StoreTx => {
     // Built on first use: most transactions (a bus handler's, for one) never touch them.
     let state: StoreTx["state"] | undefined;
     let idempotency: StoreTx["idempotency"] | undefined;
-    return {
+    const handle: StoreTx & HoldsForCommit = {
       query: (text, params, queryOptions) => live.query(text, params, queryOptions),
       get state() {
         return (state ??= createStateStore(live, dialect, clock));
@@ -211,6 +219,31 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         return (idempotency ??= createIdempotencyStore(live, dialect, clock));
       },
       afterCommit: (callback) => void committed.push(callback),
+    };
+    if (held) handle[AT_COMMIT] = (statement) => held.hold(statement);
+    return handle;
+  };
+  /**
+   * Statements held for a transaction's commit ({@link runAtCommit}), written with their values
+   * as literals; `closing` hands them to the driver, which sends them with `COMMIT`. Without
+   * literals (SQLite, where a statement costs no round trip) nothing is held.
+   */
+  const heldForCommit = (): HeldForCommit | undefined => {
+    if (!dialect.literal) return undefined;
+    const texts: string[] = [];
+    let sealed = false;
+    return {
+      hold: (statement) => {
+        if (sealed) return false;
+        const text = renderInline(statement, (v) => dialect.literal?.(v));
+        if (text === undefined) return false;
+        texts.push(text);
+        return true;
+      },
+      closing: () => {
+        sealed = true;
+        return texts.length > 0 ? texts.join("; ") : undefined;
+      },
     };
   };
   const runAfterCommit = (committed: Array<() => void>) => {
@@ -285,22 +318,28 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
 
     transaction<T>(fn: (tx: StoreTx) => Promise<T>, txOptions: TransactionOptions = {}): Promise<T> {
       const committed: Array<() => void> = [];
-      return operation(() =>
-        driver
-          .transaction(async (conn) => {
-            const ctx: TxContext = { resource: driver.resource, open: true };
-            const tx = txHandle(guarded(conn, ctx), committed);
-            try {
-              return await activeTx.run(ctx, () => fn(tx));
-            } finally {
-              ctx.open = false;
-            }
-          }, txOptions)
+      return operation(() => {
+        const held = heldForCommit();
+        return driver
+          .transaction(
+            async (conn) => {
+              const ctx: TxContext = { resource: driver.resource, open: true };
+              const tx = txHandle(guarded(conn, ctx), committed, held);
+              try {
+                return await activeTx.run(ctx, () => fn(tx));
+              } finally {
+                ctx.open = false;
+              }
+            },
+            txOptions,
+            undefined,
+            held?.closing,
+          )
           .then((result) => {
             runAfterCommit(committed);
             return result;
-          }),
-      );
+          });
+      });
     },
 
     lazyTransaction<T>(
@@ -329,6 +368,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
               first && dialect.literal
                 ? renderInline(first.statement, (v) => dialect.literal?.(v))
                 : undefined;
+            const held = heldForCommit();
             done = driver.transaction(
               async (conn, opened) => {
                 // Open until the transaction ends (beforeCommit runs after fn's handle closed).
@@ -339,16 +379,19 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
                     const result = opened ?? (await run(live, dialect, first.statement, PREPARED));
                     first.check(result.rows);
                   }
-                  if (txOptions.onOpen) await txOptions.onOpen(txHandle(live, committed));
+                  if (txOptions.onOpen) await txOptions.onOpen(txHandle(live, committed, held));
                   resolveOpen(live);
                   await fnSettled; // rejects (rolls back) when fn failed
-                  if (txOptions.beforeCommit) await txOptions.beforeCommit(txHandle(live, committed));
+                  if (txOptions.beforeCommit) {
+                    await txOptions.beforeCommit(txHandle(live, committed, held));
+                  }
                 } finally {
                   connCtx.open = false;
                 }
               },
               txOptions,
               inlined,
+              held?.closing,
             );
             done.catch((e: unknown) => {
               openFailure ??= { error: e };

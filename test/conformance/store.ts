@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isPatchbayError } from "../../src/core/errors.js";
+import { runAtCommit } from "../../src/store/dialect.js";
 import type { LazyTransactionOptions, SqlStore, SqlStoreOptions } from "../../src/store/sql-store.js";
 import { sql } from "../../src/store/sql.js";
 import { FakeClock } from "../../src/testing/fake-clock.js";
@@ -423,6 +424,68 @@ export function defineStoreConformance(harness: StoreHarness): void {
         });
         expect(seenByFn).toBe(duplicate);
         expect(thrown).toBe(duplicate);
+        expect(await countOrders(store)).toBe(0);
+      });
+
+      it("runAtCommit in beforeCommit: the statement commits last, with the transaction, values exact", async () => {
+        const result = await store.lazyTransaction(
+          async (tx) => {
+            await insert(tx, "o-1");
+            return "done";
+          },
+          {
+            beforeCommit: async (tx) => {
+              await runAtCommit(
+                tx,
+                store.dialect,
+                sql`INSERT INTO orders (id, qty) VALUES (${tricky}, ${9})`,
+              );
+              await insert(tx, "o-2"); // a statement after it still runs before it
+            },
+          },
+        );
+        expect(result).toEqual({ value: "done", opened: true });
+        const { rows } = await store.query<{ id: string }>("SELECT id FROM orders ORDER BY id");
+        expect(rows.map((r) => r.id).sort()).toEqual(["o-1", "o-2", tricky].sort());
+      });
+
+      it("runAtCommit: a failing statement rolls back the whole transaction and fails the call, typed", async () => {
+        await store.query(`INSERT INTO orders (id, qty) VALUES (${target.p(1)}, ${target.p(2)})`, [
+          "taken",
+          1,
+        ]);
+        const thrown = await store
+          .lazyTransaction((tx) => insert(tx, "o-1"), {
+            beforeCommit: (tx) =>
+              runAtCommit(tx, store.dialect, sql`INSERT INTO orders (id, qty) VALUES (${"taken"}, ${2})`),
+          })
+          .catch((e: unknown) => e);
+        expect(isPatchbayError(thrown, "QUERY_FAILED")).toBe(true);
+        expect(await countOrders(store)).toBe(1); // "taken" only: o-1 rolled back
+        // The same in a plain transaction; the store stays usable afterwards.
+        const again = await store
+          .transaction(async (tx) => {
+            await insert(tx, "o-2");
+            await runAtCommit(tx, store.dialect, sql`INSERT INTO orders (id, qty) VALUES (${"taken"}, ${3})`);
+          })
+          .catch((e: unknown) => e);
+        expect(isPatchbayError(again, "QUERY_FAILED")).toBe(true);
+        expect(await countOrders(store)).toBe(1);
+        await store.transaction((tx) =>
+          runAtCommit(tx, store.dialect, sql`DELETE FROM orders WHERE id = ${"taken"}`),
+        );
+        expect(await countOrders(store)).toBe(0);
+      });
+
+      it("runAtCommit: nothing of it is applied when fn fails", async () => {
+        const failure = new Error("handler failed");
+        const thrown = await store
+          .transaction(async (tx) => {
+            await runAtCommit(tx, store.dialect, sql`INSERT INTO orders (id, qty) VALUES (${"held"}, ${1})`);
+            throw failure;
+          })
+          .catch((e: unknown) => e);
+        expect(thrown).toBe(failure);
         expect(await countOrders(store)).toBe(0);
       });
 

@@ -200,6 +200,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     fn: (tx: MigrationTx, opened?: QueryResult<Record<string, unknown>>) => Promise<T>,
     txOptions: TransactionOptions,
     opening?: string,
+    closing?: () => string | undefined,
     before?: (tx: MigrationTx) => Promise<void>,
   ): Promise<T> => {
     let client: pg.PoolClient;
@@ -228,7 +229,18 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       }
       if (before) await before(tx);
       const result = await fn(tx, opened);
-      await tx.query("COMMIT");
+      const last = closing?.();
+      if (last === undefined) await tx.query("COMMIT");
+      else {
+        // One simple-protocol query: the held statements and COMMIT. When one fails, the server
+        // skips the rest (COMMIT included) and the transaction is rolled back below.
+        const text = `${last}; COMMIT`;
+        try {
+          await client.query(text);
+        } catch (e) {
+          throw toStoreError(e, text);
+        }
+      }
       return result;
     } catch (e) {
       // A failed ROLLBACK means the connection is in an unknown state: destroy it, never reuse it.
@@ -315,10 +327,10 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       };
     },
 
-    transaction: (fn, txOptions, opening) => transaction(fn, txOptions, opening),
+    transaction: (fn, txOptions, opening, closing) => transaction(fn, txOptions, opening, closing),
 
     withMigrationLock: (fn) =>
-      transaction(fn, {}, undefined, async (tx) => {
+      transaction(fn, {}, undefined, undefined, async (tx) => {
         // Serializes migrations across processes; released automatically at commit/rollback.
         await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`patchbay.migrate:${schemaName}`]);
         await tx.exec(
