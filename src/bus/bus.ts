@@ -273,6 +273,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
           // toEnvelope returned a validated event: serialise it without validating it again.
           body: serializeStructured(event),
           headers: { ...opts.headers, ...carrier },
+          // An id we made is sent once by this call (the outbox does not store this flag).
+          fresh: opts.id === undefined,
         });
       return built instanceof Promise ? built.then(go) : go(built);
     });
@@ -504,20 +506,23 @@ export function createEventBus(options: EventBusOptions): EventBus {
    * The handler's transaction opens only when it first uses `ctx.tx` (a lazy transaction), with
    * the inbox claim as its first statement and, on a store-backed transport, the ack as its
    * last: its writes, its "processed" mark and its ack commit together. A handler that never
-   * touches `ctx.tx` has no store effect to protect; its mark and ack are group-committed with
-   * other deliveries' instead of costing a transaction each.
+   * touches `ctx.tx` has no store effect to protect: nothing is recorded for it, and it is at
+   * least once like any effect outside the store. So the first delivery of a message the bus
+   * published once, to a handler that writes nothing, costs no statement on the store at all.
    */
   async function runHandler(sub: Subscription, delivery: Delivery, event: CloudEvent): Promise<boolean> {
     const context = (tx: StoreTx | undefined) =>
       new DeliveryContext(delivery.attempt, sub.group, stopping.signal, logger, event, tx);
-    if (await inbox.isProcessed(sub.group, event.id)) {
+    // Only a delivery that may repeat an earlier one can find its id recorded: a redelivery or a
+    // retry, or a message published again under its id (or by a producer that did not say).
+    const mayRepeat = delivery.attempt > 1 || delivery.message.fresh !== true;
+    if (mayRepeat && (await inbox.isProcessed(sub.group, event.id))) {
       await delivery.ack();
       return true;
     }
     if (!sub.transactional) {
       const ctx = context(undefined);
       await sub.slots.execute(() => sub.handler(event as ReceivedEvent, ctx));
-      await inbox.markProcessed(sub.group, event.id);
       await delivery.ack();
       return false;
     }
@@ -537,7 +542,6 @@ export function createEventBus(options: EventBusOptions): EventBus {
       await delivery.ack();
       return true;
     }
-    if (!opened) await inbox.markProcessed(sub.group, event.id);
     if (!opened || !shared) await delivery.ack();
     return false;
   }

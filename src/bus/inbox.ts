@@ -10,22 +10,15 @@ interface Entry {
   messageId: string;
 }
 
-/** A check (processed already?) or a mark (processed now) of one message. */
-interface Op extends Entry {
-  mark: boolean;
-}
-
-/** Rows per batched statement (3 parameters each: under every driver's limit). */
+/** Ids per batched check (one array parameter per group: under every driver's limit). */
 const MAX_BATCH = 500;
-
-const list = (parts: readonly SqlStatement[]) => joinWith(sql`, `, parts);
 
 /**
  * The inbox: message ids a group has processed. A handler's writes and its id commit in one
  * transaction ({@link claimAsOpening}), so a redelivered message whose effect committed is
- * recognised and acked without running again. Handlers that wrote nothing to the store record their ids with
- * {@link markProcessed}, and every delivery is first checked with {@link isProcessed}; those two
- * are group-committed: the deliveries of many concurrent handlers share one statement.
+ * recognised and acked without running again ({@link isProcessed}). Handlers that wrote nothing
+ * record nothing: they have no store effect to protect. Checks are group-committed: the
+ * deliveries of many concurrent handlers share one statement.
  */
 export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) {
   const d = store.dialect;
@@ -35,19 +28,6 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
     run(store, d, sql`DELETE FROM ${t} WHERE processed_at < ${clock.now() - retentionMs}`).catch(
       () => undefined,
     );
-  const insertRows = (entries: readonly Entry[]) => {
-    const now = clock.now();
-    const rows =
-      d.name === "postgres"
-        ? // Two array parameters however many rows: the statement's plan stays small.
-          sql`SELECT g, m, ${now}::bigint FROM unnest(${entries.map((e) => e.group)}::text[], ${entries.map((e) => e.messageId)}::text[]) AS u(g, m)`
-        : join(sql`VALUES `, list(entries.map((e) => sql`(${e.group}, ${e.messageId}, ${now})`)));
-    return join(
-      sql`INSERT INTO ${t} (grp, message_id, processed_at) `,
-      rows,
-      sql` ON CONFLICT (grp, message_id) DO NOTHING`,
-    );
-  };
 
   /** The SELECT of a check batch: one `grp = ? AND message_id IN (…)` per group. */
   const selectProcessed = (entries: readonly Entry[]) => {
@@ -60,42 +40,30 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
           sql`SELECT grp, message_id FROM ${t} WHERE grp = ${group} AND message_id = ANY(${ids}::text[])`
         : join(
             sql`SELECT grp, message_id FROM ${t} WHERE grp = ${group} AND message_id IN (`,
-            list(ids.map((id) => sql`${id}`)),
+            joinWith(
+              sql`, `,
+              ids.map((id) => sql`${id}`),
+            ),
             sql`)`,
           ),
     );
     return joinWith(sql` UNION ALL `, selects);
   };
 
-  // Checks of new deliveries and marks of finished ones share one round trip per flush: on
-  // PostgreSQL the INSERT is a CTE beside the SELECT; on SQLite (in process) two statements in
-  // one transaction. The SELECT does not see this flush's marks — they are other messages'.
-  const batch = createBatcher(
-    async (ops: Op[]) => {
-      const marks = ops.filter((o) => o.mark);
-      const checks = ops.filter((o) => !o.mark);
+  const checks = createBatcher(
+    async (entries: Entry[]) => {
       type Row = { grp: string; message_id: string };
-      let rows: Row[] = [];
-      if (marks.length === 0) rows = (await run<Row>(store, d, selectProcessed(checks), PREPARED)).rows;
-      else if (checks.length === 0) await run(store, d, insertRows(marks), PREPARED);
-      else if (d.name === "postgres") {
-        const statement = join(sql`WITH marked AS (`, insertRows(marks), sql`) `, selectProcessed(checks));
-        rows = (await run<Row>(store, d, statement, PREPARED)).rows;
-      } else {
-        rows = await store.transaction(async (tx) => {
-          await run(tx, d, insertRows(marks));
-          return (await run<Row>(tx, d, selectProcessed(checks))).rows;
-        });
-      }
+      const { rows } = await run<Row>(store, d, selectProcessed(entries), PREPARED);
       const found = new Set(rows.map((r) => `${r.grp}\n${r.message_id}`));
-      return ops.map((o) => !o.mark && found.has(`${o.group}\n${o.messageId}`));
+      return entries.map((e) => found.has(`${e.group}\n${e.messageId}`));
     },
     { maxBatch: MAX_BATCH, isolateFailures: true },
   );
 
   /** Records one id; returns a row unless it was recorded already. */
   const claimStatement = (group: string, messageId: string) =>
-    join(insertRows([{ group, messageId }]), sql` RETURNING message_id`);
+    sql`INSERT INTO ${t} (grp, message_id, processed_at) VALUES (${group}, ${messageId}, ${clock.now()})
+        ON CONFLICT (grp, message_id) DO NOTHING RETURNING message_id`;
 
   return {
     /**
@@ -116,11 +84,7 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
       };
     },
     /** Whether the group processed this message already (a committed record). */
-    isProcessed: (group: string, messageId: string): Promise<boolean> =>
-      batch.add({ group, messageId, mark: false }),
-    /** Records, on its own commit, that the group processed the message. */
-    markProcessed: (group: string, messageId: string): Promise<unknown> =>
-      batch.add({ group, messageId, mark: true }),
+    isProcessed: (group: string, messageId: string): Promise<boolean> => checks.add({ group, messageId }),
     startPurging() {
       timer ??= setInterval(() => void purge(), Math.min(retentionMs, 3_600_000)).unref();
     },

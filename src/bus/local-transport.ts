@@ -46,12 +46,13 @@ interface JobRow {
   body: string;
   headers: unknown;
   attempt: unknown;
+  fresh: unknown;
   first_failed_at: unknown;
   last_error: unknown;
 }
 
 const CHANNEL = "patchbay_bus";
-/** Rows per multi-row INSERT (9 parameters each: well under every driver's limit). */
+/** Rows per multi-row INSERT (10 parameters each: well under every driver's limit). */
 const INSERT_CHUNK = 500;
 
 /** The Store-backed {@link Transport}. */
@@ -102,7 +103,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         if (!matchesAny(patterns, m.type)) continue;
         touched.add(grp);
         rows.push(
-          sql`(${grp}, ${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${d.encodeJson(m.headers)}, 0, ${runAt}, ${now})`,
+          sql`(${grp}, ${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${d.encodeJson(m.headers)}, 0, ${m.fresh === true ? 1 : 0}, ${runAt}, ${now})`,
         );
       }
     }
@@ -111,7 +112,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       const chunk = rows.slice(i, i + INSERT_CHUNK);
       const insert = join(
-        sql`INSERT INTO ${t.jobs} (grp, message_id, type, key, body, headers, attempt, run_at, created_at) VALUES `,
+        sql`INSERT INTO ${t.jobs} (grp, message_id, type, key, body, headers, attempt, fresh, run_at, created_at) VALUES `,
         joinWith(sql`, `, chunk),
         sql` ON CONFLICT (grp, message_id) DO NOTHING`,
       );
@@ -243,6 +244,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         key: row.key ?? undefined,
         body: row.body,
         headers: d.decodeJson(row.headers) as Record<string, string>,
+        ...(int(row.fresh) === 1 ? { fresh: true } : {}),
       },
       group: row.grp,
       attempt,

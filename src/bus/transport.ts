@@ -18,6 +18,14 @@ export interface TransportMessage {
   body: string;
   /** Transport headers (`traceparent`, ...). */
   headers: Record<string, string>;
+  /**
+   * Set by the bus on a message it publishes once under an id it has just made (`publish`
+   * without an `id`, and `tx.publish` straight into a store queue; not the outbox relay, which
+   * may send a message again, nor dead-letter replays). No earlier delivery can share its id,
+   * so on its first delivery to a group (`attempt` 1) the consumer skips the inbox check.
+   * Transports carry it with the message; one rebuilt from storage without it is checked.
+   */
+  fresh?: boolean;
 }
 
 /** Options of {@link Transport.publish}. */

@@ -79,6 +79,19 @@ export function defineTransportConformance(harness: TransportHarness): void {
       expect(got[0]!.group).toBe("g");
     });
 
+    it("carries a message's fresh flag: set when published with it, absent otherwise", async () => {
+      await transport.bind("g", ["order.*"]);
+      const fresh = { ...message("order.created", 1), fresh: true };
+      const plain = message("order.created", 2);
+      await transport.publish([fresh, plain]);
+      const got = await collect("g");
+      await until(() => got.length === 2, 10_000, "deliveries");
+      const byId = new Map(got.map((d) => [d.message.id, d.message]));
+      expect(byId.get(fresh.id)).toEqual(fresh);
+      expect(byId.get(plain.id)).toEqual(plain);
+      expect(byId.get(plain.id)?.fresh).toBeUndefined();
+    });
+
     it("fans out to every matching group and to no other", async () => {
       await transport.bind("all", ["#"]);
       await transport.bind("orders", ["order.*"]);

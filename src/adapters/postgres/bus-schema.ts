@@ -80,3 +80,13 @@ export const postgresBusInboxKeyMigration = (version: number): Migration => ({
       ADD PRIMARY KEY (message_id, grp);
   `,
 });
+
+/**
+ * Whether a queued message was published once under an id made for it (`TransportMessage.fresh`):
+ * its first delivery skips the inbox check. Rows queued before this migration count as not.
+ */
+export const postgresBusFreshMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-fresh",
+  sql: `ALTER TABLE {{schema}}.bus_jobs ADD COLUMN fresh smallint NOT NULL DEFAULT 0;`,
+});

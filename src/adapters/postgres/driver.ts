@@ -12,7 +12,11 @@ import type { Migration, MigrationTx } from "../../store/migrations.js";
 import { quoteIdentifier } from "../../store/sql.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { toStoreError, toUnavailable } from "./errors.js";
-import { postgresBusInboxKeyMigration, postgresBusMigration } from "./bus-schema.js";
+import {
+  postgresBusFreshMigration,
+  postgresBusInboxKeyMigration,
+  postgresBusMigration,
+} from "./bus-schema.js";
 import { postgresSagaMigration } from "./saga-schema.js";
 import { postgresWebhooksMigration } from "./webhooks-schema.js";
 import { postgresMigrations } from "./migrations.js";
@@ -27,6 +31,7 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   postgresSagaMigration, // sagas
   postgresWebhooksMigration, // webhooks
   postgresBusInboxKeyMigration, // event bus: the inbox keyed by message id first
+  postgresBusFreshMigration, // event bus: queued messages that skip the inbox check
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],

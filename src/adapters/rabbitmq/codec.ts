@@ -38,6 +38,8 @@ export function encode(m: TransportMessage, extra: Bookkeeping = {}): Options.Pu
   }
   if (Object.keys(escaped).length > 0) headers[H.headers] = JSON.stringify(escaped);
   if (m.key !== undefined) headers[H.key] = m.key;
+  // Not into a delay tier: its at-least-once dead-lettering may bring a message back twice.
+  if (m.fresh === true && !extra.tier) headers[H.fresh] = 1;
   if (extra.retries) headers[H.retries] = extra.retries;
   if (extra.failure) headers[H.failure] = JSON.stringify(extra.failure);
   if (extra.due !== undefined) headers[H.due] = extra.due;
@@ -106,7 +108,14 @@ export function decode(msg: Message): Decoded {
   const key = text(raw[H.key]);
   const due = raw[H.due] === undefined ? undefined : int(raw[H.due]);
   return {
-    message: { id, type, ...(key === undefined ? {} : { key }), body, headers },
+    message: {
+      id,
+      type,
+      ...(key === undefined ? {} : { key }),
+      body,
+      headers,
+      ...(int(raw[H.fresh]) === 1 ? { fresh: true } : {}),
+    },
     retries: int(raw[H.retries]),
     deliveryCount: int(raw["x-delivery-count"]),
     failure: failureOf(raw[H.failure]),

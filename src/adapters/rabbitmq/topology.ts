@@ -36,6 +36,7 @@ export const H = {
   retries: "patchbay-retries",
   failure: "patchbay-failure",
   headers: "patchbay-headers",
+  fresh: "patchbay-fresh",
 } as const;
 
 /** `patchbay-to` of a delayed message meant for every matching group (group names never contain `*`). */

@@ -62,3 +62,13 @@ export const sqliteBusMigration = (version: number): Migration => ({
     );
   `,
 });
+
+/**
+ * Whether a queued message was published once under an id made for it (`TransportMessage.fresh`):
+ * its first delivery skips the inbox check. Rows queued before this migration count as not.
+ */
+export const sqliteBusFreshMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-fresh",
+  sql: `ALTER TABLE patchbay_bus_jobs ADD COLUMN fresh INTEGER NOT NULL DEFAULT 0;`,
+});
