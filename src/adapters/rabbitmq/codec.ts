@@ -13,6 +13,8 @@ import { H } from "./topology.js";
 const CONTENT_TYPE = "application/cloudevents+json";
 
 const reserved = (name: string) => {
+  // Ours are lower case already: no lower-cased copy of every header name of every message.
+  if (name.startsWith("patchbay-")) return true;
   const lower = name.toLowerCase();
   return lower.startsWith("x-") || lower.startsWith("patchbay-") || lower === "cc" || lower === "bcc";
 };
@@ -31,15 +33,16 @@ export interface Bookkeeping {
 /** AMQP publish options for `m` plus bookkeeping. */
 export function encode(m: TransportMessage, extra: Bookkeeping = {}): Options.Publish {
   const headers: Record<string, unknown> = {};
-  const escaped: Record<string, string> = {};
-  for (const [name, value] of Object.entries(m.headers)) {
-    if (reserved(name)) escaped[name] = value;
+  let escaped: Record<string, string> | undefined;
+  for (const name in m.headers) {
+    const value = m.headers[name]!;
+    if (reserved(name)) (escaped ??= {})[name] = value;
     else headers[name] = value;
   }
-  if (Object.keys(escaped).length > 0) headers[H.headers] = JSON.stringify(escaped);
+  if (escaped) headers[H.headers] = JSON.stringify(escaped);
   if (m.key !== undefined) headers[H.key] = m.key;
   // Not into a delay tier: its at-least-once dead-lettering may bring a message back twice.
-  if (m.fresh === true && !extra.tier) headers[H.fresh] = 1;
+  if (m.fresh === true && !extra.tier) headers[H.fresh] = true;
   if (extra.retries) headers[H.retries] = extra.retries;
   if (extra.failure) headers[H.failure] = JSON.stringify(extra.failure);
   if (extra.due !== undefined) headers[H.due] = extra.due;
@@ -91,8 +94,9 @@ export function decode(msg: Message): Decoded {
   const raw = msg.properties.headers ?? {};
   const body = msg.content.toString("utf8");
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(raw)) {
+  for (const name in raw) {
     if (reserved(name)) continue;
+    const value: unknown = raw[name];
     if (typeof value === "string") headers[name] = value;
     else if (typeof value === "number" || typeof value === "boolean") headers[name] = String(value);
     else if (Buffer.isBuffer(value)) headers[name] = value.toString("utf8");
@@ -114,7 +118,7 @@ export function decode(msg: Message): Decoded {
       ...(key === undefined ? {} : { key }),
       body,
       headers,
-      ...(int(raw[H.fresh]) === 1 ? { fresh: true } : {}),
+      ...(raw[H.fresh] === true ? { fresh: true } : {}),
     },
     retries: int(raw[H.retries]),
     deliveryCount: int(raw["x-delivery-count"]),
