@@ -101,8 +101,8 @@ export function benchStore(kind: "postgres" | "sqlite"): {
 /**
  * Ours: the whole bus (envelope, validation, inbox). With `writes`, the handler also inserts one
  * row through `ctx.tx` — the exactly-once path: its own transaction with the inbox claim (and,
- * on the local transport, the ack). Without it, the handler never touches the store, so its
- * inbox check and mark are group-committed with other deliveries'.
+ * on the local transport, the ack). Without it, the handler never touches the store: the first
+ * delivery of an event `publish` sent once is not checked against the inbox and records nothing.
  */
 function ours(name: string, kind: "postgres" | "sqlite", broker: boolean, writes = false): Contender {
   return {
