@@ -10,6 +10,27 @@ interface Entry {
   messageId: string;
 }
 
+/**
+ * A handler transaction's opening statement: the claim of its message id. A class, so that its
+ * statement is built only when the transaction opens (most handlers never open one) without an
+ * object literal with a getter per delivery, which V8 builds slowly.
+ */
+class Claim {
+  private built: SqlStatement | undefined;
+  constructor(
+    private readonly build: (group: string, messageId: string) => SqlStatement,
+    private readonly group: string,
+    private readonly messageId: string,
+    private readonly duplicate: () => Error,
+  ) {}
+  get statement(): SqlStatement {
+    return (this.built ??= this.build(this.group, this.messageId));
+  }
+  check(rows: readonly unknown[]): void {
+    if (rows.length === 0) throw this.duplicate();
+  }
+}
+
 /** Ids per batched check (one array parameter per group: under every driver's limit). */
 const MAX_BATCH = 500;
 
@@ -71,18 +92,8 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
      * the store can): `duplicate` is thrown, rolling it back, when the id was recorded already.
      * On PostgreSQL a concurrent claim of the same id waits for the first transaction to end.
      */
-    claimAsOpening(group: string, messageId: string, duplicate: () => Error) {
-      let statement: SqlStatement | undefined;
-      return {
-        // Built when the transaction opens: most handlers never open one.
-        get statement() {
-          return (statement ??= claimStatement(group, messageId));
-        },
-        check(rows: readonly unknown[]) {
-          if (rows.length === 0) throw duplicate();
-        },
-      };
-    },
+    claimAsOpening: (group: string, messageId: string, duplicate: () => Error) =>
+      new Claim(claimStatement, group, messageId, duplicate),
     /** Whether the group processed this message already (a committed record). */
     isProcessed: (group: string, messageId: string): Promise<boolean> => checks.add({ group, messageId }),
     startPurging() {

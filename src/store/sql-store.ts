@@ -127,6 +127,40 @@ interface HeldForCommit {
 
 const activeTx = new AsyncLocalStorage<TxContext>();
 
+/**
+ * The handle a transaction's code gets. A class: its getters live on the prototype, where an
+ * object literal with getters would copy them into every handle (one per bus delivery).
+ * `query` and `afterCommit` are bound to the handle, so they may be passed around on their own.
+ */
+class TxHandle implements StoreTx, HoldsForCommit {
+  readonly query: StoreTx["query"];
+  readonly afterCommit: StoreTx["afterCommit"];
+  [AT_COMMIT]?: (statement: SqlStatement) => boolean;
+  // Built on first use: most transactions (a bus handler's, for one) never touch them.
+  private stateStore: StoreTx["state"] | undefined;
+  private idempotencyStore: StoreTx["idempotency"] | undefined;
+
+  constructor(
+    private readonly live: SqlExecutor,
+    committed: Array<() => void>,
+    private readonly dialect: SqlDialect,
+    private readonly clock: Clock,
+    held: HeldForCommit | undefined,
+  ) {
+    this.query = (text, params, queryOptions) => live.query(text, params, queryOptions);
+    this.afterCommit = (callback) => void committed.push(callback);
+    if (held) this[AT_COMMIT] = held.hold;
+  }
+
+  get state(): StoreTx["state"] {
+    return (this.stateStore ??= createStateStore(this.live, this.dialect, this.clock));
+  }
+
+  get idempotency(): StoreTx["idempotency"] {
+    return (this.idempotencyStore ??= createIdempotencyStore(this.live, this.dialect, this.clock));
+  }
+}
+
 /** Builds a {@link Store} from an adapter's {@link StoreDriver}. */
 export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {}): SqlStore {
   const clock = options.clock ?? systemClock;
@@ -206,23 +240,8 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
       return conn.query<Row>(text, params, queryOptions);
     },
   });
-  const txHandle = (live: SqlExecutor, committed: Array<() => void>, held?: HeldForCommit): StoreTx => {
-    // Built on first use: most transactions (a bus handler's, for one) never touch them.
-    let state: StoreTx["state"] | undefined;
-    let idempotency: StoreTx["idempotency"] | undefined;
-    const handle: StoreTx & HoldsForCommit = {
-      query: (text, params, queryOptions) => live.query(text, params, queryOptions),
-      get state() {
-        return (state ??= createStateStore(live, dialect, clock));
-      },
-      get idempotency() {
-        return (idempotency ??= createIdempotencyStore(live, dialect, clock));
-      },
-      afterCommit: (callback) => void committed.push(callback),
-    };
-    if (held) handle[AT_COMMIT] = (statement) => held.hold(statement);
-    return handle;
-  };
+  const txHandle = (live: SqlExecutor, committed: Array<() => void>, held?: HeldForCommit): StoreTx =>
+    new TxHandle(live, committed, dialect, clock, held);
   /**
    * Statements held for a transaction's commit ({@link runAtCommit}), written with their values
    * as literals; `closing` hands them to the driver, which sends them with `COMMIT`. Without
