@@ -121,8 +121,14 @@ if (!service.reachable) {
       }
     });
 
-    /** A store on a one-connection pool that records what it sends, statement by statement. */
-    function spiedStore() {
+    /** Array elements that need escaping in an array literal, and the word NULL as text. */
+    const TAGS = ['a"b', "c\\d", "e,f", "{g}", "NULL", "", "it's"];
+
+    /**
+     * An open store on a one-connection pool that records what it sends, statement by statement
+     * (from after its `tagged` table was made), and reads back what a test wrote there.
+     */
+    async function spiedStore() {
       const db = postgresDatabase(service.url);
       const pool = new pg.Pool({ connectionString: String(db.config.url), max: 1 });
       const sent: string[] = [];
@@ -143,22 +149,32 @@ if (!service.reachable) {
         await pool.end();
         await db.cleanup();
       };
-      return { store, sent, cleanup };
-    }
-
-    it("sends a lazy transaction's opening with BEGIN (one round trip fewer), values exact", async () => {
-      const { store, sent, cleanup } = spiedStore();
       try {
         await store.open();
         await store.query("CREATE TABLE tagged (id text PRIMARY KEY, tags text[], raw bytea)");
-        const tags = ['a"b', "c\\d", "e,f", "{g}", "NULL", "", "it's"];
+      } catch (e) {
+        await cleanup();
+        throw e;
+      }
+      sent.length = 0;
+      const tagsOf = async (id: string) =>
+        (await store.query<{ tags: string[] }>("SELECT tags FROM tagged WHERE id = $1", [id])).rows[0]?.tags;
+      const bytesOf = async (id: string) => [
+        ...((await store.query<{ raw: Buffer }>("SELECT raw FROM tagged WHERE id = $1", [id])).rows[0]?.raw ??
+          []),
+      ];
+      return { store, sent, cleanup, tagsOf, bytesOf };
+    }
+
+    it("sends a lazy transaction's opening with BEGIN (one round trip fewer), values exact", async () => {
+      const { store, sent, cleanup, tagsOf, bytesOf } = await spiedStore();
+      try {
         const checked: unknown[] = [];
-        sent.length = 0;
         await store.lazyTransaction(
           async (tx) => void (await tx.query("UPDATE tagged SET raw = NULL WHERE id = $1", ["x"])),
           {
             opening: {
-              statement: sql`INSERT INTO tagged (id, tags) VALUES (${"x"}, ${tags}::text[]) RETURNING id`,
+              statement: sql`INSERT INTO tagged (id, tags) VALUES (${"x"}, ${TAGS}::text[]) RETURNING id`,
               check: (rows) => void checked.push(...rows.map((r) => r.id)),
             },
           },
@@ -169,8 +185,7 @@ if (!service.reachable) {
           "COMMIT",
         ]);
         expect(checked).toEqual(["x"]);
-        const read = await store.query<{ tags: string[] }>("SELECT tags FROM tagged WHERE id = $1", ["x"]);
-        expect(read.rows[0]?.tags).toEqual(tags);
+        expect(await tagsOf("x")).toEqual(TAGS);
 
         // A value that cannot be a literal (bytes): the opening goes on its own, as a parameterised statement.
         sent.length = 0;
@@ -186,26 +201,21 @@ if (!service.reachable) {
           "SELECT 1",
           "COMMIT",
         ]);
-        const bytes = await store.query<{ raw: Buffer }>("SELECT raw FROM tagged WHERE id = $1", ["y"]);
-        expect([...(bytes.rows[0]?.raw ?? [])]).toEqual([0, 255]);
+        expect(await bytesOf("y")).toEqual([0, 255]);
       } finally {
         await cleanup();
       }
     });
 
     it("sends statements held for the commit with COMMIT (one round trip fewer), values exact", async () => {
-      const { store, sent, cleanup } = spiedStore();
+      const { store, sent, cleanup, tagsOf, bytesOf } = await spiedStore();
       try {
-        await store.open();
-        await store.query("CREATE TABLE tagged (id text PRIMARY KEY, tags text[], raw bytea)");
-        const tags = ['a"b', "c\\d", "e,f", "{g}", "NULL", "", "it's"];
-        sent.length = 0;
         await store.lazyTransaction(async (tx) => void (await tx.query("SELECT 1")), {
           beforeCommit: (tx) =>
             runAtCommit(
               tx,
               store.dialect,
-              sql`INSERT INTO tagged (id, tags) VALUES (${"x"}, ${tags}::text[])`,
+              sql`INSERT INTO tagged (id, tags) VALUES (${"x"}, ${TAGS}::text[])`,
             ),
         });
         expect(sent).toEqual([
@@ -213,8 +223,7 @@ if (!service.reachable) {
           "SELECT 1",
           expect.stringMatching(/^INSERT INTO tagged \(id, tags\) VALUES \('x', .*\); COMMIT$/),
         ]);
-        const read = await store.query<{ tags: string[] }>("SELECT tags FROM tagged WHERE id = $1", ["x"]);
-        expect(read.rows[0]?.tags).toEqual(tags);
+        expect(await tagsOf("x")).toEqual(TAGS);
 
         // A value that cannot be a literal (bytes): the statement runs at once, parameterised.
         sent.length = 0;
@@ -226,8 +235,7 @@ if (!service.reachable) {
           ),
         );
         expect(sent).toEqual(["BEGIN", "INSERT INTO tagged (id, raw) VALUES ($1, $2)", "COMMIT"]);
-        const bytes = await store.query<{ raw: Buffer }>("SELECT raw FROM tagged WHERE id = $1", ["y"]);
-        expect([...(bytes.rows[0]?.raw ?? [])]).toEqual([0, 255]);
+        expect(await bytesOf("y")).toEqual([0, 255]);
       } finally {
         await cleanup();
       }

@@ -234,18 +234,10 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       }
       if (before) await before(tx);
       const result = await fn(tx, opened);
+      // Held statements go with COMMIT in one simple-protocol query. When one fails, the server
+      // skips the rest (COMMIT included) and the transaction is rolled back below.
       const last = closing?.();
-      if (last === undefined) await tx.query("COMMIT");
-      else {
-        // One simple-protocol query: the held statements and COMMIT. When one fails, the server
-        // skips the rest (COMMIT included) and the transaction is rolled back below.
-        const text = `${last}; COMMIT`;
-        try {
-          await client.query(text);
-        } catch (e) {
-          throw toStoreError(e, text);
-        }
-      }
+      await tx.exec(last === undefined ? "COMMIT" : `${last}; COMMIT`);
       return result;
     } catch (e) {
       // A failed ROLLBACK means the connection is in an unknown state: destroy it, never reuse it.
