@@ -18,7 +18,15 @@ export default tseslint.config(
       "no-restricted-imports": [
         "error",
         {
-          paths: ["pg", "better-sqlite3", "amqplib", "nats", "mysql2"].map((name) => ({
+          paths: [
+            "pg",
+            "node:sqlite",
+            "amqplib",
+            "@nats-io/transport-node",
+            "@nats-io/jetstream",
+            "mysql2",
+            "pg-copy-streams",
+          ].map((name) => ({
             name,
             message: "Drivers are imported only inside src/adapters/<tech>/ (DESIGN.md).",
           })),

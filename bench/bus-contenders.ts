@@ -10,7 +10,7 @@ import { join } from "node:path";
 import amqp from "amqplib";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import pg from "pg";
-import PgBoss from "pg-boss";
+import { PgBoss, type Job } from "pg-boss";
 // Ours as users run it: the built package (dist/, through its own exports; `npm run bench`
 // builds first), like the peers' compiled JavaScript — not src/ through tsx's transform.
 import { createEventBus, defineEvent, type SqlStore, type StandardSchemaV1 } from "patchbay";
@@ -222,11 +222,11 @@ const rawAmqplib: Contender = {
 };
 
 /**
- * pg-boss 10: 8 workers fetching batches of 100, polling every 0.5 s (its minimum): a ceiling of
+ * pg-boss 12: 8 workers fetching batches of 100, polling every 0.5 s (its minimum): a ceiling of
  * 1,600 jobs/s, above what it reaches here, so the figure is its own, not the configuration's.
  */
 const pgBoss: Contender = {
-  name: "peer: pg-boss 10.4.2",
+  name: "peer: pg-boss 12.38.1",
   async open(onEvent) {
     const schema = `pgboss_bench_${suffix()}`;
     const boss = new PgBoss({ connectionString: PG_URL, schema, max: 16 });
@@ -234,24 +234,28 @@ const pgBoss: Contender = {
     await boss.start();
     await boss.createQueue("bench");
     for (let w = 0; w < 8; w++) {
-      await boss.work<Payload>("bench", { batchSize: 100, pollingIntervalSeconds: 0.5 }, async (jobs) => {
-        for (const job of jobs) onEvent(job.data);
-        return Promise.resolve();
-      });
+      await boss.work<Payload>(
+        "bench",
+        { batchSize: 100, pollingIntervalSeconds: 0.5 },
+        async (jobs: Job<Payload>[]) => {
+          for (const job of jobs) onEvent(job.data);
+          return Promise.resolve();
+        },
+      );
     }
     return {
       publish: async (p) => void (await boss.send("bench", p)),
       async close() {
-        await boss.stop({ graceful: true, wait: true, timeout: 5000 });
+        await boss.stop({ graceful: true, timeout: 5000 });
         await dropSchema(schema);
       },
     };
   },
 };
 
-/** graphile-worker 0.16: LISTEN/NOTIFY wake-ups, the same concurrency as ours. */
+/** graphile-worker 0.18: LISTEN/NOTIFY wake-ups, the same concurrency as ours. */
 const graphileWorker: Contender = {
-  name: "peer: graphile-worker 0.16.6",
+  name: "peer: graphile-worker 0.18.0",
   async open(onEvent) {
     const schema = `gw_bench_${suffix()}`;
     const logger = new Logger(() => () => undefined);

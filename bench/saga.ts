@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
 import { postgres } from "../src/adapters/postgres/index.js";
 import { sqlite } from "../src/adapters/sqlite/index.js";
@@ -154,9 +154,9 @@ async function warmUp(store: SqlStore): Promise<number> {
 
 /** Single-row commits per second through the raw driver: the ceiling of any durable step. */
 function sqliteRaw(file: string, transactions: number): number {
-  const db = new Database(file);
-  db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = FULL");
+  const db = new DatabaseSync(file);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = FULL");
   db.exec("CREATE TABLE raw (id INTEGER PRIMARY KEY, body TEXT NOT NULL)");
   // Each statement in autocommit mode: its own transaction and commit (an fsync with sync=FULL).
   const insert = db.prepare("INSERT INTO raw (body) VALUES (?)");

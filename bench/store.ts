@@ -7,7 +7,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import { createRequire } from "node:module";
+import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
 import { postgres } from "../src/adapters/postgres/index.js";
 import { sqlite } from "../src/adapters/sqlite/index.js";
@@ -39,10 +40,29 @@ async function ours(store: SqlStore, concurrency: number): Promise<number> {
   );
 }
 
-async function sqliteRaw(file: string): Promise<number> {
-  const db = new Database(file);
-  db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = FULL");
+/** The calls of a synchronous SQLite driver this bench uses (node:sqlite and better-sqlite3 share them). */
+interface RawSqlite {
+  exec(sql: string): unknown;
+  prepare(sql: string): { run(...params: unknown[]): unknown; all(...params: unknown[]): unknown };
+  close(): unknown;
+}
+
+/**
+ * better-sqlite3, when `BENCH_BETTER_SQLITE3` names a folder where it is installed (it is not a
+ * dependency: it compiles from source here, for minutes). Measured to decide the default driver.
+ */
+function betterSqlite3(): ((file: string) => RawSqlite) | undefined {
+  const from = process.env.BENCH_BETTER_SQLITE3;
+  if (!from) return undefined;
+  const Database = createRequire(join(from, "package.json"))("better-sqlite3") as new (
+    file: string,
+  ) => RawSqlite;
+  return (file) => new Database(file);
+}
+
+async function sqliteRaw(db: RawSqlite): Promise<number> {
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = FULL");
   db.exec(
     "CREATE TABLE IF NOT EXISTS raw_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID",
   );
@@ -101,12 +121,15 @@ export async function main(): Promise<void> {
 
   const dir = mkdtempSync(join(tmpdir(), "patchbay-bench-"));
   try {
-    const limit = await sqliteRaw(join(dir, "raw.db"));
+    const limit = await sqliteRaw(new DatabaseSync(join(dir, "raw.db")));
+    const openBetter = betterSqlite3();
+    const better = openBetter ? await sqliteRaw(openBetter(join(dir, "raw-better.db"))) : undefined;
     const store = sqlite({ file: join(dir, "ours.db") });
     const rate = await ours(store, 1);
     await store.close();
-    lines.push(row("SQLite limit: raw better-sqlite3 (sync=FULL)", limit, limit));
-    lines.push(row("SQLite ours: patchbay/sqlite (sync=FULL)", rate, limit));
+    lines.push(row("SQLite limit: raw node:sqlite (sync=FULL)", limit, limit));
+    if (better !== undefined) lines.push(row("SQLite raw better-sqlite3 (sync=FULL)", better, limit));
+    lines.push(row(`SQLite ours: patchbay/sqlite on node:sqlite (sync=FULL)`, rate, limit));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -43,8 +43,8 @@ export default async function setup(project: TestProject): Promise<void> {
     rabbitmq: await probe("RabbitMQ", amqpUrl(), 5672),
   };
   const all: ServiceStatus[] = [services.postgres, services.mysql, services.rabbitmq];
-  const lines = ["", "Services for this run:"];
-  lines.push("  SQLite      embedded (temporary files)  -> Store conformance on SQLite");
+  const lines = ["", `Node.js ${process.version} (${process.execPath})`, "", "Services for this run:"];
+  lines.push("  SQLite      embedded, node:sqlite (temporary files) -> Store conformance on SQLite");
   for (const s of all) {
     lines.push(
       s.reachable

@@ -2,6 +2,6 @@ import { defineStoreConformance } from "./conformance/store.js";
 import { sqliteDatabase } from "./support/stores.js";
 
 defineStoreConformance({
-  name: "SQLite (better-sqlite3, temporary file)",
+  name: "SQLite (node:sqlite, temporary file)",
   fresh: () => Promise.resolve(sqliteDatabase()),
 });

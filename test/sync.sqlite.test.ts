@@ -2,6 +2,6 @@ import { defineSyncConformance } from "./conformance/sync.js";
 import { sqliteSyncDb } from "./support/sync-dbs.js";
 
 defineSyncConformance({
-  name: "SQLite (better-sqlite3, temporary files)",
+  name: "SQLite (node:sqlite, temporary files)",
   fresh: () => sqliteSyncDb(),
 });

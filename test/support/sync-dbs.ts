@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import { DatabaseSync } from "node:sqlite";
 import mysql from "mysql2/promise";
 import pg from "pg";
 import { mysqlDestination, mysqlSource } from "../../src/adapters/mysql/index.js";
@@ -367,16 +367,27 @@ export function sqliteSyncDb(existing?: SyncDbConfig): SyncDb {
   const dir = existing?.location ?? mkdtempSync(join(tmpdir(), "patchbay-sync-"));
   const config: SyncDbConfig = { kind: "sqlite", location: dir };
   const file = join(dir, "data.db");
-  const db = new Database(file);
-  db.pragma("journal_mode = WAL");
-  db.pragma("busy_timeout = 5000");
+  const db = new DatabaseSync(file, { timeout: 5000 });
+  db.exec("PRAGMA journal_mode = WAL");
   const exec = (text: string, params: unknown[] = []) => {
     const stmt = db.prepare(text);
+    const args = params as Parameters<typeof stmt.run>;
     return Promise.resolve(
-      stmt.reader ? (stmt.all(...params) as Record<string, unknown>[]) : (stmt.run(...params), []),
+      stmt.columns().length > 0 ? (stmt.all(...args) as Record<string, unknown>[]) : (stmt.run(...args), []),
     );
   };
   const t = (name: string) => `"${name}"`;
+  /** Runs `fn` in one transaction (node:sqlite has no transaction helper). */
+  const inTransaction = (fn: () => void) => {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      fn();
+      db.exec("COMMIT");
+    } catch (e) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw e;
+    }
+  };
   const nowMicros = () => {
     const row = db
       .prepare("SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS v")
@@ -403,27 +414,29 @@ export function sqliteSyncDb(existing?: SyncDbConfig): SyncDb {
     async insert(table, rows) {
       const now = await nowMicros();
       const stmt = db.prepare(`INSERT INTO ${t(table)} (id, name, amount, updated_at) VALUES (?, ?, ?, ?)`);
-      db.transaction(() => {
+      inTransaction(() => {
         for (const r of rows) stmt.run(r.id, r.name, r.amount, iso(stamp(now, r)));
-      })();
+      });
     },
     async update(table, ids, name, age = 0) {
       const ts = iso((await nowMicros()) - Math.round(age * 1_000_000));
       const stmt = db.prepare(`UPDATE ${t(table)} SET name = ?, updated_at = ? WHERE id = ?`);
-      db.transaction(() => {
+      inTransaction(() => {
         for (const id of ids) stmt.run(name, ts, id);
-      })();
+      });
     },
     remove(table, ids) {
       const stmt = db.prepare(`DELETE FROM ${t(table)} WHERE id = ?`);
-      db.transaction(() => {
+      inTransaction(() => {
         for (const id of ids) stmt.run(id);
-      })();
+      });
       return Promise.resolve();
     },
     rows: (table) =>
       Promise.resolve(
-        db.prepare(`SELECT id, name, amount, updated_at FROM ${t(table)} ORDER BY id`).all() as StoredRow[],
+        db
+          .prepare(`SELECT id, name, amount, updated_at FROM ${t(table)} ORDER BY id`)
+          .all() as unknown as StoredRow[],
       ),
     count: (table) =>
       Promise.resolve((db.prepare(`SELECT count(*) AS n FROM ${t(table)}`).get() as { n: number }).n),
@@ -453,7 +466,7 @@ export function sqliteSyncDb(existing?: SyncDbConfig): SyncDb {
     async waitForStall() {
       // The stalled writer holds the write lock: a write transaction of ours cannot start.
       // Busy on three probes in a row: the stalled writer, not an ordinary batch passing by.
-      const probe = new Database(file, { timeout: 0 });
+      const probe = new DatabaseSync(file, { timeout: 0 });
       let busy = 0;
       try {
         await poll("a writer inside a transaction", () => {

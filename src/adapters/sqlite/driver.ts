@@ -53,7 +53,7 @@ const CAPABILITIES: StoreCapabilities = {
   notifications: false,
 };
 
-/** The better-sqlite3 {@link StoreDriver}. */
+/** The SQLite {@link StoreDriver}, on Node.js's built-in `node:sqlite` (nothing to compile). */
 export function sqliteDriver(options: SqliteDriverOptions = {}): StoreDriver {
   const file = options.file ?? ".patchbay/patchbay.db";
   const location = file === ":memory:" ? file : resolve(file);

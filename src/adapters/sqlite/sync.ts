@@ -99,7 +99,7 @@ function columnType(sample: unknown): string {
   return "TEXT";
 }
 
-/** Values better-sqlite3 cannot bind (objects, arrays) become JSON text. */
+/** Values `node:sqlite` cannot bind (objects, arrays) become JSON text. */
 function bindable(value: unknown): unknown {
   if (typeof value !== "object" || value === null || value instanceof Date || value instanceof Uint8Array)
     return value;
