@@ -15,6 +15,35 @@ export class StoreQueryError extends PatchbayError {
   }
 }
 
+/**
+ * A transaction's COMMIT did not commit: the database had already rolled it back, because a
+ * statement inside it failed and the caller caught that error and went on. PostgreSQL answers
+ * the `COMMIT` of such a transaction with `ROLLBACK` and no error; SQLite rolls back on some
+ * errors by itself. Nothing the transaction wrote was kept. `cause` is the first statement
+ * error seen inside it, when the store saw one; retryable when that error is.
+ */
+export class TransactionRolledBackError extends PatchbayError {
+  constructor(message: string, options: PatchbayErrorOptions = {}) {
+    super("TRANSACTION_ROLLED_BACK", message, options);
+  }
+
+  /** The error for a transaction that `database` rolled back after `firstFailure` (if known). */
+  static after(database: string, firstFailure: unknown): TransactionRolledBackError {
+    const why =
+      firstFailure instanceof Error
+        ? `a statement inside it failed and the error was caught: ${firstFailure.message}`
+        : "it was aborted";
+    return new TransactionRolledBackError(
+      `the transaction did not commit: ${database} rolled it back because ${why}. Nothing it wrote was kept; ` +
+        "let the statement's error propagate, or avoid the failure in SQL (e.g. INSERT ... ON CONFLICT DO NOTHING)",
+      {
+        ...(firstFailure === undefined ? {} : { cause: firstFailure }),
+        retryable: (firstFailure as { retryable?: unknown } | undefined)?.retryable === true,
+      },
+    );
+  }
+}
+
 /** The store could not be reached or opened (bad URL, server down, unreadable file). */
 export class StoreUnavailableError extends PatchbayError {
   constructor(message: string, options: PatchbayErrorOptions = {}) {
@@ -85,6 +114,7 @@ export class IdempotencyOwnershipError extends PatchbayError {
 declare module "../core/errors.js" {
   interface PatchbayErrorCodes {
     QUERY_FAILED: StoreQueryError;
+    TRANSACTION_ROLLED_BACK: TransactionRolledBackError;
     STORE_UNAVAILABLE: StoreUnavailableError;
     STORE_CLOSED: StoreClosedError;
     TRANSACTION_NESTED: NestedTransactionError;

@@ -356,6 +356,42 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await b.deadLetters.count()).toBe(2);
     });
 
+    it("a handler that catches a failing ctx.tx statement never has its message acked without its effect", async () => {
+      // "Insert, ignore the duplicate": on PostgreSQL the caught failure aborts the transaction,
+      // so the effect cannot commit; the message must then end as a dead letter, never acked.
+      const b = bus();
+      let runs = 0;
+      b.subscribe(OrderCreated, { group: "ignores-errors", retry: fastRetry }, async (e, ctx) => {
+        runs++;
+        await ctx.tx.query(`INSERT INTO effects (event_id, order_id) VALUES (${db.p(1)}, ${db.p(2)})`, [
+          e.id,
+          e.data.orderId,
+        ]);
+        await ctx.tx.query(`INSERT INTO orders (id) VALUES (${db.p(1)})`, ["taken"]).catch(() => undefined);
+      });
+      await store.query(`INSERT INTO orders (id) VALUES (${db.p(1)})`, ["taken"]);
+      await b.start();
+      const N = 10;
+      for (let i = 0; i < N; i++) await b.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      const effects = () => count("SELECT COUNT(DISTINCT event_id) AS n FROM effects");
+      await until(
+        async () => (await effects()) + (await b.deadLetters.count()) === N,
+        20_000,
+        "every event settled",
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await count("SELECT COUNT(*) AS n FROM effects")).toBe(await effects()); // none twice
+      const letters = await b.deadLetters.list({ group: "ignores-errors" });
+      expect((await effects()) + letters.length).toBe(N);
+      if (db.adapter === "postgres") {
+        expect(letters).toHaveLength(N);
+        for (const letter of letters) expect(letter.error.code).toBe("TRANSACTION_ROLLED_BACK");
+        expect(runs).toBeGreaterThanOrEqual(N);
+      } else {
+        expect(letters).toHaveLength(0); // SQLite keeps the transaction after a failed statement
+      }
+    });
+
     it("tx.publish commits with the business write, or not at all", async () => {
       const b = bus();
       const seen: string[] = [];

@@ -183,6 +183,79 @@ export function defineStoreConformance(harness: StoreHarness): void {
         expect(await countOrders(store)).toBe(0);
       });
 
+      it("a statement error caught inside the transaction never turns into a reported success for writes that were not kept", async () => {
+        // The common "insert, ignore the duplicate" pattern, 20 times. PostgreSQL aborts the
+        // transaction at the failed statement and answers COMMIT with ROLLBACK; SQLite keeps the
+        // transaction. Either way: the call resolves only if every write that did not fail exists.
+        await store.query(`INSERT INTO orders (id, qty) VALUES (${target.p(1)}, ${target.p(2)})`, [
+          "taken",
+          1,
+        ]);
+        let resolved = 0;
+        for (let i = 0; i < 20; i++) {
+          const outcome = await store
+            .transaction(async (tx) => {
+              await tx.query(`INSERT INTO orders (id, qty) VALUES (${target.p(1)}, ${target.p(2)})`, [
+                `a-${i}`,
+                1,
+              ]);
+              await tx
+                .query(`INSERT INTO orders (id, qty) VALUES (${target.p(1)}, ${target.p(2)})`, ["taken", 2])
+                .catch(() => undefined); // caught, and the transaction goes on
+              await tx.state.set(`after-${i}`, i).catch(() => undefined);
+              return "done";
+            })
+            .then(
+              (value) => ({ value }),
+              (error: unknown) => ({ error }),
+            );
+          const kept = Number(
+            (
+              await store.query<{ n: number | string }>(
+                `SELECT COUNT(*) AS n FROM orders WHERE id = ${target.p(1)}`,
+                [`a-${i}`],
+              )
+            ).rows[0]?.n,
+          );
+          const stateKept = (await store.state.get(`after-${i}`)) !== undefined;
+          if ("value" in outcome) {
+            resolved++;
+            expect({ i, kept, stateKept }).toEqual({ i, kept: 1, stateKept: true });
+          } else {
+            expect(isPatchbayError(outcome.error, "TRANSACTION_ROLLED_BACK"), String(outcome.error)).toBe(
+              true,
+            );
+            expect((outcome.error as Error).cause, "the caught statement's error is the cause").toBeDefined();
+            expect({ i, kept, stateKept }).toEqual({ i, kept: 0, stateKept: false });
+          }
+        }
+        // PostgreSQL can never commit these; SQLite always does (its statement-level rollback).
+        expect(resolved).toBe(target.adapter === "postgres" ? 0 : 20);
+      });
+
+      it("the same in a lazy transaction (the bus handler's ctx.tx): its call rejects unless the writes were kept", async () => {
+        await store.query(`INSERT INTO orders (id, qty) VALUES (${target.p(1)}, ${target.p(2)})`, [
+          "taken",
+          1,
+        ]);
+        const outcome = await store
+          .lazyTransaction(async (tx) => {
+            await tx.query(`INSERT INTO orders (id, qty) VALUES (${target.p(1)}, ${target.p(2)})`, [
+              "lazy",
+              1,
+            ]);
+            await tx
+              .query(`INSERT INTO orders (id, qty) VALUES (${target.p(1)}, ${target.p(2)})`, ["taken", 2])
+              .catch(() => undefined);
+          })
+          .then(
+            () => "resolved",
+            (e: unknown) => (isPatchbayError(e, "TRANSACTION_ROLLED_BACK") ? "rolled back" : String(e)),
+          );
+        expect(await countOrders(store)).toBe(outcome === "resolved" ? 2 : 1);
+        expect(outcome).toBe(target.adapter === "postgres" ? "rolled back" : "resolved");
+      });
+
       it("a transaction handle used after its transaction ended is rejected, not run outside it", async () => {
         let leaked: Parameters<Parameters<SqlStore["transaction"]>[0]>[0] | undefined;
         await store.transaction(async (tx) => {

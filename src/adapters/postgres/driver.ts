@@ -11,6 +11,7 @@ import type { SqlDialect } from "../../store/dialect.js";
 import type { Migration, MigrationTx } from "../../store/migrations.js";
 import { quoteIdentifier } from "../../store/sql.js";
 import type { StoreDriver } from "../../store/sql-store.js";
+import { TransactionRolledBackError } from "../../store/errors.js";
 import { toStoreError, toUnavailable } from "./errors.js";
 import {
   postgresBusFreshMigration,
@@ -176,7 +177,8 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     return name;
   };
 
-  const onClient = (client: pg.PoolClient | pg.Pool): MigrationTx => ({
+  /** Statements on `client`; `onFailure` sees each error before it is thrown (a transaction notes its first). */
+  const onClient = (client: pg.PoolClient | pg.Pool, onFailure?: (e: unknown) => void): MigrationTx => ({
     async query<Row>(
       text: string,
       params: readonly unknown[] = [],
@@ -189,14 +191,18 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
             : await client.query(text, params as unknown[]);
         return { rows: r.rows as Row[], rowCount: r.rowCount ?? 0 };
       } catch (e) {
-        throw toStoreError(e, text);
+        const error = toStoreError(e, text);
+        onFailure?.(error);
+        throw error;
       }
     },
     async exec(ddl: string) {
       try {
         await client.query(ddl);
       } catch (e) {
-        throw toStoreError(e, ddl);
+        const error = toStoreError(e, ddl);
+        onFailure?.(error);
+        throw error;
       }
     },
   });
@@ -214,7 +220,10 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     } catch (e) {
       throw toUnavailable(e, location);
     }
-    const tx = onClient(client);
+    // The first statement error inside the transaction: when fn caught it and went on, the
+    // server has aborted the transaction, and this is why its COMMIT will not commit.
+    let firstFailure: unknown;
+    const tx = onClient(client, (e) => (firstFailure ??= e));
     let broken: Error | undefined;
     try {
       const begin = txOptions.isolation ? `BEGIN ISOLATION LEVEL ${ISOLATION[txOptions.isolation]}` : "BEGIN";
@@ -237,7 +246,16 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       // Held statements go with COMMIT in one simple-protocol query. When one fails, the server
       // skips the rest (COMMIT included) and the transaction is rolled back below.
       const last = closing?.();
-      await tx.exec(last === undefined ? "COMMIT" : `${last}; COMMIT`);
+      const text = last === undefined ? "COMMIT" : `${last}; COMMIT`;
+      let answer: pg.QueryResult | pg.QueryResult[];
+      try {
+        answer = (await client.query(text)) as pg.QueryResult | pg.QueryResult[];
+      } catch (e) {
+        throw toStoreError(e, text);
+      }
+      // An aborted transaction's COMMIT is answered with the tag ROLLBACK and no error.
+      const tag = Array.isArray(answer) ? answer.at(-1)?.command : answer.command;
+      if (tag !== "COMMIT") throw TransactionRolledBackError.after("PostgreSQL", firstFailure);
       return result;
     } catch (e) {
       // A failed ROLLBACK means the connection is in an unknown state: destroy it, never reuse it.

@@ -4,6 +4,7 @@ import type pg from "pg";
 import { lazyPool } from "./lazy-pool.js";
 import { from as copyFrom } from "pg-copy-streams";
 import type { QueryResult } from "../../store/contracts.js";
+import { TransactionRolledBackError } from "../../store/errors.js";
 import type { SyncDestination } from "../../sync/contracts.js";
 import { quoteName, quoteTable, type TableName } from "../../sync/identifiers.js";
 import {
@@ -201,7 +202,11 @@ function connection(client: pg.PoolClient): DestinationConnection {
       await query("BEGIN");
       try {
         const result = await fn(tx);
-        await query("COMMIT");
+        // An aborted transaction's COMMIT is answered with the tag ROLLBACK and no error.
+        const { command } = await client.query("COMMIT").catch((e: unknown) => {
+          throw toStoreError(e, "COMMIT");
+        });
+        if (command !== "COMMIT") throw TransactionRolledBackError.after("PostgreSQL", undefined);
         return result;
       } catch (e) {
         // A failed ROLLBACK leaves the connection in an unknown state: it is destroyed on release.

@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import type { StoreCapabilities } from "../../store/contracts.js";
 import type { SqlDialect } from "../../store/dialect.js";
 import type { Migration, MigrationTx } from "../../store/migrations.js";
+import { TransactionRolledBackError } from "../../store/errors.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { acquireConnection, releaseConnection, type SqliteConnection } from "./connection.js";
 import { sqliteBusFreshMigration, sqliteBusMigration } from "./bus-schema.js";
@@ -72,10 +73,25 @@ export function sqliteDriver(options: SqliteDriverOptions = {}): StoreDriver {
 
   const transaction = <T>(fn: (tx: MigrationTx) => Promise<T>): Promise<T> => {
     const c = live();
+    // SQLite rolls a whole transaction back by itself on some errors (a full disk, I/O, a
+    // trigger's RAISE(ROLLBACK)); statements after that would run in autocommit mode, each kept
+    // on its own. So every statement checks the transaction is still there, and so does COMMIT.
+    let firstFailure: unknown;
+    // A promise executor turns the synchronous driver's throw into a rejection.
+    const inside = <R>(run: () => R): Promise<R> =>
+      new Promise<R>((resolve) => {
+        if (!c.inTransaction) throw TransactionRolledBackError.after("SQLite", firstFailure);
+        try {
+          resolve(run());
+        } catch (e) {
+          firstFailure ??= e;
+          throw e;
+        }
+      });
     const tx: MigrationTx = {
       query: <Row>(text: string, params: readonly unknown[] = []) =>
-        Promise.resolve(c.execute<Row>(text, params)),
-      exec: (ddl: string) => Promise.resolve(c.exec(ddl)),
+        inside(() => c.execute<Row>(text, params)),
+      exec: (ddl: string) => inside(() => c.exec(ddl)),
     };
     return c.lock.run(async () => {
       // IMMEDIATE takes the write lock up front, so two processes never both read and then both
@@ -84,6 +100,7 @@ export function sqliteDriver(options: SqliteDriverOptions = {}): StoreDriver {
       let result: T;
       try {
         result = await fn(tx);
+        if (!c.inTransaction) throw TransactionRolledBackError.after("SQLite", firstFailure);
         c.execute("COMMIT", []);
       } catch (e) {
         if (c.inTransaction) c.execute("ROLLBACK", []);
