@@ -17,5 +17,6 @@ if (!bench) {
   process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join("|")}>\n`);
   process.exitCode = 2;
 } else {
+  process.stdout.write(`Node.js ${process.version}, ${new Date().toISOString().slice(0, 10)}\n\n`);
   await bench();
 }

@@ -108,15 +108,15 @@ async function pgRaw(schema: string, concurrency: number): Promise<number> {
 }
 
 function row(name: string, rate: number, limit: number): string {
-  return `| ${name.padEnd(50)} | ${rate.toFixed(0).padStart(9)} | ${(rate / limit).toFixed(2).padStart(7)}× |`;
+  return `| ${name.padEnd(56)} | ${rate.toFixed(0).padStart(9)} | ${(rate / limit).toFixed(2).padStart(7)}× |`;
 }
 
 export async function main(): Promise<void> {
   const lines = [
     `Store: committed checkpoint writes (state.set in a transaction), ${OPS} ops, ${value.note.length + 60}-byte JSON`,
     "",
-    `| ${"what".padEnd(50)} | ${"writes/s".padStart(9)} | vs limit |`,
-    `| ${"-".repeat(50)} | ${"-".repeat(9)} | -------- |`,
+    `| ${"what".padEnd(56)} | ${"writes/s".padStart(9)} | vs limit |`,
+    `| ${"-".repeat(56)} | ${"-".repeat(9)} | -------- |`,
   ];
 
   const dir = mkdtempSync(join(tmpdir(), "patchbay-bench-"));

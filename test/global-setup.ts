@@ -37,6 +37,11 @@ async function probe(name: string, url: string, port: number): Promise<ServiceSt
 }
 
 export default async function setup(project: TestProject): Promise<void> {
+  if (Number(process.versions.node.split(".")[0]) < 22) {
+    throw new Error(
+      `the tests run on Node.js 22 or newer; this is ${process.version}. Run them with \`npm test\`, which puts the project's Node 24 (the npm package node) first on the PATH.`,
+    );
+  }
   const services: Services = {
     postgres: await probe("PostgreSQL", postgresUrl(), 5432),
     mysql: await probe("MariaDB", mysqlUrl(), 3306),

@@ -182,6 +182,8 @@ for (const [name, backend] of cases) {
       expect(shop.output()).toContain(
         env.PATCHBAY_AMQP_URL ? "PostgreSQL, events on RabbitMQ" : "embedded SQLite",
       );
+      // The shop runs on the Node the project brings (24), as the test run does.
+      expect(shop.output()).toMatch(/on Node\.js v24\./);
       // Ctrl-C drains and exits cleanly.
       shop.proc.kill("SIGTERM");
       expect(await shop.exited).toBe(0);

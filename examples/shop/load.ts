@@ -265,6 +265,7 @@ function check(r: Report): number {
   ok(r.deadLetters === 0, `${r.deadLetters} messages in dead letters`);
 
   const summary = {
+    node: process.version,
     orders: r.orders.length,
     confirmed: confirmed.length,
     cancelled: cancelled.length,

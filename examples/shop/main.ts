@@ -19,7 +19,7 @@ const where =
   (process.env.PATCHBAY_PG_URL ? "PostgreSQL" : "embedded SQLite in .patchbay/") +
   (process.env.PATCHBAY_AMQP_URL ? ", events on RabbitMQ" : "");
 process.stdout.write(`
-Patchbay shop running (${where})
+Patchbay shop running (${where}) on Node.js ${process.version}
   shop API          ${shop.urls.shop}
   payment provider  ${shop.urls.payments}
   partner webhooks  ${shop.urls.partner}/received
