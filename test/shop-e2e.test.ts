@@ -33,7 +33,15 @@ function run(script: string, args: string[], cwd: string, env: Record<string, st
   const [cmd, base] = tsx(script);
   const proc = spawn(cmd, [...base, ...args], {
     cwd,
-    env: { ...process.env, TSX_TSCONFIG_PATH: join(ROOT, "tsconfig.json"), ...env },
+    // The case alone says where the shop keeps its data: a PATCHBAY_PG_URL / PATCHBAY_AMQP_URL
+    // set for the test run (the documented override) must not turn the embedded case into another.
+    env: {
+      ...process.env,
+      PATCHBAY_PG_URL: undefined,
+      PATCHBAY_AMQP_URL: undefined,
+      TSX_TSCONFIG_PATH: join(ROOT, "tsconfig.json"),
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
