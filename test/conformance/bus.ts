@@ -565,7 +565,7 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await again.deadLetters.count()).toBe(0);
     });
 
-    it("stop drains handlers in flight and is safe to call twice", async () => {
+    it("stop drains handlers in flight and is safe to call twice; an invalid timeout stops nothing", async () => {
       const b = bus();
       let finished = 0;
       b.subscribe(OrderCreated, { group: "slow" }, async () => {
@@ -575,6 +575,9 @@ export function defineBusConformance(harness: BusHarness): void {
       await b.start();
       await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
       await new Promise((r) => setTimeout(r, 150));
+      // A timeout that is not a duration is refused, and stops nothing.
+      const refused = await b.stop({ timeout: "soon" }).catch((e: unknown) => e);
+      expect(isPatchbayError(refused, "DURATION_INVALID")).toBe(true);
       await Promise.all([b.stop(), b.stop()]);
       expect(finished).toBe(1);
       expect(
