@@ -419,7 +419,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
         timeout = toMs(stopOptions.timeout ?? "30s", "timeout");
       } catch (e) {
         // Nothing stopped: a valid call may follow.
-        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- toMs's own INVALID_ARGUMENT, passed through
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- toMs's own DURATION_INVALID, passed through
         return Promise.reject(e);
       }
       stopped = (async () => {

@@ -53,7 +53,6 @@ interface JobRow {
 }
 
 const CHANNEL = "patchbay_bus";
-
 /** Rows per multi-row INSERT (10 parameters each: well under every driver's limit). */
 const INSERT_CHUNK = 500;
 
