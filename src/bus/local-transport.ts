@@ -230,9 +230,12 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     const id = int(row.id);
     const attempt = int(row.attempt);
     const settled = { done: false };
-    const guard = (what: string) => {
+    const check = (what: string) => {
       if (settled.done)
         throw new BusError("BUS_STOPPED", `delivery ${row.message_id} already settled (${what})`);
+    };
+    const guard = (what: string) => {
+      check(what);
       settled.done = true;
     };
     const lastError =
@@ -255,11 +258,19 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       // The attempt number is the claim's token: an ack after our lease ran out and another
       // consumer re-claimed the job matches nothing and changes nothing.
       async ack(tx?: StoreTx) {
-        guard("ack");
-        // In the handler's transaction: its last statement, sent with COMMIT where the store can.
-        if (tx)
+        if (tx) {
+          // In the handler's transaction: its last statement, sent with COMMIT where the store
+          // can. Settled only once that commits: a COMMIT that fails (a deferred constraint)
+          // rolls the ack back too, and the delivery must still be retried or dead-lettered.
+          check("ack");
           await runAtCommit(tx, d, sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`);
-        else await acks.add({ id, attempt });
+          tx.afterCommit(() => {
+            settled.done = true;
+          });
+          return;
+        }
+        guard("ack");
+        await acks.add({ id, attempt });
       },
       async retry(delayMs: number, failure: FailureRecord) {
         guard("retry");

@@ -62,7 +62,9 @@ export interface Delivery {
   readonly failure: FailureRecord | undefined;
   /**
    * Removes the message from the group's queue. With `tx` (only when `capabilities.sharesStore`)
-   * the removal commits with that transaction, atomically with the handler's writes.
+   * the removal commits with that transaction, atomically with the handler's writes, and the
+   * delivery counts as settled only once it committed: when the transaction rolls back (its
+   * COMMIT refused, e.g. by a deferred constraint) the delivery is still open for `retry`.
    */
   ack(tx?: StoreTx): Promise<void>;
   /** Redelivers the message to this group after `delayMs`, durably, keeping the failure record. */

@@ -5,7 +5,12 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createEventBus, type EventBus, type EventBusOptions } from "../../src/bus/bus.js";
+import {
+  createEventBus,
+  type EventBus,
+  type EventBusOptions,
+  type HandlerContext,
+} from "../../src/bus/bus.js";
 import type { Transport } from "../../src/bus/transport.js";
 import { defineEvent } from "../../src/core/events.js";
 import { isPatchbayError, NonRetryableError } from "../../src/core/errors.js";
@@ -323,6 +328,46 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await b.deadLetters.replay({ group: "poison" })).toBe(1);
       await until(() => processed.includes("bad"), 10_000, "replayed message processed");
       expect(await b.deadLetters.count()).toBe(0);
+    });
+
+    it("a handler whose COMMIT fails every time is retried, then dead-lettered — never looping", async () => {
+      // A deferred foreign key accepts the insert and refuses the transaction at COMMIT.
+      await store.query("CREATE TABLE parents (id TEXT PRIMARY KEY)");
+      await store.query(
+        `CREATE TABLE children (id TEXT PRIMARY KEY,
+           parent_id TEXT NOT NULL REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)`,
+      );
+      const b = bus();
+      const runs: Record<string, number[]> = { retrying: [], strict: [] };
+      const orphan = (group: string) => async (e: { id: string }, ctx: HandlerContext) => {
+        runs[group]!.push(ctx.attempt);
+        await ctx.tx.query(`INSERT INTO children (id, parent_id) VALUES (${db.p(1)}, ${db.p(2)})`, [
+          e.id,
+          "no-such-parent",
+        ]);
+      };
+      // Retried like any retryable failure (the constraint error is not, by default)...
+      b.subscribe(
+        OrderCreated,
+        { group: "retrying", retry: { ...fastRetry, retryOn: () => true } },
+        orphan("retrying"),
+      );
+      // ...and, by default, dead-lettered at once like any non-retryable one.
+      b.subscribe(OrderCreated, { group: "strict" }, orphan("strict"));
+      await b.start();
+      for (let i = 0; i < 3; i++) await b.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(async () => (await b.deadLetters.count()) === 6, 20_000, "6 dead letters");
+      // Past every lease and redelivery timer: nothing runs again.
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(runs.retrying!.sort()).toEqual([1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3]);
+      expect(runs.strict).toEqual([1, 1, 1]);
+      const letters = await b.deadLetters.list();
+      expect(letters).toHaveLength(6);
+      for (const l of letters) {
+        expect(l.error.code).toBe("QUERY_FAILED");
+        expect(l.attempts).toBe(l.group === "retrying" ? 3 : 1);
+      }
+      expect(await count("SELECT COUNT(*) AS n FROM children")).toBe(0);
     });
 
     it("non-retryable failures and undecodable messages go to dead letters at once", async () => {
