@@ -449,6 +449,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
 
   async function process(sub: Subscription, delivery: Delivery): Promise<void> {
     busMetrics.delivered.add(1, sub.attributes.group);
+    // The transport could not read it whole: the same bytes will never read better.
+    if (delivery.undecodable) return deadLetter(sub, delivery, delivery.undecodable);
     let event: CloudEvent;
     try {
       event = decodeStructured(delivery.message.body);

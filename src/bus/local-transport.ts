@@ -15,7 +15,7 @@ import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import { int, PREPARED, run, runAtCommit } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
-import { BusError } from "./errors.js";
+import { BusError, UndecodableMessageError } from "./errors.js";
 import { assertPattern, matchesAny } from "./patterns.js";
 import type {
   ConsumeOptions,
@@ -50,6 +50,11 @@ interface JobRow {
   first_failed_at: unknown;
   last_error: unknown;
 }
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isHeaders = (v: unknown): v is Record<string, string> =>
+  isRecord(v) && Object.values(v).every((h) => typeof h === "string");
 
 const CHANNEL = "patchbay_bus";
 /** Rows per multi-row INSERT (10 parameters each: well under every driver's limit). */
@@ -238,15 +243,32 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       check(what);
       settled.done = true;
     };
-    const lastError =
-      row.last_error === null ? undefined : (d.decodeJson(row.last_error) as Record<string, unknown>);
+    // A row whose headers or failure record cannot be read (a damaged row) is still delivered:
+    // marked undecodable, for the bus to dead-letter at once with what could be read.
+    let undecodable: UndecodableMessageError | undefined;
+    const read = <T>(part: string, raw: unknown, valid: (v: unknown) => v is T): T | undefined => {
+      try {
+        const value = d.decodeJson(raw);
+        if (valid(value)) return value;
+      } catch {
+        // reported below, with the raw text
+      }
+      undecodable ??= new UndecodableMessageError(
+        `the ${part} of queued message ${row.message_id} (group ${row.grp}) cannot be read`,
+        part,
+        typeof raw === "string" ? raw : JSON.stringify(raw),
+      );
+      return undefined;
+    };
+    const headers = read("headers", row.headers, isHeaders) ?? {};
+    const lastError = row.last_error === null ? undefined : read("last_error", row.last_error, isRecord);
     return {
       message: {
         id: row.message_id,
         type: row.type,
         key: row.key ?? undefined,
         body: row.body,
-        headers: d.decodeJson(row.headers) as Record<string, string>,
+        headers,
         ...(int(row.fresh) === 1 ? { fresh: true } : {}),
       },
       group: row.grp,
@@ -255,6 +277,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         row.first_failed_at === null || lastError === undefined
           ? undefined
           : { firstFailedAt: int(row.first_failed_at), error: lastError },
+      ...(undecodable ? { undecodable } : {}),
       // The attempt number is the claim's token: an ack after our lease ran out and another
       // consumer re-claimed the job matches nothing and changes nothing.
       async ack(tx?: StoreTx) {
@@ -335,8 +358,8 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     set.add(waker);
     wakers.set(group, set);
 
+    // Never rejects: whatever a row holds, the claim loop goes on.
     const handle = async (row: JobRow) => {
-      const delivery = toDelivery(row);
       const id = int(row.id);
       const attempt = int(row.attempt);
       // Keep the lease while the handler runs, so a slow handler is not mistaken for a dead one.
@@ -351,7 +374,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         Math.max(50, Math.floor(lease / 3)),
       );
       try {
-        await onDelivery(delivery);
+        await onDelivery(toDelivery(row));
       } catch (e) {
         // The consumer could not settle it (the store is down?): the lease brings it back.
         logger.error(

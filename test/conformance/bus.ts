@@ -33,7 +33,16 @@ export interface BusHarness {
   /** A fresh isolated database for one test. */
   database(): IsolatedDatabase;
   /** Per test: makes transports (several buses of one test share their queues) and cleans up. */
-  transports(): { make(store: SqlStore): Transport; cleanup(): Promise<void> };
+  transports(): {
+    make(store: SqlStore): Transport;
+    cleanup(): Promise<void>;
+    /**
+     * Puts into `group`'s queue a message the transport cannot read whole (headers that are not
+     * JSON, a corrupt header of its own), as a damaged row or a broken producer would leave it;
+     * returns its id and body. Absent where no such message can exist (in-memory).
+     */
+    undecodable?: (store: SqlStore, group: string) => Promise<{ id: string; body: string }>;
+  };
 }
 
 /** The event bus's semantics, checked on one transport and store. */
@@ -399,6 +408,31 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(codes).toEqual(["ENVELOPE_INVALID", "NON_RETRYABLE", "SCHEMA_INVALID"]);
       expect(await b.deadLetters.purge({ type: "order.weird" })).toBe(1);
       expect(await b.deadLetters.count()).toBe(2);
+    });
+
+    it("an undecodable message goes to dead letters with its body, and the worker goes on", async (test) => {
+      const inject = transports.undecodable;
+      if (!inject) return test.skip();
+      const b = bus();
+      const seen: string[] = [];
+      b.subscribe(OrderCreated, { group: "sturdy" }, (e) => void seen.push(e.data.orderId));
+      await b.start();
+      const bad = await inject(store, "sturdy");
+      await b.publish(OrderCreated, { orderId: "before-lease", qty: 1 });
+      await until(
+        async () => seen.length === 1 && (await b.deadLetters.count()) === 1,
+        10_000,
+        "a dead letter and the next event",
+      );
+      const letter = await b.deadLetters.get("sturdy", bad.id);
+      expect(letter?.error.code).toBe("MESSAGE_UNDECODABLE");
+      expect(letter?.body).toBe(bad.body);
+      // Past the lease: the worker is alive and the bad message does not come back.
+      await new Promise((r) => setTimeout(r, 2_500));
+      await b.publish(OrderCreated, { orderId: "after-lease", qty: 1 });
+      await until(() => seen.length === 2, 10_000, "the event after the lease");
+      expect(seen).toEqual(["before-lease", "after-lease"]);
+      expect(await b.deadLetters.count()).toBe(1);
     });
 
     it("tx.publish commits with the business write, or not at all", async () => {

@@ -10,7 +10,7 @@ import { BusError } from "../../bus/errors.js";
 import type { Consumer, Delivery, FailureRecord } from "../../bus/transport.js";
 import type { Logger } from "../../core/logger.js";
 import type { Backoff } from "../../resilience/backoff.js";
-import { decode, type Decoded } from "./codec.js";
+import { decode, decodeFallback, type Decoded } from "./codec.js";
 import type { Connection, Link } from "./connection.js";
 import { tierFor } from "./topology.js";
 
@@ -93,6 +93,7 @@ export async function startConsumer(
     state: "open" | "busy" | "settled" = "open";
     readonly message: Delivery["message"];
     readonly failure: FailureRecord | undefined;
+    readonly undecodable: Delivery["undecodable"];
     constructor(
       private readonly att: Attachment,
       private readonly msg: Tracked,
@@ -101,6 +102,7 @@ export async function startConsumer(
     ) {
       this.message = d.message;
       this.failure = d.failure;
+      this.undecodable = d.undecodable;
     }
     get group() {
       return group;
@@ -136,7 +138,13 @@ export async function startConsumer(
   }
 
   async function handle(att: Attachment, msg: Tracked): Promise<void> {
-    const d = decode(msg.msg);
+    let d: Decoded;
+    try {
+      d = decode(msg.msg);
+    } catch (e) {
+      // Never leave a message unsettled on the channel (it would hold a prefetch slot for good).
+      d = decodeFallback(msg.msg, e);
+    }
     const wait = d.due === undefined ? 0 : d.due - Date.now();
     if (wait > 0 && tierFor(wait) !== undefined) {
       // Back from a delay tier early: one more hop (not an attempt; the count carries over).
@@ -173,6 +181,12 @@ export async function startConsumer(
     // without burning the queue's delivery limit, and slower while it keeps happening.
     const delayMs = deps.unsettled.delay(++unsettledRun, previousDelay, Math.random);
     previousDelay = delayMs;
+    if (d.undecodable) {
+      // Republishing would write its unreadable parts anew (readable, and wrong): the broker
+      // gets it back as it is, and its delivery limit parks it should this go on.
+      if (await pause(delayMs)) release(att, msg);
+      return;
+    }
     try {
       await deps.sendLater(d, { group, delayMs, retries: attempt, failure: d.failure });
       ackOn(att, msg);
