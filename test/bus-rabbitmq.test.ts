@@ -21,6 +21,18 @@ if (mq.reachable) {
       return {
         make: () => broker.make(),
         cleanup: () => broker.cleanup(),
+        async parked(_store, group) {
+          const conn = await amqp.connect(mq.url);
+          try {
+            const ch = await conn.createChannel();
+            const { messageCount } = await ch.checkQueue(
+              topologyNames(broker.prefix).brokerDeadLetters(group),
+            );
+            return messageCount;
+          } finally {
+            await conn.close();
+          }
+        },
         // A foreign producer's message: its escaped-headers header is not JSON, and its body
         // holds a NUL byte (which a PostgreSQL text column refuses).
         async undecodable(_store, group) {

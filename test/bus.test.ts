@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { describe, expect, inject, it } from "vitest";
-import { localTransport } from "../src/bus/local-transport.js";
+import { localTransport, PARKED } from "../src/bus/local-transport.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 import { memoryTransport } from "../src/testing/memory-transport.js";
 import { defineBusConformance } from "./conformance/bus.js";
@@ -12,6 +12,16 @@ import { postgresDatabase, sqliteDatabase } from "./support/stores.js";
 
 const { postgres: pg } = inject("services");
 const nothing = () => Promise.resolve();
+
+/** Messages of `group` parked in the local queue (their dead letter refused). */
+async function parkedRows(store: SqlStore, group: string) {
+  const p = store.dialect.placeholders === "numbered" ? "$1" : "?";
+  const { rows } = await store.query<{ n: number | string }>(
+    `SELECT COUNT(*) AS n FROM ${store.dialect.table("bus_jobs")} WHERE grp = ${p} AND run_at = ${PARKED}`,
+    [group],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
 
 /** A queued row whose headers cannot be read: not JSON on SQLite; JSON but no object of strings in PostgreSQL's jsonb. */
 async function corruptRow(store: SqlStore, group: string) {
@@ -40,12 +50,25 @@ defineBusConformance({
     make: (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
     cleanup: nothing,
     undecodable: corruptRow,
+    parked: parkedRows,
   }),
 });
 defineBusConformance({
   name: "in-memory (outbox relay on SQLite)",
   database: sqliteDatabase,
-  transports: () => ({ make: () => memoryTransport({ redeliverAfterMs: 300 }), cleanup: nothing }),
+  transports: () => {
+    const made: Array<ReturnType<typeof memoryTransport>> = [];
+    return {
+      make: () => {
+        const t = memoryTransport({ redeliverAfterMs: 300 });
+        made.push(t);
+        return t;
+      },
+      cleanup: nothing,
+      parked: (_store, group) =>
+        Promise.resolve(made.reduce((n, t) => n + t.parked.filter((p) => p.group === group).length, 0)),
+    };
+  },
 });
 if (pg.reachable) {
   defineBusConformance({
@@ -55,6 +78,7 @@ if (pg.reachable) {
       make: (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
       cleanup: nothing,
       undecodable: corruptRow,
+      parked: parkedRows,
     }),
   });
 }

@@ -38,6 +38,23 @@ export class UndecodableMessageError extends PatchbayError {
   }
 }
 
+/**
+ * A message's dead letter could not be stored. `retryable` when the store was unreachable (the
+ * transport delivers the message again later); otherwise the store refused the letter even with
+ * its text made storable, and the transport parks the message where it keeps such messages
+ * (RabbitMQ: the group's broker dead-letter queue; the local queue: its row, never due again).
+ */
+export class DeadLetterError extends PatchbayError {
+  constructor(
+    message: string,
+    readonly group: string,
+    readonly messageId: string,
+    options: PatchbayErrorOptions = {},
+  ) {
+    super("DEAD_LETTER_FAILED", message, options);
+  }
+}
+
 declare module "../core/errors.js" {
   interface PatchbayErrorCodes {
     BUS_NOT_STARTED: BusError;
@@ -45,5 +62,6 @@ declare module "../core/errors.js" {
     SUBSCRIPTION_INVALID: BusError;
     PUBLISH_FAILED: PublishError;
     MESSAGE_UNDECODABLE: UndecodableMessageError;
+    DEAD_LETTER_FAILED: DeadLetterError;
   }
 }

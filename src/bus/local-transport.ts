@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
+import { isPatchbayError, type PatchbayError } from "../core/errors.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { createBatcher } from "../core/batcher.js";
 import { wakeableSleep } from "../core/wakeable-sleep.js";
@@ -55,6 +56,9 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 const isHeaders = (v: unknown): v is Record<string, string> =>
   isRecord(v) && Object.values(v).every((h) => typeof h === "string");
+
+/** `run_at` of a parked message: never due (the largest integer both stores and JS hold exactly). */
+export const PARKED = Number.MAX_SAFE_INTEGER;
 
 const CHANNEL = "patchbay_bus";
 /** Rows per multi-row INSERT (10 parameters each: well under every driver's limit). */
@@ -308,6 +312,26 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     };
   }
 
+  /**
+   * Keeps a message whose dead letter the store refused in its queue row, never due again
+   * (`run_at` = {@link PARKED}) with the refusal as its last error, rather than claiming it
+   * after every lease. Logged at error level; see docs/bus.md for finding and releasing it.
+   */
+  async function park(id: number, attempt: number, e: PatchbayError) {
+    const { rowCount } = await run(
+      store,
+      d,
+      sql`UPDATE ${t.jobs} SET run_at = ${PARKED}, last_error = ${d.encodeJson(e.toJSON())}
+          WHERE id = ${id} AND attempt = ${attempt}`,
+    );
+    logger.error(
+      { err: e, jobId: id, parked: rowCount > 0 },
+      rowCount > 0
+        ? "patchbay bus: message parked in its queue row (run_at never due): its dead letter was refused"
+        : "patchbay bus: its dead letter was refused and its lease had passed: the message comes back",
+    );
+  }
+
   async function claim(group: string, limit: number): Promise<JobRow[]> {
     const now = clock.now();
     // One statement, atomic on its own: no explicit transaction (two round trips fewer per claim).
@@ -376,11 +400,15 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       try {
         await onDelivery(toDelivery(row));
       } catch (e) {
-        // The consumer could not settle it (the store is down?): the lease brings it back.
-        logger.error(
-          { err: e, group, messageId: row.message_id, worker },
-          "patchbay bus: delivery not settled",
-        );
+        if (isPatchbayError(e, "DEAD_LETTER_FAILED") && !e.retryable) {
+          await park(id, attempt, e).catch(() => undefined);
+        } else {
+          // The consumer could not settle it (the store is down?): the lease brings it back.
+          logger.error(
+            { err: e, group, messageId: row.message_id, worker },
+            "patchbay bus: delivery not settled",
+          );
+        }
       } finally {
         clearInterval(heartbeat);
       }

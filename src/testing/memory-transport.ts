@@ -4,7 +4,7 @@
  * It does not share a store, so the bus's outbox relay is exercised with it.
  */
 import { matchesAny, assertPattern } from "../bus/patterns.js";
-import { InvalidArgumentError } from "../core/errors.js";
+import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
 import type {
   Consumer,
   Delivery,
@@ -30,6 +30,8 @@ export interface MemoryTransportOptions {
 /** An in-memory transport; `published` lists every message it accepted, for assertions. */
 export function memoryTransport(options: MemoryTransportOptions = {}): Transport & {
   readonly published: readonly TransportMessage[];
+  /** Messages whose dead letter the store refused (`DEAD_LETTER_FAILED`, not retryable): kept here, not redelivered. */
+  readonly parked: ReadonlyArray<{ group: string; message: TransportMessage }>;
   /** Messages waiting (not in flight) per group. */
   depth(group: string): number;
 } {
@@ -38,6 +40,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
   const queues = new Map<string, Entry[]>();
   const wakers = new Map<string, () => void>();
   const published: TransportMessage[] = [];
+  const parked: Array<{ group: string; message: TransportMessage }> = [];
   const queue = (g: string) => {
     let q = queues.get(g);
     if (!q) queues.set(g, (q = []));
@@ -56,6 +59,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     name: "memory",
     capabilities: { sharesStore: false, durable: false },
     published,
+    parked,
     depth: (group) => queues.get(group)?.length ?? 0,
     open: () => Promise.resolve(),
     close: () => Promise.resolve(),
@@ -123,12 +127,17 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
               return Promise.resolve();
             },
           };
+          let refused = false;
           void onDelivery(delivery)
-            .catch(() => undefined)
+            .catch((e: unknown) => {
+              refused = isPatchbayError(e, "DEAD_LETTER_FAILED") && !e.retryable;
+            })
             .finally(() => {
               inFlight--;
+              // Its dead letter refused by the store: kept aside, never delivered again.
+              if (!settled && refused) parked.push({ group, message: entry.message });
               // Unsettled (the handler's process "died"): it comes back, like a lease running out.
-              if (!settled) enqueue(group, { ...entry, runAt: Date.now() + redeliverAfter });
+              else if (!settled) enqueue(group, { ...entry, runAt: Date.now() + redeliverAfter });
               pump();
             });
         }

@@ -14,6 +14,7 @@ import {
 import type { Transport } from "../../src/bus/transport.js";
 import { defineEvent } from "../../src/core/events.js";
 import { isPatchbayError, NonRetryableError } from "../../src/core/errors.js";
+import { createLogger } from "../../src/core/logger.js";
 import { constant } from "../../src/resilience/backoff.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
 import type { IsolatedDatabase } from "../support/stores.js";
@@ -42,6 +43,8 @@ export interface BusHarness {
      * returns its id and body. Absent where no such message can exist (in-memory).
      */
     undecodable?: (store: SqlStore, group: string) => Promise<{ id: string; body: string }>;
+    /** How many messages of `group` the transport parked (their dead letter refused by the store). */
+    parked(store: SqlStore, group: string): Promise<number>;
   };
 }
 
@@ -377,6 +380,86 @@ export function defineBusConformance(harness: BusHarness): void {
         expect(l.attempts).toBe(l.group === "retrying" ? 3 : 1);
       }
       expect(await count("SELECT COUNT(*) AS n FROM children")).toBe(0);
+    });
+
+    it("a dead letter holds any body, and a letter whose text the store refuses is stored made storable, marked", async () => {
+      const b = bus();
+      // A body no PostgreSQL text column takes (NUL), with text of every plane around it.
+      const body = `{"note":"nul \u0000 here"} \u0000 é ✓ 😀`;
+      await b.deadLetters.add(store, {
+        group: "direct",
+        messageId: "m-1",
+        type: "t.x",
+        key: undefined,
+        body,
+        headers: { h: "v" },
+        error: { message: "x" },
+        attempts: 1,
+        firstFailedAt: 1,
+        lastFailedAt: 2,
+      });
+      expect((await b.deadLetters.get("direct", "m-1"))?.body).toBe(body);
+      // A handler's error with a NUL in it (echoing its input, say): no jsonb takes it as it is.
+      let runs = 0;
+      b.subscribe(OrderCreated, { group: "echo" }, (e) => {
+        runs++;
+        throw new NonRetryableError(`refused ${e.data.orderId}: \u0000`);
+      });
+      await b.start();
+      const event = await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(async () => (await b.deadLetters.count({ group: "echo" })) === 1, 10_000, "a dead letter");
+      const letter = await b.deadLetters.get("echo", event.id);
+      expect(letter?.event?.data).toEqual({ orderId: "o-1", qty: 1 });
+      // Exact where the store holds it; otherwise with U+FFFD for what it refused, and marked.
+      if (letter?.error.sanitized === undefined) expect(letter?.error.message).toBe("refused o-1: \u0000");
+      else expect(letter.error.message).toBe("refused o-1: \uFFFD");
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(runs).toBe(1);
+    });
+
+    it("a dead letter the store refuses ends parked by the transport, with an error log — never looping", async () => {
+      // The dead-letter table refuses this group's letters whatever they hold.
+      if (store.dialect.name === "postgres") {
+        await store.query(
+          `CREATE FUNCTION refuse_letters() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.grp = 'refused' THEN RAISE EXCEPTION 'dead letters refused'; END IF; RETURN NEW; END $$`,
+        );
+        await store.query(
+          `CREATE TRIGGER refuse_letters BEFORE INSERT ON ${store.dialect.table("bus_dead_letters")}
+           FOR EACH ROW EXECUTE FUNCTION refuse_letters()`,
+        );
+      } else {
+        await store.query(
+          `CREATE TRIGGER refuse_letters BEFORE INSERT ON ${store.dialect.table("bus_dead_letters")}
+           WHEN NEW.grp = 'refused' BEGIN SELECT RAISE(ABORT, 'dead letters refused'); END`,
+        );
+      }
+      const lines: string[] = [];
+      const b = bus({
+        logger: createLogger({ level: "error", destination: { write: (l) => lines.push(l) } }),
+      });
+      const runs: string[] = [];
+      const refuse = (e: { data: { orderId: string } }) => {
+        runs.push(e.data.orderId);
+        throw new NonRetryableError("cannot");
+      };
+      b.subscribe(OrderCreated, { group: "refused" }, refuse);
+      b.subscribe(OrderCreated, { group: "kept" }, refuse);
+      await b.start();
+      await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(
+        async () => (await b.deadLetters.count({ group: "kept" })) === 1 && runs.length >= 2,
+        10_000,
+        "the kept letter",
+      );
+      // Past every lease, redelivery timer and unsettled-retry backoff: it never runs again.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(runs.sort()).toEqual(["o-1", "o-1"]);
+      expect(await transports.parked(store, "refused")).toBe(1);
+      expect(await b.deadLetters.count({ group: "refused" })).toBe(0);
+      expect(await b.deadLetters.count({ group: "kept" })).toBe(1);
+      const errors = lines.map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(errors.some((l) => l.level >= 50 && /could not be dead-lettered/.test(l.msg))).toBe(true);
     });
 
     it("non-retryable failures and undecodable messages go to dead letters at once", async () => {

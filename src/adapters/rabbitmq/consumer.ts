@@ -7,6 +7,7 @@
 import type { Channel, ConsumeMessage } from "amqplib";
 import { channelAcks, type Tracked } from "./acks.js";
 import { BusError } from "../../bus/errors.js";
+import { isPatchbayError } from "../../core/errors.js";
 import type { Consumer, Delivery, FailureRecord } from "../../bus/transport.js";
 import type { Logger } from "../../core/logger.js";
 import type { Backoff } from "../../resilience/backoff.js";
@@ -29,6 +30,8 @@ export interface ConsumerDeps {
   connection: Connection;
   queue: (group: string) => string;
   declareGroup(ch: Channel, group: string): Promise<void>;
+  /** The group's broker dead-letter queue (where a rejected message goes). */
+  brokerDeadLetters: (group: string) => string;
   /** Publishes the message back (confirmed) as described. */
   sendLater(decoded: Decoded, later: Later): Promise<void>;
   /** Registers a callback for new connections; returns its removal. */
@@ -167,9 +170,11 @@ export async function startConsumer(
 
     const attempt = d.retries + d.deliveryCount + 1;
     const delivery = new RabbitDelivery(att, msg, d, attempt);
+    let failure: unknown;
     try {
       await onDelivery(delivery);
     } catch (e) {
+      failure = e;
       log.error({ err: e, messageId: d.message.id }, "patchbay rabbitmq: delivery not settled");
     }
     if (delivery.state === "settled") {
@@ -177,6 +182,15 @@ export async function startConsumer(
       return;
     }
     if (!running || !att.alive) return release(att, msg);
+    if (isPatchbayError(failure, "DEAD_LETTER_FAILED") && !failure.retryable) {
+      // The store refused its dead letter: the broker's own dead-letter queue takes it, as it is.
+      log.error(
+        { messageId: d.message.id, queue: deps.brokerDeadLetters(group) },
+        "patchbay rabbitmq: message parked in the group's broker dead-letter queue",
+      );
+      att.acks.reject(msg);
+      return;
+    }
     // The consumer could not record an outcome (the store is down?): try again later, durably,
     // without burning the queue's delivery limit, and slower while it keeps happening.
     const delayMs = deps.unsettled.delay(++unsettledRun, previousDelay, Math.random);
