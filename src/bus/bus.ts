@@ -203,6 +203,9 @@ class AlreadyProcessed extends Error {
 
 const GROUP = /^[A-Za-z0-9_.-]{1,100}$/;
 
+/** A store failure that says nothing about the letter: down, busy, or closed by a shutdown. */
+const unreachable = (e: unknown) => isPatchbayError(e) && (e.retryable || e.code === "STORE_CLOSED");
+
 const defaultRetryOn = (e: unknown) => !(isPatchbayError(e) && !e.retryable);
 
 /** A JSON-safe record of an error for dead letters and retries. */
@@ -449,7 +452,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
       try {
         await write(letter);
       } catch (refused) {
-        if (isPatchbayError(refused) && refused.retryable) throw refused; // unreachable: not the letter's fault
+        if (unreachable(refused)) throw refused; // not the letter's fault
         await write(storableLetter(letter, refused));
       }
     } catch (e) {
@@ -458,7 +461,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
         `the dead letter of message ${letter.messageId} (group ${sub.group}) could not be stored`,
         sub.group,
         letter.messageId,
-        { cause: e, retryable: isPatchbayError(e) && e.retryable },
+        { cause: e, retryable: unreachable(e) },
       );
       logger.error(
         { group: sub.group, messageId: letter.messageId, type: letter.type, err: e, handlerError: error },
