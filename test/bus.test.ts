@@ -2,8 +2,10 @@
  * The event bus's semantics on the store-backed transports and the in-memory one (scenarios in
  * `test/conformance/bus.ts`; RabbitMQ in `test/bus-rabbitmq.test.ts`).
  */
+import { randomUUID } from "node:crypto";
 import { describe, expect, inject, it } from "vitest";
-import { localTransport } from "../src/bus/local-transport.js";
+import { localTransport, PARKED } from "../src/bus/local-transport.js";
+import type { SqlStore } from "../src/store/sql-store.js";
 import { memoryTransport } from "../src/testing/memory-transport.js";
 import { defineBusConformance } from "./conformance/bus.js";
 import { postgresDatabase, sqliteDatabase } from "./support/stores.js";
@@ -11,12 +13,44 @@ import { postgresDatabase, sqliteDatabase } from "./support/stores.js";
 const { postgres: pg } = inject("services");
 const nothing = () => Promise.resolve();
 
+/** Messages of `group` parked in the local queue (their dead letter refused). */
+async function parkedRows(store: SqlStore, group: string) {
+  const p = store.dialect.placeholders === "numbered" ? "$1" : "?";
+  const { rows } = await store.query<{ n: number | string }>(
+    `SELECT COUNT(*) AS n FROM ${store.dialect.table("bus_jobs")} WHERE grp = ${p} AND run_at = ${PARKED}`,
+    [group],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** A queued row whose headers cannot be read: not JSON on SQLite; JSON but no object of strings in PostgreSQL's jsonb. */
+async function corruptRow(store: SqlStore, group: string) {
+  const id = randomUUID();
+  const body = JSON.stringify({
+    specversion: "1.0",
+    id,
+    source: "/broken",
+    type: "order.created",
+    data: { orderId: "corrupt", qty: 1 },
+  });
+  const headers = store.dialect.name === "sqlite" ? "{not json" : '["not", "headers"]';
+  const p = (n: number) => (store.dialect.placeholders === "numbered" ? `$${n}` : "?");
+  await store.query(
+    `INSERT INTO ${store.dialect.table("bus_jobs")} (grp, message_id, type, body, headers, attempt, run_at, created_at)
+     VALUES (${p(1)}, ${p(2)}, 'order.created', ${p(3)}, ${p(4)}, 0, 0, 0)`,
+    [group, id, body, headers],
+  );
+  return { id, body };
+}
+
 defineBusConformance({
   name: "local on SQLite",
   database: sqliteDatabase,
   transports: () => ({
     make: (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
     cleanup: nothing,
+    undecodable: corruptRow,
+    parked: parkedRows,
   }),
 });
 defineBusConformance({
@@ -25,7 +59,11 @@ defineBusConformance({
   transports: () => {
     // One per test: the buses of a test (a restart) share its queues, as with the other transports.
     const transport = memoryTransport({ redeliverAfterMs: 300 });
-    return { make: () => transport, cleanup: nothing };
+    return {
+      make: () => transport,
+      cleanup: nothing,
+      parked: (_store, group) => Promise.resolve(transport.parked.filter((p) => p.group === group).length),
+    };
   },
 });
 if (pg.reachable) {
@@ -35,6 +73,8 @@ if (pg.reachable) {
     transports: () => ({
       make: (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
       cleanup: nothing,
+      undecodable: corruptRow,
+      parked: parkedRows,
     }),
   });
 }

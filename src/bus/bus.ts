@@ -19,11 +19,12 @@ import { bulkhead, type BulkheadPolicy } from "../resilience/bulkhead.js";
 import type { StoreTx } from "../store/contracts.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { createDeadLetters, type DeadLetters } from "./dead-letters.js";
-import { BusError } from "./errors.js";
+import { BusError, DeadLetterError } from "./errors.js";
 import { createInbox } from "./inbox.js";
 import { localTransport } from "./local-transport.js";
 import { createOutbox } from "./outbox.js";
 import { assertPattern, compilePattern } from "./patterns.js";
+import { storableLetter } from "./storable-letter.js";
 import { busMetrics, withConsumerSpan, withProducerSpan } from "./telemetry.js";
 import type { Consumer, Delivery, Transport, TransportMessage } from "./transport.js";
 
@@ -212,6 +213,9 @@ class AlreadyProcessed extends Error {
 }
 
 const GROUP = /^[A-Za-z0-9_.-]{1,100}$/;
+
+/** A store failure that says nothing about the letter: down, busy, or closed by a shutdown. */
+const unreachable = (e: unknown) => isPatchbayError(e) && (e.retryable || e.code === "STORE_CLOSED");
 
 const defaultRetryOn = (e: unknown) => !(isPatchbayError(e) && !e.retryable);
 
@@ -449,6 +453,14 @@ export function createEventBus(options: EventBusOptions): EventBus {
     },
   };
 
+  /**
+   * Moves the message to dead letters. The body is stored as bytes, so any body fits; should the
+   * store refuse the letter for its content (a NUL character in a header or in the error, which a
+   * PostgreSQL text or jsonb value cannot hold), it is stored again with that text made storable
+   * and says so (`error.sanitized`). What the store still refuses, or cannot be reached for, is a
+   * `DEAD_LETTER_FAILED` for the transport to deliver again later (unreachable) or park
+   * (refused) — logged at error level, never a silent loop.
+   */
   async function deadLetter(sub: Subscription, delivery: Delivery, error: unknown) {
     const now = clock.now();
     const letter = {
@@ -463,14 +475,39 @@ export function createEventBus(options: EventBusOptions): EventBus {
       firstFailedAt: delivery.failure?.firstFailedAt ?? now,
       lastFailedAt: now,
     };
-    if (transport.capabilities.sharesStore) {
-      await store.transaction(async (tx) => {
-        await deadLetters.add(tx, letter);
-        await delivery.ack(tx);
-      });
-    } else {
-      await deadLetters.add(store, letter);
-      await delivery.ack();
+    const write = async (l: typeof letter) => {
+      if (transport.capabilities.sharesStore) {
+        await store.transaction(async (tx) => {
+          await deadLetters.add(tx, l);
+          await delivery.ack(tx);
+        });
+      } else {
+        await deadLetters.add(store, l);
+        await delivery.ack();
+      }
+    };
+    try {
+      try {
+        await write(letter);
+      } catch (refused) {
+        if (unreachable(refused)) throw refused; // not the letter's fault
+        await write(storableLetter(letter, refused));
+      }
+    } catch (e) {
+      busMetrics.deadLetterFailed.add(1, sub.attributes.group);
+      const failed = new DeadLetterError(
+        `the dead letter of message ${letter.messageId} (group ${sub.group}) could not be stored`,
+        sub.group,
+        letter.messageId,
+        { cause: e, retryable: unreachable(e) },
+      );
+      logger.error(
+        { group: sub.group, messageId: letter.messageId, type: letter.type, err: e, handlerError: error },
+        failed.retryable
+          ? "patchbay bus: message could not be dead-lettered (store unreachable); it will be delivered again"
+          : "patchbay bus: message could not be dead-lettered (store refused it); the transport parks it",
+      );
+      throw failed;
     }
     busMetrics.deadLettered.add(1, sub.attributes.group);
     logger.warn(
@@ -500,6 +537,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
   async function process(sub: Subscription, delivery: Delivery): Promise<void> {
     if (closing.signal.aborted) return handBack(sub, delivery);
     busMetrics.delivered.add(1, sub.attributes.group);
+    // The transport could not read it whole: the same bytes will never read better.
+    if (delivery.undecodable) return deadLetter(sub, delivery, delivery.undecodable);
     let event: CloudEvent;
     try {
       event = decodeStructured(delivery.message.body);

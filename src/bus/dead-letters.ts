@@ -39,7 +39,10 @@ interface Row {
   message_id: string;
   type: string;
   key: string | null;
+  /** Empty in letters written with `body_bytes`. */
   body: string;
+  /** The body's UTF-8 bytes (letters written before the bytes migration have none). */
+  body_bytes: Uint8Array | null;
   headers: unknown;
   error: unknown;
   attempts: unknown;
@@ -60,6 +63,12 @@ export interface DeadLetters {
   add(executor: SqlExecutor, letter: Omit<DeadLetter, "event">): Promise<void>;
 }
 
+/** A letter's body: its bytes as UTF-8 text, or the text column of a letter written before them. */
+const bodyOf = (r: Row): string =>
+  r.body_bytes === null || r.body_bytes === undefined
+    ? r.body
+    : Buffer.from(r.body_bytes.buffer, r.body_bytes.byteOffset, r.body_bytes.byteLength).toString("utf8");
+
 /** The Store-backed {@link DeadLetters}. */
 export function createDeadLetters(store: SqlStore, transport: Transport): DeadLetters {
   const d = store.dialect;
@@ -78,9 +87,10 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
     return join(...conditions);
   };
   const toLetter = (r: Row): DeadLetter => {
+    const body = bodyOf(r);
     let event: CloudEvent | undefined;
     try {
-      event = decodeStructured(r.body);
+      event = decodeStructured(body);
     } catch {
       event = undefined;
     }
@@ -89,7 +99,7 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
       messageId: r.message_id,
       type: r.type,
       key: r.key ?? undefined,
-      body: r.body,
+      body,
       headers: d.decodeJson(r.headers) as Record<string, string>,
       event,
       error: d.decodeJson(r.error) as Record<string, unknown>,
@@ -135,7 +145,7 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
             id: r.message_id,
             type: r.type,
             key: r.key ?? undefined,
-            body: r.body,
+            body: bodyOf(r),
             headers: d.decodeJson(r.headers) as Record<string, string>,
           };
           const remove = sql`DELETE FROM ${t} WHERE grp = ${r.grp} AND message_id = ${r.message_id}`;
@@ -164,11 +174,12 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
       await run(
         executor,
         d,
-        sql`INSERT INTO ${t} (grp, message_id, type, key, body, headers, error, attempts, first_failed_at, last_failed_at)
-            VALUES (${l.group}, ${l.messageId}, ${l.type}, ${l.key ?? null}, ${l.body}, ${d.encodeJson(l.headers)},
+        // The body as bytes: a text column may refuse some characters (NUL, on PostgreSQL).
+        sql`INSERT INTO ${t} (grp, message_id, type, key, body, body_bytes, headers, error, attempts, first_failed_at, last_failed_at)
+            VALUES (${l.group}, ${l.messageId}, ${l.type}, ${l.key ?? null}, '', ${Buffer.from(l.body, "utf8")}, ${d.encodeJson(l.headers)},
                     ${d.encodeJson(l.error)}, ${l.attempts}, ${l.firstFailedAt}, ${l.lastFailedAt})
             ON CONFLICT (grp, message_id) DO UPDATE SET error = excluded.error, attempts = excluded.attempts,
-              last_failed_at = excluded.last_failed_at`,
+              last_failed_at = excluded.last_failed_at, body = excluded.body, body_bytes = excluded.body_bytes`,
       );
     },
   };

@@ -5,6 +5,7 @@
  * every invariant below against each of them, on the real service.
  */
 import type { StoreTx } from "../store/contracts.js";
+import type { UndecodableMessageError } from "./errors.js";
 
 /** A message as a transport carries it: a CloudEvent in structured JSON plus routing facts. */
 export interface TransportMessage {
@@ -62,8 +63,17 @@ export interface Delivery {
   /** Present when the message failed before in this group. */
   readonly failure: FailureRecord | undefined;
   /**
+   * Set when the transport could not read the message whole (corrupt headers or bookkeeping, a
+   * body that is not UTF-8): `message` holds what could be read (`headers` `{}` when they were
+   * at fault) and the bus dead-letters the delivery at once with this error. A transport never
+   * throws out of its consumer, nor stops, because of a message it cannot read.
+   */
+  readonly undecodable?: UndecodableMessageError | undefined;
+  /**
    * Removes the message from the group's queue. With `tx` (only when `capabilities.sharesStore`)
-   * the removal commits with that transaction, atomically with the handler's writes.
+   * the removal commits with that transaction, atomically with the handler's writes, and the
+   * delivery counts as settled only once it committed: when the transaction rolls back (its
+   * COMMIT refused, e.g. by a deferred constraint) the delivery is still open for `retry`.
    */
   ack(tx?: StoreTx): Promise<void>;
   /** Redelivers the message to this group after `delayMs`, durably, keeping the failure record. */

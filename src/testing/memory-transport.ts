@@ -5,7 +5,7 @@
  */
 import { BusError } from "../bus/errors.js";
 import { matchesAny, assertPattern } from "../bus/patterns.js";
-import { InvalidArgumentError } from "../core/errors.js";
+import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
 import { invoke } from "../core/invoke.js";
 import { settleBy } from "../core/settle-by.js";
 import type {
@@ -40,6 +40,8 @@ export interface MemoryTransportOptions {
 /** An in-memory transport; `published` lists every message it accepted, for assertions. */
 export function memoryTransport(options: MemoryTransportOptions = {}): Transport & {
   readonly published: readonly TransportMessage[];
+  /** Messages whose dead letter the store refused (`DEAD_LETTER_FAILED`, not retryable): kept here, not redelivered. */
+  readonly parked: ReadonlyArray<{ group: string; message: TransportMessage }>;
   /** Messages waiting (not in flight) per group. */
   depth(group: string): number;
 } {
@@ -57,6 +59,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     for (const pump of wakers.get(g) ?? []) pump();
   };
   const published: TransportMessage[] = [];
+  const parked: Array<{ group: string; message: TransportMessage }> = [];
   const queue = (g: string) => {
     let q = queues.get(g);
     if (!q) queues.set(g, (q = []));
@@ -75,6 +78,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     name: "memory",
     capabilities: { sharesStore: false, durable: false },
     published,
+    parked,
     depth: (group) => queues.get(group)?.length ?? 0,
     open: () => Promise.resolve(),
     close: () => Promise.resolve(),
@@ -151,12 +155,17 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
           };
           // In flight before the handler runs: one that settles synchronously re-enters pump().
           held.set(h, Promise.resolve());
+          let refused = false;
           const handled = invoke(() => onDelivery(delivery))
-            .catch(() => undefined)
+            .catch((e: unknown) => {
+              refused = isPatchbayError(e, "DEAD_LETTER_FAILED") && !e.retryable;
+            })
             .then(() => {
               held.delete(h);
+              // Its dead letter refused by the store: kept aside, never delivered again.
+              if (!h.settled && refused) parked.push({ group, message: entry.message });
               // Unsettled (the handler's process "died"): it comes back, like a lease running out.
-              if (!h.settled && !h.abandoned)
+              else if (!h.settled && !h.abandoned)
                 enqueue(group, { ...entry, runAt: Date.now() + redeliverAfter });
               pump();
             });

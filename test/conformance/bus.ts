@@ -5,10 +5,16 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createEventBus, type EventBus, type EventBusOptions } from "../../src/bus/bus.js";
+import {
+  createEventBus,
+  type EventBus,
+  type EventBusOptions,
+  type HandlerContext,
+} from "../../src/bus/bus.js";
 import type { Transport } from "../../src/bus/transport.js";
 import { defineEvent } from "../../src/core/events.js";
 import { isPatchbayError, NonRetryableError } from "../../src/core/errors.js";
+import { createLogger } from "../../src/core/logger.js";
 import { constant } from "../../src/resilience/backoff.js";
 import type { StoreTx } from "../../src/store/contracts.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
@@ -48,7 +54,18 @@ export interface BusHarness {
   /** A fresh isolated database for one test. */
   database(): IsolatedDatabase;
   /** Per test: makes transports (several buses of one test share their queues) and cleans up. */
-  transports(): { make(store: SqlStore): Transport; cleanup(): Promise<void> };
+  transports(): {
+    make(store: SqlStore): Transport;
+    cleanup(): Promise<void>;
+    /**
+     * Puts into `group`'s queue a message the transport cannot read whole (headers that are not
+     * JSON, a corrupt header of its own), as a damaged row or a broken producer would leave it;
+     * returns its id and body. Absent where no such message can exist (in-memory).
+     */
+    undecodable?: (store: SqlStore, group: string) => Promise<{ id: string; body: string }>;
+    /** How many messages of `group` the transport parked (their dead letter refused by the store). */
+    parked(store: SqlStore, group: string): Promise<number>;
+  };
 }
 
 /** The event bus's semantics, checked on one transport and store. */
@@ -345,6 +362,126 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await b.deadLetters.count()).toBe(0);
     });
 
+    it("a handler whose COMMIT fails every time is retried, then dead-lettered — never looping", async () => {
+      // A deferred foreign key accepts the insert and refuses the transaction at COMMIT.
+      await store.query("CREATE TABLE parents (id TEXT PRIMARY KEY)");
+      await store.query(
+        `CREATE TABLE children (id TEXT PRIMARY KEY,
+           parent_id TEXT NOT NULL REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)`,
+      );
+      const b = bus();
+      const runs: Record<string, number[]> = { retrying: [], strict: [] };
+      const orphan = (group: string) => async (e: { id: string }, ctx: HandlerContext) => {
+        runs[group]!.push(ctx.attempt);
+        await ctx.tx.query(`INSERT INTO children (id, parent_id) VALUES (${db.p(1)}, ${db.p(2)})`, [
+          e.id,
+          "no-such-parent",
+        ]);
+      };
+      // Retried like any retryable failure (the constraint error is not, by default)...
+      b.subscribe(
+        OrderCreated,
+        { group: "retrying", retry: { ...fastRetry, retryOn: () => true } },
+        orphan("retrying"),
+      );
+      // ...and, by default, dead-lettered at once like any non-retryable one.
+      b.subscribe(OrderCreated, { group: "strict" }, orphan("strict"));
+      await b.start();
+      for (let i = 0; i < 3; i++) await b.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(async () => (await b.deadLetters.count()) === 6, 20_000, "6 dead letters");
+      // Past every lease and redelivery timer: nothing runs again.
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(runs.retrying!.sort()).toEqual([1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3]);
+      expect(runs.strict).toEqual([1, 1, 1]);
+      const letters = await b.deadLetters.list();
+      expect(letters).toHaveLength(6);
+      for (const l of letters) {
+        expect(l.error.code).toBe("QUERY_FAILED");
+        expect(l.attempts).toBe(l.group === "retrying" ? 3 : 1);
+      }
+      expect(await count("SELECT COUNT(*) AS n FROM children")).toBe(0);
+    });
+
+    it("a dead letter holds any body, and a letter whose text the store refuses is stored made storable, marked", async () => {
+      const b = bus();
+      // A body no PostgreSQL text column takes (NUL), with text of every plane around it.
+      const body = `{"note":"nul \u0000 here"} \u0000 é ✓ 😀`;
+      await b.deadLetters.add(store, {
+        group: "direct",
+        messageId: "m-1",
+        type: "t.x",
+        key: undefined,
+        body,
+        headers: { h: "v" },
+        error: { message: "x" },
+        attempts: 1,
+        firstFailedAt: 1,
+        lastFailedAt: 2,
+      });
+      expect((await b.deadLetters.get("direct", "m-1"))?.body).toBe(body);
+      // A handler's error with a NUL in it (echoing its input, say): no jsonb takes it as it is.
+      let runs = 0;
+      b.subscribe(OrderCreated, { group: "echo" }, (e) => {
+        runs++;
+        throw new NonRetryableError(`refused ${e.data.orderId}: \u0000`);
+      });
+      await b.start();
+      const event = await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(async () => (await b.deadLetters.count({ group: "echo" })) === 1, 10_000, "a dead letter");
+      const letter = await b.deadLetters.get("echo", event.id);
+      expect(letter?.event?.data).toEqual({ orderId: "o-1", qty: 1 });
+      // Exact where the store holds it; otherwise with U+FFFD for what it refused, and marked.
+      if (letter?.error.sanitized === undefined) expect(letter?.error.message).toBe("refused o-1: \u0000");
+      else expect(letter.error.message).toBe("refused o-1: \uFFFD");
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(runs).toBe(1);
+    });
+
+    it("a dead letter the store refuses ends parked by the transport, with an error log — never looping", async () => {
+      // The dead-letter table refuses this group's letters whatever they hold.
+      if (store.dialect.name === "postgres") {
+        await store.query(
+          `CREATE FUNCTION refuse_letters() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.grp = 'refused' THEN RAISE EXCEPTION 'dead letters refused'; END IF; RETURN NEW; END $$`,
+        );
+        await store.query(
+          `CREATE TRIGGER refuse_letters BEFORE INSERT ON ${store.dialect.table("bus_dead_letters")}
+           FOR EACH ROW EXECUTE FUNCTION refuse_letters()`,
+        );
+      } else {
+        await store.query(
+          `CREATE TRIGGER refuse_letters BEFORE INSERT ON ${store.dialect.table("bus_dead_letters")}
+           WHEN NEW.grp = 'refused' BEGIN SELECT RAISE(ABORT, 'dead letters refused'); END`,
+        );
+      }
+      const lines: string[] = [];
+      const b = bus({
+        logger: createLogger({ level: "error", destination: { write: (l) => lines.push(l) } }),
+      });
+      const runs: string[] = [];
+      const refuse = (e: { data: { orderId: string } }) => {
+        runs.push(e.data.orderId);
+        throw new NonRetryableError("cannot");
+      };
+      b.subscribe(OrderCreated, { group: "refused" }, refuse);
+      b.subscribe(OrderCreated, { group: "kept" }, refuse);
+      await b.start();
+      await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(
+        async () => (await b.deadLetters.count({ group: "kept" })) === 1 && runs.length >= 2,
+        10_000,
+        "the kept letter",
+      );
+      // Past every lease, redelivery timer and unsettled-retry backoff: it never runs again.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(runs.sort()).toEqual(["o-1", "o-1"]);
+      expect(await transports.parked(store, "refused")).toBe(1);
+      expect(await b.deadLetters.count({ group: "refused" })).toBe(0);
+      expect(await b.deadLetters.count({ group: "kept" })).toBe(1);
+      const errors = lines.map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(errors.some((l) => l.level >= 50 && /could not be dead-lettered/.test(l.msg))).toBe(true);
+    });
+
     it("non-retryable failures and undecodable messages go to dead letters at once", async () => {
       const b = bus();
       let runs = 0;
@@ -410,6 +547,31 @@ export function defineBusConformance(harness: BusHarness): void {
       } else {
         expect(letters).toHaveLength(0); // SQLite keeps the transaction after a failed statement
       }
+    });
+
+    it("an undecodable message goes to dead letters with its body, and the worker goes on", async (test) => {
+      const inject = transports.undecodable;
+      if (!inject) return test.skip();
+      const b = bus();
+      const seen: string[] = [];
+      b.subscribe(OrderCreated, { group: "sturdy" }, (e) => void seen.push(e.data.orderId));
+      await b.start();
+      const bad = await inject(store, "sturdy");
+      await b.publish(OrderCreated, { orderId: "before-lease", qty: 1 });
+      await until(
+        async () => seen.length === 1 && (await b.deadLetters.count()) === 1,
+        10_000,
+        "a dead letter and the next event",
+      );
+      const letter = await b.deadLetters.get("sturdy", bad.id);
+      expect(letter?.error.code).toBe("MESSAGE_UNDECODABLE");
+      expect(letter?.body).toBe(bad.body);
+      // Past the lease: the worker is alive and the bad message does not come back.
+      await new Promise((r) => setTimeout(r, 2_500));
+      await b.publish(OrderCreated, { orderId: "after-lease", qty: 1 });
+      await until(() => seen.length === 2, 10_000, "the event after the lease");
+      expect(seen).toEqual(["before-lease", "after-lease"]);
+      expect(await b.deadLetters.count()).toBe(1);
     });
 
     it("tx.publish commits with the business write, or not at all", async () => {

@@ -335,5 +335,39 @@ export function defineTransportConformance(harness: TransportHarness): void {
         expect(got.map((d) => d.message.type)).toEqual(["committed"]);
       },
     );
+
+    it.skipIf(!harness.sharesStore)(
+      "with a shared store: an ack in a transaction that does not commit settles nothing; the delivery can still be retried",
+      async () => {
+        if (!store) throw new Error("a transport that shares the store needs the harness to return it");
+        const s = store;
+        await transport.bind("rb", ["#"]);
+        const got: Array<{ attempt: number; retried: unknown }> = [];
+        await consume("rb", 1, async (d) => {
+          if (d.attempt > 1) {
+            got.push({ attempt: d.attempt, retried: undefined });
+            return d.ack();
+          }
+          // The handler's transaction acks, then fails (as a COMMIT refused by a deferred key would).
+          await s
+            .transaction(async (tx) => {
+              await d.ack(tx);
+              throw new Error("commit refused");
+            })
+            .catch(() => undefined);
+          const retried = await d
+            .retry(50, { firstFailedAt: 1, error: { message: "commit refused" } })
+            .then(() => "retried")
+            .catch((e: unknown) => e);
+          got.push({ attempt: d.attempt, retried });
+        });
+        await transport.publish([message("a.b")]);
+        await until(() => got.length === 2, 10_000, "the retry's redelivery");
+        expect(got).toEqual([
+          { attempt: 1, retried: "retried" },
+          { attempt: 2, retried: undefined },
+        ]);
+      },
+    );
   });
 }

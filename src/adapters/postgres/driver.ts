@@ -14,6 +14,7 @@ import type { StoreDriver } from "../../store/sql-store.js";
 import { TransactionRolledBackError } from "../../store/errors.js";
 import { toStoreError, toUnavailable } from "./errors.js";
 import {
+  postgresBusDeadLetterBytesMigration,
   postgresBusFreshMigration,
   postgresBusInboxKeyMigration,
   postgresBusMigration,
@@ -33,6 +34,7 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   postgresWebhooksMigration, // webhooks
   postgresBusInboxKeyMigration, // event bus: the inbox keyed by message id first
   postgresBusFreshMigration, // event bus: queued messages that skip the inbox check
+  postgresBusDeadLetterBytesMigration, // event bus: dead-letter bodies as bytes
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],
