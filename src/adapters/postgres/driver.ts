@@ -253,6 +253,10 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       try {
         answer = (await client.query(text)) as pg.QueryResult | pg.QueryResult[];
       } catch (e) {
+        // Held statements refused because the transaction is already aborted (25P02): the same
+        // rolled-back transaction as a COMMIT answered with ROLLBACK.
+        if ((e as { code?: unknown }).code === "25P02" && firstFailure !== undefined)
+          throw TransactionRolledBackError.after("PostgreSQL", firstFailure);
         throw toStoreError(e, text);
       }
       // An aborted transaction's COMMIT is answered with the tag ROLLBACK and no error.
