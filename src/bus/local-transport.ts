@@ -18,6 +18,7 @@ import { int, PREPARED, run, runAtCommit } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
 import { BusError, UndecodableMessageError } from "./errors.js";
+import { isHeaders, isRecord } from "./headers.js";
 import { assertPattern, matchesAny } from "./patterns.js";
 import type {
   ConsumeOptions,
@@ -52,11 +53,6 @@ interface JobRow {
   first_failed_at: unknown;
   last_error: unknown;
 }
-
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
-const isHeaders = (v: unknown): v is Record<string, string> =>
-  isRecord(v) && Object.values(v).every((h) => typeof h === "string");
 
 /** `run_at` of a parked message: never due (the largest integer both stores and JS hold exactly). */
 export const PARKED = Number.MAX_SAFE_INTEGER;
