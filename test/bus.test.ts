@@ -22,7 +22,11 @@ defineBusConformance({
 defineBusConformance({
   name: "in-memory (outbox relay on SQLite)",
   database: sqliteDatabase,
-  transports: () => ({ make: () => memoryTransport({ redeliverAfterMs: 300 }), cleanup: nothing }),
+  transports: () => {
+    // One per test: the buses of a test (a restart) share its queues, as with the other transports.
+    const transport = memoryTransport({ redeliverAfterMs: 300 });
+    return { make: () => transport, cleanup: nothing };
+  },
 });
 if (pg.reachable) {
   defineBusConformance({

@@ -33,6 +33,7 @@ if (!mq.reachable) {
 } else {
   defineTransportConformance({
     sharesStore: false,
+    releaseCountsAttempt: true,
     name: `RabbitMQ (${mq.where})`,
     fresh() {
       const broker = isolatedBroker(mq.url);

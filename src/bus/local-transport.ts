@@ -10,6 +10,7 @@ import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { createBatcher } from "../core/batcher.js";
+import { settleBy } from "../core/settle-by.js";
 import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import { int, PREPARED, run, runAtCommit } from "../store/dialect.js";
@@ -180,6 +181,38 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     { maxBatch: 500 },
   );
 
+  // Deliveries handed back unfinished (a stop), group-committed: due at once, their claim undone
+  // (the attempt it counted is taken back), and on PostgreSQL other processes' consumers woken.
+  // The attempt is the claim's token: one that no longer matches (the lease ran out and another
+  // consumer claimed the row) changes nothing.
+  const releases = createBatcher(
+    async (jobs: Array<{ id: number; attempt: number; group: string }>) => {
+      const now = clock.now();
+      const groups = [...new Set(jobs.map((j) => j.group))];
+      await run(
+        store,
+        d,
+        pg
+          ? sql`WITH released AS (
+                  UPDATE ${t.jobs} AS j SET run_at = ${now}, attempt = j.attempt - 1
+                  FROM unnest(${jobs.map((j) => j.id)}::bigint[], ${jobs.map((j) => j.attempt)}::integer[]) AS u(id, attempt)
+                  WHERE j.id = u.id AND j.attempt = u.attempt RETURNING j.grp)
+                SELECT pg_notify(${CHANNEL}, ${groups.join(",")}) WHERE EXISTS (SELECT 1 FROM released)`
+          : join(
+              sql`UPDATE ${t.jobs} SET run_at = ${now}, attempt = attempt - 1 WHERE (id, attempt) IN (`,
+              joinWith(
+                sql`, `,
+                jobs.map((j) => sql`(${j.id}, ${j.attempt})`),
+              ),
+              sql`)`,
+            ),
+      );
+      wake(groups);
+      return jobs.map(() => undefined);
+    },
+    { maxBatch: 500 },
+  );
+
   const transport: Transport = {
     name: `local (${d.name})`,
     capabilities: { sharesStore: true, durable: true },
@@ -261,6 +294,10 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
           await runAtCommit(tx, d, sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`);
         else await acks.add({ id, attempt });
       },
+      async release() {
+        guard("release");
+        await releases.add({ id, attempt, group: row.grp });
+      },
       async retry(delayMs: number, failure: FailureRecord) {
         guard("retry");
         await run(
@@ -317,6 +354,8 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
   ): Consumer {
     const worker = randomUUID().slice(0, 8);
     const inFlight = new Set<Promise<void>>();
+    /** The lease heartbeats of the deliveries in flight. */
+    const heartbeats = new Set<NodeJS.Timeout>();
     let running = true;
     const idle = wakeableSleep();
     const waker = () => idle.wake();
@@ -339,6 +378,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         },
         Math.max(50, Math.floor(lease / 3)),
       );
+      heartbeats.add(heartbeat);
       try {
         await onDelivery(delivery);
       } catch (e) {
@@ -349,8 +389,18 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         );
       } finally {
         clearInterval(heartbeat);
+        heartbeats.delete(heartbeat);
       }
     };
+
+    /** Rows claimed after stop() began: handed back at once, never to a handler. */
+    const handBack = (rows: readonly JobRow[]) =>
+      Promise.all(
+        rows.map((row) => releases.add({ id: int(row.id), attempt: int(row.attempt), group: row.grp })),
+      ).catch((e: unknown) => {
+        // The store is gone: their lease brings them back.
+        logger.warn({ err: e, group, worker }, "patchbay bus: cannot hand back claimed deliveries");
+      });
 
     const loop = (async () => {
       let pause = 0;
@@ -364,6 +414,11 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         if (free > 0) {
           try {
             const rows = await claim(group, free);
+            // stop() began while the claim waited (on SQLite, for the write lock): none may start.
+            if (!running) {
+              await handBack(rows);
+              break;
+            }
             claimed = rows.length;
             pause = 0;
             for (const row of rows) {
@@ -391,14 +446,24 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       }
     })();
 
+    let stopped: Promise<void> | undefined;
     return {
-      async stop(timeoutMs = 30_000) {
-        running = false;
-        waker();
-        await loop;
-        set.delete(waker);
-        const drained = Promise.allSettled([...inFlight]);
-        await Promise.race([drained, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+      stop(timeoutMs = 30_000) {
+        stopped ??= (async () => {
+          running = false;
+          set.delete(waker);
+          waker();
+          // The loop may be waiting for a claim (on SQLite behind every transaction queued for the
+          // write lock): not waited for past the timeout; what it claims then is handed back.
+          const deadline = Date.now() + timeoutMs;
+          await settleBy(loop, deadline);
+          await settleBy(Promise.allSettled([...inFlight]), deadline);
+          // Handlers still running are abandoned, as by a process that died: their leases are no
+          // longer kept, so another consumer takes their messages when the lease runs out.
+          for (const heartbeat of heartbeats) clearInterval(heartbeat);
+          heartbeats.clear();
+        })();
+        return stopped;
       },
     };
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../core/clock.js";
 import { isPatchbayError } from "../core/errors.js";
+import { settleBy } from "../core/settle-by.js";
 import type { Logger } from "../core/logger.js";
 import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor } from "../store/contracts.js";
@@ -36,6 +37,7 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
   const me = randomUUID();
   let running = false;
   let loop: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
   const idle = wakeableSleep();
   const wake = () => idle.wake();
 
@@ -115,17 +117,24 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
       })();
     },
 
-    async stop() {
+    /**
+     * Stops relaying, then hands leadership over at once instead of making the next relay wait
+     * for the lease. Resolves within `timeoutMs`: a relay stuck in a publish (a broker that does
+     * not confirm) is not waited for; it hands over when it ends (its rows stay in the outbox
+     * unless their publish was confirmed).
+     */
+    async stop(timeoutMs = 30_000) {
       running = false;
       wake();
-      await loop;
-      // Hand leadership over at once instead of making the next relay wait for the lease.
-      const current = await store.state.get<{ owner: string }>(LEADER_KEY).catch(() => undefined);
-      if (current?.value.owner === me) {
-        await store.state
-          .set(LEADER_KEY, { owner: "", until: 0 }, { expectedVersion: current.version })
-          .catch(() => undefined);
-      }
+      stopped ??= (loop ?? Promise.resolve()).then(async () => {
+        const current = await store.state.get<{ owner: string }>(LEADER_KEY).catch(() => undefined);
+        if (current?.value.owner === me) {
+          await store.state
+            .set(LEADER_KEY, { owner: "", until: 0 }, { expectedVersion: current.version })
+            .catch(() => undefined);
+        }
+      });
+      await settleBy(stopped, Date.now() + timeoutMs);
     },
   };
 }

@@ -50,8 +50,9 @@ export interface FailureRecord {
 }
 
 /**
- * One delivery of a message to a group. The consumer settles it exactly once, with `ack` or
- * `retry`; a delivery left unsettled (the process died) comes back after the transport's lease.
+ * One delivery of a message to a group. The consumer settles it exactly once, with `ack`,
+ * `retry` or `release`; a delivery left unsettled (the process died) comes back after the
+ * transport's lease. Settling it a second time rejects with `BUS_STOPPED`.
  */
 export interface Delivery {
   readonly message: TransportMessage;
@@ -67,11 +68,24 @@ export interface Delivery {
   ack(tx?: StoreTx): Promise<void>;
   /** Redelivers the message to this group after `delayMs`, durably, keeping the failure record. */
   retry(delayMs: number, failure: FailureRecord): Promise<void>;
+  /**
+   * Hands the message back unfinished (a stop): due again at once, to any consumer of the group —
+   * not after a lease — with its failure record as it was. The delivery does not count as an
+   * attempt where the transport can undo it (the store queue, in-memory); on RabbitMQ the
+   * requeue counts in the quorum queue's `x-delivery-count`, so the next `attempt` is one more.
+   */
+  release(): Promise<void>;
 }
 
 /** A running consumer of one group. */
 export interface Consumer {
-  /** Stops taking deliveries, waits for the ones in flight (up to `timeoutMs`), then detaches. */
+  /**
+   * Stops at once handing deliveries to `onDelivery` (whatever it fetched but had not handed
+   * over is released), waits for the ones in flight, then detaches — all within `timeoutMs`
+   * (default 30 s): it resolves by then whatever is still running. A delivery still in flight
+   * then is abandoned like one of a process that died (no lease is kept for it): it comes back
+   * to the group, and settling it later may do nothing. Safe to call twice.
+   */
   stop(timeoutMs?: number): Promise<void>;
 }
 
@@ -102,6 +116,8 @@ export interface TransportCapabilities {
  *   is delivered again; `retry` delays are durable.
  * - At most `concurrency` deliveries per consumer are in flight; a backlog stays in the
  *   transport, not in the consumer's memory.
+ * - `release` makes a message due again at once; nothing reaches `onDelivery` once the
+ *   consumer's `stop` began, and `stop` resolves within its timeout.
  */
 export interface Transport {
   readonly name: string;

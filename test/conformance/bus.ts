@@ -10,6 +10,7 @@ import type { Transport } from "../../src/bus/transport.js";
 import { defineEvent } from "../../src/core/events.js";
 import { isPatchbayError, NonRetryableError } from "../../src/core/errors.js";
 import { constant } from "../../src/resilience/backoff.js";
+import type { StoreTx } from "../../src/store/contracts.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
 import type { IsolatedDatabase } from "../support/stores.js";
 import { until } from "./transport.js";
@@ -21,6 +22,25 @@ const OrderCreated = defineEvent("order.created", {
 const OrderPaid = defineEvent("order.paid", { version: 1, schema: z.object({ orderId: z.string() }) });
 
 const fastRetry = { immediate: 1, attempts: 3, backoff: constant(50) };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** What a handler that honours `ctx.signal` does while it waits: rejects with the abort reason. */
+const aborted = (signal: AbortSignal) =>
+  new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason as Error);
+    signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true });
+  });
+/** How long `p` took, in ms; rejects when it takes longer than `limit` (so a hang fails, not stalls). */
+async function timed(p: Promise<unknown>, limit: number): Promise<number> {
+  const began = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p,
+    new Promise(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`still running after ${limit} ms`)), limit)),
+    ),
+  ]).finally(() => clearTimeout(timer));
+  return Date.now() - began;
+}
 
 /** One configuration the bus scenarios run on. */
 export interface BusHarness {
@@ -414,7 +434,174 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await count("SELECT COUNT(*) AS n FROM orders")).toBe(1);
     });
 
-    it("stop drains handlers in flight and is safe to call twice", async () => {
+    /** The effect rows, and the distinct events among them. */
+    const effects = async () => ({
+      rows: await count("SELECT COUNT(*) AS n FROM effects"),
+      distinct: await count("SELECT COUNT(DISTINCT event_id) AS n FROM effects"),
+    });
+    const insertEffect = (tx: StoreTx, id: string, who: string) =>
+      tx.query(`INSERT INTO effects (event_id, order_id) VALUES (${db.p(1)}, ${db.p(2)})`, [id, who]);
+    /** A second bus on the same store and queues, as after a restart, that applies each event once. */
+    const restart = async (group: string) => {
+      const again = bus();
+      const attempts: number[] = [];
+      again.subscribe(OrderCreated, { group, concurrency: 4 }, async (e, ctx) => {
+        attempts.push(ctx.attempt);
+        await insertEffect(ctx.tx, e.id, "after restart");
+      });
+      await again.start();
+      return { bus: again, attempts };
+    };
+
+    it("a stop past its timeout hands the aborted handlers' messages back: none dead-lettered, each applied once after a restart", async () => {
+      const first = bus();
+      let starts = 0;
+      let stopBegan = Infinity;
+      let lateStarts = 0;
+      first.subscribe(OrderCreated, { group: "aborted", concurrency: 2, prefetch: 6 }, async (e, ctx) => {
+        starts++;
+        if (Date.now() >= stopBegan) lateStarts++;
+        await insertEffect(ctx.tx, e.id, "before stop"); // on SQLite: holds the write lock from here
+        await aborted(ctx.signal); // honours ctx.signal: throws BUS_STOPPED at the stop's timeout
+      });
+      await first.start();
+      for (let i = 0; i < 8; i++) await first.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(() => starts === 2, 10_000, "two handlers running");
+      stopBegan = Date.now();
+      const took = await timed(first.stop({ timeout: "400ms" }), 5_000);
+      expect(took).toBeLessThan(400 + 600);
+      expect(await first.deadLetters.count()).toBe(0);
+      await sleep(200);
+      expect(lateStarts).toBe(0);
+      expect(await effects()).toEqual({ rows: 0, distinct: 0 }); // rolled back with the handlers
+      const { bus: again } = await restart("aborted");
+      await until(async () => (await effects()).rows === 8, 15_000, "8 effects after the restart");
+      await sleep(300);
+      expect(await effects()).toEqual({ rows: 8, distinct: 8 });
+      expect(await again.deadLetters.count()).toBe(0);
+    });
+
+    it("nothing starts once stop begins: deliveries waiting for a handler slot are handed back at once", async () => {
+      const first = bus();
+      let starts = 0;
+      let stopBegan = Infinity;
+      let lateStarts = 0;
+      let unblock!: () => void;
+      const gate = new Promise<void>((r) => (unblock = r));
+      first.subscribe(OrderCreated, { group: "waiting", concurrency: 1, prefetch: 8 }, async (e, ctx) => {
+        starts++;
+        if (Date.now() >= stopBegan) lateStarts++;
+        await gate;
+        await insertEffect(ctx.tx, e.id, "before stop");
+      });
+      await first.start();
+      for (let i = 0; i < 8; i++) await first.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(() => starts === 1, 10_000, "the first handler");
+      await sleep(300); // the others are fetched meanwhile and wait for the one slot
+      stopBegan = Date.now();
+      const stopping = first.stop({ timeout: "10s" });
+      unblock(); // the handler in flight finishes: drained, not abandoned
+      await timed(stopping, 10_000);
+      await sleep(200);
+      expect(lateStarts).toBe(0);
+      expect(starts).toBe(1);
+      expect(await effects()).toEqual({ rows: 1, distinct: 1 });
+      expect(await first.deadLetters.count()).toBe(0);
+      // The 7 others are back in the queue now, not when a lease runs out (2 s here).
+      const { bus: again, attempts } = await restart("waiting");
+      const took = await timed(
+        until(async () => (await effects()).rows === 8, 10_000, "8 effects after the restart"),
+        10_000,
+      );
+      expect(took).toBeLessThan(1_500);
+      await sleep(300);
+      expect(await effects()).toEqual({ rows: 8, distinct: 8 });
+      expect(await again.deadLetters.count()).toBe(0);
+      expect(attempts).toHaveLength(7);
+    });
+
+    it("stop returns within its timeout while a handler ignores ctx.signal; its message is applied once later", async () => {
+      const first = bus();
+      let starts = 0;
+      let unblock!: () => void;
+      const gate = new Promise<void>((r) => (unblock = r));
+      first.subscribe(OrderCreated, { group: "stuck", concurrency: 1 }, async (e, ctx) => {
+        starts++;
+        await insertEffect(ctx.tx, e.id, "before stop"); // on SQLite: holds the write lock from here
+        await gate; // ignores ctx.signal
+      });
+      await first.start();
+      // One event: the consumer, with room for more, keeps looking for work meanwhile (on SQLite
+      // its claim waits for the write lock the handler holds).
+      await first.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(() => starts === 1, 10_000, "the handler");
+      await sleep(100);
+      try {
+        const took = await timed(first.stop({ timeout: "300ms" }), 5_000);
+        expect(took).toBeLessThan(300 + 600);
+        expect(starts).toBe(1);
+      } finally {
+        unblock(); // the hung handler ends after the stop and commits
+      }
+      const { bus: again } = await restart("stuck");
+      await until(async () => (await effects()).rows === 1, 15_000, "the effect");
+      await sleep(300);
+      expect(await effects()).toEqual({ rows: 1, distinct: 1 });
+      expect(await again.deadLetters.count()).toBe(0);
+    });
+
+    it("stop returns within its timeout even when closing the transport hangs", async () => {
+      const transport = transports.make(store);
+      let closes = 0;
+      const hanging: Transport = Object.assign(Object.create(transport) as Transport, {
+        close: () => {
+          closes++;
+          return new Promise<void>(() => undefined);
+        },
+      });
+      const b = bus({ transport: hanging });
+      b.subscribe(OrderCreated, { group: "g" }, () => undefined);
+      await b.start();
+      try {
+        const took = await timed(b.stop({ timeout: "300ms" }), 5_000);
+        expect(took).toBeLessThan(300 + 600);
+        expect(closes).toBe(1);
+      } finally {
+        await transport.close();
+      }
+    });
+
+    it("stop returns within its timeout even when the outbox relay is stuck publishing; the event is relayed after a restart", async (ctx) => {
+      const transport = transports.make(store);
+      if (transport.capabilities.sharesStore) ctx.skip(); // no outbox: tx.publish writes the queue itself
+      let fail!: (e: Error) => void;
+      let stuck = 0;
+      const hanging: Transport = Object.assign(Object.create(transport) as Transport, {
+        publish: () => {
+          stuck++;
+          return new Promise<void>((_, reject) => (fail = reject));
+        },
+      });
+      const b = bus({ transport: hanging });
+      b.subscribe(OrderCreated, { group: "relayed" }, () => undefined);
+      await b.start();
+      await b.transaction((tx) => tx.publish(OrderCreated, { orderId: "o-1", qty: 1 }));
+      await until(() => stuck === 1, 10_000, "the relay publishing");
+      try {
+        const took = await timed(b.stop({ timeout: "300ms" }), 5_000);
+        expect(took).toBeLessThan(300 + 600);
+      } finally {
+        fail(new Error("the broker never answered"));
+        await transport.close();
+      }
+      const { bus: again } = await restart("relayed");
+      await until(async () => (await effects()).rows === 1, 15_000, "the event relayed after the restart");
+      await sleep(300);
+      expect(await effects()).toEqual({ rows: 1, distinct: 1 });
+      expect(await again.deadLetters.count()).toBe(0);
+    });
+
+    it("stop drains handlers in flight and is safe to call twice; an invalid timeout stops nothing", async () => {
       const b = bus();
       let finished = 0;
       b.subscribe(OrderCreated, { group: "slow" }, async () => {
@@ -424,6 +611,9 @@ export function defineBusConformance(harness: BusHarness): void {
       await b.start();
       await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
       await new Promise((r) => setTimeout(r, 150));
+      // A timeout that is not a duration is refused, and stops nothing.
+      const refused = await b.stop({ timeout: "soon" }).catch((e: unknown) => e);
+      expect(isPatchbayError(refused, "DURATION_INVALID")).toBe(true);
       await Promise.all([b.stop(), b.stop()]);
       expect(finished).toBe(1);
       expect(

@@ -7,6 +7,8 @@
 import type { Channel, ConsumeMessage } from "amqplib";
 import { channelAcks, type Tracked } from "./acks.js";
 import { BusError } from "../../bus/errors.js";
+import { invoke } from "../../core/invoke.js";
+import { settleBy } from "../../core/settle-by.js";
 import type { Consumer, Delivery, FailureRecord } from "../../bus/transport.js";
 import type { Logger } from "../../core/logger.js";
 import type { Backoff } from "../../resilience/backoff.js";
@@ -112,10 +114,19 @@ export async function startConsumer(
       this.state = "busy";
     }
     ack(): Promise<void> {
-      this.claim("ack");
-      ackOn(this.att, this.msg);
-      this.state = "settled";
-      return Promise.resolve();
+      return invoke(() => {
+        this.claim("ack");
+        ackOn(this.att, this.msg);
+        this.state = "settled";
+      });
+    }
+    /** Back to the queue at once (a requeue: the broker counts it in `x-delivery-count`). */
+    release(): Promise<void> {
+      return invoke(() => {
+        this.claim("release");
+        release(this.att, this.msg);
+        this.state = "settled";
+      });
     }
     async retry(delayMs: number, failure: FailureRecord): Promise<void> {
       this.claim("retry");
@@ -262,22 +273,28 @@ export async function startConsumer(
   return {
     stop(timeoutMs = 30_000) {
       stopped ??= (async () => {
+        // Every step is bounded by the one deadline: a broker that does not answer (cancel,
+        // close) or a handler that hangs cannot hold the stop past it.
+        const deadline = Date.now() + timeoutMs;
         running = false;
         removeListener();
         for (const cancel of [...cancels]) cancel();
-        await attaching;
+        await settleBy(attaching, deadline);
         const att = current;
-        if (att?.alive && att.tag !== undefined) await att.ch.cancel(att.tag).catch(() => undefined);
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          Promise.allSettled([...inFlight]),
-          new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-        ]);
-        clearTimeout(timer);
+        if (att?.alive && att.tag !== undefined) {
+          await settleBy(
+            att.ch.cancel(att.tag).catch(() => undefined),
+            deadline,
+          );
+        }
+        await settleBy(Promise.allSettled([...inFlight]), deadline);
         if (att?.alive) {
           att.acks.flush(); // the acks of this turn, before the channel goes
           att.alive = false; // later acks are dropped; the broker requeues what is unacked
-          await att.ch.close().catch(() => undefined);
+          await settleBy(
+            att.ch.close().catch(() => undefined),
+            deadline,
+          );
         }
       })();
       return stopped;
