@@ -24,13 +24,29 @@ const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).
 
 const blocks = docFiles(ROOT).flatMap((file) => extractBlocks(ROOT, file));
 const modules = toModules(ROOT, blocks);
+// Blocks that must fail, checked in the same program to prove the checks bite.
+const broken = extractBlocks(ROOT, join(ROOT, "test", "fixtures", "docs-broken.md"));
 const name = (b: DocBlock) => `${b.file}:${b.line}`;
 
 describe("the docs' TypeScript blocks", () => {
   let diagnostics: DocDiagnostic[] = [];
   beforeAll(() => {
-    diagnostics = typecheck(ROOT, modules);
+    diagnostics = typecheck(ROOT, [...modules, ...toModules(ROOT, broken)]);
   }, 120_000);
+
+  it("fail where they are wrong, at their line in the page (a fixture of broken blocks)", () => {
+    const found = (b: DocBlock) =>
+      diagnostics.filter((d) => d.block === b).map((d) => `${d.where} ${d.message}`);
+    const [option, directive, type, context] = broken;
+    expect(found(option!).join("\n")).toMatch(/^test\/fixtures\/docs-broken\.md:8 TS\d+: .*'fiel'/);
+    expect(directive!.directiveError).toMatch(/unknown directive "contnue"/);
+    expect(found(type!).join("\n")).toMatch(
+      /^test\/fixtures\/docs-broken\.md:20 TS\d+: Type 'number' is not assignable to type 'string'/,
+    );
+    expect(found(context!).join("\n")).toMatch(
+      /^test\/fixtures\/docs-broken\.md:23 TS\d+: .*\(in the context comment\)$/,
+    );
+  });
 
   it("are found in README.md and every page of docs/", () => {
     expect(blocks.length).toBeGreaterThan(40);

@@ -82,7 +82,17 @@ export function extractBlocks(root: string, file: string): DocBlock[] {
         .slice(i + 1, end)
         .map((l) => (l.startsWith(indent) ? l.slice(indent.length) : l.trimStart()))
         .join("\n");
-      blocks.push({ file: rel, line: i + 1, code, ...directives(lines, i) });
+      const d = directives(lines, i);
+      const orphan = d.continues && blocks.length === 0 && !d.directiveError;
+      blocks.push({
+        file: rel,
+        line: i + 1,
+        code,
+        ...d,
+        ...(orphan
+          ? { directiveError: "`continue` on the first block of the page: there is nothing to continue" }
+          : {}),
+      });
     }
     i = end;
   }
