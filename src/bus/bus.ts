@@ -358,7 +358,13 @@ export function createEventBus(options: EventBusOptions): EventBus {
     },
 
     subscribe(target, subOptions, handler) {
-      if (state !== "new") throw new BusError("BUS_NOT_STARTED", "subscribe before start()");
+      if (state === "started") {
+        throw new BusError(
+          "BUS_ALREADY_STARTED",
+          "subscribe() must be called before start(): the bus binds its groups and starts their consumers when it starts",
+        );
+      }
+      if (state === "stopped") throw new BusError("BUS_STOPPED", "the bus is stopped");
       const pattern = typeof target === "string" ? target : target.type;
       if (typeof target !== "string") catalogue.set(target.type, target);
       assertPattern(pattern);
@@ -401,7 +407,9 @@ export function createEventBus(options: EventBusOptions): EventBus {
     },
 
     async start() {
-      if (state !== "new") throw new BusError("BUS_STOPPED", "start() may be called once");
+      if (state === "started") throw new BusError("BUS_ALREADY_STARTED", "start() may be called once");
+      if (state === "stopped")
+        throw new BusError("BUS_STOPPED", "the bus is stopped; a stopped bus cannot start again");
       state = "started";
       await transport.open();
       for (const sub of subscriptions) await transport.bind(sub.group, sub.patterns);

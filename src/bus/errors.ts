@@ -1,9 +1,13 @@
 import { PatchbayError, type PatchbayErrorOptions } from "../core/errors.js";
 
-/** The bus is not started, already stopped, or was given something it cannot deliver. */
+/**
+ * The bus was used out of order — `subscribe()` or `start()` after it started
+ * (`BUS_ALREADY_STARTED`), anything after `stop()` (`BUS_STOPPED`) — or a subscription cannot
+ * work as asked (`SUBSCRIPTION_INVALID`). Not retryable.
+ */
 export class BusError extends PatchbayError {
   constructor(
-    code: "BUS_NOT_STARTED" | "BUS_STOPPED" | "SUBSCRIPTION_INVALID",
+    code: "BUS_ALREADY_STARTED" | "BUS_STOPPED" | "SUBSCRIPTION_INVALID",
     message: string,
     options: PatchbayErrorOptions = {},
   ) {
@@ -57,7 +61,7 @@ export class DeadLetterError extends PatchbayError {
 
 declare module "../core/errors.js" {
   interface PatchbayErrorCodes {
-    BUS_NOT_STARTED: BusError;
+    BUS_ALREADY_STARTED: BusError;
     BUS_STOPPED: BusError;
     SUBSCRIPTION_INVALID: BusError;
     PUBLISH_FAILED: PublishError;
