@@ -28,7 +28,8 @@ function columnType(sample: unknown, isKey: boolean): string {
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, "0");
-const ZONED = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
+const ZONED =
+  /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?\s*(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?$/i;
 
 /**
  * A date/time for a DATETIME/TIMESTAMP column, as `YYYY-MM-DD HH:MM:SS.ffffff`: JS Dates and
@@ -36,23 +37,28 @@ const ZONED = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?\s*(Z|
  */
 export function mysqlDateTime(value: unknown): unknown {
   if (value instanceof Date) {
-    return `${value.getUTCFullYear()}-${pad(value.getUTCMonth() + 1)}-${pad(value.getUTCDate())} ${pad(value.getUTCHours())}:${pad(value.getUTCMinutes())}:${pad(value.getUTCSeconds())}.${pad(value.getUTCMilliseconds(), 3)}`;
+    return `${pad(value.getUTCFullYear(), 4)}-${pad(value.getUTCMonth() + 1)}-${pad(value.getUTCDate())} ${pad(value.getUTCHours())}:${pad(value.getUTCMinutes())}:${pad(value.getUTCSeconds())}.${pad(value.getUTCMilliseconds(), 3)}`;
   }
   if (typeof value !== "string") return value;
   const m = ZONED.exec(value.trim());
   if (!m) return value;
   const [, y, mo, d, h, mi, s, fraction = "", zone] = m;
   if (!zone) return `${y}-${mo}-${d} ${h}:${mi}:${s}${fraction}`;
-  let offsetMin = 0;
+  let offsetSeconds = 0;
   if (zone.toUpperCase() !== "Z") {
-    const digits = zone.replace(":", "");
-    offsetMin =
-      (digits[0] === "-" ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5) || 0));
+    // PostgreSQL writes historical offsets to the second (`-04:56:02`, New York before 1883).
+    const digits = zone.replace(/:/g, "");
+    offsetSeconds =
+      (digits[0] === "-" ? -1 : 1) *
+      (Number(digits.slice(1, 3)) * 3600 +
+        Number(digits.slice(3, 5) || 0) * 60 +
+        Number(digits.slice(5, 7) || 0));
   }
-  const utc = new Date(
-    Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) - offsetMin * 60_000,
-  );
-  return `${utc.getUTCFullYear()}-${pad(utc.getUTCMonth() + 1)}-${pad(utc.getUTCDate())} ${pad(utc.getUTCHours())}:${pad(utc.getUTCMinutes())}:${pad(utc.getUTCSeconds())}${fraction}`;
+  // setUTCFullYear: Date.UTC would read the years 0-99 as 1900-1999.
+  const utc = new Date(0);
+  utc.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
+  utc.setUTCHours(Number(h), Number(mi), Number(s) - offsetSeconds);
+  return `${pad(utc.getUTCFullYear(), 4)}-${pad(utc.getUTCMonth() + 1)}-${pad(utc.getUTCDate())} ${pad(utc.getUTCHours())}:${pad(utc.getUTCMinutes())}:${pad(utc.getUTCSeconds())}${fraction}`;
 }
 
 function bindable(value: unknown, temporal: boolean): unknown {
@@ -70,7 +76,8 @@ function bindable(value: unknown, temporal: boolean): unknown {
   return value;
 }
 
-function connection(conn: mysql.PoolConnection): DestinationConnection {
+/** One session: a dedicated connection in UTC; `release` gives it back. */
+function connection(conn: mysql.PoolConnection, release: () => Promise<void>): DestinationConnection {
   const described = new Map<string, Map<string, string>>();
   const query = <R>(text: string, params: readonly unknown[] = []) => run<R>(conn, text, params);
 
@@ -180,7 +187,7 @@ function connection(conn: mysql.PoolConnection): DestinationConnection {
       await query(`DROP TABLE IF EXISTS ${q(stage)}`);
     },
     invalidate: () => described.clear(),
-    close: () => Promise.resolve(conn.release()),
+    close: release,
   };
 }
 
@@ -203,11 +210,8 @@ export function mysqlDestination(options: MysqlDestinationOptions): SyncDestinat
         `CREATE TABLE IF NOT EXISTS ${quarantine} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, run_id VARCHAR(64) NOT NULL, reason VARCHAR(32) NOT NULL, error LONGTEXT NOT NULL, row_data LONGTEXT NOT NULL, created_at BIGINT NOT NULL) ENGINE=InnoDB`,
       ],
       async connect() {
-        try {
-          return connection(await pool.get().getConnection());
-        } catch (e) {
-          throw toStoreError(e, "(connect)");
-        }
+        const { conn, release } = await pool.acquire();
+        return connection(conn, release);
       },
       close: () => pool.close(),
     },
