@@ -38,8 +38,11 @@ function columnType(sample: unknown, isKey: boolean): string {
   return "text";
 }
 
-/** One session: a dedicated client, so COPY and the session's temp load tables share it. */
-function connection(client: pg.PoolClient): DestinationConnection {
+/**
+ * One session: a dedicated client, so COPY and the session's temp load tables share it.
+ * `restoreZone`: the time zone of a caller's pooled session, set back when the session closes.
+ */
+function connection(client: pg.PoolClient, restoreZone: string | undefined): DestinationConnection {
   let broken: Error | undefined;
   let generation = 0;
   let optimistic = true;
@@ -229,7 +232,14 @@ function connection(client: pg.PoolClient): DestinationConnection {
       generation++;
     },
 
-    close: () => Promise.resolve(client.release(broken)),
+    async close() {
+      if (restoreZone !== undefined && !broken) {
+        await client
+          .query("SELECT set_config('TimeZone', $1, false)", [restoreZone])
+          .catch((e: Error) => (broken = e));
+      }
+      client.release(broken);
+    },
   };
 }
 
@@ -261,7 +271,17 @@ export function postgresDestination(options: PostgresDestinationOptions): SyncDe
       } catch (e) {
         throw toStoreError(e, "(connect)");
       }
-      return connection(client);
+      if (pool.own) return connection(client, undefined);
+      // The caller's pool: its session zone would shift every zone-less date/time written into a
+      // timestamptz column. UTC for this session, and the caller's zone back when it closes.
+      try {
+        const { rows } = await client.query<{ zone: string }>("SELECT current_setting('TimeZone') AS zone");
+        await client.query("SET TIME ZONE 'UTC'");
+        return connection(client, rows[0]?.zone);
+      } catch (e) {
+        client.release(e as Error);
+        throw toStoreError(e, "(set the session time zone)");
+      }
     },
     close: () => pool.end(),
   };
