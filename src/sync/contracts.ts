@@ -154,6 +154,11 @@ export interface DestinationBatch {
 export interface WriteResult {
   written: number;
   deleted: number;
+  /**
+   * Rows the destination refused and quarantined with the batch (a value its column would not
+   * store exactly: `SYNC_VALUE_INEXACT`). Not counted in `written`.
+   */
+  quarantined?: number;
 }
 
 /** A column the destination should have, with a sample value to choose its type from. */

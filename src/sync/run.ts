@@ -346,7 +346,7 @@ async function runBatches(
     record.batches++;
     record.rowsWritten += result.written;
     record.rowsDeleted += result.deleted;
-    record.rowsQuarantined += prepared.quarantine.length;
+    record.rowsQuarantined += prepared.quarantine.length + (result.quarantined ?? 0);
     record.cursorAfter = batch.cursor;
     const now = clock.now();
     if (now - lastRecordUpdate >= 1000) {
