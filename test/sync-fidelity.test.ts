@@ -1,0 +1,656 @@
+/**
+ * The fidelity matrix (issue 20): one fixture of hostile values — JSON of every shape, 64-bit
+ * integers at the edges, decimals of 20+ significant digits, instants and wall-clock times at
+ * microsecond precision before 1970 and after 2038, NULL beside empty, control characters,
+ * binary — sent through every source × destination pair (PostgreSQL, MariaDB, SQLite) and read
+ * back value by value. Each pair runs twice:
+ * - plain: no transform (PostgreSQL → PostgreSQL is a COPY pass-through), the adapters' own pools;
+ * - transformed: a transform copies each row, and the connections come from the user's pools.
+ * The sessions are never in UTC: the PostgreSQL database's default zone is America/New_York
+ * (`ALTER DATABASE … SET timezone`, as a server default would be), and the user's MariaDB pool
+ * opens its sessions at +02:00.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import mysql from "mysql2/promise";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { mysqlDestination, mysqlSource } from "../src/adapters/mysql/index.js";
+import { postgresDestination, postgresSource } from "../src/adapters/postgres/index.js";
+import { sqlite, sqliteDestination, sqliteSource } from "../src/adapters/sqlite/index.js";
+import type { SqlStore } from "../src/store/sql-store.js";
+import type { Row, SyncDestination, SyncSource } from "../src/sync/contracts.js";
+import { pipeline } from "../src/sync/pipeline.js";
+
+const services = inject("services");
+
+// ---------------------------------------------------------------------------------------------
+// The fixture. Instants are UTC text (`…Z`), wall-clock times zone-less text; row i takes the
+// i-th value of each list (cycling), so every value appears at least once.
+
+const deep = `${"[".repeat(24)}{"x": [-0.0, 1E-7]}${"]".repeat(24)}`;
+const JSON_VALUES: Array<string | null> = [
+  `{"big": 12345678901234567890, "tiny": 0.1000000000000000055511151231257827, "neg": -9223372036854775809, "exp": 1.5e300, "deep": {"a": [1, [2, [3, {"b": null}]]]}}`,
+  `"just a string"`,
+  `12345678901234567890`,
+  `0.1000000000000000055511151231257827`,
+  `true`,
+  `null`,
+  null,
+  `[]`,
+  `{}`,
+  `""`,
+  deep,
+  `{ "b" : 1 , "a" : [ 1.0 , 2E+2 , -0 ] , "a" : "dup" }`,
+  `{"emoji": "😀👩‍👩‍👧", "esc": "q\\" b\\\\ \\u00e9 \\n \\t \\u0001 \\/"}`,
+];
+const INTEGERS = [
+  "9223372036854775807",
+  "-9223372036854775808",
+  "-9223372036854775807",
+  "9007199254740993",
+  "9007199254740991",
+  "-9007199254740993",
+  "0",
+  null,
+];
+const DECIMALS = [
+  "12345678901234567890.123456789012345678",
+  "-0.000000000000000000000000000001",
+  "99999999999999999999999999999999999.999999999999999999999999999999",
+  "0",
+  "1.5",
+  "-12345678901234567890",
+  null,
+];
+/** Instants a MariaDB TIMESTAMP can hold (1970 to 2038), around New York's DST changes. */
+const INSTANTS = [
+  "1970-01-01T00:00:01.000001Z",
+  "2038-01-19T03:14:07.999999Z",
+  "2026-03-08T07:30:00.500000Z",
+  "2026-11-01T05:30:00.123456Z",
+  "2026-11-01T06:30:00.123456Z",
+  null,
+];
+/** Instants of any year (MariaDB keeps them in a DATETIME, as UTC). */
+const WIDE_INSTANTS = [
+  "1969-07-20T20:17:40.000001Z",
+  "1000-01-01T00:00:00.000001Z",
+  "1883-11-18T16:59:59.999999Z",
+  "2100-02-28T23:59:59.999999Z",
+  "9999-12-31T23:59:59.999999Z",
+  "2026-11-01T05:30:00.000000Z",
+  null,
+];
+/** Wall-clock times: one that New York skips, one it has twice. */
+const WALL_TIMES = [
+  "1969-12-31 23:59:59.999999",
+  "2026-03-08 02:30:00.000000",
+  "2026-11-01 01:30:00.000001",
+  "9999-12-31 23:59:59.999999",
+  "1000-01-01 00:00:00.000000",
+  "2038-01-19 03:14:08.000000",
+  null,
+];
+const TEXTS = [
+  "",
+  null,
+  "😀 emoji 👩‍👩‍👧 é",
+  "tab\there\nnewline\r\ncr",
+  "\u0001\u0007\b\f\v\u001b\u007f\u0085\u2028",
+  "back\\slash \\\\ two \\t",
+  "\\N",
+  "\\.",
+  `'single' "double" \`tick\``,
+  "x".repeat(20_000),
+];
+const BOOLEANS = [true, false, null];
+const BINARIES = [
+  Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+  Buffer.alloc(0),
+  null,
+  Buffer.from("\\N"),
+  Buffer.from([0]),
+];
+
+interface FixtureRow {
+  id: number;
+  j: string | null;
+  jb: string | null;
+  i64: string | null;
+  num: string | null;
+  ts: string | null;
+  tsx: string | null;
+  dt: string | null;
+  txt: string | null;
+  flag: boolean | null;
+  bin: Buffer | null;
+}
+
+const at = <T>(list: readonly T[], i: number) => list[i % list.length] as T;
+const FIXTURE: FixtureRow[] = Array.from({ length: JSON_VALUES.length }, (_, i) => ({
+  id: i + 1,
+  j: at(JSON_VALUES, i),
+  jb: at(JSON_VALUES, i + 3),
+  i64: at(INTEGERS, i),
+  num: at(DECIMALS, i),
+  ts: at(INSTANTS, i),
+  tsx: at(WIDE_INSTANTS, i),
+  dt: at(WALL_TIMES, i),
+  txt: at(TEXTS, i),
+  flag: at(BOOLEANS, i),
+  bin: at(BINARIES, i),
+}));
+const COLUMNS = ["id", "j", "jb", "i64", "num", "ts", "tsx", "dt", "txt", "flag", "bin"] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Values in one comparable form, whatever the database gave.
+
+type Comparable = Record<string, string | boolean | null>;
+
+/** `-0012.3400` → `-12.34`; exact, as text. */
+function decimal(text: string): string {
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?$/.exec(text.trim());
+  if (!m) return `not a decimal: ${text}`;
+  const int = (m[2] ?? "").replace(/^0+/, "") || "0";
+  const frac = (m[3] ?? "").replace(/0+$/, "");
+  const body = frac ? `${int}.${frac}` : int;
+  return m[1] === "-" && body !== "0" ? `-${body}` : body;
+}
+
+/** A date/time text (offset `Z`, `+02`, `-04:56:02` or none = UTC) → µs since the epoch, exact. */
+function instant(text: string): string {
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?\s*(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?$/i.exec(
+      text.trim(),
+    );
+  if (!m) return `not an instant: ${text}`;
+  const [, y, mo, d, h, mi, s, frac = "", zone = "Z"] = m;
+  let offsetSeconds = 0;
+  if (zone.toUpperCase() !== "Z") {
+    const digits = zone.replace(/:/g, "");
+    const sign = digits[0] === "-" ? -1 : 1;
+    offsetSeconds =
+      sign *
+      (Number(digits.slice(1, 3)) * 3600 +
+        Number(digits.slice(3, 5) || 0) * 60 +
+        Number(digits.slice(5, 7) || 0));
+  }
+  const date = new Date(0);
+  date.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
+  date.setUTCHours(Number(h), Number(mi), Number(s), 0);
+  const seconds = BigInt(date.getTime() / 1000 - offsetSeconds);
+  return (seconds * 1_000_000n + BigInt(frac.padEnd(6, "0"))).toString();
+}
+
+/** A zone-less date/time text → `YYYY-MM-DD HH:MM:SS.ffffff`. */
+function wallTime(text: string): string {
+  const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?$/.exec(text.trim());
+  return m ? `${m[1]} ${m[2]}.${(m[3] ?? "").padEnd(6, "0")}` : `not a wall-clock time: ${text}`;
+}
+
+function hex(value: unknown): string {
+  if (value instanceof Uint8Array) return Buffer.from(value).toString("hex");
+  return `not bytes: ${typeof value} ${String(value)}`;
+}
+
+function flag(value: unknown): boolean | string {
+  if (value === true || value === 1 || value === 1n || value === "1" || value === "t" || value === "true")
+    return true;
+  if (value === false || value === 0 || value === 0n || value === "0" || value === "f" || value === "false")
+    return false;
+  return `not a boolean: ${String(value)}`;
+}
+
+const text = (value: unknown) =>
+  typeof value === "string" ? value : `not text: ${typeof value} ${String(value)}`;
+
+/** A row read back (see each reader for the SQL) in the comparable form. */
+function comparable(row: Record<string, unknown>, instantsAsMicros: boolean): Comparable {
+  const or = <T>(v: unknown, f: (v: never) => T) => (v === null || v === undefined ? null : f(v as never));
+  return {
+    id: String(row.id),
+    j: or(row.j, text),
+    jb: or(row.jb, text),
+    i64: or(row.i64, (v: string | bigint | number) => BigInt(v).toString()),
+    num: or(row.num, (v: string | number) => decimal(String(v))),
+    ts: or(row.ts, (v: string) => (instantsAsMicros ? String(v) : instant(v))),
+    tsx: or(row.tsx, (v: string) => (instantsAsMicros ? String(v) : instant(v))),
+    dt: or(row.dt, (v: string) => wallTime(v)),
+    txt: or(row.txt, text),
+    flag: or(row.flag, flag),
+    bin: or(row.bin, hex),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The three databases: a fixture table `src` in each, destination tables made per test.
+
+type Kind = "postgres" | "mysql" | "sqlite";
+type Variant = "plain" | "transformed";
+
+interface Db {
+  kind: Kind;
+  ready: boolean;
+  createTable(name: string): Promise<void>;
+  insertFixture(name: string): Promise<void>;
+  /** The table's rows in the comparable form, by id. */
+  read(name: string): Promise<Comparable[]>;
+  source(variant: Variant): SyncSource;
+  destination(variant: Variant, table: string): SyncDestination;
+  close(): Promise<void>;
+}
+
+const handles: Array<{ close(): Promise<void> }> = [];
+const track = <T extends { close(): Promise<void> }>(h: T) => (handles.push(h), h);
+
+function postgresDb(baseUrl: string): Db {
+  const database = `pb_fid_${randomBytes(4).toString("hex")}`;
+  const url = new URL(baseUrl);
+  url.pathname = `/${database}`;
+  const dbUrl = url.toString();
+  let pool: pg.Pool | undefined;
+  /** The user's own pool: sessions in the database's default zone. */
+  let userPool: pg.Pool | undefined;
+  const q = async (sql: string, params: unknown[] = []) => {
+    if (!pool) {
+      const admin = new pg.Client({ connectionString: baseUrl });
+      await admin.connect();
+      try {
+        await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`);
+        await admin.query(`ALTER DATABASE ${database} SET timezone TO 'America/New_York'`);
+      } finally {
+        await admin.end();
+      }
+      pool = new pg.Pool({ connectionString: dbUrl, max: 2 });
+      pool.on("error", () => undefined);
+      await pool.query("CREATE SCHEMA fid");
+    }
+    return (await pool.query(sql, params)).rows as Record<string, unknown>[];
+  };
+  return {
+    kind: "postgres",
+    ready: services.postgres.reachable,
+    async createTable(name) {
+      await q(
+        `CREATE TABLE fid.${name} (id bigint PRIMARY KEY, j json, jb jsonb, i64 bigint, num numeric, ts timestamptz, tsx timestamptz, dt timestamp, txt text, flag boolean, bin bytea)`,
+      );
+    },
+    async insertFixture(name) {
+      const [zone] = await q("SHOW timezone");
+      expect(zone?.TimeZone).toBe("America/New_York");
+      for (const r of FIXTURE) {
+        await q(
+          `INSERT INTO fid.${name} (${COLUMNS.join(", ")}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+          COLUMNS.map((c) => r[c]),
+        );
+      }
+    },
+    async read(name) {
+      const rows = await q(
+        `SELECT id, j::text AS j, jb::text AS jb, i64::text AS i64, num::text AS num,
+           (extract(epoch FROM ts) * 1000000)::numeric(30,0)::text AS ts,
+           (extract(epoch FROM tsx) * 1000000)::numeric(30,0)::text AS tsx,
+           to_char(dt, 'YYYY-MM-DD HH24:MI:SS.US') AS dt, txt, flag, bin
+         FROM fid.${name} ORDER BY id`,
+      );
+      return rows.map((r) => comparable(r, true));
+    },
+    source(variant) {
+      return track(
+        postgresSource({
+          table: "fid.src",
+          key: "id",
+          ...(variant === "plain" ? { url: dbUrl } : { pool: userPoolOf() }),
+        }),
+      );
+    },
+    destination(variant, table) {
+      return track(
+        postgresDestination({
+          table: `fid.${table}`,
+          key: "id",
+          ...(variant === "plain" ? { url: dbUrl } : { pool: userPoolOf() }),
+        }),
+      );
+    },
+    async close() {
+      await userPool?.end();
+      await pool?.end();
+      const admin = new pg.Client({ connectionString: baseUrl });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+  function userPoolOf() {
+    if (!userPool) {
+      userPool = new pg.Pool({ connectionString: dbUrl, max: 3 });
+      userPool.on("error", () => undefined);
+    }
+    return userPool;
+  }
+}
+
+function mysqlDb(baseUrl: string): Db {
+  const database = `pb_fid_${randomBytes(4).toString("hex")}`;
+  const url = new URL(baseUrl);
+  url.pathname = `/${database}`;
+  const dbUrl = url.toString();
+  const server = new URL(baseUrl);
+  server.pathname = "/";
+  let pool: mysql.Pool | undefined;
+  let userPool: mysql.Pool | undefined;
+  const q = async (sql: string, params: unknown[] = []) => {
+    if (!pool) {
+      const admin = await mysql.createConnection({ uri: server.toString() });
+      await admin.query(`CREATE DATABASE ${database} CHARACTER SET utf8mb4`);
+      await admin.end();
+      // The test's own reader and writer: UTC sessions, exact text for everything.
+      pool = mysql.createPool({
+        uri: dbUrl,
+        connectionLimit: 2,
+        dateStrings: true,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        jsonStrings: true,
+      });
+      pool.pool.on("connection", (c) => c.query("SET time_zone = '+00:00'"));
+    }
+    const [rows] = await pool.query(sql, params);
+    return (Array.isArray(rows) ? rows : []) as Record<string, unknown>[];
+  };
+  const utc = (instant: string | null) => instant && instant.replace("T", " ").replace("Z", "");
+  return {
+    kind: "mysql",
+    ready: services.mysql.reachable,
+    async createTable(name) {
+      await q(
+        `CREATE TABLE ${name} (id BIGINT PRIMARY KEY, j JSON, jb JSON, i64 BIGINT, num DECIMAL(65,30), ts TIMESTAMP(6) NULL DEFAULT NULL, tsx DATETIME(6), dt DATETIME(6), txt LONGTEXT, flag BOOLEAN, bin LONGBLOB) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+      );
+    },
+    async insertFixture(name) {
+      for (const r of FIXTURE) {
+        await q(`INSERT INTO ${name} (${COLUMNS.join(", ")}) VALUES (?)`, [
+          [r.id, r.j, r.jb, r.i64, r.num, utc(r.ts), utc(r.tsx), r.dt, r.txt, r.flag, r.bin],
+        ]);
+      }
+    },
+    async read(name) {
+      const rows = await q(
+        `SELECT id, j, jb, CAST(i64 AS CHAR) AS i64, CAST(num AS CHAR) AS num, CAST(ts AS CHAR) AS ts, CAST(tsx AS CHAR) AS tsx, CAST(dt AS CHAR) AS dt, txt, flag, bin FROM ${name} ORDER BY id`,
+      );
+      return rows.map((r) => comparable(r, false));
+    },
+    source(variant) {
+      return track(
+        mysqlSource({
+          table: "src",
+          key: "id",
+          ...(variant === "plain" ? { url: dbUrl } : { pool: userPoolOf() }),
+        }),
+      );
+    },
+    destination(variant, table) {
+      return track(
+        mysqlDestination({
+          table,
+          key: "id",
+          ...(variant === "plain" ? { url: dbUrl } : { pool: userPoolOf() }),
+        }),
+      );
+    },
+    async close() {
+      await userPool?.end();
+      await pool?.end();
+      const admin = await mysql.createConnection({ uri: server.toString() });
+      await admin.query(`DROP DATABASE IF EXISTS ${database}`);
+      await admin.end();
+    },
+  };
+  /** The user's own pool, made the way mysql2's README makes one, its sessions at +02:00. */
+  function userPoolOf() {
+    if (!userPool) {
+      userPool = mysql.createPool({ uri: dbUrl, connectionLimit: 3 });
+      userPool.pool.on("connection", (c) => c.query("SET time_zone = '+02:00'"));
+    }
+    return userPool;
+  }
+}
+
+function sqliteDb(dir: string): Db {
+  const file = join(dir, "data.db");
+  const db = new DatabaseSync(file, { timeout: 5000 });
+  db.exec("PRAGMA journal_mode = WAL");
+  return {
+    kind: "sqlite",
+    ready: true,
+    createTable(name) {
+      db.exec(
+        `CREATE TABLE ${name} (id INTEGER PRIMARY KEY, j TEXT, jb TEXT, i64 INTEGER, num TEXT, ts TEXT, tsx TEXT, dt TEXT, txt TEXT, flag BOOLEAN, bin BLOB)`,
+      );
+      return Promise.resolve();
+    },
+    insertFixture(name) {
+      const insert = db.prepare(
+        `INSERT INTO ${name} (${COLUMNS.join(", ")}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const r of FIXTURE) {
+        insert.run(
+          r.id,
+          r.j,
+          r.jb,
+          r.i64 === null ? null : BigInt(r.i64),
+          r.num,
+          r.ts,
+          r.tsx,
+          r.dt,
+          r.txt,
+          r.flag === null ? null : r.flag ? 1 : 0,
+          r.bin,
+        );
+      }
+      return Promise.resolve();
+    },
+    read(name) {
+      const select = db.prepare(`SELECT ${COLUMNS.join(", ")} FROM ${name} ORDER BY id`);
+      select.setReadBigInts(true);
+      return Promise.resolve(select.all().map((r) => comparable(r as Record<string, unknown>, false)));
+    },
+    source: () => track(sqliteSource({ file, table: "src", key: "id" })),
+    destination: (_variant, table) => track(sqliteDestination({ file, table, key: "id" })),
+    close() {
+      db.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** What the fixture row must read back as, from `from` into `to`. */
+function expected(row: FixtureRow, jsonb: Map<string, string>, from: Kind, to: Kind): Comparable {
+  // jsonb keeps the value, not the text: PostgreSQL's own rendering is the exact expectation.
+  const viaJsonb = from === "postgres" || to === "postgres";
+  return {
+    id: String(row.id),
+    j: row.j,
+    jb: row.jb === null ? null : viaJsonb ? (jsonb.get(row.jb) ?? "missing") : row.jb,
+    i64: row.i64,
+    num: row.num === null ? null : decimal(row.num),
+    ts: row.ts === null ? null : instant(row.ts),
+    tsx: row.tsx === null ? null : instant(row.tsx),
+    dt: row.dt === null ? null : wallTime(row.dt),
+    txt: row.txt,
+    flag: row.flag,
+    bin: row.bin === null ? null : row.bin.toString("hex"),
+  };
+}
+
+const shorten = (v: unknown) => {
+  const s = JSON.stringify(v) ?? "undefined";
+  return s.length > 90 ? `${s.slice(0, 60)}…(${s.length} chars)` : s;
+};
+
+/** Every value that differs, as a readable line; `[]` when the tables are equal. */
+function differences(actual: Comparable[], want: Comparable[]): string[] {
+  const out: string[] = [];
+  if (actual.length !== want.length) out.push(`row count ${actual.length}, expected ${want.length}`);
+  const byId = new Map(actual.map((r) => [r.id, r]));
+  for (const w of want) {
+    const a = byId.get(w.id);
+    if (!a) {
+      out.push(`id ${String(w.id)}: missing`);
+      continue;
+    }
+    for (const c of COLUMNS) {
+      if (a[c] !== w[c]) out.push(`id ${String(w.id)} ${c}: got ${shorten(a[c])}, expected ${shorten(w[c])}`);
+    }
+  }
+  return out;
+}
+
+describe("Sync fidelity matrix: every source × destination, values compared exactly", () => {
+  const dir = mkdtempSync(join(tmpdir(), "patchbay-fidelity-"));
+  const dbs: Record<Kind, Db> = {
+    postgres: postgresDb(services.postgres.url),
+    mysql: mysqlDb(services.mysql.url),
+    sqlite: sqliteDb(dir),
+  };
+  const jsonb = new Map<string, string>();
+  let store: SqlStore;
+
+  beforeAll(async () => {
+    store = sqlite({ file: join(dir, "store.db") });
+    for (const db of Object.values(dbs)) {
+      if (!db.ready) continue;
+      await db.createTable("src");
+      await db.insertFixture("src");
+    }
+    if (services.postgres.reachable) {
+      const client = new pg.Client({ connectionString: services.postgres.url });
+      await client.connect();
+      for (const text of JSON_VALUES) {
+        if (text === null) continue;
+        const { rows } = await client.query<{ v: string }>("SELECT $1::jsonb::text AS v", [text]);
+        jsonb.set(text, rows[0]?.v as string);
+      }
+      await client.end();
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.allSettled(handles.splice(0).map((h) => h.close()));
+    await store?.close();
+    await Promise.allSettled(
+      Object.values(dbs)
+        .filter((d) => d.ready)
+        .map((d) => d.close()),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  for (const kind of ["postgres", "mysql", "sqlite"] as const) {
+    it.skipIf(!dbs[kind].ready)(
+      `${kind}: the fixture table holds every value exactly (the readers are exact)`,
+      async () => {
+        const want = FIXTURE.map((r) =>
+          expected(r, jsonb, kind, kind === "postgres" ? "postgres" : "sqlite"),
+        );
+        expect(differences(await dbs[kind].read("src"), want)).toEqual([]);
+      },
+    );
+  }
+
+  for (const from of ["postgres", "mysql", "sqlite"] as const) {
+    for (const to of ["postgres", "mysql", "sqlite"] as const) {
+      for (const variant of ["plain", "transformed"] as const) {
+        const name = `${from} → ${to}, ${variant === "plain" ? "no transform, own pools" : "a transform, the user's pools"}`;
+        it.skipIf(!dbs[from].ready || !dbs[to].ready)(`${name}: every value arrives exactly`, async () => {
+          const table = `dst_${from}_${variant}`;
+          await dbs[to].createTable(table);
+          const p = pipeline(`fidelity_${from}_${to}_${variant}`, {
+            store,
+            source: dbs[from].source(variant),
+            destination: dbs[to].destination(variant, table),
+            mode: "full",
+            batchSize: 5,
+            ...(variant === "transformed" ? { transform: (row: Row) => ({ ...row }) } : {}),
+          });
+          const report = await p.run();
+          expect(report.status).toBe("succeeded");
+          expect(report.rowsQuarantined).toBe(0);
+          expect(report.rowsWritten).toBe(FIXTURE.length);
+          const want = FIXTURE.map((r) => expected(r, jsonb, from, to));
+          expect(differences(await dbs[to].read(table), want)).toEqual([]);
+        });
+      }
+    }
+  }
+});
+
+describe("SQLite destination: numbers a numeric column cannot hold exactly", () => {
+  it("quarantines the row (SYNC_VALUE_INEXACT) instead of storing a rounded REAL; exact values load", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "patchbay-fidelity-affinity-"));
+    const file = join(dir, "data.db");
+    const db = new DatabaseSync(file);
+    const store = sqlite({ file: join(dir, "store.db") });
+    const source = sqliteSource({ file, table: "src", key: "id" });
+    const destination = sqliteDestination({ file, table: "dst", key: "id" });
+    try {
+      db.exec(`CREATE TABLE src (id INTEGER PRIMARY KEY, num TEXT, r INTEGER);
+        CREATE TABLE dst (id INTEGER PRIMARY KEY, num DECIMAL(40,20), r DOUBLE)`);
+      const rows: Array<[number, string | null, bigint | null]> = [
+        [1, "12345678901234567890.123456789012345678", null],
+        [2, "1.5", null],
+        [3, "9223372036854775807", null],
+        [4, "0.1000000000000000055511151231257827", null],
+        [5, "123456789012345.6", null],
+        [6, "not a number", null],
+        [7, "99999999999999999999", null],
+        [8, null, 9007199254740993n],
+        [9, "-0.25e2", 9007199254740992n],
+      ];
+      const insert = db.prepare("INSERT INTO src (id, num, r) VALUES (?, ?, ?)");
+      for (const r of rows) insert.run(...r);
+      const p = pipeline("fidelity_affinity", { store, source, destination, mode: "full", batchSize: 4 });
+      const report = await p.run();
+      expect(report.rowsQuarantined).toBe(4);
+      expect(report.rowsWritten).toBe(5);
+
+      const loaded = db.prepare("SELECT id, num, typeof(num) AS t, r FROM dst ORDER BY id");
+      loaded.setReadBigInts(true);
+      expect(loaded.all().map((r) => ({ ...r }))).toEqual([
+        { id: 2n, num: 1.5, t: "real", r: null },
+        { id: 3n, num: 9223372036854775807n, t: "integer", r: null },
+        { id: 5n, num: 123456789012345.6, t: "real", r: null },
+        { id: 6n, num: "not a number", t: "text", r: null },
+        { id: 9n, num: -25n, t: "integer", r: 9007199254740992 },
+      ]);
+      const quarantined = db
+        .prepare("SELECT reason, error, row_data FROM patchbay_sync_quarantine ORDER BY id")
+        .all() as Array<{ reason: string; error: string; row_data: string }>;
+      expect(quarantined.map((q) => [q.reason, (JSON.parse(q.error) as { code: string }).code])).toEqual(
+        Array.from({ length: 4 }, () => ["value", "SYNC_VALUE_INEXACT"]),
+      );
+      expect(quarantined.map((q) => (JSON.parse(q.row_data) as { id: number }).id)).toEqual([1, 4, 7, 8]);
+      expect(JSON.parse(quarantined[0]?.error ?? "{}")).toEqual({
+        code: "SYNC_VALUE_INEXACT",
+        message:
+          'column "num" (DECIMAL(40,20), NUMERIC affinity) would store 12345678901234567890.123456789012345678 as the REAL 12345678901234567000; declare it TEXT to keep the exact text',
+      });
+      expect((JSON.parse(quarantined[0]?.row_data ?? "{}") as { num: string }).num).toBe(
+        "12345678901234567890.123456789012345678",
+      );
+    } finally {
+      await source.close();
+      await destination.close();
+      await store.close();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
