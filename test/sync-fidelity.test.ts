@@ -85,6 +85,17 @@ const WIDE_INSTANTS = [
   "2026-11-01T05:30:00.000000Z",
   null,
 ];
+/**
+ * Instants written with an offset (SQLite keeps the text) into a zone-less column elsewhere
+ * (PostgreSQL timestamp, MariaDB DATETIME): they must arrive as their UTC wall-clock time.
+ */
+const OFFSET_INSTANTS = [
+  "2026-11-01T01:30:00.000001-04:00",
+  "1969-12-31T23:00:00.5+02:00",
+  "2026-03-08 02:30:00.123456+00",
+  "2100-01-01T00:00:00-10:30",
+  null,
+];
 /** Wall-clock times: one that New York skips, one it has twice. */
 const WALL_TIMES = [
   "1969-12-31 23:59:59.999999",
@@ -125,6 +136,7 @@ interface FixtureRow {
   ts: string | null;
   tsx: string | null;
   dt: string | null;
+  utc_wall: string | null;
   txt: string | null;
   flag: boolean | null;
   bin: Buffer | null;
@@ -140,11 +152,12 @@ const FIXTURE: FixtureRow[] = Array.from({ length: JSON_VALUES.length }, (_, i) 
   ts: at(INSTANTS, i),
   tsx: at(WIDE_INSTANTS, i),
   dt: at(WALL_TIMES, i),
+  utc_wall: at(OFFSET_INSTANTS, i),
   txt: at(TEXTS, i),
   flag: at(BOOLEANS, i),
   bin: at(BINARIES, i),
 }));
-const COLUMNS = ["id", "j", "jb", "i64", "num", "ts", "tsx", "dt", "txt", "flag", "bin"] as const;
+const COLUMNS = ["id", "j", "jb", "i64", "num", "ts", "tsx", "dt", "utc_wall", "txt", "flag", "bin"] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Values in one comparable form, whatever the database gave.
@@ -220,6 +233,7 @@ function comparable(row: Record<string, unknown>, instantsAsMicros: boolean): Co
     ts: or(row.ts, (v: string) => (instantsAsMicros ? String(v) : instant(v))),
     tsx: or(row.tsx, (v: string) => (instantsAsMicros ? String(v) : instant(v))),
     dt: or(row.dt, (v: string) => wallTime(v)),
+    utc_wall: or(row.utc_wall, (v: string) => instant(v)),
     txt: or(row.txt, text),
     flag: or(row.flag, flag),
     bin: or(row.bin, hex),
@@ -276,7 +290,7 @@ function postgresDb(baseUrl: string): Db {
     ready: services.postgres.reachable,
     async createTable(name) {
       await q(
-        `CREATE TABLE fid.${name} (id bigint PRIMARY KEY, j json, jb jsonb, i64 bigint, num numeric, ts timestamptz, tsx timestamptz, dt timestamp, txt text, flag boolean, bin bytea)`,
+        `CREATE TABLE fid.${name} (id bigint PRIMARY KEY, j json, jb jsonb, i64 bigint, num numeric, ts timestamptz, tsx timestamptz, dt timestamp, utc_wall timestamp, txt text, flag boolean, bin bytea)`,
       );
     },
     async insertFixture(name) {
@@ -284,7 +298,7 @@ function postgresDb(baseUrl: string): Db {
       expect(zone?.TimeZone).toBe("America/New_York");
       for (const r of FIXTURE) {
         await q(
-          `INSERT INTO fid.${name} (${COLUMNS.join(", ")}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+          `INSERT INTO fid.${name} (${COLUMNS.join(", ")}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz AT TIME ZONE 'UTC', $10, $11, $12)`,
           COLUMNS.map((c) => r[c]),
         );
       }
@@ -294,7 +308,8 @@ function postgresDb(baseUrl: string): Db {
         `SELECT id, j::text AS j, jb::text AS jb, i64::text AS i64, num::text AS num,
            (extract(epoch FROM ts) * 1000000)::numeric(30,0)::text AS ts,
            (extract(epoch FROM tsx) * 1000000)::numeric(30,0)::text AS tsx,
-           to_char(dt, 'YYYY-MM-DD HH24:MI:SS.US') AS dt, txt, flag, bin
+           to_char(dt, 'YYYY-MM-DD HH24:MI:SS.US') AS dt,
+           to_char(utc_wall, 'YYYY-MM-DD HH24:MI:SS.US') AS utc_wall, txt, flag, bin
          FROM fid.${name} ORDER BY id`,
       );
       return rows.map((r) => comparable(r, true));
@@ -364,24 +379,46 @@ function mysqlDb(baseUrl: string): Db {
     return (Array.isArray(rows) ? rows : []) as Record<string, unknown>[];
   };
   const utc = (instant: string | null) => instant && instant.replace("T", " ").replace("Z", "");
+  /** An instant's UTC wall-clock text, from its µs. */
+  const utcWall = (text: string | null) => {
+    if (text === null) return null;
+    const micros = BigInt(instant(text));
+    const seconds = micros >= 0n ? micros / 1_000_000n : -((-micros + 999_999n) / 1_000_000n);
+    const date = new Date(Number(seconds) * 1000);
+    const fraction = String(micros - seconds * 1_000_000n).padStart(6, "0");
+    return `${date.toISOString().slice(0, 19).replace("T", " ")}.${fraction}`;
+  };
   return {
     kind: "mysql",
     ready: services.mysql.reachable,
     async createTable(name) {
       await q(
-        `CREATE TABLE ${name} (id BIGINT PRIMARY KEY, j JSON, jb JSON, i64 BIGINT, num DECIMAL(65,30), ts TIMESTAMP(6) NULL DEFAULT NULL, tsx DATETIME(6), dt DATETIME(6), txt LONGTEXT, flag BOOLEAN, bin LONGBLOB) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+        `CREATE TABLE ${name} (id BIGINT PRIMARY KEY, j JSON, jb JSON, i64 BIGINT, num DECIMAL(65,30), ts TIMESTAMP(6) NULL DEFAULT NULL, tsx DATETIME(6), dt DATETIME(6), utc_wall DATETIME(6), txt LONGTEXT, flag BOOLEAN, bin LONGBLOB) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
       );
     },
     async insertFixture(name) {
       for (const r of FIXTURE) {
         await q(`INSERT INTO ${name} (${COLUMNS.join(", ")}) VALUES (?)`, [
-          [r.id, r.j, r.jb, r.i64, r.num, utc(r.ts), utc(r.tsx), r.dt, r.txt, r.flag, r.bin],
+          [
+            r.id,
+            r.j,
+            r.jb,
+            r.i64,
+            r.num,
+            utc(r.ts),
+            utc(r.tsx),
+            r.dt,
+            utcWall(r.utc_wall),
+            r.txt,
+            r.flag,
+            r.bin,
+          ],
         ]);
       }
     },
     async read(name) {
       const rows = await q(
-        `SELECT id, j, jb, CAST(i64 AS CHAR) AS i64, CAST(num AS CHAR) AS num, CAST(ts AS CHAR) AS ts, CAST(tsx AS CHAR) AS tsx, CAST(dt AS CHAR) AS dt, txt, flag, bin FROM ${name} ORDER BY id`,
+        `SELECT id, j, jb, CAST(i64 AS CHAR) AS i64, CAST(num AS CHAR) AS num, CAST(ts AS CHAR) AS ts, CAST(tsx AS CHAR) AS tsx, CAST(dt AS CHAR) AS dt, CAST(utc_wall AS CHAR) AS utc_wall, txt, flag, bin FROM ${name} ORDER BY id`,
       );
       return rows.map((r) => comparable(r, false));
     },
@@ -430,13 +467,13 @@ function sqliteDb(dir: string): Db {
     ready: true,
     createTable(name) {
       db.exec(
-        `CREATE TABLE ${name} (id INTEGER PRIMARY KEY, j TEXT, jb TEXT, i64 INTEGER, num TEXT, ts TEXT, tsx TEXT, dt TEXT, txt TEXT, flag BOOLEAN, bin BLOB)`,
+        `CREATE TABLE ${name} (id INTEGER PRIMARY KEY, j TEXT, jb TEXT, i64 INTEGER, num TEXT, ts TEXT, tsx TEXT, dt TEXT, utc_wall TEXT, txt TEXT, flag BOOLEAN, bin BLOB)`,
       );
       return Promise.resolve();
     },
     insertFixture(name) {
       const insert = db.prepare(
-        `INSERT INTO ${name} (${COLUMNS.join(", ")}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO ${name} (${COLUMNS.join(", ")}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       for (const r of FIXTURE) {
         insert.run(
@@ -448,6 +485,7 @@ function sqliteDb(dir: string): Db {
           r.ts,
           r.tsx,
           r.dt,
+          r.utc_wall,
           r.txt,
           r.flag === null ? null : r.flag ? 1 : 0,
           r.bin,
@@ -484,6 +522,7 @@ function expected(row: FixtureRow, jsonb: Map<string, string>, from: Kind, to: K
     ts: row.ts === null ? null : instant(row.ts),
     tsx: row.tsx === null ? null : instant(row.tsx),
     dt: row.dt === null ? null : wallTime(row.dt),
+    utc_wall: row.utc_wall === null ? null : instant(row.utc_wall),
     txt: row.txt,
     flag: row.flag,
     bin: row.bin === null ? null : row.bin.toString("hex"),

@@ -1,5 +1,6 @@
 import type mysql from "mysql2/promise";
 import type { Row, SyncDestination } from "../../sync/contracts.js";
+import { utcDateTime } from "../../sync/datetime.js";
 import { quoteName, quoteTable, type TableName } from "../../sync/identifiers.js";
 import {
   sqlDestination,
@@ -27,39 +28,12 @@ function columnType(sample: unknown, isKey: boolean): string {
   return isKey ? "VARCHAR(191)" : "LONGTEXT";
 }
 
-const pad = (n: number, width = 2) => String(n).padStart(width, "0");
-const ZONED =
-  /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?\s*(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?$/i;
-
 /**
  * A date/time for a DATETIME/TIMESTAMP column, as `YYYY-MM-DD HH:MM:SS.ffffff`: JS Dates and
- * strings with a zone (`...Z`, `...+02`) are converted to UTC; the fraction's digits are kept.
+ * strings with a zone (`...Z`, `...+02`, `...-04:56:02`) are converted to UTC; the fraction's
+ * digits are kept. (The sessions are in UTC, so a TIMESTAMP gets the same instant.)
  */
-export function mysqlDateTime(value: unknown): unknown {
-  if (value instanceof Date) {
-    return `${pad(value.getUTCFullYear(), 4)}-${pad(value.getUTCMonth() + 1)}-${pad(value.getUTCDate())} ${pad(value.getUTCHours())}:${pad(value.getUTCMinutes())}:${pad(value.getUTCSeconds())}.${pad(value.getUTCMilliseconds(), 3)}`;
-  }
-  if (typeof value !== "string") return value;
-  const m = ZONED.exec(value.trim());
-  if (!m) return value;
-  const [, y, mo, d, h, mi, s, fraction = "", zone] = m;
-  if (!zone) return `${y}-${mo}-${d} ${h}:${mi}:${s}${fraction}`;
-  let offsetSeconds = 0;
-  if (zone.toUpperCase() !== "Z") {
-    // PostgreSQL writes historical offsets to the second (`-04:56:02`, New York before 1883).
-    const digits = zone.replace(/:/g, "");
-    offsetSeconds =
-      (digits[0] === "-" ? -1 : 1) *
-      (Number(digits.slice(1, 3)) * 3600 +
-        Number(digits.slice(3, 5) || 0) * 60 +
-        Number(digits.slice(5, 7) || 0));
-  }
-  // setUTCFullYear: Date.UTC would read the years 0-99 as 1900-1999.
-  const utc = new Date(0);
-  utc.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
-  utc.setUTCHours(Number(h), Number(mi), Number(s) - offsetSeconds);
-  return `${pad(utc.getUTCFullYear(), 4)}-${pad(utc.getUTCMonth() + 1)}-${pad(utc.getUTCDate())} ${pad(utc.getUTCHours())}:${pad(utc.getUTCMinutes())}:${pad(utc.getUTCSeconds())}${fraction}`;
-}
+export const mysqlDateTime = utcDateTime;
 
 function bindable(value: unknown, temporal: boolean): unknown {
   if (temporal) return mysqlDateTime(value);

@@ -5,6 +5,7 @@ import { lazyPool } from "./lazy-pool.js";
 import { from as copyFrom } from "pg-copy-streams";
 import type { QueryResult } from "../../store/contracts.js";
 import type { SyncDestination } from "../../sync/contracts.js";
+import { utcDateTime } from "../../sync/datetime.js";
 import { quoteName, quoteTable, type TableName } from "../../sync/identifiers.js";
 import {
   sqlDestination,
@@ -86,7 +87,20 @@ function connection(client: pg.PoolClient, restoreZone: string | undefined): Des
   const linesOf = (request: LoadRequest, types: Map<string, string>): string[] => {
     if (request.encoded) return copyLines(request.encoded.chunks);
     const isArray = request.columns.map((name) => types.get(name)?.endsWith("[]") ?? false);
-    return request.rows.map((row) => copyLine(row, request.columns, isArray));
+    // PostgreSQL drops the offset of text written into a `timestamp` (without time zone) and
+    // keeps its local time: an instant becomes its UTC time first, as on every destination.
+    const wallClock = request.columns.filter((name) =>
+      /^timestamp\b.*without time zone$/.test(types.get(name) ?? ""),
+    );
+    const rows =
+      wallClock.length === 0
+        ? request.rows
+        : request.rows.map((row) => {
+            const copy = { ...row };
+            for (const name of wallClock) copy[name] = utcDateTime(copy[name]);
+            return copy;
+          });
+    return rows.map((row) => copyLine(row, request.columns, isArray));
   };
 
   /** COPY inside a savepoint; false (and nothing applied) when a key already exists. */
