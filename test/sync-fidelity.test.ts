@@ -22,6 +22,7 @@ import { mysqlDestination, mysqlSource } from "../src/adapters/mysql/index.js";
 import { postgresDestination, postgresSource } from "../src/adapters/postgres/index.js";
 import { sqlite, sqliteDestination, sqliteSource } from "../src/adapters/sqlite/index.js";
 import type { SqlStore } from "../src/store/sql-store.js";
+import { mysqlSyncDb, postgresSyncDb, sqliteSyncDb, type SyncDb } from "./support/sync-dbs.js";
 import type { Row, SyncDestination, SyncSource } from "../src/sync/contracts.js";
 import { pipeline } from "../src/sync/pipeline.js";
 
@@ -692,4 +693,79 @@ describe("SQLite destination: numbers a numeric column cannot hold exactly", () 
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("Narrow destination columns: a value the column would round is quarantined, never stored changed", () => {
+  const narrow: Record<
+    "postgres" | "mysql",
+    { ready: boolean; db: () => SyncDb; ddl: string; read: string }
+  > = {
+    postgres: {
+      ready: services.postgres.reachable,
+      db: () => postgresSyncDb(services.postgres.url),
+      ddl: "(id integer PRIMARY KEY, amount numeric(12,2), at timestamp(3), ratio double precision)",
+      read: "SELECT id, amount::text AS amount, to_char(at, 'YYYY-MM-DD HH24:MI:SS.MS') AS at, ratio::text AS ratio FROM {t} ORDER BY id",
+    },
+    mysql: {
+      ready: services.mysql.reachable,
+      db: () => mysqlSyncDb(services.mysql.url),
+      ddl: "(id INT PRIMARY KEY, amount DECIMAL(12,2), at DATETIME(3), ratio DOUBLE) ENGINE=InnoDB",
+      read: "SELECT id, CAST(amount AS CHAR) AS amount, CAST(at AS CHAR) AS at, CAST(ratio AS CHAR) AS ratio FROM {t} ORDER BY id",
+    },
+  };
+  for (const [kind, spec] of Object.entries(narrow)) {
+    it.skipIf(!spec.ready)(`${kind}: numeric(12,2), a millisecond timestamp and a double`, async () => {
+      const from = sqliteSyncDb();
+      const to = spec.db();
+      try {
+        await from.exec("CREATE TABLE narrow (id INTEGER PRIMARY KEY, amount TEXT, at TEXT, ratio TEXT)");
+        const rows: Array<[number, string, string, string | null]> = [
+          [1, "1.005", "2026-01-01 00:00:00.123000", null],
+          [2, "1.50", "2026-01-01 00:00:00.123400", null],
+          [3, "12345678901.5", "2026-01-01 00:00:00", null],
+          [4, "-0.25", "2026-01-01 00:00:00.5", "0.1"],
+          [5, "3", "1969-12-31 23:59:59.999", null],
+          [6, "1", "2026-01-01 00:00:00", "0.1000000000000000055511151231257827"],
+          [7, "99999999.99", "2026-01-01 00:00:00", "1234567890123456"],
+        ];
+        for (const r of rows) await from.exec("INSERT INTO narrow VALUES (?, ?, ?, ?)", r);
+        await to.exec(`CREATE TABLE ${to.sqlName("narrow")} ${spec.ddl}`);
+        const p = pipeline(`narrow_${kind}`, {
+          store: from.store(),
+          source: from.source({ table: "narrow", key: "id" }),
+          destination: to.destination({ table: "narrow", key: "id" }),
+          mode: "full",
+        });
+        const report = await p.run();
+        expect(report.rowsQuarantined).toBe(4);
+        expect(report.rowsWritten).toBe(3);
+        const loaded = await to.exec(spec.read.replace("{t}", to.sqlName("narrow")));
+        expect(
+          loaded.map((r) => ({ ...r, id: Number(r.id), ratio: r.ratio === null ? null : Number(r.ratio) })),
+        ).toEqual([
+          { id: 4, amount: "-0.25", at: "2026-01-01 00:00:00.500", ratio: 0.1 },
+          { id: 5, amount: "3.00", at: "1969-12-31 23:59:59.999", ratio: null },
+          { id: 7, amount: "99999999.99", at: "2026-01-01 00:00:00.000", ratio: 1234567890123456 },
+        ]);
+        const quarantined = await to.exec(
+          `SELECT row_data, error FROM ${to.sqlName("patchbay_sync_quarantine")} ORDER BY id`,
+        );
+        expect(
+          quarantined.map((q) => [
+            (JSON.parse(String(q.row_data)) as { id: number }).id,
+            (JSON.parse(String(q.error)) as { code: string; message: string }).code,
+            /^column "(\w+)"/.exec((JSON.parse(String(q.error)) as { message: string }).message)?.[1],
+          ]),
+        ).toEqual([
+          [1, "SYNC_VALUE_INEXACT", "amount"],
+          [2, "SYNC_VALUE_INEXACT", "at"],
+          [3, "SYNC_VALUE_INEXACT", "amount"],
+          [6, "SYNC_VALUE_INEXACT", "ratio"],
+        ]);
+      } finally {
+        await from.cleanup();
+        await to.cleanup();
+      }
+    });
+  }
 });

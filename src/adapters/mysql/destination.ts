@@ -1,6 +1,7 @@
 import type mysql from "mysql2/promise";
 import type { Row, SyncDestination } from "../../sync/contracts.js";
 import { utcDateTime } from "../../sync/datetime.js";
+import { decimalCheck, doubleCheck, fractionCheck, type ValueCheck } from "../../sync/exact.js";
 import { quoteName, quoteTable, type TableName } from "../../sync/identifiers.js";
 import {
   sqlDestination,
@@ -17,6 +18,18 @@ export interface MysqlDestinationOptions extends SqlDestinationOptions, MysqlCon
 
 const q = (t: TableName) => quoteTable(t, "backtick");
 const c = (name: string) => quoteName(name, "backtick", "column");
+
+/**
+ * The check for a column of this `COLUMN_TYPE`: DECIMAL(p,s), DATETIME(n)/TIMESTAMP(n) and
+ * DOUBLE would round a value with at most a note, never an error.
+ */
+function valueCheck(type: string): ValueCheck | undefined {
+  const decimal = /^decimal\((\d+),(\d+)\)/.exec(type);
+  if (decimal) return decimalCheck(type, Number(decimal[1]), Number(decimal[2]));
+  const time = /^(?:datetime|timestamp)(?:\((\d)\))?$/.exec(type);
+  if (time) return fractionCheck(type, Number(time[1] ?? 0));
+  return /^double\b/.test(type) ? doubleCheck(type) : undefined;
+}
 
 function columnType(sample: unknown, isKey: boolean): string {
   if (typeof sample === "number") return Number.isInteger(sample) && isKey ? "BIGINT" : "DOUBLE";
@@ -59,7 +72,7 @@ function connection(conn: mysql.PoolConnection, release: () => Promise<void>): D
     const cached = described.get(q(table));
     if (cached) return cached;
     const { rows } = await query<{ name: string; type: string }>(
-      "SELECT COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+      "SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
       [table.schema ?? null, table.name],
     );
     if (rows.length === 0) return undefined;
@@ -70,7 +83,7 @@ function connection(conn: mysql.PoolConnection, release: () => Promise<void>): D
 
   const load = async (request: LoadRequest) => {
     const types = (await describe(request.table)) ?? new Map<string, string>();
-    const temporal = request.columns.map((n) => ["datetime", "timestamp"].includes(types.get(n) ?? ""));
+    const temporal = request.columns.map((n) => /^(datetime|timestamp)\b/.test(types.get(n) ?? ""));
     const updates = request.columns.filter((n) => !request.key.includes(n));
     let action = "";
     if (request.mode === "merge") {
@@ -179,6 +192,7 @@ export function mysqlDestination(options: MysqlDestinationOptions): SyncDestinat
       placeholder: () => "?",
       rowValues: false,
       columnType,
+      valueCheck,
       metaDdl: (checkpoints, quarantine) => [
         `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline VARCHAR(191) NOT NULL, target VARCHAR(191) NOT NULL, checkpoint LONGTEXT NULL, owner VARCHAR(64) NULL, seq BIGINT NOT NULL DEFAULT 0, updated_at BIGINT NOT NULL, PRIMARY KEY (pipeline, target)) ENGINE=InnoDB`,
         `CREATE TABLE IF NOT EXISTS ${quarantine} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, run_id VARCHAR(64) NOT NULL, reason VARCHAR(32) NOT NULL, error LONGTEXT NOT NULL, row_data LONGTEXT NOT NULL, created_at BIGINT NOT NULL) ENGINE=InnoDB`,

@@ -6,6 +6,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import type { QueryResult } from "../../store/contracts.js";
 import type { SyncDestination } from "../../sync/contracts.js";
 import { utcDateTime } from "../../sync/datetime.js";
+import { decimalCheck, doubleCheck, fractionCheck, type ValueCheck } from "../../sync/exact.js";
 import { quoteName, quoteTable, type TableName } from "../../sync/identifiers.js";
 import {
   sqlDestination,
@@ -28,6 +29,18 @@ export interface PostgresDestinationOptions extends SqlDestinationOptions {
 
 const q = (t: TableName) => quoteTable(t, "double");
 const c = (name: string) => quoteName(name, "double", "column");
+
+/**
+ * The check for a column of this `format_type`: numeric(p,s), timestamp(n) and double precision
+ * would round a value without an error. (Pass-through batches are loaded as PostgreSQL casts them.)
+ */
+function valueCheck(type: string): ValueCheck | undefined {
+  const numeric = /^numeric\((\d+),(\d+)\)$/.exec(type);
+  if (numeric) return decimalCheck(type, Number(numeric[1]), Number(numeric[2]));
+  const time = /^timestamp\((\d)\) with(?:out)? time zone$/.exec(type);
+  if (time) return fractionCheck(type, Number(time[1]));
+  return type === "double precision" ? doubleCheck(type) : undefined;
+}
 
 function columnType(sample: unknown, isKey: boolean): string {
   if (typeof sample === "number") return isKey && Number.isInteger(sample) ? "bigint" : "numeric";
@@ -274,6 +287,7 @@ export function postgresDestination(options: PostgresDestinationOptions): SyncDe
     placeholder: (n) => `$${n}`,
     rowValues: true,
     columnType,
+    valueCheck,
     metaDdl: (checkpoints, quarantine) => [
       `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline text NOT NULL, target text NOT NULL, checkpoint text, owner text, seq bigint NOT NULL DEFAULT 0, updated_at bigint NOT NULL, PRIMARY KEY (pipeline, target))`,
       `CREATE TABLE IF NOT EXISTS ${quarantine} (id bigserial PRIMARY KEY, pipeline text NOT NULL, run_id text NOT NULL, reason text NOT NULL, error text NOT NULL, row_data text NOT NULL, created_at bigint NOT NULL)`,

@@ -5,6 +5,8 @@
  * 12345678901234567000, silently. The sync destination quarantines such rows instead.
  */
 
+import { canonicalDecimal } from "../../sync/exact.js";
+
 /** The affinity of a declared column type (the rules of https://sqlite.org/datatype3.html, 3.1). */
 export type Affinity = "INTEGER" | "TEXT" | "BLOB" | "REAL" | "NUMERIC";
 
@@ -17,23 +19,9 @@ export function affinity(declared: string): Affinity {
   return "NUMERIC";
 }
 
-const NUMBER = /^\s*([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?\s*$/;
 const INTEGER = /^\s*[+-]?\d+\s*$/;
 const INT64_MAX = 9223372036854775807n;
 const INT64_MIN = -9223372036854775808n;
-
-/** A decimal's value as `[-]digits e exponent` with no leading or trailing zeros: equal values, equal text. */
-function canonical(text: string): string | undefined {
-  const m = NUMBER.exec(text);
-  if (!m || (m[2] === "" && (m[3] ?? "") === "")) return undefined;
-  let digits = (m[2] ?? "") + (m[3] ?? "");
-  let exponent = Number(m[4] ?? 0) - (m[3] ?? "").length;
-  digits = digits.replace(/^0+/, "");
-  if (digits === "") return "0";
-  const trimmed = digits.replace(/0+$/, "");
-  exponent += digits.length - trimmed.length;
-  return `${m[1] === "-" ? "-" : ""}${trimmed}e${exponent}`;
-}
 
 /**
  * For a column of this declared type, a function telling why it would not store a value exactly
@@ -55,14 +43,14 @@ export function numericCheck(declared: string): ((value: unknown) => string | un
       return kind !== "REAL" || BigInt(Number(value)) === value ? undefined : refuse(value, Number(value));
     }
     if (typeof value !== "string") return undefined;
-    const exact = canonical(value);
+    const exact = canonicalDecimal(value);
     if (exact === undefined) return undefined; // not a number: stored as the text it is
     if (kind !== "REAL" && INTEGER.test(value)) {
       const n = BigInt(value.trim());
       if (n <= INT64_MAX && n >= INT64_MIN) return undefined;
     }
     const real = Number(value);
-    return Number.isFinite(real) && canonical(String(real)) === exact
+    return Number.isFinite(real) && canonicalDecimal(String(real)) === exact
       ? undefined
       : refuse(value.trim(), real);
   };
