@@ -769,3 +769,42 @@ describe("Narrow destination columns: a value the column would round is quaranti
     });
   }
 });
+
+describe("MariaDB sessions are strict while a sync uses them", () => {
+  it.skipIf(!services.mysql.reachable)(
+    "a pool whose sessions are not strict: an instant TIMESTAMP cannot hold fails the batch instead of becoming zero",
+    async () => {
+      const from = sqliteSyncDb();
+      const to = mysqlSyncDb(services.mysql.url);
+      const userPool = mysql.createPool({ uri: to.config.location, connectionLimit: 2 });
+      userPool.pool.on("connection", (c) => c.query("SET sql_mode = ''"));
+      const destination = mysqlDestination({ pool: userPool, table: "stamps", key: "id" });
+      try {
+        await from.exec("CREATE TABLE stamps (id INTEGER PRIMARY KEY, at TEXT)");
+        await from.exec("INSERT INTO stamps VALUES (1, '2026-01-01T00:00:00Z'), (2, '1969-07-20T20:17:40Z')");
+        await to.exec("CREATE TABLE stamps (id INT PRIMARY KEY, at TIMESTAMP(6) NULL DEFAULT NULL)");
+        const p = pipeline("strict_mysql", {
+          store: from.store(),
+          source: from.source({ table: "stamps", key: "id" }),
+          destination,
+          mode: "full",
+        });
+        const error = await p.run().then(
+          () => undefined,
+          (e: unknown) => e as { code?: string; message?: string },
+        );
+        expect(error?.code).toBe("QUERY_FAILED");
+        expect(error?.message).toMatch(/Incorrect datetime value/);
+        expect(await to.exec("SELECT COUNT(*) AS n FROM stamps")).toEqual([{ n: 0 }]);
+        // The pool's sessions got their own mode back.
+        const [mode] = (await userPool.query("SELECT @@session.sql_mode AS m"))[0] as Array<{ m: string }>;
+        expect(mode?.m).toBe("");
+      } finally {
+        await destination.close();
+        await userPool.end();
+        await from.cleanup();
+        await to.cleanup();
+      }
+    },
+  );
+});

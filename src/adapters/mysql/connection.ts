@@ -9,21 +9,25 @@ export interface MysqlConnectionOptions {
   url?: string;
   /**
    * Use your own `mysql2/promise` pool instead (not ended by `close()`). Any options: values are
-   * read exactly whatever they say, and each connection is in UTC while a sync uses it.
+   * read exactly whatever they say, and each connection is in UTC and strict while a sync uses it.
    */
   pool?: mysql.Pool;
 }
 
 /**
- * The session time zone of every connection a sync uses: UTC. MariaDB/MySQL convert TIMESTAMP
- * values to and from the session's zone and `NOW()` is in it, so a session at +02:00 would read
- * and write every instant two hours off; in UTC, the zone-less text of a TIMESTAMP is its UTC time.
+ * The session settings of every connection a sync uses. Time zone UTC: MariaDB/MySQL convert
+ * TIMESTAMP values to and from the session's zone and `NOW()` is in it, so a session at +02:00
+ * would read and write every instant two hours off; in UTC, the zone-less text of a TIMESTAMP is
+ * its UTC time. Strict mode: without it, a value a column cannot hold (an instant outside
+ * TIMESTAMP's range, a number too wide) is stored as zero or clipped, with only a warning.
  */
-const UTC = "'+00:00'";
+const SESSION =
+  "time_zone = '+00:00', sql_mode = IF(@@session.sql_mode = '', 'STRICT_ALL_TABLES', CONCAT(@@session.sql_mode, ',STRICT_ALL_TABLES'))";
 
 /**
- * A lazily created pool, its sessions in UTC. With the caller's own `pool`, each connection taken
- * by {@link acquire} is switched to UTC and switched back to its zone when released.
+ * A lazily created pool, its sessions in UTC and strict ({@link SESSION}). With the caller's own
+ * `pool`, each connection taken by {@link acquire} is switched to those settings and back to its
+ * own when released.
  */
 export function lazyPool(options: MysqlConnectionOptions, max: number) {
   let pool: mysql.Pool | undefined;
@@ -50,7 +54,7 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
         });
         // Queued on the new connection before anything else is sent on it.
         pool.pool.on("connection", (c) => {
-          c.query(`SET time_zone = ${UTC}`, (e: Error | null) => {
+          c.query(`SET ${SESSION}`, (e: Error | null) => {
             if (e) c.destroy();
           });
         });
@@ -61,8 +65,8 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
   return {
     get,
     /**
-     * A connection whose session is in UTC. `release()` gives it back (a caller's pooled session
-     * with its own zone again; destroyed when that fails).
+     * A connection whose session is in UTC and strict. `release()` gives it back (a caller's pooled
+     * session with its own zone and mode again; destroyed when that fails).
      */
     async acquire(): Promise<{ conn: mysql.PoolConnection; release: () => Promise<void> }> {
       let conn: mysql.PoolConnection;
@@ -73,16 +77,18 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
       }
       if (own) return { conn, release: () => Promise.resolve(conn.release()) };
       try {
-        await conn.query(`SET @pb_time_zone = @@session.time_zone, time_zone = ${UTC}`);
+        await conn.query(
+          `SET @pb_time_zone = @@session.time_zone, @pb_sql_mode = @@session.sql_mode, ${SESSION}`,
+        );
       } catch (e) {
         conn.destroy();
-        throw toStoreError(e, "(set the session time zone)");
+        throw toStoreError(e, "(set the session time zone and mode)");
       }
       return {
         conn,
         release: async () => {
           try {
-            await conn.query("SET time_zone = @pb_time_zone");
+            await conn.query("SET time_zone = @pb_time_zone, sql_mode = @pb_sql_mode");
             conn.release();
           } catch {
             conn.destroy();
