@@ -808,3 +808,40 @@ describe("MariaDB sessions are strict while a sync uses them", () => {
     },
   );
 });
+
+describe("MariaDB source in UTC: the upper bound of a zone-less cursor", () => {
+  it.skipIf(!services.mysql.reachable)(
+    "a DATETIME cursor written in the pool's own zone (-05:00) is bounded by that zone's clock, not UTC's",
+    async () => {
+      const from = mysqlSyncDb(services.mysql.url);
+      await from.exec("SELECT 1"); // creates the database
+      const to = sqliteSyncDb();
+      const userPool = mysql.createPool({ uri: from.config.location, connectionLimit: 2 });
+      userPool.pool.on("connection", (c) => c.query("SET time_zone = '-05:00'"));
+      const source = mysqlSource({ pool: userPool, table: "events", cursor: "at", key: "id", safetyLag: 0 });
+      try {
+        // The application writes local times (NOW() in its -05:00 sessions): one now, one an hour
+        // ahead (a clock running ahead, or a transaction's time still to come).
+        await userPool.query("CREATE TABLE events (id INT PRIMARY KEY, at DATETIME(6) NOT NULL)");
+        await userPool.query(
+          "INSERT INTO events VALUES (1, NOW(6) - INTERVAL 1 SECOND), (2, NOW(6) + INTERVAL 1 HOUR)",
+        );
+        await to.exec("CREATE TABLE events (id INTEGER PRIMARY KEY, at TEXT)");
+        const p = pipeline("bound_mysql", {
+          store: to.store(),
+          source,
+          destination: to.destination({ table: "events", key: "id" }),
+          mode: "incremental",
+        });
+        const report = await p.run();
+        expect(report.rowsRead).toBe(1);
+        expect((await to.exec("SELECT id FROM events")).map((r) => Number(r.id))).toEqual([1]);
+      } finally {
+        await source.close();
+        await userPool.end();
+        await from.cleanup();
+        await to.cleanup();
+      }
+    },
+  );
+});

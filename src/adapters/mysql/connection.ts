@@ -68,14 +68,19 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
      * A connection whose session is in UTC and strict. `release()` gives it back (a caller's pooled
      * session with its own zone and mode again; destroyed when that fails).
      */
-    async acquire(): Promise<{ conn: mysql.PoolConnection; release: () => Promise<void> }> {
+    async acquire(): Promise<{
+      conn: mysql.PoolConnection;
+      release: () => Promise<void>;
+      /** SQL for the zone the connection's applications write in: the server's default, or the caller's session's. */
+      ownZone: string;
+    }> {
       let conn: mysql.PoolConnection;
       try {
         conn = await get().getConnection();
       } catch (e) {
         throw toStoreError(e, "(connect)");
       }
-      if (own) return { conn, release: () => Promise.resolve(conn.release()) };
+      if (own) return { conn, release: () => Promise.resolve(conn.release()), ownZone: "DEFAULT" };
       try {
         await conn.query(
           `SET @pb_time_zone = @@session.time_zone, @pb_sql_mode = @@session.sql_mode, ${SESSION}`,
@@ -86,6 +91,7 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
       }
       return {
         conn,
+        ownZone: "@pb_time_zone",
         release: async () => {
           try {
             await conn.query("SET time_zone = @pb_time_zone, sql_mode = @pb_sql_mode");

@@ -28,21 +28,27 @@ export function withStartupOptions(url: string | undefined, extra: string): pg.P
 }
 
 /**
- * A `pg.Pool` made on first use (from `url`, `PATCHBAY_PG_URL` or libpq's variables), its
- * sessions in UTC ({@link UTC_SESSION}), or the caller's own pool (`own` false: its sessions are
- * as the caller made them); `end()` ends only a pool made here.
+ * A `pg.Pool` made on first use (from `url`, `PATCHBAY_PG_URL` or libpq's variables), or the
+ * caller's own pool (`own` false: its sessions are as the caller made them); `end()` ends only a
+ * pool made here. `utc`: the pool made here starts its sessions in UTC ({@link UTC_SESSION}).
  */
-export function lazyPool(options: { url?: string | undefined; pool?: pg.Pool | undefined }, max: number) {
+export function lazyPool(
+  options: { url?: string | undefined; pool?: pg.Pool | undefined },
+  max: number,
+  utc = false,
+) {
   let pool: pg.Pool | undefined;
   return {
-    /** The pool was made here, so its sessions are pinned to UTC. */
+    /** The pool was made here (so with `utc`, its sessions are in UTC). */
     own: options.pool === undefined,
     get(): pg.Pool {
       if (!pool) {
         pool =
           options.pool ??
           new pg.Pool({
-            ...withStartupOptions(options.url ?? process.env.PATCHBAY_PG_URL, UTC_SESSION),
+            ...(utc
+              ? withStartupOptions(options.url ?? process.env.PATCHBAY_PG_URL, UTC_SESSION)
+              : { connectionString: options.url ?? process.env.PATCHBAY_PG_URL }),
             max,
             allowExitOnIdle: true,
           });

@@ -279,7 +279,7 @@ function connection(client: pg.PoolClient, restoreZone: string | undefined): Des
  * postgresDestination({ url, table: "warehouse.orders", key: "order_id", version: "updated_at" })
  */
 export function postgresDestination(options: PostgresDestinationOptions): SyncDestination {
-  const pool = lazyPool(options, 4);
+  const pool = lazyPool(options, 4, true);
   const get = () => pool.get();
   const driver: SqlDestinationDriver = {
     encodings: ["postgres-copy-text"],

@@ -126,7 +126,9 @@ export function postgresKeysetDriver(options: {
 /**
  * Reads a PostgreSQL table or query in batches, by keyset paging (never OFFSET). Timestamps are
  * compared by the source's own clock (`clock_timestamp()` minus `safetyLag`); dates and times come
- * back as PostgreSQL's text, exact to the microsecond.
+ * back as PostgreSQL's text, exact to the microsecond (`timestamptz` with its offset, in the
+ * session's zone: the source's sessions keep the server's zone, so a `timestamp` cursor is bounded
+ * by the local clock its writers' `now()` gives).
  *
  * @example
  * postgresSource({ url, table: "public.orders", cursor: "updated_at", key: "id", lookback: "5m" })
