@@ -256,6 +256,8 @@ interface Db {
   read(name: string): Promise<Comparable[]>;
   source(variant: Variant): SyncSource;
   destination(variant: Variant, table: string): SyncDestination;
+  /** The zones of the user's pooled sessions (each taken at once), after a sync used them. */
+  userZones(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -332,6 +334,18 @@ function postgresDb(baseUrl: string): Db {
           ...(variant === "plain" ? { url: dbUrl } : { pool: userPoolOf() }),
         }),
       );
+    },
+    async userZones() {
+      const clients = await Promise.all([1, 2, 3].map(() => userPoolOf().connect()));
+      try {
+        return await Promise.all(
+          clients.map(
+            async (c) => (await c.query<{ TimeZone: string }>("SHOW TimeZone")).rows[0]?.TimeZone ?? "",
+          ),
+        );
+      } finally {
+        for (const c of clients) c.release();
+      }
     },
     async close() {
       await userPool?.end();
@@ -441,6 +455,19 @@ function mysqlDb(baseUrl: string): Db {
         }),
       );
     },
+    async userZones() {
+      const conns = await Promise.all([1, 2, 3].map(() => userPoolOf().getConnection()));
+      try {
+        return await Promise.all(
+          conns.map(async (c) => {
+            const [rows] = await c.query("SELECT @@session.time_zone AS tz");
+            return String((rows as Array<{ tz: string }>)[0]?.tz);
+          }),
+        );
+      } finally {
+        for (const c of conns) c.release();
+      }
+    },
     async close() {
       await userPool?.end();
       await pool?.end();
@@ -501,6 +528,7 @@ function sqliteDb(dir: string): Db {
     },
     source: () => track(sqliteSource({ file, table: "src", key: "id" })),
     destination: (_variant, table) => track(sqliteDestination({ file, table, key: "id" })),
+    userZones: () => Promise.resolve([]),
     close() {
       db.close();
       return Promise.resolve();
@@ -626,6 +654,14 @@ describe("Sync fidelity matrix: every source × destination, values compared exa
           expect(report.rowsWritten).toBe(FIXTURE.length);
           const want = FIXTURE.map((r) => expected(r, jsonb, from, to));
           expect(differences(await dbs[to].read(table), want)).toEqual([]);
+          if (variant === "transformed") {
+            // The user's sessions got their own zones back.
+            const zone = { postgres: "America/New_York", mysql: "+02:00", sqlite: "" };
+            for (const kind of new Set([from, to])) {
+              const zones = await dbs[kind].userZones();
+              expect(zones).toEqual(zones.map(() => zone[kind]));
+            }
+          }
         });
       }
     }
@@ -844,4 +880,32 @@ describe("MariaDB source in UTC: the upper bound of a zone-less cursor", () => {
       }
     },
   );
+});
+
+describe("MariaDB source on its own pool", () => {
+  it.skipIf(!services.mysql.reachable)("reads in sessions pinned to UTC and strict mode", async () => {
+    const from = mysqlSyncDb(services.mysql.url);
+    await from.exec("SELECT 1"); // creates the database
+    const to = sqliteSyncDb();
+    try {
+      await to.exec("CREATE TABLE session (id INTEGER PRIMARY KEY, tz TEXT, mode TEXT)");
+      const p = pipeline("session_mysql", {
+        store: to.store(),
+        source: mysqlSource({
+          url: from.config.location,
+          query: "SELECT 1 AS id, @@session.time_zone AS tz, @@session.sql_mode AS mode",
+          key: "id",
+        }),
+        destination: to.destination({ table: "session", key: "id" }),
+        mode: "full",
+      });
+      await p.run();
+      const [row] = await to.exec("SELECT tz, mode FROM session");
+      expect(row?.tz).toBe("+00:00");
+      expect(String(row?.mode).split(",")).toContain("STRICT_ALL_TABLES");
+    } finally {
+      await from.cleanup();
+      await to.cleanup();
+    }
+  });
 });
