@@ -67,6 +67,8 @@ const DECIMALS = [
   "-12345678901234567890",
   null,
 ];
+/** Doubles at the edges: the smallest subnormal, the largest finite, one that needs 17 digits. */
+const DOUBLES = [0.30000000000000004, 5e-324, 1.7976931348623157e308, -2.5, 0.1, null, 123456789.12345679];
 /** Instants a MariaDB TIMESTAMP can hold (1970 to 2038), around New York's DST changes. */
 const INSTANTS = [
   "1970-01-01T00:00:01.000001Z",
@@ -134,6 +136,7 @@ interface FixtureRow {
   jb: string | null;
   i64: string | null;
   num: string | null;
+  dbl: number | null;
   ts: string | null;
   tsx: string | null;
   dt: string | null;
@@ -150,6 +153,7 @@ const FIXTURE: FixtureRow[] = Array.from({ length: JSON_VALUES.length }, (_, i) 
   jb: at(JSON_VALUES, i + 3),
   i64: at(INTEGERS, i),
   num: at(DECIMALS, i),
+  dbl: at(DOUBLES, i),
   ts: at(INSTANTS, i),
   tsx: at(WIDE_INSTANTS, i),
   dt: at(WALL_TIMES, i),
@@ -158,7 +162,21 @@ const FIXTURE: FixtureRow[] = Array.from({ length: JSON_VALUES.length }, (_, i) 
   flag: at(BOOLEANS, i),
   bin: at(BINARIES, i),
 }));
-const COLUMNS = ["id", "j", "jb", "i64", "num", "ts", "tsx", "dt", "utc_wall", "txt", "flag", "bin"] as const;
+const COLUMNS = [
+  "id",
+  "j",
+  "jb",
+  "i64",
+  "num",
+  "dbl",
+  "ts",
+  "tsx",
+  "dt",
+  "utc_wall",
+  "txt",
+  "flag",
+  "bin",
+] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Values in one comparable form, whatever the database gave.
@@ -231,6 +249,7 @@ function comparable(row: Record<string, unknown>, instantsAsMicros: boolean): Co
     jb: or(row.jb, text),
     i64: or(row.i64, (v: string | bigint | number) => BigInt(v).toString()),
     num: or(row.num, (v: string | number) => decimal(String(v))),
+    dbl: or(row.dbl, (v: string | number) => String(Number(v))),
     ts: or(row.ts, (v: string) => (instantsAsMicros ? String(v) : instant(v))),
     tsx: or(row.tsx, (v: string) => (instantsAsMicros ? String(v) : instant(v))),
     dt: or(row.dt, (v: string) => wallTime(v)),
@@ -293,7 +312,7 @@ function postgresDb(baseUrl: string): Db {
     ready: services.postgres.reachable,
     async createTable(name) {
       await q(
-        `CREATE TABLE fid.${name} (id bigint PRIMARY KEY, j json, jb jsonb, i64 bigint, num numeric, ts timestamptz, tsx timestamptz, dt timestamp, utc_wall timestamp, txt text, flag boolean, bin bytea)`,
+        `CREATE TABLE fid.${name} (id bigint PRIMARY KEY, j json, jb jsonb, i64 bigint, num numeric, dbl double precision, ts timestamptz, tsx timestamptz, dt timestamp, utc_wall timestamp, txt text, flag boolean, bin bytea)`,
       );
     },
     async insertFixture(name) {
@@ -301,14 +320,14 @@ function postgresDb(baseUrl: string): Db {
       expect(zone?.TimeZone).toBe("America/New_York");
       for (const r of FIXTURE) {
         await q(
-          `INSERT INTO fid.${name} (${COLUMNS.join(", ")}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz AT TIME ZONE 'UTC', $10, $11, $12)`,
+          `INSERT INTO fid.${name} (${COLUMNS.join(", ")}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz AT TIME ZONE 'UTC', $11, $12, $13)`,
           COLUMNS.map((c) => r[c]),
         );
       }
     },
     async read(name) {
       const rows = await q(
-        `SELECT id, j::text AS j, jb::text AS jb, i64::text AS i64, num::text AS num,
+        `SELECT id, j::text AS j, jb::text AS jb, i64::text AS i64, num::text AS num, dbl::text AS dbl,
            (extract(epoch FROM ts) * 1000000)::numeric(30,0)::text AS ts,
            (extract(epoch FROM tsx) * 1000000)::numeric(30,0)::text AS tsx,
            to_char(dt, 'YYYY-MM-DD HH24:MI:SS.US') AS dt,
@@ -408,7 +427,7 @@ function mysqlDb(baseUrl: string): Db {
     ready: services.mysql.reachable,
     async createTable(name) {
       await q(
-        `CREATE TABLE ${name} (id BIGINT PRIMARY KEY, j JSON, jb JSON, i64 BIGINT, num DECIMAL(65,30), ts TIMESTAMP(6) NULL DEFAULT NULL, tsx DATETIME(6), dt DATETIME(6), utc_wall DATETIME(6), txt LONGTEXT, flag BOOLEAN, bin LONGBLOB) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+        `CREATE TABLE ${name} (id BIGINT PRIMARY KEY, j JSON, jb JSON, i64 BIGINT, num DECIMAL(65,30), dbl DOUBLE, ts TIMESTAMP(6) NULL DEFAULT NULL, tsx DATETIME(6), dt DATETIME(6), utc_wall DATETIME(6), txt LONGTEXT, flag BOOLEAN, bin LONGBLOB) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
       );
     },
     async insertFixture(name) {
@@ -420,6 +439,7 @@ function mysqlDb(baseUrl: string): Db {
             r.jb,
             r.i64,
             r.num,
+            r.dbl,
             utc(r.ts),
             utc(r.tsx),
             r.dt,
@@ -433,7 +453,7 @@ function mysqlDb(baseUrl: string): Db {
     },
     async read(name) {
       const rows = await q(
-        `SELECT id, j, jb, CAST(i64 AS CHAR) AS i64, CAST(num AS CHAR) AS num, CAST(ts AS CHAR) AS ts, CAST(tsx AS CHAR) AS tsx, CAST(dt AS CHAR) AS dt, CAST(utc_wall AS CHAR) AS utc_wall, txt, flag, bin FROM ${name} ORDER BY id`,
+        `SELECT id, j, jb, CAST(i64 AS CHAR) AS i64, CAST(num AS CHAR) AS num, CAST(dbl AS CHAR) AS dbl, CAST(ts AS CHAR) AS ts, CAST(tsx AS CHAR) AS tsx, CAST(dt AS CHAR) AS dt, CAST(utc_wall AS CHAR) AS utc_wall, txt, flag, bin FROM ${name} ORDER BY id`,
       );
       return rows.map((r) => comparable(r, false));
     },
@@ -495,13 +515,13 @@ function sqliteDb(dir: string): Db {
     ready: true,
     createTable(name) {
       db.exec(
-        `CREATE TABLE ${name} (id INTEGER PRIMARY KEY, j TEXT, jb TEXT, i64 INTEGER, num TEXT, ts TEXT, tsx TEXT, dt TEXT, utc_wall TEXT, txt TEXT, flag BOOLEAN, bin BLOB)`,
+        `CREATE TABLE ${name} (id INTEGER PRIMARY KEY, j TEXT, jb TEXT, i64 INTEGER, num TEXT, dbl REAL, ts TEXT, tsx TEXT, dt TEXT, utc_wall TEXT, txt TEXT, flag BOOLEAN, bin BLOB)`,
       );
       return Promise.resolve();
     },
     insertFixture(name) {
       const insert = db.prepare(
-        `INSERT INTO ${name} (${COLUMNS.join(", ")}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO ${name} (${COLUMNS.join(", ")}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       for (const r of FIXTURE) {
         insert.run(
@@ -510,6 +530,7 @@ function sqliteDb(dir: string): Db {
           r.jb,
           r.i64 === null ? null : BigInt(r.i64),
           r.num,
+          r.dbl,
           r.ts,
           r.tsx,
           r.dt,
@@ -548,6 +569,7 @@ function expected(row: FixtureRow, jsonb: Map<string, string>, from: Kind, to: K
     jb: row.jb === null ? null : viaJsonb ? (jsonb.get(row.jb) ?? "missing") : row.jb,
     i64: row.i64,
     num: row.num === null ? null : decimal(row.num),
+    dbl: row.dbl === null ? null : String(row.dbl),
     ts: row.ts === null ? null : instant(row.ts),
     tsx: row.tsx === null ? null : instant(row.tsx),
     dt: row.dt === null ? null : wallTime(row.dt),
