@@ -24,16 +24,10 @@ export interface PostgresSourceOptions extends SqlSourceOptions {
 const TEXT_OIDS = new Set([
   1082, 1083, 1114, 1184, 1266, 1186, 1182, 1183, 1115, 1185, 1270, 1187, 114, 3802,
 ]);
-/** json[] and jsonb[]: arrays of JSON texts, parsed like text[]. */
-const JSON_ARRAY_OIDS = new Set([199, 3807]);
 const rawText = (value: string) => value;
 const parserOf = (oid: number, format?: "text" | "binary"): ((value: string) => unknown) => {
   if (format === "binary") return pg.types.getTypeParser(oid, format) as (value: string) => unknown;
   if (TEXT_OIDS.has(oid)) return rawText;
-  if (JSON_ARRAY_OIDS.has(oid))
-    return pg.types.getTypeParser(1009 as Parameters<typeof pg.types.getTypeParser>[0], "text") as (
-      value: string,
-    ) => unknown;
   return pg.types.getTypeParser(oid, format ?? "text") as (value: string) => unknown;
 };
 const types = { getTypeParser: parserOf as typeof pg.types.getTypeParser };
