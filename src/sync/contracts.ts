@@ -130,7 +130,10 @@ export type WriteMode = "append" | "merge" | "replace";
 
 /** A row that could not be loaded, and why. It is stored beside the destination; the run goes on. */
 export interface QuarantineRecord {
-  /** What went wrong: `"transform"`, `"schema"`, `"drift"`, `"key"`, `"column"`, `"parse"`, `"value"` (a value the destination column would store changed). */
+  /**
+   * What went wrong: `"transform"`, `"schema"`, `"drift"`, `"key"`, `"column"`, `"parse"`,
+   * `"value"` (a value its destination column would store changed).
+   */
   reason: string;
   /** The error, JSON-safe: `{ code?, message }`. */
   error: { code?: string; message: string };
