@@ -931,3 +931,38 @@ describe("MariaDB source on its own pool", () => {
     }
   });
 });
+
+describe("maxQuarantined counts the rows a destination refuses", () => {
+  it("fails the run with SYNC_QUARANTINE_LIMIT once refused values pass the limit", async () => {
+    const db = sqliteSyncDb();
+    try {
+      await db.exec("CREATE TABLE src (id INTEGER PRIMARY KEY, num TEXT)");
+      await db.exec("CREATE TABLE dst (id INTEGER PRIMARY KEY, num NUMERIC)");
+      for (let id = 1; id <= 6; id++) {
+        await db.exec("INSERT INTO src VALUES (?, ?)", [
+          id,
+          id % 2 ? `${id}.00000000000000000001` : String(id),
+        ]);
+      }
+      const p = pipeline("limit_value", {
+        store: db.store(),
+        source: db.source({ table: "src", key: "id" }),
+        destination: db.destination({ table: "dst", key: "id" }),
+        mode: "full",
+        batchSize: 3,
+        maxQuarantined: 2,
+      });
+      const error = await p.run().then(
+        () => undefined,
+        (e: unknown) => e as { code?: string },
+      );
+      expect(error?.code).toBe("SYNC_QUARANTINE_LIMIT");
+      // The first batch (ids 1-3: 1 and 3 refused) stayed within the limit and committed; the
+      // second and last (4-6: 5 refused) passed it: written (the destination refused the row while
+      // writing it), and the run failed after it instead of succeeding.
+      expect((await db.exec("SELECT id FROM dst ORDER BY id")).map((r) => Number(r.id))).toEqual([2, 4, 6]);
+    } finally {
+      await db.cleanup();
+    }
+  });
+});
