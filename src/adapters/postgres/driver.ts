@@ -13,6 +13,7 @@ import { quoteIdentifier } from "../../store/sql.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { toStoreError, toUnavailable } from "./errors.js";
 import {
+  postgresBusDeadLetterTransportMigration,
   postgresBusFreshMigration,
   postgresBusInboxKeyMigration,
   postgresBusMigration,
@@ -32,6 +33,7 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   postgresWebhooksMigration, // webhooks
   postgresBusInboxKeyMigration, // event bus: the inbox keyed by message id first
   postgresBusFreshMigration, // event bus: queued messages that skip the inbox check
+  postgresBusDeadLetterTransportMigration, // event bus: the transport each dead letter came from
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],

@@ -4,7 +4,11 @@ import type { SqlDialect } from "../../store/dialect.js";
 import type { Migration, MigrationTx } from "../../store/migrations.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { acquireConnection, releaseConnection, type SqliteConnection } from "./connection.js";
-import { sqliteBusFreshMigration, sqliteBusMigration } from "./bus-schema.js";
+import {
+  sqliteBusDeadLetterTransportMigration,
+  sqliteBusFreshMigration,
+  sqliteBusMigration,
+} from "./bus-schema.js";
 import { sqliteSagaMigration } from "./saga-schema.js";
 import { sqliteWebhooksMigration } from "./webhooks-schema.js";
 import { sqliteMigrations } from "./migrations.js";
@@ -19,6 +23,7 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   sqliteSagaMigration, // sagas
   sqliteWebhooksMigration, // webhooks
   sqliteBusFreshMigration, // event bus: queued messages that skip the inbox check
+  sqliteBusDeadLetterTransportMigration, // event bus: the transport each dead letter came from
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],
