@@ -132,4 +132,32 @@ describe("patchbay (CLI)", () => {
     expect(sagas.err).toBe("");
     expect(JSON.parse(sagas.out)).toEqual([]);
   });
+
+  it("status with a bus on RabbitMQ says its queues live in the broker, not '(none)'", async () => {
+    const db = join(dir, "app.db");
+    expect((await cli(["migrate", "--sqlite", db], dir)).code).toBe(0);
+    const config = join(dir, "patchbay.config.ts");
+    writeFileSync(
+      config,
+      `import { sqlite } from ${JSON.stringify(join(ROOT, "src/adapters/sqlite/index.ts"))};
+import { rabbitmq } from ${JSON.stringify(join(ROOT, "src/adapters/rabbitmq/index.ts"))};
+import { createEventBus } from ${JSON.stringify(join(ROOT, "src/bus/bus.ts"))};
+const store = sqlite({ file: ${JSON.stringify(db)} });
+export const bus = createEventBus({ store, transport: rabbitmq({ url: "amqp://guest:guest@127.0.0.1:5672", prefix: "shop" }) });
+`,
+    );
+    const r = await cli(["status", "--sqlite", db, "--config", config], dir);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("Queues (rabbitmq (127.0.0.1:5672/, prefix shop))");
+    expect(r.out).toContain("queues live in the broker, not in the store");
+    expect(r.out).toContain("rabbitmqctl list_queues name messages");
+    expect(r.out).not.toContain("Queues (local transport)");
+    const json = JSON.parse(
+      (await cli(["status", "--sqlite", db, "--config", config, "--json"], dir)).out,
+    ) as {
+      queues: unknown;
+    };
+    expect(json.queues).toEqual({ transport: "rabbitmq (127.0.0.1:5672/, prefix shop)", inStore: false });
+  });
 });
