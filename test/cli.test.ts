@@ -87,6 +87,22 @@ describe("patchbay (CLI)", () => {
     const typo = await cli(["dlq", "list", "--grup", "g", "--sqlite", join(dir, "x.db")], dir);
     expect(typo.code).toBe(2);
     expect(typo.err).toContain("(did you mean --group?)");
+    const rate = await cli(
+      [
+        "webhooks",
+        "endpoints",
+        "create",
+        "--url",
+        "https://example.com/h",
+        "--rate-limit",
+        "fast",
+        "--sqlite",
+        join(dir, "x.db"),
+      ],
+      dir,
+    );
+    expect(rate.code).toBe(2);
+    expect(rate.err).toContain('--rate-limit must be a positive number, got "fast"');
     const command = await cli(["stats"], dir);
     expect(command.code).toBe(2);
     expect(command.err).toContain('unknown command "stats" (did you mean status?)');
@@ -128,6 +144,24 @@ describe("patchbay (CLI)", () => {
     const endpoints = await cli(["webhooks", "endpoints", "--sqlite", real, "--json"], dir);
     expect(endpoints.err).toBe("");
     expect(JSON.parse(endpoints.out)).toMatchObject([{ url: "https://example.com/hook" }]);
+    // A fractional rate limit (requests per second) is a valid value.
+    const created = await cli(
+      [
+        "webhooks",
+        "endpoints",
+        "create",
+        "--url",
+        "https://example.com/slow",
+        "--rate-limit",
+        "0.5",
+        "--sqlite",
+        real,
+        "--json",
+      ],
+      dir,
+    );
+    expect(created.err).toBe("");
+    expect(JSON.parse(created.out)).toMatchObject({ url: "https://example.com/slow", rateLimit: 0.5 });
     const sagas = await cli(["saga", "list", "--sqlite", real, "--json"], dir);
     expect(sagas.err).toBe("");
     expect(JSON.parse(sagas.out)).toEqual([]);

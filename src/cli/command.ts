@@ -181,5 +181,19 @@ export function positiveInt(values: FlagValues, name: string, fallback: number):
   return n;
 }
 
+/** `--rate-limit 0.5`: a positive number, or the default when absent. */
+export function positiveNumber(values: FlagValues, name: string, fallback: number): number {
+  const value = values[name];
+  if (value === undefined) return fallback;
+  const n = typeof value === "string" && /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  if (!(n > 0)) {
+    throw new InvalidArgumentError(
+      `--${name} must be a positive number, got ${JSON.stringify(value)}`,
+      `--${name}`,
+    );
+  }
+  return n;
+}
+
 /** A string flag's value, or `undefined`. */
 export const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);

@@ -1,7 +1,7 @@
 import { toMs } from "../../core/duration.js";
 import type { SqlStore } from "../../store/sql-store.js";
 import { createWebhooks, type Webhooks } from "../../webhooks/webhooks.js";
-import { positiveInt, type CliCommand, type CommandContext } from "../command.js";
+import { positiveInt, positiveNumber, type CliCommand, type CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
@@ -228,7 +228,8 @@ export const webhooksCommand: CliCommand = {
       ctx.err(USAGE);
       return 2;
     }
-    for (const flag of ["limit", "concurrency", "rate-limit"]) positiveInt(values, flag, 1);
+    for (const flag of ["limit", "concurrency"]) positiveInt(values, flag, 1);
+    positiveNumber(values, "rate-limit", 1);
     if (!["endpoints", "deliveries", "replay", "recover"].includes(action)) {
       ctx.err(`patchbay webhooks: unknown action ${JSON.stringify(action)}\n\n${USAGE}`);
       return 2;
