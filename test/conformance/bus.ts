@@ -356,6 +356,7 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(letter!.error.message).toBe("cannot handle bad");
       expect(letter!.firstFailedAt).toBeLessThanOrEqual(letter!.lastFailedAt);
       expect(letter!.event?.data).toEqual({ orderId: "bad", qty: 1 });
+      expect(letter!.transport).toBe(b.transport.name);
       healed = true;
       expect(await b.deadLetters.replay({ group: "poison" })).toBe(1);
       await until(() => processed.includes("bad"), 10_000, "replayed message processed");
@@ -480,6 +481,28 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await b.deadLetters.count({ group: "kept" })).toBe(1);
       const errors = lines.map((l) => JSON.parse(l) as { level: number; msg: string });
       expect(errors.some((l) => l.level >= 50 && /could not be dead-lettered/.test(l.msg))).toBe(true);
+    });
+
+    it("replay sends back exactly the letters matched when it began, though they fail again meanwhile", async () => {
+      const b = bus();
+      const runs = new Map<string, number>();
+      b.subscribe(OrderCreated, { group: "again" }, (e) => {
+        runs.set(e.data.orderId, (runs.get(e.data.orderId) ?? 0) + 1);
+        throw new NonRetryableError("still refused");
+      });
+      await b.start();
+      const n = 150;
+      for (let i = 0; i < n; i++) await b.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(async () => (await b.deadLetters.count()) === n, 20_000, `${n} dead letters`);
+      // The consumer keeps running: replayed messages fail again and come back as new letters
+      // while the replay is still going. They were matched once, so they are replayed once.
+      expect(await b.deadLetters.replay({ group: "again" })).toBe(n);
+      const total = () => [...runs.values()].reduce((a, c) => a + c, 0);
+      await until(() => total() >= 2 * n, 20_000, "every replayed message handled");
+      await until(async () => (await b.deadLetters.count()) === n, 20_000, `${n} letters again`);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(total()).toBe(2 * n);
+      expect([...runs.values()].every((c) => c === 2)).toBe(true);
     });
 
     it("non-retryable failures and undecodable messages go to dead letters at once", async () => {

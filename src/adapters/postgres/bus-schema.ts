@@ -102,3 +102,13 @@ export const postgresBusDeadLetterBytesMigration = (version: number): Migration 
   name: "event-bus-dead-letter-bytes",
   sql: `ALTER TABLE {{schema}}.bus_dead_letters ADD COLUMN body_bytes bytea;`,
 });
+
+/**
+ * Which transport each dead letter came from (`Transport.name`), so a replay can refuse to send
+ * it through another (`patchbay dlq replay` without the app's bus). Older rows keep NULL.
+ */
+export const postgresBusDeadLetterTransportMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-dead-letter-transport",
+  sql: `ALTER TABLE {{schema}}.bus_dead_letters ADD COLUMN transport text;`,
+});

@@ -15,6 +15,7 @@ import { TransactionRolledBackError } from "../../store/errors.js";
 import { toStoreError, toUnavailable } from "./errors.js";
 import {
   postgresBusDeadLetterBytesMigration,
+  postgresBusDeadLetterTransportMigration,
   postgresBusFreshMigration,
   postgresBusInboxKeyMigration,
   postgresBusMigration,
@@ -35,6 +36,7 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   postgresBusInboxKeyMigration, // event bus: the inbox keyed by message id first
   postgresBusFreshMigration, // event bus: queued messages that skip the inbox check
   postgresBusDeadLetterBytesMigration, // event bus: dead-letter bodies as bytes
+  postgresBusDeadLetterTransportMigration, // event bus: the transport each dead letter came from
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],

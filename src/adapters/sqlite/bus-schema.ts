@@ -82,3 +82,13 @@ export const sqliteBusDeadLetterBytesMigration = (version: number): Migration =>
   name: "event-bus-dead-letter-bytes",
   sql: `ALTER TABLE patchbay_bus_dead_letters ADD COLUMN body_bytes BLOB;`,
 });
+
+/**
+ * Which transport each dead letter came from (`Transport.name`), so a replay can refuse to send
+ * it through another (`patchbay dlq replay` without the app's bus). Older rows keep NULL.
+ */
+export const sqliteBusDeadLetterTransportMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-dead-letter-transport",
+  sql: `ALTER TABLE patchbay_bus_dead_letters ADD COLUMN transport TEXT;`,
+});

@@ -7,6 +7,7 @@ import type { StoreDriver } from "../../store/sql-store.js";
 import { acquireConnection, releaseConnection, type SqliteConnection } from "./connection.js";
 import {
   sqliteBusDeadLetterBytesMigration,
+  sqliteBusDeadLetterTransportMigration,
   sqliteBusFreshMigration,
   sqliteBusMigration,
 } from "./bus-schema.js";
@@ -25,6 +26,7 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   sqliteWebhooksMigration, // webhooks
   sqliteBusFreshMigration, // event bus: queued messages that skip the inbox check
   sqliteBusDeadLetterBytesMigration, // event bus: dead-letter bodies as bytes
+  sqliteBusDeadLetterTransportMigration, // event bus: the transport each dead letter came from
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],
