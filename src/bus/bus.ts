@@ -15,6 +15,7 @@ import { invoke } from "../core/invoke.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { exponential, type Backoff } from "../resilience/backoff.js";
 import { bulkhead, type BulkheadPolicy } from "../resilience/bulkhead.js";
+import { retryAfterMsOf, retryWait } from "../resilience/classify.js";
 import type { StoreTx } from "../store/contracts.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { createDeadLetters, type DeadLetters } from "./dead-letters.js";
@@ -479,22 +480,28 @@ export function createEventBus(options: EventBusOptions): EventBus {
       }
     }
     if (sub.retryOn(lastError) && delivery.attempt < sub.attempts) {
-      const delay = sub.backoff.delay(delivery.attempt, undefined, Math.random);
+      const backoff = sub.backoff.delay(delivery.attempt, undefined, Math.random);
+      const waited = retryWait(backoff, retryAfterMsOf(lastError));
+      // An endless hint (a breaker isolated by hand) must not park the message: the backoff then.
+      const delay = Number.isFinite(waited) ? waited : retryWait(backoff, undefined);
       await delivery.retry(delay, {
         firstFailedAt: delivery.failure?.firstFailedAt ?? clock.now(),
         error: errorRecord(lastError),
       });
       busMetrics.retried.add(1, sub.attributes.group);
-      logger.info(
-        {
-          group: sub.group,
-          messageId: delivery.message.id,
-          attempt: delivery.attempt,
-          delayMs: delay,
-          err: lastError,
-        },
-        "patchbay bus: handler failed; retrying later",
-      );
+      const fields = {
+        group: sub.group,
+        messageId: delivery.message.id,
+        attempt: delivery.attempt,
+        delayMs: delay,
+        err: lastError,
+      };
+      if (isPatchbayError(lastError, "CIRCUIT_OPEN")) {
+        logger.warn(
+          { ...fields, breaker: lastError.state, maxAttempts: sub.attempts },
+          "patchbay bus: handler refused by an open circuit breaker; an attempt is spent, retrying later",
+        );
+      } else logger.info(fields, "patchbay bus: handler failed; retrying later");
       return;
     }
     await deadLetter(sub, delivery, lastError);

@@ -9,7 +9,9 @@ import { createEventBus, type EventBus, type EventBusOptions } from "../../src/b
 import type { Transport } from "../../src/bus/transport.js";
 import { defineEvent } from "../../src/core/events.js";
 import { isPatchbayError, NonRetryableError } from "../../src/core/errors.js";
+import { silentLogger, type Logger } from "../../src/core/logger.js";
 import { constant } from "../../src/resilience/backoff.js";
+import { CircuitOpenError } from "../../src/resilience/errors.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
 import type { IsolatedDatabase } from "../support/stores.js";
 import { until } from "./transport.js";
@@ -298,6 +300,38 @@ export function defineBusConformance(harness: BusHarness): void {
       // two runs per delivery (1 immediate retry), then a delayed redelivery
       expect(attempts).toEqual([1, 1, 2, 2]);
       await until(async () => (await count("SELECT COUNT(*) AS n FROM effects")) === 1, 5_000, "one effect");
+      expect(await b.deadLetters.count()).toBe(0);
+    });
+
+    it("a delayed retry waits at least what the error asks (an open breaker's time to half-open), and says so at warn", async () => {
+      const warnings: Array<Record<string, unknown>> = [];
+      const logger = {
+        ...silentLogger,
+        warn: (obj: object | string, msg?: string) => {
+          if (typeof obj === "object") warnings.push({ ...obj, msg });
+        },
+        child: () => logger,
+      } as Logger;
+      const b = bus({ logger });
+      const at: number[] = [];
+      b.subscribe(
+        OrderCreated,
+        {
+          group: "guarded",
+          retry: { immediate: 0, attempts: 3, backoff: constant(50), retryOn: () => true },
+        },
+        () => {
+          at.push(Date.now());
+          if (at.length === 1) throw new CircuitOpenError(1500, "open");
+        },
+      );
+      await b.start();
+      await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(() => at.length === 2, 10_000, "the redelivery");
+      expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(1450);
+      expect(warnings).toContainEqual(
+        expect.objectContaining({ group: "guarded", attempt: 1, delayMs: 1500, breaker: "open" }),
+      );
       expect(await b.deadLetters.count()).toBe(0);
     });
 
