@@ -9,7 +9,7 @@ import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { decodeStructured, type CloudEvent } from "../core/envelope.js";
 import { serializeStructured } from "../core/envelope-structured.js";
-import { InvalidArgumentError, isPatchbayError, PatchbayError } from "../core/errors.js";
+import { EnvelopeError, InvalidArgumentError, isPatchbayError, PatchbayError } from "../core/errors.js";
 import { syncFirst, type EventDefinition, type ToEnvelopeOptions } from "../core/events.js";
 import { invoke } from "../core/invoke.js";
 import { silentLogger, type Logger } from "../core/logger.js";
@@ -211,6 +211,16 @@ function errorRecord(e: unknown): Record<string, unknown> {
   if (e instanceof Error)
     return { name: e.name, message: e.message, stack: e.stack?.split("\n").slice(0, 8).join("\n") };
   return { name: "NonError", message: String(e) };
+}
+
+/** A delivery whose envelope type is not the type it was routed by (or not one its group takes). */
+function typeMismatch(sub: Subscription, delivery: Delivery, event: CloudEvent): EnvelopeError {
+  return new EnvelopeError(
+    event.type === delivery.message.type
+      ? `message ${delivery.message.id} has type ${event.type}, which group ${sub.group} does not subscribe to`
+      : `message ${delivery.message.id} was routed as ${delivery.message.type} but its envelope says ${event.type}`,
+    "type",
+  );
 }
 
 /**
@@ -453,6 +463,10 @@ export function createEventBus(options: EventBusOptions): EventBus {
     let event: CloudEvent;
     try {
       event = decodeStructured(delivery.message.body);
+      // Routing went by the transport's type, the schema goes by the envelope's: they must agree,
+      // or a handler would run on data no schema checked.
+      if (event.type !== delivery.message.type || !sub.matches(event.type))
+        throw typeMismatch(sub, delivery, event);
       const def = catalogue.get(event.type);
       // decodeStructured returned a fresh object: the decoded data replaces the raw in place.
       if (def) {

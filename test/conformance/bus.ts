@@ -390,6 +390,34 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await b.deadLetters.count()).toBe(2);
     });
 
+    it("a message routed as one type whose envelope says another never reaches a handler: dead letter, ENVELOPE_INVALID", async () => {
+      const b = bus();
+      const seen: unknown[] = [];
+      b.subscribe(OrderCreated, { group: "inventory" }, (e) => void seen.push(e.data));
+      await b.start();
+      // Routed as order.created, but the envelope (which picks the schema) says evil.other.
+      const forged = JSON.stringify({
+        specversion: "1.0",
+        id: "forged-1",
+        source: "/x",
+        type: "evil.other",
+        data: { drop: "tables", qty: "lots" },
+      });
+      await b.transport.publish([{ id: "forged-1", type: "order.created", body: forged, headers: {} }]);
+      await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(
+        async () => (await b.deadLetters.count({ group: "inventory" })) === 1,
+        10_000,
+        "a dead letter",
+      );
+      await until(() => seen.length === 1, 10_000, "the valid event");
+      await new Promise((r) => setTimeout(r, 200));
+      expect(seen).toEqual([{ orderId: "o-1", qty: 1 }]);
+      const [letter] = await b.deadLetters.list({ group: "inventory" });
+      expect(letter).toMatchObject({ messageId: "forged-1", type: "order.created", attempts: 1 });
+      expect(letter!.error).toMatchObject({ code: "ENVELOPE_INVALID", attribute: "type" });
+    });
+
     it("tx.publish commits with the business write, or not at all", async () => {
       const b = bus();
       const seen: string[] = [];
