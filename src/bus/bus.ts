@@ -19,7 +19,7 @@ import { retryAfterMsOf, retryWait } from "../resilience/classify.js";
 import type { StoreTx } from "../store/contracts.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { createDeadLetters, type DeadLetters } from "./dead-letters.js";
-import { BusError } from "./errors.js";
+import { BusError, MessageTooLargeError } from "./errors.js";
 import { createInbox } from "./inbox.js";
 import { localTransport } from "./local-transport.js";
 import { createOutbox } from "./outbox.js";
@@ -41,6 +41,12 @@ export interface EventBusOptions {
   events?: readonly AnyEventDefinition[];
   /** CloudEvents `source` of published events. Default `/patchbay`. */
   source?: string;
+  /**
+   * The largest message `publish` and `tx.publish` accept, in bytes: the serialized CloudEvent
+   * plus its headers, UTF-8. A larger one is refused with `MESSAGE_TOO_LARGE` and nothing is
+   * published. Default {@link DEFAULT_MAX_MESSAGE_BYTES} (1 MiB).
+   */
+  maxMessageBytes?: number;
   /** How long processed message ids are remembered by the inbox. Default 7 days. */
   inboxRetention?: Duration;
   clock?: Clock;
@@ -203,6 +209,22 @@ class AlreadyProcessed extends Error {
 
 const GROUP = /^[A-Za-z0-9_.-]{1,100}$/;
 
+/**
+ * The default `maxMessageBytes`: 1 MiB. Large enough for any event that describes something, small
+ * enough to stay clear of every transport's own ceiling (NATS's default payload limit is 1 MiB) and
+ * to keep a queue table, a prefetch window or a dead-letter listing from carrying blobs; put large
+ * content in storage and publish a reference to it.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** The size of a message as {@link EventBusOptions.maxMessageBytes} counts it. */
+function messageBytes(m: TransportMessage): number {
+  let size = Buffer.byteLength(m.body, "utf8");
+  for (const name in m.headers)
+    size += Buffer.byteLength(name, "utf8") + Buffer.byteLength(m.headers[name]!, "utf8");
+  return size;
+}
+
 const defaultRetryOn = (e: unknown) => !(isPatchbayError(e) && !e.retryable);
 
 /** A JSON-safe record of an error for dead letters and retries. */
@@ -240,6 +262,10 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const logger = options.logger ?? silentLogger;
   const transport = options.transport ?? localTransport(store, { clock, logger });
   const source = options.source ?? "/patchbay";
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 1) {
+    throw new InvalidArgumentError("maxMessageBytes must be a positive integer (bytes)", "maxMessageBytes");
+  }
   const catalogue = new Map<string, AnyEventDefinition>();
   for (const def of options.events ?? []) catalogue.set(def.type, def);
   const subscriptions: Subscription[] = [];
@@ -276,8 +302,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
         },
         clock,
       );
-      const go = (event: CloudEvent<T>) =>
-        send(event, {
+      const go = (event: CloudEvent<T>) => {
+        const message: TransportMessage = {
           id: event.id,
           type: event.type,
           key: opts.key,
@@ -286,7 +312,14 @@ export function createEventBus(options: EventBusOptions): EventBus {
           headers: { ...opts.headers, ...carrier },
           // An id we made is sent once by this call (the outbox does not store this flag).
           fresh: opts.id === undefined,
-        });
+        };
+        // A UTF-8 byte is at most 3 per UTF-16 unit: most messages are under the limit at a glance.
+        if (3 * message.body.length > maxMessageBytes) {
+          const size = messageBytes(message);
+          if (size > maxMessageBytes) throw new MessageTooLargeError(event.type, size, maxMessageBytes);
+        }
+        return send(event, message);
+      };
       return built instanceof Promise ? built.then(go) : go(built);
     });
   }

@@ -418,6 +418,40 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(letter!.error).toMatchObject({ code: "ENVELOPE_INVALID", attribute: "type" });
     });
 
+    it("refuses a message over the size limit with MESSAGE_TOO_LARGE (publish and tx.publish), nothing published", async () => {
+      const b = bus({ maxMessageBytes: 4096 });
+      const seen: string[] = [];
+      b.subscribe(OrderCreated, { group: "g" }, (e) => void seen.push(e.data.orderId.slice(0, 5)));
+      await b.start();
+      const big = { orderId: `big-${"x".repeat(5000)}`, qty: 1 };
+      const error = await b.publish(OrderCreated, big).catch((e: unknown) => e);
+      expect(isPatchbayError(error, "MESSAGE_TOO_LARGE")).toBe(true);
+      expect(error).toMatchObject({ limit: 4096, type: "order.created", retryable: false });
+      expect((error as { size: number }).size).toBeGreaterThan(5000);
+      const inTx = await b
+        .transaction(async (tx) => {
+          await tx.query(`INSERT INTO orders (id) VALUES (${db.p(1)})`, ["with-big-event"]);
+          await tx.publish(OrderCreated, big);
+        })
+        .catch((e: unknown) => e);
+      expect(isPatchbayError(inTx, "MESSAGE_TOO_LARGE")).toBe(true);
+      expect(await count("SELECT COUNT(*) AS n FROM orders")).toBe(0);
+      // Just under the limit goes through.
+      await b.publish(OrderCreated, { orderId: `small${"y".repeat(3000)}`, qty: 1 });
+      await until(() => seen.length === 1, 10_000, "the small event");
+      await new Promise((r) => setTimeout(r, 200));
+      expect(seen).toEqual(["small"]);
+    });
+
+    it("refuses a 2 MiB message by default (the limit is 1 MiB)", async () => {
+      const b = bus();
+      await b.start();
+      const error = await b
+        .publish(OrderCreated, { orderId: "z".repeat(2 * 1024 * 1024), qty: 1 })
+        .catch((e: unknown) => e);
+      expect(isPatchbayError(error, "MESSAGE_TOO_LARGE") && error.limit).toBe(1024 * 1024);
+    });
+
     it("tx.publish commits with the business write, or not at all", async () => {
       const b = bus();
       const seen: string[] = [];
