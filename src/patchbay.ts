@@ -29,6 +29,8 @@ export interface PatchbayOptions {
   events?: readonly AnyEventDefinition[];
   /** CloudEvents `source` of published events. Default `/patchbay`. */
   source?: string;
+  /** The largest message the bus publishes, in bytes (see `EventBusOptions.maxMessageBytes`). Default 1 MiB. */
+  maxMessageBytes?: number;
   clock?: Clock;
   logger?: Logger;
 }
@@ -81,6 +83,7 @@ export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
     logger,
     ...(options.events ? { events: options.events } : {}),
     ...(options.source ? { source: options.source } : {}),
+    ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
   });
   let stopping: Promise<void> | undefined;
   let sagaRunner: SagaRunner | undefined;

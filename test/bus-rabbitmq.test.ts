@@ -4,9 +4,13 @@
  */
 import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
-import { inject } from "vitest";
+import { describe, expect, inject, it } from "vitest";
+import { z } from "zod";
 import { topologyNames } from "../src/adapters/rabbitmq/topology.js";
+import { createEventBus } from "../src/bus/bus.js";
+import { defineEvent } from "../src/core/events.js";
 import { defineBusConformance } from "./conformance/bus.js";
+import { until } from "./conformance/transport.js";
 import { isolatedBroker } from "./support/rabbitmq.js";
 import { postgresDatabase, sqliteDatabase } from "./support/stores.js";
 
@@ -59,3 +63,57 @@ if (mq.reachable) {
 } else {
   console.log(`Event bus on RabbitMQ skipped: unreachable at ${mq.where}`);
 }
+
+describe.runIf(mq.reachable)("event bus on RabbitMQ: a message from another producer", () => {
+  const OrderCreated = defineEvent("order.created", {
+    version: 1,
+    schema: z.object({ orderId: z.string(), qty: z.number().int().positive() }),
+  });
+
+  it("routed by the key order.created but typed evil.other (property and envelope) never reaches the handler", async () => {
+    const broker = isolatedBroker(mq.url);
+    const db = sqliteDatabase();
+    const store = db.make();
+    await store.open();
+    const bus = createEventBus({ store, transport: broker.make(), events: [OrderCreated] });
+    const seen: unknown[] = [];
+    bus.subscribe(OrderCreated, { group: "inventory" }, (e) => void seen.push(e.data));
+    try {
+      await bus.start();
+      // A producer that bypasses Patchbay: the routing key says one type, the message another.
+      const conn = await amqp.connect(mq.url);
+      try {
+        const ch = await conn.createConfirmChannel();
+        const body = JSON.stringify({
+          specversion: "1.0",
+          id: "forged-2",
+          source: "/x",
+          type: "evil.other",
+          data: { drop: "tables", qty: "lots" },
+        });
+        ch.publish(topologyNames(broker.prefix).exchange, "order.created", Buffer.from(body), {
+          messageId: "forged-2",
+          type: "evil.other",
+          persistent: true,
+        });
+        await ch.waitForConfirms();
+        await ch.close();
+      } finally {
+        await conn.close();
+      }
+      await until(
+        async () => (await bus.deadLetters.count({ group: "inventory" })) === 1,
+        10_000,
+        "a dead letter",
+      );
+      const [letter] = await bus.deadLetters.list({ group: "inventory" });
+      expect(letter!.error).toMatchObject({ code: "ENVELOPE_INVALID", attribute: "type" });
+      expect(seen).toEqual([]);
+    } finally {
+      await bus.stop({ timeout: "5s" });
+      await store.close();
+      await db.cleanup();
+      await broker.cleanup();
+    }
+  });
+});

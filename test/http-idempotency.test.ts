@@ -9,7 +9,7 @@ import express from "express";
 import Fastify from "fastify";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { idempotencyKey, idempotencyKeyFastify } from "../src/http/index.js";
-import type { IdempotencyKeyOptions } from "../src/http/idempotency.js";
+import { requestFingerprint, type IdempotencyKeyOptions } from "../src/http/idempotency.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 import { FakeClock } from "../src/testing/fake-clock.js";
 import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
@@ -226,6 +226,46 @@ for (const [dbName, makeDb] of databases) {
         const bob = await post(url, { qty: 1 }, { "idempotency-key": "k-4", "x-client": "bob" });
         expect(bob.headers.get("idempotent-replayed")).toBeNull();
         expect(orders.executions).toBe(2);
+      });
+
+      it("a handler that outlives its lease keeps its key: a retry meanwhile gets 409, never a second run", async () => {
+        const url = await start({ lease: "1s" });
+        orders.delayMs = 2500;
+        const headers = { "idempotency-key": "k-slow" };
+        const first = post(url, { qty: 1 }, headers);
+        await new Promise((r) => setTimeout(r, 1500));
+        const during = await post(url, { qty: 1 }, headers);
+        expect(during.status).toBe(409);
+        expect(during.headers.get("retry-after")).toBe("1");
+        const done = await first;
+        expect(done.status).toBe(201);
+        const body = await done.text();
+        const after = await post(url, { qty: 1 }, headers);
+        expect(after.headers.get("idempotent-replayed")).toBe("true");
+        expect(await after.text()).toBe(body);
+        expect(orders.executions).toBe(1);
+      });
+
+      it("a key whose holder is gone (no one renews it) is taken over once its lease has passed", async () => {
+        const url = await start({ lease: "1s" });
+        // A process that claimed the key and died: nothing renews its lease.
+        const dead = db.make();
+        await dead.open();
+        cleanups.push(() => dead.close());
+        const fingerprint = requestFingerprint("POST", "/orders", { qty: 1 });
+        const claim = await dead.idempotency.claim({
+          scope: "anonymous",
+          key: "k-dead",
+          fingerprint,
+          lease: "1s",
+        });
+        expect(claim.outcome).toBe("claimed");
+        expect((await post(url, { qty: 1 }, { "idempotency-key": "k-dead" })).status).toBe(409);
+        await new Promise((r) => setTimeout(r, 1100));
+        const taken = await post(url, { qty: 1 }, { "idempotency-key": "k-dead" });
+        expect(taken.status).toBe(201);
+        expect(taken.headers.get("idempotent-replayed")).toBeNull();
+        expect(orders.executions).toBe(1);
       });
 
       it("a stored response is replayed until its ttl, then the key runs afresh", async () => {

@@ -1,7 +1,13 @@
 /**
  * The reference shop end to end: the shop runs as its own process, the load driver drives it
  * with failures injected and checks the invariants. One run SIGKILLs the shop mid-load and
- * restarts it; the invariants must still hold.
+ * restarts it, and a full payment outage opens the provider's circuit breaker; the invariants
+ * must still hold.
+ *
+ * Enough orders to keep sagas waiting on a breaker that opens, probes and opens again: with 60,
+ * a saga that retried at once on a half-open refusal (retryAfterMs 0) went unseen; with these,
+ * that bug leaves hundreds of orders stuck. `SHOP_E2E_CPU_HOG=1` runs a busy loop in a child
+ * process beside the shop (a busy machine), for a run by hand.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from "node:fs";
@@ -78,6 +84,14 @@ async function startShop(cwd: string, env: Record<string, string>): Promise<Runn
   return shop;
 }
 
+const ORDERS = 300;
+/** Seconds of the payment outage, from a third of the orders on. */
+const OUTAGE_S = 8;
+
+/** How many orders the load driver says it has placed so far. */
+const placedSoFar = (output: string) =>
+  Math.max(0, ...[...output.matchAll(/orders placed .*? (\d+)\/\d+/g)].map((m) => Number(m[1])));
+
 const cases: Array<[string, () => Promise<{ env: Record<string, string>; cleanup(): Promise<void> }>]> = [
   [
     "embedded (SQLite, local transport)",
@@ -138,6 +152,12 @@ for (const [name, backend] of cases) {
       const env = db.env;
       cleanups.push(() => db.cleanup());
 
+      if (process.env.SHOP_E2E_CPU_HOG === "1") {
+        const hog = spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" });
+        cleanups.push(() => {
+          hog.kill("SIGKILL");
+        });
+      }
       let shop = await startShop(cwd, env);
       cleanups.push(() => {
         shop.proc.kill("SIGKILL");
@@ -146,7 +166,9 @@ for (const [name, backend] of cases) {
         "load.ts",
         [
           "--orders",
-          "60",
+          String(ORDERS),
+          "--outage",
+          String(OUTAGE_S),
           "--users",
           "6",
           "--payment-failure",
@@ -164,8 +186,8 @@ for (const [name, backend] of cases) {
       });
       // Kill the shop for real while orders are being placed and processed, then start it again.
       await until(
-        () => /orders placed .* (1\d|[2-9]\d)\/60/.test(load.output()) || load.proc.exitCode !== null,
-        60_000,
+        () => placedSoFar(load.output()) >= ORDERS / 10 || load.proc.exitCode !== null,
+        90_000,
         "orders in flight",
       );
       shop.proc.kill("SIGKILL");
@@ -184,7 +206,7 @@ for (const [name, backend] of cases) {
       };
       expect(summary.failures, load.output().slice(-3000)).toEqual([]);
       expect(code).toBe(0);
-      expect(summary.orders).toBeGreaterThanOrEqual(60);
+      expect(summary.orders).toBeGreaterThanOrEqual(ORDERS);
       expect(summary.stuck).toBe(0);
 
       expect(shop.output()).toContain(
@@ -196,6 +218,6 @@ for (const [name, backend] of cases) {
       shop.proc.kill("SIGTERM");
       expect(await shop.exited).toBe(0);
       expect(shop.output()).toContain("stopped cleanly");
-    }, 240_000);
+    }, 360_000);
   });
 }

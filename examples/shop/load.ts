@@ -31,6 +31,9 @@ const { values } = parseArgs({
     url: { type: "string" },
     timeout: { type: "string", default: "600" },
     json: { type: "boolean", default: false },
+    // Seconds of a full payment outage (every payment request fails) once a third of the orders
+    // are placed: the provider's breaker opens, probes, opens again — the sagas must ride it out.
+    outage: { type: "string", default: "0" },
   },
 });
 
@@ -46,6 +49,7 @@ const ORDERS = num(values.orders, "orders");
 const USERS = Math.max(1, num(values.users, "users"));
 const CONCURRENCY = Math.max(1, num(values.concurrency, "concurrency"));
 const DECLINE = num(values.decline, "decline", 1);
+const OUTAGE_MS = num(values.outage, "outage", 3600) * 1000;
 /** The shop's URL: --url, else .patchbay/shop.json — read again on every connection failure,
  * so a restarted shop (on another port) is found. */
 function shopUrl(): string {
@@ -112,10 +116,24 @@ async function call<T>(
 }
 
 async function main(): Promise<number> {
-  await call("POST", "/api/admin/chaos", {
+  const chaos = {
     paymentFailure: num(values["payment-failure"], "payment-failure", 1),
     emailFailure: num(values["email-failure"], "email-failure", 1),
-  });
+  };
+  await call("POST", "/api/admin/chaos", chaos);
+  let outage: Promise<void> | undefined;
+  const startOutage = () => {
+    if (outage) return;
+    outage = (async () => {
+      process.stderr.write(`payment outage for ${OUTAGE_MS / 1000} s\n`);
+      await call("POST", "/api/admin/chaos", { paymentFailure: 1 });
+      await new Promise((r) => setTimeout(r, OUTAGE_MS));
+      await call("POST", "/api/admin/chaos", chaos);
+      process.stderr.write("payment outage over\n");
+    })();
+    // Awaited after the orders are placed; until then, a failure must not count as unhandled.
+    outage.catch(() => undefined);
+  };
   const run = Date.now().toString(36);
   const users: string[] = [];
   for (let i = 0; i < USERS; i++) {
@@ -140,6 +158,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   const worker = async () => {
     for (let n = placed++; n < ORDERS; n = placed++) {
+      if (OUTAGE_MS > 0 && n >= ORDERS / 3) startOutage();
       const items = [{ sku: skus[n % skus.length]!, qty: 1 + (n % 3), price: 250 + (n % 7) * 100 }];
       // Every request carries an Idempotency-Key and is sent twice: the retry must not create a second order.
       const key = `load-${run}-${n}`;
@@ -158,6 +177,7 @@ async function main(): Promise<number> {
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  await outage;
   if (tty) process.stderr.write("\n");
 
   // Wait for every order to settle.

@@ -39,6 +39,16 @@ export async function startPaymentProvider(options: ProviderOptions): Promise<Pr
     `CREATE TABLE IF NOT EXISTS charges (id TEXT PRIMARY KEY, order_id TEXT NOT NULL, amount INTEGER NOT NULL,
        status TEXT NOT NULL, refunded_at BIGINT, created_at BIGINT NOT NULL)`,
   );
+  // The charge carries its Idempotency-Key, unique: the middleware's record and the charge are
+  // two writes, so a provider killed between them (charged, response not yet recorded) would
+  // charge again when a retry takes the key over. The key on the charge makes that retry find it.
+  await store.query(`ALTER TABLE charges ADD COLUMN idempotency_key TEXT`).catch(() => undefined);
+  await store.query(`CREATE UNIQUE INDEX IF NOT EXISTS charges_idempotency_key ON charges (idempotency_key)`);
+  // An order once refunded takes no new charge: a charge request still queued here when the shop
+  // gave up on it and refunded (its client timed out long before) must not take money afterwards.
+  await store.query(
+    `CREATE TABLE IF NOT EXISTS refunded_orders (order_id TEXT PRIMARY KEY, refunded_at BIGINT NOT NULL)`,
+  );
   const app = express();
   app.use(express.json());
   // Every mutation needs a key: a retry of a charge must never charge again.
@@ -72,20 +82,33 @@ export async function startPaymentProvider(options: ProviderOptions): Promise<Pr
       res.status(402).json({ error: "card_declined" });
       return;
     }
-    const id = `ch_${uuidv7()}`;
+    const key = req.get("idempotency-key") ?? "";
     store
       .query(
-        q(`INSERT INTO charges (id, order_id, amount, status, created_at) VALUES (?, ?, ?, 'succeeded', ?)`),
-        [id, orderId, amount, Date.now()],
+        q(
+          `INSERT INTO charges (id, order_id, amount, status, created_at, idempotency_key)
+           SELECT ?, ?, ?, 'succeeded', ?, ? WHERE NOT EXISTS (SELECT 1 FROM refunded_orders WHERE order_id = ?)
+           ON CONFLICT (idempotency_key) DO NOTHING`,
+        ),
+        [`ch_${uuidv7()}`, orderId, amount, Date.now(), key, orderId],
       )
       .then(async () => {
+        const [charge] = (
+          await store.query<{ id: string }>(q(`SELECT id FROM charges WHERE idempotency_key = ?`), [key])
+        ).rows;
+        if (!charge) {
+          res.status(409).json({ error: "order_refunded" });
+          return;
+        }
         // Charged, then the answer comes too late: the caller times out and retries with the same key.
         if (outcome === "slow") await new Promise((r) => setTimeout(r, options.slowMs ?? 3000));
-        res.status(201).json({ id, status: "succeeded", amount });
-      }, next);
+        res.status(201).json({ id: charge.id, status: "succeeded", amount });
+      })
+      .catch(next);
   });
 
-  // Refunds every succeeded charge of an order (idempotent: refunding twice changes nothing).
+  // Refunds every succeeded charge of an order and closes it to new charges (idempotent:
+  // refunding twice changes nothing).
   app.post("/refunds", (req, res, next) => {
     const { orderId } = req.body as { orderId?: string };
     if (typeof orderId !== "string") {
@@ -93,13 +116,22 @@ export async function startPaymentProvider(options: ProviderOptions): Promise<Pr
       return;
     }
     if (misbehave(res) === "done") return;
+    const now = Date.now();
     store
-      .query(
-        q(
-          `UPDATE charges SET status = 'refunded', refunded_at = ? WHERE order_id = ? AND status = 'succeeded'`,
-        ),
-        [Date.now(), orderId],
-      )
+      .transaction(async (tx) => {
+        await tx.query(
+          q(
+            `INSERT INTO refunded_orders (order_id, refunded_at) VALUES (?, ?) ON CONFLICT (order_id) DO NOTHING`,
+          ),
+          [orderId, now],
+        );
+        return tx.query(
+          q(
+            `UPDATE charges SET status = 'refunded', refunded_at = ? WHERE order_id = ? AND status = 'succeeded'`,
+          ),
+          [now, orderId],
+        );
+      })
       .then((r) => res.status(201).json({ orderId, refunded: r.rowCount }), next);
   });
 

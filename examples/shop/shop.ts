@@ -4,6 +4,7 @@
  */
 import { mkdirSync } from "node:fs";
 import {
+  createLogger,
   createPatchbay,
   createSagaRunner,
   createWebhooks,
@@ -63,8 +64,11 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     : sqlite({ file: `${dir}/patchbay.db` }); // the CLI's default: `npx patchbay status` just works
   // How long work claimed by a process that died waits before another takes it over.
   const lease = options.lease ?? "30s";
+  // One logger for the bus and the sagas: a saga step refused by an open breaker says so (warn).
+  const logger = createLogger({ name: "shop" });
   const pb = createPatchbay({
     store,
+    logger,
     events: shopEvents,
     source: "/shop",
     localTransport: { lease },
@@ -95,7 +99,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     void store.state.set("breaker/payments", breaker.toJSON()).catch(() => undefined);
   });
   await store.state.set("breaker/payments", breaker?.toJSON() ?? { state: "closed" });
-  const sagas = createSagaRunner({ store, bus: pb.bus, concurrency: 16, lease });
+  const sagas = createSagaRunner({ store, bus: pb.bus, concurrency: 16, lease, logger });
   const orders = sagas.saga(defineOrderSaga({ payments, q: sqlFor(store) }));
   // The saga starts in the consumer's transaction: exactly one saga per order, whatever the redeliveries.
   pb.subscribe(OrderCreated, { group: "order-saga", concurrency: 4 }, async (event, { tx }) => {

@@ -9,17 +9,18 @@ import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { decodeStructured, type CloudEvent } from "../core/envelope.js";
 import { serializeStructured } from "../core/envelope-structured.js";
-import { InvalidArgumentError, isPatchbayError, PatchbayError } from "../core/errors.js";
+import { EnvelopeError, InvalidArgumentError, isPatchbayError, PatchbayError } from "../core/errors.js";
 import { syncFirst, type EventDefinition, type ToEnvelopeOptions } from "../core/events.js";
 import { invoke } from "../core/invoke.js";
 import { settleBy } from "../core/settle-by.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { exponential, type Backoff } from "../resilience/backoff.js";
 import { bulkhead, type BulkheadPolicy } from "../resilience/bulkhead.js";
+import { retryAfterMsOf, retryWait } from "../resilience/classify.js";
 import type { StoreTx } from "../store/contracts.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { createDeadLetters, type DeadLetters } from "./dead-letters.js";
-import { BusError, DeadLetterError } from "./errors.js";
+import { BusError, DeadLetterError, MessageTooLargeError } from "./errors.js";
 import { createInbox } from "./inbox.js";
 import { localTransport } from "./local-transport.js";
 import { createOutbox } from "./outbox.js";
@@ -42,6 +43,12 @@ export interface EventBusOptions {
   events?: readonly AnyEventDefinition[];
   /** CloudEvents `source` of published events. Default `/patchbay`. */
   source?: string;
+  /**
+   * The largest message `publish` and `tx.publish` accept, in bytes: the serialized CloudEvent
+   * plus its headers, UTF-8. A larger one is refused with `MESSAGE_TOO_LARGE` and nothing is
+   * published. Default {@link DEFAULT_MAX_MESSAGE_BYTES} (1 MiB).
+   */
+  maxMessageBytes?: number;
   /** How long processed message ids are remembered by the inbox. Default 7 days. */
   inboxRetention?: Duration;
   clock?: Clock;
@@ -217,6 +224,22 @@ const GROUP = /^[A-Za-z0-9_.-]{1,100}$/;
 /** A store failure that says nothing about the letter: down, busy, or closed by a shutdown. */
 const unreachable = (e: unknown) => isPatchbayError(e) && (e.retryable || e.code === "STORE_CLOSED");
 
+/**
+ * The default `maxMessageBytes`: 1 MiB. Large enough for any event that describes something, small
+ * enough to stay clear of every transport's own ceiling (NATS's default payload limit is 1 MiB) and
+ * to keep a queue table, a prefetch window or a dead-letter listing from carrying blobs; put large
+ * content in storage and publish a reference to it.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** The size of a message as {@link EventBusOptions.maxMessageBytes} counts it. */
+function messageBytes(m: TransportMessage): number {
+  let size = Buffer.byteLength(m.body, "utf8");
+  for (const name in m.headers)
+    size += Buffer.byteLength(name, "utf8") + Buffer.byteLength(m.headers[name]!, "utf8");
+  return size;
+}
+
 const defaultRetryOn = (e: unknown) => !(isPatchbayError(e) && !e.retryable);
 
 /**
@@ -231,6 +254,16 @@ function errorRecord(e: unknown): Record<string, unknown> {
   if (e instanceof Error)
     return { name: e.name, message: e.message, stack: e.stack?.split("\n").slice(0, 8).join("\n") };
   return { name: "NonError", message: String(e) };
+}
+
+/** A delivery whose envelope type is not the type it was routed by (or not one its group takes). */
+function typeMismatch(sub: Subscription, delivery: Delivery, event: CloudEvent): EnvelopeError {
+  return new EnvelopeError(
+    event.type === delivery.message.type
+      ? `message ${delivery.message.id} has type ${event.type}, which group ${sub.group} does not subscribe to`
+      : `message ${delivery.message.id} was routed as ${delivery.message.type} but its envelope says ${event.type}`,
+    "type",
+  );
 }
 
 /**
@@ -250,6 +283,10 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const logger = options.logger ?? silentLogger;
   const transport = options.transport ?? localTransport(store, { clock, logger });
   const source = options.source ?? "/patchbay";
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 1) {
+    throw new InvalidArgumentError("maxMessageBytes must be a positive integer (bytes)", "maxMessageBytes");
+  }
   const catalogue = new Map<string, AnyEventDefinition>();
   for (const def of options.events ?? []) catalogue.set(def.type, def);
   const subscriptions: Subscription[] = [];
@@ -291,8 +328,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
         },
         clock,
       );
-      const go = (event: CloudEvent<T>) =>
-        send(event, {
+      const go = (event: CloudEvent<T>) => {
+        const message: TransportMessage = {
           id: event.id,
           type: event.type,
           key: opts.key,
@@ -301,7 +338,14 @@ export function createEventBus(options: EventBusOptions): EventBus {
           headers: { ...opts.headers, ...carrier },
           // An id we made is sent once by this call (the outbox does not store this flag).
           fresh: opts.id === undefined,
-        });
+        };
+        // A UTF-8 byte is at most 3 per UTF-16 unit: most messages are under the limit at a glance.
+        if (3 * message.body.length > maxMessageBytes) {
+          const size = messageBytes(message);
+          if (size > maxMessageBytes) throw new MessageTooLargeError(event.type, size, maxMessageBytes);
+        }
+        return send(event, message);
+      };
       return built instanceof Promise ? built.then(go) : go(built);
     });
   }
@@ -550,6 +594,10 @@ export function createEventBus(options: EventBusOptions): EventBus {
     let event: CloudEvent;
     try {
       event = decodeStructured(delivery.message.body);
+      // Routing went by the transport's type, the schema goes by the envelope's: they must agree,
+      // or a handler would run on data no schema checked.
+      if (event.type !== delivery.message.type || !sub.matches(event.type))
+        throw typeMismatch(sub, delivery, event);
       const def = catalogue.get(event.type);
       // decodeStructured returned a fresh object: the decoded data replaces the raw in place.
       if (def) {
@@ -580,22 +628,28 @@ export function createEventBus(options: EventBusOptions): EventBus {
     // cut short), its message is unfinished work: back to the queue, not a retry or a dead letter.
     if (closing.signal.aborted) return handBack(sub, delivery, lastError);
     if (sub.retryOn(lastError) && delivery.attempt < sub.attempts) {
-      const delay = sub.backoff.delay(delivery.attempt, undefined, Math.random);
+      const backoff = sub.backoff.delay(delivery.attempt, undefined, Math.random);
+      const waited = retryWait(backoff, retryAfterMsOf(lastError));
+      // An endless hint (a breaker isolated by hand) must not park the message: the backoff then.
+      const delay = Number.isFinite(waited) ? waited : retryWait(backoff, undefined);
       await delivery.retry(delay, {
         firstFailedAt: delivery.failure?.firstFailedAt ?? clock.now(),
         error: errorRecord(lastError),
       });
       busMetrics.retried.add(1, sub.attributes.group);
-      logger.info(
-        {
-          group: sub.group,
-          messageId: delivery.message.id,
-          attempt: delivery.attempt,
-          delayMs: delay,
-          err: lastError,
-        },
-        "patchbay bus: handler failed; retrying later",
-      );
+      const fields = {
+        group: sub.group,
+        messageId: delivery.message.id,
+        attempt: delivery.attempt,
+        delayMs: delay,
+        err: lastError,
+      };
+      if (isPatchbayError(lastError, "CIRCUIT_OPEN")) {
+        logger.warn(
+          { ...fields, breaker: lastError.state, maxAttempts: sub.attempts },
+          "patchbay bus: handler refused by an open circuit breaker; an attempt is spent, retrying later",
+        );
+      } else logger.info(fields, "patchbay bus: handler failed; retrying later");
       return;
     }
     await deadLetter(sub, delivery, lastError);

@@ -59,6 +59,27 @@ export class DeadLetterError extends PatchbayError {
   }
 }
 
+/**
+ * A message is larger than the bus accepts (its `maxMessageBytes`): its serialized CloudEvent plus
+ * its headers, in UTF-8 bytes. Not retryable: the same message will not get smaller.
+ */
+export class MessageTooLargeError extends PatchbayError {
+  constructor(
+    /** The event type of the refused message. */
+    readonly type: string,
+    /** The message's size in bytes. */
+    readonly size: number,
+    /** The bus's limit in bytes. */
+    readonly limit: number,
+  ) {
+    super(
+      "MESSAGE_TOO_LARGE",
+      `a ${type} message of ${size} bytes is over the bus's limit of ${limit} bytes (maxMessageBytes); nothing was published`,
+      { retryable: false },
+    );
+  }
+}
+
 declare module "../core/errors.js" {
   interface PatchbayErrorCodes {
     BUS_ALREADY_STARTED: BusError;
@@ -67,5 +88,6 @@ declare module "../core/errors.js" {
     PUBLISH_FAILED: PublishError;
     MESSAGE_UNDECODABLE: UndecodableMessageError;
     DEAD_LETTER_FAILED: DeadLetterError;
+    MESSAGE_TOO_LARGE: MessageTooLargeError;
   }
 }

@@ -1,6 +1,7 @@
 /** The event bus: publish/subscribe with groups, outbox, inbox, delayed retries, dead letters. */
 export {
   createEventBus,
+  DEFAULT_MAX_MESSAGE_BYTES,
   type BusTx,
   type EventBus,
   type EventBusOptions,
@@ -12,7 +13,7 @@ export {
   type SubscriptionRetry,
 } from "./bus.js";
 export type { DeadLetter, DeadLetterFilter, DeadLetters } from "./dead-letters.js";
-export { BusError, PublishError } from "./errors.js";
+export { BusError, MessageTooLargeError, PublishError } from "./errors.js";
 export { localTransport, type LocalTransportOptions } from "./local-transport.js";
 export { assertPattern, compilePattern } from "./patterns.js";
 export type {

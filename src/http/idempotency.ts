@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import type { Duration } from "../core/duration.js";
 import { toMs } from "../core/duration.js";
-import { InvalidArgumentError } from "../core/errors.js";
+import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
 import type { IdempotencyRef, IdempotencyStore } from "../store/contracts.js";
 
 /** Options of the `Idempotency-Key` middleware. */
@@ -22,7 +22,13 @@ export interface IdempotencyKeyOptions {
   header?: string;
   /** How long a completed response is replayed. Default 24 h. */
   ttl?: Duration;
-  /** How long a request in progress holds its key before a retry may take over (the holder is presumed dead). Default 60 s. */
+  /**
+   * How long a request in progress holds its key without a sign of life. While its handler runs,
+   * the holder renews the lease every third of it (a heartbeat), so a slow handler keeps its key
+   * and a retry meanwhile gets 409; only a holder that stopped renewing (its process died) is taken
+   * over, once the lease has passed since its last renewal — or a handler still running when the
+   * record's `ttl` ends. Default 60 s.
+   */
   lease?: Duration;
   /** Response headers stored and replayed along with status and body. */
   replayHeaders?: readonly string[];
@@ -140,6 +146,42 @@ function parseKey(raw: string): string | undefined {
   return key;
 }
 
+/**
+ * Renews a held key's lease every third of it until stopped: the holder's sign of life. A renewal
+ * that finds the key no longer held (`IDEMPOTENCY_NOT_OWNER`) ends the heartbeat; any other failure
+ * (the store briefly unreachable) is tried again at the next beat, while the lease still runs.
+ */
+function startHeartbeat(records: IdempotencyStore, ref: IdempotencyRef, token: string, lease: number) {
+  const every = Math.max(1, Math.floor(lease / 3));
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let beating: Promise<void> = Promise.resolve();
+  const beat = () => {
+    beating = records.renew(ref, token, lease).then(
+      () => {
+        if (!stopped) schedule();
+      },
+      (e: unknown) => {
+        if (!stopped && !isPatchbayError(e, "IDEMPOTENCY_NOT_OWNER")) schedule();
+      },
+    );
+  };
+  const schedule = () => {
+    timer = setTimeout(beat, every);
+    // A beat must not keep the process alive on its own.
+    timer.unref();
+  };
+  schedule();
+  return {
+    /** Stops beating and waits for a renewal in flight, so it cannot land after the outcome. */
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await beating;
+    },
+  };
+}
+
 /** Builds the decision function shared by the Node/Express and Fastify adapters. */
 export function createIdempotencyGate(options: IdempotencyKeyOptions) {
   if (!options?.store?.idempotency) {
@@ -204,9 +246,11 @@ export function createIdempotencyGate(options: IdempotencyKeyOptions) {
     }
     const token = claim.token;
     let settled = false;
+    const heartbeat = startHeartbeat(records, ref, token, lease);
     const release = async () => {
       if (settled) return;
       settled = true;
+      await heartbeat.stop();
       await records.release(ref, token);
     };
     return {
@@ -228,6 +272,7 @@ export function createIdempotencyGate(options: IdempotencyKeyOptions) {
           else if (Array.isArray(value)) headers[name] = value.map(String).join(", ");
         }
         settled = true;
+        await heartbeat.stop();
         await records.complete<StoredResponse>(ref, token, {
           status: response.status,
           headers,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { NonRetryableError, PatchbayError, SchemaValidationError } from "../core/errors.js";
 import { BulkheadRejectedError, CircuitOpenError, TimeoutError } from "./errors.js";
-import { isRetryableError, retryAfterMsOf } from "./classify.js";
+import { isRetryableError, retryAfterMsOf, retryWait } from "./classify.js";
 
 const withCode = (code: string, message = code) => Object.assign(new Error(message), { code });
 const fetchFailed = (cause: unknown) => new TypeError("fetch failed", { cause });
@@ -94,5 +94,22 @@ describe("retryAfterMsOf", () => {
     expect(retryAfterMsOf(Object.assign(new Error("x"), { retryAfterMs: Number.NaN }))).toBeUndefined();
     expect(retryAfterMsOf(undefined)).toBeUndefined();
     expect(retryAfterMsOf("x")).toBeUndefined();
+  });
+});
+
+describe("retryWait", () => {
+  it("stretches the backoff to a longer hint and never lets a hint shorten it", () => {
+    expect(retryWait(1_000, undefined)).toBe(1_000);
+    expect(retryWait(1_000, 7_000)).toBe(7_000);
+    // A half-open breaker's 0, a short Retry-After, a date in the past: the backoff stands.
+    expect(retryWait(1_000, 0)).toBe(1_000);
+    expect(retryWait(1_000, 300)).toBe(1_000);
+    expect(retryWait(1_000, -5_000)).toBe(1_000);
+  });
+
+  it("passes an endless hint on for the caller to decide, and reads a broken backoff as 0", () => {
+    expect(retryWait(1_000, Number.POSITIVE_INFINITY)).toBe(Number.POSITIVE_INFINITY);
+    expect(retryWait(Number.NaN, undefined)).toBe(0);
+    expect(retryWait(-3, 200)).toBe(200);
   });
 });

@@ -68,11 +68,34 @@ function hasNetworkCode(e: object, depth: number): boolean {
 
 /**
  * The wait an error asks for before the next attempt, in ms: its numeric `retryAfterMs` field
- * (an HTTP client sets it from a `Retry-After` header), or `undefined`. May be negative for a
- * `Retry-After` date in the past; {@link retry} treats that as 0.
+ * (an HTTP client sets it from a `Retry-After` header, a circuit breaker from its open time), or
+ * `undefined`. May be negative for a `Retry-After` date in the past, and 0 from a half-open
+ * breaker: read it through {@link retryWait}, which never lets a hint shorten the backoff.
  */
 export function retryAfterMsOf(e: unknown): number | undefined {
   if (typeof e !== "object" || e === null) return undefined;
   const value = (e as { retryAfterMs?: unknown }).retryAfterMs;
   return typeof value === "number" && !Number.isNaN(value) ? value : undefined;
+}
+
+/**
+ * The wait before the next attempt: the backoff's own delay, stretched to the hint when the hint
+ * asks for longer — the one rule every retry loop follows (`retry()`, saga steps, bus redeliveries,
+ * webhook attempts, the HTTP client).
+ *
+ * A hint is a floor, never a shortcut. A half-open breaker refuses with `retryAfterMs: 0` ("a probe
+ * is in flight, no telling when it ends"), and a `Retry-After` in the past reads as 0 or less: a
+ * loop that obeyed those would retry at once, and a busy one would spend every attempt in seconds.
+ * An open breaker's hint (the time until it lets a probe through) keeps the caller away until the
+ * breaker can admit a call.
+ *
+ * Returns `Infinity` for an endless hint (a breaker isolated by hand): the caller decides whether
+ * that means giving up or falling back to the backoff. A missing, NaN or non-positive hint leaves
+ * the backoff as it is.
+ *
+ * @example retryWait(backoff.delay(attempt, previous, random), retryAfterMsOf(error))
+ */
+export function retryWait(backoffMs: number, hintMs: number | undefined): number {
+  const backoff = Number.isFinite(backoffMs) && backoffMs > 0 ? backoffMs : 0;
+  return hintMs !== undefined && hintMs > backoff ? hintMs : backoff;
 }

@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { isPatchbayError } from "../core/errors.js";
 import { FakeClock } from "../testing/fake-clock.js";
 import { constant, exponential } from "./backoff.js";
+import { circuitBreaker } from "./breaker.js";
 import { retryBudget } from "./budget.js";
+import { consecutive } from "./consecutive.js";
 import { CircuitOpenError, TimeoutError } from "./errors.js";
 import { retry, type GiveUpEvent, type RetryEvent } from "./retry.js";
 
@@ -169,14 +171,55 @@ describe("retry", () => {
     expect(retries.map((r) => [r.attempt, r.delayMs])).toEqual([[1, 7_000]]);
   });
 
-  it("treats a Retry-After in the past as no wait", async () => {
+  it("never lets a Retry-After shorter than the backoff (or in the past) shorten the wait", async () => {
     const clock = new FakeClock(0);
+    const delays: number[] = [];
+    const policy = retry({ maxAttempts: 3, backoff: constant("2s"), clock });
+    policy.onRetry((e) => delays.push(e.delayMs));
     let calls = 0;
-    const value = await retry({ backoff: constant("1h"), clock }).execute(() => {
-      if (++calls === 1) throw http(503, -2_000);
-      return clock.now();
+    const result = observe(
+      policy.execute(() => {
+        calls++;
+        if (calls === 1) throw http(503, -2_000);
+        if (calls === 2) throw http(429, 500);
+        return clock.now();
+      }),
+    );
+    await clock.advance(4_000);
+    expect(result.value).toBe(4_000);
+    expect(delays).toEqual([2_000, 2_000]);
+  });
+
+  it("waits the backoff, not 0, after a half-open breaker's refusal that retryOn accepts", async () => {
+    const clock = new FakeClock(0);
+    const breaker = circuitBreaker({ clock, halfOpenAfter: "1s", strategy: consecutive({ threshold: 1 }) });
+    // Open the breaker, let it turn half-open, and hold its only probe slot with a call that hangs.
+    await breaker.execute(() => Promise.reject(new Error("down"))).catch(() => undefined);
+    await clock.advance(1_000);
+    let release!: () => void;
+    const probe = breaker.execute(() => new Promise<void>((r) => (release = r)));
+    const at: number[] = [];
+    const policy = retry({
+      maxAttempts: 4,
+      backoff: constant("3s"),
+      clock,
+      retryOn: (e) => isPatchbayError(e, "CIRCUIT_OPEN"),
     });
-    expect(value).toBe(0);
+    const result = observe(
+      policy.execute(() =>
+        breaker.execute(() => {
+          at.push(clock.now());
+          return "charged";
+        }),
+      ),
+    );
+    await clock.advance(2_999);
+    expect(result.done).toBe(false);
+    release();
+    await probe;
+    await clock.advance(1);
+    expect(result.value).toBe("charged");
+    expect(at).toEqual([4_000]);
   });
 
   it("does not make two clients with the same backoff retry at the same instants", async () => {

@@ -2,7 +2,7 @@ import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { exponential, type Backoff } from "./backoff.js";
 import type { RetryBudget } from "./budget.js";
-import { isRetryableError, retryAfterMsOf } from "./classify.js";
+import { isRetryableError, retryAfterMsOf, retryWait } from "./classify.js";
 import {
   abortReason,
   AttemptContext,
@@ -75,7 +75,8 @@ export interface RetryPolicy extends Policy {
  *
  * - Only errors `retryOn` accepts are retried (default {@link isRetryableError}: never
  *   programming errors, aborts, validation errors or an open circuit).
- * - An error carrying `retryAfterMs` (e.g. from a `Retry-After` header) sets the wait exactly.
+ * - An error carrying `retryAfterMs` (a `Retry-After` header, an open breaker's time to half-open)
+ *   stretches the wait to it; it never shortens the backoff (see {@link retryWait}).
  * - The caller's signal stops a wait at once (the call rejects with the signal's reason) and is
  *   handed unchanged to each attempt.
  * - When retrying stops for the budget, the deadline or the attempt limit, the call rejects with
@@ -127,9 +128,7 @@ export function retry(options: RetryOptions = {}): RetryPolicy {
           giveUp(error, attempt, "budget");
           throw error;
         }
-        const hinted = retryAfterMsOf(error);
-        const delayMs =
-          hinted === undefined ? backoff.delay(attempt, previousDelay, random) : Math.max(hinted, 0);
+        const delayMs = retryWait(backoff.delay(attempt, previousDelay, random), retryAfterMsOf(error));
         // An endless wait (Retry-After: Infinity) can never fit a deadline: give up rather than hang.
         if (!Number.isFinite(delayMs) || clock.now() + delayMs > deadlineAt) {
           giveUp(error, attempt, "deadline");

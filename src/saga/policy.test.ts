@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { NonRetryableError } from "../core/errors.js";
 import { constant, exponential } from "../resilience/backoff.js";
+import { CircuitOpenError } from "../resilience/errors.js";
 import {
   COMPENSATE_RETRY,
   decideAfterFailure,
@@ -35,11 +36,35 @@ describe("saga retry policy", () => {
     });
   });
 
-  it("waits exactly what an error's retryAfterMs asks (Retry-After), and ignores a nonsensical one", () => {
+  it("waits what an error's retryAfterMs asks (Retry-After) when longer than the backoff, and ignores an endless one", () => {
     const hinted = Object.assign(new Error("429"), { retryAfterMs: 7000 });
     expect(decideAfterFailure(settings, 1, hinted, undefined)).toEqual({ kind: "retry", delayMs: 7000 });
     const endless = Object.assign(new Error("429"), { retryAfterMs: Number.POSITIVE_INFINITY });
     expect(decideAfterFailure(settings, 1, endless, undefined)).toEqual({ kind: "retry", delayMs: 2000 });
+  });
+
+  it("never lets a circuit breaker's refusal shorten the backoff: half-open waits the backoff, open until it admits a call", () => {
+    // A step that keeps trying through refusals (the shop's charge does). Half-open with its probe
+    // in flight, the breaker says 0 ("no telling when"); obeying it burnt every attempt.
+    const settings = retrySettings(
+      { maxAttempts: 3, backoff: constant("2s"), retryOn: () => true },
+      STEP_RETRY,
+      "retry",
+    );
+    expect(decideAfterFailure(settings, 1, new CircuitOpenError(0, "half-open"), undefined)).toEqual({
+      kind: "retry",
+      delayMs: 2000,
+    });
+    expect(decideAfterFailure(settings, 1, new CircuitOpenError(250, "open"), undefined)).toEqual({
+      kind: "retry",
+      delayMs: 2000,
+    });
+    expect(decideAfterFailure(settings, 1, new CircuitOpenError(9000, "open"), undefined)).toEqual({
+      kind: "retry",
+      delayMs: 9000,
+    });
+    const past = Object.assign(new Error("503"), { retryAfterMs: -3000 });
+    expect(decideAfterFailure(settings, 1, past, undefined)).toEqual({ kind: "retry", delayMs: 2000 });
   });
 
   it("grows exponentially with jitter drawn from the random source", () => {

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
 import { exponential, type Backoff } from "../resilience/backoff.js";
-import { retryAfterMsOf } from "../resilience/classify.js";
+import { retryAfterMsOf, retryWait } from "../resilience/classify.js";
 
 /** How a step (or its compensation) is retried. Every retry is durable: attempts and due times live in the store. */
 export interface SagaRetryOptions {
@@ -86,7 +86,8 @@ export type FailureDecision =
 
 /**
  * Decides what follows failed attempt number `attempt` (1 for the first). A `retryAfterMs` on the
- * error (an HTTP client sets it from `Retry-After`) sets the wait exactly, as in `retry()`.
+ * error (an HTTP client sets it from `Retry-After`, a breaker from its open time) stretches the
+ * backoff's wait to it and never shortens it, as in `retry()` (see `retryWait`).
  */
 export function decideAfterFailure(
   settings: RetrySettings,
@@ -97,12 +98,11 @@ export function decideAfterFailure(
 ): FailureDecision {
   if (!settings.retryOn(error)) return { kind: "give-up", reason: "not-retryable" };
   if (attempt >= settings.maxAttempts) return { kind: "give-up", reason: "attempts" };
-  const hinted = retryAfterMsOf(error);
-  const raw = hinted ?? settings.backoff.delay(attempt, previousDelayMs, random);
-  // An endless or nonsensical hint must not park the saga forever: fall back to the backoff.
-  const delayMs =
-    Number.isFinite(raw) && raw >= 0 ? raw : settings.backoff.delay(attempt, previousDelayMs, random);
-  return { kind: "retry", delayMs: Math.max(0, Math.round(Number.isFinite(delayMs) ? delayMs : 0)) };
+  const backoff = settings.backoff.delay(attempt, previousDelayMs, random);
+  const waited = retryWait(backoff, retryAfterMsOf(error));
+  // An endless hint (a breaker isolated by hand) must not park the saga forever: the backoff then.
+  const delayMs = Number.isFinite(waited) ? waited : retryWait(backoff, undefined);
+  return { kind: "retry", delayMs: Math.round(delayMs) };
 }
 
 /** When a retry runs: `now + delay`, but never past the saga's deadline (it compensates then). */

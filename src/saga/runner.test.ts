@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { sqlite } from "../adapters/sqlite/index.js";
 import { NonRetryableError } from "../core/errors.js";
+import { silentLogger, type Logger } from "../core/logger.js";
 import { constant } from "../resilience/backoff.js";
+import { CircuitOpenError } from "../resilience/errors.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { FakeClock } from "../testing/fake-clock.js";
 import { defineSaga, type SagaOptions } from "./definition.js";
@@ -88,6 +90,48 @@ describe("saga runner on a fake clock", () => {
     const done = await second.get("x");
     expect(done?.steps).toMatchObject([{ name: "call", status: "succeeded", attempts: 3, result: "ok" }]);
     expect(done?.steps[0]?.error).toBeUndefined();
+  });
+
+  it("a step refused by a half-open breaker waits its backoff, not 0, and each such attempt is logged at warn", async () => {
+    const warnings: Array<Record<string, unknown>> = [];
+    const logger = {
+      ...silentLogger,
+      warn: (obj: object | string, msg?: string) => {
+        if (typeof obj === "object") warnings.push({ ...obj, msg });
+      },
+      child: () => logger,
+    } as Logger;
+    let calls = 0;
+    const def = defineSaga("guarded", {
+      version: 1,
+      steps: [
+        {
+          name: "charge",
+          retry: { maxAttempts: 5, backoff: constant("1m"), retryOn: () => true },
+          run: () => {
+            calls++;
+            // What a breaker says while its probe is in flight: retryAfterMs 0.
+            throw new CircuitOpenError(0, "half-open");
+          },
+        },
+      ],
+    });
+    const r = await runner({ sagas: [def], logger });
+    const t0 = clock.now();
+    await r.saga(def).start(null, { id: "g" });
+    await until(async () => (await r.get("g"))?.steps[0]?.status === "retrying", "the first refusal");
+    await pause(100);
+    expect(calls).toBe(1);
+    expect(await r.get("g")).toMatchObject({ status: "running", attempt: 1, runAt: t0 + 60_000 });
+    expect(warnings).toContainEqual(
+      expect.objectContaining({
+        sagaId: "g",
+        step: "charge",
+        attempt: 1,
+        delayMs: 60_000,
+        breaker: "half-open",
+      }),
+    );
   });
 
   it("compensates when the deadline passes while a step waits for its retry", async () => {

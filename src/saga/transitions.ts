@@ -205,18 +205,22 @@ export function createTransitions(deps: ExecutorDeps) {
       const at = retryAt(now, decision.delayMs, phase === "run" && !pastPivot ? r.deadline : undefined);
       const record = stepWrite(step, phase, "retrying", live, startedAt, { error: errorInfo(error) });
       await commit(live, { owner: null, runAt: at, lastDelay: decision.delayMs, step: step.index }, record);
-      logger.info(
-        {
-          sagaId: r.id,
-          saga: r.name,
-          step: step.name,
-          phase,
-          attempt: r.attempt,
-          delayMs: at - now,
-          err: error,
-        },
-        "patchbay saga: step failed; retrying later",
-      );
+      const fields = {
+        sagaId: r.id,
+        saga: r.name,
+        step: step.name,
+        phase,
+        attempt: r.attempt,
+        delayMs: at - now,
+        err: error,
+      };
+      // An attempt spent on a call the breaker refused never reached the dependency: say so loudly.
+      if (isPatchbayError(error, "CIRCUIT_OPEN")) {
+        logger.warn(
+          { ...fields, breaker: error.state, maxAttempts: settings.maxAttempts },
+          "patchbay saga: step refused by an open circuit breaker; an attempt is spent, retrying later",
+        );
+      } else logger.info(fields, "patchbay saga: step failed; retrying later");
       return "stop";
     }
     if (phase === "run" && !pastPivot) return compensateFrom(live, def, step, error, startedAt);

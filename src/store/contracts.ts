@@ -182,11 +182,18 @@ export type IdempotencyClaim<R = unknown> =
  * Invariants: among any number of concurrent claims of one live key, exactly one is `claimed`;
  * a reused key with another fingerprint is `mismatch` (checked before `in_flight`/`completed`);
  * an expired record, or an in-flight one whose lease ran out with the same fingerprint, can be
- * claimed again (`replaced: true`); `complete`/`release` with a stale token throw
+ * claimed again (`replaced: true`); `renew` moves a held lease's end to `now + lease`, so a holder
+ * that keeps renewing is not taken over before the record expires (its `ttl`); `complete`/`release`/`renew` with a stale token throw
  * `IDEMPOTENCY_NOT_OWNER` and change nothing.
  */
 export interface IdempotencyStore {
   claim<R = unknown>(options: ClaimOptions): Promise<IdempotencyClaim<R>>;
+  /**
+   * Extends the lease of an in-flight claim this caller holds to `now + lease` (default 60 s): the
+   * heartbeat of a holder whose work outlasts its lease. Throws `IDEMPOTENCY_NOT_OWNER` when the
+   * claim is no longer this caller's (taken over, completed or released).
+   */
+  renew(ref: IdempotencyRef, token: string, lease?: Duration): Promise<void>;
   /** Stores the response and marks the record complete (kept until its expiry). */
   complete<R = unknown>(ref: IdempotencyRef, token: string, response: R): Promise<void>;
   /** Deletes an in-flight record so the key can be retried (the work failed and left no effect). */

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../core/clock.js";
-import { toMs } from "../core/duration.js";
+import { toMs, type Duration } from "../core/duration.js";
 import { InvalidArgumentError, PatchbayError } from "../core/errors.js";
 import type {
   ClaimOptions,
@@ -120,6 +120,21 @@ export function createIdempotencyStore(
         executor,
         dialect,
         sql`UPDATE ${t} SET status = 'complete', response = ${dialect.encodeJson(response)}
+            WHERE scope = ${scope} AND key = ${key} AND token = ${token} AND status = 'in_flight'
+            RETURNING key`,
+      );
+      if (rows.length === 0) throw new IdempotencyOwnershipError(scope, key);
+    },
+
+    async renew(ref: IdempotencyRef, token: string, lease?: Duration) {
+      const { scope, key } = refOf(ref);
+      const until = clock.now() + toMs(lease ?? DEFAULT_IDEMPOTENCY_LEASE, "lease");
+      const { rows } = await run(
+        executor,
+        dialect,
+        // Not the expiry: a holder still running past the record's ttl may be taken over (a bound
+        // on a handler that hangs while its process lives on).
+        sql`UPDATE ${t} SET locked_until = ${until}
             WHERE scope = ${scope} AND key = ${key} AND token = ${token} AND status = 'in_flight'
             RETURNING key`,
       );

@@ -1,5 +1,6 @@
 import { toMs, type Duration } from "../core/duration.js";
 import { InvalidArgumentError } from "../core/errors.js";
+import { retryWait } from "../resilience/classify.js";
 
 /**
  * The default retry schedule (Standard Webhooks / Svix practice): the wait before each attempt —
@@ -62,9 +63,10 @@ export function retrySchedule(options: RetryScheduleOptions = {}): RetrySchedule
       const next = delays[attempt];
       if (next === undefined) return undefined;
       const scheduled = jittered(next, random);
-      return retryAfterMs === undefined
-        ? scheduled
-        : Math.max(scheduled, Math.min(retryAfterMs, maxRetryAfter));
+      return retryWait(
+        scheduled,
+        retryAfterMs === undefined ? undefined : Math.min(retryAfterMs, maxRetryAfter),
+      );
     },
   };
 }

@@ -14,8 +14,9 @@ import {
 import type { Transport } from "../../src/bus/transport.js";
 import { defineEvent } from "../../src/core/events.js";
 import { isPatchbayError, NonRetryableError } from "../../src/core/errors.js";
-import { createLogger } from "../../src/core/logger.js";
+import { createLogger, silentLogger, type Logger } from "../../src/core/logger.js";
 import { constant } from "../../src/resilience/backoff.js";
+import { CircuitOpenError } from "../../src/resilience/errors.js";
 import type { StoreTx } from "../../src/store/contracts.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
 import type { IsolatedDatabase } from "../support/stores.js";
@@ -338,6 +339,38 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await b.deadLetters.count()).toBe(0);
     });
 
+    it("a delayed retry waits at least what the error asks (an open breaker's time to half-open), and says so at warn", async () => {
+      const warnings: Array<Record<string, unknown>> = [];
+      const logger = {
+        ...silentLogger,
+        warn: (obj: object | string, msg?: string) => {
+          if (typeof obj === "object") warnings.push({ ...obj, msg });
+        },
+        child: () => logger,
+      } as Logger;
+      const b = bus({ logger });
+      const at: number[] = [];
+      b.subscribe(
+        OrderCreated,
+        {
+          group: "guarded",
+          retry: { immediate: 0, attempts: 3, backoff: constant(50), retryOn: () => true },
+        },
+        () => {
+          at.push(Date.now());
+          if (at.length === 1) throw new CircuitOpenError(1500, "open");
+        },
+      );
+      await b.start();
+      await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(() => at.length === 2, 10_000, "the redelivery");
+      expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(1450);
+      expect(warnings).toContainEqual(
+        expect.objectContaining({ group: "guarded", attempt: 1, delayMs: 1500, breaker: "open" }),
+      );
+      expect(await b.deadLetters.count()).toBe(0);
+    });
+
     it("a poison message goes to dead letters after its attempts while others flow; replay processes it", async () => {
       const b = bus();
       const processed: string[] = [];
@@ -595,6 +628,68 @@ export function defineBusConformance(harness: BusHarness): void {
       await until(() => seen.length === 2, 10_000, "the event after the lease");
       expect(seen).toEqual(["before-lease", "after-lease"]);
       expect(await b.deadLetters.count()).toBe(1);
+    });
+
+    it("a message routed as one type whose envelope says another never reaches a handler: dead letter, ENVELOPE_INVALID", async () => {
+      const b = bus();
+      const seen: unknown[] = [];
+      b.subscribe(OrderCreated, { group: "inventory" }, (e) => void seen.push(e.data));
+      await b.start();
+      // Routed as order.created, but the envelope (which picks the schema) says evil.other.
+      const forged = JSON.stringify({
+        specversion: "1.0",
+        id: "forged-1",
+        source: "/x",
+        type: "evil.other",
+        data: { drop: "tables", qty: "lots" },
+      });
+      await b.transport.publish([{ id: "forged-1", type: "order.created", body: forged, headers: {} }]);
+      await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(
+        async () => (await b.deadLetters.count({ group: "inventory" })) === 1,
+        10_000,
+        "a dead letter",
+      );
+      await until(() => seen.length === 1, 10_000, "the valid event");
+      await new Promise((r) => setTimeout(r, 200));
+      expect(seen).toEqual([{ orderId: "o-1", qty: 1 }]);
+      const [letter] = await b.deadLetters.list({ group: "inventory" });
+      expect(letter).toMatchObject({ messageId: "forged-1", type: "order.created", attempts: 1 });
+      expect(letter!.error).toMatchObject({ code: "ENVELOPE_INVALID", attribute: "type" });
+    });
+
+    it("refuses a message over the size limit with MESSAGE_TOO_LARGE (publish and tx.publish), nothing published", async () => {
+      const b = bus({ maxMessageBytes: 4096 });
+      const seen: string[] = [];
+      b.subscribe(OrderCreated, { group: "g" }, (e) => void seen.push(e.data.orderId.slice(0, 5)));
+      await b.start();
+      const big = { orderId: `big-${"x".repeat(5000)}`, qty: 1 };
+      const error = await b.publish(OrderCreated, big).catch((e: unknown) => e);
+      expect(isPatchbayError(error, "MESSAGE_TOO_LARGE")).toBe(true);
+      expect(error).toMatchObject({ limit: 4096, type: "order.created", retryable: false });
+      expect((error as { size: number }).size).toBeGreaterThan(5000);
+      const inTx = await b
+        .transaction(async (tx) => {
+          await tx.query(`INSERT INTO orders (id) VALUES (${db.p(1)})`, ["with-big-event"]);
+          await tx.publish(OrderCreated, big);
+        })
+        .catch((e: unknown) => e);
+      expect(isPatchbayError(inTx, "MESSAGE_TOO_LARGE")).toBe(true);
+      expect(await count("SELECT COUNT(*) AS n FROM orders")).toBe(0);
+      // Just under the limit goes through.
+      await b.publish(OrderCreated, { orderId: `small${"y".repeat(3000)}`, qty: 1 });
+      await until(() => seen.length === 1, 10_000, "the small event");
+      await new Promise((r) => setTimeout(r, 200));
+      expect(seen).toEqual(["small"]);
+    });
+
+    it("refuses a 2 MiB message by default (the limit is 1 MiB)", async () => {
+      const b = bus();
+      await b.start();
+      const error = await b
+        .publish(OrderCreated, { orderId: "z".repeat(2 * 1024 * 1024), qty: 1 })
+        .catch((e: unknown) => e);
+      expect(isPatchbayError(error, "MESSAGE_TOO_LARGE") && error.limit).toBe(1024 * 1024);
     });
 
     it("tx.publish commits with the business write, or not at all", async () => {

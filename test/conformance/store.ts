@@ -726,6 +726,25 @@ export function defineStoreConformance(harness: StoreHarness): void {
         expect((await ids.idempotency.get({ key: "k" }))?.status).toBe("in_flight");
       });
 
+      it("a holder that renews its lease is not taken over; once it stops, the lease runs out; a stale token cannot renew", async () => {
+        const live = await ids.idempotency.claim({ key: "k", fingerprint: "f", lease: "30s" });
+        if (live.outcome !== "claimed") throw new Error("first claim failed");
+        for (let i = 0; i < 4; i++) {
+          await clock.advance(20_000);
+          await ids.idempotency.renew({ key: "k" }, live.token, "30s");
+        }
+        await clock.advance(29_000);
+        expect((await ids.idempotency.claim({ key: "k", fingerprint: "f" })).outcome).toBe("in_flight");
+        await clock.advance(1_000);
+        const next = await ids.idempotency.claim({ key: "k", fingerprint: "f" });
+        expect(next).toMatchObject({ outcome: "claimed", replaced: true });
+        await expectCode(ids.idempotency.renew({ key: "k" }, live.token, "30s"), "IDEMPOTENCY_NOT_OWNER");
+        if (next.outcome !== "claimed") throw new Error("unreachable");
+        await ids.idempotency.complete({ key: "k" }, next.token, "done");
+        await expectCode(ids.idempotency.renew({ key: "k" }, next.token), "IDEMPOTENCY_NOT_OWNER");
+        expect((await ids.idempotency.get({ key: "k" }))?.status).toBe("complete");
+      });
+
       it("release lets the key be retried; purge removes only expired records", async () => {
         const c = await ids.idempotency.claim({ key: "k", fingerprint: "f" });
         if (c.outcome !== "claimed") throw new Error("claim failed");
