@@ -1,14 +1,14 @@
-import mysql from "mysql2/promise";
 import { InvalidArgumentError } from "../../core/errors.js";
 import type { QueryResult } from "../../store/contracts.js";
 import { toStoreError } from "./errors.js";
+import { loadMysql, type MysqlPoolLike, type MysqlQueryable, type MysqlResultHeader } from "./load.js";
 
 /** How to reach MariaDB/MySQL. */
 export interface MysqlConnectionOptions {
   /** `mysql://user:pass@host:3306/database`. Default `PATCHBAY_MYSQL_URL`. */
   url?: string;
   /** Use your own `mysql2/promise` pool instead (not ended by `close()`). Its options should include `dateStrings: true`. */
-  pool?: mysql.Pool;
+  pool?: MysqlPoolLike;
 }
 
 /**
@@ -16,9 +16,9 @@ export interface MysqlConnectionOptions {
  * integers and decimals as strings, so a sync never rounds a value or a cursor.
  */
 export function lazyPool(options: MysqlConnectionOptions, max: number) {
-  let pool: mysql.Pool | undefined;
+  let pool: MysqlPoolLike | undefined;
   return {
-    get(): mysql.Pool {
+    async get(): Promise<MysqlPoolLike> {
       if (!pool) {
         const uri = options.url ?? process.env.PATCHBAY_MYSQL_URL;
         if (!options.pool && !uri) {
@@ -29,7 +29,7 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
         }
         pool =
           options.pool ??
-          mysql.createPool({
+          (await loadMysql()).createPool({
             uri: uri,
             connectionLimit: max,
             dateStrings: true,
@@ -48,7 +48,7 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
   };
 }
 
-type Queryable = Pick<mysql.Pool, "query"> | Pick<mysql.PoolConnection, "query">;
+type Queryable = MysqlQueryable;
 
 /** Runs one statement; a result set becomes `rows`, an OK packet `rowCount` (affected rows). */
 export async function run<Row>(
@@ -59,7 +59,7 @@ export async function run<Row>(
   try {
     const [result] = await on.query(text, params as unknown[]);
     if (Array.isArray(result)) return { rows: result as Row[], rowCount: result.length };
-    return { rows: [], rowCount: (result as mysql.ResultSetHeader).affectedRows };
+    return { rows: [], rowCount: (result as MysqlResultHeader).affectedRows };
   } catch (e) {
     throw toStoreError(e, text);
   }

@@ -1,4 +1,3 @@
-import type mysql from "mysql2/promise";
 import type { Row, SyncDestination } from "../../sync/contracts.js";
 import { quoteName, quoteTable, type TableName } from "../../sync/identifiers.js";
 import {
@@ -10,6 +9,7 @@ import {
 } from "../../sync/sql-destination.js";
 import { lazyPool, run, type MysqlConnectionOptions } from "./connection.js";
 import { toStoreError } from "./errors.js";
+import type { MysqlPoolConnection, MysqlResultHeader } from "./load.js";
 
 /** Options of {@link mysqlDestination}. */
 export interface MysqlDestinationOptions extends SqlDestinationOptions, MysqlConnectionOptions {}
@@ -70,7 +70,7 @@ function bindable(value: unknown, temporal: boolean): unknown {
   return value;
 }
 
-function connection(conn: mysql.PoolConnection): DestinationConnection {
+function connection(conn: MysqlPoolConnection): DestinationConnection {
   const described = new Map<string, Map<string, string>>();
   const query = <R>(text: string, params: readonly unknown[] = []) => run<R>(conn, text, params);
 
@@ -111,7 +111,7 @@ function connection(conn: mysql.PoolConnection): DestinationConnection {
         .slice(i, i + 1000)
         .map((row: Row) => request.columns.map((n, j) => bindable(row[n], temporal[j] as boolean)));
       try {
-        const [result] = await conn.query<mysql.ResultSetHeader>(text, [values]);
+        const [result] = (await conn.query(text, [values])) as [MysqlResultHeader, unknown];
         // mysql2 connects with CLIENT_FOUND_ROWS: affectedRows counts an insert 1, a key hit 1, and a
         // key hit that changed the row 1 more. "Duplicates" in `info` counts the key hits.
         const duplicates = Number(/Duplicates:\s*(\d+)/.exec(result.info ?? "")?.[1] ?? 0);
@@ -203,8 +203,9 @@ export function mysqlDestination(options: MysqlDestinationOptions): SyncDestinat
         `CREATE TABLE IF NOT EXISTS ${quarantine} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, run_id VARCHAR(64) NOT NULL, reason VARCHAR(32) NOT NULL, error LONGTEXT NOT NULL, row_data LONGTEXT NOT NULL, created_at BIGINT NOT NULL) ENGINE=InnoDB`,
       ],
       async connect() {
+        const db = await pool.get(); // DRIVER_MISSING as it is, not as a query error
         try {
-          return connection(await pool.get().getConnection());
+          return connection(await db.getConnection());
         } catch (e) {
           throw toStoreError(e, "(connect)");
         }

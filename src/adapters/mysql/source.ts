@@ -19,7 +19,7 @@ export function mysqlSource(options: MysqlSourceOptions): SyncSource {
       quote: "backtick",
       placeholder: () => "?",
       rowValues: false,
-      query: async (text, params) => (await run<Row>(pool.get(), text, params)).rows,
+      query: async (text, params) => (await run<Row>(await pool.get(), text, params)).rows,
       upperBoundSql: (type) =>
         type === "timestamp"
           ? "SELECT CAST(NOW(6) - INTERVAL (? * 1000) MICROSECOND AS CHAR) AS v"

@@ -1,13 +1,15 @@
-import pg from "pg";
+import { loadPg, type PgPoolLike } from "./load.js";
 
 /**
  * A `pg.Pool` made on first use (from `url`, `PATCHBAY_PG_URL` or libpq's variables), or the
- * caller's own pool; `end()` ends only a pool made here.
+ * caller's own pool; `end()` ends only a pool made here. `pg` is imported by the first `get()`
+ * (also with the caller's pool: the sync source reads `pg`'s type parsers).
  */
-export function lazyPool(options: { url?: string | undefined; pool?: pg.Pool | undefined }, max: number) {
-  let pool: pg.Pool | undefined;
+export function lazyPool(options: { url?: string | undefined; pool?: PgPoolLike | undefined }, max: number) {
+  let pool: PgPoolLike | undefined;
   return {
-    get(): pg.Pool {
+    async get(): Promise<PgPoolLike> {
+      const pg = await loadPg();
       if (!pool) {
         pool =
           options.pool ??

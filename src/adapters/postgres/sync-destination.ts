@@ -1,8 +1,7 @@
 import { Readable } from "node:stream";
 import { pipeline as pump } from "node:stream/promises";
-import type pg from "pg";
 import { lazyPool } from "./lazy-pool.js";
-import { from as copyFrom } from "pg-copy-streams";
+import { loadCopyStreams, type PgCopyStreams, type PgPoolClient, type PgPoolLike } from "./load.js";
 import type { QueryResult } from "../../store/contracts.js";
 import { TransactionRolledBackError } from "../../store/errors.js";
 import type { SyncDestination } from "../../sync/contracts.js";
@@ -22,8 +21,8 @@ import { toStoreError } from "./errors.js";
 export interface PostgresDestinationOptions extends SqlDestinationOptions {
   /** Connection string. Default `PATCHBAY_PG_URL`, then libpq's `PG*` variables. */
   url?: string;
-  /** Use your own pool instead (not ended by `close()`). */
-  pool?: pg.Pool;
+  /** Use your own `pg` pool instead (not ended by `close()`). */
+  pool?: PgPoolLike;
 }
 
 const q = (t: TableName) => quoteTable(t, "double");
@@ -40,7 +39,7 @@ function columnType(sample: unknown, isKey: boolean): string {
 }
 
 /** One session: a dedicated client, so COPY and the session's temp load tables share it. */
-function connection(client: pg.PoolClient): DestinationConnection {
+function connection(client: PgPoolClient, { from: copyFrom }: PgCopyStreams): DestinationConnection {
   let broken: Error | undefined;
   let generation = 0;
   let optimistic = true;
@@ -260,13 +259,15 @@ export function postgresDestination(options: PostgresDestinationOptions): SyncDe
       `CREATE TABLE IF NOT EXISTS ${quarantine} (id bigserial PRIMARY KEY, pipeline text NOT NULL, run_id text NOT NULL, reason text NOT NULL, error text NOT NULL, row_data text NOT NULL, created_at bigint NOT NULL)`,
     ],
     async connect() {
-      let client: pg.PoolClient;
+      const db = await get(); // DRIVER_MISSING as it is, not as a query error
+      const copyStreams = await loadCopyStreams();
+      let client: PgPoolClient;
       try {
-        client = await get().connect();
+        client = await db.connect();
       } catch (e) {
         throw toStoreError(e, "(connect)");
       }
-      return connection(client);
+      return connection(client, copyStreams);
     },
     close: () => pool.end(),
   };

@@ -6,7 +6,7 @@
  * so every header round-trips unchanged.
  */
 import { createHash } from "node:crypto";
-import type { Message, Options } from "amqplib";
+import type { Message, PublishOptions } from "./load.js";
 import type { FailureRecord, TransportMessage } from "../../bus/transport.js";
 import { H } from "./topology.js";
 
@@ -31,7 +31,7 @@ export interface Bookkeeping {
 }
 
 /** AMQP publish options for `m` plus bookkeeping. */
-export function encode(m: TransportMessage, extra: Bookkeeping = {}): Options.Publish {
+export function encode(m: TransportMessage, extra: Bookkeeping = {}): PublishOptions {
   const headers: Record<string, unknown> = {};
   let escaped: Record<string, string> | undefined;
   for (const name in m.headers) {
@@ -106,9 +106,8 @@ export function decode(msg: Message): Decoded {
     for (const [name, value] of Object.entries(escaped)) if (typeof value === "string") headers[name] = value;
   }
   const id =
-    text(msg.properties.messageId as unknown) ??
-    `sha256:${createHash("sha256").update(msg.content).digest("hex")}`;
-  const type = text(msg.properties.type as unknown) ?? msg.fields.routingKey;
+    text(msg.properties.messageId) ?? `sha256:${createHash("sha256").update(msg.content).digest("hex")}`;
+  const type = text(msg.properties.type) ?? msg.fields.routingKey;
   const key = text(raw[H.key]);
   const due = raw[H.due] === undefined ? undefined : int(raw[H.due]);
   return {
