@@ -17,6 +17,8 @@ import type { SqlStore } from "../src/store/sql-store.js";
 const OPS = Number(process.env.BENCH_OPS ?? 3000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const PG_URL = process.env.PATCHBAY_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+/** SQLite's `synchronous`: FULL (the default, an fsync per commit) or NORMAL (none: the drivers' own cost shows). */
+const SYNC = process.env.BENCH_SQLITE_SYNC === "normal" ? "normal" : "full";
 const value = { cursor: "2026-11-26T10:00:00.000Z", id: 123456, note: "x".repeat(100) };
 
 async function timed(ops: number, concurrency: number, op: (i: number) => Promise<void>): Promise<number> {
@@ -62,7 +64,7 @@ function betterSqlite3(): ((file: string) => RawSqlite) | undefined {
 
 async function sqliteRaw(db: RawSqlite): Promise<number> {
   db.exec("PRAGMA journal_mode = WAL");
-  db.exec("PRAGMA synchronous = FULL");
+  db.exec(`PRAGMA synchronous = ${SYNC.toUpperCase()}`);
   db.exec(
     "CREATE TABLE IF NOT EXISTS raw_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID",
   );
@@ -108,15 +110,15 @@ async function pgRaw(schema: string, concurrency: number): Promise<number> {
 }
 
 function row(name: string, rate: number, limit: number): string {
-  return `| ${name.padEnd(56)} | ${rate.toFixed(0).padStart(9)} | ${(rate / limit).toFixed(2).padStart(7)}× |`;
+  return `| ${name.padEnd(58)} | ${rate.toFixed(0).padStart(9)} | ${(rate / limit).toFixed(2).padStart(7)}× |`;
 }
 
 export async function main(): Promise<void> {
   const lines = [
     `Store: committed checkpoint writes (state.set in a transaction), ${OPS} ops, ${value.note.length + 60}-byte JSON`,
     "",
-    `| ${"what".padEnd(56)} | ${"writes/s".padStart(9)} | vs limit |`,
-    `| ${"-".repeat(56)} | ${"-".repeat(9)} | -------- |`,
+    `| ${"what".padEnd(58)} | ${"writes/s".padStart(9)} | vs limit |`,
+    `| ${"-".repeat(58)} | ${"-".repeat(9)} | -------- |`,
   ];
 
   const dir = mkdtempSync(join(tmpdir(), "patchbay-bench-"));
@@ -124,12 +126,13 @@ export async function main(): Promise<void> {
     const limit = await sqliteRaw(new DatabaseSync(join(dir, "raw.db")));
     const openBetter = betterSqlite3();
     const better = openBetter ? await sqliteRaw(openBetter(join(dir, "raw-better.db"))) : undefined;
-    const store = sqlite({ file: join(dir, "ours.db") });
+    const store = sqlite({ file: join(dir, "ours.db"), synchronous: SYNC });
     const rate = await ours(store, 1);
     await store.close();
-    lines.push(row("SQLite limit: raw node:sqlite (sync=FULL)", limit, limit));
-    if (better !== undefined) lines.push(row("SQLite raw better-sqlite3 (sync=FULL)", better, limit));
-    lines.push(row(`SQLite ours: patchbay/sqlite on node:sqlite (sync=FULL)`, rate, limit));
+    const sync = `sync=${SYNC.toUpperCase()}`;
+    lines.push(row(`SQLite limit: raw node:sqlite (${sync})`, limit, limit));
+    if (better !== undefined) lines.push(row(`SQLite raw better-sqlite3 13 (${sync})`, better, limit));
+    lines.push(row(`SQLite ours: patchbay/sqlite on node:sqlite (${sync})`, rate, limit));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,14 +2,52 @@
  * The event bus's semantics on the store-backed transports and the in-memory one (scenarios in
  * `test/conformance/bus.ts`; RabbitMQ in `test/bus-rabbitmq.test.ts`).
  */
+import { randomUUID } from "node:crypto";
 import { describe, expect, inject, it } from "vitest";
-import { localTransport } from "../src/bus/local-transport.js";
+import { z } from "zod";
+import { createEventBus } from "../src/bus/bus.js";
+import { localTransport, PARKED } from "../src/bus/local-transport.js";
+import { PARKED_AT } from "../src/bus/outbox.js";
+import { defineEvent } from "../src/core/events.js";
+import { createLogger } from "../src/core/logger.js";
+import type { SqlStore } from "../src/store/sql-store.js";
 import { memoryTransport } from "../src/testing/memory-transport.js";
 import { defineBusConformance } from "./conformance/bus.js";
-import { postgresDatabase, sqliteDatabase } from "./support/stores.js";
+import { until } from "./conformance/transport.js";
+import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
 const { postgres: pg } = inject("services");
 const nothing = () => Promise.resolve();
+
+/** Messages of `group` parked in the local queue (their dead letter refused). */
+async function parkedRows(store: SqlStore, group: string) {
+  const p = store.dialect.placeholders === "numbered" ? "$1" : "?";
+  const { rows } = await store.query<{ n: number | string }>(
+    `SELECT COUNT(*) AS n FROM ${store.dialect.table("bus_jobs")} WHERE grp = ${p} AND run_at = ${PARKED}`,
+    [group],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** A queued row whose headers cannot be read: not JSON on SQLite; JSON but no object of strings in PostgreSQL's jsonb. */
+async function corruptRow(store: SqlStore, group: string) {
+  const id = randomUUID();
+  const body = JSON.stringify({
+    specversion: "1.0",
+    id,
+    source: "/broken",
+    type: "order.created",
+    data: { orderId: "corrupt", qty: 1 },
+  });
+  const headers = store.dialect.name === "sqlite" ? "{not json" : '["not", "headers"]';
+  const p = (n: number) => (store.dialect.placeholders === "numbered" ? `$${n}` : "?");
+  await store.query(
+    `INSERT INTO ${store.dialect.table("bus_jobs")} (grp, message_id, type, body, headers, attempt, run_at, created_at)
+     VALUES (${p(1)}, ${p(2)}, 'order.created', ${p(3)}, ${p(4)}, 0, 0, 0)`,
+    [group, id, body, headers],
+  );
+  return { id, body };
+}
 
 defineBusConformance({
   name: "local on SQLite",
@@ -17,12 +55,22 @@ defineBusConformance({
   transports: () => ({
     make: (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
     cleanup: nothing,
+    undecodable: corruptRow,
+    parked: parkedRows,
   }),
 });
 defineBusConformance({
   name: "in-memory (outbox relay on SQLite)",
   database: sqliteDatabase,
-  transports: () => ({ make: () => memoryTransport({ redeliverAfterMs: 300 }), cleanup: nothing }),
+  transports: () => {
+    // One per test: the buses of a test (a restart) share its queues, as with the other transports.
+    const transport = memoryTransport({ redeliverAfterMs: 300 });
+    return {
+      make: () => transport,
+      cleanup: nothing,
+      parked: (_store, group) => Promise.resolve(transport.parked.filter((p) => p.group === group).length),
+    };
+  },
 });
 if (pg.reachable) {
   defineBusConformance({
@@ -31,6 +79,8 @@ if (pg.reachable) {
     transports: () => ({
       make: (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
       cleanup: nothing,
+      undecodable: corruptRow,
+      parked: parkedRows,
     }),
   });
 }
@@ -78,4 +128,60 @@ describe.runIf(pg.reachable)("the inbox on PostgreSQL", () => {
       await db.cleanup();
     }
   });
+});
+
+describe("the outbox relay and a row it cannot read", () => {
+  const Ping = defineEvent("ping", { version: 1, schema: z.object({ n: z.number() }) });
+  const cases: Array<[string, () => IsolatedDatabase, string]> = [
+    ["SQLite (headers that are not JSON)", sqliteDatabase, "{not json"],
+  ];
+  if (pg.reachable)
+    cases.push(["PostgreSQL (headers a JSON string)", () => postgresDatabase(pg.url), '"just a string"']);
+
+  for (const [name, database, badHeaders] of cases) {
+    it(`parks it, logs it at error level, and relays every event behind it (${name})`, async () => {
+      const db = database();
+      const store = db.make();
+      const errors: string[] = [];
+      const logger = createLogger({
+        level: "error",
+        destination: { write: (line) => void errors.push(line) },
+      });
+      const bus = createEventBus({ store, transport: memoryTransport(), events: [Ping], logger });
+      const seen: number[] = [];
+      bus.subscribe(Ping, { group: "g" }, (e) => void seen.push(e.data.n));
+      try {
+        await store.open();
+        const outbox = store.dialect.table("bus_outbox");
+        // A damaged row first in line, then good events behind it.
+        await store.query(
+          `INSERT INTO ${outbox} (message_id, type, key, body, headers, deliver_at, created_at) VALUES (${db.p(1)}, 'ping', NULL, '{}', ${db.p(2)}, 0, 0)`,
+          ["damaged", badHeaders],
+        );
+        for (let n = 1; n <= 3; n++)
+          await bus.transaction((tx) => tx.publish(Ping, { n }).then(() => undefined));
+        await bus.start();
+        await until(
+          () => seen.length === 3,
+          10_000,
+          `the events behind the damaged row; log: ${errors.join("")}`,
+        );
+        expect(seen.sort()).toEqual([1, 2, 3]);
+        const left = async () =>
+          (
+            await store.query<{ message_id: string; deliver_at: number | string }>(
+              `SELECT message_id, deliver_at FROM ${outbox}`,
+            )
+          ).rows.map((r) => [r.message_id, Number(r.deliver_at)]);
+        // The relay deletes what it published once the publish returned.
+        await until(async () => (await left()).length === 1, 5_000, "the relayed rows deleted");
+        expect(await left()).toEqual([["damaged", PARKED_AT]]);
+        expect(errors.join("\n")).toContain("damaged");
+      } finally {
+        await bus.stop({ timeout: "5s" });
+        await store.close();
+        await db.cleanup();
+      }
+    });
+  }
 });

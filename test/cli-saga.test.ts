@@ -91,6 +91,19 @@ describe("patchbay saga", () => {
     expect(await cli("saga", "show", "o-2")).toMatch(/compensate\s+charge\s+skipped.*refunded by hand/);
   });
 
+  it("shows a compensated saga without a step index of -1", async () => {
+    refundWorks = true;
+    runner = createSagaRunner({ store, sagas: [order], pollInterval: 20 });
+    await runner.start();
+    await runner.saga(order).start({ orderId: "o-4" }, { id: "o-4" });
+    expect((await runner.wait("o-4")).status).toBe("compensated");
+    const shown = await cli("saga", "show", "o-4");
+    expect(shown).toContain("COMPENSATED");
+    expect(shown).toMatch(/^ {2}step {6}none \(every step compensated\), attempt/m);
+    expect(shown).not.toContain("step      -1");
+    expect(await cli("saga", "list", "--name", "order")).toMatch(/o-4\s+order v1\s+compensated\s+-\s/);
+  });
+
   it("explains a refused action and usage errors", async () => {
     const refused = await cli("saga", "resolve", "nope").catch((e: { code: number; stderr: string }) => e);
     expect(refused).toMatchObject({ code: 1 });

@@ -33,6 +33,7 @@ if (!mq.reachable) {
 } else {
   defineTransportConformance({
     sharesStore: false,
+    releaseCountsAttempt: true,
     name: `RabbitMQ (${mq.where})`,
     fresh() {
       const broker = isolatedBroker(mq.url);
@@ -149,6 +150,55 @@ if (!mq.reachable) {
       expect(got[0]!.attempt).toBe(1);
     });
 
+    it("a message it cannot read whole is delivered marked undecodable, never read wrongly, and the consumer goes on", async () => {
+      const t = make();
+      await t.bind("u", ["#"]);
+      const got = await collect(t, "u", 1);
+      const queue = topologyNames(broker.prefix).group("u");
+      const conn = await amqp.connect(mq.url);
+      const notUtf8 = Buffer.from([0x7b, 0xff, 0xfe, 0x7d]); // "{", two bytes UTF-8 has no use for, "}"
+      try {
+        const ch = await conn.createConfirmChannel();
+        const raw = { persistent: true, type: "u.x" };
+        ch.sendToQueue(queue, Buffer.from("{}"), {
+          ...raw,
+          messageId: "bad-headers",
+          headers: { "patchbay-headers": "{not json" },
+        });
+        ch.sendToQueue(queue, Buffer.from("{}"), {
+          ...raw,
+          messageId: "bad-failure",
+          headers: { "patchbay-failure": "[]" },
+        });
+        ch.sendToQueue(queue, notUtf8, { ...raw, messageId: "bad-body" });
+        await ch.waitForConfirms();
+      } finally {
+        await conn.close();
+      }
+      await t.publish([message("u.x", { n: "fine" })]);
+      await until(() => got.length === 4, 10_000, "four deliveries");
+      const seen = Object.fromEntries(
+        got.map((d) => {
+          const u = d.undecodable;
+          const what = u
+            ? { code: u.code, part: u.part, raw: u.raw, rawEncoding: u.rawEncoding }
+            : "readable";
+          return [d.message.headers.n ?? d.message.id, what];
+        }),
+      );
+      const bad = (part: string, raw: string, rawEncoding = "text") => ({
+        code: "MESSAGE_UNDECODABLE",
+        part,
+        raw,
+        rawEncoding,
+      });
+      expect(seen).toEqual({
+        "bad-headers": bad("patchbay-headers", "{not json"),
+        "bad-failure": bad("patchbay-failure", "[]"),
+        "bad-body": bad("body", notUtf8.toString("base64"), "base64"),
+        fine: "readable",
+      });
+    });
     it("a publish targeted at a group without a queue fails with PUBLISH_FAILED, not retryable", async () => {
       const t = make();
       await t.open();

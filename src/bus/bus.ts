@@ -12,17 +12,19 @@ import { serializeStructured } from "../core/envelope-structured.js";
 import { InvalidArgumentError, isPatchbayError, PatchbayError } from "../core/errors.js";
 import { syncFirst, type EventDefinition, type ToEnvelopeOptions } from "../core/events.js";
 import { invoke } from "../core/invoke.js";
+import { settleBy } from "../core/settle-by.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { exponential, type Backoff } from "../resilience/backoff.js";
 import { bulkhead, type BulkheadPolicy } from "../resilience/bulkhead.js";
 import type { StoreTx } from "../store/contracts.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { createDeadLetters, type DeadLetters } from "./dead-letters.js";
-import { BusError } from "./errors.js";
+import { BusError, DeadLetterError } from "./errors.js";
 import { createInbox } from "./inbox.js";
 import { localTransport } from "./local-transport.js";
 import { createOutbox } from "./outbox.js";
 import { assertPattern, compilePattern } from "./patterns.js";
+import { storableLetter } from "./storable-letter.js";
 import { busMetrics, withConsumerSpan, withProducerSpan } from "./telemetry.js";
 import type { Consumer, Delivery, Transport, TransportMessage } from "./transport.js";
 
@@ -99,7 +101,11 @@ export interface HandlerContext {
   /** 1 on the first delivery; counts delayed retries and redeliveries after crashes. */
   readonly attempt: number;
   readonly group: string;
-  /** Aborts when the bus stops past its drain timeout. */
+  /**
+   * Aborts shortly before `stop()`'s timeout while the handler still runs (with `BUS_STOPPED`):
+   * give up and throw — the message goes back to the queue, as after any failure once the stop
+   * began, never to dead letters.
+   */
   readonly signal: AbortSignal;
   readonly logger: Logger;
 }
@@ -129,7 +135,13 @@ export interface EventBus {
   ): void;
   /** Binds every group and starts consuming (and relaying the outbox, when the transport needs it). */
   start(): Promise<void>;
-  /** Stops taking messages, waits for handlers up to `timeout` (default 30 s), closes. Safe twice. */
+  /**
+   * Stops within `timeout` (default 30 s), whatever hangs: starts no handler from the moment it
+   * is called and hands the deliveries it fetched back to the queue, waits for the handlers
+   * running, aborts their `ctx.signal` shortly before the timeout, and hands back what did not
+   * finish (never to dead letters); then stops the outbox relay and closes the transport. Safe
+   * twice.
+   */
   stop(options?: { timeout?: Duration }): Promise<void>;
   readonly deadLetters: DeadLetters;
   readonly transport: Transport;
@@ -202,7 +214,16 @@ class AlreadyProcessed extends Error {
 
 const GROUP = /^[A-Za-z0-9_.-]{1,100}$/;
 
+/** A store failure that says nothing about the letter: down, busy, or closed by a shutdown. */
+const unreachable = (e: unknown) => isPatchbayError(e) && (e.retryable || e.code === "STORE_CLOSED");
+
 const defaultRetryOn = (e: unknown) => !(isPatchbayError(e) && !e.retryable);
+
+/**
+ * How long before `stop()`'s deadline the handlers still running are aborted: enough for them to
+ * throw and their messages to be handed back before the stop returns.
+ */
+const abortLead = (timeoutMs: number) => Math.min(timeoutMs / 5, 1000);
 
 /** A JSON-safe record of an error for dead letters and retries. */
 function errorRecord(e: unknown): Record<string, unknown> {
@@ -238,6 +259,11 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const outbox = transport.capabilities.sharesStore
     ? undefined
     : createOutbox(store, transport, { clock, logger });
+  // Aborted when stop() is called: no handler starts after it (deliveries waiting for a slot
+  // leave the queue and are handed back).
+  const closing = new AbortController();
+  setMaxListeners(0, closing.signal);
+  // Aborted shortly before stop()'s deadline: ctx.signal of the handlers still running.
   const stopping = new AbortController();
   // Handlers in flight may listen to it (ctx.signal): as many as the concurrency, not a leak.
   setMaxListeners(0, stopping.signal);
@@ -332,7 +358,13 @@ export function createEventBus(options: EventBusOptions): EventBus {
     },
 
     subscribe(target, subOptions, handler) {
-      if (state !== "new") throw new BusError("BUS_NOT_STARTED", "subscribe before start()");
+      if (state === "started") {
+        throw new BusError(
+          "BUS_ALREADY_STARTED",
+          "subscribe() must be called before start(): the bus binds its groups and starts their consumers when it starts",
+        );
+      }
+      if (state === "stopped") throw new BusError("BUS_STOPPED", "the bus is stopped");
       const pattern = typeof target === "string" ? target : target.type;
       if (typeof target !== "string") catalogue.set(target.type, target);
       assertPattern(pattern);
@@ -375,7 +407,9 @@ export function createEventBus(options: EventBusOptions): EventBus {
     },
 
     async start() {
-      if (state !== "new") throw new BusError("BUS_STOPPED", "start() may be called once");
+      if (state === "started") throw new BusError("BUS_ALREADY_STARTED", "start() may be called once");
+      if (state === "stopped")
+        throw new BusError("BUS_STOPPED", "the bus is stopped; a stopped bus cannot start again");
       state = "started";
       await transport.open();
       for (const sub of subscriptions) await transport.bind(sub.group, sub.patterns);
@@ -391,18 +425,34 @@ export function createEventBus(options: EventBusOptions): EventBus {
     },
 
     stop(stopOptions = {}) {
-      stopped ??= (async () => {
+      if (stopped) return stopped;
+      let timeout: number;
+      try {
+        timeout = toMs(stopOptions.timeout ?? "30s", "timeout");
+      } catch (e) {
+        // Nothing stopped: a valid call may follow.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- toMs's own DURATION_INVALID, passed through
+        return Promise.reject(e);
+      }
+      stopped = (async () => {
         state = "stopped";
-        const timeout = toMs(stopOptions.timeout ?? "30s", "timeout");
+        // One deadline for every part: consumers, the outbox relay, the transport's close.
+        const deadline = Date.now() + timeout;
+        const left = () => Math.max(0, deadline - Date.now());
+        closing.abort(new BusError("BUS_STOPPED", "the bus is stopping"));
         const abort = setTimeout(
           () => stopping.abort(new BusError("BUS_STOPPED", "the bus is stopping")),
-          timeout,
+          timeout - abortLead(timeout),
         );
         try {
-          await Promise.all(consumers.map((c) => c.stop(timeout)));
-          await outbox?.stop();
+          await settleBy(
+            Promise.all([...consumers.map((c) => c.stop(left())), outbox?.stop(left())]),
+            deadline,
+          );
           inbox.stopPurging();
-          await transport.close();
+          const closed = transport.close();
+          closed.catch((e: unknown) => logger.warn({ err: e }, "patchbay bus: closing the transport failed"));
+          await settleBy(closed, deadline);
         } finally {
           clearTimeout(abort);
         }
@@ -411,6 +461,14 @@ export function createEventBus(options: EventBusOptions): EventBus {
     },
   };
 
+  /**
+   * Moves the message to dead letters. The body is stored as bytes, so any body fits; should the
+   * store refuse the letter for its content (a NUL character in a header or in the error, which a
+   * PostgreSQL text or jsonb value cannot hold), it is stored again with that text made storable
+   * and says so (`error.sanitized`). What the store still refuses, or cannot be reached for, is a
+   * `DEAD_LETTER_FAILED` for the transport to deliver again later (unreachable) or park
+   * (refused) — logged at error level, never a silent loop.
+   */
   async function deadLetter(sub: Subscription, delivery: Delivery, error: unknown) {
     const now = clock.now();
     const letter = {
@@ -425,14 +483,39 @@ export function createEventBus(options: EventBusOptions): EventBus {
       firstFailedAt: delivery.failure?.firstFailedAt ?? now,
       lastFailedAt: now,
     };
-    if (transport.capabilities.sharesStore) {
-      await store.transaction(async (tx) => {
-        await deadLetters.add(tx, letter);
-        await delivery.ack(tx);
-      });
-    } else {
-      await deadLetters.add(store, letter);
-      await delivery.ack();
+    const write = async (l: typeof letter) => {
+      if (transport.capabilities.sharesStore) {
+        await store.transaction(async (tx) => {
+          await deadLetters.add(tx, l);
+          await delivery.ack(tx);
+        });
+      } else {
+        await deadLetters.add(store, l);
+        await delivery.ack();
+      }
+    };
+    try {
+      try {
+        await write(letter);
+      } catch (refused) {
+        if (unreachable(refused)) throw refused; // not the letter's fault
+        await write(storableLetter(letter, refused));
+      }
+    } catch (e) {
+      busMetrics.deadLetterFailed.add(1, sub.attributes.group);
+      const failed = new DeadLetterError(
+        `the dead letter of message ${letter.messageId} (group ${sub.group}) could not be stored`,
+        sub.group,
+        letter.messageId,
+        { cause: e, retryable: unreachable(e) },
+      );
+      logger.error(
+        { group: sub.group, messageId: letter.messageId, type: letter.type, err: e, handlerError: error },
+        failed.retryable
+          ? "patchbay bus: message could not be dead-lettered (store unreachable); it will be delivered again"
+          : "patchbay bus: message could not be dead-lettered (store refused it); the transport parks it",
+      );
+      throw failed;
     }
     busMetrics.deadLettered.add(1, sub.attributes.group);
     logger.warn(
@@ -447,8 +530,23 @@ export function createEventBus(options: EventBusOptions): EventBus {
     );
   }
 
+  /**
+   * Gives a delivery back to the queue, unfinished, because the bus is stopping: redelivered at
+   * once to another consumer or after a restart, never retried later or dead-lettered for it.
+   */
+  async function handBack(sub: Subscription, delivery: Delivery, error?: unknown): Promise<void> {
+    await delivery.release();
+    logger.debug(
+      { group: sub.group, messageId: delivery.message.id, attempt: delivery.attempt, err: error },
+      "patchbay bus: stopping; delivery handed back",
+    );
+  }
+
   async function process(sub: Subscription, delivery: Delivery): Promise<void> {
+    if (closing.signal.aborted) return handBack(sub, delivery);
     busMetrics.delivered.add(1, sub.attributes.group);
+    // The transport could not read it whole: the same bytes will never read better.
+    if (delivery.undecodable) return deadLetter(sub, delivery, delivery.undecodable);
     let event: CloudEvent;
     try {
       event = decodeStructured(delivery.message.body);
@@ -475,9 +573,12 @@ export function createEventBus(options: EventBusOptions): EventBus {
         return;
       } catch (e) {
         lastError = e;
-        if (!sub.retryOn(e) || stopping.signal.aborted) break;
+        if (!sub.retryOn(e) || closing.signal.aborted) break;
       }
     }
+    // Whatever the handler threw once the stop began (the abort reason BUS_STOPPED, a statement
+    // cut short), its message is unfinished work: back to the queue, not a retry or a dead letter.
+    if (closing.signal.aborted) return handBack(sub, delivery, lastError);
     if (sub.retryOn(lastError) && delivery.attempt < sub.attempts) {
       const delay = sub.backoff.delay(delivery.attempt, undefined, Math.random);
       await delivery.retry(delay, {
@@ -498,6 +599,17 @@ export function createEventBus(options: EventBusOptions): EventBus {
       return;
     }
     await deadLetter(sub, delivery, lastError);
+  }
+
+  /**
+   * Runs `handler` in one of the subscription's slots. None starts once stop() was called: a
+   * delivery waiting for a slot then leaves the queue with `BUS_STOPPED` (and is handed back).
+   */
+  function inSlot(sub: Subscription, handler: () => Promise<void> | void): Promise<void> {
+    return sub.slots.execute(() => {
+      if (closing.signal.aborted) throw closing.signal.reason as Error;
+      return handler();
+    }, closing.signal);
   }
 
   /**
@@ -522,7 +634,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
     }
     if (!sub.transactional) {
       const ctx = context(undefined);
-      await sub.slots.execute(() => sub.handler(event as ReceivedEvent, ctx));
+      await inSlot(sub, () => sub.handler(event as ReceivedEvent, ctx));
       await delivery.ack();
       return false;
     }
@@ -530,7 +642,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
     let opened: boolean;
     try {
       ({ opened } = await store.lazyTransaction(
-        (tx) => sub.slots.execute(() => sub.handler(event as ReceivedEvent, context(tx))),
+        (tx) => inSlot(sub, () => sub.handler(event as ReceivedEvent, context(tx))),
         {
           opening: inbox.claimAsOpening(sub.group, event.id, () => new AlreadyProcessed()),
           ...(shared ? { beforeCommit: (tx: StoreTx) => delivery.ack(tx) } : {}),

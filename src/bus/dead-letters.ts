@@ -1,5 +1,5 @@
 import { decodeStructured, type CloudEvent } from "../core/envelope.js";
-import { InvalidArgumentError } from "../core/errors.js";
+import { InvalidArgumentError, PatchbayError } from "../core/errors.js";
 import type { SqlExecutor } from "../store/contracts.js";
 import { int, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
@@ -23,6 +23,12 @@ export interface DeadLetter {
   attempts: number;
   firstFailedAt: number;
   lastFailedAt: number;
+  /**
+   * The transport the message was dead-lettered on (its `Transport.name`, e.g. `local (sqlite)`
+   * or `rabbitmq (127.0.0.1:5672/, prefix app)`); `undefined` for letters recorded before
+   * Patchbay kept it.
+   */
+  transport: string | undefined;
 }
 
 /** Selects dead letters. All fields are optional; an empty filter selects everything. */
@@ -39,12 +45,71 @@ interface Row {
   message_id: string;
   type: string;
   key: string | null;
+  /** Empty in letters written with `body_bytes`. */
   body: string;
+  /** The body's UTF-8 bytes (letters written before the bytes migration have none). */
+  body_bytes: Uint8Array | null;
   headers: unknown;
   error: unknown;
   attempts: unknown;
   first_failed_at: unknown;
   last_failed_at: unknown;
+  transport: string | null;
+}
+
+/** Options of {@link DeadLetters.replay}. */
+export interface ReplayOptions {
+  /**
+   * Replay only if every matched letter was dead-lettered on the transport of this name;
+   * otherwise refuse with `DEAD_LETTER_TRANSPORT_MISMATCH` before any letter moves. The CLI sets
+   * it: a letter sent back through a transport its group's consumers do not read is lost from
+   * sight. Default: no check (a bus replays through its own transport).
+   */
+  onlyFrom?: string;
+  /** With `onlyFrom`: also accept letters that recorded no transport (older rows). Default false. */
+  acceptUnrecorded?: boolean;
+}
+
+/** A replay refused: matched letters came from another transport than the one replaying. */
+export class DeadLetterTransportError extends PatchbayError {
+  constructor(
+    message: string,
+    /** Matched letters by the transport they came from (`"(unrecorded)"` for older rows). */
+    readonly origins: Record<string, number>,
+    /** The transport the replay would have used. */
+    readonly transport: string,
+  ) {
+    super("DEAD_LETTER_TRANSPORT_MISMATCH", message);
+  }
+}
+
+declare module "../core/errors.js" {
+  interface PatchbayErrorCodes {
+    DEAD_LETTER_TRANSPORT_MISMATCH: DeadLetterTransportError;
+  }
+}
+
+function refuseForeign(
+  keys: ReadonlyArray<{ transport: string | null }>,
+  onlyFrom: string,
+  acceptUnrecorded = false,
+): void {
+  const origins: Record<string, number> = {};
+  for (const k of keys) {
+    const from = k.transport ?? "(unrecorded)";
+    origins[from] = (origins[from] ?? 0) + 1;
+  }
+  const foreign = Object.entries(origins).filter(
+    ([from]) => from !== onlyFrom && !(acceptUnrecorded && from === "(unrecorded)"),
+  );
+  if (foreign.length === 0) return;
+  throw new DeadLetterTransportError(
+    `refusing to replay through ${onlyFrom}: ${foreign
+      .map(([from, n]) => `${n} of the matched dead letter${n === 1 ? "" : "s"} came from ${from}`)
+      .join(", ")}; nothing was replayed`,
+    origins,
+    onlyFrom,
+  );
 }
 
 /** Dead letters: list, inspect, replay, purge. Kept in the Store whatever the transport. */
@@ -52,13 +117,24 @@ export interface DeadLetters {
   list(filter?: DeadLetterFilter & { limit?: number }): Promise<DeadLetter[]>;
   get(group: string, messageId: string): Promise<DeadLetter | undefined>;
   count(filter?: DeadLetterFilter): Promise<number>;
-  /** Sends the selected messages back to their group's queue (attempts start afresh); returns how many. */
-  replay(filter?: DeadLetterFilter): Promise<number>;
+  /**
+   * Sends the letters matching the filter when the call begins back to their group's queue
+   * (attempts start afresh), each exactly once: one that fails again during the replay stays a
+   * dead letter. Returns how many were sent (fewer than matched only if some were purged or
+   * replayed by someone else meanwhile).
+   */
+  replay(filter?: DeadLetterFilter, options?: ReplayOptions): Promise<number>;
   /** Deletes the selected dead letters; returns how many. */
   purge(filter?: DeadLetterFilter): Promise<number>;
   /** Records one (used by the bus). Idempotent by group and message id. */
-  add(executor: SqlExecutor, letter: Omit<DeadLetter, "event">): Promise<void>;
+  add(executor: SqlExecutor, letter: Omit<DeadLetter, "event" | "transport">): Promise<void>;
 }
+
+/** A letter's body: its bytes as UTF-8 text, or the text column of a letter written before them. */
+const bodyOf = (r: Row): string =>
+  r.body_bytes === null || r.body_bytes === undefined
+    ? r.body
+    : Buffer.from(r.body_bytes.buffer, r.body_bytes.byteOffset, r.body_bytes.byteLength).toString("utf8");
 
 /** The Store-backed {@link DeadLetters}. */
 export function createDeadLetters(store: SqlStore, transport: Transport): DeadLetters {
@@ -78,9 +154,10 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
     return join(...conditions);
   };
   const toLetter = (r: Row): DeadLetter => {
+    const body = bodyOf(r);
     let event: CloudEvent | undefined;
     try {
-      event = decodeStructured(r.body);
+      event = decodeStructured(body);
     } catch {
       event = undefined;
     }
@@ -89,13 +166,14 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
       messageId: r.message_id,
       type: r.type,
       key: r.key ?? undefined,
-      body: r.body,
+      body,
       headers: d.decodeJson(r.headers) as Record<string, string>,
       event,
       error: d.decodeJson(r.error) as Record<string, unknown>,
       attempts: int(r.attempts),
       firstFailedAt: int(r.first_failed_at),
       lastFailedAt: int(r.last_failed_at),
+      transport: r.transport ?? undefined,
     };
   };
   const select = (f: DeadLetterFilter, limit: number) =>
@@ -122,35 +200,60 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
       );
       return int(rows[0]?.n ?? 0);
     },
-    async replay(filter = {}) {
+    async replay(filter = {}, options = {}) {
+      // The letters to replay are the ones matching now: their keys first, then each one moved
+      // on its own. A replayed message that fails again comes back as a new letter under the
+      // same key while the replay goes on; re-selecting by the filter would send it again.
+      const keys = (
+        await run<Pick<Row, "grp" | "message_id" | "transport">>(
+          store,
+          d,
+          join(
+            sql`SELECT grp, message_id, transport FROM ${t} WHERE `,
+            where(filter),
+            sql` ORDER BY last_failed_at, grp, message_id`,
+          ),
+        )
+      ).rows;
+      if (options.onlyFrom !== undefined) refuseForeign(keys, options.onlyFrom, options.acceptUnrecorded);
       let total = 0;
-      // In batches, each message back in its group and out of the dead letters together (on
-      // a store-backed transport, in one transaction; on a broker, publish first then delete,
-      // so a crash in between replays it twice — which the inbox absorbs).
-      for (;;) {
-        const batch = (await run<Row>(store, d, select(filter, 100))).rows;
-        if (batch.length === 0) return total;
-        for (const r of batch) {
+      for (const key of keys) {
+        // Taken in a transaction: the row is deleted there, and the message published before it
+        // commits. A failed publish rolls the delete back (the letter stays); on a broker a
+        // failed COMMIT after the publish replays the message twice, which the inbox absorbs.
+        // A new failure of the replayed message waits for that commit (PostgreSQL's row lock,
+        // SQLite's write lock), so it is recorded as a new letter, never deleted by this one.
+        const taken = await store.transaction(async (tx) => {
+          const row = (
+            await run<Row>(
+              tx,
+              d,
+              sql`SELECT * FROM ${t} WHERE grp = ${key.grp} AND message_id = ${key.message_id}`,
+            )
+          ).rows[0];
+          if (!row) return false; // purged or replayed by someone else since
+          const removed = await run(
+            tx,
+            d,
+            sql`DELETE FROM ${t} WHERE grp = ${row.grp} AND message_id = ${row.message_id}`,
+          );
+          if (removed.rowCount === 0) return false;
           const message: TransportMessage = {
-            id: r.message_id,
-            type: r.type,
-            key: r.key ?? undefined,
-            body: r.body,
-            headers: d.decodeJson(r.headers) as Record<string, string>,
+            id: row.message_id,
+            type: row.type,
+            key: row.key ?? undefined,
+            body: bodyOf(row),
+            headers: d.decodeJson(row.headers) as Record<string, string>,
           };
-          const remove = sql`DELETE FROM ${t} WHERE grp = ${r.grp} AND message_id = ${r.message_id}`;
-          if (transport.capabilities.sharesStore) {
-            await store.transaction(async (tx) => {
-              await transport.publish([message], { tx, group: r.grp });
-              await run(tx, d, remove);
-            });
-          } else {
-            await transport.publish([message], { group: r.grp });
-            await run(store, d, remove);
-          }
-          total++;
-        }
+          await transport.publish(
+            [message],
+            transport.capabilities.sharesStore ? { tx, group: row.grp } : { group: row.grp },
+          );
+          return true;
+        });
+        if (taken) total++;
       }
+      return total;
     },
     async purge(filter = {}) {
       const { rowCount, rows } = await run(
@@ -164,11 +267,13 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
       await run(
         executor,
         d,
-        sql`INSERT INTO ${t} (grp, message_id, type, key, body, headers, error, attempts, first_failed_at, last_failed_at)
-            VALUES (${l.group}, ${l.messageId}, ${l.type}, ${l.key ?? null}, ${l.body}, ${d.encodeJson(l.headers)},
-                    ${d.encodeJson(l.error)}, ${l.attempts}, ${l.firstFailedAt}, ${l.lastFailedAt})
+        // The body as bytes: a text column may refuse some characters (NUL, on PostgreSQL).
+        sql`INSERT INTO ${t} (grp, message_id, type, key, body, body_bytes, headers, error, attempts, first_failed_at, last_failed_at, transport)
+            VALUES (${l.group}, ${l.messageId}, ${l.type}, ${l.key ?? null}, '', ${Buffer.from(l.body, "utf8")}, ${d.encodeJson(l.headers)},
+                    ${d.encodeJson(l.error)}, ${l.attempts}, ${l.firstFailedAt}, ${l.lastFailedAt}, ${transport.name})
             ON CONFLICT (grp, message_id) DO UPDATE SET error = excluded.error, attempts = excluded.attempts,
-              last_failed_at = excluded.last_failed_at`,
+              last_failed_at = excluded.last_failed_at, body = excluded.body, body_bytes = excluded.body_bytes,
+              transport = excluded.transport`,
       );
     },
   };

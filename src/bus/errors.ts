@@ -1,9 +1,13 @@
 import { PatchbayError, type PatchbayErrorOptions } from "../core/errors.js";
 
-/** The bus is not started, already stopped, or was given something it cannot deliver. */
+/**
+ * The bus was used out of order — `subscribe()` or `start()` after it started
+ * (`BUS_ALREADY_STARTED`), anything after `stop()` (`BUS_STOPPED`) — or a subscription cannot
+ * work as asked (`SUBSCRIPTION_INVALID`). Not retryable.
+ */
 export class BusError extends PatchbayError {
   constructor(
-    code: "BUS_NOT_STARTED" | "BUS_STOPPED" | "SUBSCRIPTION_INVALID",
+    code: "BUS_ALREADY_STARTED" | "BUS_STOPPED" | "SUBSCRIPTION_INVALID",
     message: string,
     options: PatchbayErrorOptions = {},
   ) {
@@ -18,11 +22,50 @@ export class PublishError extends PatchbayError {
   }
 }
 
+/**
+ * A transport could not read a message whole: its headers or the transport's own bookkeeping
+ * are corrupt (a damaged queue row, a broken producer), or its body is not UTF-8 text. Not
+ * retryable — the same bytes fail again — so the bus dead-letters the message at once, with
+ * the parts that could be read; `raw` keeps what could not (`rawEncoding` says how).
+ */
+export class UndecodableMessageError extends PatchbayError {
+  constructor(
+    message: string,
+    /** What could not be read: `"headers"`, `"last_error"`, `"patchbay-headers"`, `"body"`, ... */
+    readonly part: string,
+    /** That part as it was found (text, or the bytes in base64). */
+    readonly raw: string,
+    readonly rawEncoding: "text" | "base64" = "text",
+    options: Omit<PatchbayErrorOptions, "retryable"> = {},
+  ) {
+    super("MESSAGE_UNDECODABLE", message, options);
+  }
+}
+
+/**
+ * A message's dead letter could not be stored. `retryable` when the store was unreachable (the
+ * transport delivers the message again later); otherwise the store refused the letter even with
+ * its text made storable, and the transport parks the message where it keeps such messages
+ * (RabbitMQ: the group's broker dead-letter queue; the local queue: its row, never due again).
+ */
+export class DeadLetterError extends PatchbayError {
+  constructor(
+    message: string,
+    readonly group: string,
+    readonly messageId: string,
+    options: PatchbayErrorOptions = {},
+  ) {
+    super("DEAD_LETTER_FAILED", message, options);
+  }
+}
+
 declare module "../core/errors.js" {
   interface PatchbayErrorCodes {
-    BUS_NOT_STARTED: BusError;
+    BUS_ALREADY_STARTED: BusError;
     BUS_STOPPED: BusError;
     SUBSCRIPTION_INVALID: BusError;
     PUBLISH_FAILED: PublishError;
+    MESSAGE_UNDECODABLE: UndecodableMessageError;
+    DEAD_LETTER_FAILED: DeadLetterError;
   }
 }

@@ -8,14 +8,17 @@
 import { randomUUID } from "node:crypto";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
+import { isPatchbayError, type PatchbayError } from "../core/errors.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { createBatcher } from "../core/batcher.js";
+import { settleBy } from "../core/settle-by.js";
 import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import { int, PREPARED, run, runAtCommit } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
-import { BusError } from "./errors.js";
+import { BusError, UndecodableMessageError } from "./errors.js";
+import { isHeaders, isRecord } from "./headers.js";
 import { assertPattern, matchesAny } from "./patterns.js";
 import type {
   ConsumeOptions,
@@ -50,6 +53,9 @@ interface JobRow {
   first_failed_at: unknown;
   last_error: unknown;
 }
+
+/** `run_at` of a parked message: never due (the largest integer both stores and JS hold exactly). */
+export const PARKED = Number.MAX_SAFE_INTEGER;
 
 const CHANNEL = "patchbay_bus";
 /** Rows per multi-row INSERT (10 parameters each: well under every driver's limit). */
@@ -180,6 +186,38 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     { maxBatch: 500 },
   );
 
+  // Deliveries handed back unfinished (a stop), group-committed: due at once, their claim undone
+  // (the attempt it counted is taken back), and on PostgreSQL other processes' consumers woken.
+  // The attempt is the claim's token: one that no longer matches (the lease ran out and another
+  // consumer claimed the row) changes nothing.
+  const releases = createBatcher(
+    async (jobs: Array<{ id: number; attempt: number; group: string }>) => {
+      const now = clock.now();
+      const groups = [...new Set(jobs.map((j) => j.group))];
+      await run(
+        store,
+        d,
+        pg
+          ? sql`WITH released AS (
+                  UPDATE ${t.jobs} AS j SET run_at = ${now}, attempt = j.attempt - 1
+                  FROM unnest(${jobs.map((j) => j.id)}::bigint[], ${jobs.map((j) => j.attempt)}::integer[]) AS u(id, attempt)
+                  WHERE j.id = u.id AND j.attempt = u.attempt RETURNING j.grp)
+                SELECT pg_notify(${CHANNEL}, ${groups.join(",")}) WHERE EXISTS (SELECT 1 FROM released)`
+          : join(
+              sql`UPDATE ${t.jobs} SET run_at = ${now}, attempt = attempt - 1 WHERE (id, attempt) IN (`,
+              joinWith(
+                sql`, `,
+                jobs.map((j) => sql`(${j.id}, ${j.attempt})`),
+              ),
+              sql`)`,
+            ),
+      );
+      wake(groups);
+      return jobs.map(() => undefined);
+    },
+    { maxBatch: 500 },
+  );
+
   const transport: Transport = {
     name: `local (${d.name})`,
     capabilities: { sharesStore: true, durable: true },
@@ -230,20 +268,40 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     const id = int(row.id);
     const attempt = int(row.attempt);
     const settled = { done: false };
-    const guard = (what: string) => {
+    const check = (what: string) => {
       if (settled.done)
         throw new BusError("BUS_STOPPED", `delivery ${row.message_id} already settled (${what})`);
+    };
+    const guard = (what: string) => {
+      check(what);
       settled.done = true;
     };
-    const lastError =
-      row.last_error === null ? undefined : (d.decodeJson(row.last_error) as Record<string, unknown>);
+    // A row whose headers or failure record cannot be read (a damaged row) is still delivered:
+    // marked undecodable, for the bus to dead-letter at once with what could be read.
+    let undecodable: UndecodableMessageError | undefined;
+    const read = <T>(part: string, raw: unknown, valid: (v: unknown) => v is T): T | undefined => {
+      try {
+        const value = d.decodeJson(raw);
+        if (valid(value)) return value;
+      } catch {
+        // reported below, with the raw text
+      }
+      undecodable ??= new UndecodableMessageError(
+        `the ${part} of queued message ${row.message_id} (group ${row.grp}) cannot be read`,
+        part,
+        typeof raw === "string" ? raw : JSON.stringify(raw),
+      );
+      return undefined;
+    };
+    const headers = read("headers", row.headers, isHeaders) ?? {};
+    const lastError = row.last_error === null ? undefined : read("last_error", row.last_error, isRecord);
     return {
       message: {
         id: row.message_id,
         type: row.type,
         key: row.key ?? undefined,
         body: row.body,
-        headers: d.decodeJson(row.headers) as Record<string, string>,
+        headers,
         ...(int(row.fresh) === 1 ? { fresh: true } : {}),
       },
       group: row.grp,
@@ -252,14 +310,27 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         row.first_failed_at === null || lastError === undefined
           ? undefined
           : { firstFailedAt: int(row.first_failed_at), error: lastError },
+      ...(undecodable ? { undecodable } : {}),
       // The attempt number is the claim's token: an ack after our lease ran out and another
       // consumer re-claimed the job matches nothing and changes nothing.
       async ack(tx?: StoreTx) {
-        guard("ack");
-        // In the handler's transaction: its last statement, sent with COMMIT where the store can.
-        if (tx)
+        if (tx) {
+          // In the handler's transaction: its last statement, sent with COMMIT where the store
+          // can. Settled only once that commits: a COMMIT that fails (a deferred constraint)
+          // rolls the ack back too, and the delivery must still be retried or dead-lettered.
+          check("ack");
           await runAtCommit(tx, d, sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`);
-        else await acks.add({ id, attempt });
+          tx.afterCommit(() => {
+            settled.done = true;
+          });
+          return;
+        }
+        guard("ack");
+        await acks.add({ id, attempt });
+      },
+      async release() {
+        guard("release");
+        await releases.add({ id, attempt, group: row.grp });
       },
       async retry(delayMs: number, failure: FailureRecord) {
         guard("retry");
@@ -272,6 +343,26 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         );
       },
     };
+  }
+
+  /**
+   * Keeps a message whose dead letter the store refused in its queue row, never due again
+   * (`run_at` = {@link PARKED}) with the refusal as its last error, rather than claiming it
+   * after every lease. Logged at error level; see docs/bus.md for finding and releasing it.
+   */
+  async function park(id: number, attempt: number, e: PatchbayError) {
+    const { rowCount } = await run(
+      store,
+      d,
+      sql`UPDATE ${t.jobs} SET run_at = ${PARKED}, last_error = ${d.encodeJson(e.toJSON())}
+          WHERE id = ${id} AND attempt = ${attempt}`,
+    );
+    logger.error(
+      { err: e, jobId: id, parked: rowCount > 0 },
+      rowCount > 0
+        ? "patchbay bus: message parked in its queue row (run_at never due): its dead letter was refused"
+        : "patchbay bus: its dead letter was refused and its lease had passed: the message comes back",
+    );
   }
 
   async function claim(group: string, limit: number): Promise<JobRow[]> {
@@ -317,6 +408,8 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
   ): Consumer {
     const worker = randomUUID().slice(0, 8);
     const inFlight = new Set<Promise<void>>();
+    /** The lease heartbeats of the deliveries in flight. */
+    const heartbeats = new Set<NodeJS.Timeout>();
     let running = true;
     const idle = wakeableSleep();
     const waker = () => idle.wake();
@@ -324,8 +417,8 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     set.add(waker);
     wakers.set(group, set);
 
+    // Never rejects: whatever a row holds, the claim loop goes on.
     const handle = async (row: JobRow) => {
-      const delivery = toDelivery(row);
       const id = int(row.id);
       const attempt = int(row.attempt);
       // Keep the lease while the handler runs, so a slow handler is not mistaken for a dead one.
@@ -339,18 +432,33 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         },
         Math.max(50, Math.floor(lease / 3)),
       );
+      heartbeats.add(heartbeat);
       try {
-        await onDelivery(delivery);
+        await onDelivery(toDelivery(row));
       } catch (e) {
-        // The consumer could not settle it (the store is down?): the lease brings it back.
-        logger.error(
-          { err: e, group, messageId: row.message_id, worker },
-          "patchbay bus: delivery not settled",
-        );
+        if (isPatchbayError(e, "DEAD_LETTER_FAILED") && !e.retryable) {
+          await park(id, attempt, e).catch(() => undefined);
+        } else {
+          // The consumer could not settle it (the store is down?): the lease brings it back.
+          logger.error(
+            { err: e, group, messageId: row.message_id, worker },
+            "patchbay bus: delivery not settled",
+          );
+        }
       } finally {
         clearInterval(heartbeat);
+        heartbeats.delete(heartbeat);
       }
     };
+
+    /** Rows claimed after stop() began: handed back at once, never to a handler. */
+    const handBack = (rows: readonly JobRow[]) =>
+      Promise.all(
+        rows.map((row) => releases.add({ id: int(row.id), attempt: int(row.attempt), group: row.grp })),
+      ).catch((e: unknown) => {
+        // The store is gone: their lease brings them back.
+        logger.warn({ err: e, group, worker }, "patchbay bus: cannot hand back claimed deliveries");
+      });
 
     const loop = (async () => {
       let pause = 0;
@@ -364,6 +472,11 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         if (free > 0) {
           try {
             const rows = await claim(group, free);
+            // stop() began while the claim waited (on SQLite, for the write lock): none may start.
+            if (!running) {
+              await handBack(rows);
+              break;
+            }
             claimed = rows.length;
             pause = 0;
             for (const row of rows) {
@@ -391,14 +504,24 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       }
     })();
 
+    let stopped: Promise<void> | undefined;
     return {
-      async stop(timeoutMs = 30_000) {
-        running = false;
-        waker();
-        await loop;
-        set.delete(waker);
-        const drained = Promise.allSettled([...inFlight]);
-        await Promise.race([drained, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+      stop(timeoutMs = 30_000) {
+        stopped ??= (async () => {
+          running = false;
+          set.delete(waker);
+          waker();
+          // The loop may be waiting for a claim (on SQLite behind every transaction queued for the
+          // write lock): not waited for past the timeout; what it claims then is handed back.
+          const deadline = Date.now() + timeoutMs;
+          await settleBy(loop, deadline);
+          await settleBy(Promise.allSettled([...inFlight]), deadline);
+          // Handlers still running are abandoned, as by a process that died: their leases are no
+          // longer kept, so another consumer takes their messages when the lease runs out.
+          for (const heartbeat of heartbeats) clearInterval(heartbeat);
+          heartbeats.clear();
+        })();
+        return stopped;
       },
     };
   }

@@ -1,17 +1,28 @@
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../core/clock.js";
 import { isPatchbayError } from "../core/errors.js";
+import { settleBy } from "../core/settle-by.js";
 import type { Logger } from "../core/logger.js";
 import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor } from "../store/contracts.js";
 import { int, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, raw, sql } from "../store/sql.js";
+import { isHeaders } from "./headers.js";
 import type { Transport, TransportMessage } from "./transport.js";
 
 const LEADER_KEY = "patchbay.bus.outbox-relay";
+/**
+ * `deliver_at` of an outbox row that cannot be read (its headers are not a JSON object of
+ * strings): parked, out of the relay's way, found by this value (docs/bus.md says how).
+ */
+export const PARKED_AT = Number.MAX_SAFE_INTEGER;
 const LEASE_MS = 10_000;
 const BATCH = 200;
+
+/** `id IN (…)` for a non-empty list of row ids. */
+const inIds = (ids: readonly number[]) =>
+  join(sql`id IN (${ids[0]}`, ...ids.slice(1).map((id) => sql`, ${id}`), sql`)`);
 
 interface OutboxRow {
   id: unknown;
@@ -36,6 +47,7 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
   const me = randomUUID();
   let running = false;
   let loop: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
   const idle = wakeableSleep();
   const wake = () => idle.wake();
 
@@ -64,21 +76,48 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
           ORDER BY id LIMIT ${BATCH}`,
     );
     if (rows.length === 0) return 0;
-    const messages: TransportMessage[] = rows.map((r) => ({
-      id: r.message_id,
-      type: r.type,
-      key: r.key ?? undefined,
-      body: r.body,
-      headers: d.decodeJson(r.headers) as Record<string, string>,
-    }));
-    await transport.publish(messages);
-    const ids = rows.map((r) => int(r.id));
-    await run(
-      store,
-      d,
-      join(sql`DELETE FROM ${t} WHERE id IN (${ids[0]}`, ...ids.slice(1).map((id) => sql`, ${id}`), sql`)`),
-    );
+    const messages: TransportMessage[] = [];
+    const sent: number[] = [];
+    const unreadable: OutboxRow[] = [];
+    for (const r of rows) {
+      const headers = readHeaders(r.headers);
+      if (!headers) {
+        unreadable.push(r);
+        continue;
+      }
+      messages.push({ id: r.message_id, type: r.type, key: r.key ?? undefined, body: r.body, headers });
+      sent.push(int(r.id));
+    }
+    // A row that cannot be read would fail every round and hold up every row behind it: it is
+    // parked, kept as it is, and reported; the rest goes on.
+    if (unreadable.length > 0) {
+      await run(
+        store,
+        d,
+        join(sql`UPDATE ${t} SET deliver_at = ${PARKED_AT} WHERE `, inIds(unreadable.map((r) => int(r.id)))),
+      );
+      for (const r of unreadable) {
+        deps.logger.error(
+          { messageId: r.message_id, type: r.type, headers: String(r.headers).slice(0, 200) },
+          "patchbay bus: an outbox row's headers cannot be read; parked in the outbox, not published",
+        );
+      }
+    }
+    if (messages.length > 0) {
+      await transport.publish(messages);
+      await run(store, d, join(sql`DELETE FROM ${t} WHERE `, inIds(sent)));
+    }
     return rows.length;
+  }
+
+  /** The row's headers, or undefined when they are not a JSON object of strings. */
+  function readHeaders(raw: unknown): Record<string, string> | undefined {
+    try {
+      const value = d.decodeJson(raw);
+      return isHeaders(value) ? value : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   return {
@@ -115,17 +154,24 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
       })();
     },
 
-    async stop() {
+    /**
+     * Stops relaying, then hands leadership over at once instead of making the next relay wait
+     * for the lease. Resolves within `timeoutMs`: a relay stuck in a publish (a broker that does
+     * not confirm) is not waited for; it hands over when it ends (its rows stay in the outbox
+     * unless their publish was confirmed).
+     */
+    async stop(timeoutMs = 30_000) {
       running = false;
       wake();
-      await loop;
-      // Hand leadership over at once instead of making the next relay wait for the lease.
-      const current = await store.state.get<{ owner: string }>(LEADER_KEY).catch(() => undefined);
-      if (current?.value.owner === me) {
-        await store.state
-          .set(LEADER_KEY, { owner: "", until: 0 }, { expectedVersion: current.version })
-          .catch(() => undefined);
-      }
+      stopped ??= (loop ?? Promise.resolve()).then(async () => {
+        const current = await store.state.get<{ owner: string }>(LEADER_KEY).catch(() => undefined);
+        if (current?.value.owner === me) {
+          await store.state
+            .set(LEADER_KEY, { owner: "", until: 0 }, { expectedVersion: current.version })
+            .catch(() => undefined);
+        }
+      });
+      await settleBy(stopped, Date.now() + timeoutMs);
     },
   };
 }

@@ -28,6 +28,9 @@ export const busMetrics = {
   deadLettered: meter.createCounter("patchbay.bus.dead_lettered", {
     description: "Messages moved to dead letters",
   }),
+  deadLetterFailed: meter.createCounter("patchbay.bus.dead_letter_failed", {
+    description: "Dead letters the store could not take (alarm: the message went back or was parked)",
+  }),
   handlerDuration: meter.createHistogram("patchbay.bus.handler.duration", {
     description: "Handler run time",
     unit: "ms",

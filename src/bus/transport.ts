@@ -5,6 +5,7 @@
  * every invariant below against each of them, on the real service.
  */
 import type { StoreTx } from "../store/contracts.js";
+import type { UndecodableMessageError } from "./errors.js";
 
 /** A message as a transport carries it: a CloudEvent in structured JSON plus routing facts. */
 export interface TransportMessage {
@@ -50,8 +51,9 @@ export interface FailureRecord {
 }
 
 /**
- * One delivery of a message to a group. The consumer settles it exactly once, with `ack` or
- * `retry`; a delivery left unsettled (the process died) comes back after the transport's lease.
+ * One delivery of a message to a group. The consumer settles it exactly once, with `ack`,
+ * `retry` or `release`; a delivery left unsettled (the process died) comes back after the
+ * transport's lease. Settling it a second time rejects with `BUS_STOPPED`.
  */
 export interface Delivery {
   readonly message: TransportMessage;
@@ -61,17 +63,39 @@ export interface Delivery {
   /** Present when the message failed before in this group. */
   readonly failure: FailureRecord | undefined;
   /**
+   * Set when the transport could not read the message whole (corrupt headers or bookkeeping, a
+   * body that is not UTF-8): `message` holds what could be read (`headers` `{}` when they were
+   * at fault) and the bus dead-letters the delivery at once with this error. A transport never
+   * throws out of its consumer, nor stops, because of a message it cannot read.
+   */
+  readonly undecodable?: UndecodableMessageError | undefined;
+  /**
    * Removes the message from the group's queue. With `tx` (only when `capabilities.sharesStore`)
-   * the removal commits with that transaction, atomically with the handler's writes.
+   * the removal commits with that transaction, atomically with the handler's writes, and the
+   * delivery counts as settled only once it committed: when the transaction rolls back (its
+   * COMMIT refused, e.g. by a deferred constraint) the delivery is still open for `retry`.
    */
   ack(tx?: StoreTx): Promise<void>;
   /** Redelivers the message to this group after `delayMs`, durably, keeping the failure record. */
   retry(delayMs: number, failure: FailureRecord): Promise<void>;
+  /**
+   * Hands the message back unfinished (a stop): due again at once, to any consumer of the group —
+   * not after a lease — with its failure record as it was. The delivery does not count as an
+   * attempt where the transport can undo it (the store queue, in-memory); on RabbitMQ the
+   * requeue counts in the quorum queue's `x-delivery-count`, so the next `attempt` is one more.
+   */
+  release(): Promise<void>;
 }
 
 /** A running consumer of one group. */
 export interface Consumer {
-  /** Stops taking deliveries, waits for the ones in flight (up to `timeoutMs`), then detaches. */
+  /**
+   * Stops at once handing deliveries to `onDelivery` (whatever it fetched but had not handed
+   * over is released), waits for the ones in flight, then detaches — all within `timeoutMs`
+   * (default 30 s): it resolves by then whatever is still running. A delivery still in flight
+   * then is abandoned like one of a process that died (no lease is kept for it): it comes back
+   * to the group, and settling it later may do nothing. Safe to call twice.
+   */
   stop(timeoutMs?: number): Promise<void>;
 }
 
@@ -102,6 +126,8 @@ export interface TransportCapabilities {
  *   is delivered again; `retry` delays are durable.
  * - At most `concurrency` deliveries per consumer are in flight; a backlog stays in the
  *   transport, not in the consumer's memory.
+ * - `release` makes a message due again at once; nothing reaches `onDelivery` once the
+ *   consumer's `stop` began, and `stop` resolves within its timeout.
  */
 export interface Transport {
   readonly name: string;

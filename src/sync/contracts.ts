@@ -130,7 +130,10 @@ export type WriteMode = "append" | "merge" | "replace";
 
 /** A row that could not be loaded, and why. It is stored beside the destination; the run goes on. */
 export interface QuarantineRecord {
-  /** What went wrong: `"transform"`, `"schema"`, `"drift"`, `"key"`, `"column"`. */
+  /**
+   * What went wrong: `"transform"`, `"schema"`, `"drift"`, `"key"`, `"column"`, `"parse"`,
+   * `"value"` (a value its destination column would store changed).
+   */
   reason: string;
   /** The error, JSON-safe: `{ code?, message }`. */
   error: { code?: string; message: string };
@@ -154,6 +157,11 @@ export interface DestinationBatch {
 export interface WriteResult {
   written: number;
   deleted: number;
+  /**
+   * Rows the destination refused and quarantined with the batch (a value its column would not
+   * store exactly: `SYNC_VALUE_INEXACT`). Not counted in `written`.
+   */
+  quarantined?: number;
 }
 
 /** A column the destination should have, with a sample value to choose its type from. */

@@ -71,7 +71,7 @@ export class SyncQuarantineLimitError extends PatchbayError {
   ) {
     super(
       "SYNC_QUARANTINE_LIMIT",
-      `pipeline ${JSON.stringify(pipeline)}: ${quarantined} rows quarantined in this run, more than maxQuarantined (${limit}); the batches before were committed`,
+      `pipeline ${JSON.stringify(pipeline)}: ${quarantined} rows quarantined in this run, more than maxQuarantined (${limit}); the batches written so far were committed`,
     );
   }
 }

@@ -35,6 +35,7 @@ export {
   SyncSourceChangedError,
   SyncSourceError,
 } from "./errors.js";
+export { parseExactJson } from "./json.js";
 export { pipeline, type Pipeline, type PipelineOptions, type PipelineStatus } from "./pipeline.js";
 export type { PipelineCheckpoint, RunOptions, SyncMode, SyncProgress, SyncRunReport } from "./run.js";
 export type { RunStatus, SyncRunRecord } from "./runs.js";

@@ -42,3 +42,24 @@ export function errorInfo(e: unknown): { code?: string; message: string } {
   }
   return { message: String(e) };
 }
+
+/**
+ * Parses JSON text without rounding a number: a number whose JS value would not write back as
+ * its source text (12345678901234567890, 0.1000000000000000055511151231257827) becomes a
+ * `JSON.rawJSON` of that text, which `JSON.stringify` writes back exactly. For a transform that
+ * changes a JSON column (the sync sources hand JSON columns over as their text).
+ *
+ * @example
+ * transform: (row) => {
+ *   const order = parseExactJson(row.payload as string) as Record<string, unknown>;
+ *   order.seen = true;
+ *   return { ...row, payload: JSON.stringify(order) }; // big numbers written as they came
+ * }
+ */
+export function parseExactJson(text: string): unknown {
+  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+    typeof value === "number" && context?.source !== undefined && String(value) !== context.source
+      ? (JSON as unknown as { rawJSON(source: string): unknown }).rawJSON(context.source)
+      : value,
+  );
+}

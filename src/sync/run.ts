@@ -346,8 +346,13 @@ async function runBatches(
     record.batches++;
     record.rowsWritten += result.written;
     record.rowsDeleted += result.deleted;
-    record.rowsQuarantined += prepared.quarantine.length;
+    record.rowsQuarantined += prepared.quarantine.length + (result.quarantined ?? 0);
     record.cursorAfter = batch.cursor;
+    // Rows the destination refused while writing (values its columns would change) are only
+    // known now: the batch is in, and the run stops here.
+    if (record.rowsQuarantined > ctx.maxQuarantined) {
+      throw new SyncQuarantineLimitError(ctx.name, record.rowsQuarantined, ctx.maxQuarantined);
+    }
     const now = clock.now();
     if (now - lastRecordUpdate >= 1000) {
       lastRecordUpdate = now;

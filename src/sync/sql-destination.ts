@@ -27,6 +27,7 @@ import {
   sibling,
   type TableName,
 } from "./identifiers.js";
+import { toJsonSafe } from "./json.js";
 import { SqlBuilder, type KeysetDialect } from "./keyset-sql.js";
 
 /** Options every table destination takes. */
@@ -95,6 +96,13 @@ export interface SqlDestinationDriver extends KeysetDialect {
   readonly encodings?: readonly RowEncoding[];
   /** The column type to create for a sample value (`isKey`: it will be part of the primary key). */
   columnType(sample: unknown, isKey: boolean): string;
+  /**
+   * For a column of `type` (as `describe` gives it), a check telling why a value would not be
+   * stored exactly (SQLite's NUMERIC affinity turns long number text into a rounded REAL), or
+   * `undefined` when the column stores every value as it is. A row with such a value is
+   * quarantined (`SYNC_VALUE_INEXACT`) with its batch instead of being loaded changed.
+   */
+  valueCheck?: (type: string) => ((value: unknown) => string | undefined) | undefined;
   /** `CREATE TABLE IF NOT EXISTS` statements for the checkpoint and quarantine tables (quoted names). */
   metaDdl(checkpoints: string, quarantine: string): string[];
   close(): Promise<void>;
@@ -125,6 +133,36 @@ export function lastPerKey(rows: readonly Row[], key: readonly string[]): Row[] 
     byKey.set(id, row);
   }
   return byKey.size === rows.length ? (rows as Row[]) : [...byKey.values()];
+}
+
+/** Moves the rows holding a value their column would change (see `valueCheck`) to `quarantine`. */
+function refuseInexact(
+  rows: Row[],
+  columns: readonly string[],
+  types: ReadonlyMap<string, string>,
+  valueCheck: NonNullable<SqlDestinationDriver["valueCheck"]>,
+  quarantine: QuarantineRecord[],
+): Row[] {
+  const checks: Array<[string, (value: unknown) => string | undefined]> = [];
+  for (const name of columns) {
+    const type = types.get(name);
+    const check = type === undefined ? undefined : valueCheck(type);
+    if (check) checks.push([name, check]);
+  }
+  if (checks.length === 0) return rows;
+  return rows.filter((row) => {
+    for (const [name, check] of checks) {
+      const why = check(row[name]);
+      if (why === undefined) continue;
+      quarantine.push({
+        reason: "value",
+        error: { code: "SYNC_VALUE_INEXACT", message: `column ${JSON.stringify(name)} ${why}` },
+        row: toJsonSafe(row),
+      });
+      return false;
+    }
+    return true;
+  });
 }
 
 /** Builds a {@link SyncDestination} over an adapter's {@link SqlDestinationDriver}. */
@@ -295,18 +333,22 @@ export function sqlDestination(
           return kept;
         },
 
-        write: (batch: DestinationBatch) => {
-          const rows = write === "append" ? batch.rows : lastPerKey(batch.rows, key);
+        async write(batch: DestinationBatch) {
+          let rows = write === "append" ? batch.rows : lastPerKey(batch.rows, key);
           const encoded = batch.encoded;
           const columns = encoded ? encoded.columns : columnsOf(rows);
           if (version !== undefined && (rows.length > 0 || encoded) && !columns.includes(version)) {
-            return Promise.reject(
-              new InvalidArgumentError(
-                `rows lack the version column ${JSON.stringify(version)}; merge cannot compare them`,
-                "version",
-              ),
+            throw new InvalidArgumentError(
+              `rows lack the version column ${JSON.stringify(version)}; merge cannot compare them`,
+              "version",
             );
           }
+          const quarantine = [...batch.quarantine];
+          if (driver.valueCheck && rows.length > 0) {
+            const types = await conn.describe(write === "replace" ? stage : table);
+            if (types) rows = refuseInexact(rows, columns, types, driver.valueCheck, quarantine);
+          }
+          const refused = quarantine.length - batch.quarantine.length;
           return conn.transaction(async (tx) => {
             const result: WriteResult = { written: 0, deleted: 0 };
             if (rows.length > 0 || (encoded?.count ?? 0) > 0) {
@@ -322,9 +364,9 @@ export function sqlDestination(
             }
             if (write === "merge" && batch.deletes.length > 0)
               result.deleted = await deleteKeys(tx, batch.deletes);
-            if (batch.quarantine.length > 0) await saveQuarantine(tx, batch.quarantine);
+            if (quarantine.length > 0) await saveQuarantine(tx, quarantine);
             await saveCheckpoint(tx, batch.checkpoint);
-            return result;
+            return refused > 0 ? { ...result, quarantined: refused } : result;
           });
         },
 

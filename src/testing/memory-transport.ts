@@ -3,8 +3,11 @@
  * competing consumers, delayed retries, redelivery of unsettled messages) without durability.
  * It does not share a store, so the bus's outbox relay is exercised with it.
  */
+import { BusError } from "../bus/errors.js";
 import { matchesAny, assertPattern } from "../bus/patterns.js";
-import { InvalidArgumentError } from "../core/errors.js";
+import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
+import { invoke } from "../core/invoke.js";
+import { settleBy } from "../core/settle-by.js";
 import type {
   Consumer,
   Delivery,
@@ -21,6 +24,13 @@ interface Entry {
   failure: FailureRecord | undefined;
 }
 
+/** A delivery in flight: settled by its consumer, or abandoned by a stop that timed out. */
+interface Held {
+  entry: Entry;
+  settled: boolean;
+  abandoned: boolean;
+}
+
 /** Options of {@link memoryTransport}. */
 export interface MemoryTransportOptions {
   /** How long an unsettled delivery waits before it is redelivered. Default 1000 ms. */
@@ -30,14 +40,26 @@ export interface MemoryTransportOptions {
 /** An in-memory transport; `published` lists every message it accepted, for assertions. */
 export function memoryTransport(options: MemoryTransportOptions = {}): Transport & {
   readonly published: readonly TransportMessage[];
+  /** Messages whose dead letter the store refused (`DEAD_LETTER_FAILED`, not retryable): kept here, not redelivered. */
+  readonly parked: ReadonlyArray<{ group: string; message: TransportMessage }>;
   /** Messages waiting (not in flight) per group. */
   depth(group: string): number;
 } {
   const redeliverAfter = options.redeliverAfterMs ?? 1000;
   const bindings = new Map<string, string[]>();
   const queues = new Map<string, Entry[]>();
-  const wakers = new Map<string, () => void>();
+  /** The pumps of the group's consumers in this transport. */
+  const wakers = new Map<string, Set<() => void>>();
+  const wakersOf = (g: string) => {
+    let set = wakers.get(g);
+    if (!set) wakers.set(g, (set = new Set()));
+    return set;
+  };
+  const wake = (g: string) => {
+    for (const pump of wakers.get(g) ?? []) pump();
+  };
   const published: TransportMessage[] = [];
+  const parked: Array<{ group: string; message: TransportMessage }> = [];
   const queue = (g: string) => {
     let q = queues.get(g);
     if (!q) queues.set(g, (q = []));
@@ -48,14 +70,15 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     if (q.some((e) => e.message.id === entry.message.id)) return;
     q.push(entry);
     const delay = entry.runAt - Date.now();
-    if (delay > 0) setTimeout(() => wakers.get(group)?.(), delay).unref();
-    wakers.get(group)?.();
+    if (delay > 0) setTimeout(() => wake(group), delay).unref();
+    wake(group);
   };
 
   return {
     name: "memory",
     capabilities: { sharesStore: false, durable: false },
     published,
+    parked,
     depth: (group) => queues.get(group)?.length ?? 0,
     open: () => Promise.resolve(),
     close: () => Promise.resolve(),
@@ -89,14 +112,15 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
 
     consume(group, { concurrency }, onDelivery): Promise<Consumer> {
       let running = true;
-      let inFlight = 0;
+      /** The deliveries in flight, and the promise of each one's handling. */
+      const held = new Map<Held, Promise<void>>();
       let recheck: NodeJS.Timeout | undefined;
       const pump = () => {
         if (!running) return;
         const q = queue(group);
         const now = Date.now();
         let nextDue = Infinity;
-        for (let i = 0; i < q.length && inFlight < concurrency;) {
+        for (let i = 0; i < q.length && held.size < concurrency;) {
           const entry = q[i]!;
           if (entry.runAt > now) {
             nextDue = Math.min(nextDue, entry.runAt);
@@ -104,46 +128,71 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
             continue;
           }
           q.splice(i, 1);
-          inFlight++;
           entry.attempt++;
-          let settled = false;
-          const settle = () => {
-            if (settled) throw new Error("delivery already settled");
-            settled = true;
+          const h: Held = { entry, settled: false, abandoned: false };
+          /** False when the delivery was abandoned by a stop: its outcome no longer counts. */
+          const settle = (): boolean => {
+            if (h.abandoned) return false;
+            if (h.settled) throw new BusError("BUS_STOPPED", `delivery ${entry.message.id} already settled`);
+            h.settled = true;
+            return true;
           };
           const delivery: Delivery = {
             message: entry.message,
             group,
             attempt: entry.attempt,
             failure: entry.failure,
-            ack: () => Promise.resolve(settle()),
-            retry: (delayMs, failure) => {
-              settle();
-              enqueue(group, { ...entry, runAt: Date.now() + delayMs, failure });
-              return Promise.resolve();
-            },
+            ack: () => invoke(() => void settle()),
+            retry: (delayMs, failure) =>
+              invoke(() => {
+                if (settle()) enqueue(group, { ...entry, runAt: Date.now() + delayMs, failure });
+              }),
+            // Due at once, and this delivery is not counted as an attempt.
+            release: () =>
+              invoke(() => {
+                if (settle()) enqueue(group, { ...entry, attempt: entry.attempt - 1, runAt: Date.now() });
+              }),
           };
-          void onDelivery(delivery)
-            .catch(() => undefined)
-            .finally(() => {
-              inFlight--;
+          // In flight before the handler runs: one that settles synchronously re-enters pump().
+          held.set(h, Promise.resolve());
+          let refused = false;
+          const handled = invoke(() => onDelivery(delivery))
+            .catch((e: unknown) => {
+              refused = isPatchbayError(e, "DEAD_LETTER_FAILED") && !e.retryable;
+            })
+            .then(() => {
+              held.delete(h);
+              // Its dead letter refused by the store: kept aside, never delivered again.
+              if (!h.settled && refused) parked.push({ group, message: entry.message });
               // Unsettled (the handler's process "died"): it comes back, like a lease running out.
-              if (!settled) enqueue(group, { ...entry, runAt: Date.now() + redeliverAfter });
+              else if (!h.settled && !h.abandoned)
+                enqueue(group, { ...entry, runAt: Date.now() + redeliverAfter });
               pump();
             });
+          held.set(h, handled);
         }
         // A timer may fire a little before Date.now() reaches runAt: look again then.
         clearTimeout(recheck);
         if (nextDue !== Infinity) recheck = setTimeout(pump, Math.max(1, nextDue - Date.now())).unref();
       };
-      wakers.set(group, pump);
+      wakersOf(group).add(pump);
       queueMicrotask(pump);
+      let stopped: Promise<void> | undefined;
       return Promise.resolve({
-        async stop() {
-          running = false;
-          clearTimeout(recheck);
-          wakers.delete(group);
-          while (inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+        stop(timeoutMs = 30_000) {
+          stopped ??= (async () => {
+            running = false;
+            clearTimeout(recheck);
+            wakersOf(group).delete(pump);
+            await settleBy(Promise.allSettled(held.values()), Date.now() + timeoutMs);
+            // Still running at the timeout: abandoned, as by a process that died.
+            for (const h of held.keys()) {
+              h.abandoned = true;
+              if (!h.settled) enqueue(group, { ...h.entry, runAt: Date.now() + redeliverAfter });
+            }
+            held.clear();
+          })();
+          return stopped;
         },
       });
     },

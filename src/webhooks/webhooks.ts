@@ -165,7 +165,7 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
         },
       );
     } catch (e) {
-      if (isPatchbayError(e, "BUS_NOT_STARTED")) {
+      if (isPatchbayError(e, "BUS_ALREADY_STARTED")) {
         throw new InvalidArgumentError(
           "createWebhooks() must be called before bus.start(): it subscribes to the bus",
           "bus",

@@ -5,11 +5,18 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createEventBus, type EventBus, type EventBusOptions } from "../../src/bus/bus.js";
+import {
+  createEventBus,
+  type EventBus,
+  type EventBusOptions,
+  type HandlerContext,
+} from "../../src/bus/bus.js";
 import type { Transport } from "../../src/bus/transport.js";
 import { defineEvent } from "../../src/core/events.js";
 import { isPatchbayError, NonRetryableError } from "../../src/core/errors.js";
+import { createLogger } from "../../src/core/logger.js";
 import { constant } from "../../src/resilience/backoff.js";
+import type { StoreTx } from "../../src/store/contracts.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
 import type { IsolatedDatabase } from "../support/stores.js";
 import { until } from "./transport.js";
@@ -21,6 +28,25 @@ const OrderCreated = defineEvent("order.created", {
 const OrderPaid = defineEvent("order.paid", { version: 1, schema: z.object({ orderId: z.string() }) });
 
 const fastRetry = { immediate: 1, attempts: 3, backoff: constant(50) };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** What a handler that honours `ctx.signal` does while it waits: rejects with the abort reason. */
+const aborted = (signal: AbortSignal) =>
+  new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason as Error);
+    signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true });
+  });
+/** How long `p` took, in ms; rejects when it takes longer than `limit` (so a hang fails, not stalls). */
+async function timed(p: Promise<unknown>, limit: number): Promise<number> {
+  const began = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p,
+    new Promise(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`still running after ${limit} ms`)), limit)),
+    ),
+  ]).finally(() => clearTimeout(timer));
+  return Date.now() - began;
+}
 
 /** One configuration the bus scenarios run on. */
 export interface BusHarness {
@@ -28,7 +54,18 @@ export interface BusHarness {
   /** A fresh isolated database for one test. */
   database(): IsolatedDatabase;
   /** Per test: makes transports (several buses of one test share their queues) and cleans up. */
-  transports(): { make(store: SqlStore): Transport; cleanup(): Promise<void> };
+  transports(): {
+    make(store: SqlStore): Transport;
+    cleanup(): Promise<void>;
+    /**
+     * Puts into `group`'s queue a message the transport cannot read whole (headers that are not
+     * JSON, a corrupt header of its own), as a damaged row or a broken producer would leave it;
+     * returns its id and body. Absent where no such message can exist (in-memory).
+     */
+    undecodable?: (store: SqlStore, group: string) => Promise<{ id: string; body: string }>;
+    /** How many messages of `group` the transport parked (their dead letter refused by the store). */
+    parked(store: SqlStore, group: string): Promise<number>;
+  };
 }
 
 /** The event bus's semantics, checked on one transport and store. */
@@ -319,10 +356,153 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(letter!.error.message).toBe("cannot handle bad");
       expect(letter!.firstFailedAt).toBeLessThanOrEqual(letter!.lastFailedAt);
       expect(letter!.event?.data).toEqual({ orderId: "bad", qty: 1 });
+      expect(letter!.transport).toBe(b.transport.name);
       healed = true;
       expect(await b.deadLetters.replay({ group: "poison" })).toBe(1);
       await until(() => processed.includes("bad"), 10_000, "replayed message processed");
       expect(await b.deadLetters.count()).toBe(0);
+    });
+
+    it("a handler whose COMMIT fails every time is retried, then dead-lettered — never looping", async () => {
+      // A deferred foreign key accepts the insert and refuses the transaction at COMMIT.
+      await store.query("CREATE TABLE parents (id TEXT PRIMARY KEY)");
+      await store.query(
+        `CREATE TABLE children (id TEXT PRIMARY KEY,
+           parent_id TEXT NOT NULL REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)`,
+      );
+      const b = bus();
+      const runs: Record<string, number[]> = { retrying: [], strict: [] };
+      const orphan = (group: string) => async (e: { id: string }, ctx: HandlerContext) => {
+        runs[group]!.push(ctx.attempt);
+        await ctx.tx.query(`INSERT INTO children (id, parent_id) VALUES (${db.p(1)}, ${db.p(2)})`, [
+          e.id,
+          "no-such-parent",
+        ]);
+      };
+      // Retried like any retryable failure (the constraint error is not, by default)...
+      b.subscribe(
+        OrderCreated,
+        { group: "retrying", retry: { ...fastRetry, retryOn: () => true } },
+        orphan("retrying"),
+      );
+      // ...and, by default, dead-lettered at once like any non-retryable one.
+      b.subscribe(OrderCreated, { group: "strict" }, orphan("strict"));
+      await b.start();
+      for (let i = 0; i < 3; i++) await b.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(async () => (await b.deadLetters.count()) === 6, 20_000, "6 dead letters");
+      // Past every lease and redelivery timer: nothing runs again.
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(runs.retrying!.sort()).toEqual([1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3]);
+      expect(runs.strict).toEqual([1, 1, 1]);
+      const letters = await b.deadLetters.list();
+      expect(letters).toHaveLength(6);
+      for (const l of letters) {
+        expect(l.error.code).toBe("QUERY_FAILED");
+        expect(l.attempts).toBe(l.group === "retrying" ? 3 : 1);
+      }
+      expect(await count("SELECT COUNT(*) AS n FROM children")).toBe(0);
+    });
+
+    it("a dead letter holds any body, and a letter whose text the store refuses is stored made storable, marked", async () => {
+      const b = bus();
+      // A body no PostgreSQL text column takes (NUL), with text of every plane around it.
+      const body = `{"note":"nul \u0000 here"} \u0000 é ✓ 😀`;
+      await b.deadLetters.add(store, {
+        group: "direct",
+        messageId: "m-1",
+        type: "t.x",
+        key: undefined,
+        body,
+        headers: { h: "v" },
+        error: { message: "x" },
+        attempts: 1,
+        firstFailedAt: 1,
+        lastFailedAt: 2,
+      });
+      expect((await b.deadLetters.get("direct", "m-1"))?.body).toBe(body);
+      // A handler's error with a NUL in it (echoing its input, say): no jsonb takes it as it is.
+      let runs = 0;
+      b.subscribe(OrderCreated, { group: "echo" }, (e) => {
+        runs++;
+        throw new NonRetryableError(`refused ${e.data.orderId}: \u0000`);
+      });
+      await b.start();
+      const event = await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(async () => (await b.deadLetters.count({ group: "echo" })) === 1, 10_000, "a dead letter");
+      const letter = await b.deadLetters.get("echo", event.id);
+      expect(letter?.event?.data).toEqual({ orderId: "o-1", qty: 1 });
+      // Exact where the store holds it; otherwise with U+FFFD for what it refused, and marked.
+      if (letter?.error.sanitized === undefined) expect(letter?.error.message).toBe("refused o-1: \u0000");
+      else expect(letter.error.message).toBe("refused o-1: \uFFFD");
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(runs).toBe(1);
+    });
+
+    it("a dead letter the store refuses ends parked by the transport, with an error log — never looping", async () => {
+      // The dead-letter table refuses this group's letters whatever they hold.
+      if (store.dialect.name === "postgres") {
+        await store.query(
+          `CREATE FUNCTION refuse_letters() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.grp = 'refused' THEN RAISE EXCEPTION 'dead letters refused'; END IF; RETURN NEW; END $$`,
+        );
+        await store.query(
+          `CREATE TRIGGER refuse_letters BEFORE INSERT ON ${store.dialect.table("bus_dead_letters")}
+           FOR EACH ROW EXECUTE FUNCTION refuse_letters()`,
+        );
+      } else {
+        await store.query(
+          `CREATE TRIGGER refuse_letters BEFORE INSERT ON ${store.dialect.table("bus_dead_letters")}
+           WHEN NEW.grp = 'refused' BEGIN SELECT RAISE(ABORT, 'dead letters refused'); END`,
+        );
+      }
+      const lines: string[] = [];
+      const b = bus({
+        logger: createLogger({ level: "error", destination: { write: (l) => lines.push(l) } }),
+      });
+      const runs: string[] = [];
+      const refuse = (e: { data: { orderId: string } }) => {
+        runs.push(e.data.orderId);
+        throw new NonRetryableError("cannot");
+      };
+      b.subscribe(OrderCreated, { group: "refused" }, refuse);
+      b.subscribe(OrderCreated, { group: "kept" }, refuse);
+      await b.start();
+      await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(
+        async () => (await b.deadLetters.count({ group: "kept" })) === 1 && runs.length >= 2,
+        10_000,
+        "the kept letter",
+      );
+      // Past every lease, redelivery timer and unsettled-retry backoff: it never runs again.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(runs.sort()).toEqual(["o-1", "o-1"]);
+      expect(await transports.parked(store, "refused")).toBe(1);
+      expect(await b.deadLetters.count({ group: "refused" })).toBe(0);
+      expect(await b.deadLetters.count({ group: "kept" })).toBe(1);
+      const errors = lines.map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(errors.some((l) => l.level >= 50 && /could not be dead-lettered/.test(l.msg))).toBe(true);
+    });
+
+    it("replay sends back exactly the letters matched when it began, though they fail again meanwhile", async () => {
+      const b = bus();
+      const runs = new Map<string, number>();
+      b.subscribe(OrderCreated, { group: "again" }, (e) => {
+        runs.set(e.data.orderId, (runs.get(e.data.orderId) ?? 0) + 1);
+        throw new NonRetryableError("still refused");
+      });
+      await b.start();
+      const n = 150;
+      for (let i = 0; i < n; i++) await b.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(async () => (await b.deadLetters.count()) === n, 20_000, `${n} dead letters`);
+      // The consumer keeps running: replayed messages fail again and come back as new letters
+      // while the replay is still going. They were matched once, so they are replayed once.
+      expect(await b.deadLetters.replay({ group: "again" })).toBe(n);
+      const total = () => [...runs.values()].reduce((a, c) => a + c, 0);
+      await until(() => total() >= 2 * n, 20_000, "every replayed message handled");
+      await until(async () => (await b.deadLetters.count()) === n, 20_000, `${n} letters again`);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(total()).toBe(2 * n);
+      expect([...runs.values()].every((c) => c === 2)).toBe(true);
     });
 
     it("non-retryable failures and undecodable messages go to dead letters at once", async () => {
@@ -392,6 +572,31 @@ export function defineBusConformance(harness: BusHarness): void {
       }
     });
 
+    it("an undecodable message goes to dead letters with its body, and the worker goes on", async (test) => {
+      const inject = transports.undecodable;
+      if (!inject) return test.skip();
+      const b = bus();
+      const seen: string[] = [];
+      b.subscribe(OrderCreated, { group: "sturdy" }, (e) => void seen.push(e.data.orderId));
+      await b.start();
+      const bad = await inject(store, "sturdy");
+      await b.publish(OrderCreated, { orderId: "before-lease", qty: 1 });
+      await until(
+        async () => seen.length === 1 && (await b.deadLetters.count()) === 1,
+        10_000,
+        "a dead letter and the next event",
+      );
+      const letter = await b.deadLetters.get("sturdy", bad.id);
+      expect(letter?.error.code).toBe("MESSAGE_UNDECODABLE");
+      expect(letter?.body).toBe(bad.body);
+      // Past the lease: the worker is alive and the bad message does not come back.
+      await new Promise((r) => setTimeout(r, 2_500));
+      await b.publish(OrderCreated, { orderId: "after-lease", qty: 1 });
+      await until(() => seen.length === 2, 10_000, "the event after the lease");
+      expect(seen).toEqual(["before-lease", "after-lease"]);
+      expect(await b.deadLetters.count()).toBe(1);
+    });
+
     it("tx.publish commits with the business write, or not at all", async () => {
       const b = bus();
       const seen: string[] = [];
@@ -414,7 +619,174 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await count("SELECT COUNT(*) AS n FROM orders")).toBe(1);
     });
 
-    it("stop drains handlers in flight and is safe to call twice", async () => {
+    /** The effect rows, and the distinct events among them. */
+    const effects = async () => ({
+      rows: await count("SELECT COUNT(*) AS n FROM effects"),
+      distinct: await count("SELECT COUNT(DISTINCT event_id) AS n FROM effects"),
+    });
+    const insertEffect = (tx: StoreTx, id: string, who: string) =>
+      tx.query(`INSERT INTO effects (event_id, order_id) VALUES (${db.p(1)}, ${db.p(2)})`, [id, who]);
+    /** A second bus on the same store and queues, as after a restart, that applies each event once. */
+    const restart = async (group: string) => {
+      const again = bus();
+      const attempts: number[] = [];
+      again.subscribe(OrderCreated, { group, concurrency: 4 }, async (e, ctx) => {
+        attempts.push(ctx.attempt);
+        await insertEffect(ctx.tx, e.id, "after restart");
+      });
+      await again.start();
+      return { bus: again, attempts };
+    };
+
+    it("a stop past its timeout hands the aborted handlers' messages back: none dead-lettered, each applied once after a restart", async () => {
+      const first = bus();
+      let starts = 0;
+      let stopBegan = Infinity;
+      let lateStarts = 0;
+      first.subscribe(OrderCreated, { group: "aborted", concurrency: 2, prefetch: 6 }, async (e, ctx) => {
+        starts++;
+        if (Date.now() >= stopBegan) lateStarts++;
+        await insertEffect(ctx.tx, e.id, "before stop"); // on SQLite: holds the write lock from here
+        await aborted(ctx.signal); // honours ctx.signal: throws BUS_STOPPED at the stop's timeout
+      });
+      await first.start();
+      for (let i = 0; i < 8; i++) await first.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(() => starts === 2, 10_000, "two handlers running");
+      stopBegan = Date.now();
+      const took = await timed(first.stop({ timeout: "400ms" }), 5_000);
+      expect(took).toBeLessThan(400 + 600);
+      expect(await first.deadLetters.count()).toBe(0);
+      await sleep(200);
+      expect(lateStarts).toBe(0);
+      expect(await effects()).toEqual({ rows: 0, distinct: 0 }); // rolled back with the handlers
+      const { bus: again } = await restart("aborted");
+      await until(async () => (await effects()).rows === 8, 15_000, "8 effects after the restart");
+      await sleep(300);
+      expect(await effects()).toEqual({ rows: 8, distinct: 8 });
+      expect(await again.deadLetters.count()).toBe(0);
+    });
+
+    it("nothing starts once stop begins: deliveries waiting for a handler slot are handed back at once", async () => {
+      const first = bus();
+      let starts = 0;
+      let stopBegan = Infinity;
+      let lateStarts = 0;
+      let unblock!: () => void;
+      const gate = new Promise<void>((r) => (unblock = r));
+      first.subscribe(OrderCreated, { group: "waiting", concurrency: 1, prefetch: 8 }, async (e, ctx) => {
+        starts++;
+        if (Date.now() >= stopBegan) lateStarts++;
+        await gate;
+        await insertEffect(ctx.tx, e.id, "before stop");
+      });
+      await first.start();
+      for (let i = 0; i < 8; i++) await first.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(() => starts === 1, 10_000, "the first handler");
+      await sleep(300); // the others are fetched meanwhile and wait for the one slot
+      stopBegan = Date.now();
+      const stopping = first.stop({ timeout: "10s" });
+      unblock(); // the handler in flight finishes: drained, not abandoned
+      await timed(stopping, 10_000);
+      await sleep(200);
+      expect(lateStarts).toBe(0);
+      expect(starts).toBe(1);
+      expect(await effects()).toEqual({ rows: 1, distinct: 1 });
+      expect(await first.deadLetters.count()).toBe(0);
+      // The 7 others are back in the queue now, not when a lease runs out (2 s here).
+      const { bus: again, attempts } = await restart("waiting");
+      const took = await timed(
+        until(async () => (await effects()).rows === 8, 10_000, "8 effects after the restart"),
+        10_000,
+      );
+      expect(took).toBeLessThan(1_500);
+      await sleep(300);
+      expect(await effects()).toEqual({ rows: 8, distinct: 8 });
+      expect(await again.deadLetters.count()).toBe(0);
+      expect(attempts).toHaveLength(7);
+    });
+
+    it("stop returns within its timeout while a handler ignores ctx.signal; its message is applied once later", async () => {
+      const first = bus();
+      let starts = 0;
+      let unblock!: () => void;
+      const gate = new Promise<void>((r) => (unblock = r));
+      first.subscribe(OrderCreated, { group: "stuck", concurrency: 1 }, async (e, ctx) => {
+        starts++;
+        await insertEffect(ctx.tx, e.id, "before stop"); // on SQLite: holds the write lock from here
+        await gate; // ignores ctx.signal
+      });
+      await first.start();
+      // One event: the consumer, with room for more, keeps looking for work meanwhile (on SQLite
+      // its claim waits for the write lock the handler holds).
+      await first.publish(OrderCreated, { orderId: "o-1", qty: 1 });
+      await until(() => starts === 1, 10_000, "the handler");
+      await sleep(100);
+      try {
+        const took = await timed(first.stop({ timeout: "300ms" }), 5_000);
+        expect(took).toBeLessThan(300 + 600);
+        expect(starts).toBe(1);
+      } finally {
+        unblock(); // the hung handler ends after the stop and commits
+      }
+      const { bus: again } = await restart("stuck");
+      await until(async () => (await effects()).rows === 1, 15_000, "the effect");
+      await sleep(300);
+      expect(await effects()).toEqual({ rows: 1, distinct: 1 });
+      expect(await again.deadLetters.count()).toBe(0);
+    });
+
+    it("stop returns within its timeout even when closing the transport hangs", async () => {
+      const transport = transports.make(store);
+      let closes = 0;
+      const hanging: Transport = Object.assign(Object.create(transport) as Transport, {
+        close: () => {
+          closes++;
+          return new Promise<void>(() => undefined);
+        },
+      });
+      const b = bus({ transport: hanging });
+      b.subscribe(OrderCreated, { group: "g" }, () => undefined);
+      await b.start();
+      try {
+        const took = await timed(b.stop({ timeout: "300ms" }), 5_000);
+        expect(took).toBeLessThan(300 + 600);
+        expect(closes).toBe(1);
+      } finally {
+        await transport.close();
+      }
+    });
+
+    it("stop returns within its timeout even when the outbox relay is stuck publishing; the event is relayed after a restart", async (ctx) => {
+      const transport = transports.make(store);
+      if (transport.capabilities.sharesStore) ctx.skip(); // no outbox: tx.publish writes the queue itself
+      let fail!: (e: Error) => void;
+      let stuck = 0;
+      const hanging: Transport = Object.assign(Object.create(transport) as Transport, {
+        publish: () => {
+          stuck++;
+          return new Promise<void>((_, reject) => (fail = reject));
+        },
+      });
+      const b = bus({ transport: hanging });
+      b.subscribe(OrderCreated, { group: "relayed" }, () => undefined);
+      await b.start();
+      await b.transaction((tx) => tx.publish(OrderCreated, { orderId: "o-1", qty: 1 }));
+      await until(() => stuck === 1, 10_000, "the relay publishing");
+      try {
+        const took = await timed(b.stop({ timeout: "300ms" }), 5_000);
+        expect(took).toBeLessThan(300 + 600);
+      } finally {
+        fail(new Error("the broker never answered"));
+        await transport.close();
+      }
+      const { bus: again } = await restart("relayed");
+      await until(async () => (await effects()).rows === 1, 15_000, "the event relayed after the restart");
+      await sleep(300);
+      expect(await effects()).toEqual({ rows: 1, distinct: 1 });
+      expect(await again.deadLetters.count()).toBe(0);
+    });
+
+    it("stop drains handlers in flight and is safe to call twice; an invalid timeout stops nothing", async () => {
       const b = bus();
       let finished = 0;
       b.subscribe(OrderCreated, { group: "slow" }, async () => {
@@ -424,6 +796,9 @@ export function defineBusConformance(harness: BusHarness): void {
       await b.start();
       await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
       await new Promise((r) => setTimeout(r, 150));
+      // A timeout that is not a duration is refused, and stops nothing.
+      const refused = await b.stop({ timeout: "soon" }).catch((e: unknown) => e);
+      expect(isPatchbayError(refused, "DURATION_INVALID")).toBe(true);
       await Promise.all([b.stop(), b.stop()]);
       expect(finished).toBe(1);
       expect(

@@ -13,6 +13,11 @@ export interface TransportHarness {
   name: string;
   /** Whether the transport's queue lives in the store (`capabilities.sharesStore`). */
   sharesStore: boolean;
+  /**
+   * Whether a released delivery comes back as the next attempt (RabbitMQ: a requeue counts as a
+   * delivery in the quorum queue's `x-delivery-count`) rather than as the same one.
+   */
+  releaseCountsAttempt?: boolean;
   /** A fresh, isolated transport (and its store, when it has one). */
   fresh(): Promise<{ transport: Transport; store?: SqlStore; cleanup(): Promise<void> }>;
 }
@@ -218,6 +223,80 @@ export function defineTransportConformance(harness: TransportHarness): void {
       expect(finished).toBe(true);
     });
 
+    it("release hands a delivery back at once to any consumer of the group, not counted as an attempt where the transport can", async () => {
+      await transport.bind("rel", ["a.*"]);
+      const got: Array<{ attempt: number; at: number }> = [];
+      await consume("rel", 1, async (d) => {
+        got.push({ attempt: d.attempt, at: Date.now() });
+        if (got.length === 1) await d.release();
+        else await d.ack();
+      });
+      await transport.publish([message("a.b")]);
+      await until(() => got.length === 2, 10_000, "the released delivery back");
+      // At once: not after a lease or a redelivery delay (both 300-400 ms in these harnesses).
+      expect(got[1]!.at - got[0]!.at).toBeLessThan(250);
+      expect(got[1]!.attempt).toBe(harness.releaseCountsAttempt ? 2 : 1);
+      // Settled by the release: nothing else may settle it.
+      await transport.bind("rel2", ["c.*"]);
+      const settled: unknown[] = [];
+      await consume("rel2", 1, async (d) => {
+        if (settled.length > 0) return d.ack();
+        await d.release();
+        settled.push(await d.ack().catch((e: unknown) => e));
+      });
+      await transport.publish([message("c.d")]);
+      await until(() => settled.length >= 1, 10_000, "a second delivery");
+      expect(isPatchbayError(settled[0], "BUS_STOPPED")).toBe(true);
+    });
+
+    it("nothing is handed to the consumer once stop() began; what it held comes back to the next one", async () => {
+      await transport.bind("halt", ["#"]);
+      const seen: string[] = [];
+      let stopBegan = Infinity;
+      let lateStarts = 0;
+      const first = await transport.consume("halt", { concurrency: 4 }, async (d) => {
+        if (Date.now() >= stopBegan) lateStarts++;
+        seen.push(d.message.id);
+        await new Promise((r) => setTimeout(r, 40));
+        await d.ack();
+      });
+      const sent = Array.from({ length: 40 }, (_, i) => message("job.halt", i));
+      await transport.publish(sent);
+      await until(() => seen.length >= 6, 10_000, "some deliveries");
+      stopBegan = Date.now();
+      await first.stop(5000);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(lateStarts).toBe(0);
+      const rest = await collect("halt");
+      await until(() => new Set([...seen, ...rest.map((d) => d.message.id)]).size === 40, 15_000, "all 40");
+    });
+
+    it("stop returns within its timeout while a delivery hangs, which then comes back to another consumer", async () => {
+      await transport.bind("hang", ["#"]);
+      let unblock!: () => void;
+      const gate = new Promise<void>((r) => (unblock = r));
+      const got: Delivery[] = [];
+      const stuck = await transport.consume("hang", { concurrency: 1 }, async (d) => {
+        got.push(d);
+        await gate; // ignores everything: a handler that hangs
+        await d.ack().catch(() => undefined);
+      });
+      try {
+        await transport.publish([message("a.b")]);
+        await until(() => got.length === 1, 10_000, "the delivery");
+        const began = Date.now();
+        await Promise.race([stuck.stop(200), new Promise((r) => setTimeout(r, 5000))]);
+        expect(Date.now() - began).toBeLessThan(200 + 300);
+        // The stopped consumer no longer holds it (no lease kept alive for it).
+        const again = await collect("hang");
+        await until(() => again.length === 1, 10_000, "the hung delivery, redelivered");
+        expect(again[0]!.message.id).toBe(got[0]!.message.id);
+        expect(again[0]!.attempt).toBe(2);
+      } finally {
+        unblock();
+      }
+    });
+
     it("declares whether it shares the store, as the harness expects", () => {
       expect(transport.capabilities.sharesStore).toBe(harness.sharesStore);
       expect(store !== undefined).toBe(harness.sharesStore);
@@ -254,6 +333,40 @@ export function defineTransportConformance(harness: TransportHarness): void {
         await until(() => got.length === 1, 10_000, "committed message");
         await new Promise((r) => setTimeout(r, 150));
         expect(got.map((d) => d.message.type)).toEqual(["committed"]);
+      },
+    );
+
+    it.skipIf(!harness.sharesStore)(
+      "with a shared store: an ack in a transaction that does not commit settles nothing; the delivery can still be retried",
+      async () => {
+        if (!store) throw new Error("a transport that shares the store needs the harness to return it");
+        const s = store;
+        await transport.bind("rb", ["#"]);
+        const got: Array<{ attempt: number; retried: unknown }> = [];
+        await consume("rb", 1, async (d) => {
+          if (d.attempt > 1) {
+            got.push({ attempt: d.attempt, retried: undefined });
+            return d.ack();
+          }
+          // The handler's transaction acks, then fails (as a COMMIT refused by a deferred key would).
+          await s
+            .transaction(async (tx) => {
+              await d.ack(tx);
+              throw new Error("commit refused");
+            })
+            .catch(() => undefined);
+          const retried = await d
+            .retry(50, { firstFailedAt: 1, error: { message: "commit refused" } })
+            .then(() => "retried")
+            .catch((e: unknown) => e);
+          got.push({ attempt: d.attempt, retried });
+        });
+        await transport.publish([message("a.b")]);
+        await until(() => got.length === 2, 10_000, "the retry's redelivery");
+        expect(got).toEqual([
+          { attempt: 1, retried: "retried" },
+          { attempt: 2, retried: undefined },
+        ]);
       },
     );
   });

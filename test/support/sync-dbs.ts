@@ -465,7 +465,8 @@ export function sqliteSyncDb(existing?: SyncDbConfig): SyncDb {
     },
     async waitForStall() {
       // The stalled writer holds the write lock: a write transaction of ours cannot start.
-      // Busy on three probes in a row: the stalled writer, not an ordinary batch passing by.
+      // Busy on 20 probes in a row (a second): the stalled writer, not an ordinary batch passing
+      // by (on a loaded machine a batch's commit can wait on the disk for a few hundred ms).
       const probe = new DatabaseSync(file, { timeout: 0 });
       let busy = 0;
       try {
@@ -476,7 +477,7 @@ export function sqliteSyncDb(existing?: SyncDbConfig): SyncDb {
           } catch {
             busy++;
           }
-          return Promise.resolve(busy >= 3);
+          return Promise.resolve(busy >= 20);
         });
       } finally {
         probe.close();

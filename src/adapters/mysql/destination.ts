@@ -1,4 +1,6 @@
 import type { Row, SyncDestination } from "../../sync/contracts.js";
+import { utcDateTime } from "../../sync/datetime.js";
+import { decimalCheck, doubleCheck, fractionCheck, type ValueCheck } from "../../sync/exact.js";
 import { quoteName, quoteTable, type TableName } from "../../sync/identifiers.js";
 import {
   sqlDestination,
@@ -17,6 +19,18 @@ export interface MysqlDestinationOptions extends SqlDestinationOptions, MysqlCon
 const q = (t: TableName) => quoteTable(t, "backtick");
 const c = (name: string) => quoteName(name, "backtick", "column");
 
+/**
+ * The check for a column of this `COLUMN_TYPE`: DECIMAL(p,s), DATETIME(n)/TIMESTAMP(n) and
+ * DOUBLE would round a value with at most a note, never an error.
+ */
+function valueCheck(type: string): ValueCheck | undefined {
+  const decimal = /^decimal\((\d+),(\d+)\)/.exec(type);
+  if (decimal) return decimalCheck(type, Number(decimal[1]), Number(decimal[2]));
+  const time = /^(?:datetime|timestamp)(?:\((\d)\))?$/.exec(type);
+  if (time) return fractionCheck(type, Number(time[1] ?? 0));
+  return /^double\b/.test(type) ? doubleCheck(type) : undefined;
+}
+
 function columnType(sample: unknown, isKey: boolean): string {
   if (typeof sample === "number") return Number.isInteger(sample) && isKey ? "BIGINT" : "DOUBLE";
   if (typeof sample === "bigint") return "DECIMAL(65,0)";
@@ -27,33 +41,12 @@ function columnType(sample: unknown, isKey: boolean): string {
   return isKey ? "VARCHAR(191)" : "LONGTEXT";
 }
 
-const pad = (n: number, width = 2) => String(n).padStart(width, "0");
-const ZONED = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
-
 /**
  * A date/time for a DATETIME/TIMESTAMP column, as `YYYY-MM-DD HH:MM:SS.ffffff`: JS Dates and
- * strings with a zone (`...Z`, `...+02`) are converted to UTC; the fraction's digits are kept.
+ * strings with a zone (`...Z`, `...+02`, `...-04:56:02`) are converted to UTC; the fraction's
+ * digits are kept. (The sessions are in UTC, so a TIMESTAMP gets the same instant.)
  */
-export function mysqlDateTime(value: unknown): unknown {
-  if (value instanceof Date) {
-    return `${value.getUTCFullYear()}-${pad(value.getUTCMonth() + 1)}-${pad(value.getUTCDate())} ${pad(value.getUTCHours())}:${pad(value.getUTCMinutes())}:${pad(value.getUTCSeconds())}.${pad(value.getUTCMilliseconds(), 3)}`;
-  }
-  if (typeof value !== "string") return value;
-  const m = ZONED.exec(value.trim());
-  if (!m) return value;
-  const [, y, mo, d, h, mi, s, fraction = "", zone] = m;
-  if (!zone) return `${y}-${mo}-${d} ${h}:${mi}:${s}${fraction}`;
-  let offsetMin = 0;
-  if (zone.toUpperCase() !== "Z") {
-    const digits = zone.replace(":", "");
-    offsetMin =
-      (digits[0] === "-" ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5) || 0));
-  }
-  const utc = new Date(
-    Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) - offsetMin * 60_000,
-  );
-  return `${utc.getUTCFullYear()}-${pad(utc.getUTCMonth() + 1)}-${pad(utc.getUTCDate())} ${pad(utc.getUTCHours())}:${pad(utc.getUTCMinutes())}:${pad(utc.getUTCSeconds())}${fraction}`;
-}
+export const mysqlDateTime = utcDateTime;
 
 function bindable(value: unknown, temporal: boolean): unknown {
   if (temporal) return mysqlDateTime(value);
@@ -70,7 +63,8 @@ function bindable(value: unknown, temporal: boolean): unknown {
   return value;
 }
 
-function connection(conn: MysqlPoolConnection): DestinationConnection {
+/** One session: a dedicated connection in UTC; `release` gives it back. */
+function connection(conn: MysqlPoolConnection, release: () => Promise<void>): DestinationConnection {
   const described = new Map<string, Map<string, string>>();
   const query = <R>(text: string, params: readonly unknown[] = []) => run<R>(conn, text, params);
 
@@ -78,7 +72,7 @@ function connection(conn: MysqlPoolConnection): DestinationConnection {
     const cached = described.get(q(table));
     if (cached) return cached;
     const { rows } = await query<{ name: string; type: string }>(
-      "SELECT COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+      "SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
       [table.schema ?? null, table.name],
     );
     if (rows.length === 0) return undefined;
@@ -89,7 +83,7 @@ function connection(conn: MysqlPoolConnection): DestinationConnection {
 
   const load = async (request: LoadRequest) => {
     const types = (await describe(request.table)) ?? new Map<string, string>();
-    const temporal = request.columns.map((n) => ["datetime", "timestamp"].includes(types.get(n) ?? ""));
+    const temporal = request.columns.map((n) => /^(datetime|timestamp)\b/.test(types.get(n) ?? ""));
     const updates = request.columns.filter((n) => !request.key.includes(n));
     let action = "";
     if (request.mode === "merge") {
@@ -180,7 +174,7 @@ function connection(conn: MysqlPoolConnection): DestinationConnection {
       await query(`DROP TABLE IF EXISTS ${q(stage)}`);
     },
     invalidate: () => described.clear(),
-    close: () => Promise.resolve(conn.release()),
+    close: release,
   };
 }
 
@@ -198,17 +192,14 @@ export function mysqlDestination(options: MysqlDestinationOptions): SyncDestinat
       placeholder: () => "?",
       rowValues: false,
       columnType,
+      valueCheck,
       metaDdl: (checkpoints, quarantine) => [
         `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline VARCHAR(191) NOT NULL, target VARCHAR(191) NOT NULL, checkpoint LONGTEXT NULL, owner VARCHAR(64) NULL, seq BIGINT NOT NULL DEFAULT 0, updated_at BIGINT NOT NULL, PRIMARY KEY (pipeline, target)) ENGINE=InnoDB`,
         `CREATE TABLE IF NOT EXISTS ${quarantine} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, run_id VARCHAR(64) NOT NULL, reason VARCHAR(32) NOT NULL, error LONGTEXT NOT NULL, row_data LONGTEXT NOT NULL, created_at BIGINT NOT NULL) ENGINE=InnoDB`,
       ],
       async connect() {
-        const db = await pool.get(); // DRIVER_MISSING as it is, not as a query error
-        try {
-          return connection(await db.getConnection());
-        } catch (e) {
-          throw toStoreError(e, "(connect)");
-        }
+        const { conn, release } = await pool.acquire();
+        return connection(conn, release);
       },
       close: () => pool.close(),
     },

@@ -13,9 +13,27 @@ export interface MysqlResultHeader {
   info: string;
 }
 
+/** A column as a `typeCast` function sees it. */
+export interface MysqlField {
+  type: string;
+  extendedFormat?: string;
+  string(encoding?: string): string | null;
+}
+
+/** A statement with per-query read options (`mysql2`'s `QueryOptions`, the parts Patchbay sets). */
+export interface MysqlQueryOptions {
+  sql: string;
+  values?: unknown[];
+  dateStrings?: boolean;
+  supportBigNumbers?: boolean;
+  bigNumberStrings?: boolean;
+  typeCast?: (field: MysqlField, next: () => unknown) => unknown;
+}
+
 /** Runs statements: `[result, fields]`, the result rows or a {@link MysqlResultHeader}. */
 export interface MysqlQueryable {
   query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
+  query(options: MysqlQueryOptions): Promise<[unknown, unknown]>;
 }
 
 /** A connection checked out of a pool. */
@@ -34,6 +52,16 @@ export interface MysqlPoolConnection extends MysqlQueryable {
 export interface MysqlPoolLike extends MysqlQueryable {
   getConnection(): Promise<MysqlPoolConnection>;
   end(): Promise<void>;
+  /** The callback pool underneath: its `connection` event sees each new connection first. */
+  pool: {
+    on(
+      event: "connection",
+      listener: (connection: {
+        query(sql: string, callback: (e: Error | null) => void): unknown;
+        destroy(): void;
+      }) => void,
+    ): unknown;
+  };
 }
 
 /** The `mysql2/promise` module. */

@@ -90,3 +90,25 @@ export const postgresBusFreshMigration = (version: number): Migration => ({
   name: "event-bus-fresh",
   sql: `ALTER TABLE {{schema}}.bus_jobs ADD COLUMN fresh smallint NOT NULL DEFAULT 0;`,
 });
+
+/**
+ * Dead-letter bodies as bytes: a message that failed can hold what no text column can (a NUL
+ * character from a foreign producer), and its dead letter must still be written — a letter that
+ * cannot be stored would be retried forever. New letters keep `body` empty and the body's UTF-8
+ * bytes in `body_bytes`; letters written before keep their text in `body`.
+ */
+export const postgresBusDeadLetterBytesMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-dead-letter-bytes",
+  sql: `ALTER TABLE {{schema}}.bus_dead_letters ADD COLUMN body_bytes bytea;`,
+});
+
+/**
+ * Which transport each dead letter came from (`Transport.name`), so a replay can refuse to send
+ * it through another (`patchbay dlq replay` without the app's bus). Older rows keep NULL.
+ */
+export const postgresBusDeadLetterTransportMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-dead-letter-transport",
+  sql: `ALTER TABLE {{schema}}.bus_dead_letters ADD COLUMN transport text;`,
+});

@@ -13,6 +13,8 @@ import type { StoreDriver } from "../../store/sql-store.js";
 import { TransactionRolledBackError } from "../../store/errors.js";
 import { toStoreError, toUnavailable } from "./errors.js";
 import {
+  postgresBusDeadLetterBytesMigration,
+  postgresBusDeadLetterTransportMigration,
   postgresBusFreshMigration,
   postgresBusInboxKeyMigration,
   postgresBusMigration,
@@ -33,6 +35,8 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   postgresWebhooksMigration, // webhooks
   postgresBusInboxKeyMigration, // event bus: the inbox keyed by message id first
   postgresBusFreshMigration, // event bus: queued messages that skip the inbox check
+  postgresBusDeadLetterBytesMigration, // event bus: dead-letter bodies as bytes
+  postgresBusDeadLetterTransportMigration, // event bus: the transport each dead letter came from
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],
@@ -261,6 +265,10 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       try {
         answer = await client.query(text);
       } catch (e) {
+        // Held statements refused because the transaction is already aborted (25P02): the same
+        // rolled-back transaction as a COMMIT answered with ROLLBACK.
+        if ((e as { code?: unknown }).code === "25P02" && firstFailure !== undefined)
+          throw TransactionRolledBackError.after("PostgreSQL", firstFailure);
         throw toStoreError(e, text);
       }
       // An aborted transaction's COMMIT is answered with the tag ROLLBACK and no error.

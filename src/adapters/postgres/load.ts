@@ -9,8 +9,8 @@ import type { Readable, Writable } from "node:stream";
 import { driverLoader } from "../load-driver.js";
 
 /** What a statement returns (the parts Patchbay reads). */
-export interface PgResult {
-  rows: Record<string, unknown>[];
+export interface PgResult<Row = Record<string, unknown>> {
+  rows: Row[];
   rowCount: number | null;
   /** The command tag: `"COMMIT"`, `"ROLLBACK"`, `"INSERT"`, ... */
   command: string;
@@ -39,7 +39,10 @@ export interface PgSubmittable {
 /** Runs statements: a pool, a pooled client or a client. */
 export interface PgQueryable {
   query<T extends PgSubmittable>(stream: T): T;
-  query(textOrConfig: string | PgQueryConfig, values?: unknown[]): Promise<PgResult>;
+  query<Row = Record<string, unknown>>(
+    textOrConfig: string | PgQueryConfig,
+    values?: unknown[],
+  ): Promise<PgResult<Row>>;
 }
 
 /** A client checked out of a pool (`pg.PoolClient`). */

@@ -5,6 +5,8 @@ import { loadCopyStreams, type PgCopyStreams, type PgPoolClient, type PgPoolLike
 import type { QueryResult } from "../../store/contracts.js";
 import { TransactionRolledBackError } from "../../store/errors.js";
 import type { SyncDestination } from "../../sync/contracts.js";
+import { utcDateTime } from "../../sync/datetime.js";
+import { decimalCheck, doubleCheck, fractionCheck, type ValueCheck } from "../../sync/exact.js";
 import { quoteName, quoteTable, type TableName } from "../../sync/identifiers.js";
 import {
   sqlDestination,
@@ -28,6 +30,18 @@ export interface PostgresDestinationOptions extends SqlDestinationOptions {
 const q = (t: TableName) => quoteTable(t, "double");
 const c = (name: string) => quoteName(name, "double", "column");
 
+/**
+ * The check for a column of this `format_type`: numeric(p,s), timestamp(n) and double precision
+ * would round a value without an error. (Pass-through batches are loaded as PostgreSQL casts them.)
+ */
+function valueCheck(type: string): ValueCheck | undefined {
+  const numeric = /^numeric\((\d+),(\d+)\)$/.exec(type);
+  if (numeric) return decimalCheck(type, Number(numeric[1]), Number(numeric[2]));
+  const time = /^timestamp\((\d)\) with(?:out)? time zone$/.exec(type);
+  if (time) return fractionCheck(type, Number(time[1]));
+  return type === "double precision" ? doubleCheck(type) : undefined;
+}
+
 function columnType(sample: unknown, isKey: boolean): string {
   if (typeof sample === "number") return isKey && Number.isInteger(sample) ? "bigint" : "numeric";
   if (typeof sample === "bigint") return "numeric";
@@ -38,8 +52,15 @@ function columnType(sample: unknown, isKey: boolean): string {
   return "text";
 }
 
-/** One session: a dedicated client, so COPY and the session's temp load tables share it. */
-function connection(client: PgPoolClient, { from: copyFrom }: PgCopyStreams): DestinationConnection {
+/**
+ * One session: a dedicated client, so COPY and the session's temp load tables share it.
+ * `restoreZone`: the time zone of a caller's pooled session, set back when the session closes.
+ */
+function connection(
+  client: PgPoolClient,
+  restoreZone: string | undefined,
+  { from: copyFrom }: PgCopyStreams,
+): DestinationConnection {
   let broken: Error | undefined;
   let generation = 0;
   let optimistic = true;
@@ -83,7 +104,20 @@ function connection(client: PgPoolClient, { from: copyFrom }: PgCopyStreams): De
   const linesOf = (request: LoadRequest, types: Map<string, string>): string[] => {
     if (request.encoded) return copyLines(request.encoded.chunks);
     const isArray = request.columns.map((name) => types.get(name)?.endsWith("[]") ?? false);
-    return request.rows.map((row) => copyLine(row, request.columns, isArray));
+    // PostgreSQL drops the offset of text written into a `timestamp` (without time zone) and
+    // keeps its local time: an instant becomes its UTC time first, as on every destination.
+    const wallClock = request.columns.filter((name) =>
+      /^timestamp\b.*without time zone$/.test(types.get(name) ?? ""),
+    );
+    const rows =
+      wallClock.length === 0
+        ? request.rows
+        : request.rows.map((row) => {
+            const copy = { ...row };
+            for (const name of wallClock) copy[name] = utcDateTime(copy[name]);
+            return copy;
+          });
+    return rows.map((row) => copyLine(row, request.columns, isArray));
   };
 
   /** COPY inside a savepoint; false (and nothing applied) when a key already exists. */
@@ -233,7 +267,14 @@ function connection(client: PgPoolClient, { from: copyFrom }: PgCopyStreams): De
       generation++;
     },
 
-    close: () => Promise.resolve(client.release(broken)),
+    async close() {
+      if (restoreZone !== undefined && !broken) {
+        await client
+          .query("SELECT set_config('TimeZone', $1, false)", [restoreZone])
+          .catch((e: Error) => (broken = e));
+      }
+      client.release(broken);
+    },
   };
 }
 
@@ -246,7 +287,7 @@ function connection(client: PgPoolClient, { from: copyFrom }: PgCopyStreams): De
  * postgresDestination({ url, table: "warehouse.orders", key: "order_id", version: "updated_at" })
  */
 export function postgresDestination(options: PostgresDestinationOptions): SyncDestination {
-  const pool = lazyPool(options, 4);
+  const pool = lazyPool(options, 4, true);
   const get = () => pool.get();
   const driver: SqlDestinationDriver = {
     encodings: ["postgres-copy-text"],
@@ -254,6 +295,7 @@ export function postgresDestination(options: PostgresDestinationOptions): SyncDe
     placeholder: (n) => `$${n}`,
     rowValues: true,
     columnType,
+    valueCheck,
     metaDdl: (checkpoints, quarantine) => [
       `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline text NOT NULL, target text NOT NULL, checkpoint text, owner text, seq bigint NOT NULL DEFAULT 0, updated_at bigint NOT NULL, PRIMARY KEY (pipeline, target))`,
       `CREATE TABLE IF NOT EXISTS ${quarantine} (id bigserial PRIMARY KEY, pipeline text NOT NULL, run_id text NOT NULL, reason text NOT NULL, error text NOT NULL, row_data text NOT NULL, created_at bigint NOT NULL)`,
@@ -267,7 +309,17 @@ export function postgresDestination(options: PostgresDestinationOptions): SyncDe
       } catch (e) {
         throw toStoreError(e, "(connect)");
       }
-      return connection(client, copyStreams);
+      if (pool.own) return connection(client, undefined, copyStreams);
+      // The caller's pool: its session zone would shift every zone-less date/time written into a
+      // timestamptz column. UTC for this session, and the caller's zone back when it closes.
+      try {
+        const { rows } = await client.query<{ zone: string }>("SELECT current_setting('TimeZone') AS zone");
+        await client.query("SET TIME ZONE 'UTC'");
+        return connection(client, rows[0]?.zone, copyStreams);
+      } catch (e) {
+        client.release(e as Error);
+        throw toStoreError(e, "(set the session time zone)");
+      }
     },
     close: () => pool.end(),
   };

@@ -17,13 +17,18 @@ export interface PostgresSourceOptions extends SqlSourceOptions {
 
 // Dates and times arrive as PostgreSQL's own text (`2026-11-26 10:00:00.123456+00`), not as JS
 // Dates: a Date keeps milliseconds, and a sync must not round a microsecond cursor or value.
-// Arrays of them too; int8 and numeric are already text in `pg`.
-const TEXT_OIDS = new Set([1082, 1083, 1114, 1184, 1266, 1186, 1182, 1183, 1115, 1185, 1270, 1187]);
+// Arrays of them too; int8 and numeric are already text in `pg`. json and jsonb arrive as their
+// JSON text, never parsed: JSON.parse rounds 12345678901234567890 and turns the JSON string
+// `"a"` into the bare text `a`, which no destination can tell from text any more.
+const TEXT_OIDS = new Set([
+  1082, 1083, 1114, 1184, 1266, 1186, 1182, 1183, 1115, 1185, 1270, 1187, 114, 3802,
+]);
 const rawText = (value: string) => value;
-const parserOf = (oid: number, format?: "text" | "binary"): ((value: string) => unknown) =>
-  TEXT_OIDS.has(oid) && format !== "binary"
-    ? rawText
-    : (loadedPg().types.getTypeParser(oid, format ?? "text") as (value: string) => unknown);
+const parserOf = (oid: number, format?: "text" | "binary"): ((value: string) => unknown) => {
+  if (format === "binary") return loadedPg().types.getTypeParser(oid, format) as (value: string) => unknown;
+  if (TEXT_OIDS.has(oid)) return rawText;
+  return loadedPg().types.getTypeParser(oid, format ?? "text") as (value: string) => unknown;
+};
 const types: PgTypeParsers = { getTypeParser: parserOf };
 
 /** Builds the driver for {@link keysetSource}; exported for the bench and adapter authors. */
@@ -117,7 +122,9 @@ export function postgresKeysetDriver(options: {
 /**
  * Reads a PostgreSQL table or query in batches, by keyset paging (never OFFSET). Timestamps are
  * compared by the source's own clock (`clock_timestamp()` minus `safetyLag`); dates and times come
- * back as PostgreSQL's text, exact to the microsecond.
+ * back as PostgreSQL's text, exact to the microsecond (`timestamptz` with its offset, in the
+ * session's zone: the source's sessions keep the server's zone, so a `timestamp` cursor is bounded
+ * by the local clock its writers' `now()` gives).
  *
  * @example
  * postgresSource({ url, table: "public.orders", cursor: "updated_at", key: "id", lookback: "5m" })

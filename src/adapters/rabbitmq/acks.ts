@@ -82,6 +82,17 @@ export function channelAcks(ch: Pick<Channel, "ack" | "nack">, alive: () => bool
         // closing under us: the broker requeues it anyway
       }
     },
+    /** Rejects the delivery now, without requeueing: the queue dead-letters it. */
+    reject(t: Tracked) {
+      if (t.state !== PENDING) return;
+      t.state = SETTLED;
+      if (!alive()) return;
+      try {
+        ch.nack(t.msg, false, false);
+      } catch {
+        // closing under us: the broker requeues it, and it comes back
+      }
+    },
     /** Sends the due acks now (before the channel closes). */
     flush,
   };

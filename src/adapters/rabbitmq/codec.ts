@@ -5,9 +5,11 @@
  * (`patchbay-*`, `x-*`, `CC`, `BCC`) travels inside the `patchbay-headers` JSON header instead,
  * so every header round-trips unchanged.
  */
+import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
-import type { Message, PublishOptions } from "./load.js";
+import { UndecodableMessageError } from "../../bus/errors.js";
 import type { FailureRecord, TransportMessage } from "../../bus/transport.js";
+import type { Message, PublishOptions } from "./load.js";
 import { H } from "./topology.js";
 
 const CONTENT_TYPE = "application/cloudevents+json";
@@ -61,6 +63,8 @@ export interface Decoded {
   deliveryCount: number;
   failure: FailureRecord | undefined;
   due: number | undefined;
+  /** Set when a part could not be read: the bus dead-letters the message at once. */
+  undecodable?: UndecodableMessageError | undefined;
 }
 
 const int = (v: unknown): number => {
@@ -89,10 +93,28 @@ function failureOf(v: unknown): FailureRecord | undefined {
   return { firstFailedAt: f.firstFailedAt, error: f.error };
 }
 
-/** Reads an AMQP message back; tolerant of messages from other producers (missing properties). */
+const unreadable = (msg: Message, part: string, raw: string, encoding: "text" | "base64" = "text") =>
+  new UndecodableMessageError(
+    `the ${part} of a message on ${msg.fields.routingKey || "(default exchange)"} cannot be read`,
+    part,
+    raw,
+    encoding,
+  );
+
+/** The id of a message without a usable `messageId`: its content's digest (the same every delivery). */
+const digestId = (msg: Message) => `sha256:${createHash("sha256").update(msg.content).digest("hex")}`;
+
+/**
+ * Reads an AMQP message back; tolerant of messages from other producers (missing properties).
+ * A part it cannot read — our own headers corrupt, a body that is not UTF-8 — marks the message
+ * undecodable (the bus dead-letters it) rather than being skipped or read wrongly.
+ */
 export function decode(msg: Message): Decoded {
   const raw = msg.properties.headers ?? {};
   const body = msg.content.toString("utf8");
+  let undecodable: UndecodableMessageError | undefined;
+  // Not UTF-8: the text above replaced bytes; the exact ones go with the error, in base64.
+  if (!isUtf8(msg.content)) undecodable = unreadable(msg, "body", msg.content.toString("base64"), "base64");
   const headers: Record<string, string> = {};
   for (const name in raw) {
     if (reserved(name)) continue;
@@ -101,12 +123,16 @@ export function decode(msg: Message): Decoded {
     else if (typeof value === "number" || typeof value === "boolean") headers[name] = String(value);
     else if (Buffer.isBuffer(value)) headers[name] = value.toString("utf8");
   }
-  const escaped = parseJson(raw[H.headers]);
-  if (escaped && typeof escaped === "object") {
-    for (const [name, value] of Object.entries(escaped)) if (typeof value === "string") headers[name] = value;
+  if (raw[H.headers] !== undefined) {
+    const escaped = parseJson(raw[H.headers]);
+    if (isStringRecord(escaped)) Object.assign(headers, escaped);
+    else undecodable ??= unreadable(msg, H.headers, text(raw[H.headers]) ?? String(raw[H.headers]));
   }
-  const id =
-    text(msg.properties.messageId) ?? `sha256:${createHash("sha256").update(msg.content).digest("hex")}`;
+  const failure = failureOf(raw[H.failure]);
+  if (raw[H.failure] !== undefined && failure === undefined) {
+    undecodable ??= unreadable(msg, H.failure, text(raw[H.failure]) ?? String(raw[H.failure]));
+  }
+  const id = text(msg.properties.messageId) ?? digestId(msg);
   const type = text(msg.properties.type) ?? msg.fields.routingKey;
   const key = text(raw[H.key]);
   const due = raw[H.due] === undefined ? undefined : int(raw[H.due]);
@@ -121,7 +147,41 @@ export function decode(msg: Message): Decoded {
     },
     retries: int(raw[H.retries]),
     deliveryCount: int(raw["x-delivery-count"]),
-    failure: failureOf(raw[H.failure]),
+    failure,
     due,
+    ...(undecodable ? { undecodable } : {}),
   };
 }
+
+/**
+ * What can be said of a message {@link decode} threw on (it should not): its content, its
+ * digest as id, its routing key as type, no headers — marked undecodable with `error`.
+ */
+export function decodeFallback(msg: Message, error: unknown): Decoded {
+  const undecodable = new UndecodableMessageError(
+    `a message on ${msg.fields.routingKey || "(default exchange)"} cannot be read`,
+    "message",
+    msg.content.toString("base64"),
+    "base64",
+    { cause: error },
+  );
+  return {
+    message: {
+      id: digestId(msg),
+      type: msg.fields.routingKey,
+      body: msg.content.toString("utf8"),
+      headers: {},
+    },
+    retries: 0,
+    deliveryCount: int(msg.properties.headers?.["x-delivery-count"]),
+    failure: undefined,
+    due: undefined,
+    undecodable,
+  };
+}
+
+const isStringRecord = (v: unknown): v is Record<string, string> =>
+  typeof v === "object" &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.values(v).every((h) => typeof h === "string");

@@ -7,10 +7,13 @@
 import type { Channel, ConsumeMessage } from "./load.js";
 import { channelAcks, type Tracked } from "./acks.js";
 import { BusError } from "../../bus/errors.js";
+import { isPatchbayError } from "../../core/errors.js";
+import { invoke } from "../../core/invoke.js";
+import { settleBy } from "../../core/settle-by.js";
 import type { Consumer, Delivery, FailureRecord } from "../../bus/transport.js";
 import type { Logger } from "../../core/logger.js";
 import type { Backoff } from "../../resilience/backoff.js";
-import { decode, type Decoded } from "./codec.js";
+import { decode, decodeFallback, type Decoded } from "./codec.js";
 import type { Connection, Link } from "./connection.js";
 import { tierFor } from "./topology.js";
 
@@ -29,6 +32,8 @@ export interface ConsumerDeps {
   connection: Connection;
   queue: (group: string) => string;
   declareGroup(ch: Channel, group: string): Promise<void>;
+  /** The group's broker dead-letter queue (where a rejected message goes). */
+  brokerDeadLetters: (group: string) => string;
   /** Publishes the message back (confirmed) as described. */
   sendLater(decoded: Decoded, later: Later): Promise<void>;
   /** Registers a callback for new connections; returns its removal. */
@@ -93,6 +98,7 @@ export async function startConsumer(
     state: "open" | "busy" | "settled" = "open";
     readonly message: Delivery["message"];
     readonly failure: FailureRecord | undefined;
+    readonly undecodable: Delivery["undecodable"];
     constructor(
       private readonly att: Attachment,
       private readonly msg: Tracked,
@@ -101,6 +107,7 @@ export async function startConsumer(
     ) {
       this.message = d.message;
       this.failure = d.failure;
+      this.undecodable = d.undecodable;
     }
     get group() {
       return group;
@@ -112,10 +119,19 @@ export async function startConsumer(
       this.state = "busy";
     }
     ack(): Promise<void> {
-      this.claim("ack");
-      ackOn(this.att, this.msg);
-      this.state = "settled";
-      return Promise.resolve();
+      return invoke(() => {
+        this.claim("ack");
+        ackOn(this.att, this.msg);
+        this.state = "settled";
+      });
+    }
+    /** Back to the queue at once (a requeue: the broker counts it in `x-delivery-count`). */
+    release(): Promise<void> {
+      return invoke(() => {
+        this.claim("release");
+        release(this.att, this.msg);
+        this.state = "settled";
+      });
     }
     async retry(delayMs: number, failure: FailureRecord): Promise<void> {
       this.claim("retry");
@@ -136,7 +152,13 @@ export async function startConsumer(
   }
 
   async function handle(att: Attachment, msg: Tracked): Promise<void> {
-    const d = decode(msg.msg);
+    let d: Decoded;
+    try {
+      d = decode(msg.msg);
+    } catch (e) {
+      // Never leave a message unsettled on the channel (it would hold a prefetch slot for good).
+      d = decodeFallback(msg.msg, e);
+    }
     const wait = d.due === undefined ? 0 : d.due - Date.now();
     if (wait > 0 && tierFor(wait) !== undefined) {
       // Back from a delay tier early: one more hop (not an attempt; the count carries over).
@@ -159,9 +181,11 @@ export async function startConsumer(
 
     const attempt = d.retries + d.deliveryCount + 1;
     const delivery = new RabbitDelivery(att, msg, d, attempt);
+    let failure: unknown;
     try {
       await onDelivery(delivery);
     } catch (e) {
+      failure = e;
       log.error({ err: e, messageId: d.message.id }, "patchbay rabbitmq: delivery not settled");
     }
     if (delivery.state === "settled") {
@@ -169,10 +193,25 @@ export async function startConsumer(
       return;
     }
     if (!running || !att.alive) return release(att, msg);
+    if (isPatchbayError(failure, "DEAD_LETTER_FAILED") && !failure.retryable) {
+      // The store refused its dead letter: the broker's own dead-letter queue takes it, as it is.
+      log.error(
+        { messageId: d.message.id, queue: deps.brokerDeadLetters(group) },
+        "patchbay rabbitmq: message parked in the group's broker dead-letter queue",
+      );
+      att.acks.reject(msg);
+      return;
+    }
     // The consumer could not record an outcome (the store is down?): try again later, durably,
     // without burning the queue's delivery limit, and slower while it keeps happening.
     const delayMs = deps.unsettled.delay(++unsettledRun, previousDelay, Math.random);
     previousDelay = delayMs;
+    if (d.undecodable) {
+      // Republishing would write its unreadable parts anew (readable, and wrong): the broker
+      // gets it back as it is, and its delivery limit parks it should this go on.
+      if (await pause(delayMs)) release(att, msg);
+      return;
+    }
     try {
       await deps.sendLater(d, { group, delayMs, retries: attempt, failure: d.failure });
       ackOn(att, msg);
@@ -262,22 +301,28 @@ export async function startConsumer(
   return {
     stop(timeoutMs = 30_000) {
       stopped ??= (async () => {
+        // Every step is bounded by the one deadline: a broker that does not answer (cancel,
+        // close) or a handler that hangs cannot hold the stop past it.
+        const deadline = Date.now() + timeoutMs;
         running = false;
         removeListener();
         for (const cancel of [...cancels]) cancel();
-        await attaching;
+        await settleBy(attaching, deadline);
         const att = current;
-        if (att?.alive && att.tag !== undefined) await att.ch.cancel(att.tag).catch(() => undefined);
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          Promise.allSettled([...inFlight]),
-          new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-        ]);
-        clearTimeout(timer);
+        if (att?.alive && att.tag !== undefined) {
+          await settleBy(
+            att.ch.cancel(att.tag).catch(() => undefined),
+            deadline,
+          );
+        }
+        await settleBy(Promise.allSettled([...inFlight]), deadline);
         if (att?.alive) {
           att.acks.flush(); // the acks of this turn, before the channel goes
           att.alive = false; // later acks are dropped; the broker requeues what is unacked
-          await att.ch.close().catch(() => undefined);
+          await settleBy(
+            att.ch.close().catch(() => undefined),
+            deadline,
+          );
         }
       })();
       return stopped;

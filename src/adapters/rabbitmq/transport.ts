@@ -268,6 +268,7 @@ export function rabbitmq(options: RabbitmqTransportOptions = {}): Transport {
           connection,
           queue: (g) => n.group(g),
           declareGroup: (ch, g) => declareGroup(ch, n, g, o.deliveryLimit),
+          brokerDeadLetters: (g) => n.brokerDeadLetters(g),
           sendLater,
           onReconnect(listener) {
             reconnectListeners.add(listener);

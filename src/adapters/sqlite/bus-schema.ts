@@ -72,3 +72,23 @@ export const sqliteBusFreshMigration = (version: number): Migration => ({
   name: "event-bus-fresh",
   sql: `ALTER TABLE patchbay_bus_jobs ADD COLUMN fresh INTEGER NOT NULL DEFAULT 0;`,
 });
+
+/**
+ * Dead-letter bodies as bytes, as on PostgreSQL (where a text column refuses a NUL character):
+ * new letters keep `body` empty and the body's UTF-8 bytes in `body_bytes`.
+ */
+export const sqliteBusDeadLetterBytesMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-dead-letter-bytes",
+  sql: `ALTER TABLE patchbay_bus_dead_letters ADD COLUMN body_bytes BLOB;`,
+});
+
+/**
+ * Which transport each dead letter came from (`Transport.name`), so a replay can refuse to send
+ * it through another (`patchbay dlq replay` without the app's bus). Older rows keep NULL.
+ */
+export const sqliteBusDeadLetterTransportMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-dead-letter-transport",
+  sql: `ALTER TABLE patchbay_bus_dead_letters ADD COLUMN transport TEXT;`,
+});

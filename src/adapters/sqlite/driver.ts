@@ -5,7 +5,12 @@ import type { Migration, MigrationTx } from "../../store/migrations.js";
 import { TransactionRolledBackError } from "../../store/errors.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { acquireConnection, releaseConnection, type SqliteConnection } from "./connection.js";
-import { sqliteBusFreshMigration, sqliteBusMigration } from "./bus-schema.js";
+import {
+  sqliteBusDeadLetterBytesMigration,
+  sqliteBusDeadLetterTransportMigration,
+  sqliteBusFreshMigration,
+  sqliteBusMigration,
+} from "./bus-schema.js";
 import { sqliteSagaMigration } from "./saga-schema.js";
 import { sqliteWebhooksMigration } from "./webhooks-schema.js";
 import { sqliteMigrations } from "./migrations.js";
@@ -20,6 +25,8 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   sqliteSagaMigration, // sagas
   sqliteWebhooksMigration, // webhooks
   sqliteBusFreshMigration, // event bus: queued messages that skip the inbox check
+  sqliteBusDeadLetterBytesMigration, // event bus: dead-letter bodies as bytes
+  sqliteBusDeadLetterTransportMigration, // event bus: the transport each dead letter came from
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],

@@ -14,6 +14,7 @@ import {
   type DestinationTx,
   type SqlDestinationOptions,
 } from "../../sync/sql-destination.js";
+import { numericCheck } from "./affinity.js";
 import { sqliteDriver } from "./driver.js";
 
 /** Options of {@link sqliteSource}. */
@@ -99,8 +100,15 @@ function columnType(sample: unknown): string {
   return "TEXT";
 }
 
-/** Values `node:sqlite` cannot bind (objects, arrays) become JSON text. */
+const INT64_MAX = 9223372036854775807n;
+const INT64_MIN = -9223372036854775808n;
+
+/**
+ * Values `node:sqlite` cannot bind become text: objects and arrays as JSON, a bigint beyond 64
+ * bits as its digits (a NUMERIC column would make it a REAL: `valueCheck` quarantines that row).
+ */
 function bindable(value: unknown): unknown {
+  if (typeof value === "bigint") return value > INT64_MAX || value < INT64_MIN ? String(value) : value;
   if (typeof value !== "object" || value === null || value instanceof Date || value instanceof Uint8Array)
     return value;
   return JSON.stringify(value);
@@ -212,6 +220,7 @@ export function sqliteDestination(options: SqliteDestinationOptions): SyncDestin
       placeholder: () => "?",
       rowValues: true,
       columnType,
+      valueCheck: numericCheck,
       metaDdl: (checkpoints, quarantine) => [
         `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline TEXT NOT NULL, target TEXT NOT NULL, checkpoint TEXT, owner TEXT, seq INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL, PRIMARY KEY (pipeline, target))`,
         `CREATE TABLE IF NOT EXISTS ${quarantine} (id INTEGER PRIMARY KEY, pipeline TEXT NOT NULL, run_id TEXT NOT NULL, reason TEXT NOT NULL, error TEXT NOT NULL, row_data TEXT NOT NULL, created_at INTEGER NOT NULL)`,

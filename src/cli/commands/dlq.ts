@@ -1,8 +1,10 @@
 import type { EventBus } from "../../bus/bus.js";
 import { createDeadLetters, type DeadLetterFilter, type DeadLetters } from "../../bus/dead-letters.js";
 import { localTransport } from "../../bus/local-transport.js";
+import type { Transport } from "../../bus/transport.js";
+import { isPatchbayError } from "../../core/errors.js";
 import type { SqlStore } from "../../store/sql-store.js";
-import { parseCommandArgs, type CliCommand, type CommandContext } from "../command.js";
+import { positiveInt, str, type CliCommand, type CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
@@ -13,21 +15,36 @@ const USAGE = `Usage: patchbay dlq <list|show|replay|purge> [options]
   replay [--group g] [--type t] [--id m] | --all  send them back to their group's queue
   purge  [--group g] [--type t] [--id m] [--before ISO-time] | --all   delete them
 
-Dead letters live in the store. Replay uses the app's bus from --config (patchbay.config.js)
-when there is one, else the store's local transport.`;
+Dead letters live in the store. Replay sends exactly the letters matching when it starts, each
+once, through the transport they came from: the app's bus from --config (patchbay.config.js)
+when it exports \`bus\`; without it, only letters of the store's own local transport are replayed
+(letters from RabbitMQ are refused, exit 1: give --config with your bus).`;
 
 const text = (v: unknown) => (typeof v === "string" ? v : v === undefined ? "" : JSON.stringify(v));
 
-async function deadLettersFor(
-  ctx: CommandContext,
-): Promise<{ letters: DeadLetters; close(): Promise<void> }> {
+/**
+ * The dead letters and the transport a replay goes through: the config's bus's (a broker keeps
+ * it whatever the store), else the store's local transport — which a replay only uses for letters
+ * that came from it.
+ */
+async function deadLettersFor(ctx: CommandContext): Promise<{
+  letters: DeadLetters;
+  transport: Transport;
+  fromConfig: boolean;
+  close(): Promise<void>;
+}> {
   const config = await loadConfig(ctx.flags.config);
   const bus = config?.bus as EventBus | undefined;
-  const store: SqlStore = (config?.store as SqlStore | undefined) ?? (await ctx.store());
+  const configStore = ctx.flags.explicitStore ? undefined : (config?.store as SqlStore | undefined);
+  const store: SqlStore = configStore ?? (await ctx.store());
+  const viaBus = bus !== undefined && (!ctx.flags.explicitStore || !bus.transport.capabilities.sharesStore);
+  const transport = viaBus ? bus.transport : localTransport(store);
   return {
-    letters: bus?.deadLetters ?? createDeadLetters(store, localTransport(store)),
+    letters: createDeadLetters(store, transport),
+    transport,
+    fromConfig: viaBus,
     async close() {
-      await bus?.stop();
+      if (viaBus) await bus.stop();
       await store.close();
     },
   };
@@ -36,21 +53,24 @@ async function deadLettersFor(
 export const dlqCommand: CliCommand = {
   name: "dlq",
   summary: "dead letters of the event bus: list, show, replay, purge",
+  usage: USAGE,
+  options: {
+    group: { type: "string" },
+    type: { type: "string" },
+    id: { type: "string" },
+    before: { type: "string" },
+    limit: { type: "string" },
+    all: { type: "boolean", default: false },
+  },
+  maxArgs: 3,
   async run(ctx) {
-    const { values, positionals } = parseCommandArgs(ctx.argv, {
-      group: { type: "string" },
-      type: { type: "string" },
-      id: { type: "string" },
-      before: { type: "string" },
-      limit: { type: "string" },
-      all: { type: "boolean", default: false },
-    });
-    const [action, ...rest] = positionals;
-    if (values.help === true || !action) {
-      ctx.out(USAGE);
-      return values.help === true ? 0 : 2;
+    const { values } = ctx;
+    const [action, ...rest] = ctx.args;
+    if (!action || !["list", "show", "replay", "purge"].includes(action)) {
+      ctx.err(action ? `patchbay dlq: unknown action ${JSON.stringify(action)}\n\n${USAGE}` : USAGE);
+      return 2;
     }
-    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+    const limit = positiveInt(values, "limit", 50);
     const filter: DeadLetterFilter = {};
     if (str(values.group)) filter.group = str(values.group);
     if (str(values.type)) filter.type = str(values.type);
@@ -72,11 +92,10 @@ export const dlqCommand: CliCommand = {
       return 2;
     }
     const handle = await deadLettersFor(ctx);
-    const letters = handle.letters;
+    const { letters, transport } = handle;
     try {
       switch (action) {
         case "list": {
-          const limit = Number(str(values.limit) ?? 50);
           const list = await letters.list({ ...filter, limit });
           if (ctx.flags.json) ctx.out(JSON.stringify(list.map(({ event: _event, ...l }) => l)));
           else if (list.length === 0) ctx.out("no dead letters");
@@ -120,7 +139,23 @@ export const dlqCommand: CliCommand = {
           return 0;
         }
         case "replay": {
-          const n = await letters.replay(filter);
+          if (!transport.capabilities.sharesStore) await transport.open();
+          let n: number;
+          try {
+            n = await letters.replay(filter, {
+              onlyFrom: transport.name,
+              acceptUnrecorded: handle.fromConfig,
+            });
+          } catch (e) {
+            if (!isPatchbayError(e, "DEAD_LETTER_TRANSPORT_MISMATCH")) throw e;
+            ctx.err(
+              `patchbay dlq replay: ${e.message}.\n` +
+                (handle.fromConfig
+                  ? "Replay them with the bus whose consumers read those groups (its config)."
+                  : "Replaying them into the store's local queue would reach no consumer: give --config <file> exporting your app's `bus` (patchbay.config.js), so the replay goes through its transport."),
+            );
+            return 1;
+          }
           ctx.out(
             ctx.flags.json
               ? JSON.stringify({ replayed: n })
@@ -136,7 +171,6 @@ export const dlqCommand: CliCommand = {
           return 0;
         }
         default:
-          ctx.err(`patchbay dlq: unknown action ${JSON.stringify(action)}\n\n${USAGE}`);
           return 2;
       }
     } finally {

@@ -8,7 +8,7 @@ import {
 } from "../../saga/records.js";
 import { createSagaRunner, type SagaRunner } from "../../saga/runner.js";
 import type { SqlStore } from "../../store/sql-store.js";
-import { parseCommandArgs, type CliCommand, type CommandContext } from "../command.js";
+import { positiveInt, str, type CliCommand, type CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
@@ -30,13 +30,16 @@ const faultText = (f: SagaFault | undefined) =>
 /** The app's sagas (definitions or a runner) and store from the config, else the flags' store. */
 async function sagasFor(ctx: CommandContext): Promise<{ runner: SagaRunner; close(): Promise<void> }> {
   const config = await loadConfig(ctx.flags.config);
-  const store: SqlStore = (config?.store as SqlStore | undefined) ?? (await ctx.store());
+  // A store named on the line wins over the config's.
+  const configStore = ctx.flags.explicitStore ? undefined : (config?.store as SqlStore | undefined);
+  const store: SqlStore = configStore ?? (await ctx.store());
   const sagas = config?.sagas;
   const isRunner = (v: unknown): v is SagaRunner =>
     typeof v === "object" && v !== null && typeof (v as SagaRunner).retry === "function";
-  const runner = isRunner(sagas)
-    ? sagas
-    : createSagaRunner({ store, sagas: Array.isArray(sagas) ? sagas.filter(isSagaDefinition) : [] });
+  const runner =
+    isRunner(sagas) && configStore !== undefined
+      ? sagas
+      : createSagaRunner({ store, sagas: Array.isArray(sagas) ? sagas.filter(isSagaDefinition) : [] });
   return { runner, close: () => store.close() };
 }
 
@@ -47,7 +50,7 @@ function listing(instances: SagaInstance[]): string {
       i.id,
       `${i.name} v${i.version}`,
       i.status,
-      String(i.step),
+      i.step < 0 ? "-" : String(i.step),
       String(i.attempt),
       timestamp(i.updatedAt),
       faultText(i.failure ?? i.reason),
@@ -60,7 +63,7 @@ function details(d: SagaDetails): string {
   const lines = [
     `saga ${d.id}  ${d.name} v${d.version}  ${d.status.toUpperCase()}`,
     `  created   ${timestamp(d.createdAt)}   updated ${timestamp(d.updatedAt)}`,
-    `  step      ${d.step}${stepName ? ` (${stepName})` : ""}, attempt ${d.attempt}${d.owner ? `, held by ${d.owner} until ${timestamp(d.runAt)}` : d.status === "running" || d.status === "compensating" ? `, next run ${timestamp(d.runAt)}` : ""}`,
+    `  step      ${d.step < 0 ? "none (every step compensated)" : `${d.step}${stepName ? ` (${stepName})` : ""}`}, attempt ${d.attempt}${d.owner ? `, held by ${d.owner} until ${timestamp(d.runAt)}` : d.status === "running" || d.status === "compensating" ? `, next run ${timestamp(d.runAt)}` : ""}`,
   ];
   if (d.deadline !== undefined) lines.push(`  deadline  ${timestamp(d.deadline)}`);
   if (d.reason) lines.push(`  reason    ${faultText(d.reason)}`);
@@ -97,20 +100,23 @@ function details(d: SagaDetails): string {
 export const sagaCommand: CliCommand = {
   name: "saga",
   summary: "saga instances: list, show (timeline), retry, skip, resolve",
+  usage: USAGE,
+  options: {
+    status: { type: "string" },
+    name: { type: "string" },
+    limit: { type: "string" },
+    result: { type: "string" },
+    note: { type: "string" },
+  },
+  maxArgs: 2,
   async run(ctx) {
-    const { values, positionals } = parseCommandArgs(ctx.argv, {
-      status: { type: "string" },
-      name: { type: "string" },
-      limit: { type: "string" },
-      result: { type: "string" },
-      note: { type: "string" },
-    });
-    const [action, id] = positionals;
-    if (values.help === true || !action) {
-      ctx.out(USAGE);
-      return values.help === true ? 0 : 2;
+    const { values } = ctx;
+    const [action, id] = ctx.args;
+    if (!action || !["list", "show", "retry", "skip", "resolve"].includes(action)) {
+      ctx.err(action ? `patchbay saga: unknown action ${JSON.stringify(action)}\n\n${USAGE}` : USAGE);
+      return 2;
     }
-    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+    const limit = positiveInt(values, "limit", 50);
     if (action !== "list" && !id) {
       ctx.err(`patchbay saga ${action} <id>\n\n${USAGE}`);
       return 2;
@@ -148,7 +154,6 @@ export const sagaCommand: CliCommand = {
             ...(statuses ? { status: statuses as SagaStatus[] } : {}),
             ...(str(values.name) ? { name: str(values.name)! } : {}),
           };
-          const limit = Number(str(values.limit) ?? 50);
           const list = await runner.list({ ...filter, limit });
           if (ctx.flags.json) ctx.out(JSON.stringify(list));
           else if (list.length === 0) ctx.out("no saga instances");

@@ -1,10 +1,14 @@
 import { int } from "../../store/dialect.js";
 import type { SqlStore } from "../../store/sql-store.js";
+import type { EventBus } from "../../bus/bus.js";
 import type { CliCommand } from "../command.js";
+import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
 interface Section {
   title: string;
+  /** Printed instead of the table when it has no rows. */
+  note?: string;
   headers: string[];
   rows: string[][];
 }
@@ -31,7 +35,17 @@ const age = (ms: number) =>
 export const statusCommand: CliCommand = {
   name: "status",
   summary: "store, queues (depth, oldest), dead letters, sagas, pipelines, webhook endpoints, breakers",
+  usage: `Usage: patchbay status [--sqlite <file> | --pg <url> | --store <url>] [--config <file>] [--json]
+
+  Everything at a glance; changes nothing and creates no file. Queues are the local transport's
+  (in the store); when the config's \`bus\` runs on a broker (RabbitMQ), its queues live there and
+  status says so. Exit code 1 when the store is unhealthy.`,
+  options: {},
+  maxArgs: 0,
   async run(ctx) {
+    const config = await loadConfig(ctx.flags.config);
+    const bus = config?.bus as EventBus | undefined;
+    const broker = bus?.transport.capabilities.sharesStore === false ? bus.transport.name : undefined;
     const store = await ctx.store({ migrate: false });
     try {
       const t = (name: string) => store.dialect.table(name);
@@ -53,7 +67,21 @@ export const statusCommand: CliCommand = {
         store,
         `SELECT grp, COUNT(*) AS n FROM ${t("bus_dead_letters")} GROUP BY grp`,
       );
-      if (groups) {
+      if (broker !== undefined) {
+        report.queues = { transport: broker, inStore: false };
+        sections.push({
+          title: `Queues (${broker})`,
+          headers: [],
+          rows: [],
+          note: "queues live in the broker, not in the store: see their depths with `rabbitmqctl list_queues name messages` (or the management UI)",
+        });
+        report.deadLetters = (dead ?? []).map((x) => ({ group: x.grp, count: int(x.n) }));
+        sections.push({
+          title: "Dead letters",
+          headers: ["GROUP", "DEAD LETTERS"],
+          rows: (dead ?? []).map((x) => [x.grp, String(int(x.n))]),
+        });
+      } else if (groups) {
         const byGroup = new Map((queues ?? []).map((q) => [q.grp, q]));
         const deadBy = new Map((dead ?? []).map((d) => [d.grp, int(d.n)]));
         report.queues = groups.map(({ grp }) => {
@@ -69,6 +97,7 @@ export const statusCommand: CliCommand = {
         sections.push({
           title: "Queues (local transport)",
           headers: ["GROUP", "DEPTH", "DUE", "OLDEST", "DEAD LETTERS"],
+          note: "none bound to the local transport; on a broker (RabbitMQ) queues live there: give --config exporting your bus",
           rows: (report.queues as Array<Record<string, number | string | null>>).map((q) => [
             String(q.group),
             String(q.depth),
@@ -194,7 +223,9 @@ export const statusCommand: CliCommand = {
         );
         for (const s of sections) {
           ctx.out(`\n${bold(s.title)}`);
-          ctx.out(s.rows.length === 0 ? "  (none)" : table(s.headers, s.rows).replace(/^/gm, "  "));
+          ctx.out(
+            s.rows.length === 0 ? `  (${s.note ?? "none"})` : table(s.headers, s.rows).replace(/^/gm, "  "),
+          );
         }
       }
       return health.ok ? 0 : 1;

@@ -37,6 +37,12 @@ async function report(
 const migrateCommand = (name: string, summary: string): CliCommand => ({
   name,
   summary,
+  usage: `Usage: patchbay ${name} [--sqlite <file> | --pg <url> | --store <url>] [--schema <name>] [--json]
+
+  ${summary}; creates the SQLite file when it does not exist.`,
+  options: {},
+  createsStore: true,
+  maxArgs: 0,
   async run(ctx) {
     const store = await ctx.store({ migrate: false });
     try {
@@ -60,6 +66,12 @@ export const migrateCommandDef = migrateCommand(
 export const healthCommand: CliCommand = {
   name: "health",
   summary: "report the store's health without changing it (exit 1 when unhealthy)",
+  usage: `Usage: patchbay health [--sqlite <file> | --pg <url> | --store <url>] [--schema <name>] [--json]
+
+  Reports the store's health and schema version; changes nothing and creates no file (a SQLite
+  file that does not exist is an error). Exit code 1 when unhealthy.`,
+  options: {},
+  maxArgs: 0,
   async run(ctx) {
     const store = await ctx.store({ migrate: false });
     try {

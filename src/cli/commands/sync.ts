@@ -149,11 +149,14 @@ function statusText(s: PipelineStatus): string {
 export const syncCommand: CliCommand = {
   name: "sync",
   summary: "data sync pipelines: run one now, show status, reset a checkpoint",
+  usage: USAGE,
+  options: {},
+  maxArgs: 2,
   async run(ctx) {
     const [action, name] = ctx.args;
-    if (!action || ctx.argv.includes("--help") || ctx.argv.includes("-h")) {
-      ctx.out(USAGE);
-      return action ? 0 : 2;
+    if (!action) {
+      ctx.err(USAGE);
+      return 2;
     }
     if (!["run", "status", "reset"].includes(action)) {
       ctx.err(`patchbay sync: unknown action ${JSON.stringify(action)}\n\n${USAGE}`);

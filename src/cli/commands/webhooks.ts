@@ -1,7 +1,7 @@
 import { toMs } from "../../core/duration.js";
 import type { SqlStore } from "../../store/sql-store.js";
 import { createWebhooks, type Webhooks } from "../../webhooks/webhooks.js";
-import { parseCommandArgs, type CliCommand, type CommandContext } from "../command.js";
+import { positiveInt, positiveNumber, type CliCommand, type CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
@@ -26,11 +26,13 @@ const opt = (v: number | undefined) => (v === undefined ? "" : timestamp(v));
 async function webhooksFor(ctx: CommandContext): Promise<{ webhooks: Webhooks; close(): Promise<void> }> {
   const config = await loadConfig(ctx.flags.config);
   const configured = config?.webhooks as Webhooks | undefined;
-  if (configured) {
+  // A store named on the line wins over the config's (and the config's webhooks, built on it).
+  if (configured && !ctx.flags.explicitStore) {
     const store = config?.store as SqlStore | undefined;
     return { webhooks: configured, close: async () => void (await store?.close()) };
   }
-  const store: SqlStore = (config?.store as SqlStore | undefined) ?? (await ctx.store());
+  const configStore = ctx.flags.explicitStore ? undefined : (config?.store as SqlStore | undefined);
+  const store: SqlStore = configStore ?? (await ctx.store());
   return { webhooks: createWebhooks({ store }), close: () => store.close() };
 }
 
@@ -204,26 +206,30 @@ async function deliveries(
 export const webhooksCommand: CliCommand = {
   name: "webhooks",
   summary: "outbound webhooks: endpoints, deliveries, replay, recover",
+  usage: USAGE,
+  maxArgs: 4,
+  options: {
+    status: { type: "string" },
+    endpoint: { type: "string" },
+    message: { type: "string" },
+    limit: { type: "string" },
+    since: { type: "string" },
+    url: { type: "string" },
+    events: { type: "string" },
+    description: { type: "string" },
+    concurrency: { type: "string" },
+    "rate-limit": { type: "string" },
+    grace: { type: "string" },
+  },
   async run(ctx) {
-    const { values, positionals } = parseCommandArgs(ctx.argv, {
-      status: { type: "string" },
-      endpoint: { type: "string" },
-      message: { type: "string" },
-      limit: { type: "string" },
-      since: { type: "string" },
-      url: { type: "string" },
-      events: { type: "string" },
-      description: { type: "string" },
-      concurrency: { type: "string" },
-      "rate-limit": { type: "string" },
-      grace: { type: "string" },
-      // The global flags with values, so their values are not taken for positionals.
-    });
-    const [action, ...rest] = positionals;
-    if (values.help === true || !action) {
-      ctx.out(USAGE);
-      return values.help === true ? 0 : 2;
+    const { values } = ctx;
+    const [action, ...rest] = ctx.args;
+    if (!action) {
+      ctx.err(USAGE);
+      return 2;
     }
+    for (const flag of ["limit", "concurrency"]) positiveInt(values, flag, 1);
+    positiveNumber(values, "rate-limit", 1);
     if (!["endpoints", "deliveries", "replay", "recover"].includes(action)) {
       ctx.err(`patchbay webhooks: unknown action ${JSON.stringify(action)}\n\n${USAGE}`);
       return 2;
