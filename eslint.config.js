@@ -25,6 +25,7 @@ export default tseslint.config(
             "@nats-io/transport-node",
             "@nats-io/jetstream",
             "mysql2",
+            "mysql2/promise",
             "pg-copy-streams",
           ].map((name) => ({
             name,
@@ -35,8 +36,28 @@ export default tseslint.config(
     },
   },
   {
-    files: ["src/adapters/**", "test/**", "bench/**"],
+    files: ["test/**", "bench/**"],
     rules: { "no-restricted-imports": "off" },
+  },
+  {
+    // Drivers are optional peer dependencies: an entry point must load without them, and the
+    // published types must not name theirs. Each adapter imports its driver with `await import()`
+    // in its load.ts, on first connect (src/adapters/load-driver.ts); node:sqlite is built in.
+    files: ["src/adapters/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["pg", "pg-copy-streams", "amqplib", "mysql2", "mysql2/*", "@nats-io/*"],
+              message:
+                "Import a driver lazily (`await import()` in the adapter's load.ts) and type it structurally, never statically (DESIGN.md).",
+            },
+          ],
+        },
+      ],
+    },
   },
   {
     files: ["**/*.js"],

@@ -67,6 +67,7 @@ export interface PatchbayErrorCodes {
   ENVELOPE_INVALID: EnvelopeError;
   SCHEMA_INVALID: SchemaValidationError;
   EVENT_VERSION_UNKNOWN: UnknownEventVersionError;
+  DRIVER_MISSING: DriverMissingError;
 }
 
 /**
@@ -170,5 +171,27 @@ export class UnknownEventVersionError extends PatchbayError {
     readonly knownVersion: number,
   ) {
     super("EVENT_VERSION_UNKNOWN", message);
+  }
+}
+
+/**
+ * An adapter was opened without its driver package (`pg`, `amqplib`, `mysql2`,
+ * `pg-copy-streams`): not installed next to `patchbay`, or installed but unable to load (the
+ * original error is the `cause`). Drivers are optional peer dependencies, loaded when a store,
+ * transport, source or destination first connects; `hint` is the command that installs the one
+ * missing. Not retryable: trying again fails the same way until it is installed.
+ *
+ * @example if (isPatchbayError(e, "DRIVER_MISSING")) console.error(e.hint); // "npm install pg"
+ */
+export class DriverMissingError extends PatchbayError {
+  constructor(
+    message: string,
+    /** The package that is missing, e.g. `"pg"`. */
+    readonly driver: string,
+    /** The command that installs it, e.g. `"npm install pg"`. */
+    readonly hint: string,
+    options: Omit<PatchbayErrorOptions, "retryable"> = {},
+  ) {
+    super("DRIVER_MISSING", message, { ...options, retryable: false });
   }
 }

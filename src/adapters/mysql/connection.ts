@@ -1,7 +1,13 @@
-import mysql from "mysql2/promise";
 import { InvalidArgumentError } from "../../core/errors.js";
 import type { QueryResult } from "../../store/contracts.js";
 import { toStoreError } from "./errors.js";
+import {
+  loadMysql,
+  type MysqlPoolConnection,
+  type MysqlPoolLike,
+  type MysqlQueryable,
+  type MysqlResultHeader,
+} from "./load.js";
 
 /** How to reach MariaDB/MySQL. */
 export interface MysqlConnectionOptions {
@@ -11,7 +17,7 @@ export interface MysqlConnectionOptions {
    * Use your own `mysql2/promise` pool instead (not ended by `close()`). Any options: values are
    * read exactly whatever they say, and each connection is in UTC and strict while a sync uses it.
    */
-  pool?: mysql.Pool;
+  pool?: MysqlPoolLike;
 }
 
 /**
@@ -30,9 +36,9 @@ const SESSION =
  * own when released.
  */
 export function lazyPool(options: MysqlConnectionOptions, max: number) {
-  let pool: mysql.Pool | undefined;
+  let pool: MysqlPoolLike | undefined;
   const own = options.pool === undefined;
-  const get = (): mysql.Pool => {
+  const get = async (): Promise<MysqlPoolLike> => {
     if (!pool) {
       const uri = options.url ?? process.env.PATCHBAY_MYSQL_URL;
       if (!options.pool && !uri) {
@@ -43,7 +49,7 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
       }
       if (options.pool) pool = options.pool;
       else {
-        pool = mysql.createPool({
+        pool = (await loadMysql()).createPool({
           uri: uri,
           connectionLimit: max,
           dateStrings: true,
@@ -69,14 +75,15 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
      * session with its own zone and mode again; destroyed when that fails).
      */
     async acquire(): Promise<{
-      conn: mysql.PoolConnection;
+      conn: MysqlPoolConnection;
       release: () => Promise<void>;
       /** SQL for the zone the connection's applications write in: the server's default, or the caller's session's. */
       ownZone: string;
     }> {
-      let conn: mysql.PoolConnection;
+      const db = await get(); // DRIVER_MISSING (or INVALID_ARGUMENT) as it is, not as a query error
+      let conn: MysqlPoolConnection;
       try {
-        conn = await get().getConnection();
+        conn = await db.getConnection();
       } catch (e) {
         throw toStoreError(e, "(connect)");
       }
@@ -130,7 +137,7 @@ export const EXACT_READ = {
   },
 } as const;
 
-type Queryable = Pick<mysql.Pool, "query"> | Pick<mysql.PoolConnection, "query">;
+type Queryable = MysqlQueryable;
 
 /** Runs one statement; a result set becomes `rows`, an OK packet `rowCount` (affected rows). */
 export async function run<Row>(
@@ -142,7 +149,7 @@ export async function run<Row>(
   try {
     const [result] = await on.query({ sql: text, values: params as unknown[], ...read });
     if (Array.isArray(result)) return { rows: result as Row[], rowCount: result.length };
-    return { rows: [], rowCount: (result as mysql.ResultSetHeader).affectedRows };
+    return { rows: [], rowCount: (result as MysqlResultHeader).affectedRows };
   } catch (e) {
     throw toStoreError(e, text);
   }

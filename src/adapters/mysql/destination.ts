@@ -1,4 +1,3 @@
-import type mysql from "mysql2/promise";
 import type { Row, SyncDestination } from "../../sync/contracts.js";
 import { utcDateTime } from "../../sync/datetime.js";
 import { decimalCheck, doubleCheck, fractionCheck, type ValueCheck } from "../../sync/exact.js";
@@ -12,6 +11,7 @@ import {
 } from "../../sync/sql-destination.js";
 import { lazyPool, run, type MysqlConnectionOptions } from "./connection.js";
 import { toStoreError } from "./errors.js";
+import type { MysqlPoolConnection, MysqlResultHeader } from "./load.js";
 
 /** Options of {@link mysqlDestination}. */
 export interface MysqlDestinationOptions extends SqlDestinationOptions, MysqlConnectionOptions {}
@@ -64,7 +64,7 @@ function bindable(value: unknown, temporal: boolean): unknown {
 }
 
 /** One session: a dedicated connection in UTC; `release` gives it back. */
-function connection(conn: mysql.PoolConnection, release: () => Promise<void>): DestinationConnection {
+function connection(conn: MysqlPoolConnection, release: () => Promise<void>): DestinationConnection {
   const described = new Map<string, Map<string, string>>();
   const query = <R>(text: string, params: readonly unknown[] = []) => run<R>(conn, text, params);
 
@@ -105,7 +105,7 @@ function connection(conn: mysql.PoolConnection, release: () => Promise<void>): D
         .slice(i, i + 1000)
         .map((row: Row) => request.columns.map((n, j) => bindable(row[n], temporal[j] as boolean)));
       try {
-        const [result] = await conn.query<mysql.ResultSetHeader>(text, [values]);
+        const [result] = (await conn.query(text, [values])) as [MysqlResultHeader, unknown];
         // mysql2 connects with CLIENT_FOUND_ROWS: affectedRows counts an insert 1, a key hit 1, and a
         // key hit that changed the row 1 more. "Duplicates" in `info` counts the key hits.
         const duplicates = Number(/Duplicates:\s*(\d+)/.exec(result.info ?? "")?.[1] ?? 0);

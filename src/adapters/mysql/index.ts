@@ -5,3 +5,4 @@
 export { mysqlSource, type MysqlSourceOptions } from "./source.js";
 export { mysqlDestination, mysqlDateTime, type MysqlDestinationOptions } from "./destination.js";
 export type { MysqlConnectionOptions } from "./connection.js";
+export type { MysqlPoolLike, MysqlPoolConnection, MysqlQueryable } from "./load.js";

@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import pg from "pg";
 import { InvalidArgumentError } from "../../core/errors.js";
 import type {
   QueryOptions,
@@ -23,6 +22,7 @@ import {
 import { postgresSagaMigration } from "./saga-schema.js";
 import { postgresWebhooksMigration } from "./webhooks-schema.js";
 import { postgresMigrations } from "./migrations.js";
+import { loadPg, type PgClient, type PgPoolClient, type PgPoolLike, type PgResult } from "./load.js";
 
 /**
  * Every migration of this adapter: the store's own list (core, sync), then each module's, in
@@ -47,8 +47,8 @@ const allMigrations = moduleMigrations.reduce<Migration[]>(
 export interface PostgresDriverOptions {
   /** `postgres://user:pass@host:port/db`. Defaults to `PATCHBAY_PG_URL`, then libpq's `PG*` variables. */
   url?: string;
-  /** Use an existing pool (the app's own); the store will not end it on close. */
-  pool?: pg.Pool;
+  /** Use an existing `pg` pool (the app's own); the store will not end it on close. */
+  pool?: PgPoolLike;
   /** Schema holding Patchbay's tables; created if missing. Default `patchbay`. */
   schema?: string;
   /** Pool size when the store creates the pool. Default 10. */
@@ -94,7 +94,7 @@ export const CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan";
  * The pool's connection settings with {@link CUSTOM_PLANS} added to any startup `options` the
  * URL or `PGOPTIONS` already give (a URL's `options` would otherwise replace ours).
  */
-function withCustomPlans(url: string | undefined): pg.PoolConfig {
+function withCustomPlans(url: string | undefined): Record<string, unknown> {
   const parsed = url === undefined ? undefined : new URL(url); // valid: describe() checked it
   const given = parsed?.searchParams.get("options") ?? process.env.PGOPTIONS;
   const options = [given, CUSTOM_PLANS].filter(Boolean).join(" ");
@@ -131,7 +131,17 @@ export function postgresLiteral(value: unknown): string | undefined {
   else if (typeof value === "boolean") text = value ? "true" : "false";
   else if (Array.isArray(value)) text = arrayText(value);
   if (text === undefined || text.includes("\u0000")) return undefined;
-  return pg.escapeLiteral(text);
+  return escapeLiteral(text);
+}
+
+/**
+ * `text` as a PostgreSQL string literal, by the rules of `pg`'s `escapeLiteral`: quotes doubled;
+ * with a backslash, backslashes doubled too and the literal written as an escape string (` E'…'`),
+ * so it reads the same whatever `standard_conforming_strings` is.
+ */
+function escapeLiteral(text: string): string {
+  const quoted = `'${text.replaceAll("'", "''").replaceAll("\\", "\\\\")}'`;
+  return text.includes("\\") ? ` E${quoted}` : quoted;
 }
 
 /** host:port/database, never the password. */
@@ -151,7 +161,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
   const schema = quoteIdentifier(schemaName, "schema");
   const url = options.url ?? process.env.PATCHBAY_PG_URL;
   const location = options.pool ? `(pool)/${schemaName}` : `${describe(url)}#${schemaName}`;
-  let pool: pg.Pool | undefined;
+  let pool: PgPoolLike | undefined;
 
   const dialect: SqlDialect = {
     name: "postgres",
@@ -163,7 +173,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
   };
   const migrations = allMigrations.map((m) => ({ ...m, sql: m.sql.replaceAll("{{schema}}", schema) }));
 
-  const ready = (): pg.Pool => {
+  const ready = (): PgPoolLike => {
     if (!pool) throw toUnavailable(new Error("store is not connected"), location);
     return pool;
   };
@@ -182,7 +192,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
   };
 
   /** Statements on `client`; `onFailure` sees each error before it is thrown (a transaction notes its first). */
-  const onClient = (client: pg.PoolClient | pg.Pool, onFailure?: (e: unknown) => void): MigrationTx => ({
+  const onClient = (client: PgPoolClient | PgPoolLike, onFailure?: (e: unknown) => void): MigrationTx => ({
     async query<Row>(
       text: string,
       params: readonly unknown[] = [],
@@ -218,7 +228,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     closing?: () => string | undefined,
     before?: (tx: MigrationTx) => Promise<void>,
   ): Promise<T> => {
-    let client: pg.PoolClient;
+    let client: PgPoolClient;
     try {
       client = await ready().connect();
     } catch (e) {
@@ -236,14 +246,14 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       else {
         // One simple-protocol query, two statements: BEGIN and the opening (values written in).
         const text = `${begin}; ${opening}`;
-        let results: pg.QueryResult[];
+        let results: PgResult[];
         try {
-          results = (await client.query(text)) as unknown as pg.QueryResult[];
+          results = (await client.query(text)) as unknown as PgResult[];
         } catch (e) {
           throw toStoreError(e, text);
         }
         const first = results[1];
-        opened = { rows: (first?.rows ?? []) as Record<string, unknown>[], rowCount: first?.rowCount ?? 0 };
+        opened = { rows: first?.rows ?? [], rowCount: first?.rowCount ?? 0 };
       }
       if (before) await before(tx);
       const result = await fn(tx, opened);
@@ -251,9 +261,9 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       // skips the rest (COMMIT included) and the transaction is rolled back below.
       const last = closing?.();
       const text = last === undefined ? "COMMIT" : `${last}; COMMIT`;
-      let answer: pg.QueryResult | pg.QueryResult[];
+      let answer: unknown; // one result, or one per statement when held ones went first
       try {
-        answer = (await client.query(text)) as pg.QueryResult | pg.QueryResult[];
+        answer = await client.query(text);
       } catch (e) {
         // Held statements refused because the transaction is already aborted (25P02): the same
         // rolled-back transaction as a COMMIT answered with ROLLBACK.
@@ -262,7 +272,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
         throw toStoreError(e, text);
       }
       // An aborted transaction's COMMIT is answered with the tag ROLLBACK and no error.
-      const tag = Array.isArray(answer) ? answer.at(-1)?.command : answer.command;
+      const tag = ((Array.isArray(answer) ? answer.at(-1) : answer) as PgResult | undefined)?.command;
       if (tag !== "COMMIT") throw TransactionRolledBackError.after("PostgreSQL", firstFailure);
       return result;
     } catch (e) {
@@ -283,6 +293,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
 
     async connect() {
       if (pool) return;
+      const pg = await loadPg();
       const created =
         options.pool ??
         new pg.Pool({
@@ -314,8 +325,9 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
 
     async listen(channel, onNotify) {
       const name = quoteIdentifier(channel, "channel");
-      const config = (ready() as unknown as { options: pg.ClientConfig }).options;
-      let client: pg.Client | undefined;
+      const config = (ready() as unknown as { options: object }).options;
+      const pg = await loadPg();
+      let client: PgClient | undefined;
       let closed = false;
       // A dedicated connection (LISTEN holds it); on loss, reconnect with a growing pause. Users
       // of notifications also poll, so a gap only delays wake-ups, it loses nothing.

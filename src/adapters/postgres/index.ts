@@ -8,6 +8,15 @@ import { postgresDriver, type PostgresDriverOptions } from "./driver.js";
 
 export { postgresMigrations } from "./migrations.js";
 export type { PostgresDriverOptions } from "./driver.js";
+export type {
+  PgPoolLike,
+  PgPoolClient,
+  PgQueryable,
+  PgQueryConfig,
+  PgResult,
+  PgSubmittable,
+  PgTypeParsers,
+} from "./load.js";
 export { postgresSource, type PostgresSourceOptions } from "./sync-source.js";
 export { postgresDestination, type PostgresDestinationOptions } from "./sync-destination.js";
 

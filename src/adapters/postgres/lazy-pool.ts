@@ -1,4 +1,4 @@
-import pg from "pg";
+import { loadPg, type PgPoolLike } from "./load.js";
 
 /**
  * The session setting of every connection the sync adapters open themselves: time zone UTC,
@@ -13,7 +13,7 @@ export const UTC_SESSION = "-c TimeZone=UTC";
  * `PGOPTIONS` already give (a URL's `options` would otherwise replace ours; ours come last, so
  * they win over the same setting given there).
  */
-export function withStartupOptions(url: string | undefined, extra: string): pg.PoolConfig {
+export function withStartupOptions(url: string | undefined, extra: string): Record<string, unknown> {
   let parsed: URL | undefined;
   try {
     parsed = url === undefined ? undefined : new URL(url);
@@ -33,15 +33,16 @@ export function withStartupOptions(url: string | undefined, extra: string): pg.P
  * pool made here. `utc`: the pool made here starts its sessions in UTC ({@link UTC_SESSION}).
  */
 export function lazyPool(
-  options: { url?: string | undefined; pool?: pg.Pool | undefined },
+  options: { url?: string | undefined; pool?: PgPoolLike | undefined },
   max: number,
   utc = false,
 ) {
-  let pool: pg.Pool | undefined;
+  let pool: PgPoolLike | undefined;
   return {
     /** The pool was made here (so with `utc`, its sessions are in UTC). */
     own: options.pool === undefined,
-    get(): pg.Pool {
+    async get(): Promise<PgPoolLike> {
+      const pg = await loadPg(); // also with the caller's pool: the sync source reads pg's type parsers
       if (!pool) {
         pool =
           options.pool ??

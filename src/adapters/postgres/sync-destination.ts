@@ -1,8 +1,7 @@
 import { Readable } from "node:stream";
 import { pipeline as pump } from "node:stream/promises";
-import type pg from "pg";
 import { lazyPool } from "./lazy-pool.js";
-import { from as copyFrom } from "pg-copy-streams";
+import { loadCopyStreams, type PgCopyStreams, type PgPoolClient, type PgPoolLike } from "./load.js";
 import type { QueryResult } from "../../store/contracts.js";
 import { TransactionRolledBackError } from "../../store/errors.js";
 import type { SyncDestination } from "../../sync/contracts.js";
@@ -24,8 +23,8 @@ import { toStoreError } from "./errors.js";
 export interface PostgresDestinationOptions extends SqlDestinationOptions {
   /** Connection string. Default `PATCHBAY_PG_URL`, then libpq's `PG*` variables. */
   url?: string;
-  /** Use your own pool instead (not ended by `close()`). */
-  pool?: pg.Pool;
+  /** Use your own `pg` pool instead (not ended by `close()`). */
+  pool?: PgPoolLike;
 }
 
 const q = (t: TableName) => quoteTable(t, "double");
@@ -57,7 +56,11 @@ function columnType(sample: unknown, isKey: boolean): string {
  * One session: a dedicated client, so COPY and the session's temp load tables share it.
  * `restoreZone`: the time zone of a caller's pooled session, set back when the session closes.
  */
-function connection(client: pg.PoolClient, restoreZone: string | undefined): DestinationConnection {
+function connection(
+  client: PgPoolClient,
+  restoreZone: string | undefined,
+  { from: copyFrom }: PgCopyStreams,
+): DestinationConnection {
   let broken: Error | undefined;
   let generation = 0;
   let optimistic = true;
@@ -298,19 +301,21 @@ export function postgresDestination(options: PostgresDestinationOptions): SyncDe
       `CREATE TABLE IF NOT EXISTS ${quarantine} (id bigserial PRIMARY KEY, pipeline text NOT NULL, run_id text NOT NULL, reason text NOT NULL, error text NOT NULL, row_data text NOT NULL, created_at bigint NOT NULL)`,
     ],
     async connect() {
-      let client: pg.PoolClient;
+      const db = await get(); // DRIVER_MISSING as it is, not as a query error
+      const copyStreams = await loadCopyStreams();
+      let client: PgPoolClient;
       try {
-        client = await get().connect();
+        client = await db.connect();
       } catch (e) {
         throw toStoreError(e, "(connect)");
       }
-      if (pool.own) return connection(client, undefined);
+      if (pool.own) return connection(client, undefined, copyStreams);
       // The caller's pool: its session zone would shift every zone-less date/time written into a
       // timestamptz column. UTC for this session, and the caller's zone back when it closes.
       try {
         const { rows } = await client.query<{ zone: string }>("SELECT current_setting('TimeZone') AS zone");
         await client.query("SET TIME ZONE 'UTC'");
-        return connection(client, rows[0]?.zone);
+        return connection(client, rows[0]?.zone, copyStreams);
       } catch (e) {
         client.release(e as Error);
         throw toStoreError(e, "(set the session time zone)");

@@ -1,6 +1,5 @@
-import pg from "pg";
 import { lazyPool } from "./lazy-pool.js";
-import { to as copyTo } from "pg-copy-streams";
+import { loadCopyStreams, loadedPg, type PgPoolClient, type PgPoolLike, type PgTypeParsers } from "./load.js";
 import type { SyncSource } from "../../sync/contracts.js";
 import { SyncCursorError } from "../../sync/errors.js";
 import { keysetSource, type KeysetDriver, type SqlSourceOptions } from "../../sync/keyset.js";
@@ -12,8 +11,8 @@ import { toStoreError } from "./errors.js";
 export interface PostgresSourceOptions extends SqlSourceOptions {
   /** Connection string. Default `PATCHBAY_PG_URL`, then libpq's `PG*` variables. */
   url?: string;
-  /** Use your own pool instead (not ended by `close()`). */
-  pool?: pg.Pool;
+  /** Use your own `pg` pool instead (not ended by `close()`). */
+  pool?: PgPoolLike;
 }
 
 // Dates and times arrive as PostgreSQL's own text (`2026-11-26 10:00:00.123456+00`), not as JS
@@ -26,16 +25,16 @@ const TEXT_OIDS = new Set([
 ]);
 const rawText = (value: string) => value;
 const parserOf = (oid: number, format?: "text" | "binary"): ((value: string) => unknown) => {
-  if (format === "binary") return pg.types.getTypeParser(oid, format) as (value: string) => unknown;
+  if (format === "binary") return loadedPg().types.getTypeParser(oid, format) as (value: string) => unknown;
   if (TEXT_OIDS.has(oid)) return rawText;
-  return pg.types.getTypeParser(oid, format ?? "text") as (value: string) => unknown;
+  return loadedPg().types.getTypeParser(oid, format ?? "text") as (value: string) => unknown;
 };
-const types = { getTypeParser: parserOf as typeof pg.types.getTypeParser };
+const types: PgTypeParsers = { getTypeParser: parserOf };
 
 /** Builds the driver for {@link keysetSource}; exported for the bench and adapter authors. */
 export function postgresKeysetDriver(options: {
   url?: string | undefined;
-  pool?: pg.Pool | undefined;
+  pool?: PgPoolLike | undefined;
 }): KeysetDriver {
   const pool = lazyPool(options, 2);
   const get = () => pool.get();
@@ -44,9 +43,10 @@ export function postgresKeysetDriver(options: {
     placeholder: (n) => `$${n}`,
     rowValues: true,
     async query(text, params) {
+      const db = await get(); // DRIVER_MISSING as it is, not as a query error
       try {
-        const result = await get().query({ text, values: params as unknown[], types });
-        return result.rows as Record<string, unknown>[];
+        const result = await db.query({ text, values: params as unknown[], types });
+        return result.rows;
       } catch (e) {
         throw toStoreError(e, text);
       }
@@ -74,9 +74,11 @@ export function postgresKeysetDriver(options: {
     },
 
     async readEncoded(text, order) {
-      let client: pg.PoolClient;
+      const db = await get();
+      const { to: copyTo } = await loadCopyStreams();
+      let client: PgPoolClient;
       try {
-        client = await get().connect();
+        client = await db.connect();
       } catch (e) {
         throw toStoreError(e, text);
       }

@@ -6,7 +6,7 @@
  * channel's prefetch window is freed exactly as soon as it would be by acking each delivery.
  * Fewer ack frames is less work for the broker's quorum queue and for us.
  */
-import type { Channel, Message } from "amqplib";
+import type { Channel, Message } from "./load.js";
 
 const PENDING = 0;
 const QUEUED = 1;

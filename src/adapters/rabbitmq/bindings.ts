@@ -6,7 +6,7 @@
  * and new patterns, then binds and unbinds, then records the new set: a crash at any point
  * leaves a record that covers every pattern actually bound, so the next `bind` removes strays.
  */
-import type { ConfirmChannel, GetMessage } from "amqplib";
+import type { ConfirmChannel, GetMessage } from "./load.js";
 import { PublishError } from "../../bus/errors.js";
 import type { TopologyNames } from "./topology.js";
 

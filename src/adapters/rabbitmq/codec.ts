@@ -7,9 +7,9 @@
  */
 import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
-import type { Message, Options } from "amqplib";
 import { UndecodableMessageError } from "../../bus/errors.js";
 import type { FailureRecord, TransportMessage } from "../../bus/transport.js";
+import type { Message, PublishOptions } from "./load.js";
 import { H } from "./topology.js";
 
 const CONTENT_TYPE = "application/cloudevents+json";
@@ -33,7 +33,7 @@ export interface Bookkeeping {
 }
 
 /** AMQP publish options for `m` plus bookkeeping. */
-export function encode(m: TransportMessage, extra: Bookkeeping = {}): Options.Publish {
+export function encode(m: TransportMessage, extra: Bookkeeping = {}): PublishOptions {
   const headers: Record<string, unknown> = {};
   let escaped: Record<string, string> | undefined;
   for (const name in m.headers) {
@@ -132,8 +132,8 @@ export function decode(msg: Message): Decoded {
   if (raw[H.failure] !== undefined && failure === undefined) {
     undecodable ??= unreadable(msg, H.failure, text(raw[H.failure]) ?? String(raw[H.failure]));
   }
-  const id = text(msg.properties.messageId as unknown) ?? digestId(msg);
-  const type = text(msg.properties.type as unknown) ?? msg.fields.routingKey;
+  const id = text(msg.properties.messageId) ?? digestId(msg);
+  const type = text(msg.properties.type) ?? msg.fields.routingKey;
   const key = text(raw[H.key]);
   const due = raw[H.due] === undefined ? undefined : int(raw[H.due]);
   return {

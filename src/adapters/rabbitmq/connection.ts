@@ -4,11 +4,12 @@
  * re-attach. Everything that belonged to the old connection (channels, delivery tags, pending
  * confirms) is dead with it: callers check {@link Link.broken} rather than reuse it.
  */
-import amqp, { type ChannelModel, type ConfirmChannel, type Message } from "amqplib";
 import type { Duplex } from "node:stream";
+import { isPatchbayError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import type { Backoff } from "../../resilience/backoff.js";
 import { RabbitmqError } from "./errors.js";
+import { loadAmqplib, type ChannelModel, type ConfirmChannel, type Message } from "./load.js";
 
 /** One live connection with its confirm channel for publishing. Replaced as a whole when it breaks. */
 export interface Link {
@@ -158,6 +159,7 @@ export function createConnection(o: ConnectionOptions): Connection {
   }
 
   async function connectOnce(): Promise<Link> {
+    const amqp = await loadAmqplib();
     const model = await amqp.connect(o.url, {
       clientProperties: { connection_name: o.connectionName },
       timeout: o.connectTimeoutMs,
@@ -206,8 +208,9 @@ export function createConnection(o: ConnectionOptions): Connection {
           } catch (e) {
             lastError = e;
             const conflict = e instanceof RabbitmqError && e.code === "RABBITMQ_TOPOLOGY_CONFLICT";
-            if (conflict && !everUp) {
-              // A first connection whose topology conflicts will not get better by retrying.
+            if ((conflict || isPatchbayError(e, "DRIVER_MISSING")) && !everUp) {
+              // A first connection whose topology conflicts, or without amqplib installed, will
+              // not get better by retrying.
               state = "idle";
               settleWaiters(e);
               return;

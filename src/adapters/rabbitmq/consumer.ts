@@ -4,7 +4,7 @@
  * connection. Acks are bound to the channel the message came on: once that channel is gone, an
  * ack is dropped and the broker redelivers the message (the bus's inbox recognises it).
  */
-import type { Channel, ConsumeMessage } from "amqplib";
+import type { Channel, ConsumeMessage } from "./load.js";
 import { channelAcks, type Tracked } from "./acks.js";
 import { BusError } from "../../bus/errors.js";
 import { isPatchbayError } from "../../core/errors.js";

@@ -6,7 +6,7 @@
  * within the timeout reject with a {@link PublishError}; the caller may publish again (consumers
  * dedupe by message id). While there is no connection, publishes wait in a bounded buffer.
  */
-import type { Options } from "amqplib";
+import type { PublishOptions } from "./load.js";
 import { PublishError } from "../../bus/errors.js";
 import { returnKey, type Connection, type Link } from "./connection.js";
 
@@ -15,7 +15,7 @@ export interface Outgoing {
   exchange: string;
   routingKey: string;
   content: Buffer;
-  options: Options.Publish;
+  options: PublishOptions;
   /** Fail (not retryable) when no queue takes it. */
   mandatory?: boolean;
 }

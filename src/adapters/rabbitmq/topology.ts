@@ -11,7 +11,7 @@
  *  delayed ──► <prefix>.delay (headers) ──tier──► <prefix>.delay.<ms> (quorum, x-message-ttl = ms)
  * ```
  */
-import type { Channel } from "amqplib";
+import type { Channel } from "./load.js";
 import { toTopologyError } from "./errors.js";
 
 /**

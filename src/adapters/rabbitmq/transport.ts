@@ -20,7 +20,7 @@
  * `<prefix>.dlq.<group>` only takes what no consumer could even settle: a message delivered
  * `deliveryLimit` times without an ack (it killed its consumer each time).
  */
-import type { Channel, ConfirmChannel } from "amqplib";
+import type { Channel, ConfirmChannel } from "./load.js";
 import { BusError, PublishError } from "../../bus/errors.js";
 import { assertPattern } from "../../bus/patterns.js";
 import type { Transport, TransportMessage } from "../../bus/transport.js";
