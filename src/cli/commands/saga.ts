@@ -143,7 +143,7 @@ function details(d: SagaDetails): string {
 /** `patchbay saga list|show|retry|skip|resolve`: inspect saga instances and act on stuck ones. */
 export const sagaCommand: CliCommand = {
   name: "saga",
-  summary: "saga instances: list, show (timeline), retry, skip, resolve",
+  summary: "saga instances: list, show (timeline), retry, skip, resolve (one, or all a filter matches)",
   usage: USAGE,
   options: {
     status: { type: "string" },
