@@ -4,11 +4,12 @@
  * or stale request is refused by both. And with the official `cloudevents` SDK: it reads our
  * CloudEvents webhooks, structured and binary, as the events we published.
  */
-import { HTTP, type CloudEvent as CloudEventsSdkEvent } from "cloudevents";
+import { CloudEvent as CloudEventsSdkEvent, HTTP } from "cloudevents";
 import { Webhook } from "standardwebhooks";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createEventBus, type EventBus } from "../src/bus/bus.js";
+import { decodeStructured, fromBinary } from "../src/core/envelope.js";
 import { defineEvent } from "../src/core/events.js";
 import { isPatchbayError } from "../src/core/errors.js";
 import type { SqlStore } from "../src/store/sql-store.js";
@@ -149,6 +150,31 @@ describe("CloudEvents HTTP binding interop with the official cloudevents SDK", (
     ["cloudevents", "structured", "application/cloudevents+json; charset=utf-8"],
     ["cloudevents-binary", "binary", "application/json"],
   ] as const;
+
+  it("we read what the SDK writes in both modes: its ce-traceparent, and extension names over 20 characters", () => {
+    const sdkEvent = new CloudEventsSdkEvent({
+      id: "e-1",
+      source: "/billing",
+      type: "invoice.paid",
+      data: { invoiceId: "in-9" },
+      traceparent,
+      averyveryverylongextensionname: "kept",
+    });
+    const binary = HTTP.binary(sdkEvent);
+    const hop = "00-11111111111111111111111111111111-2222222222222222-01";
+    const fromHeaders = fromBinary({ ...binary.headers, traceparent: hop }, binary.body as string);
+    const structured = HTTP.structured(sdkEvent);
+    const fromJson = decodeStructured(structured.body as string);
+    for (const ev of [fromHeaders, fromJson]) {
+      expect(ev).toMatchObject({
+        id: "e-1",
+        type: "invoice.paid",
+        data: { invoiceId: "in-9" },
+        traceparent,
+        averyveryverylongextensionname: "kept",
+      });
+    }
+  });
 
   for (const [format, mode, contentType] of modes) {
     describe(`format "${format}" (${mode} mode)`, () => {
