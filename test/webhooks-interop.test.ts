@@ -176,6 +176,19 @@ describe("CloudEvents HTTP binding interop with the official cloudevents SDK", (
     }
   });
 
+  it("an unknown format is refused with INVALID_ARGUMENT, not sent as another one", async () => {
+    const db = sqliteDatabase();
+    const store = db.make();
+    try {
+      expect(() => createWebhooks({ store, format: "cloudevent" as "cloudevents" })).toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT", argument: "format" }) as Error,
+      );
+    } finally {
+      await store.close();
+      await db.cleanup();
+    }
+  });
+
   for (const [format, mode, contentType] of modes) {
     describe(`format "${format}" (${mode} mode)`, () => {
       let db: IsolatedDatabase;

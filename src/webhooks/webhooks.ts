@@ -149,6 +149,12 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
   const deliveries = createWebhookDeliveries(store, { clock, wake });
 
   const format = options.format ?? "standard";
+  if (typeof format !== "function" && !["standard", "cloudevents", "cloudevents-binary"].includes(format)) {
+    throw new InvalidArgumentError(
+      `format must be "standard", "cloudevents", "cloudevents-binary" or a function, got ${JSON.stringify(format)}`,
+      "format",
+    );
+  }
   if (bus) {
     const fanOut = createFanOut({
       dialect: store.dialect,
