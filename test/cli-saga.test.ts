@@ -235,6 +235,10 @@ for (const [name, makeDb] of cases) {
       expect(noFilter.code).toBe(2);
       expect(noFilter.stderr).toContain("give an <id>, or --status");
       expect((await cli("saga", "retry", "b-1", "--status", "failed")).code).toBe(2);
+      const note = await cli("saga", "retry", "--status", "failed", "--note", "why");
+      expect(note.code).toBe(2);
+      expect(note.stderr).toContain("--note is for skip and resolve, not retry");
+      expect((await cli("saga", "resolve", "--status", "failed", "--result", "{}")).code).toBe(2);
       const typo = await cli("saga", "retry", "--status", "failed", "--dryrun");
       expect(typo.code).toBe(2);
       expect(typo.stderr).toContain("did you mean --dry-run?");

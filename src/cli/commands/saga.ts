@@ -185,6 +185,18 @@ export const sagaCommand: CliCommand = {
       );
       return 2;
     }
+    const misplaced =
+      values.result !== undefined && action !== "skip"
+        ? "--result"
+        : values.note !== undefined && action !== "skip" && action !== "resolve"
+          ? "--note"
+          : undefined;
+    if (misplaced) {
+      ctx.err(
+        `patchbay saga ${action}: ${misplaced} is for ${misplaced === "--result" ? "skip" : "skip and resolve"}, not ${action}`,
+      );
+      return 2;
+    }
     if (action === "list" && bulkOnly) {
       ctx.err(`patchbay saga list: --dry-run and --batch are for bulk retry, skip and resolve`);
       return 2;
