@@ -429,6 +429,96 @@ for (const [name, makeDb] of cases) {
       expect((await r.list({ limit: 2 })).map((i) => i.id)).toEqual(["c", "b"]);
     });
 
+    it("bulk actions act on exactly the sagas that matched when they began, count the ones that changed, and are safe twice", async () => {
+      const log: string[] = [];
+      let refundWorks = false;
+      const steps = orderSteps(log, {
+        charge: {
+          compensate: (charge: string, ctx) => {
+            if (!refundWorks) throw new Error("card network offline");
+            log.push(`${ctx.sagaId}:refund ${charge}`);
+          },
+        },
+      });
+      const order = defineSaga("order", {
+        version: 1,
+        retry: fast,
+        compensateRetry: { maxAttempts: 1 },
+        steps,
+      });
+      const other = defineSaga("other", {
+        version: 1,
+        retry: fast,
+        compensateRetry: { maxAttempts: 1 },
+        steps,
+      });
+      const r = await runner({ sagas: [order, other] });
+      const began = Date.now();
+      const ids = ["o-1", "o-2", "o-3", "o-4", "o-5"];
+      for (const id of ids) await r.saga(order).start({ orderId: id, failAt: "ship" }, { id });
+      await r.saga(other).start({ orderId: "x-1", failAt: "ship" }, { id: "x-1" });
+      await r.saga(order).start({ orderId: "ok" }, { id: "ok" });
+      for (const id of [...ids, "x-1"]) expect((await r.wait(id)).status).toBe("failed");
+      expect((await r.wait("ok")).status).toBe("completed");
+
+      const dry = await r.bulk(
+        "retry",
+        { status: "failed", name: "order", since: began },
+        { dryRun: true, sampleSize: 3 },
+      );
+      expect(dry).toMatchObject({ action: "retry", dryRun: true, matched: 5, acted: 0, skipped: 0 });
+      expect(dry.sample.map((i) => i.id)).toEqual(["o-1", "o-2", "o-3"]);
+      expect(await r.count({ status: "failed" })).toBe(6);
+      expect(
+        (await r.bulk("retry", { status: "failed", since: Date.now() + 60_000 }, { dryRun: true })).matched,
+      ).toBe(0);
+      await expect(r.bulk("retry", { status: [] })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+
+      // o-5 is resolved by someone else after the snapshot, while the first batch runs.
+      const progress: number[] = [];
+      const first = await r.bulk(
+        "retry",
+        { status: "failed", name: "order" },
+        {
+          batchSize: 2,
+          onProgress: async (p) => {
+            progress.push(p.done);
+            if (p.done === 2) await r.resolve("o-5", { note: "written off" });
+          },
+        },
+      );
+      expect(progress).toEqual([2, 4, 5]);
+      expect(first).toMatchObject({ matched: 5, skipped: 1, acted: 4 });
+      expect(first.skips).toEqual([expect.objectContaining({ id: "o-5", reason: "changed" })]);
+      expect((await r.get("o-5"))?.status).toBe("resolved");
+      // Retried without a working refund: failed again (each compensation attempt ran once more).
+      for (const id of ids.slice(0, 4)) expect((await r.wait(id)).status).toBe("failed");
+
+      refundWorks = true;
+      const second = await r.bulk("retry", { status: "failed", name: "order" });
+      expect(second).toMatchObject({ matched: 4, acted: 4, skipped: 0 });
+      for (const id of ids.slice(0, 4)) expect((await r.wait(id)).status).toBe("compensated");
+      for (const id of ids.slice(0, 4))
+        expect(log.filter((l) => l === `${id}:refund C-${id}`)).toHaveLength(1);
+      // Safe twice: nothing matches any more, nothing is touched.
+      expect(await r.bulk("retry", { status: "failed", name: "order" })).toMatchObject({
+        matched: 0,
+        acted: 0,
+      });
+      expect((await r.get("x-1"))?.status).toBe("failed");
+
+      const skipped = await r.bulk("skip", { status: "failed", name: "other" }, { note: "refunded by hand" });
+      expect(skipped).toMatchObject({ action: "skip", matched: 1, acted: 1 });
+      expect((await r.wait("x-1")).status).toBe("compensated");
+      const resolved = await r.bulk(
+        "resolve",
+        { status: ["compensated"], name: "order" },
+        { note: "checked" },
+      );
+      expect(resolved).toMatchObject({ matched: 4, acted: 0, skipped: 4 });
+      expect(resolved.skips.map((s) => s.reason)).toEqual(Array(4).fill("SAGA_STATE_INVALID"));
+    });
+
     it("two runners share the work and run every step once", async () => {
       const s = defineSaga("bulk", {
         version: 1,

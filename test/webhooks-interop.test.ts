@@ -1,12 +1,15 @@
 /**
  * Interop with the independent `standardwebhooks` package (the Standard Webhooks reference
  * library): what our sender signs, it accepts; what it signs, we accept; a forged, re-serialized
- * or stale request is refused by both.
+ * or stale request is refused by both. And with the official `cloudevents` SDK: it reads our
+ * CloudEvents webhooks, structured and binary, as the events we published.
  */
+import { CloudEvent as CloudEventsSdkEvent, HTTP } from "cloudevents";
 import { Webhook } from "standardwebhooks";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createEventBus, type EventBus } from "../src/bus/bus.js";
+import { decodeStructured, fromBinary } from "../src/core/envelope.js";
 import { defineEvent } from "../src/core/events.js";
 import { isPatchbayError } from "../src/core/errors.js";
 import type { SqlStore } from "../src/store/sql-store.js";
@@ -139,4 +142,111 @@ describe("Standard Webhooks interop with the standardwebhooks package", () => {
     expect(codeOf(() => verifyWebhook(secret, future, body))).toBe("WEBHOOK_TIMESTAMP_TOO_NEW");
     expect(libVerdict(secret, body, { ...future })).toMatch(/too new/);
   });
+});
+
+describe("CloudEvents HTTP binding interop with the official cloudevents SDK", () => {
+  const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const modes = [
+    ["cloudevents", "structured", "application/cloudevents+json; charset=utf-8"],
+    ["cloudevents-binary", "binary", "application/json"],
+  ] as const;
+
+  it("we read what the SDK writes in both modes: its ce-traceparent, and extension names over 20 characters", () => {
+    const sdkEvent = new CloudEventsSdkEvent({
+      id: "e-1",
+      source: "/billing",
+      type: "invoice.paid",
+      data: { invoiceId: "in-9" },
+      traceparent,
+      averyveryverylongextensionname: "kept",
+    });
+    const binary = HTTP.binary(sdkEvent);
+    const hop = "00-11111111111111111111111111111111-2222222222222222-01";
+    const fromHeaders = fromBinary({ ...binary.headers, traceparent: hop }, binary.body as string);
+    const structured = HTTP.structured(sdkEvent);
+    const fromJson = decodeStructured(structured.body as string);
+    for (const ev of [fromHeaders, fromJson]) {
+      expect(ev).toMatchObject({
+        id: "e-1",
+        type: "invoice.paid",
+        data: { invoiceId: "in-9" },
+        traceparent,
+        averyveryverylongextensionname: "kept",
+      });
+    }
+  });
+
+  it("an unknown format is refused with INVALID_ARGUMENT, not sent as another one", async () => {
+    const db = sqliteDatabase();
+    const store = db.make();
+    try {
+      expect(() => createWebhooks({ store, format: "cloudevent" as "cloudevents" })).toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT", argument: "format" }) as Error,
+      );
+    } finally {
+      await store.close();
+      await db.cleanup();
+    }
+  });
+
+  for (const [format, mode, contentType] of modes) {
+    describe(`format "${format}" (${mode} mode)`, () => {
+      let db: IsolatedDatabase;
+      let store: SqlStore;
+      let receiver: TestReceiver;
+      let bus: EventBus;
+      let webhooks: Webhooks;
+
+      beforeEach(async () => {
+        db = sqliteDatabase();
+        store = db.make();
+        receiver = await startReceiver();
+        bus = createEventBus({ store });
+        webhooks = createWebhooks({ store, bus, allow: ["127.0.0.1/32"], pollInterval: "50ms", format });
+        await bus.start();
+        await webhooks.start();
+      });
+      afterEach(async () => {
+        await webhooks.stop();
+        await bus.stop();
+        await receiver.close();
+        await store.close();
+        await db.cleanup();
+      });
+
+      it("the SDK reads our request as the event, with its traceparent attribute, and the signature verifies", async () => {
+        const endpoint = await webhooks.endpoints.create({ url: receiver.url });
+        const note = 'unicode ✓ "quotes" 100%';
+        const event = await bus.publish(
+          InvoicePaid,
+          { invoiceId: "in-1", amount: 10.5, note },
+          // ASCII without spaces: the binding percent-encodes the rest in headers, which the SDK (10.0.0) does not decode.
+          { traceparent, subject: "invoice/in-1", extensions: { tenant: "acme" } },
+        );
+        await until(() => receiver.requests.length === 1, 10_000, "delivery");
+        const request = receiver.requests[0]!;
+        expect(request.headers["content-type"]).toBe(contentType);
+        const received = HTTP.toEvent({ headers: request.headers, body: request.body.toString() });
+        expect(Array.isArray(received)).toBe(false);
+        const ce = received as CloudEventsSdkEvent<{ note: string; amount: number }>;
+        expect(ce.validate()).toBe(true);
+        expect(ce).toMatchObject({
+          specversion: "1.0",
+          id: event.id,
+          type: "invoice.paid",
+          source: event.source,
+          subject: "invoice/in-1",
+          traceparent,
+          tenant: "acme",
+        });
+        expect(ce.data).toMatchObject({ note, amount: 10.5 });
+        // The extension attribute (binary: ce-traceparent) and the W3C header of the hop (no SDK here: the event's).
+        if (mode === "binary") expect(request.headers["ce-traceparent"]).toBe(traceparent);
+        expect(request.headers.traceparent).toBe(traceparent);
+        expect(
+          libVerdict(endpoint.secret, request.body.toString(), request.headers as Record<string, string>),
+        ).toBe("accepted");
+      });
+    });
+  }
 });

@@ -50,6 +50,8 @@ describe("binary mode over HTTP", () => {
       "ce-correlationid": "c-1",
       "ce-dataversion": "3",
       "ce-tenant": "acme",
+      "ce-traceparent": traceparent,
+      "ce-tracestate": "rojo=00f067aa0ba902b7",
       traceparent,
       tracestate: "rojo=00f067aa0ba902b7",
       "content-type": "application/json",
@@ -135,6 +137,31 @@ describe("binary mode over HTTP", () => {
       contentType: undefined,
     });
     expect(fromBinary(msg.headers, msg.body)).toEqual(bare);
+  });
+});
+
+describe("binary mode: the distributed tracing extension and long extension names", () => {
+  const headers = {
+    "ce-specversion": "1.0",
+    "ce-id": "e-7",
+    "ce-source": "/shop",
+    "ce-type": "order.created",
+  };
+  const hop = "00-11111111111111111111111111111111-2222222222222222-01";
+
+  it("reads the traceparent attribute from ce-traceparent; the W3C header (a hop's span) does not replace it", () => {
+    const back = fromBinary({ ...headers, "ce-traceparent": traceparent, traceparent: hop }, "");
+    expect(back.traceparent).toBe(traceparent);
+  });
+
+  it("falls back on the W3C traceparent header when a producer sent no ce-traceparent", () => {
+    expect(fromBinary({ ...headers, traceparent: hop }, "").traceparent).toBe(hop);
+  });
+
+  it("reads extension names over 20 characters (SHOULD NOT, not MUST NOT) but never writes them", () => {
+    const back = fromBinary({ ...headers, "ce-averyveryverylongextensionname": "x" }, "");
+    expect(back.averyveryverylongextensionname).toBe("x");
+    expect(() => toBinary(back)).toThrow(/extension names are 1-20 characters/);
   });
 });
 

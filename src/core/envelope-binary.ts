@@ -51,8 +51,8 @@ const isAmqpStyle = (prefix: string) => prefix.toLowerCase().startsWith("cloudev
 
 /**
  * Maps an event to message headers and a body (binary content mode). `datacontenttype` becomes
- * the content type, `traceparent`/`tracestate` the plain W3C headers, every other attribute a
- * `<prefix><name>` header. Validates first: throws {@link EnvelopeError} (`ENVELOPE_INVALID`).
+ * the content type, every other attribute a `<prefix><name>` header; `traceparent`/`tracestate`
+ * are also written as the plain W3C headers. Validates first: throws {@link EnvelopeError} (`ENVELOPE_INVALID`).
  *
  * @example
  * const { headers, body, contentType } = toBinary(ev, { prefix: AMQP_BINARY });
@@ -64,8 +64,12 @@ export function toBinary(event: CloudEvent, options: BinaryModeOptions = {}): Bi
   const { data, datacontenttype, ...attributes } = validateEnvelope(event);
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(attributes)) {
-    const text = String(value);
-    headers[TRACE_HEADERS.has(name) ? name : prefix + name] = encode ? percentEncode(text) : text;
+    const text = encode ? percentEncode(String(value)) : String(value);
+    headers[prefix + name] = text;
+    // Distributed tracing extension: the attribute is the `<prefix>traceparent` header (the
+    // event's origin); the plain W3C header is the hop's context, the same until a sender's
+    // span replaces it.
+    if (TRACE_HEADERS.has(name)) headers[name] = text;
   }
   const contentType =
     datacontenttype ??
@@ -122,7 +126,9 @@ export function fromBinary(
       contentTypeHeader = String(headerValue(rawValue, "datacontenttype", false));
     }
   }
-  Object.assign(event, plain); // the W3C headers win: intermediaries update them, not ce-traceparent
+  // Distributed tracing extension: `<prefix>traceparent` is the attribute. The plain W3C header is
+  // the last hop's context; it stands in only when a producer sent no extension header.
+  for (const [name, value] of Object.entries(plain)) if (event[name] === undefined) event[name] = value;
   const contentType =
     options.contentType ?? contentTypeHeader ?? (event.datacontenttype as string | undefined);
   if (contentType !== undefined) event.datacontenttype = contentType;
@@ -134,7 +140,7 @@ export function fromBinary(
     else if (isTextContentType(contentType)) event.data = typeof body === "string" ? body : decodeUtf8(body);
     else event.data = typeof body === "string" ? encoder.encode(body) : body;
   }
-  return validateEnvelope(event);
+  return validateEnvelope(event, { reading: true });
 }
 
 function decodeUtf8(bytes: Uint8Array): string {

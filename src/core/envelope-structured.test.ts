@@ -103,3 +103,19 @@ describe("structured mode", () => {
     expect(err.attribute).toBe("specversion");
   });
 });
+
+describe("structured mode: extension names over 20 characters", () => {
+  const text = JSON.stringify({
+    specversion: "1.0",
+    id: "e-1",
+    source: "/s",
+    type: "t",
+    averyveryverylongextensionname: "x",
+  });
+
+  it("reads them (CloudEvents says SHOULD NOT, not MUST NOT) and refuses to write them", () => {
+    const ev = decodeStructured(text);
+    expect(ev.averyveryverylongextensionname).toBe("x");
+    expect(() => encodeStructured(ev)).toThrow(/extension names are 1-20 characters/);
+  });
+});

@@ -52,7 +52,7 @@ export function serializeStructured(event: CloudEvent): string {
  * `"(body)"` when the text is not JSON, or naming the attribute that breaks the rules.
  */
 export function decodeStructured(text: string | Uint8Array): CloudEvent {
-  return validateEnvelope(parseJson(text, "(body)"));
+  return validateEnvelope(parseJson(text, "(body)"), { reading: true });
 }
 
 /** Parses JSON from text or UTF-8 bytes; failure is an {@link EnvelopeError} on `attribute`. */

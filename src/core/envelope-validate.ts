@@ -1,6 +1,15 @@
 import type { CloudEvent } from "./envelope.js";
 import { EnvelopeError } from "./errors.js";
 
+/** Options of {@link validateEnvelope}. */
+export interface ValidateEnvelopeOptions {
+  /**
+   * The event was received, not made here: accept extension names longer than 20 characters
+   * (CloudEvents says they SHOULD NOT be, not MUST NOT). Events Patchbay writes keep the limit.
+   */
+  reading?: boolean;
+}
+
 /** The context attributes CloudEvents 1.0 defines; every other top-level member is an extension. */
 export const CONTEXT_ATTRIBUTES: ReadonlySet<string> = new Set([
   "specversion",
@@ -21,6 +30,8 @@ const OPTIONAL_STRINGS = ["datacontenttype", "subject"] as const;
 const STRING_EXTENSIONS = ["traceparent", "tracestate", "correlationid", "causationid"] as const;
 
 const EXTENSION_NAME = /^[a-z0-9]{1,20}$/;
+/** When reading: the spec says names SHOULD NOT exceed 20 characters, not MUST NOT. */
+const EXTENSION_NAME_READ = /^[a-z0-9]+$/;
 const RFC3339 =
   /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
 const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/;
@@ -57,9 +68,14 @@ export function isRfc3339(text: string): boolean {
   return true;
 }
 
-function checkExtension(name: string, value: unknown): void {
-  if (!EXTENSION_NAME.test(name)) {
-    fail(`extension:${name}`, "has an invalid name: extension names are 1-20 characters of a-z and 0-9");
+function checkExtension(name: string, value: unknown, reading: boolean): void {
+  if (reading ? !EXTENSION_NAME_READ.test(name) : !EXTENSION_NAME.test(name)) {
+    fail(
+      `extension:${name}`,
+      reading
+        ? "has an invalid name: extension names are made of a-z and 0-9"
+        : "has an invalid name: extension names are 1-20 characters of a-z and 0-9 (longer ones are read, never written)",
+    );
   }
   const attribute = (STRING_EXTENSIONS as readonly string[]).includes(name) ? name : `extension:${name}`;
   if (name === "dataversion") {
@@ -87,7 +103,8 @@ function checkExtension(name: string, value: unknown): void {
  * `specversion` is not `"1.0"`, `time` is not RFC 3339, `dataschema` is not an absolute URI, an
  * extension's name or value breaks the rules, or `data` and `data_base64` are both present.
  */
-export function validateEnvelope(value: unknown): CloudEvent {
+export function validateEnvelope(value: unknown, options: ValidateEnvelopeOptions = {}): CloudEvent {
+  const reading = options.reading === true;
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     fail("(envelope)", `must be a JSON object, got ${describe(value)}`);
   }
@@ -107,7 +124,7 @@ export function validateEnvelope(value: unknown): CloudEvent {
   for (const name of Object.keys(input)) {
     const v = input[name];
     if (v === undefined || v === null || name === "data") continue;
-    if (!CONTEXT_ATTRIBUTES.has(name)) checkExtension(name, v);
+    if (!CONTEXT_ATTRIBUTES.has(name)) checkExtension(name, v, reading);
     out[name] = v;
   }
   // `data` last: the event serialises as it is, payload after the attributes.

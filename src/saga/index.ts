@@ -25,6 +25,14 @@ export {
   type StopSagaRunnerOptions,
   type WaitOptions,
 } from "./runner.js";
+export type {
+  SagaBulkAction,
+  SagaBulkFilter,
+  SagaBulkOptions,
+  SagaBulkProgress,
+  SagaBulkResult,
+  SagaBulkSkip,
+} from "./bulk.js";
 export type { ResolveOptions, SkipOptions } from "./operator.js";
 export type { SagaRetryOptions } from "./policy.js";
 export {

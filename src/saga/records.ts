@@ -106,6 +106,11 @@ export interface SagaFilter {
   name?: string;
   /** Only instances created before this time (ms since the epoch): for paging, newest first. */
   before?: number;
+  /**
+   * Only instances last updated at or after this time (ms since the epoch): for a failed saga,
+   * when it failed. `patchbay saga ... --since 1h` is `since: Date.now() - 3_600_000`.
+   */
+  since?: number;
 }
 
 /** A JSON-safe record of any thrown value. */

@@ -33,6 +33,14 @@ export function publicView(row: InstanceRow): SagaInstance {
   return view;
 }
 
+/** What identifies one state of an instance: any change of the row changes one of these. */
+export interface InstanceVersion {
+  id: string;
+  status: SagaStatus;
+  claim: number;
+  updatedAt: number;
+}
+
 /** Columns a fenced update may set. */
 export interface InstanceChanges {
   status?: SagaStatus;
@@ -165,6 +173,7 @@ export function sagaRepository(store: SqlStore) {
     }
     if (f.name !== undefined) parts.push(sql` AND name = ${f.name}`);
     if (f.before !== undefined) parts.push(sql` AND created_at < ${f.before}`);
+    if (f.since !== undefined) parts.push(sql` AND updated_at >= ${f.since}`);
     return join(...parts);
   };
   const updateStatement = (
@@ -362,6 +371,28 @@ export function sagaRepository(store: SqlStore) {
         ),
       );
       return rows.map(toInstance);
+    },
+
+    /**
+     * The version of every instance matching `filter`, oldest first, read by one statement (one
+     * consistent snapshot): what a bulk operator action acts on.
+     */
+    async versions(filter: SagaFilter): Promise<InstanceVersion[]> {
+      const { rows } = await run<{ id: string; status: SagaStatus; claim: unknown; updated_at: unknown }>(
+        store,
+        d,
+        join(
+          sql`SELECT id, status, claim, updated_at FROM ${t.instances} WHERE `,
+          where(filter),
+          sql` ORDER BY created_at, id`,
+        ),
+      );
+      return rows.map((r) => ({
+        id: r.id,
+        status: r.status,
+        claim: int(r.claim),
+        updatedAt: int(r.updated_at),
+      }));
     },
 
     async count(filter: SagaFilter): Promise<number> {

@@ -21,6 +21,13 @@ import {
   type SagaDefinition,
   type SagaOptions,
 } from "./definition.js";
+import {
+  runBulk,
+  type SagaBulkAction,
+  type SagaBulkFilter,
+  type SagaBulkOptions,
+  type SagaBulkResult,
+} from "./bulk.js";
 import { SagaError } from "./errors.js";
 import { createExecutor } from "./executor.js";
 import { createOperator, type ResolveOptions, type SkipOptions } from "./operator.js";
@@ -108,6 +115,16 @@ export interface SagaRunner {
   skip(id: string, options?: SkipOptions): Promise<SagaInstance>;
   /** Operator: mark a stuck saga `resolved` (settled by hand). */
   resolve(id: string, options?: ResolveOptions): Promise<SagaInstance>;
+  /**
+   * Operator: `retry`, `skip` or `resolve` every saga `filter` matches when it begins (one
+   * snapshot), in batches; a saga that changes state meanwhile is skipped and counted. Safe to run
+   * twice. With `dryRun`, only counts and samples them.
+   *
+   * @example
+   * const r = await runner.bulk("retry", { status: "failed", name: "order", since: Date.now() - 3_600_000 });
+   * console.log(r.matched, r.acted, r.skipped);
+   */
+  bulk(action: SagaBulkAction, filter: SagaBulkFilter, options?: SagaBulkOptions): Promise<SagaBulkResult>;
 }
 
 const CHANNEL = "patchbay_saga";
@@ -362,12 +379,17 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     return { ...publicView(row), created: true };
   }
 
-  const afterAction = async (p: Promise<InstanceRow>): Promise<SagaInstance> => {
-    const row = await p;
+  /** After operator actions: wake the workers (here and, on PostgreSQL, elsewhere), settle waiters. */
+  const acted = async (rows: InstanceRow[]): Promise<void> => {
     wake();
-    if (TERMINAL_STATUSES.includes(row.status)) settled(publicView(row));
+    for (const row of rows) if (TERMINAL_STATUSES.includes(row.status)) settled(publicView(row));
     if (store.capabilities.notifications)
       await store.query("SELECT pg_notify($1, '')", [CHANNEL]).catch(() => undefined);
+  };
+  const afterAction = async (p: Promise<InstanceRow | undefined>): Promise<SagaInstance> => {
+    // Without an expected version an operator action returns the row or throws.
+    const row = (await p)!;
+    await acted([row]);
     return publicView(row);
   };
 
@@ -438,6 +460,23 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     retry: (id) => afterAction(operator.retry(id)),
     skip: (id, skipOptions) => afterAction(operator.skip(id, skipOptions)),
     resolve: (id, resolveOptions) => afterAction(operator.resolve(id, resolveOptions)),
+    bulk: (action, filter, bulkOptions) =>
+      runBulk(
+        {
+          versions: (f) => repo.versions(f),
+          get: async (id) => {
+            const row = await repo.get(store, id);
+            return row && publicView(row);
+          },
+          retry: (id, expected) => operator.retry(id, expected),
+          skip: (id, o, expected) => operator.skip(id, o, expected),
+          resolve: (id, o, expected) => operator.resolve(id, o, expected),
+          acted,
+        },
+        action,
+        filter,
+        bulkOptions,
+      ),
   };
   return runner;
 }

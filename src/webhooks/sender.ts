@@ -17,11 +17,11 @@ export interface OutboundWebhook {
   /** The message id: `webhook-id`, the same on every attempt. */
   id: string;
   url: string;
-  /** The JSON body, exactly as it will be signed and sent. */
-  body: string;
+  /** The body, exactly as it will be signed and sent. */
+  body: string | Uint8Array;
   /** Secrets to sign with (the current one, plus a rotated one during its grace period). */
   secrets: readonly string[];
-  /** Further headers (`traceparent`). */
+  /** Further headers (`content-type`, `traceparent`, CloudEvents `ce-*`); `content-type` defaults to JSON. */
   headers?: Record<string, string>;
 }
 
@@ -78,7 +78,8 @@ export function createSender(options: SenderOptions): Sender {
       endpointFault: true,
       ...fields,
     });
-    const body = Buffer.from(message.body, "utf8");
+    const body =
+      typeof message.body === "string" ? Buffer.from(message.body, "utf8") : Buffer.from(message.body);
     if (body.length > options.maxPayloadBytes) {
       const error = new WebhookPayloadTooLargeError(body.length, options.maxPayloadBytes);
       return outcome({ error, final: true, endpointFault: false });

@@ -14,7 +14,7 @@ import { createHttpConnector, type WebhookConnector } from "./connector.js";
 import { createWebhookDeliveries, type WebhookDeliveries } from "./deliveries.js";
 import { createWebhookEndpoints, type WebhookEndpoints } from "./endpoints.js";
 import { createFanOut } from "./fan-out.js";
-import type { WebhookPayloadFormat } from "./payload.js";
+import { webhookRequest, type WebhookPayloadFormat } from "./payload.js";
 import { createRecorder } from "./record.js";
 import { retrySchedule, type RetryScheduleOptions } from "./schedule.js";
 import { createSender } from "./sender.js";
@@ -36,7 +36,11 @@ export interface WebhooksOptions {
   group?: string;
   /** Events fanned out at once in this process. Default 4. */
   fanOutConcurrency?: number;
-  /** The request body made of each event. Default `"standard"` (`{"type","timestamp","data"}`). */
+  /**
+   * The request made of each event. Default `"standard"` (`{"type","timestamp","data"}`);
+   * `"cloudevents"` (structured mode) or `"cloudevents-binary"` (binary mode) for the CloudEvents
+   * HTTP binding. Give every process of an app the same format.
+   */
   format?: WebhookPayloadFormat;
   /** The retry schedule (`delays`, `jitter`, `maxRetryAfter`). Default: at once, 5 s, 5 m, 30 m, 2 h, 5 h, 10 h, 10 h, ±10 %. */
   retry?: RetryScheduleOptions;
@@ -144,11 +148,18 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
   });
   const deliveries = createWebhookDeliveries(store, { clock, wake });
 
+  const format = options.format ?? "standard";
+  if (typeof format !== "function" && !["standard", "cloudevents", "cloudevents-binary"].includes(format)) {
+    throw new InvalidArgumentError(
+      `format must be "standard", "cloudevents", "cloudevents-binary" or a function, got ${JSON.stringify(format)}`,
+      "format",
+    );
+  }
   if (bus) {
     const fanOut = createFanOut({
       dialect: store.dialect,
       clock,
-      format: options.format ?? "standard",
+      format,
       firstDelay: () => schedule.firstDelay(random),
       wake,
     });
@@ -179,7 +190,7 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
   }
 
   const ownConnector = options.connector ? undefined : createHttpConnector();
-  const send = createSender({
+  const sender = createSender({
     policy,
     connector: options.connector ?? ownConnector!.send,
     timeoutMs,
@@ -188,6 +199,9 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
     clock,
     userAgent: options.userAgent ?? "patchbay-webhooks",
   });
+  // The stored payload becomes the request of this process's format (CloudEvents content mode).
+  const send: typeof sender = (message, signal) =>
+    sender({ ...message, ...webhookRequest(message.body as string, format, message.headers) }, signal);
   let state: "new" | "started" | "stopped" = "new";
   let stopping: Promise<void> | undefined;
 

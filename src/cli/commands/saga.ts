@@ -8,20 +8,64 @@ import {
 } from "../../saga/records.js";
 import { createSagaRunner, type SagaRunner } from "../../saga/runner.js";
 import type { SqlStore } from "../../store/sql-store.js";
+import { toMs } from "../../core/duration.js";
+import { InvalidArgumentError } from "../../core/errors.js";
+import type { SagaBulkAction, SagaBulkResult } from "../../saga/bulk.js";
 import { positiveInt, str, type CliCommand, type CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
 const USAGE = `Usage: patchbay saga <list|show|retry|skip|resolve> [options]
 
-  list    [--status s[,s]] [--name n] [--limit n]   instances, newest first
+  list    [--status s[,s]] [--name n] [--since t] [--limit n]   instances, newest first
   show    <id>                                      one instance and its step timeline
   retry   <id>                                      run the current step (or compensation) again now
   skip    <id> [--result <json>] [--note <text>]    skip the current step (or compensation: done by hand)
   resolve <id> [--note <text>]                      mark a stuck saga resolved (settled by hand)
 
+In bulk: retry, skip or resolve every saga a filter matches, instead of one <id>:
+  retry|skip|resolve --status s[,s] [--name n] [--since t] [--dry-run] [--batch n]
+                     [--result <json>] [--note <text>]
+  --status is required. The matching sagas are read once when the command begins; each is then
+  changed in its own transaction only if it is still as it was (one that changed meanwhile is
+  skipped and counted). Prints matched, acted and skipped; progress goes to stderr after each
+  batch (--batch, default 100) when more than one batch matched. Running it twice is safe.
+  --dry-run only counts them and lists a sample of 10.
+
+--since t: only sagas last updated (for a failed saga: that failed) at or after t, a duration
+back from now (30m, 1h, 2d) or an ISO date with an offset (2026-01-31T12:00:00Z).
 Statuses: ${SAGA_STATUSES.join(", ")}. The store and the saga definitions come from --config
 (patchbay.config.js exporting \`store\` and \`sagas\`), else the store from --sqlite / --pg.`;
+
+/** `--since 1h` (back from now) or `--since 2026-01-31T12:00:00Z`: ms since the epoch. */
+function sinceFrom(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d{4}-\d{2}-\d{2}T.*(Z|[+-]\d{2}:?\d{2})$/i.test(value)) {
+    const at = Date.parse(value);
+    if (Number.isFinite(at)) return at;
+  }
+  try {
+    return now - toMs(value, "--since");
+  } catch {
+    throw new InvalidArgumentError(
+      `--since must be a duration back from now (30m, 1h, 2d) or an ISO date with an offset, got ${JSON.stringify(value)}`,
+      "--since",
+    );
+  }
+}
+
+function bulkReport(r: SagaBulkResult, filterText: string): string {
+  if (r.dryRun) {
+    const head = `dry run: ${r.matched} saga${r.matched === 1 ? "" : "s"} match ${filterText}; \`${r.action}\` would act on ${r.matched === 1 ? "it" : "them"}`;
+    if (r.matched === 0) return head;
+    const more = r.matched - r.sample.length;
+    return [`${head}. Sample:`, listing(r.sample), ...(more > 0 ? [`… ${more} more`] : [])].join("\n");
+  }
+  const lines = [`saga ${r.action}: matched ${r.matched}, acted ${r.acted}, skipped ${r.skipped}`];
+  for (const skip of r.skips) lines.push(`  skipped ${skip.id}: ${skip.reason}: ${skip.message}`);
+  if (r.skipped > r.skips.length) lines.push(`  … ${r.skipped - r.skips.length} more skipped`);
+  return lines.join("\n");
+}
 
 const json = (v: unknown) => (v === undefined ? "" : JSON.stringify(v));
 const faultText = (f: SagaFault | undefined) =>
@@ -99,12 +143,15 @@ function details(d: SagaDetails): string {
 /** `patchbay saga list|show|retry|skip|resolve`: inspect saga instances and act on stuck ones. */
 export const sagaCommand: CliCommand = {
   name: "saga",
-  summary: "saga instances: list, show (timeline), retry, skip, resolve",
+  summary: "saga instances: list, show (timeline), retry, skip, resolve (one, or all a filter matches)",
   usage: USAGE,
   options: {
     status: { type: "string" },
     name: { type: "string" },
     limit: { type: "string" },
+    since: { type: "string" },
+    "dry-run": { type: "boolean", default: false },
+    batch: { type: "string" },
     result: { type: "string" },
     note: { type: "string" },
   },
@@ -117,8 +164,41 @@ export const sagaCommand: CliCommand = {
       return 2;
     }
     const limit = positiveInt(values, "limit", 50);
-    if (action !== "list" && !id) {
-      ctx.err(`patchbay saga ${action} <id>\n\n${USAGE}`);
+    const batchSize = positiveInt(values, "batch", 100);
+    const since = sinceFrom(str(values.since), Date.now());
+    const filtered = values.status !== undefined || values.name !== undefined || since !== undefined;
+    const bulk = ["retry", "skip", "resolve"].includes(action) && !id;
+    const bulkOnly = values["dry-run"] === true || values.batch !== undefined;
+    if (bulk && values.status === undefined) {
+      ctx.err(
+        `patchbay saga ${action}: give an <id>, or --status (with --name, --since) to ${action} every saga that matches\n\n${USAGE}`,
+      );
+      return 2;
+    }
+    if (action === "show" && !id) {
+      ctx.err(`patchbay saga show <id>\n\n${USAGE}`);
+      return 2;
+    }
+    if (id && action !== "list" && (filtered || bulkOnly)) {
+      ctx.err(
+        `patchbay saga ${action}: --status, --name, --since, --dry-run and --batch select sagas in bulk; give them or an <id>, not both`,
+      );
+      return 2;
+    }
+    const misplaced =
+      values.result !== undefined && action !== "skip"
+        ? "--result"
+        : values.note !== undefined && action !== "skip" && action !== "resolve"
+          ? "--note"
+          : undefined;
+    if (misplaced) {
+      ctx.err(
+        `patchbay saga ${action}: ${misplaced} is for ${misplaced === "--result" ? "skip" : "skip and resolve"}, not ${action}`,
+      );
+      return 2;
+    }
+    if (action === "list" && bulkOnly) {
+      ctx.err(`patchbay saga list: --dry-run and --batch are for bulk retry, skip and resolve`);
       return 2;
     }
     const statuses = str(values.status)
@@ -147,13 +227,38 @@ export const sagaCommand: CliCommand = {
       ctx.out(
         ctx.flags.json ? JSON.stringify(instance) : `saga ${instance.id}: ${what}; now ${instance.status}`,
       );
+    const filter = {
+      ...(statuses ? { status: statuses as SagaStatus[] } : {}),
+      ...(str(values.name) ? { name: str(values.name)! } : {}),
+      ...(since === undefined ? {} : { since }),
+    };
     try {
+      if (bulk) {
+        const filterText = [
+          `status ${statuses!.join(",")}`,
+          ...(filter.name ? [`name ${filter.name}`] : []),
+          ...(since === undefined ? [] : [`updated since ${timestamp(since)} UTC`]),
+        ].join(", ");
+        const report = await runner.bulk(
+          action as SagaBulkAction,
+          { ...filter, status: statuses as SagaStatus[] },
+          {
+            dryRun: values["dry-run"] === true,
+            batchSize,
+            ...(action === "skip" && result !== undefined ? { result } : {}),
+            ...(action !== "retry" && note ? { note } : {}),
+            onProgress: (p) => {
+              if (p.matched > batchSize) {
+                ctx.err(`saga ${action}: ${p.done}/${p.matched} (acted ${p.acted}, skipped ${p.skipped})`);
+              }
+            },
+          },
+        );
+        ctx.out(ctx.flags.json ? JSON.stringify(report) : bulkReport(report, `(${filterText})`));
+        return 0;
+      }
       switch (action) {
         case "list": {
-          const filter = {
-            ...(statuses ? { status: statuses as SagaStatus[] } : {}),
-            ...(str(values.name) ? { name: str(values.name)! } : {}),
-          };
           const list = await runner.list({ ...filter, limit });
           if (ctx.flags.json) ctx.out(JSON.stringify(list));
           else if (list.length === 0) ctx.out("no saga instances");
