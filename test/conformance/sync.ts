@@ -451,6 +451,31 @@ export function defineSyncConformance(harness: SyncHarness): void {
         expect(JSON.parse(String(quarantined[0]?.row_data))).toMatchObject({ id: 27 });
       });
 
+      it("a bad row re-read by the lookback window is quarantined once, not once per run", async () => {
+        await tables();
+        await db.insert("src", testRows(50, 1, 600));
+        await db.update("src", [13], "boom", 300);
+        const p = make({
+          src: { lookback: "1h" },
+          transform: (row) => {
+            if (row.name === "boom") throw new Error("cannot transform row 13");
+            return row;
+          },
+        });
+        for (let i = 0; i < 3; i++) expect((await p.run()).status).toBe("succeeded");
+        const quarantined = await db.exec(
+          `SELECT reason, row_data FROM ${db.sqlName("patchbay_sync_quarantine")}`,
+        );
+        expect(quarantined.map((q) => q.reason)).toEqual(["transform"]);
+        expect(JSON.parse(String(quarantined[0]?.row_data))).toMatchObject({ id: 13 });
+        // A different failure of the same row is a new entry.
+        await db.update("src", [13], "boom", 200);
+        await p.run();
+        expect(await db.count("patchbay_sync_quarantine")).toBe(2);
+        const source = (await db.rows("src")).filter((r) => r.id !== 13);
+        expect(await db.rows("dst")).toEqual(source);
+      });
+
       it("drift freeze: a new column fails the run before anything of the batch is written", async () => {
         await tables();
         await db.insert("src", testRows(50));
