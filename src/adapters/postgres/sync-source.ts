@@ -36,10 +36,13 @@ const types = { getTypeParser: parserOf as typeof pg.types.getTypeParser };
  * The transactions of other sessions still open in this database (client backends; each holds a
  * lock on its own virtual transaction id, which `pg_locks` shows to every role): `since`, the
  * oldest one's start (`xact_start`: its `now()`), and `hidden`, whether one of them belongs to a
- * role whose `xact_start` this role may not see (grant it `pg_read_all_stats`).
+ * role whose `xact_start` this role may not see (grant it `pg_read_all_stats`). A session whose
+ * lock is seen but whose activity row (read once per statement, a moment earlier) says idle began
+ * its transaction after this statement started: `statement_timestamp()` is before its start.
  */
 const IN_FLIGHT = `WITH pb_in_flight AS (
-  SELECT min(a.xact_start) AS since, coalesce(bool_or(a.xact_start IS NULL), false) AS hidden
+  SELECT min(coalesce(a.xact_start, statement_timestamp())) AS since,
+         coalesce(bool_or(a.xact_start IS NULL AND a.state IS NULL), false) AS hidden
     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
    WHERE l.locktype = 'virtualxid' AND l.granted AND l.pid <> pg_backend_pid()
      AND (a.datid IS NULL OR a.datid = (SELECT oid FROM pg_database WHERE datname = current_database()))
