@@ -69,6 +69,19 @@ export interface KeysetDriver extends KeysetDialect {
   upperBoundSql(type: Exclude<CursorType, "sequence">): string;
   /** SQL returning one column `v`: the first placeholder's cursor value minus the second's milliseconds. */
   minusSql(type: Exclude<CursorType, "sequence">): string;
+  /**
+   * Sequence cursors: the source's clock (µs since the epoch, read after the statement's snapshot
+   * was taken) and the largest value of `column` in `from` that the snapshot sees. Every value up
+   * to that largest one was handed out before that clock reading. Without it (SQLite: one writer at
+   * a time, so a committed read is complete) sequence reads have no upper bound.
+   */
+  observe?(from: string, column: string, params: readonly unknown[]): Promise<{ at: bigint; max: unknown }>;
+  /**
+   * When the oldest transaction of another session still open started (µs since the epoch),
+   * `null` when none is open, `"unknown"` when one is open whose start cannot be seen. Needed with
+   * {@link observe}.
+   */
+  inFlightSince?(): Promise<bigint | null | "unknown">;
   close(): Promise<void>;
   /** Encodings {@link readEncoded} delivers. */
   readonly encodings?: readonly RowEncoding[];
@@ -168,6 +181,41 @@ export function keysetSource(driver: KeysetDriver, options: SqlSourceOptions, ki
     return rows[0]?.v;
   };
 
+  // Sequence cursors: a value is taken at insert and becomes visible at commit, so a read must
+  // not pass a value that a transaction still open may commit. An observation (clock `at`, the
+  // largest visible value `max`) is safe to read up to once every transaction open now started
+  // after `at`: values up to `max` were all handed out before `at`, so whoever took them has
+  // ended (committed: visible; rolled back: gone). Observations are kept between runs, so a
+  // pipeline run every few seconds moves on as soon as the transactions open at an earlier
+  // run have ended, without waiting.
+  const observations: Array<{ at: bigint; max: unknown }> = [];
+  const sequenceBound = async (signal: AbortSignal): Promise<{ until: unknown } | undefined> => {
+    if (!driver.observe || !driver.inFlightSince) return { until: undefined };
+    const seen = await driver.observe(from, quoteName(cursorColumns[0] as string, driver.quote), userParams);
+    if (seen.max !== null && seen.max !== undefined) observations.push(seen);
+    if (observations.length > 1000) observations.splice(0, observations.length - 1000);
+    const deadline = Date.now() + SEQUENCE_SETTLE_MS;
+    for (;;) {
+      const oldest = await driver.inFlightSince();
+      let usable = -1;
+      for (let i = observations.length - 1; i >= 0; i--) {
+        const o = observations[i] as { at: bigint };
+        if (oldest === null || (oldest !== "unknown" && o.at < oldest)) {
+          usable = i;
+          break;
+        }
+      }
+      if (usable >= 0) {
+        const [chosen] = observations.splice(0, usable + 1).slice(-1);
+        observations.unshift(chosen as { at: bigint; max: unknown });
+        return { until: chosen?.max };
+      }
+      if (Date.now() >= deadline || signal.aborted) return undefined;
+      // Not more often: MariaDB's innodb_trx cache is only refreshed after 0.1 s without a read.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+  };
+
   /** Keyset pages from `after`, within the bounds, until a short page. */
   async function* pages(
     spec: Omit<PageSpec, "from" | "select" | "limit" | "after">,
@@ -217,14 +265,22 @@ export function keysetSource(driver: KeysetDriver, options: SqlSourceOptions, ki
     }
   }
 
-  const bounds = async (request: Pick<ReadRequest, "mode" | "cursor">) => {
+  const bounds = async (
+    request: Pick<ReadRequest, "mode" | "cursor"> & { signal?: AbortSignal },
+  ): Promise<{ order: readonly string[]; after: unknown[] | undefined; until?: unknown; none?: true }> => {
     if (request.mode === "full") return { order: key, after: parseCursor(request.cursor, key) };
     if (cursorColumns.length === 0) {
       throw new InvalidArgumentError(`${description}: incremental reads need cursor columns`, "cursor");
     }
     const after = parseCursor(request.cursor, incrementalOrder);
-    const until = type === "sequence" ? undefined : await single(driver.upperBoundSql(type), [lagMs]);
-    return { order: incrementalOrder, after, until };
+    if (type !== "sequence") {
+      return { order: incrementalOrder, after, until: await single(driver.upperBoundSql(type), [lagMs]) };
+    }
+    const bound = await sequenceBound(request.signal ?? new AbortController().signal);
+    // No value is known safe yet (a transaction open since before every observation): read
+    // nothing now rather than pass a value it may still commit; a later run goes on.
+    if (bound === undefined) return { order: incrementalOrder, after, none: true };
+    return { order: incrementalOrder, after, until: bound.until };
   };
 
   return {
@@ -237,7 +293,8 @@ export function keysetSource(driver: KeysetDriver, options: SqlSourceOptions, ki
     },
 
     async *read(request) {
-      const { order, after, until } = await bounds(request);
+      const { order, after, until, none } = await bounds(request);
+      if (none) return;
       if (request.mode === "incremental" && after && lookbackMs > 0 && type !== "sequence") {
         // The lookback window: rows at or before the checkpoint whose first cursor column is
         // within `lookback` of it. The checkpoint itself does not move while re-reading them.
@@ -253,7 +310,8 @@ export function keysetSource(driver: KeysetDriver, options: SqlSourceOptions, ki
     },
 
     async count(request) {
-      const { order, after, until } = await bounds(request);
+      const { order, after, until, none } = await bounds(request);
+      if (none) return 0;
       const { text, params } = countQuery(driver, { from, order, after, firstUntil: until }, userParams);
       return Number(await single(text, params));
     },
@@ -263,3 +321,6 @@ export function keysetSource(driver: KeysetDriver, options: SqlSourceOptions, ki
 }
 
 type JsonSafe = string | number | boolean;
+
+/** How long a sequence read waits for the transactions open at its observation to end. */
+const SEQUENCE_SETTLE_MS = 1000;

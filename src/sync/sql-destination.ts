@@ -227,8 +227,39 @@ export function sqlDestination(
           );
       };
 
-      const saveQuarantine = async (tx: SqlExecutor, records: readonly QuarantineRecord[]) => {
+      // A row is quarantined once per distinct failure (pipeline, reason, error, row data): a
+      // lookback window or a rerun that reads the same bad row again adds nothing. One run at a
+      // time holds the pipeline (lock and fencing), so the check and the insert cannot race.
+      const newRecords = async (tx: SqlExecutor, records: readonly QuarantineRecord[]) => {
+        const fresh: QuarantineRecord[] = [];
+        const seen = new Set<string>();
+        for (let i = 0; i < records.length; i += 100) {
+          const chunk = records.slice(i, i + 100).map((r) => ({
+            record: r,
+            fields: [r.reason, JSON.stringify(r.error), JSON.stringify(r.row)] as const,
+          }));
+          const s = b();
+          // Placeholders in text order (`?` is positional).
+          const byPipeline = s.param(pipeline);
+          const rowData = [...new Set(chunk.map((c) => c.fields[2]))].map((d) => s.param(d));
+          const { rows } = await tx.query<{ reason: string; error: string; row_data: string }>(
+            `SELECT reason, error, row_data FROM ${q(quarantine)} WHERE pipeline = ${byPipeline} AND row_data IN (${rowData.join(", ")})`,
+            s.params,
+          );
+          for (const r of rows) seen.add(JSON.stringify([r.reason, r.error, r.row_data]));
+          for (const c of chunk) {
+            const id = JSON.stringify(c.fields);
+            if (seen.has(id)) continue;
+            seen.add(id);
+            fresh.push(c.record);
+          }
+        }
+        return fresh;
+      };
+
+      const saveQuarantine = async (tx: SqlExecutor, all: readonly QuarantineRecord[]) => {
         const now = Date.now();
+        const records = await newRecords(tx, all);
         for (let i = 0; i < records.length; i += 100) {
           const s = b();
           const values = records

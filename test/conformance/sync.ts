@@ -97,6 +97,17 @@ export function defineSyncConformance(harness: SyncHarness): void {
       expect(destination.length).toBe(source.length);
       expect(destination).toEqual(source);
     };
+    // Rows stamped just now wait while a transaction that began before them is open (in this
+    // database: other tests' too) and, on MariaDB, for 1.1 s (docs/sync.md): delayed, never
+    // skipped. Runs again until the destination caught up; a skipped row never would.
+    const catchUp = async (p: Pipeline) => {
+      for (let i = 0; i < 40; i++) {
+        await p.run();
+        const [source, destination] = await Promise.all([db.rows("src"), db.rows("dst")]);
+        if (JSON.stringify(source) === JSON.stringify(destination)) return;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    };
     const tables = async (options: { primaryKey?: boolean } = {}) => {
       await db.createTable("src");
       await db.createTable("dst", options);
@@ -261,7 +272,7 @@ export function defineSyncConformance(harness: SyncHarness): void {
           if ([...behind, ...ahead].includes(row.id) || row.id > 2000) continue;
           expect(dst.get(row.id)).toEqual(row);
         }
-        await p.run();
+        await catchUp(p);
         await expectEqual();
       });
 
@@ -355,7 +366,7 @@ export function defineSyncConformance(harness: SyncHarness): void {
         const p = make({ mode: "append", dst: { write: "append", version: undefined } });
         await p.run();
         await db.insert("src", testRows(30, 251, 0.5));
-        await p.run();
+        await catchUp(p);
         await expectEqual();
       });
     });
@@ -444,6 +455,31 @@ export function defineSyncConformance(harness: SyncHarness): void {
         expect(String(quarantined[1]?.error)).toContain("cannot transform row 13");
         expect(String(quarantined[0]?.error)).toContain("amount must not be negative");
         expect(JSON.parse(String(quarantined[0]?.row_data))).toMatchObject({ id: 27 });
+      });
+
+      it("a bad row re-read by the lookback window is quarantined once, not once per run", async () => {
+        await tables();
+        await db.insert("src", testRows(50, 1, 600));
+        await db.update("src", [13], "boom", 300);
+        const p = make({
+          src: { lookback: "1h" },
+          transform: (row) => {
+            if (row.name === "boom") throw new Error("cannot transform row 13");
+            return row;
+          },
+        });
+        for (let i = 0; i < 3; i++) expect((await p.run()).status).toBe("succeeded");
+        const quarantined = await db.exec(
+          `SELECT reason, row_data FROM ${db.sqlName("patchbay_sync_quarantine")}`,
+        );
+        expect(quarantined.map((q) => q.reason)).toEqual(["transform"]);
+        expect(JSON.parse(String(quarantined[0]?.row_data))).toMatchObject({ id: 13 });
+        // A different failure of the same row is a new entry.
+        await db.update("src", [13], "boom", 200);
+        await p.run();
+        expect(await db.count("patchbay_sync_quarantine")).toBe(2);
+        const source = (await db.rows("src")).filter((r) => r.id !== 13);
+        expect(await db.rows("dst")).toEqual(source);
       });
 
       it("drift freeze: a new column fails the run before anything of the batch is written", async () => {

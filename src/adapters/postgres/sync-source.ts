@@ -31,6 +31,22 @@ const parserOf = (oid: number, format?: "text" | "binary"): ((value: string) => 
 };
 const types: PgTypeParsers = { getTypeParser: parserOf };
 
+/**
+ * The transactions of other sessions still open in this database (client backends; each holds a
+ * lock on its own virtual transaction id, which `pg_locks` shows to every role): `since`, the
+ * oldest one's start (`xact_start`: its `now()`), and `hidden`, whether one of them belongs to a
+ * role whose `xact_start` this role may not see (grant it `pg_read_all_stats`). A session whose
+ * lock is seen but whose activity row (read once per statement, a moment earlier) says idle began
+ * its transaction after this statement started: `statement_timestamp()` is before its start.
+ */
+const IN_FLIGHT = `WITH pb_in_flight AS (
+  SELECT min(coalesce(a.xact_start, statement_timestamp())) AS since,
+         coalesce(bool_or(a.xact_start IS NULL AND a.state IS NULL), false) AS hidden
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+   WHERE l.locktype = 'virtualxid' AND l.granted AND l.pid <> pg_backend_pid()
+     AND (a.datid IS NULL OR a.datid = (SELECT oid FROM pg_database WHERE datname = current_database()))
+     AND coalesce(a.backend_type, 'client backend') = 'client backend')`;
+
 /** Builds the driver for {@link keysetSource}; exported for the bench and adapter authors. */
 export function postgresKeysetDriver(options: {
   url?: string | undefined;
@@ -53,8 +69,28 @@ export function postgresKeysetDriver(options: {
     },
     upperBoundSql: (type) =>
       type === "timestamp"
-        ? "SELECT (clock_timestamp() - $1::float8 * interval '1 millisecond')::text AS v"
-        : "SELECT (floor(extract(epoch FROM clock_timestamp()) * 1000) - $1::float8)::bigint AS v",
+        ? `${IN_FLIGHT} SELECT (CASE WHEN (SELECT hidden FROM pb_in_flight) THEN '-infinity'::timestamptz
+             ELSE LEAST(clock_timestamp() - $1::float8 * interval '1 millisecond',
+                        (SELECT since FROM pb_in_flight) - interval '1 microsecond') END)::text AS v`
+        : `${IN_FLIGHT} SELECT (CASE WHEN (SELECT hidden FROM pb_in_flight) THEN -9223372036854775807
+             ELSE LEAST(floor(extract(epoch FROM clock_timestamp()) * 1000) - $1::float8,
+                        floor(extract(epoch FROM (SELECT since FROM pb_in_flight)) * 1000) - 1) END)::bigint AS v`,
+    async observe(from, column, params) {
+      const rows = await this.query(
+        `SELECT floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text AS at, max(${column})::text AS max FROM ${from}`,
+        params,
+      );
+      return { at: BigInt(String(rows[0]?.at)), max: rows[0]?.max ?? null };
+    },
+    async inFlightSince() {
+      const rows = await this.query(
+        `${IN_FLIGHT} SELECT hidden, floor(extract(epoch FROM since) * 1000000)::bigint::text AS since FROM pb_in_flight`,
+        [],
+      );
+      const row = rows[0] ?? {};
+      if (row.hidden === true) return "unknown";
+      return row.since === null || row.since === undefined ? null : BigInt(row.since as string);
+    },
     minusSql: (type) =>
       type === "timestamp"
         ? "SELECT ($1::text::timestamptz - $2::float8 * interval '1 millisecond')::text AS v"
