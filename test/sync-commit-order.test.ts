@@ -41,8 +41,8 @@ const backends: Backend[] = [
     reachable: services.postgres.reachable,
     skipWhy: `PostgreSQL unreachable at ${services.postgres.where}`,
     fresh: () => postgresSyncDb(services.postgres.url),
-    async writer() {
-      const client = new pg.Client({ connectionString: services.postgres.url });
+    async writer(db) {
+      const client = new pg.Client({ connectionString: db.config.location });
       client.on("error", () => undefined);
       await client.connect();
       return {

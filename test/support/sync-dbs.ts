@@ -101,14 +101,51 @@ async function poll(what: string, check: () => Promise<boolean>): Promise<void> 
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/**
+ * One database per test worker. A PostgreSQL source bounds its read below the transactions still
+ * open in its database, so a transaction another test file holds open (on purpose, or for the
+ * moment a crash test takes) would hold back this worker's runs; files in one worker run one after
+ * another, so its own database sees only its own transactions.
+ */
+const workerDatabases = new Map<string, Promise<void>>();
+function workerDatabase(baseUrl: string): { url: string; ready: () => Promise<void> } {
+  const name = `pb_sync_w${process.env.VITEST_POOL_ID ?? process.pid}`;
+  const u = new URL(baseUrl);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  const ready = () => {
+    let done = workerDatabases.get(url);
+    if (!done) {
+      done = (async () => {
+        const admin = new pg.Client({ connectionString: baseUrl });
+        await admin.connect();
+        try {
+          await admin.query(`CREATE DATABASE "${name}"`);
+        } catch (e) {
+          if ((e as { code?: string }).code !== "42P04") throw e; // it exists: a previous run left it
+        } finally {
+          await admin.end();
+        }
+      })();
+      workerDatabases.set(url, done);
+    }
+    return done;
+  };
+  return { url, ready };
+}
+
 export function postgresSyncDb(baseUrl: string, existing?: SyncDbConfig): SyncDb {
   const schema = existing?.schema ?? `pb_sync_${randomBytes(5).toString("hex")}`;
-  const config: SyncDbConfig = { kind: "postgres", location: baseUrl, schema };
-  const pool = new pg.Pool({ connectionString: baseUrl, max: 3 });
+  const own = existing ? undefined : workerDatabase(baseUrl);
+  const location = own?.url ?? baseUrl;
+  const config: SyncDbConfig = { kind: "postgres", location, schema };
+  const pool = new pg.Pool({ connectionString: location, max: 3 });
   pool.on("error", () => undefined);
   let created: Promise<void> | undefined;
   const ready = () =>
-    (created ??= pool.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`).then(() => undefined));
+    (created ??= (own?.ready() ?? Promise.resolve())
+      .then(() => pool.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`))
+      .then(() => undefined));
   const exec = async (text: string, params: unknown[] = []) => {
     await ready();
     return (await pool.query(text, params)).rows as Record<string, unknown>[];
@@ -116,7 +153,7 @@ export function postgresSyncDb(baseUrl: string, existing?: SyncDbConfig): SyncDb
   const t = (name: string) => `"${schema}"."${name}"`;
   // The child's URL: the server notices a killed client even in the middle of a statement.
   const childUrl = (() => {
-    const u = new URL(baseUrl);
+    const u = new URL(location);
     u.searchParams.set("options", "-c client_connection_check_interval=200");
     return u.toString();
   })();
@@ -187,7 +224,7 @@ export function postgresSyncDb(baseUrl: string, existing?: SyncDbConfig): SyncDb
       return d;
     },
     store() {
-      const s = postgres({ url: baseUrl, schema: `${schema}_pb`, max: 3 });
+      const s = postgres({ url: location, schema: `${schema}_pb`, max: 3 });
       stores.push(s);
       return s;
     },
@@ -209,7 +246,7 @@ export function postgresSyncDb(baseUrl: string, existing?: SyncDbConfig): SyncDb
     },
     async clearStall(table) {
       await exec(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()`,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database() AND pid <> pg_backend_pid()`,
       );
       await exec(`DROP TRIGGER IF EXISTS pb_stall ON ${t(table)}`);
     },
@@ -217,7 +254,7 @@ export function postgresSyncDb(baseUrl: string, existing?: SyncDbConfig): SyncDb
       await Promise.allSettled(handles.map((h) => h.close()));
       await Promise.allSettled(stores.map((s) => s.close()));
       await exec(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()`,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database() AND pid <> pg_backend_pid()`,
       ).catch(() => undefined);
       await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await pool.query(`DROP SCHEMA IF EXISTS "${schema}_pb" CASCADE`);
