@@ -177,6 +177,12 @@ export interface DestinationContext {
   /** The pipeline Store's state, for destinations that keep their checkpoint there (files). */
   state: StateStore;
   logger: Logger;
+  /**
+   * How long the run's claim on the destination outlives its last write (the pipeline's `lease`).
+   * A table destination renews it with every batch; once it runs out, another pipeline may take
+   * the table and this run's next write fails with `SYNC_LOCK_LOST`.
+   */
+  leaseMs?: number;
 }
 
 /** What a destination can do, as data. */
@@ -220,7 +226,11 @@ export interface SyncDestination {
 
 /** One run's connection to a destination. */
 export interface DestinationSession {
-  /** Takes ownership for this run (fencing earlier sessions out) and returns the stored checkpoint. */
+  /**
+   * Takes ownership for this run (fencing earlier sessions out) and returns the stored checkpoint.
+   * A table destination also claims the table against other pipelines for the whole run, or
+   * throws `SYNC_DESTINATION_BUSY` while another pipeline's run holds it.
+   */
   claim(): Promise<JsonValue | undefined>;
   /** The stored checkpoint, without claiming anything (for status). */
   readCheckpoint(): Promise<JsonValue | undefined>;

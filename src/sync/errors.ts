@@ -30,6 +30,30 @@ export class SyncLockLostError extends PatchbayError {
   }
 }
 
+/**
+ * Another pipeline holds the destination table (a run writing it has not finished): two pipelines
+ * writing one table must not interleave, or a `full` + `replace` run would undo what an
+ * incremental run wrote meanwhile. Nothing was written. Retryable: run again after it ends.
+ */
+export class SyncDestinationBusyError extends PatchbayError {
+  constructor(
+    readonly pipeline: string,
+    readonly table: string,
+    /** The pipeline holding the table. */
+    readonly holder: string,
+    /** Where its run lives: `host:pid`. */
+    readonly process: string,
+    /** When its claim runs out (ms since epoch) unless a batch renews it. */
+    readonly until: number,
+  ) {
+    super(
+      "SYNC_DESTINATION_BUSY",
+      `pipeline ${JSON.stringify(pipeline)}: ${table} is being written by pipeline ${JSON.stringify(holder)} (${process}, claim until ${new Date(until).toISOString()}); run again after it ends`,
+      { retryable: true },
+    );
+  }
+}
+
 /** Rows have columns the destination lacks and the drift policy is `freeze`. Nothing of the batch was written. */
 export class SyncSchemaDriftError extends PatchbayError {
   constructor(
@@ -101,6 +125,7 @@ declare module "../core/errors.js" {
   interface PatchbayErrorCodes {
     SYNC_LOCKED: SyncLockedError;
     SYNC_LOCK_LOST: SyncLockLostError;
+    SYNC_DESTINATION_BUSY: SyncDestinationBusyError;
     SYNC_SCHEMA_DRIFT: SyncSchemaDriftError;
     SYNC_CURSOR_INVALID: SyncCursorError;
     SYNC_DESTINATION_MISSING: SyncDestinationMissingError;

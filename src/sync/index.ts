@@ -26,6 +26,7 @@ export type {
 } from "./contracts.js";
 export {
   SyncCursorError,
+  SyncDestinationBusyError,
   SyncDestinationMissingError,
   SyncLockedError,
   SyncLockLostError,

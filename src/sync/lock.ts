@@ -33,7 +33,8 @@ export interface Lease {
 /** The state key of a pipeline's lock. */
 export const lockKey = (pipeline: string) => `sync/${pipeline}/lock`;
 
-function processGone(pid: number): boolean {
+/** True when `pid` names no process on this host (it was killed). */
+export function processGone(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return false;

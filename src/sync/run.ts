@@ -184,6 +184,7 @@ export async function executeRun(ctx: RunContext, options: RunOptions): Promise<
       runId,
       state: store.state,
       logger: ctx.logger,
+      leaseMs: ctx.leaseMs,
     });
     try {
       await runBatches(ctx, session, record, stopped.signal, options);
@@ -392,4 +393,5 @@ async function runBatches(
 }
 
 /** True for errors a scheduled run should just log and retry at its next tick. */
-export const isExpected = (e: unknown) => isPatchbayError(e, "SYNC_LOCKED");
+export const isExpected = (e: unknown) =>
+  isPatchbayError(e, "SYNC_LOCKED") || isPatchbayError(e, "SYNC_DESTINATION_BUSY");

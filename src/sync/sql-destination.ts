@@ -3,6 +3,7 @@
  * checkpoint, fencing, quarantine, schema evolution and replace-by-stage logic, written once.
  * Adapters bring the connection and the bulk load (COPY, multi-row INSERT, prepared upserts).
  */
+import { hostname } from "node:os";
 import { InvalidArgumentError } from "../core/errors.js";
 import type { SqlExecutor } from "../store/contracts.js";
 import type {
@@ -18,7 +19,7 @@ import type {
   WriteMode,
   WriteResult,
 } from "./contracts.js";
-import { SyncLockLostError } from "./errors.js";
+import { SyncDestinationBusyError, SyncLockLostError } from "./errors.js";
 import {
   parseColumns,
   parseTableName,
@@ -28,6 +29,7 @@ import {
   type TableName,
 } from "./identifiers.js";
 import { toJsonSafe } from "./json.js";
+import { processGone } from "./lock.js";
 import { SqlBuilder, type KeysetDialect } from "./keyset-sql.js";
 
 /** Options every table destination takes. */
@@ -103,8 +105,12 @@ export interface SqlDestinationDriver extends KeysetDialect {
    * quarantined (`SYNC_VALUE_INEXACT`) with its batch instead of being loaded changed.
    */
   valueCheck?: (type: string) => ((value: unknown) => string | undefined) | undefined;
-  /** `CREATE TABLE IF NOT EXISTS` statements for the checkpoint and quarantine tables (quoted names). */
-  metaDdl(checkpoints: string, quarantine: string): string[];
+  /**
+   * `CREATE TABLE IF NOT EXISTS` statements for the checkpoint, quarantine and claim tables
+   * (quoted names). Claims: `target` (primary key), `pipeline`, `owner` (a run id, NULL once
+   * released), `host`, `pid`, `expires_at` (ms since epoch), `stage_pipeline` (NULL allowed).
+   */
+  metaDdl(checkpoints: string, quarantine: string, claims: string): string[];
   close(): Promise<void>;
 }
 
@@ -186,6 +192,8 @@ export function sqlDestination(
   }
   const checkpoints = sibling(table, options.checkpointTable ?? "patchbay_sync_checkpoints");
   const quarantine = sibling(table, options.quarantineTable ?? "patchbay_sync_quarantine");
+  // Fixed, not configurable: every pipeline writing the table must meet at the same claim row.
+  const claims = sibling(table, "patchbay_sync_claims");
   const q = (t: TableName) => quoteTable(t, driver.quote);
   const description = `${kind} table ${table.display} (${write})`;
 
@@ -203,13 +211,14 @@ export function sqlDestination(
     async open(context): Promise<DestinationSession> {
       const conn = await driver.connect();
       try {
-        for (const ddl of driver.metaDdl(q(checkpoints), q(quarantine))) await conn.query(ddl);
+        for (const ddl of driver.metaDdl(q(checkpoints), q(quarantine), q(claims))) await conn.query(ddl);
       } catch (e) {
         await conn.close();
         throw e;
       }
       const stage = sibling(table, `patchbay_stage_${hash(`${context.pipeline}\u0000${table.display}`)}`);
       const { pipeline, runId } = context;
+      const leaseMs = context.leaseMs ?? 60_000;
       // Checkpoints are per pipeline and table: pointing a pipeline at another table starts afresh.
       const target = table.display;
       let staging = false;
@@ -291,6 +300,91 @@ export function sqlDestination(
         return deleted;
       };
 
+      // The destination claim (issue 20, item 7): one run of one pipeline writes the table at a
+      // time, whichever pipeline it belongs to, so a full + replace run cannot swap in a stage
+      // that misses what an incremental run wrote meanwhile. A row per table in the claims table:
+      // taken by a conditional UPDATE (free, expired, or our own pipeline's: the pipeline lock and
+      // the checkpoint's fencing order its runs), renewed first thing in every write transaction
+      // (which holds the row lock until commit, so no one takes it mid-batch), released on close.
+      let firstClaimRace = false;
+      const claimTarget = async (tx: SqlExecutor): Promise<void> => {
+        const now = Date.now();
+        const take = (condition: (s: SqlBuilder) => string) => {
+          const s = b();
+          const text = `UPDATE ${q(claims)} SET pipeline = ${s.param(pipeline)}, owner = ${s.param(runId)}, host = ${s.param(hostname())}, pid = ${s.param(process.pid)}, expires_at = ${s.param(now + leaseMs)} WHERE target = ${s.param(target)} AND ${condition(s)}`;
+          return tx.query(text, s.params);
+        };
+        const free = await take(
+          (s) => `(owner IS NULL OR pipeline = ${s.param(pipeline)} OR expires_at <= ${s.param(now)})`,
+        );
+        if (free.rowCount > 0) return;
+        const r = b();
+        const { rows } = await tx.query<{
+          pipeline: string;
+          owner: string | null;
+          host: string;
+          pid: number | string;
+          expires_at: number | string;
+        }>(
+          `SELECT pipeline, owner, host, pid, expires_at FROM ${q(claims)} WHERE target = ${r.param(target)}`,
+          r.params,
+        );
+        const held = rows[0];
+        if (!held) {
+          const i = b();
+          firstClaimRace = true;
+          await tx.query(
+            `INSERT INTO ${q(claims)} (target, pipeline, owner, host, pid, expires_at, stage_pipeline) VALUES (${i.param(target)}, ${i.param(pipeline)}, ${i.param(runId)}, ${i.param(hostname())}, ${i.param(process.pid)}, ${i.param(now + leaseMs)}, NULL)`,
+            i.params,
+          );
+          firstClaimRace = false;
+          return;
+        }
+        // A holder on this host whose process is gone (SIGKILL) cannot renew: take it now.
+        const pid = Number(held.pid);
+        if (held.owner !== null && held.host === hostname() && pid !== process.pid && processGone(pid)) {
+          const dead = await take((s) => `owner = ${s.param(held.owner)}`);
+          if (dead.rowCount > 0) return;
+        }
+        throw new SyncDestinationBusyError(
+          pipeline,
+          table.display,
+          held.pipeline,
+          `${held.host}:${pid}`,
+          Number(held.expires_at),
+        );
+      };
+
+      /** Renews this run's claim; a write by this pipeline also makes another pipeline's stage stale. */
+      const renewClaim = async (tx: SqlExecutor) => {
+        const s = b();
+        const text = `UPDATE ${q(claims)} SET expires_at = ${s.param(Date.now() + leaseMs)}, stage_pipeline = CASE WHEN stage_pipeline = ${s.param(pipeline)} THEN stage_pipeline ELSE NULL END WHERE target = ${s.param(target)} AND owner = ${s.param(runId)}`;
+        const { rowCount } = await tx.query(text, s.params);
+        if (rowCount === 0)
+          throw new SyncLockLostError(
+            pipeline,
+            `run ${runId} lost its claim on ${table.display}: it ran out (no batch for longer than the lease) and another pipeline took the table`,
+          );
+      };
+
+      const claimCheckpoint = () =>
+        conn.transaction(async (tx) => {
+          await claimTarget(tx);
+          const s = b();
+          const { rowCount } = await tx.query(
+            `UPDATE ${q(checkpoints)} SET owner = ${s.param(runId)}, seq = seq + 1 WHERE pipeline = ${s.param(pipeline)} AND target = ${s.param(target)}`,
+            s.params,
+          );
+          if (rowCount === 0) {
+            const i = b();
+            await tx.query(
+              `INSERT INTO ${q(checkpoints)} (pipeline, target, checkpoint, owner, seq, updated_at) VALUES (${i.param(pipeline)}, ${i.param(target)}, NULL, ${i.param(runId)}, 1, ${i.param(Date.now())})`,
+              i.params,
+            );
+          }
+          return readCheckpoint(tx);
+        });
+
       const readCheckpoint = async (tx: SqlExecutor) => {
         const r = b();
         const { rows } = await tx.query<{ checkpoint: unknown }>(
@@ -304,22 +398,16 @@ export function sqlDestination(
       return {
         readCheckpoint: () => readCheckpoint(conn),
 
-        claim: () =>
-          conn.transaction(async (tx) => {
-            const s = b();
-            const { rowCount } = await tx.query(
-              `UPDATE ${q(checkpoints)} SET owner = ${s.param(runId)}, seq = seq + 1 WHERE pipeline = ${s.param(pipeline)} AND target = ${s.param(target)}`,
-              s.params,
-            );
-            if (rowCount === 0) {
-              const i = b();
-              await tx.query(
-                `INSERT INTO ${q(checkpoints)} (pipeline, target, checkpoint, owner, seq, updated_at) VALUES (${i.param(pipeline)}, ${i.param(target)}, NULL, ${i.param(runId)}, 1, ${i.param(Date.now())})`,
-                i.params,
-              );
-            }
-            return readCheckpoint(tx);
-          }),
+        claim: async () => {
+          try {
+            return await claimCheckpoint();
+          } catch (e) {
+            // Two pipelines inserting the table's first claim row at once: one insert fails on the
+            // primary key. The row exists now; the second attempt reads who holds it.
+            if (!firstClaimRace) throw e;
+            return claimCheckpoint();
+          }
+        },
 
         async columns() {
           const described = await conn.describe(table);
@@ -359,7 +447,28 @@ export function sqlDestination(
         },
 
         async beginReplace(resume) {
-          const kept = await conn.prepareStage(table, stage, key, resume);
+          // A kept stage is only as new as its rows. If another pipeline wrote the table since it
+          // was begun (that write cleared the marker), swapping it in would undo that write: refill.
+          let keep = resume;
+          if (resume) {
+            const s = b();
+            const { rows } = await conn.query<{ stage_pipeline: string | null }>(
+              `SELECT stage_pipeline FROM ${q(claims)} WHERE target = ${s.param(target)}`,
+              s.params,
+            );
+            keep = rows[0]?.stage_pipeline === pipeline;
+            if (!keep)
+              context.logger.warn(
+                { pipeline, table: table.display },
+                "patchbay sync: another pipeline wrote the table since this replace was staged; staging again from the start",
+              );
+          }
+          const kept = await conn.prepareStage(table, stage, key, keep);
+          const m = b();
+          await conn.query(
+            `UPDATE ${q(claims)} SET stage_pipeline = ${m.param(pipeline)} WHERE target = ${m.param(target)} AND owner = ${m.param(runId)}`,
+            m.params,
+          );
           staging = true;
           return kept;
         },
@@ -381,6 +490,7 @@ export function sqlDestination(
           }
           const refused = quarantine.length - batch.quarantine.length;
           return conn.transaction(async (tx) => {
+            await renewClaim(tx);
             const result: WriteResult = { written: 0, deleted: 0 };
             if (rows.length > 0 || (encoded?.count ?? 0) > 0) {
               result.written = await tx.load({
@@ -403,6 +513,7 @@ export function sqlDestination(
 
         async commitReplace(checkpoint: JsonValue) {
           const result = await conn.transaction(async (tx) => {
+            await renewClaim(tx);
             const swapped = await tx.swapIn(table, stage, key);
             await saveCheckpoint(tx, checkpoint);
             return swapped;
@@ -422,7 +533,23 @@ export function sqlDestination(
           await conn.dropStage(stage);
         },
 
-        close: () => conn.close(),
+        async close() {
+          try {
+            const s = b();
+            await conn.query(
+              `UPDATE ${q(claims)} SET owner = NULL, expires_at = 0 WHERE target = ${s.param(target)} AND owner = ${s.param(runId)}`,
+              s.params,
+            );
+          } catch (e) {
+            // A lost connection: the claim runs out by itself (or is taken at once on this host).
+            context.logger.warn(
+              { pipeline, table: table.display, error: (e as Error).message },
+              "patchbay sync: could not release the destination claim",
+            );
+          } finally {
+            await conn.close();
+          }
+        },
       };
     },
   };

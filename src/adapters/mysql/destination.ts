@@ -193,9 +193,10 @@ export function mysqlDestination(options: MysqlDestinationOptions): SyncDestinat
       rowValues: false,
       columnType,
       valueCheck,
-      metaDdl: (checkpoints, quarantine) => [
+      metaDdl: (checkpoints, quarantine, claims) => [
         `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline VARCHAR(191) NOT NULL, target VARCHAR(191) NOT NULL, checkpoint LONGTEXT NULL, owner VARCHAR(64) NULL, seq BIGINT NOT NULL DEFAULT 0, updated_at BIGINT NOT NULL, PRIMARY KEY (pipeline, target)) ENGINE=InnoDB`,
         `CREATE TABLE IF NOT EXISTS ${quarantine} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, run_id VARCHAR(64) NOT NULL, reason VARCHAR(32) NOT NULL, error LONGTEXT NOT NULL, row_data LONGTEXT NOT NULL, created_at BIGINT NOT NULL) ENGINE=InnoDB`,
+        `CREATE TABLE IF NOT EXISTS ${claims} (target VARCHAR(191) NOT NULL PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, owner VARCHAR(64) NULL, host VARCHAR(255) NOT NULL, pid INT NOT NULL, expires_at BIGINT NOT NULL, stage_pipeline VARCHAR(191) NULL) ENGINE=InnoDB`,
       ],
       async connect() {
         const { conn, release } = await pool.acquire();

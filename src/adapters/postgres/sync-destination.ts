@@ -296,9 +296,10 @@ export function postgresDestination(options: PostgresDestinationOptions): SyncDe
     rowValues: true,
     columnType,
     valueCheck,
-    metaDdl: (checkpoints, quarantine) => [
+    metaDdl: (checkpoints, quarantine, claims) => [
       `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline text NOT NULL, target text NOT NULL, checkpoint text, owner text, seq bigint NOT NULL DEFAULT 0, updated_at bigint NOT NULL, PRIMARY KEY (pipeline, target))`,
       `CREATE TABLE IF NOT EXISTS ${quarantine} (id bigserial PRIMARY KEY, pipeline text NOT NULL, run_id text NOT NULL, reason text NOT NULL, error text NOT NULL, row_data text NOT NULL, created_at bigint NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ${claims} (target text PRIMARY KEY, pipeline text NOT NULL, owner text, host text NOT NULL, pid integer NOT NULL, expires_at bigint NOT NULL, stage_pipeline text)`,
     ],
     async connect() {
       const db = await get(); // DRIVER_MISSING as it is, not as a query error

@@ -221,9 +221,10 @@ export function sqliteDestination(options: SqliteDestinationOptions): SyncDestin
       rowValues: true,
       columnType,
       valueCheck: numericCheck,
-      metaDdl: (checkpoints, quarantine) => [
+      metaDdl: (checkpoints, quarantine, claims) => [
         `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline TEXT NOT NULL, target TEXT NOT NULL, checkpoint TEXT, owner TEXT, seq INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL, PRIMARY KEY (pipeline, target))`,
         `CREATE TABLE IF NOT EXISTS ${quarantine} (id INTEGER PRIMARY KEY, pipeline TEXT NOT NULL, run_id TEXT NOT NULL, reason TEXT NOT NULL, error TEXT NOT NULL, row_data TEXT NOT NULL, created_at INTEGER NOT NULL)`,
+        `CREATE TABLE IF NOT EXISTS ${claims} (target TEXT PRIMARY KEY, pipeline TEXT NOT NULL, owner TEXT, host TEXT NOT NULL, pid INTEGER NOT NULL, expires_at INTEGER NOT NULL, stage_pipeline TEXT)`,
       ],
       connect: async () => connection(await conn.get()),
       close: () => conn.close(),
