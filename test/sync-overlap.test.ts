@@ -6,6 +6,8 @@
  * refilled when another pipeline wrote the table since it was begun. On the real PostgreSQL,
  * MariaDB and SQLite; after quiescence the destination equals the source.
  */
+import { spawnSync } from "node:child_process";
+import { hostname } from "node:os";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { isPatchbayError } from "../src/core/errors.js";
 import { pipeline, type Pipeline } from "../src/sync/pipeline.js";
@@ -152,6 +154,49 @@ for (const backend of backends) {
       expect(await db.rows("dst")).toEqual(await db.rows("src"));
       const [claim] = await db.exec(`SELECT pipeline, owner FROM ${db.sqlName("patchbay_sync_claims")}`);
       expect(claim).toMatchObject({ pipeline: "nightly", owner: null });
+    }, 60_000);
+    it("a claim that ran out is taken by another pipeline: the first run's next write fails with SYNC_LOCK_LOST, and the table ends equal to the source", async () => {
+      const { nightly, frequent } = await setup();
+      const claims = db.sqlName("patchbay_sync_claims");
+      let during: unknown = "not attempted";
+      const failed = await nightly
+        .run({
+          onProgress: async (p) => {
+            if (p.batches !== 2) return;
+            await changeBehind();
+            // As if the full run had committed no batch for longer than its lease.
+            await db.exec(`UPDATE ${claims} SET expires_at = 0`);
+            during = await frequent.run().then((r) => r.status);
+          },
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(during).toBe("succeeded");
+      expect(isPatchbayError(failed, "SYNC_LOCK_LOST")).toBe(true);
+      await nightly.run(); // its stage was written over by another pipeline: staged again
+      await quiesce(frequent);
+      expect(await db.rows("dst")).toEqual(await db.rows("src"));
+    }, 60_000);
+
+    it("a claim held by a process of this host that is gone is taken at once; a live one is not", async () => {
+      const { frequent } = await setup();
+      const claims = db.sqlName("patchbay_sync_claims");
+      const gone = spawnSync(process.execPath, ["-e", ""]).pid;
+      const holdBy = (pid: number) =>
+        db.exec(
+          `UPDATE ${claims} SET pipeline = 'other', owner = 'a-run', host = '${hostname()}', pid = ${pid}, expires_at = ${Date.now() + 3_600_000}`,
+        );
+      await holdBy(process.ppid); // alive: the test runner's parent
+      const busy = await frequent.run().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isPatchbayError(busy, "SYNC_DESTINATION_BUSY")).toBe(true);
+      expect(busy).toMatchObject({ holder: "other", table: expect.stringContaining("dst") as string });
+      await holdBy(gone); // SIGKILLed, say: it cannot renew
+      expect((await frequent.run()).status).toBe("succeeded");
     }, 60_000);
   });
 }
