@@ -4,12 +4,15 @@
  * and commits, T3 updates A and commits with an earlier `updated_at`. The merge's version guard
  * compares versions, not commits, so a destination that had copied T1's A would refuse T3's for
  * good. What prevents it is the run's read bound (items 5, 6): while T3 is open, no row stamped
- * after T3's start is passed, so T1's A is never copied before T3 commits. On the real PostgreSQL.
+ * after T3's start is passed, so T1's A is never copied before T3 commits. On the real PostgreSQL,
+ * and on MariaDB with a stamp T3 took early (its NOW() is the statement's start, not the
+ * transaction's, so the inversion needs a stamp kept from an earlier statement).
  */
+import mysql from "mysql2/promise";
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { pipeline, type Pipeline } from "../src/sync/pipeline.js";
-import { postgresSyncDb, type SyncDb } from "./support/sync-dbs.js";
+import { mysqlSyncDb, postgresSyncDb, type SyncDb } from "./support/sync-dbs.js";
 
 const services = inject("services");
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -99,4 +102,70 @@ describe("Sync version guard with now() stamps: PostgreSQL", () => {
     await p.run();
     expect((await db.rows("dst"))[0]?.name).toBe("from the future");
   });
+});
+
+describe("Sync version guard with a stamp taken early: MariaDB", () => {
+  if (!services.mysql.reachable) {
+    it.skip(`skipped: MariaDB unreachable at ${services.mysql.where}`, () => {});
+    return;
+  }
+  let db: SyncDb;
+  const pipelines: Pipeline[] = [];
+  const connections: mysql.Connection[] = [];
+  beforeEach(() => {
+    db = mysqlSyncDb(services.mysql.url);
+  });
+  afterEach(async () => {
+    await Promise.allSettled(connections.splice(0).map((c) => c.end()));
+    await Promise.allSettled(pipelines.splice(0).map((p) => p.close()));
+    await db.cleanup();
+  });
+
+  it("T3 touches InnoDB and takes its stamp, T1 updates A and commits, a run, T3 updates A with the older stamp: the destination ends equal to the source", async () => {
+    await db.createTable("src");
+    await db.createTable("dst");
+    await db.insert("src", [
+      { id: 1, name: "original", amount: "1.00", age: 60 },
+      { id: 2, name: "other", amount: "1.00", age: 60 },
+    ]);
+    const p = pipeline("orders", {
+      store: db.store(),
+      source: db.source({ table: "src", cursor: "updated_at", key: "id", safetyLag: 0, lookback: "5m" }),
+      destination: db.destination({ table: "dst", key: "id", version: "updated_at" }),
+      mode: "incremental",
+    });
+    pipelines.push(p);
+    await p.run();
+    const session = async () => {
+      const c = await mysql.createConnection({ uri: db.config.location, dateStrings: true });
+      c.on("error", () => undefined);
+      connections.push(c);
+      return c;
+    };
+    const t3 = await session();
+    await t3.query("BEGIN");
+    await t3.query(`SELECT id FROM ${db.sqlName("src")} WHERE id = 2 FOR UPDATE`); // in innodb_trx now
+    await t3.query("SET @t = NOW(6)");
+    await sleep(50);
+    const t1 = await session();
+    await t1.query(`UPDATE ${db.sqlName("src")} SET name = 'T1', updated_at = NOW(6) WHERE id = 1`);
+    const [[s1]] = (await t1.query(
+      `SELECT CAST(updated_at AS CHAR) AS stamp FROM ${db.sqlName("src")} WHERE id = 1`,
+    )) as unknown as [[{ stamp: string }]];
+    await sleep(1300); // past the source's 1.1 s floor for T1's stamp
+    await p.run();
+    const betweenCommits = (await db.rows("dst"))[0]?.name;
+    await t3.query(`UPDATE ${db.sqlName("src")} SET name = 'T3', updated_at = @t WHERE id = 1`);
+    await t3.query("COMMIT");
+    const source = await db.rows("src");
+    expect(source[0]?.name).toBe("T3");
+    expect(String(source[0]?.updated_at) < s1.stamp).toBe(true);
+    for (let i = 0; i < 20; i++) {
+      await p.run();
+      if (JSON.stringify(await db.rows("dst")) === JSON.stringify(source)) break;
+      await sleep(300); // MariaDB refreshes innodb_trx only after 0.1 s without a read
+    }
+    expect(await db.rows("dst")).toEqual(source);
+    expect(betweenCommits).toBe("original");
+  }, 60_000);
 });

@@ -51,7 +51,10 @@ export interface PipelineOptions {
   timezone?: string;
   /** Fail the run when more rows than this are quarantined in it. Default: no limit. */
   maxQuarantined?: number;
-  /** How long the pipeline lock is held without renewal (renewed every third of it). Default `"60s"`. */
+  /**
+   * How long the pipeline lock is held without renewal (renewed every third of it), and a table
+   * destination's claim without a committed batch (renewed with each). Default `"60s"`.
+   */
   lease?: Duration;
   /** How long `stop()` waits for the batch in flight. Default `"30s"`. */
   stopTimeout?: Duration;
