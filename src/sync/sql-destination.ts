@@ -222,6 +222,7 @@ export function sqlDestination(
       // Checkpoints are per pipeline and table: pointing a pipeline at another table starts afresh.
       const target = table.display;
       let staging = false;
+      let closed = false;
       const b = () => new SqlBuilder(driver);
 
       const saveCheckpoint = async (tx: SqlExecutor, checkpoint: JsonValue) => {
@@ -534,6 +535,8 @@ export function sqlDestination(
         },
 
         async close() {
+          if (closed) return;
+          closed = true;
           try {
             const s = b();
             await conn.query(

@@ -192,6 +192,34 @@ export function defineSyncConformance(harness: SyncHarness): void {
         }
       });
 
+      it("another pipeline's session cannot claim the table while one holds it (SYNC_DESTINATION_BUSY); it can once the holder closed", async () => {
+        await tables();
+        const store = db.store();
+        await store.open();
+        const ctx = (pipeline: string, runId: string) => ({
+          pipeline,
+          runId,
+          state: store.state,
+          logger: console as never,
+        });
+        const holder = await db
+          .destination({ table: "dst", key: "id", write: "replace" })
+          .open(ctx("full", "run-a"));
+        const other = await db.destination({ table: "dst", key: "id" }).open(ctx("incremental", "run-b"));
+        try {
+          await holder.claim();
+          await expectCode(other.claim(), "SYNC_DESTINATION_BUSY");
+          await holder.close();
+          expect(await other.claim()).toBeUndefined();
+          const rows: Row[] = [{ id: 1, name: "x", amount: "1.00", updated_at: "2026-01-01 00:00:00" }];
+          await other.write({ rows, deletes: [], quarantine: [], checkpoint: { v: 1 } });
+          expect(await db.count("dst")).toBe(1);
+        } finally {
+          await holder.close();
+          await other.close();
+        }
+      });
+
       it("merge applies a row only when it is newer than the stored one: replays change nothing", async () => {
         await tables();
         await db.insert("src", [
