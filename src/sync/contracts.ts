@@ -205,6 +205,10 @@ export interface DestinationCapabilities {
  *   what an unfinished batch appended.)
  * - `claim()` fences out every earlier session of the pipeline: once it returned, their writes fail
  *   with `SYNC_LOCK_LOST` and change nothing.
+ * - A table destination's `claim()` also holds the table against every other pipeline until the
+ *   session closes (renewed by each write): another pipeline's `claim()` meanwhile fails with
+ *   `SYNC_DESTINATION_BUSY`, and a `replace` stage kept across sessions is not swapped in after
+ *   another pipeline wrote the table (`beginReplace(true)` resolves `false`: stage again).
  * - `merge` applies a row only when its `version` column is newer than the stored row's (or no
  *   version column is configured), so replaying a batch changes nothing. `append` inserts.
  *   `replace` loads into a stage and `commitReplace` makes the table equal to the stage in one
