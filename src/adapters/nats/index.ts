@@ -4,4 +4,5 @@
  */
 export { nats } from "./transport.js";
 export type { NatsTransportOptions } from "./options.js";
+export type { NatsInspection } from "./transport.js";
 export { NatsError } from "./errors.js";

@@ -105,6 +105,20 @@ export interface Binding {
 const describe = (group: string, patterns: readonly string[]) =>
   JSON.stringify({ patchbay: 1, group, patterns });
 
+/** The group and patterns a consumer's description names, if it is one of ours. */
+export function describedGroup(
+  description: string | undefined,
+): { group: string; patterns: string[] } | undefined {
+  try {
+    const b = JSON.parse(description ?? "") as { patchbay?: unknown; group?: unknown };
+    if (b.patchbay === 1 && typeof b.group === "string")
+      return { group: b.group, ...readBinding(description) };
+  } catch {
+    // not ours
+  }
+  return undefined;
+}
+
 export function readBinding(description: string | undefined): Binding {
   try {
     const b = JSON.parse(description ?? "") as { patterns?: unknown };

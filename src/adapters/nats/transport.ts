@@ -22,7 +22,31 @@ import {
   type NatsConnection,
 } from "./load.js";
 import { assertGroup, resolveOptions, type NatsTransportOptions } from "./options.js";
-import { declareForwarder, declareGroup, declareStreams, readBinding, topologyNames } from "./topology.js";
+import {
+  declareForwarder,
+  declareGroup,
+  declareStreams,
+  describedGroup,
+  readBinding,
+  topologyNames,
+} from "./topology.js";
+
+/** What `patchbay status` shows of a NATS transport. */
+export interface NatsInspection {
+  transport: string;
+  streams: Array<{ name: string; messages: number; bytes: number; consumers: number }>;
+  /** Each durable consumer: `pending` not yet delivered, `ackPending` delivered and not acked, `redelivered` delivered more than once. */
+  groups: Array<{
+    group: string;
+    stream: string;
+    consumer: string;
+    patterns: string[];
+    pending: number;
+    ackPending: number;
+    redelivered: number;
+    waitingPulls: number;
+  }>;
+}
 
 interface Link {
   nc: NatsConnection;
@@ -178,7 +202,59 @@ export function nats(options: NatsTransportOptions = {}): Transport {
     return match;
   }
 
-  const transport: Transport = {
+  /** The streams and group consumers of the prefix as the server reports them; makes nothing. */
+  async function inspect(): Promise<NatsInspection> {
+    const [natsModule, jsModule] = await Promise.all([loadNats(), loadJetstream()]);
+    let nc: NatsConnection;
+    try {
+      nc = await natsModule.connect({
+        servers: o.servers,
+        name: `${o.connectionName} status`,
+        timeout: o.connectTimeoutMs,
+        reconnect: false,
+        maxReconnectAttempts: 0,
+        reconnectTimeWait: 250,
+        pingInterval: 5000,
+        maxPingOut: 2,
+      });
+    } catch (e) {
+      throw new NatsError("NATS_UNAVAILABLE", `cannot reach NATS at ${o.where}`, { cause: e });
+    }
+    try {
+      const jsm = await jsModule.jetstreamManager(nc, { timeout: o.connectTimeoutMs });
+      const streams: NatsInspection["streams"] = [];
+      const groups: NatsInspection["groups"] = [];
+      for (const name of [n.stream, n.delayStream, n.parkedStream]) {
+        const info = await jsm.streams.info(name).catch(() => undefined);
+        if (!info) continue;
+        streams.push({
+          name,
+          messages: info.state.messages,
+          bytes: info.state.bytes,
+          consumers: info.state.consumer_count,
+        });
+        for (const c of await jsm.consumers.list(name).next()) {
+          const bound = describedGroup(c.config.description);
+          groups.push({
+            group: bound?.group ?? c.name,
+            stream: name,
+            consumer: c.name,
+            patterns: bound?.patterns ?? [],
+            pending: c.num_pending,
+            ackPending: c.num_ack_pending,
+            redelivered: c.num_redelivered,
+            waitingPulls: c.num_waiting,
+          });
+        }
+      }
+      return { transport: transport.name, streams, groups };
+    } finally {
+      await nc.close().catch(() => undefined);
+    }
+  }
+
+  const transport: Transport & { inspect(): Promise<NatsInspection> } = {
+    inspect,
     name: `nats (${o.where}, prefix ${o.prefix})`,
     capabilities: { sharesStore: false, durable: true },
 
