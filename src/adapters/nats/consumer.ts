@@ -228,11 +228,15 @@ export async function startConsumer(
     inFlight.add(p);
   }
 
+  const refill = Math.max(1, Math.floor(concurrency / 4));
+
   async function loop(): Promise<void> {
     let failures = 0;
     while (running) {
       const free = concurrency - inFlight.size;
-      if (free <= 0) {
+      // A pull per freed slot would cost a round trip per message under load: pull again once a
+      // quarter of the slots are free (at once when idle).
+      if (free <= 0 || (inFlight.size > 0 && free < refill)) {
         await new Promise<void>((r) => (slotFreed = r));
         slotFreed = undefined;
         continue;
