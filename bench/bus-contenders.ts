@@ -1,12 +1,15 @@
 /**
  * The contenders of the bus benchmark, each an isolated queue that calls `onEvent` from its
- * handler: ours on RabbitMQ, PostgreSQL and SQLite; raw amqplib (confirms + manual acks: the
- * broker's limit); pg-boss and graphile-worker (the PostgreSQL peers).
+ * handler: ours on RabbitMQ, NATS JetStream, PostgreSQL and SQLite; raw amqplib (confirms + manual
+ * acks: the broker's limit) and raw @nats-io/jetstream (acked publishes + pull consume with acks:
+ * JetStream's); pg-boss and graphile-worker (the PostgreSQL peers).
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy } from "@nats-io/jetstream";
+import { connect as natsConnect, headers as natsHeaders } from "@nats-io/transport-node";
 import amqp from "amqplib";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import pg from "pg";
@@ -15,13 +18,28 @@ import { PgBoss, type Job } from "pg-boss";
 // builds first), like the peers' compiled JavaScript — not src/ through tsx's transform.
 import { createEventBus, defineEvent, type SqlStore, type StandardSchemaV1 } from "patchbay";
 import { postgres } from "patchbay/postgres";
+import { nats } from "patchbay/nats";
 import { rabbitmq } from "patchbay/rabbitmq";
 import { sqlite } from "patchbay/sqlite";
 // Names only, to delete what a run declared.
+import { topologyNames as natsNames } from "../src/adapters/nats/topology.js";
 import { DELAY_TIERS_MS, topologyNames } from "../src/adapters/rabbitmq/topology.js";
 
 export const PG_URL = process.env.PATCHBAY_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 export const AMQP_URL = process.env.PATCHBAY_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+export const NATS_URL = process.env.PATCHBAY_NATS_URL ?? "nats://127.0.0.1:4222";
+
+/** Deletes the streams of a NATS transport's prefix (with their consumers). */
+export async function deleteNatsPrefix(prefix: string) {
+  const n = natsNames(prefix);
+  const nc = await natsConnect({ servers: NATS_URL });
+  try {
+    const jsm = await jetstreamManager(nc);
+    for (const s of [n.stream, n.delayStream, n.parkedStream]) await jsm.streams.delete(s).catch(() => false);
+  } finally {
+    await nc.close();
+  }
+}
 /** Handlers (and prefetch) in flight per consumer, and concurrent publishers. */
 export const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 
@@ -104,7 +122,12 @@ export function benchStore(kind: "postgres" | "sqlite"): {
  * on the local transport, the ack). Without it, the handler never touches the store: the first
  * delivery of an event `publish` sent once is not checked against the inbox and records nothing.
  */
-function ours(name: string, kind: "postgres" | "sqlite", broker: boolean, writes = false): Contender {
+function ours(
+  name: string,
+  kind: "postgres" | "sqlite",
+  broker: "rabbitmq" | "nats" | false,
+  writes = false,
+): Contender {
   return {
     name,
     async open(onEvent) {
@@ -116,7 +139,8 @@ function ours(name: string, kind: "postgres" | "sqlite", broker: boolean, writes
       const bus = createEventBus({
         store,
         events: [BenchEvent],
-        ...(broker ? { transport: rabbitmq({ url: AMQP_URL, prefix }) } : {}),
+        ...(broker === "rabbitmq" ? { transport: rabbitmq({ url: AMQP_URL, prefix }) } : {}),
+        ...(broker === "nats" ? { transport: nats({ url: NATS_URL, prefix }) } : {}),
       });
       bus.subscribe(BenchEvent, { group: "bench", concurrency: CONCURRENCY }, async (event, ctx) => {
         if (writes) await ctx.tx.query(insert, [event.data.seq]);
@@ -129,7 +153,8 @@ function ours(name: string, kind: "postgres" | "sqlite", broker: boolean, writes
           await bus.stop({ timeout: "5s" });
           await store.close();
           await drop(); // the schema, with bench_effects
-          if (broker) await deletePrefix(prefix, ["bench"]);
+          if (broker === "rabbitmq") await deletePrefix(prefix, ["bench"]);
+          if (broker === "nats") await deleteNatsPrefix(prefix);
         },
       };
     },
@@ -222,6 +247,88 @@ const rawAmqplib: Contender = {
 };
 
 /**
+ * Raw @nats-io/jetstream on the same shape as ours: a file stream with interest retention, a
+ * durable pull consumer with explicit acks, each publish awaiting the stream's ack (with a
+ * Nats-Msg-Id), `consume()` with CONCURRENCY messages buffered and an ack per message — what
+ * JetStream can do from one Node process.
+ */
+const rawJetstream: Contender = {
+  name: "limit: raw @nats-io/jetstream (acked publish, pull + acks)",
+  async open(onEvent) {
+    const nc = await natsConnect({ servers: NATS_URL });
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    const stream = `raw_bench_${suffix()}`;
+    await jsm.streams.add({ name: stream, subjects: [`${stream}.>`], retention: RetentionPolicy.Interest });
+    await jsm.consumers.add(stream, { durable_name: "bench", ack_policy: AckPolicy.Explicit });
+    const consumer = await js.consumers.get(stream, "bench");
+    const messages = await consumer.consume({ max_messages: CONCURRENCY });
+    const consuming = (async () => {
+      for await (const m of messages) {
+        const envelope = JSON.parse(m.string()) as { data: Payload };
+        onEvent(envelope.data);
+        m.ack();
+      }
+    })();
+    const encoder = new TextEncoder();
+    return {
+      async publish(p) {
+        const id = randomUUID();
+        const body = JSON.stringify({
+          specversion: "1.0",
+          id,
+          source: "/bench",
+          type: "bench.event",
+          data: p,
+        });
+        const h = natsHeaders();
+        h.set("Patchbay-Type", "bench.event");
+        await js.publish(`${stream}.bench.event`, encoder.encode(body), { msgID: id, headers: h });
+      },
+      async close() {
+        messages.stop();
+        await consuming;
+        await jsm.streams.delete(stream);
+        await nc.close();
+      },
+    };
+  },
+};
+
+/** Our NATS transport alone (no bus: no envelope, inbox or store). */
+const natsTransportOnly: Contender = {
+  name: "ours: patchbay's NATS transport alone (no inbox)",
+  async open(onEvent) {
+    const prefix = `pb_bench_${suffix()}`;
+    const transport = nats({ url: NATS_URL, prefix });
+    await transport.open();
+    await transport.bind("bench", ["bench.*"]);
+    const consumer = await transport.consume("bench", { concurrency: CONCURRENCY }, async (d) => {
+      onEvent((JSON.parse(d.message.body) as { data: Payload }).data);
+      await d.ack();
+    });
+    return {
+      async publish(p) {
+        const id = randomUUID();
+        const body = JSON.stringify({
+          specversion: "1.0",
+          id,
+          source: "/bench",
+          type: "bench.event",
+          data: p,
+        });
+        await transport.publish([{ id, type: "bench.event", body, headers: {} }]);
+      },
+      async close() {
+        await consumer.stop(5000);
+        await transport.close();
+        await deleteNatsPrefix(prefix);
+      },
+    };
+  },
+};
+
+/**
  * pg-boss 12: 8 workers fetching batches of 100, polling every 0.5 s (its minimum): a ceiling of
  * 1,600 jobs/s, above what it reaches here, so the figure is its own, not the configuration's.
  */
@@ -285,9 +392,15 @@ const graphileWorker: Contender = {
 export const contenders = {
   rabbitmq: [
     rawAmqplib,
-    ours("ours: patchbay on RabbitMQ (inbox in PostgreSQL)", "postgres", true),
-    ours("  the same, handler writes a row in ctx.tx", "postgres", true, true),
+    ours("ours: patchbay on RabbitMQ (inbox in PostgreSQL)", "postgres", "rabbitmq"),
+    ours("  the same, handler writes a row in ctx.tx", "postgres", "rabbitmq", true),
     transportOnly,
+  ],
+  nats: [
+    rawJetstream,
+    ours("ours: patchbay on NATS JetStream (inbox in PostgreSQL)", "postgres", "nats"),
+    ours("  the same, handler writes a row in ctx.tx", "postgres", "nats", true),
+    natsTransportOnly,
   ],
   postgres: [
     ours("ours: patchbay on PostgreSQL (local transport)", "postgres", false),

@@ -39,7 +39,7 @@ const BACKLOGS = (process.env.BENCH_BACKLOGS ?? "10000,200000")
   .map(Number);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 6);
 const blob = "x".repeat(1000);
-/** Only these contender groups (comma-separated: rabbitmq, postgres, sqlite); default all. */
+/** Only these contender groups (comma-separated: rabbitmq, nats, postgres, sqlite); default all. */
 const GROUPS = process.env.BENCH_GROUPS?.split(",");
 const CHILD = fileURLToPath(new URL("./bus-rss-child.ts", import.meta.url));
 
@@ -75,7 +75,15 @@ function serviceCpu(match: (cmdline: string) => boolean): number {
   }
   return seen ? ticks / 100 : NaN; // USER_HZ
 }
-const rabbitmqCpu = () => serviceCpu((c) => c.includes("beam") && c.includes("rabbit"));
+/** The brokers' CPU together: a row exercises one of them (RabbitMQ or nats-server). */
+const rabbitmqCpu = () => {
+  const [mq, ns] = [
+    serviceCpu((c) => c.includes("beam") && c.includes("rabbit")),
+    serviceCpu((c) => c.includes("nats-server")),
+  ];
+  if (!Number.isFinite(mq) && !Number.isFinite(ns)) return NaN;
+  return (Number.isFinite(mq) ? mq : 0) + (Number.isFinite(ns) ? ns : 0);
+};
 const postgresCpu = () => serviceCpu((c) => c.startsWith("postgres"));
 
 /** The element at `p` (0..1) of a sorted list. */
@@ -219,13 +227,13 @@ export async function main(): Promise<void> {
     `Bus: ${EVENTS} events of ~1 KiB end to end (publish → handler → ack) in one process, ${CONCURRENCY} concurrent publishers and handlers;`,
     `latency at ${RATE} events/s (${LATENCY_EVENTS} events a round, pooled). ${ROUNDS} rounds per row, interleaved, each after a`,
     `warm-up of ${WARMUP} events; events/s is the median round (range beside it). Ratios against the first row of each group.`,
-    `CPU: µs per event in the throughput run (median round) of this process (publishers and consumer), of RabbitMQ and`,
-    `of PostgreSQL (from /proc; the services share this machine's CPUs with it).`,
+    `CPU: µs per event in the throughput run (median round) of this process (publishers and consumer), of the broker`,
+    `(RabbitMQ or nats-server, whichever the row uses) and of PostgreSQL (from /proc; the services share this machine's CPUs with it).`,
     `Load average when starting: ${loadavg()
       .map((l) => l.toFixed(1))
       .join(" ")} (other processes share the CPUs; compare rows of one run only).`,
     "",
-    `| ${"what".padEnd(58)} | events/s |       range | ratio | p50 ms | p99 ms | CPU µs: own | RabbitMQ | PostgreSQL |`,
+    `| ${"what".padEnd(58)} | events/s |       range | ratio | p50 ms | p99 ms | CPU µs: own |   broker | PostgreSQL |`,
     `| ${"-".repeat(58)} | -------: | ----------: | ----: | -----: | -----: | ----------: | -------: | ---------: |`,
   ];
   const rates = new Map<string, number>();
@@ -266,11 +274,13 @@ export async function main(): Promise<void> {
   }
   const rate = (prefix: string) => [...rates].find(([name]) => name.startsWith(prefix))?.[1] ?? NaN;
   const rabbit = rate("ours: patchbay on RabbitMQ") / rate("limit: raw amqplib");
+  const natsRatio = rate("ours: patchbay on NATS") / rate("limit: raw @nats-io/jetstream");
   const pgOurs = rate("ours: patchbay on PostgreSQL");
   const pgPeers = Math.max(rate("peer: pg-boss"), rate("peer: graphile-worker"));
   out.push(
     "",
     `Targets: RabbitMQ ≥ 0.80× raw amqplib: ${fmt(rabbit, 2)}× ${rabbit >= 0.8 ? "(met)" : "(missed)"}; ` +
+      `NATS ≥ 0.80× raw @nats-io/jetstream: ${fmt(natsRatio, 2)}× ${natsRatio >= 0.8 ? "(met)" : "(missed)"}; ` +
       `PostgreSQL ahead of both peers: ${fmt(pgOurs / pgPeers, 2)}× the faster peer ${pgOurs > pgPeers ? "(met)" : "(missed)"}.`,
   );
   out.push(

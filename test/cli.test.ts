@@ -9,8 +9,28 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { inject } from "vitest";
+import { nats } from "../src/adapters/nats/index.js";
+import { topologyNames } from "../src/adapters/nats/topology.js";
 import { sqlite } from "../src/adapters/sqlite/index.js";
+import { natsUrl } from "./services.js";
 import { createWebhooks } from "../src/webhooks/webhooks.js";
+
+const natsReachable = inject("services").nats.reachable;
+
+/** Deletes the streams of a NATS prefix. */
+async function isolatedNatsCleanup(prefix: string) {
+  const { connect } = await import("@nats-io/transport-node");
+  const { jetstreamManager } = await import("@nats-io/jetstream");
+  const nc = await connect({ servers: natsUrl() });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const n = topologyNames(prefix);
+    for (const s of [n.stream, n.delayStream, n.parkedStream]) await jsm.streams.delete(s).catch(() => false);
+  } finally {
+    await nc.close();
+  }
+}
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -194,4 +214,52 @@ export const bus = createEventBus({ store, transport: rabbitmq({ url: "amqp://gu
     };
     expect(json.queues).toEqual({ transport: "rabbitmq (127.0.0.1:5672/, prefix shop)", inStore: false });
   });
+
+  it.runIf(natsReachable)(
+    "status with a bus on NATS shows its streams and consumers (pending, ack pending, redelivered)",
+    async () => {
+      const db = join(dir, "app.db");
+      expect((await cli(["migrate", "--sqlite", db], dir)).code).toBe(0);
+      const prefix = `pbt_status_${Date.now().toString(36)}`;
+      const transport = nats({ url: natsUrl(), prefix });
+      try {
+        await transport.bind("audit.log", ["order.*"]);
+        await transport.publish([
+          { id: "s-1", type: "order.created", body: "{}", headers: {} },
+          { id: "s-2", type: "order.paid", body: "{}", headers: {} },
+        ]);
+        const config = join(dir, "patchbay.config.ts");
+        writeFileSync(
+          config,
+          `import { sqlite } from ${JSON.stringify(join(ROOT, "src/adapters/sqlite/index.ts"))};
+import { nats } from ${JSON.stringify(join(ROOT, "src/adapters/nats/index.ts"))};
+import { createEventBus } from ${JSON.stringify(join(ROOT, "src/bus/bus.ts"))};
+const store = sqlite({ file: ${JSON.stringify(db)} });
+export const bus = createEventBus({ store, transport: nats({ url: ${JSON.stringify(natsUrl())}, prefix: ${JSON.stringify(prefix)} }) });
+`,
+        );
+        const r = await cli(["status", "--sqlite", db, "--config", config], dir);
+        expect(r.err).toBe("");
+        expect(r.code).toBe(0);
+        expect(r.out).toContain(`Streams (nats (127.0.0.1:4222, prefix ${prefix}))`);
+        expect(r.out).toMatch(/ACK PENDING/);
+        const json = JSON.parse(
+          (await cli(["status", "--sqlite", db, "--config", config, "--json"], dir)).out,
+        ) as { queues: { groups: Array<Record<string, unknown>>; streams: Array<Record<string, unknown>> } };
+        expect(json.queues.groups).toContainEqual(
+          expect.objectContaining({
+            group: "audit.log",
+            pending: 2,
+            ackPending: 0,
+            redelivered: 0,
+            patterns: ["order.*"],
+          }),
+        );
+        expect(json.queues.streams).toContainEqual(expect.objectContaining({ name: prefix, messages: 2 }));
+      } finally {
+        await transport.close();
+        await isolatedNatsCleanup(prefix);
+      }
+    },
+  );
 });

@@ -4,7 +4,15 @@
  */
 import net from "node:net";
 import type { TestProject } from "vitest/node";
-import { amqpUrl, mysqlUrl, postgresUrl, redact, type ServiceStatus, type Services } from "./services.js";
+import {
+  amqpUrl,
+  mysqlUrl,
+  natsUrl,
+  postgresUrl,
+  redact,
+  type ServiceStatus,
+  type Services,
+} from "./services.js";
 
 function probeTcp(url: string, defaultPort: number): Promise<string | undefined> {
   return new Promise((resolve) => {
@@ -46,8 +54,9 @@ export default async function setup(project: TestProject): Promise<void> {
     postgres: await probe("PostgreSQL", postgresUrl(), 5432),
     mysql: await probe("MariaDB", mysqlUrl(), 3306),
     rabbitmq: await probe("RabbitMQ", amqpUrl(), 5672),
+    nats: await probe("NATS", natsUrl(), 4222),
   };
-  const all: ServiceStatus[] = [services.postgres, services.mysql, services.rabbitmq];
+  const all: ServiceStatus[] = [services.postgres, services.mysql, services.rabbitmq, services.nats];
   const lines = ["", `Node.js ${process.version} (${process.execPath})`, "", "Services for this run:"];
   lines.push("  SQLite      embedded, node:sqlite (temporary files) -> Store conformance on SQLite");
   for (const s of all) {

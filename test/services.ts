@@ -15,6 +15,7 @@ export interface Services {
   postgres: ServiceStatus;
   mysql: ServiceStatus;
   rabbitmq: ServiceStatus;
+  nats: ServiceStatus;
 }
 
 declare module "vitest" {
@@ -36,6 +37,11 @@ export function mysqlUrl(): string {
 /** The RabbitMQ URL tests use: `PATCHBAY_AMQP_URL`, default the local broker's guest account. */
 export function amqpUrl(): string {
   return process.env.PATCHBAY_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+}
+
+/** The NATS URL tests use: `PATCHBAY_NATS_URL`, default the local nats-server (JetStream on). */
+export function natsUrl(): string {
+  return process.env.PATCHBAY_NATS_URL ?? "nats://127.0.0.1:4222";
 }
 
 /** `host:port/db` without credentials. */

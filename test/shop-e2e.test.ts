@@ -18,9 +18,10 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { until } from "./conformance/transport.js";
+import { isolatedNats } from "./support/nats.js";
 import { isolatedBroker } from "./support/rabbitmq.js";
 
-const { postgres: pgService, rabbitmq: amqpService } = inject("services");
+const { postgres: pgService, rabbitmq: amqpService, nats: natsService } = inject("services");
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 // Node itself with tsx's loader, not the tsx CLI: the CLI runs the script in a child process, so
 // a SIGKILL would kill only the wrapper and leave the shop running.
@@ -45,6 +46,7 @@ function run(script: string, args: string[], cwd: string, env: Record<string, st
       ...process.env,
       PATCHBAY_PG_URL: undefined,
       PATCHBAY_AMQP_URL: undefined,
+      PATCHBAY_NATS_URL: undefined,
       TSX_TSCONFIG_PATH: join(ROOT, "tsconfig.json"),
       ...env,
     },
@@ -138,6 +140,36 @@ if (pgService.reachable && amqpService.reachable) {
   ]);
 }
 
+if (pgService.reachable && natsService.reachable) {
+  cases.push([
+    "PostgreSQL + NATS JetStream",
+    async () => {
+      const name = `shop_e2e_nats_${Date.now().toString(36)}`;
+      const admin = new pg.Client({ connectionString: pgService.url });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${name}`);
+      await admin.end();
+      const url = new URL(pgService.url);
+      url.pathname = `/${name}`;
+      const broker = isolatedNats(natsService.url);
+      return {
+        env: {
+          PATCHBAY_PG_URL: url.toString(),
+          PATCHBAY_NATS_URL: natsService.url,
+          SHOP_NATS_PREFIX: broker.prefix,
+        },
+        async cleanup() {
+          await broker.cleanup();
+          const c = new pg.Client({ connectionString: pgService.url });
+          await c.connect();
+          await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+          await c.end();
+        },
+      };
+    },
+  ]);
+}
+
 for (const [name, backend] of cases) {
   describe(`shop end to end: ${name}`, () => {
     const cleanups: Array<() => Promise<unknown> | void> = [];
@@ -210,7 +242,11 @@ for (const [name, backend] of cases) {
       expect(summary.stuck).toBe(0);
 
       expect(shop.output()).toContain(
-        env.PATCHBAY_AMQP_URL ? "PostgreSQL, events on RabbitMQ" : "embedded SQLite",
+        env.PATCHBAY_AMQP_URL
+          ? "PostgreSQL, events on RabbitMQ"
+          : env.PATCHBAY_NATS_URL
+            ? "PostgreSQL, events on NATS JetStream"
+            : "embedded SQLite",
       );
       // The shop runs on the Node the project brings (24), as the test run does.
       expect(shop.output()).toMatch(/on Node\.js v24\./);

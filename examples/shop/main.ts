@@ -9,6 +9,8 @@ const port = process.env.PORT ? Number(process.env.PORT) : 3000;
 const shop = await startShop({
   pgUrl: process.env.PATCHBAY_PG_URL,
   amqpUrl: process.env.PATCHBAY_AMQP_URL,
+  natsUrl: process.env.PATCHBAY_NATS_URL,
+  ...(process.env.SHOP_NATS_PREFIX ? { natsPrefix: process.env.SHOP_NATS_PREFIX } : {}),
   ...(process.env.SHOP_AMQP_PREFIX ? { amqpPrefix: process.env.SHOP_AMQP_PREFIX } : {}),
   port,
   ...(process.env.SHOP_LEASE ? { lease: process.env.SHOP_LEASE } : {}),
@@ -17,7 +19,11 @@ writeFileSync(".patchbay/shop.json", JSON.stringify({ ...shop.urls, pid: process
 
 const where =
   (process.env.PATCHBAY_PG_URL ? "PostgreSQL" : "embedded SQLite in .patchbay/") +
-  (process.env.PATCHBAY_AMQP_URL ? ", events on RabbitMQ" : "");
+  (process.env.PATCHBAY_AMQP_URL
+    ? ", events on RabbitMQ"
+    : process.env.PATCHBAY_NATS_URL
+      ? ", events on NATS JetStream"
+      : "");
 process.stdout.write(`
 Patchbay shop running (${where}) on Node.js ${process.version}
   shop API          ${shop.urls.shop}

@@ -15,6 +15,7 @@ import {
   type SqlStore,
 } from "patchbay";
 import { postgres } from "patchbay/postgres";
+import { nats } from "patchbay/nats";
 import { rabbitmq } from "patchbay/rabbitmq";
 import { sqlite } from "patchbay/sqlite";
 import { registerShopConsumers, startShopApi } from "./app.js";
@@ -40,6 +41,10 @@ export interface ShopOptions {
   amqpUrl?: string | undefined;
   /** Names of the shop's broker objects. Default `shop`. */
   amqpPrefix?: string;
+  /** NATS JetStream for the bus instead (default: the store's own queue). */
+  natsUrl?: string | undefined;
+  /** Names of the shop's JetStream streams. Default `shop`. */
+  natsPrefix?: string;
   /** PostgreSQL schema for Patchbay's tables (the shop's live in the database's search path). */
   pgSchema?: string;
   port?: number;
@@ -74,7 +79,12 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     localTransport: { lease },
     ...(options.amqpUrl
       ? { transport: rabbitmq({ url: options.amqpUrl, prefix: options.amqpPrefix ?? "shop" }) }
-      : {}),
+      : options.natsUrl
+        ? {
+            // The ack wait is the lease: a crashed process's deliveries come back after it.
+            transport: nats({ url: options.natsUrl, prefix: options.natsPrefix ?? "shop", ackWait: lease }),
+          }
+        : {}),
   });
   await store.open();
   await createShopSchema(store, INITIAL_STOCK);

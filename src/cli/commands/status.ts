@@ -5,6 +5,21 @@ import type { CliCommand } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
+/** A transport that reports the broker's own state (`patchbay/nats`: streams and consumers). */
+interface BrokerInspector {
+  inspect(): Promise<{
+    streams: Array<{ name: string; messages: number; bytes: number; consumers: number }>;
+    groups: Array<{
+      group: string;
+      stream: string;
+      pending: number;
+      ackPending: number;
+      redelivered: number;
+      patterns: string[];
+    }>;
+  }>;
+}
+
 interface Section {
   title: string;
   /** Printed instead of the table when it has no rows. */
@@ -38,8 +53,9 @@ export const statusCommand: CliCommand = {
   usage: `Usage: patchbay status [--sqlite <file> | --pg <url> | --store <url>] [--config <file>] [--json]
 
   Everything at a glance; changes nothing and creates no file. Queues are the local transport's
-  (in the store); when the config's \`bus\` runs on a broker (RabbitMQ), its queues live there and
-  status says so. Exit code 1 when the store is unhealthy.`,
+  (in the store); when the config's \`bus\` runs on a broker, its queues live there: on NATS
+  JetStream status shows its streams and consumers (pending, ack pending, redelivered), on
+  RabbitMQ it says where to look. Exit code 1 when the store is unhealthy.`,
   options: {},
   maxArgs: 0,
   async run(ctx) {
@@ -67,7 +83,47 @@ export const statusCommand: CliCommand = {
         store,
         `SELECT grp, COUNT(*) AS n FROM ${t("bus_dead_letters")} GROUP BY grp`,
       );
-      if (broker !== undefined) {
+      const inspect = (bus?.transport as Partial<BrokerInspector> | undefined)?.inspect;
+      if (broker !== undefined && typeof inspect === "function") {
+        // A broker that reports its own state (NATS JetStream): streams and group consumers.
+        const seen = await inspect.call(bus!.transport).catch((e: unknown) => e as Error);
+        if (seen instanceof Error) {
+          report.queues = { transport: broker, inStore: false, error: seen.message };
+          sections.push({
+            title: `Queues (${broker})`,
+            headers: [],
+            rows: [],
+            note: `cannot read the broker's state: ${seen.message}`,
+          });
+        } else {
+          report.queues = { transport: broker, inStore: false, streams: seen.streams, groups: seen.groups };
+          sections.push({
+            title: `Streams (${broker})`,
+            note: "no stream yet (made when the bus first starts)",
+            headers: ["STREAM", "MESSAGES", "BYTES", "CONSUMERS"],
+            rows: seen.streams.map((x) => [x.name, String(x.messages), String(x.bytes), String(x.consumers)]),
+          });
+          sections.push({
+            title: "Consumers",
+            note: "no consumer yet",
+            headers: ["GROUP", "STREAM", "PENDING", "ACK PENDING", "REDELIVERED", "PATTERNS"],
+            rows: seen.groups.map((g) => [
+              g.group,
+              g.stream,
+              String(g.pending),
+              String(g.ackPending),
+              String(g.redelivered),
+              g.patterns.join(" ") || "-",
+            ]),
+          });
+        }
+        report.deadLetters = (dead ?? []).map((x) => ({ group: x.grp, count: int(x.n) }));
+        sections.push({
+          title: "Dead letters",
+          headers: ["GROUP", "DEAD LETTERS"],
+          rows: (dead ?? []).map((x) => [x.grp, String(int(x.n))]),
+        });
+      } else if (broker !== undefined) {
         report.queues = { transport: broker, inStore: false };
         sections.push({
           title: `Queues (${broker})`,

@@ -1,0 +1,147 @@
+/**
+ * The Transport conformance suite on NATS JetStream, and what is particular to it.
+ */
+import { randomUUID } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import type { Consumer, Delivery, Transport, TransportMessage } from "../src/bus/transport.js";
+import { constant } from "../src/resilience/backoff.js";
+import { defineTransportConformance, until } from "./conformance/transport.js";
+import { isolatedNats, type IsolatedNats } from "./support/nats.js";
+
+const { nats: ns } = inject("services");
+
+const message = (type: string, headers: Record<string, string> = {}): TransportMessage => ({
+  id: randomUUID(),
+  type,
+  body: JSON.stringify({ specversion: "1.0", id: randomUUID(), source: "/t", type, data: {} }),
+  headers,
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+if (!ns.reachable) {
+  describe.skip("NATS transport", () => undefined);
+  console.log(`Transport conformance on NATS skipped: unreachable at ${ns.where}`);
+} else {
+  defineTransportConformance({
+    sharesStore: false,
+    releaseCountsAttempt: true,
+    name: `NATS JetStream (${ns.where})`,
+    fresh() {
+      const broker = isolatedNats(ns.url);
+      return Promise.resolve({
+        transport: broker.make({ unsettledRetry: constant(300) }),
+        cleanup: () => broker.cleanup(),
+      });
+    },
+  });
+
+  describe(`NATS transport specifics (${ns.where})`, () => {
+    let broker: IsolatedNats;
+    const transports: Transport[] = [];
+    const consumers: Consumer[] = [];
+    const make = () => {
+      const t = broker.make();
+      transports.push(t);
+      return t;
+    };
+    const collect = async (t: Transport, group: string, concurrency = 4) => {
+      const got: Delivery[] = [];
+      consumers.push(
+        await t.consume(group, { concurrency }, async (d) => {
+          got.push(d);
+          await d.ack();
+        }),
+      );
+      return got;
+    };
+    beforeEach(() => {
+      broker = isolatedNats(ns.url);
+    });
+    afterEach(async () => {
+      await Promise.all(consumers.splice(0).map((c) => c.stop(5000)));
+      await Promise.all(transports.splice(0).map((t) => t.close()));
+      await broker.cleanup();
+    });
+
+    it("bind leaves exactly the given patterns bound, read by every process of the group", async () => {
+      const a = make();
+      const b = make();
+      await a.bind("g", ["a.*", "b.#"]);
+      await b.bind("g", ["b.#", "c.#"]);
+      await sleep(1100); // a process reads its group's binding again at most a second later
+      const got = await collect(a, "g");
+      await a.publish([message("a.x"), message("b"), message("c.y.z"), message("d.x")]);
+      await until(() => got.length === 2, 10_000, "two deliveries");
+      await sleep(300);
+      expect(got.map((d) => d.message.type).sort()).toEqual(["b", "c.y.z"]);
+    });
+
+    it("a re-publish of an id within the duplicate window is dropped; a targeted replay of it is not", async () => {
+      const t = make();
+      await t.bind("dup", ["#"]);
+      const got = await collect(t, "dup");
+      const m = message("x.y");
+      await t.publish([m]);
+      await t.publish([m]);
+      await t.publish([m], { group: "dup" });
+      await until(() => got.length === 2, 10_000, "two deliveries");
+      await sleep(300);
+      expect(got).toHaveLength(2);
+    });
+
+    it("headers of any name and value round-trip", async () => {
+      const t = make();
+      await t.bind("h", ["#"]);
+      const got = await collect(t, "h");
+      const headers = { "x-odd name": "a\r\nb", "Patchbay-Id": "user's", "": "empty", ü: "ÿ" };
+      const m = message("x.y", headers);
+      await t.publish([m]);
+      await until(() => got.length === 1, 10_000, "delivery");
+      expect(got[0]!.message).toEqual(m);
+    });
+
+    it("a retry outlives its consumer: a new process gets it on time, counted, with its failure", async () => {
+      const first = make();
+      await first.bind("r", ["#"]);
+      let retried = false;
+      const c = await first.consume("r", { concurrency: 1 }, async (d) => {
+        await d.retry(1500, { firstFailedAt: 7, error: { message: "later" } });
+        retried = true;
+      });
+      const sentAt = Date.now();
+      await first.publish([message("job.run")]);
+      await until(() => retried, 10_000, "the retry");
+      await c.stop(5000);
+      await first.close();
+      const second = make();
+      const got = await collect(second, "r");
+      await until(() => got.length === 1, 15_000, "the retried message");
+      expect(Date.now() - sentAt).toBeGreaterThanOrEqual(1400);
+      expect(got[0]!.attempt).toBe(2);
+      expect(got[0]!.failure).toEqual({ firstFailedAt: 7, error: { message: "later" } });
+    });
+
+    it("a message delivered deliveryLimit times without a settle comes as undecodable (for a dead letter)", async () => {
+      const t = broker.make({ deliveryLimit: 2 });
+      transports.push(t);
+      await t.bind("p", ["#"]);
+      const seen: Delivery[] = [];
+      await t.publish([message("x.y")]);
+      // Twice a consumer that never settles it and is abandoned (as if its process died on it).
+      for (let round = 1; round <= 2; round++) {
+        const c = await t.consume("p", { concurrency: 1 }, async (d) => {
+          seen.push(d);
+          await new Promise(() => undefined);
+        });
+        await until(() => seen.length === round, 10_000, `delivery ${round}`);
+        await c.stop(50);
+      }
+      const last = await collect(t, "p");
+      await until(() => last.length === 1, 10_000, "the third delivery");
+      expect(seen.map((d) => d.attempt)).toEqual([1, 2]);
+      expect(last[0]!.attempt).toBe(3);
+      expect(last[0]!.undecodable?.code).toBe("MESSAGE_UNDECODABLE");
+      expect(last[0]!.undecodable?.message).toMatch(/delivered 3 times/);
+    });
+  });
+}
