@@ -54,7 +54,7 @@ export interface Patchbay extends Pick<EventBus, "publish" | "transaction" | "su
    * The web console over this Patchbay's store, bus, sagas and pipelines, as a request handler
    * for node `http`, Express (`app.use("/ops", pb.console())`) or Fastify (docs/console.md).
    */
-  console(options?: Omit<ConsoleOptions, "store" | "bus" | "sagas" | "pipelines">): ConsoleHandler;
+  console(options?: Omit<ConsoleOptions, "store" | "bus">): ConsoleHandler;
   /** Opens the store (migrating it) and starts every part. */
   start(): Promise<void>;
   /** Stops every part, draining work in flight up to `timeout` (default 30 s), then closes the store. Safe twice. */
@@ -118,12 +118,12 @@ export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
     console(consoleOptions = {}) {
       return createConsole({
         clock,
-        ...consoleOptions,
-        store,
-        bus,
         // Only a runner the app made: creating one here would start saga workers with no definitions.
         ...(sagaRunner ? { sagas: sagaRunner } : {}),
         pipelines: () => pipelines.map((p) => p.pipeline),
+        ...consoleOptions,
+        store,
+        bus,
       });
     },
     async start() {

@@ -153,6 +153,17 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
     }
   }
 
+  /** Circuit breakers whose state the app saves under `breaker/<name>` (`breaker.toJSON()`). */
+  async function breakerStates() {
+    const saved = await store.state.list<{ state?: string }>("breaker/");
+    return saved.map((b) => ({
+      name: b.key.slice("breaker/".length),
+      state: String(b.value?.state ?? "unknown"),
+      updatedAt: b.updatedAt,
+      detail: b.value,
+    }));
+  }
+
   async function overview() {
     const health = await store.health();
     const [deadLetters, ...bySaga] = await Promise.all([
@@ -168,6 +179,8 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
     const failingPipelines = [...lastByPipeline.values()].filter(
       (r) => r.status === "failed" || r.status === "abandoned",
     );
+    const breakers = await breakerStates();
+    const open = breakers.filter((b) => b.state !== "closed");
     const attention: Array<{ what: string; count: number; link: string }> = [];
     if (deadLetters > 0) attention.push({ what: "dead letters", count: deadLetters, link: "#/dead-letters" });
     if ((sagaTotals.failed ?? 0) > 0) {
@@ -183,8 +196,12 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
         link: "#/pipelines",
       });
     }
+    if (open.length > 0) {
+      attention.push({ what: "circuit breakers not closed", count: open.length, link: "#/" });
+    }
     return {
       health: { store: health },
+      breakers,
       totals: {
         deadLetters,
         sagas: sagaTotals,

@@ -129,6 +129,11 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
           h("dd", null, st(store.ok ? "succeeded" : "failed"), " ",
             store.dialect + " " + store.location + " · schema " + store.schemaVersion + "/" + store.knownSchemaVersion +
             " · " + store.latencyMs + " ms" + (store.error ? " · " + store.error : ""))),
+        o.breakers.length ? [h("h2", null, "Circuit breakers"),
+          table("Circuit breakers", ["Name", "State", "Since (UTC)"], o.breakers.map(function (b) {
+            return h("tr", null, h("td", null, b.name), h("td", null, st(b.state === "closed" ? "succeeded" : "failed"), " ", b.state),
+              h("td", null, when(b.updatedAt)));
+          }))] : null,
         h("h2", null, "Needs a human"),
         o.attention.length === 0
           ? h("p", { id: "attention" }, "Nothing: no dead letters, no failed sagas, no disabled endpoints, no failing pipelines.")
