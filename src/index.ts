@@ -40,3 +40,7 @@ export * from "./saga/index.js";
 export * from "./webhooks/index.js";
 export { createPatchbay, type Patchbay, type PatchbayOptions } from "./patchbay.js";
 export * from "./sync/index.js";
+export { createConsole, CONSOLE_HEADER, type ConsoleHandler, type ConsoleOptions } from "./ops/console.js";
+export type { ConsoleParts } from "./ops/console-api.js";
+export type { AuditEntry } from "./ops/console-audit.js";
+export { ConsoleError, type ConsoleErrorCode } from "./ops/console-errors.js";

@@ -9,6 +9,7 @@ import type { Transport } from "./bus/transport.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Duration } from "./core/duration.js";
 import { createLogger, type Logger } from "./core/logger.js";
+import { createConsole, type ConsoleHandler, type ConsoleOptions } from "./ops/console.js";
 import type { SagaDefinition, SagaOptions } from "./saga/definition.js";
 import { createSagaRunner, type SagaHandle, type SagaRunner } from "./saga/runner.js";
 import type { SqlStore } from "./store/sql-store.js";
@@ -49,6 +50,11 @@ export interface Patchbay extends Pick<EventBus, "publish" | "transaction" | "su
   readonly sagas: SagaRunner;
   /** A data-sync pipeline on this Patchbay's store; a scheduled one runs between `start()` and `stop()`. */
   pipeline(name: string, options: Omit<PipelineOptions, "store">): Pipeline;
+  /**
+   * The web console over this Patchbay's store, bus, sagas and pipelines, as a request handler
+   * for node `http`, Express (`app.use("/ops", pb.console())`) or Fastify (docs/console.md).
+   */
+  console(options?: Omit<ConsoleOptions, "store" | "bus">): ConsoleHandler;
   /** Opens the store (migrating it) and starts every part. */
   start(): Promise<void>;
   /** Stops every part, draining work in flight up to `timeout` (default 30 s), then closes the store. Safe twice. */
@@ -108,6 +114,17 @@ export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
       const p = createPipeline(name, { clock, logger, ...pipelineOptions, store });
       pipelines.push({ pipeline: p, scheduled: pipelineOptions.schedule !== undefined });
       return p;
+    },
+    console(consoleOptions = {}) {
+      return createConsole({
+        clock,
+        // Only a runner the app made: creating one here would start saga workers with no definitions.
+        ...(sagaRunner ? { sagas: sagaRunner } : {}),
+        pipelines: () => pipelines.map((p) => p.pipeline),
+        ...consoleOptions,
+        store,
+        bus,
+      });
     },
     async start() {
       await store.open();

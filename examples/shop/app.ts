@@ -19,6 +19,8 @@ export interface ShopApiOptions {
   /** Facts from the other parts (provider charges, partner deliveries, warehouse) for the report. */
   report?: () => Promise<Record<string, unknown>>;
   port?: number;
+  /** The web console, served under /console. */
+  console?: express.RequestHandler;
   /** Extra facts for GET /api/orders/:id (the saga's timeline). */
   orderTimeline?: (orderId: string) => Promise<unknown>;
 }
@@ -176,6 +178,8 @@ export async function startShopApi(options: ShopApiOptions) {
   app.get("/api/health", (_req, res, next) => {
     pb.store.health().then((h) => res.status(h.ok ? 200 : 503).json(h), next);
   });
+
+  if (options.console) app.use("/console", options.console);
 
   app.use((error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
     problem(res, 500, "Internal error", (error as Error).message);

@@ -29,6 +29,7 @@ Patchbay shop running (${where}) on Node.js ${process.version}
   shop API          ${shop.urls.shop}
   payment provider  ${shop.urls.payments}
   partner webhooks  ${shop.urls.partner}/received
+  console           ${shop.urls.console}
 
 Try:
   curl -s -XPOST ${shop.urls.shop}/api/register -H 'content-type: application/json' \\

@@ -56,7 +56,7 @@ export interface ShopOptions {
 export interface RunningShop {
   pb: Patchbay;
   sagas: SagaRunner;
-  urls: { shop: string; payments: string; partner: string };
+  urls: { shop: string; payments: string; partner: string; console: string };
   stop(): Promise<void>;
 }
 
@@ -152,9 +152,17 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
   await sagas.start();
   warehouse.start();
   await hooks.start();
+  // The web console: on loopback only actions need a token, and only when PATCHBAY_CONSOLE_TOKEN is set.
+  const consoleHandler = pb.console({
+    sagas,
+    webhooks: hooks,
+    pipelines: [warehouse.pipeline],
+    ...(process.env.PATCHBAY_CONSOLE_TOKEN ? { token: process.env.PATCHBAY_CONSOLE_TOKEN } : {}),
+  });
   const api = await startShopApi({
     pb,
     chaos,
+    console: consoleHandler,
     ...(options.port === undefined ? {} : { port: options.port }),
     orderTimeline: (id) => sagas.get(id),
     report: async () => ({
@@ -176,10 +184,11 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
   return {
     pb,
     sagas,
-    urls: { shop: api.url, payments: provider.url, partner: partner.url },
+    urls: { shop: api.url, payments: provider.url, partner: partner.url, console: `${api.url}/console/` },
     stop() {
       stopping ??= (async () => {
         await api.close();
+        await consoleHandler.close();
         await warehouse.stop();
         await hooks.stop();
         await sagas.stop({ timeout: "10s" });

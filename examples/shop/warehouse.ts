@@ -3,7 +3,7 @@
  * article's `warehouse.orders` table, with year / month / quarter columns — incremental by
  * `updated_at` (key `id` as tiebreak) with merge, so replays and the lookback window are harmless.
  */
-import { pipeline, type SqlStore } from "patchbay";
+import { pipeline, type Pipeline, type SqlStore } from "patchbay";
 import { postgresDestination, postgresSource } from "patchbay/postgres";
 import { sqliteDestination, sqliteSource } from "patchbay/sqlite";
 
@@ -28,6 +28,8 @@ const COLUMNS = `id TEXT PRIMARY KEY, user_id TEXT NOT NULL, email TEXT NOT NULL
   updated_at BIGINT NOT NULL, year INTEGER NOT NULL, month INTEGER NOT NULL, quarter INTEGER NOT NULL`;
 
 export interface Warehouse {
+  /** The pipeline (for the console: run now, reset). */
+  pipeline: Pipeline;
   /** Runs one sync now. */
   run(): Promise<unknown>;
   start(): void;
@@ -96,6 +98,7 @@ export async function createWarehouse(options: {
   });
 
   return {
+    pipeline: sync,
     run: () => sync.run(),
     start: () => sync.start(),
     stop: () => sync.stop(),

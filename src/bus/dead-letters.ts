@@ -38,6 +38,10 @@ export interface DeadLetterFilter {
   messageId?: string;
   /** Dead-lettered at or before this time (ms since epoch). */
   before?: number;
+  /** Dead-lettered at or after this time (ms since epoch). */
+  since?: number;
+  /** The last error's `code` (`NON_RETRYABLE`, `SCHEMA_INVALID`, ...). */
+  errorCode?: string;
 }
 
 interface Row {
@@ -114,7 +118,8 @@ function refuseForeign(
 
 /** Dead letters: list, inspect, replay, purge. Kept in the Store whatever the transport. */
 export interface DeadLetters {
-  list(filter?: DeadLetterFilter & { limit?: number }): Promise<DeadLetter[]>;
+  /** Oldest first; `offset` skips that many (a page of the console). */
+  list(filter?: DeadLetterFilter & { limit?: number; offset?: number }): Promise<DeadLetter[]>;
   get(group: string, messageId: string): Promise<DeadLetter | undefined>;
   count(filter?: DeadLetterFilter): Promise<number>;
   /**
@@ -142,7 +147,8 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
   const t = raw(d.table("bus_dead_letters"));
   const where = (f: DeadLetterFilter = {}): SqlStatement => {
     for (const [k, v] of Object.entries(f)) {
-      if (v !== undefined && (k === "before" ? typeof v !== "number" : typeof v !== "string")) {
+      const numeric = k === "before" || k === "since";
+      if (v !== undefined && (numeric ? typeof v !== "number" : typeof v !== "string")) {
         throw new InvalidArgumentError(`dead-letter filter ${k} has the wrong type`, `filter.${k}`);
       }
     }
@@ -151,6 +157,9 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
     if (f.type !== undefined) conditions.push(sql` AND type = ${f.type}`);
     if (f.messageId !== undefined) conditions.push(sql` AND message_id = ${f.messageId}`);
     if (f.before !== undefined) conditions.push(sql` AND last_failed_at <= ${f.before}`);
+    if (f.since !== undefined) conditions.push(sql` AND last_failed_at >= ${f.since}`);
+    // `->>` reads a JSON member alike on PostgreSQL (jsonb) and SQLite (3.38+, JSON text).
+    if (f.errorCode !== undefined) conditions.push(sql` AND error ->> 'code' = ${f.errorCode}`);
     return join(...conditions);
   };
   const toLetter = (r: Row): DeadLetter => {
@@ -176,18 +185,25 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
       transport: r.transport ?? undefined,
     };
   };
-  const select = (f: DeadLetterFilter, limit: number) =>
+  const select = (f: DeadLetterFilter, limit: number, offset = 0) =>
     join(
       sql`SELECT * FROM ${t} WHERE `,
       where(f),
       sql` ORDER BY last_failed_at, grp, message_id LIMIT ${limit}`,
+      offset > 0 ? sql` OFFSET ${offset}` : sql``,
     );
 
   const letters: DeadLetters = {
     async list(filter = {}) {
       const limit = filter.limit ?? 100;
-      const { limit: _, ...f } = filter;
-      return (await run<Row>(store, d, select(f, limit))).rows.map(toLetter);
+      const { limit: _, offset = 0, ...f } = filter;
+      if (!Number.isSafeInteger(offset) || offset < 0) {
+        throw new InvalidArgumentError(
+          `offset must be a whole number of at least 0, got ${offset}`,
+          "offset",
+        );
+      }
+      return (await run<Row>(store, d, select(f, limit, offset))).rows.map(toLetter);
     },
     async get(group, messageId) {
       return (await letters.list({ group, messageId, limit: 1 }))[0];

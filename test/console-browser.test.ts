@@ -1,0 +1,110 @@
+/**
+ * The console in a real browser (Debian's Chromium through playwright-core): find a failed saga,
+ * retry it and see it compensated; replay a dead letter and see it handled; a read-only console
+ * offers no action; an action without the token is refused, and works once the token is given.
+ * Skipped with one line when Chromium is missing, except under CI=true, where that fails.
+ */
+import type { BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromiumPresent, CHROMIUM, launchChromium } from "./support/chromium.js";
+import { consoleApp, type ConsoleApp } from "./support/console-fixture.js";
+import { sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+
+const present = chromiumPresent();
+
+if (!present && process.env.CI !== "true") {
+  describe("console in Chromium", () => {
+    it.skip(`skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium)`, () => {});
+  });
+} else {
+  describe("console in Chromium", () => {
+    let db: IsolatedDatabase;
+    let app: ConsoleApp;
+    let browser: { context: BrowserContext; close(): Promise<void> };
+    let page: Page;
+
+    beforeAll(async () => {
+      if (!present) throw new Error(`CI=true and no Chromium at ${CHROMIUM}: .ci/run installs it`);
+      db = sqliteDatabase();
+      app = await consoleApp(db.make());
+      await app.failSagas(["order-17"]);
+      await app.deadLetter(0, 1);
+      browser = await launchChromium();
+      page = await browser.context.newPage();
+      page.on(
+        "dialog",
+        (dialog) => void dialog.accept(dialog.type() === "prompt" ? "fixed by hand" : undefined),
+      );
+    }, 60_000);
+    afterAll(async () => {
+      await browser?.close();
+      await app?.stop();
+      await db?.cleanup();
+    });
+
+    it("finds the failed saga, retries it, and shows it compensated", async () => {
+      const { url } = await app.serve();
+      await page.goto(url);
+      await page.getByRole("link", { name: "1 failed sagas" }).click();
+      await expect.poll(() => page.url()).toContain("#/sagas?status=failed");
+      await page.getByRole("link", { name: "order-17" }).click();
+      await page.locator("#saga-status", { hasText: "failed" }).waitFor();
+      await expect.poll(() => page.locator("main").textContent()).toContain("refund API down");
+
+      app.refunds.fail = false;
+      await page.getByRole("button", { name: "Retry" }).click();
+      await page.locator("#status", { hasText: "retry order-17: now compensating" }).waitFor();
+      await expect
+        .poll(
+          async () => {
+            await page.reload();
+            return page.locator("#saga-status").textContent({ timeout: 5_000 });
+          },
+          { timeout: 20_000 },
+        )
+        .toBe("compensated");
+      expect(app.refunded).toEqual(["order-17"]);
+    });
+
+    it("opens a dead letter, replays it, and the consumer handles it", async () => {
+      const { url } = await app.serve();
+      await page.goto(`${url}#/dead-letters?group=pinger`);
+      await page.locator("#range", { hasText: "1–1 of 1" }).waitFor();
+      expect(await page.locator("#f-group").inputValue()).toBe("pinger");
+      await page.getByRole("link", { name: /^[0-9a-f-]{36}$/ }).click();
+      await page.locator("#letter-error", { hasText: "ping 0 refused" }).waitFor();
+
+      app.pings.fail = false;
+      await page.getByRole("button", { name: "Replay" }).click();
+      await page.locator("#status", { hasText: "replay: 1 dead letter(s)" }).waitFor();
+      await page.locator("#range", { hasText: "0 matching" }).waitFor();
+      await expect.poll(() => app.handled, { timeout: 20_000 }).toEqual([0]);
+
+      await page.getByRole("link", { name: "Audit" }).click();
+      await expect.poll(() => page.locator("main").textContent()).toContain("dead-letters.replay");
+    });
+
+    it("offers no action when read-only, and refuses one without the token", async () => {
+      app.pings.fail = true;
+      await app.deadLetter(1, 2);
+      const readOnly = await app.serve({ readOnly: true });
+      await page.goto(`${readOnly.url}#/dead-letters`);
+      await page.locator("#mode", { hasText: "Read-only" }).waitFor();
+      await page.locator("#range", { hasText: "of 1" }).waitFor();
+      expect(await page.getByRole("button", { name: /Replay all/ }).isVisible()).toBe(false);
+
+      const locked = await app.serve({ token: "browser-token-1" });
+      await page.goto(`${locked.url}#/dead-letters`);
+      await page.locator("#token-form").waitFor();
+      await page.getByRole("button", { name: "Purge all 1 matching" }).click();
+      await page.locator("#status", { hasText: "CONSOLE_UNAUTHORIZED" }).waitFor();
+      expect(await app.bus.deadLetters.count()).toBe(1);
+
+      await page.getByLabel("Token").fill("browser-token-1");
+      await page.getByRole("button", { name: "Use" }).click();
+      await page.getByRole("button", { name: "Purge all 1 matching" }).click();
+      await page.locator("#status", { hasText: "purge: 1 of 1 dead letter(s)" }).waitFor();
+      expect(await app.bus.deadLetters.count()).toBe(0);
+    });
+  });
+}
