@@ -40,3 +40,26 @@ export * from "./saga/index.js";
 export * from "./webhooks/index.js";
 export { createPatchbay, type Patchbay, type PatchbayOptions } from "./patchbay.js";
 export * from "./sync/index.js";
+export { createMetrics, type MetricsOptions, type PatchbayMetrics } from "./ops/metrics.js";
+export {
+  checkLiveness,
+  checkReadiness,
+  type HealthCheck,
+  type LivenessReport,
+  type ReadinessOptions,
+  type ReadinessReport,
+  type WorkersState,
+} from "./ops/health.js";
+export {
+  metricsHandler,
+  opsHandler,
+  type OpsHandlerOptions,
+  type OpsRequestHandler,
+  type OpsSource,
+} from "./ops/health-handler.js";
+export {
+  onMeasurement,
+  type MeasurementLabels,
+  type MeasurementListener,
+  type MeasurementName,
+} from "./core/instruments.js";

@@ -9,6 +9,8 @@ import type { Transport } from "./bus/transport.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Duration } from "./core/duration.js";
 import { createLogger, type Logger } from "./core/logger.js";
+import { checkReadiness, type ReadinessReport, type WorkersState } from "./ops/health.js";
+import { createMetrics, type PatchbayMetrics } from "./ops/metrics.js";
 import type { SagaDefinition, SagaOptions } from "./saga/definition.js";
 import { createSagaRunner, type SagaHandle, type SagaRunner } from "./saga/runner.js";
 import type { SqlStore } from "./store/sql-store.js";
@@ -49,6 +51,10 @@ export interface Patchbay extends Pick<EventBus, "publish" | "transaction" | "su
   readonly sagas: SagaRunner;
   /** A data-sync pipeline on this Patchbay's store; a scheduled one runs between `start()` and `stop()`. */
   pipeline(name: string, options: Omit<PipelineOptions, "store">): Pipeline;
+  /** Prometheus metrics of this Patchbay (created on first call): serve them with `opsHandler(pb)`. */
+  metrics(): PatchbayMetrics;
+  /** Readiness: store reachable and migrated, transport connected, workers running (what `/readyz` answers). */
+  health(): Promise<ReadinessReport>;
   /** Opens the store (migrating it) and starts every part. */
   start(): Promise<void>;
   /** Stops every part, draining work in flight up to `timeout` (default 30 s), then closes the store. Safe twice. */
@@ -89,6 +95,8 @@ export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
   let sagaRunner: SagaRunner | undefined;
   const runner = () => (sagaRunner ??= createSagaRunner({ store, bus, clock, logger }));
   const pipelines: Array<{ pipeline: Pipeline; scheduled: boolean }> = [];
+  let workers: WorkersState = "new";
+  let metrics: PatchbayMetrics | undefined;
 
   return {
     store,
@@ -109,19 +117,26 @@ export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
       pipelines.push({ pipeline: p, scheduled: pipelineOptions.schedule !== undefined });
       return p;
     },
+    metrics: () => (metrics ??= createMetrics({ store, transport })),
+    health: () => checkReadiness({ store, transport, workers: () => workers }),
     async start() {
+      workers = "starting";
       await store.open();
       await bus.start();
       await sagaRunner?.start();
       for (const p of pipelines) if (p.scheduled) p.pipeline.start();
+      workers = "started";
     },
     stop(stopOptions = {}) {
       stopping ??= (async () => {
+        workers = "stopping";
         try {
           await Promise.all(pipelines.map((p) => p.pipeline.close()));
           await sagaRunner?.stop(stopOptions);
           await bus.stop(stopOptions);
         } finally {
+          metrics?.close();
+          workers = "stopped";
           await store.close();
         }
       })();
