@@ -10,7 +10,7 @@ import { systemClock, type Clock } from "./core/clock.js";
 import type { Duration } from "./core/duration.js";
 import { createLogger, type Logger } from "./core/logger.js";
 import { checkReadiness, type ReadinessReport, type WorkersState } from "./ops/health.js";
-import { createMetrics, type PatchbayMetrics } from "./ops/metrics.js";
+import { createMetrics, type MetricsOptions, type PatchbayMetrics } from "./ops/metrics.js";
 import type { SagaDefinition, SagaOptions } from "./saga/definition.js";
 import { createSagaRunner, type SagaHandle, type SagaRunner } from "./saga/runner.js";
 import type { SqlStore } from "./store/sql-store.js";
@@ -35,6 +35,11 @@ export interface PatchbayOptions {
   maxMessageBytes?: number;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Prometheus metrics (`pb.metrics()`), counted from `start()`: options, or `false` to count
+   * nothing (then `pb.metrics()` serves only what the store holds). Default on.
+   */
+  metrics?: MetricsOptions | false;
 }
 
 /** An application's Patchbay. */
@@ -117,10 +122,11 @@ export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
       pipelines.push({ pipeline: p, scheduled: pipelineOptions.schedule !== undefined });
       return p;
     },
-    metrics: () => (metrics ??= createMetrics({ store, transport })),
+    metrics: () => (metrics ??= createMetrics({ store, transport, ...options.metrics })),
     health: () => checkReadiness({ store, transport, workers: () => workers }),
     async start() {
       workers = "starting";
+      if (options.metrics !== false) metrics ??= createMetrics({ store, transport, ...options.metrics });
       await store.open();
       await bus.start();
       await sagaRunner?.start();

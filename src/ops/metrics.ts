@@ -53,7 +53,17 @@ const GROUP = "messaging_consumer_group_name";
 export function createMetrics(options: MetricsOptions = {}): PatchbayMetrics {
   const registry = new Registry();
   if (options.labels) registry.setDefaultLabels(options.labels);
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (options.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry });
+    // Gauges named like counters, which `promtool check metrics` rejects; the same counts stay
+    // as nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
+    for (const name of [
+      "nodejs_active_handles_total",
+      "nodejs_active_requests_total",
+      "nodejs_active_resources_total",
+    ])
+      registry.removeSingleMetric(name);
+  }
   const registers = [registry];
 
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
@@ -77,7 +87,9 @@ export function createMetrics(options: MetricsOptions = {}): PatchbayMetrics {
       "Dead letters the store could not take (the message went back or was parked)",
       [GROUP],
     ),
-    handler: histogram("patchbay_bus_handler_duration_seconds", "Handler run time", [GROUP]),
+    handler: histogram("patchbay_bus_handler_duration_seconds", "Run time of handlers that succeeded", [
+      GROUP,
+    ]),
   };
   const saga = {
     started: counter("patchbay_saga_started_total", "Saga instances started", ["saga"]),
