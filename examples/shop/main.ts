@@ -23,6 +23,8 @@ Patchbay shop running (${where}) on Node.js ${process.version}
   shop API          ${shop.urls.shop}
   payment provider  ${shop.urls.payments}
   partner webhooks  ${shop.urls.partner}/received
+  metrics           ${shop.urls.shop}/metrics
+  health            ${shop.urls.shop}/healthz  ${shop.urls.shop}/readyz
 
 Try:
   curl -s -XPOST ${shop.urls.shop}/api/register -H 'content-type: application/json' \\
