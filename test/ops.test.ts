@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { sqlite, sqliteDestination, sqliteSource } from "../src/adapters/sqlite/index.js";
 import { defineEvent } from "../src/core/events.js";
@@ -18,6 +18,9 @@ import { opsHandler } from "../src/ops/health-handler.js";
 import { createPatchbay, type Patchbay } from "../src/patchbay.js";
 import { until } from "./conformance/transport.js";
 import { hasPromtool, promtool, promtoolRequired, sayPromtoolMissing } from "./support/promtool.js";
+import { postgresDatabase } from "./support/stores.js";
+
+const { postgres: pgService } = inject("services");
 
 const OrderPlaced = defineEvent("order.placed", { version: 1, schema: z.object({ n: z.number() }) });
 
@@ -134,6 +137,7 @@ describe("ops: metrics and health of a running Patchbay", () => {
       sample(text, 'patchbay_bus_queue_oldest_age_seconds{messaging_consumer_group_name="backlog"}'),
     ).toBeGreaterThanOrEqual(0);
     expect(text).toMatch(/^process_cpu_seconds_total \d/m);
+    expect(text).not.toMatch(/^patchbay_metrics_store_errors_total\{/m);
     // No message ids in labels: every series' labels come from a small set of names.
     expect(text).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{4}-7/);
   });
@@ -201,6 +205,40 @@ describe("ops: metrics and health of a running Patchbay", () => {
     expect(r.output).toBe("");
     expect(r.status).toBe(0);
   });
+});
+
+describe.skipIf(!pgService.reachable)("ops on PostgreSQL", () => {
+  it("reads queue depth, dead letters, sagas and endpoints from a PostgreSQL store at scrape time", async () => {
+    const db = postgresDatabase(pgService.url);
+    const pb = createPatchbay({ store: db.make(), logger: silentLogger });
+    try {
+      pb.subscribe(OrderPlaced, { group: "pg_billing", retry: { attempts: 1 } }, () => {
+        throw new NonRetryableError("always poison");
+      });
+      const saga = pb.saga<{ n: number }>("pg_saga", { version: 1, steps: [{ name: "only", run: () => 1 }] });
+      await pb.start();
+      await pb.bus.transport.bind("pg_backlog", ["order.*"]);
+      await pb.publish(OrderPlaced, { n: 1 });
+      await saga.start({ n: 1 }, { id: "s-1" });
+      await pb.sagas.wait("s-1");
+      await until(
+        async () => (await pb.bus.deadLetters.count({ group: "pg_billing" })) === 1,
+        20_000,
+        "a dead letter",
+      );
+      const text = await pb.metrics().scrape();
+      expect(text).not.toMatch(/^patchbay_metrics_store_errors_total\{/m);
+      expect(sample(text, 'patchbay_bus_queue_depth{messaging_consumer_group_name="pg_backlog"}')).toBe(1);
+      expect(sample(text, 'patchbay_bus_dead_letters{messaging_consumer_group_name="pg_billing"}')).toBe(1);
+      expect(sample(text, 'patchbay_saga_instances{saga="pg_saga",status="completed"}')).toBe(1);
+      expect((await pb.health()).status).toBe("ready");
+      if (hasPromtool || promtoolRequired)
+        expect(promtool(["check", "metrics"], text)).toEqual({ status: 0, output: "" });
+    } finally {
+      await pb.stop();
+      await db.cleanup();
+    }
+  }, 60_000);
 });
 
 sayPromtoolMissing();

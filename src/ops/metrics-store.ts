@@ -94,6 +94,18 @@ export function storeGauges(registry: Registry, store: SqlStore, transport: Tran
       ).map((r) => [{ saga: r.name, status: r.status }, num(r.n)]),
   );
   fromStore(
+    "patchbay_saga_instances_retrying",
+    "Saga instances whose last step attempt failed and that wait for (or run) a retry",
+    ["saga"],
+    async () =>
+      (
+        await rows<{ name: string; n: unknown }>(
+          `SELECT name, COUNT(*) AS n FROM ${t("saga_instances")}
+           WHERE status IN ('running', 'compensating') AND last_delay IS NOT NULL GROUP BY name`,
+        )
+      ).map((r) => [{ saga: r.name }, num(r.n)]),
+  );
+  fromStore(
     "patchbay_pipeline_last_success_timestamp_seconds",
     "When a pipeline's last successful run finished (Unix time)",
     ["pipeline"],
