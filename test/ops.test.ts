@@ -18,9 +18,10 @@ import { opsHandler } from "../src/ops/health-handler.js";
 import { createPatchbay, type Patchbay } from "../src/patchbay.js";
 import { until } from "./conformance/transport.js";
 import { hasPromtool, promtool, promtoolRequired, sayPromtoolMissing } from "./support/promtool.js";
+import { isolatedBroker } from "./support/rabbitmq.js";
 import { postgresDatabase } from "./support/stores.js";
 
-const { postgres: pgService } = inject("services");
+const { postgres: pgService, rabbitmq: amqpService } = inject("services");
 
 const OrderPlaced = defineEvent("order.placed", { version: 1, schema: z.object({ n: z.number() }) });
 
@@ -237,6 +238,36 @@ describe.skipIf(!pgService.reachable)("ops on PostgreSQL", () => {
     } finally {
       await pb.stop();
       await db.cleanup();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!amqpService.reachable)("ops on RabbitMQ", () => {
+  it("/readyz reports the broker's connection: not connected before start, connected after", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "patchbay-ops-amqp-"));
+    const broker = isolatedBroker(amqpService.url);
+    const pb = createPatchbay({
+      store: sqlite({ file: join(dir, "app.db") }),
+      transport: broker.make(),
+      logger: silentLogger,
+    });
+    try {
+      pb.subscribe(OrderPlaced, { group: "amqp_billing" }, () => undefined);
+      const before = await pb.health();
+      expect(before.checks.transport).toMatchObject({
+        ok: false,
+        detail: expect.stringMatching(/not connected/),
+      });
+      await pb.start();
+      const after = await pb.health();
+      expect(after.status).toBe("ready");
+      expect(after.checks.transport).toEqual({ ok: true, name: expect.stringMatching(/^rabbitmq/) });
+      // The queue lives in the broker: no depth gauge read from the store.
+      expect(await pb.metrics().scrape()).not.toMatch(/^patchbay_bus_queue_depth/m);
+    } finally {
+      await pb.stop();
+      await broker.cleanup();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
 });
