@@ -254,14 +254,14 @@ describe.skipIf(!amqpService.reachable)("ops on RabbitMQ", () => {
     try {
       pb.subscribe(OrderPlaced, { group: "amqp_billing" }, () => undefined);
       const before = await pb.health();
-      expect(before.checks.transport).toMatchObject({
-        ok: false,
-        detail: expect.stringMatching(/not connected/),
-      });
+      expect(before.checks.transport.ok).toBe(false);
+      expect(before.checks.transport.detail).toMatch(/not connected to RabbitMQ/);
       await pb.start();
       const after = await pb.health();
       expect(after.status).toBe("ready");
-      expect(after.checks.transport).toEqual({ ok: true, name: expect.stringMatching(/^rabbitmq/) });
+      expect(after.checks.transport.ok).toBe(true);
+      expect(after.checks.transport.name).toMatch(/^rabbitmq/);
+      expect(after.checks.transport.detail).toBeUndefined();
       // The queue lives in the broker: no depth gauge read from the store.
       expect(await pb.metrics().scrape()).not.toMatch(/^patchbay_bus_queue_depth/m);
     } finally {
