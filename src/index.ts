@@ -44,3 +44,26 @@ export { createConsole, CONSOLE_HEADER, type ConsoleHandler, type ConsoleOptions
 export type { ConsoleParts } from "./ops/console-api.js";
 export type { AuditEntry } from "./ops/console-audit.js";
 export { ConsoleError, type ConsoleErrorCode } from "./ops/console-errors.js";
+export { createMetrics, type MetricsOptions, type PatchbayMetrics } from "./ops/metrics.js";
+export {
+  checkLiveness,
+  checkReadiness,
+  type HealthCheck,
+  type LivenessReport,
+  type ReadinessOptions,
+  type ReadinessReport,
+  type WorkersState,
+} from "./ops/health.js";
+export {
+  metricsHandler,
+  opsHandler,
+  type OpsHandlerOptions,
+  type OpsRequestHandler,
+  type OpsSource,
+} from "./ops/health-handler.js";
+export {
+  onMeasurement,
+  type MeasurementLabels,
+  type MeasurementListener,
+  type MeasurementName,
+} from "./core/instruments.js";

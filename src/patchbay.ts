@@ -10,6 +10,8 @@ import { systemClock, type Clock } from "./core/clock.js";
 import type { Duration } from "./core/duration.js";
 import { createLogger, type Logger } from "./core/logger.js";
 import { createConsole, type ConsoleHandler, type ConsoleOptions } from "./ops/console.js";
+import { checkReadiness, type ReadinessReport, type WorkersState } from "./ops/health.js";
+import { createMetrics, type MetricsOptions, type PatchbayMetrics } from "./ops/metrics.js";
 import type { SagaDefinition, SagaOptions } from "./saga/definition.js";
 import { createSagaRunner, type SagaHandle, type SagaRunner } from "./saga/runner.js";
 import type { SqlStore } from "./store/sql-store.js";
@@ -34,6 +36,11 @@ export interface PatchbayOptions {
   maxMessageBytes?: number;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Prometheus metrics (`pb.metrics()`), counted from `start()`: options, or `false` to count
+   * nothing (then `pb.metrics()` serves only what the store holds). Default on.
+   */
+  metrics?: MetricsOptions | false;
 }
 
 /** An application's Patchbay. */
@@ -55,6 +62,10 @@ export interface Patchbay extends Pick<EventBus, "publish" | "transaction" | "su
    * for node `http`, Express (`app.use("/ops", pb.console())`) or Fastify (docs/console.md).
    */
   console(options?: Omit<ConsoleOptions, "store" | "bus">): ConsoleHandler;
+  /** Prometheus metrics of this Patchbay (created on first call): serve them with `opsHandler(pb)`. */
+  metrics(): PatchbayMetrics;
+  /** Readiness: store reachable and migrated, transport connected, workers running (what `/readyz` answers). */
+  health(): Promise<ReadinessReport>;
   /** Opens the store (migrating it) and starts every part. */
   start(): Promise<void>;
   /** Stops every part, draining work in flight up to `timeout` (default 30 s), then closes the store. Safe twice. */
@@ -95,6 +106,8 @@ export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
   let sagaRunner: SagaRunner | undefined;
   const runner = () => (sagaRunner ??= createSagaRunner({ store, bus, clock, logger }));
   const pipelines: Array<{ pipeline: Pipeline; scheduled: boolean }> = [];
+  let workers: WorkersState = "new";
+  let metrics: PatchbayMetrics | undefined;
 
   return {
     store,
@@ -126,19 +139,27 @@ export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
         bus,
       });
     },
+    metrics: () => (metrics ??= createMetrics({ store, transport, ...options.metrics })),
+    health: () => checkReadiness({ store, transport, workers: () => workers }),
     async start() {
+      workers = "starting";
+      if (options.metrics !== false) metrics ??= createMetrics({ store, transport, ...options.metrics });
       await store.open();
       await bus.start();
       await sagaRunner?.start();
       for (const p of pipelines) if (p.scheduled) p.pipeline.start();
+      workers = "started";
     },
     stop(stopOptions = {}) {
       stopping ??= (async () => {
+        workers = "stopping";
         try {
           await Promise.all(pipelines.map((p) => p.pipeline.close()));
           await sagaRunner?.stop(stopOptions);
           await bus.stop(stopOptions);
         } finally {
+          metrics?.close();
+          workers = "stopped";
           await store.close();
         }
       })();

@@ -7,7 +7,7 @@ import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
-import { idempotencyKey, isPatchbayError, uuidv7, type Patchbay } from "patchbay";
+import { idempotencyKey, isPatchbayError, opsHandler, uuidv7, type Patchbay } from "patchbay";
 import { z } from "zod";
 import { rows, sqlFor } from "./db.js";
 import { OrderConfirmed, OrderCreated, OrderItem, UserRegistered } from "./events.js";
@@ -174,6 +174,9 @@ export async function startShopApi(options: ShopApiOptions) {
       });
     })().catch(next);
   });
+
+  // Prometheus /metrics, /healthz (alive) and /readyz (store, transport, workers): docs/operations.md.
+  app.use(opsHandler(pb));
 
   app.get("/api/health", (_req, res, next) => {
     pb.store.health().then((h) => res.status(h.ok ? 200 : 503).json(h), next);

@@ -30,6 +30,8 @@ Patchbay shop running (${where}) on Node.js ${process.version}
   payment provider  ${shop.urls.payments}
   partner webhooks  ${shop.urls.partner}/received
   console           ${shop.urls.console}
+  metrics           ${shop.urls.shop}/metrics
+  health            ${shop.urls.shop}/healthz  ${shop.urls.shop}/readyz
 
 Try:
   curl -s -XPOST ${shop.urls.shop}/api/register -H 'content-type: application/json' \\

@@ -11,30 +11,49 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  type Attributes,
   type Span,
 } from "@opentelemetry/api";
+import { measure, measuring, type MeasurementLabels, type MeasurementName } from "../core/instruments.js";
 import { invoke } from "../core/invoke.js";
 
 const tracer = trace.getTracer("patchbay");
 const meter = metrics.getMeter("patchbay");
 
+/** An OpenTelemetry instrument that also reports to the process's measurement listeners. */
+type Tee = { add(value: number, attributes: Attributes): void };
+const counter = (name: string, description: string, as: BusCounter): Tee => {
+  const otel = meter.createCounter(name, { description });
+  return {
+    add(value, attributes) {
+      otel.add(value, attributes);
+      if (measuring()) measure(as, value, attributes as MeasurementLabels[typeof as]);
+    },
+  };
+};
+type BusCounter = Exclude<Extract<MeasurementName, `bus.${string}`>, "bus.handler_duration">;
+const handlerDuration = meter.createHistogram("patchbay.bus.handler.duration", {
+  description: "Handler run time",
+  unit: "ms",
+});
+
 export const busMetrics = {
-  published: meter.createCounter("patchbay.bus.published", { description: "Events made durable by publish" }),
-  delivered: meter.createCounter("patchbay.bus.delivered", { description: "Deliveries handed to handlers" }),
-  acked: meter.createCounter("patchbay.bus.acked", { description: "Deliveries acknowledged" }),
-  retried: meter.createCounter("patchbay.bus.retried", {
-    description: "Deliveries scheduled for a delayed retry",
-  }),
-  deadLettered: meter.createCounter("patchbay.bus.dead_lettered", {
-    description: "Messages moved to dead letters",
-  }),
-  deadLetterFailed: meter.createCounter("patchbay.bus.dead_letter_failed", {
-    description: "Dead letters the store could not take (alarm: the message went back or was parked)",
-  }),
-  handlerDuration: meter.createHistogram("patchbay.bus.handler.duration", {
-    description: "Handler run time",
-    unit: "ms",
-  }),
+  published: counter("patchbay.bus.published", "Events made durable by publish", "bus.published"),
+  delivered: counter("patchbay.bus.delivered", "Deliveries handed to handlers", "bus.delivered"),
+  acked: counter("patchbay.bus.acked", "Deliveries acknowledged", "bus.acked"),
+  retried: counter("patchbay.bus.retried", "Deliveries scheduled for a delayed retry", "bus.retried"),
+  deadLettered: counter("patchbay.bus.dead_lettered", "Messages moved to dead letters", "bus.dead_lettered"),
+  deadLetterFailed: counter(
+    "patchbay.bus.dead_letter_failed",
+    "Dead letters the store could not take (alarm: the message went back or was parked)",
+    "bus.dead_letter_failed",
+  ),
+  handlerDuration: {
+    record(ms: number, attributes: Attributes) {
+      handlerDuration.record(ms, attributes);
+      if (measuring()) measure("bus.handler_duration", ms / 1000, attributes as { group: string });
+    },
+  },
 };
 
 const producerAttributes = (type: string) => ({

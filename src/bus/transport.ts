@@ -143,4 +143,6 @@ export interface Transport {
   ): Promise<Consumer>;
   /** Closes connections; consumers should be stopped first. Safe to call twice. */
   close(): Promise<void>;
+  /** Whether the transport is connected now (a broker's), for `/readyz`. Optional: a store-backed transport is the store. */
+  health?(): Promise<{ ok: boolean; error?: string }>;
 }

@@ -3,6 +3,7 @@ import { context, propagation } from "@opentelemetry/api";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { InvalidArgumentError } from "../core/errors.js";
+import { measure } from "../core/instruments.js";
 import {
   circuitBreaker,
   type CircuitBreakerOptions,
@@ -132,6 +133,9 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
         clock,
       });
       breakers.set(host, breaker);
+      const name = `http:${host}`;
+      measure("breaker.state", 1, { breaker: name, state: breaker.state });
+      breaker.onStateChange(({ state }) => measure("breaker.state", 1, { breaker: name, state }));
     }
     return breaker;
   };
@@ -163,11 +167,20 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
     const idempotent = IDEMPOTENT.has(verb) || headers.has("idempotency-key");
     const policies = [retryFor(idempotent), breakerFor(url.host), perAttempt].filter((p) => p !== undefined);
     let attempts = 0;
-    const response = await wrap(...policies).execute(async ({ signal }) => {
-      attempts++;
-      return send(verb, url, headers, body, signal);
-    }, req.signal);
-    return { ...response, attempts } as HttpResponse<T>;
+    const labels = { host: url.host, method: verb };
+    try {
+      const response = await wrap(...policies).execute(async ({ signal }) => {
+        attempts++;
+        return send(verb, url, headers, body, signal);
+      }, req.signal);
+      measure("http.request", 1, { ...labels, outcome: "success" });
+      return { ...response, attempts } as HttpResponse<T>;
+    } catch (e) {
+      measure("http.request", 1, { ...labels, outcome: "error" });
+      throw e;
+    } finally {
+      if (attempts > 1) measure("http.retries", attempts - 1, labels);
+    }
   }
 
   async function send(

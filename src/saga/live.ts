@@ -1,4 +1,5 @@
 /** An instance as a worker drives it: the stored row as of its last commit, and its step records. */
+import { measure, measuring } from "../core/instruments.js";
 import type { AnySagaDefinition } from "./definition.js";
 import { SagaError } from "./errors.js";
 import type { SagaPhase, SagaStepRecord } from "./records.js";
@@ -43,6 +44,7 @@ export function mirror(live: Live, changes: InstanceChanges, step?: StepWrite): 
   if (changes.lastDelay !== undefined) r.lastDelay = changes.lastDelay ?? undefined;
   if (changes.reason !== undefined) r.reason = changes.reason ?? undefined;
   if (changes.failure !== undefined) r.failure = changes.failure ?? undefined;
+  if (measuring()) report(r.name, changes, step);
   if (step) {
     const before = live.steps.get(stepKey(step.phase, step.index));
     live.steps.set(stepKey(step.phase, step.index), {
@@ -56,6 +58,22 @@ export function mirror(live: Live, changes: InstanceChanges, step?: StepWrite): 
       startedAt: before?.startedAt ?? step.startedAt,
       finishedAt: step.finishedAt ?? undefined,
       note: step.note ?? undefined,
+    });
+  }
+}
+
+/** Reports a committed end of a saga or of a step to the measurement listeners. */
+function report(saga: string, changes: InstanceChanges, step: StepWrite | undefined) {
+  const status = changes.status;
+  if (status === "completed" || status === "compensated" || status === "failed") {
+    measure("saga.finished", 1, { saga, status });
+  }
+  if (step?.finishedAt != null) {
+    measure("saga.step_duration", Math.max(0, step.finishedAt - step.startedAt) / 1000, {
+      saga,
+      step: step.name,
+      phase: step.phase,
+      status: step.status,
     });
   }
 }

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { EventBus } from "../bus/bus.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
+import { measure } from "../core/instruments.js";
 import { wakeableSleep } from "../core/wakeable-sleep.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { uuidv7 } from "../core/ids.js";
@@ -355,10 +356,14 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
         const tx = opts.tx;
         if (await repo.insert(tx, row, inputJson)) {
           await notify(tx);
-          tx.afterCommit(wake);
+          tx.afterCommit(() => {
+            measure("saga.started", 1, { saga: row.name });
+            wake();
+          });
         } else existing = await repo.get(tx, id);
       } else if (await repo.insert(store, row, inputJson)) {
         // One statement, committed on its own: durable when it resolves.
+        measure("saga.started", 1, { saga: row.name });
         await notify(store);
         if (!direct) wake();
       } else existing = await repo.get(store, id);

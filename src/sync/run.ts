@@ -8,6 +8,7 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import type { Clock } from "../core/clock.js";
 import { isPatchbayError } from "../core/errors.js";
 import { uuidv7 } from "../core/ids.js";
+import { measure, measuring } from "../core/instruments.js";
 import type { Logger } from "../core/logger.js";
 import type { SqlStore } from "../store/sql-store.js";
 import type {
@@ -208,6 +209,7 @@ export async function executeRun(ctx: RunContext, options: RunOptions): Promise<
   } finally {
     await lease.release();
   }
+  measureRun(name, record);
   ctx.logger[failure ? "error" : "info"](
     {
       pipeline: name,
@@ -395,3 +397,13 @@ async function runBatches(
 /** True for errors a scheduled run should just log and retry at its next tick. */
 export const isExpected = (e: unknown) =>
   isPatchbayError(e, "SYNC_LOCKED") || isPatchbayError(e, "SYNC_DESTINATION_BUSY");
+
+/** Reports a finished run to the measurement listeners (Prometheus metrics when the app serves them). */
+function measureRun(pipeline: string, record: SyncRunRecord) {
+  if (!measuring()) return;
+  const labels = { pipeline };
+  measure("pipeline.run", (record.durationMs ?? 0) / 1000, { pipeline, status: record.status });
+  measure("pipeline.rows_read", record.rowsRead, labels);
+  measure("pipeline.rows_written", record.rowsWritten, labels);
+  measure("pipeline.rows_quarantined", record.rowsQuarantined, labels);
+}

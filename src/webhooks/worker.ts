@@ -6,6 +6,7 @@
  */
 import { setMaxListeners } from "node:events";
 import type { Clock } from "../core/clock.js";
+import { measure, statusClass } from "../core/instruments.js";
 import type { Logger } from "../core/logger.js";
 import { run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
@@ -103,6 +104,11 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       const { delivery: c, outcome: o } = r.attempt;
       webhookMetrics.attempts.add(1, { outcome: o.ok ? "succeeded" : "failed", state: r.state });
       webhookMetrics.latency.record(o.latencyMs);
+      measure("webhook.attempt", 1, {
+        endpoint: c.endpointId,
+        outcome: r.state,
+        status_class: statusClass(o.status),
+      });
       if (o.ok) continue;
       logger[r.state === "failed" ? "warn" : "info"](
         {

@@ -208,6 +208,11 @@ export function rabbitmq(options: RabbitmqTransportOptions = {}): Transport {
     name: `rabbitmq (${o.where}, prefix ${o.prefix})`,
     capabilities: { sharesStore: false, durable: true },
 
+    health: () =>
+      Promise.resolve(
+        connection.current() ? { ok: true } : { ok: false, error: `not connected to RabbitMQ at ${o.where}` },
+      ),
+
     async open() {
       await ensureOpen();
     },
