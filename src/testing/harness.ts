@@ -131,9 +131,10 @@ export function createHarness(options: HarnessOptions = {}): Harness {
               await delivery.ack(tx);
               const event = decode(delivery.message);
               // The bus also acks what it dead-letters (in the same transaction): that is not consumed.
+              // Literals, not placeholders: `?` and `$1` differ between the stores a harness may get.
+              const literal = (v: string) => `'${v.replaceAll("'", "''")}'`;
               const { rows } = await (tx ?? store).query(
-                `SELECT 1 AS x FROM ${t("bus_dead_letters")} WHERE grp = ? AND message_id = ?`,
-                [group, delivery.message.id],
+                `SELECT 1 AS x FROM ${t("bus_dead_letters")} WHERE grp = ${literal(group)} AND message_id = ${literal(delivery.message.id)}`,
               );
               if (event === undefined || rows.length > 0) return;
               const entry = { group, event, attempt: delivery.attempt };
