@@ -67,3 +67,4 @@ export {
   type MeasurementListener,
   type MeasurementName,
 } from "./core/instruments.js";
+export * from "./contracts/index.js";

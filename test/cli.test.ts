@@ -61,7 +61,7 @@ function cli(args: string[], cwd: string, opts: { closeStdout?: boolean } = {}):
   });
 }
 
-const COMMANDS = ["start", "migrate", "health", "status", "dlq", "saga", "sync", "webhooks"];
+const COMMANDS = ["start", "migrate", "health", "status", "dlq", "saga", "sync", "webhooks", "contracts"];
 
 describe("patchbay (CLI)", () => {
   let dir: string;

@@ -12,6 +12,7 @@ import {
   NonRetryableError,
   type EventData,
   type HttpClient,
+  type SagaRetryOptions,
   type SagaTx,
 } from "patchbay";
 import type { sqlFor } from "./db.js";
@@ -20,7 +21,12 @@ import { OrderCancelled, OrderConfirmed, OrderCreated, OrderPaid } from "./event
 export type OrderInput = EventData<typeof OrderCreated>;
 
 /** The saga, bound to the payment provider's client and the store's SQL dialect. */
-export function defineOrderSaga(deps: { payments: HttpClient; q: ReturnType<typeof sqlFor> }) {
+export function defineOrderSaga(deps: {
+  payments: HttpClient;
+  q: ReturnType<typeof sqlFor>;
+  /** Retries of the charge step (default: 25 attempts, 200 ms to 5 s); a test may stretch them over days. */
+  chargeRetry?: SagaRetryOptions;
+}) {
   const { payments, q } = deps;
   const setStatus = (
     tx: SagaTx,
@@ -111,7 +117,7 @@ export function defineOrderSaga(deps: { payments: HttpClient; q: ReturnType<type
       {
         name: "charge",
         timeout: "10s",
-        retry: {
+        retry: deps.chargeRetry ?? {
           // Keep asking (same key, same answer) until the provider says yes or no: giving up
           // while the outcome is unknown would leave money taken for a cancelled order.
           maxAttempts: 25,

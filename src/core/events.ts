@@ -55,6 +55,11 @@ export interface EventDefinition<T = unknown, In = T> {
   readonly type: string;
   /** The current data version, written to `dataversion`. */
   readonly version: number;
+  /**
+   * The data versions this definition can read, ascending: the current one and every older one
+   * with an unbroken chain of upcasters to it. The contracts check compares these between releases.
+   */
+  readonly versions: readonly number[];
   /** The schema of the current version. */
   readonly schema: StandardSchemaV1<In, T>;
   /** The default `source`, if the definition has one. */
@@ -201,6 +206,7 @@ export function defineEvent<S extends StandardSchemaV1>(
   const definition: EventDefinition<SchemaOutput<S>, SchemaInput<S>> = {
     type,
     version,
+    versions: readableVersions(version, upcasters),
     schema,
     source,
     description,
@@ -233,6 +239,13 @@ export function syncFirst<T, In>(def: EventDefinition<T, In>): SyncFirst<T, In> 
       toEnvelope: (data, options, clock) => def.toEnvelope(data, options, clock),
     }
   );
+}
+
+/** The versions with an unbroken upcaster chain to `version`, and `version` itself, ascending. */
+function readableVersions(version: number, upcasters: ReadonlyMap<number, Upcaster>): number[] {
+  let oldest = version;
+  while (oldest > 1 && upcasters.has(oldest - 1)) oldest--;
+  return Array.from({ length: version - oldest + 1 }, (_, i) => oldest + i);
 }
 
 function readUpcasters(

@@ -1,5 +1,6 @@
 import type { CliCommand } from "../command.js";
 import { consoleCommand } from "./console.js";
+import { contractsCommand } from "./contracts.js";
 import { dlqCommand } from "./dlq.js";
 import { sagaCommand } from "./saga.js";
 import { statusCommand } from "./status.js";
@@ -18,4 +19,5 @@ export const commands: CliCommand[] = [
   syncCommand,
   webhooksCommand,
   consoleCommand,
+  contractsCommand,
 ];

@@ -1,0 +1,258 @@
+/**
+ * A test harness: a Patchbay on an in-memory SQLite store with the production API, driven by a
+ * fake clock, with records of what was published, consumed and dead-lettered and a `settled()`
+ * that waits until nothing is left to do now. In the style of MassTransit's test harness; plain
+ * promises, so it works from vitest, jest and node:test alike.
+ */
+import { sqlite } from "../adapters/sqlite/index.js";
+import type { DeadLetter } from "../bus/dead-letters.js";
+import { localTransport } from "../bus/local-transport.js";
+import type { Delivery, Transport, TransportMessage } from "../bus/transport.js";
+import type { AnyEventDefinition } from "../bus/bus.js";
+import { decodeStructured, type CloudEvent } from "../core/envelope.js";
+import { toMs, type Duration } from "../core/duration.js";
+import { PatchbayError } from "../core/errors.js";
+import { createLogger, type Logger } from "../core/logger.js";
+import { createPatchbay, type Patchbay } from "../patchbay.js";
+import { createSagaRunner, type SagaRunner } from "../saga/runner.js";
+import type { SqlStore } from "../store/sql-store.js";
+import { FakeClock } from "./fake-clock.js";
+
+/** Options of {@link createHarness}. */
+export interface HarnessOptions {
+  /** Event definitions consumers decode (as `createPatchbay({ events })`). */
+  events?: readonly AnyEventDefinition[];
+  /** Default: a new {@link FakeClock} at 2025-01-01T00:00:00Z. */
+  clock?: FakeClock;
+  /** Default: SQLite in memory. Give `withStoreFaults(sqlite({ file: ":memory:" }), fault)` to inject store faults. */
+  store?: SqlStore;
+  /** Wraps the transport (e.g. `(t) => withTransportFaults(t, fault)`). */
+  transport?: (transport: Transport) => Transport;
+  /** How long `settled()` waits, in real time, before it fails with `HARNESS_NOT_SETTLED`. Default 10 s. */
+  timeout?: Duration;
+  source?: string;
+  logger?: Logger;
+}
+
+/** A delivery a consumer group acknowledged. */
+export interface ConsumedRecord {
+  group: string;
+  event: CloudEvent;
+  attempt: number;
+}
+
+/** The harness made by {@link createHarness}. */
+export interface Harness {
+  readonly pb: Patchbay;
+  /** The saga runner: register sagas here (`harness.sagas.saga(definition)`); it follows the clock. */
+  readonly sagas: SagaRunner;
+  readonly clock: FakeClock;
+  readonly store: SqlStore;
+  /** Starts the Patchbay and the saga runner (after subscribing and registering sagas). */
+  start(): Promise<void>;
+  /**
+   * Resolves once nothing is left to do at the clock's current time: no message due or in flight
+   * in any group, no saga due or running a step. Work scheduled later (retries, delays) waits for
+   * {@link Harness.advance}.
+   */
+  settled(): Promise<void>;
+  /** Moves the fake clock forward by `duration`, then waits until {@link Harness.settled}. */
+  advance(duration: Duration): Promise<void>;
+  /** Events published (committed), optionally of one type. */
+  published(type?: string): CloudEvent[];
+  /** Deliveries acknowledged, optionally by one group and of one type. */
+  consumed(filter?: { group?: string; type?: string }): ConsumedRecord[];
+  /** Dead letters in the store, optionally of one group. */
+  deadLettered(group?: string): Promise<DeadLetter[]>;
+  /** Ids of the sagas of `name` (all when omitted) that ended compensated. */
+  compensated(name?: string): Promise<string[]>;
+  /** Stops everything and closes the store. Safe twice. */
+  stop(): Promise<void>;
+}
+
+// An odd lease (1 h 7 ms of fake time) lets settled() tell a claimed saga from one scheduled later.
+const LEASE_MS = 3_600_007;
+const QUIET_MS = 15;
+const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Creates a harness. Subscribe and register sagas, `start()`, act, `await settled()`, assert.
+ *
+ * @example
+ * const h = createHarness({ events: [OrderCreated] });
+ * h.pb.subscribe(OrderCreated, { group: "email" }, handler);
+ * await h.start();
+ * await h.pb.publish(OrderCreated, order);
+ * await h.settled();
+ * expect(h.consumed({ group: "email" })).toHaveLength(1);
+ * await h.stop();
+ */
+export function createHarness(options: HarnessOptions = {}): Harness {
+  const clock = options.clock ?? new FakeClock();
+  const logger = options.logger ?? createLogger({ name: "harness", level: "silent" });
+  const store = options.store ?? sqlite({ file: ":memory:", clock, logger });
+  const timeoutMs = toMs(options.timeout ?? "10s", "timeout");
+  const published: CloudEvent[] = [];
+  const consumed: ConsumedRecord[] = [];
+  let inFlight = 0;
+
+  const decode = (m: TransportMessage): CloudEvent | undefined => {
+    try {
+      return decodeStructured(m.body);
+    } catch {
+      return undefined;
+    }
+  };
+  const record = (messages: readonly TransportMessage[]) => {
+    for (const m of messages) {
+      const event = decode(m);
+      if (event) published.push(event);
+    }
+  };
+  const local = localTransport(store, { clock, logger, pollInterval: "5ms", lease: `${LEASE_MS}ms` });
+  const observed: Transport = {
+    name: local.name,
+    capabilities: local.capabilities,
+    open: () => local.open(),
+    bind: (group, patterns) => local.bind(group, patterns),
+    close: () => local.close(),
+    async publish(messages, opts) {
+      await local.publish(messages, opts);
+      if (opts?.group !== undefined) return; // a replay, not a new publish
+      if (opts?.tx) opts.tx.afterCommit(() => record(messages));
+      else record(messages);
+    },
+    consume(group, consumeOptions, onDelivery) {
+      return local.consume(group, consumeOptions, async (delivery: Delivery) => {
+        inFlight++;
+        const tracked: Delivery = Object.create(delivery, {
+          ack: {
+            value: async (tx?: Parameters<Delivery["ack"]>[0]) => {
+              await delivery.ack(tx);
+              const event = decode(delivery.message);
+              // The bus also acks what it dead-letters (in the same transaction): that is not consumed.
+              // Literals, not placeholders: `?` and `$1` differ between the stores a harness may get.
+              const literal = (v: string) => `'${v.replaceAll("'", "''")}'`;
+              const { rows } = await (tx ?? store).query(
+                `SELECT 1 AS x FROM ${t("bus_dead_letters")} WHERE grp = ${literal(group)} AND message_id = ${literal(delivery.message.id)}`,
+              );
+              if (event === undefined || rows.length > 0) return;
+              const entry = { group, event, attempt: delivery.attempt };
+              if (tx) tx.afterCommit(() => consumed.push(entry));
+              else consumed.push(entry);
+            },
+          },
+        }) as Delivery;
+        try {
+          await onDelivery(tracked);
+        } finally {
+          inFlight--;
+        }
+      });
+    },
+  };
+  const transport = options.transport ? options.transport(observed) : observed;
+  const pb = createPatchbay({
+    store,
+    clock,
+    logger,
+    transport,
+    ...(options.events ? { events: options.events } : {}),
+    ...(options.source ? { source: options.source } : {}),
+  });
+  const sagas = createSagaRunner({
+    store,
+    bus: pb.bus,
+    clock,
+    logger,
+    pollInterval: "5ms",
+    lease: `${LEASE_MS}ms`,
+  });
+  const t = (name: string) => store.dialect.table(name);
+
+  /** What is still to do now, as text for the timeout message; "" when idle. */
+  async function busy(): Promise<string> {
+    const now = clock.now();
+    const one = async (text: string) => {
+      try {
+        const { rows } = await store.query<{ n: unknown }>(text);
+        return Number(rows[0]?.n ?? 0);
+      } catch {
+        return 0; // the module's table is not there: nothing of it to wait for
+      }
+    };
+    const due = await one(`SELECT COUNT(*) AS n FROM ${t("bus_jobs")} WHERE run_at <= ${now}`);
+    const sagasBusy = await one(
+      `SELECT COUNT(*) AS n FROM ${t("saga_instances")} WHERE status IN ('running', 'compensating')
+       AND (run_at <= ${now} OR (run_at - updated_at = ${LEASE_MS} AND run_at > ${now}))`,
+    );
+    const parts = [
+      due > 0 ? `${due} message(s) due` : "",
+      inFlight > 0 ? `${inFlight} deliveries in flight` : "",
+      sagasBusy > 0 ? `${sagasBusy} saga(s) due or running a step` : "",
+    ];
+    return parts.filter(Boolean).join(", ");
+  }
+
+  let stopping: Promise<void> | undefined;
+  const harness: Harness = {
+    pb,
+    sagas,
+    clock,
+    store,
+    async start() {
+      await pb.start();
+      await sagas.start();
+    },
+    async settled() {
+      const until = Date.now() + timeoutMs;
+      let quietSince: number | undefined;
+      for (;;) {
+        const left = await busy();
+        if (left === "") {
+          quietSince ??= Date.now();
+          // Idle twice, some real ms apart: work handed from one part to another (a consumer
+          // starting a saga, a saga publishing) shows up in between.
+          if (Date.now() - quietSince >= QUIET_MS) return;
+        } else quietSince = undefined;
+        if (Date.now() > until) {
+          throw new PatchbayError(
+            "HARNESS_NOT_SETTLED",
+            `the harness did not settle within ${timeoutMs} ms: ${left || "still changing"}`,
+          );
+        }
+        await realSleep(3);
+      }
+    },
+    async advance(duration) {
+      await clock.advance(duration);
+      await harness.settled();
+    },
+    published: (type) => published.filter((e) => type === undefined || e.type === type),
+    consumed: (filter = {}) =>
+      consumed.filter(
+        (c) =>
+          (filter.group === undefined || c.group === filter.group) &&
+          (filter.type === undefined || c.event.type === filter.type),
+      ),
+    deadLettered: (group) => pb.bus.deadLetters.list(group === undefined ? {} : { group }),
+    async compensated(name) {
+      const list = await sagas.list({ status: "compensated", ...(name === undefined ? {} : { name }) });
+      return list.map((s) => s.id);
+    },
+    stop() {
+      stopping ??= (async () => {
+        await sagas.stop({ timeout: "2s" });
+        await pb.stop({ timeout: "2s" });
+      })();
+      return stopping;
+    },
+  };
+  return harness;
+}
+
+declare module "../core/errors.js" {
+  interface PatchbayErrorCodes {
+    HARNESS_NOT_SETTLED: PatchbayError;
+  }
+}
