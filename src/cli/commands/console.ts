@@ -42,7 +42,8 @@ export const consoleCommand: CliCommand = {
   },
   maxArgs: 0,
   async run(ctx) {
-    const port = positiveInt(ctx.values, "port", 9400);
+    // --port 0: any free port (the URL printed says which).
+    const port = ctx.values.port === "0" ? 0 : positiveInt(ctx.values, "port", 9400);
     if (port > 65_535) throw new InvalidArgumentError(`--port must be at most 65535, got ${port}`, "--port");
     const host = str(ctx.values.host) ?? "127.0.0.1";
     const token = str(ctx.values.token) ?? process.env.PATCHBAY_CONSOLE_TOKEN;

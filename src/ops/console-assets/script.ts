@@ -126,12 +126,12 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
         h("h2", null, "Health"),
         h("dl", { class: "kv" },
           h("dt", null, "Store"),
-          h("dd", null, st(store.ok ? "succeeded" : "failed"), " ",
+          h("dd", null, h("span", { class: store.ok ? "st-succeeded" : "st-failed", text: store.ok ? "ok" : "failing" }), " ",
             store.dialect + " " + store.location + " · schema " + store.schemaVersion + "/" + store.knownSchemaVersion +
             " · " + store.latencyMs + " ms" + (store.error ? " · " + store.error : ""))),
         o.breakers.length ? [h("h2", null, "Circuit breakers"),
           table("Circuit breakers", ["Name", "State", "Since (UTC)"], o.breakers.map(function (b) {
-            return h("tr", null, h("td", null, b.name), h("td", null, st(b.state === "closed" ? "succeeded" : "failed"), " ", b.state),
+            return h("tr", null, h("td", null, b.name), h("td", null, h("span", { class: b.state === "closed" ? "st-succeeded" : "st-failed", text: b.state })),
               h("td", null, when(b.updatedAt)));
           }))] : null,
         h("h2", null, "Needs a human"),
@@ -443,7 +443,7 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
           offset + 50 < a.total && "#/audit?offset=" + (offset + 50)),
         table("Audit", ["When (UTC)", "Who", "Action", "On", "How many", "Outcome"], a.items.map(function (x) {
           return h("tr", null, h("td", null, when(x.at)), h("td", null, x.actor), h("td", null, x.action),
-            h("td", { class: "wrap" }, JSON.stringify(x.target)), h("td", null, String(x.count)), h("td", null, st(x.outcome === "ok" ? "succeeded" : "failed"), " ", x.outcome));
+            h("td", { class: "wrap" }, JSON.stringify(x.target)), h("td", null, String(x.count)), h("td", null, h("span", { class: x.outcome === "ok" ? "st-succeeded" : "st-failed", text: x.outcome })));
         })),
       ];
     });

@@ -2,6 +2,8 @@
 export const CONSOLE_STYLE = String.raw`:root { --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --bg: #fff; --soft: #f6f8fa; --accent: #0a58ca;
   --bad: #b42318; --good: #116329; --warn: #9a6700; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
+main:focus { outline: none; }
 body { margin: 0; color: var(--fg); background: var(--bg); font-size: 15px; line-height: 1.45; }
 a { color: var(--accent); }
 :focus-visible { outline: 3px solid #f5a623; outline-offset: 2px; }

@@ -1,0 +1,60 @@
+/**
+ * `npm run docs:screenshots`: regenerates the PNGs of docs/console.md. Builds an app with failed
+ * sagas and dead letters on a temporary SQLite store, serves its console, and photographs each
+ * screen in Debian's Chromium (plus the overview in a phone-width window).
+ */
+import { mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { chromiumPresent, CHROMIUM, launchChromium } from "./chromium.js";
+import { consoleApp } from "./console-fixture.js";
+import { sqliteDatabase } from "./stores.js";
+
+const OUT = fileURLToPath(new URL("../../docs/console/", import.meta.url));
+
+if (!chromiumPresent()) {
+  process.stderr.write(`no Chromium at ${CHROMIUM}: apt-get install -y chromium\n`);
+  process.exit(1);
+}
+mkdirSync(OUT, { recursive: true });
+const db = sqliteDatabase();
+const app = await consoleApp(db.make());
+const browser = await launchChromium();
+try {
+  await app.failSagas(["order-1041", "order-1042", "order-1043"]);
+  await app.deadLetter(0, 4);
+  const { url } = await app.serve();
+  // One action, so the audit list has a row.
+  await fetch(`${url}api/dead-letters/purge`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-patchbay-console": "1" },
+    body: JSON.stringify({ selection: [(await app.bus.deadLetters.list({ limit: 1 }))[0]] }),
+  });
+  const page = await browser.context.newPage();
+  const letter = (await app.bus.deadLetters.list({ limit: 1 }))[0]!;
+  const shots: Array<[string, string]> = [
+    ["overview", ""],
+    ["dead-letters", "#/dead-letters?group=pinger"],
+    ["dead-letter", `#/dead-letter?group=${letter.group}&id=${letter.messageId}`],
+    ["sagas", "#/sagas?status=failed"],
+    ["saga", "#/saga?id=order-1041"],
+    ["pipelines", "#/pipelines"],
+    ["webhooks", "#/webhooks"],
+    ["audit", "#/audit"],
+  ];
+  for (const [name, hash] of shots) {
+    await page.goto(url + hash);
+    await page.locator("main h1").waitFor();
+    await page.waitForLoadState("networkidle");
+    await page.screenshot({ path: `${OUT}${name}.png`, fullPage: true });
+    process.stdout.write(`docs/console/${name}.png\n`);
+  }
+  await page.setViewportSize({ width: 390, height: 800 });
+  await page.goto(url);
+  await page.locator("main h1").waitFor();
+  await page.screenshot({ path: `${OUT}overview-narrow.png`, fullPage: true });
+  process.stdout.write("docs/console/overview-narrow.png\n");
+} finally {
+  await browser.close();
+  await app.stop();
+  await db.cleanup();
+}
