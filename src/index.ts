@@ -38,5 +38,11 @@ export * from "./http/index.js";
 export * from "./bus/index.js";
 export * from "./saga/index.js";
 export * from "./webhooks/index.js";
-export { createPatchbay, type Patchbay, type PatchbayOptions } from "./patchbay.js";
+export {
+  createPatchbay,
+  type Patchbay,
+  type PatchbayOptions,
+  type PatchbaySagaOptions,
+  type PatchbayWebhooksOptions,
+} from "./patchbay.js";
 export * from "./sync/index.js";

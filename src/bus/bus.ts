@@ -12,6 +12,7 @@ import { serializeStructured } from "../core/envelope-structured.js";
 import { EnvelopeError, InvalidArgumentError, isPatchbayError, PatchbayError } from "../core/errors.js";
 import { syncFirst, type EventDefinition, type ToEnvelopeOptions } from "../core/events.js";
 import { invoke } from "../core/invoke.js";
+import { createLifecycle, StoppedError, type Lifecycle } from "../core/lifecycle.js";
 import { settleBy } from "../core/settle-by.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { exponential, type Backoff } from "../resilience/backoff.js";
@@ -51,6 +52,8 @@ export interface EventBusOptions {
   maxMessageBytes?: number;
   /** How long processed message ids are remembered by the inbox. Default 7 days. */
   inboxRetention?: Duration;
+  /** Uniform numbers in [0, 1) for the retry backoff's jitter. Default `Math.random`. */
+  random?: () => number;
   clock?: Clock;
   logger?: Logger;
 }
@@ -71,6 +74,8 @@ export interface SubscriptionRetry {
   /** In-process retries of one delivery before it is scheduled for later. Default 2. */
   immediate?: number;
   /** Deliveries before the message goes to dead letters. Default 8. */
+  maxAttempts?: number;
+  /** @deprecated The former name of {@link SubscriptionRetry.maxAttempts}. */
   attempts?: number;
   /** Wait before each delayed retry. Default exponential from 1 s to 10 min, full jitter. */
   backoff?: Backoff;
@@ -109,7 +114,7 @@ export interface HandlerContext {
   readonly attempt: number;
   readonly group: string;
   /**
-   * Aborts shortly before `stop()`'s timeout while the handler still runs (with `BUS_STOPPED`):
+   * Aborts shortly before `stop()`'s timeout while the handler still runs (with `STOPPED`):
    * give up and throw — the message goes back to the queue, as after any failure once the stop
    * began, never to dead letters.
    */
@@ -128,19 +133,37 @@ export interface BusTx extends StoreTx {
   publish<T, In>(event: EventDefinition<T, In>, data: In, options?: PublishOptions): Promise<CloudEvent<T>>;
 }
 
+/** What {@link EventBus.subscribe} returns. */
+export interface SubscriptionHandle {
+  readonly group: string;
+  /**
+   * Resolves once the group is bound and consuming: at once for a subscription made before
+   * `start()` (it binds when the bus starts, and `ready` resolves then), after a bind for one made
+   * after. Events published after `ready` resolves reach the group.
+   */
+  readonly ready: Promise<void>;
+}
+
 /** The event bus. */
-export interface EventBus {
+export interface EventBus extends Lifecycle {
   /** Validates, wraps in a CloudEvent and resolves once the event is durable. */
   publish<T, In>(event: EventDefinition<T, In>, data: In, options?: PublishOptions): Promise<CloudEvent<T>>;
   /** A store transaction whose `tx.publish` commits with the business writes (outbox). */
   transaction<R>(fn: (tx: BusTx) => Promise<R>): Promise<R>;
-  /** Registers a handler for events matching `pattern` (or one event definition). Call before `start()`. */
+  /**
+   * Registers a handler for events matching `pattern` (or one event definition). Before `start()`
+   * the group binds when the bus starts; after it, at once (`ready` says when). After `stop()`:
+   * `STOPPED`.
+   */
   subscribe<T = unknown>(
     pattern: string | EventDefinition<T, unknown>,
     options: SubscribeOptions,
     handler: Handler<T>,
-  ): void;
-  /** Binds every group and starts consuming (and relaying the outbox, when the transport needs it). */
+  ): SubscriptionHandle;
+  /**
+   * Binds every group and starts consuming (and relaying the outbox, when the transport needs
+   * it). A no-op when started; `STOPPED` after `stop()`.
+   */
   start(): Promise<void>;
   /**
    * Stops within `timeout` (default 30 s), whatever hangs: starts no handler from the moment it
@@ -162,11 +185,13 @@ interface Subscription {
   /** At most `concurrency` handlers at once; the other prefetched deliveries wait here. */
   slots: BulkheadPolicy;
   immediate: number;
-  attempts: number;
+  maxAttempts: number;
   backoff: Backoff;
   retryOn: (error: unknown) => boolean;
   transactional: boolean;
   handler: Handler;
+  /** Bound and consuming (set once, by the first attach). */
+  attached?: Promise<void>;
   /** Metric attributes, made once (not an object per delivery). */
   attributes: { group: Attributes; acked: Attributes; duplicate: Attributes };
 }
@@ -281,6 +306,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const store = options.store;
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
+  const random = options.random ?? Math.random;
   const transport = options.transport ?? localTransport(store, { clock, logger });
   const source = options.source ?? "/patchbay";
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
@@ -304,8 +330,54 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const stopping = new AbortController();
   // Handlers in flight may listen to it (ctx.signal): as many as the concurrency, not a leak.
   setMaxListeners(0, stopping.signal);
-  let state: "new" | "started" | "stopped" = "new";
-  let stopped: Promise<void> | undefined;
+  const stoppingError = () => new StoppedError("bus", "the bus is stopping");
+
+  /** Binds the group and starts its consumer, once (at start, or at subscribe after it). */
+  function attach(sub: Subscription): Promise<void> {
+    return (sub.attached ??= (async () => {
+      await transport.bind(sub.group, sub.patterns);
+      // A stop that began during the bind: no consumer, the group stays bound for the next process.
+      if (closing.signal.aborted) return;
+      consumers.push(
+        await transport.consume(sub.group, { concurrency: sub.prefetch }, (delivery) =>
+          deliver(sub, delivery),
+        ),
+      );
+    })());
+  }
+
+  const life = createLifecycle("bus", {
+    async start() {
+      await transport.open();
+      for (const sub of subscriptions) await attach(sub);
+      outbox?.start();
+      inbox.startPurging();
+    },
+    async stop(timeout) {
+      // One deadline for every part: consumers, the outbox relay, the transport's close.
+      const deadline = Date.now() + timeout;
+      const left = () => Math.max(0, deadline - Date.now());
+      closing.abort(stoppingError());
+      const abort = setTimeout(() => stopping.abort(stoppingError()), timeout - abortLead(timeout));
+      try {
+        // Subscriptions made after start() may still be binding: their consumers are stopped too.
+        await settleBy(
+          Promise.allSettled(subscriptions.flatMap((s) => (s.attached ? [s.attached] : []))),
+          deadline,
+        );
+        await settleBy(
+          Promise.all([...consumers.map((c) => c.stop(left())), outbox?.stop(left())]),
+          deadline,
+        );
+        inbox.stopPurging();
+        const closed = transport.close();
+        closed.catch((e: unknown) => logger.warn({ err: e }, "patchbay bus: closing the transport failed"));
+        await settleBy(closed, deadline);
+      } finally {
+        clearTimeout(abort);
+      }
+    },
+  });
 
   /**
    * Builds the event and its message in a producer span and hands them to `send` (in the span).
@@ -366,7 +438,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
 
     publish(def, data, opts = {}) {
       return invoke(() => {
-        if (state === "stopped") throw new BusError("BUS_STOPPED", "the bus is stopped");
+        life.assertNotStopped();
         const delayMs = delayOf(opts);
         return withMessage(def, data, opts, (event, message) =>
           transport.publish([message], delayMs === undefined ? {} : { delayMs }).then(() => {
@@ -402,13 +474,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
     },
 
     subscribe(target, subOptions, handler) {
-      if (state === "started") {
-        throw new BusError(
-          "BUS_ALREADY_STARTED",
-          "subscribe() must be called before start(): the bus binds its groups and starts their consumers when it starts",
-        );
-      }
-      if (state === "stopped") throw new BusError("BUS_STOPPED", "the bus is stopped");
+      life.assertNotStopped();
       const pattern = typeof target === "string" ? target : target.type;
       if (typeof target !== "string") catalogue.set(target.type, target);
       assertPattern(pattern);
@@ -430,14 +496,28 @@ export function createEventBus(options: EventBusOptions): EventBus {
       if (!Number.isInteger(prefetch) || prefetch < concurrency) {
         throw new InvalidArgumentError("prefetch must be an integer of at least concurrency", "prefetch");
       }
-      subscriptions.push({
+      const maxAttempts = retry.maxAttempts ?? retry.attempts ?? 8;
+      if (
+        retry.attempts !== undefined &&
+        retry.maxAttempts !== undefined &&
+        retry.attempts !== retry.maxAttempts
+      ) {
+        throw new InvalidArgumentError(
+          "retry.attempts is the former name of retry.maxAttempts: give one of them",
+          "retry.attempts",
+        );
+      }
+      if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+        throw new InvalidArgumentError("retry.maxAttempts must be a positive integer", "retry.maxAttempts");
+      }
+      const sub: Subscription = {
         patterns: [pattern],
         matches: compilePattern(pattern),
         group,
         prefetch,
         slots: bulkhead({ limit: concurrency, queue: Infinity }),
         immediate: retry.immediate ?? 2,
-        attempts: retry.attempts ?? 8,
+        maxAttempts,
         backoff: retry.backoff ?? exponential({ initial: "1s", max: "10m" }),
         retryOn: retry.retryOn ?? defaultRetryOn,
         transactional: subOptions.transaction ?? true,
@@ -447,62 +527,18 @@ export function createEventBus(options: EventBusOptions): EventBus {
           acked: { group, duplicate: "false" },
           duplicate: { group, duplicate: "true" },
         },
-      });
+      };
+      subscriptions.push(sub);
+      // Before start() the group binds when the bus starts; after it (or during it), now.
+      const ready = life.running ? life.start().then(() => attach(sub)) : Promise.resolve();
+      ready.catch((e: unknown) =>
+        logger.error({ group, err: e }, "patchbay bus: a subscription made after start() could not bind"),
+      );
+      return { group, ready };
     },
 
-    async start() {
-      if (state === "started") throw new BusError("BUS_ALREADY_STARTED", "start() may be called once");
-      if (state === "stopped")
-        throw new BusError("BUS_STOPPED", "the bus is stopped; a stopped bus cannot start again");
-      state = "started";
-      await transport.open();
-      for (const sub of subscriptions) await transport.bind(sub.group, sub.patterns);
-      for (const sub of subscriptions) {
-        consumers.push(
-          await transport.consume(sub.group, { concurrency: sub.prefetch }, (delivery) =>
-            process(sub, delivery),
-          ),
-        );
-      }
-      outbox?.start();
-      inbox.startPurging();
-    },
-
-    stop(stopOptions = {}) {
-      if (stopped) return stopped;
-      let timeout: number;
-      try {
-        timeout = toMs(stopOptions.timeout ?? "30s", "timeout");
-      } catch (e) {
-        // Nothing stopped: a valid call may follow.
-        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- toMs's own DURATION_INVALID, passed through
-        return Promise.reject(e);
-      }
-      stopped = (async () => {
-        state = "stopped";
-        // One deadline for every part: consumers, the outbox relay, the transport's close.
-        const deadline = Date.now() + timeout;
-        const left = () => Math.max(0, deadline - Date.now());
-        closing.abort(new BusError("BUS_STOPPED", "the bus is stopping"));
-        const abort = setTimeout(
-          () => stopping.abort(new BusError("BUS_STOPPED", "the bus is stopping")),
-          timeout - abortLead(timeout),
-        );
-        try {
-          await settleBy(
-            Promise.all([...consumers.map((c) => c.stop(left())), outbox?.stop(left())]),
-            deadline,
-          );
-          inbox.stopPurging();
-          const closed = transport.close();
-          closed.catch((e: unknown) => logger.warn({ err: e }, "patchbay bus: closing the transport failed"));
-          await settleBy(closed, deadline);
-        } finally {
-          clearTimeout(abort);
-        }
-      })();
-      return stopped;
-    },
+    start: () => life.start(),
+    stop: (stopOptions) => life.stop(stopOptions),
   };
 
   /**
@@ -586,7 +622,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
     );
   }
 
-  async function process(sub: Subscription, delivery: Delivery): Promise<void> {
+  async function deliver(sub: Subscription, delivery: Delivery): Promise<void> {
     if (closing.signal.aborted) return handBack(sub, delivery);
     busMetrics.delivered.add(1, sub.attributes.group);
     // The transport could not read it whole: the same bytes will never read better.
@@ -624,11 +660,11 @@ export function createEventBus(options: EventBusOptions): EventBus {
         if (!sub.retryOn(e) || closing.signal.aborted) break;
       }
     }
-    // Whatever the handler threw once the stop began (the abort reason BUS_STOPPED, a statement
+    // Whatever the handler threw once the stop began (the abort reason STOPPED, a statement
     // cut short), its message is unfinished work: back to the queue, not a retry or a dead letter.
     if (closing.signal.aborted) return handBack(sub, delivery, lastError);
-    if (sub.retryOn(lastError) && delivery.attempt < sub.attempts) {
-      const backoff = sub.backoff.delay(delivery.attempt, undefined, Math.random);
+    if (sub.retryOn(lastError) && delivery.attempt < sub.maxAttempts) {
+      const backoff = sub.backoff.delay(delivery.attempt, undefined, random);
       const waited = retryWait(backoff, retryAfterMsOf(lastError));
       // An endless hint (a breaker isolated by hand) must not park the message: the backoff then.
       const delay = Number.isFinite(waited) ? waited : retryWait(backoff, undefined);
@@ -646,7 +682,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
       };
       if (isPatchbayError(lastError, "CIRCUIT_OPEN")) {
         logger.warn(
-          { ...fields, breaker: lastError.state, maxAttempts: sub.attempts },
+          { ...fields, breaker: lastError.state, maxAttempts: sub.maxAttempts },
           "patchbay bus: handler refused by an open circuit breaker; an attempt is spent, retrying later",
         );
       } else logger.info(fields, "patchbay bus: handler failed; retrying later");
@@ -657,7 +693,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
 
   /**
    * Runs `handler` in one of the subscription's slots. None starts once stop() was called: a
-   * delivery waiting for a slot then leaves the queue with `BUS_STOPPED` (and is handed back).
+   * delivery waiting for a slot then leaves the queue with `STOPPED` (and is handed back).
    */
   function inSlot(sub: Subscription, handler: () => Promise<void> | void): Promise<void> {
     return sub.slots.execute(() => {
