@@ -99,7 +99,11 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     // broker's bindings follow.
     const bindings = opts.group ? [{ grp: opts.group, pattern: "#" }] : await bindingsOf(executor);
     const groups = new Map<string, string[]>();
-    for (const b of bindings) groups.set(b.grp, [...(groups.get(b.grp) ?? []), b.pattern]);
+    for (const b of bindings) {
+      const patterns = groups.get(b.grp);
+      if (patterns) patterns.push(b.pattern);
+      else groups.set(b.grp, [b.pattern]);
+    }
     const now = clock.now();
     const runAt = now + (opts.delayMs ?? 0);
     const touched = new Set<string>();
@@ -367,7 +371,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
 
   async function claim(group: string, limit: number): Promise<JobRow[]> {
     const now = clock.now();
-    // One statement, atomic on its own: no explicit transaction (two round trips fewer per claim).
+    // One statement, atomic on its own: the claim needs no explicit transaction (BEGIN/COMMIT).
     {
       const { rows } = await run<JobRow>(
         store,
