@@ -38,7 +38,13 @@ export * from "./http/index.js";
 export * from "./bus/index.js";
 export * from "./saga/index.js";
 export * from "./webhooks/index.js";
-export { createPatchbay, type Patchbay, type PatchbayOptions } from "./patchbay.js";
+export {
+  createPatchbay,
+  type Patchbay,
+  type PatchbayOptions,
+  type PatchbaySagaOptions,
+  type PatchbayWebhooksOptions,
+} from "./patchbay.js";
 export * from "./sync/index.js";
 export { createConsole, CONSOLE_HEADER, type ConsoleHandler, type ConsoleOptions } from "./ops/console.js";
 export type { ConsoleParts } from "./ops/console-api.js";

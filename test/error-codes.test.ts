@@ -19,7 +19,7 @@ describe("docs/errors.md", () => {
     for (const code of [
       "INVALID_ARGUMENT",
       "QUERY_FAILED",
-      "BUS_STOPPED",
+      "STOPPED",
       "SAGA_DEADLINE",
       "WEBHOOK_LEASE_EXPIRED",
     ]) {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
+import { isPatchbayError } from "../src/core/errors.js";
 import { defineEvent } from "../src/core/events.js";
 import { silentLogger } from "../src/core/logger.js";
 import { sqlite, sqliteDestination, sqliteSource } from "../src/adapters/sqlite/index.js";
@@ -82,6 +83,81 @@ describe("createPatchbay", () => {
     expect(ran).toEqual(["hello Ada", "bye Ada"]);
     const report = await copy.run();
     expect(report).toMatchObject({ status: "succeeded", rowsWritten: 2 });
+  });
+
+  it("starts a part registered after start() at once: a saga, a scheduled pipeline, a subscription", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "patchbay-app-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const pb = createPatchbay({ store: sqlite({ file: join(dir, "app.db") }), logger: silentLogger });
+    cleanups.push(() => pb.stop());
+    await pb.start();
+    const ran: string[] = [];
+    const late = pb.saga<{ name: string }>("late", {
+      version: 1,
+      steps: [{ name: "hello", run: (input) => void ran.push(`hello ${input.name}`) }],
+    });
+    await late.start({ name: "Ada" }, { id: "late-1" });
+    expect((await pb.sagas.wait("late-1", { timeout: "10s" })).status).toBe("completed");
+    expect(ran).toEqual(["hello Ada"]);
+
+    const heard: string[] = [];
+    await pb.subscribe(OrderCreated, { group: "late-group" }, (event) => void heard.push(event.data.orderId))
+      .ready;
+    await pb.publish(OrderCreated, { orderId: "o-late" });
+    await until(() => heard.length === 1, 10_000, "the late subscription's delivery");
+    expect(heard).toEqual(["o-late"]);
+
+    await pb.store.query("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)");
+    await pb.store.query("INSERT INTO people (id, name) VALUES (1, 'Ada')");
+    const copy = pb.pipeline("late_copy", {
+      source: sqliteSource({ file: join(dir, "app.db"), table: "people", key: "id" }),
+      destination: sqliteDestination({
+        file: join(dir, "copy.db"),
+        table: "people",
+        key: "id",
+        write: "replace",
+      }),
+      mode: "full",
+      drift: "evolve",
+      schedule: "* * * * * *",
+    });
+    await until(
+      async () => (await copy.status()).runs.some((r) => r.status === "succeeded"),
+      10_000,
+      "a scheduled run",
+    );
+  });
+
+  it("refuses a part registered after stop() with STOPPED; start() twice is a no-op", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "patchbay-app-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const pb = createPatchbay({ store: sqlite({ file: join(dir, "app.db") }), logger: silentLogger });
+    await Promise.all([pb.start(), pb.start()]);
+    await pb.start();
+    await pb.stop();
+    const code = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return isPatchbayError(e) ? e.code : String(e);
+      }
+      return "no error";
+    };
+    expect(code(() => pb.saga("after", { version: 1, steps: [{ name: "a", run: () => undefined }] }))).toBe(
+      "STOPPED",
+    );
+    expect(code(() => pb.subscribe(OrderCreated, { group: "after" }, () => undefined))).toBe("STOPPED");
+    expect(code(() => pb.webhooks())).toBe("STOPPED");
+    expect(
+      code(() =>
+        pb.pipeline("after", {
+          source: sqliteSource({ file: join(dir, "app.db"), table: "people", key: "id" }),
+          destination: sqliteDestination({ file: join(dir, "copy.db"), table: "people", key: "id" }),
+          mode: "full",
+        }),
+      ),
+    ).toBe("STOPPED");
+    await expect(pb.start()).rejects.toMatchObject({ code: "STOPPED" });
   });
 
   it.skipIf(!pg.reachable)("runs the same application code on PostgreSQL", async () => {

@@ -1,13 +1,13 @@
 /**
- * Assembles the shop: the store (SQLite under .patchbay/ by default, PostgreSQL when
- * PATCHBAY_PG_URL is set), the bus, the order saga, the payment provider, and the HTTP API.
+ * Assembles the shop on one `createPatchbay`: the store (SQLite under .patchbay/ by default,
+ * PostgreSQL when PATCHBAY_PG_URL is set), the bus, the order saga, the partner webhooks and the
+ * warehouse sync as its parts — one `pb.start()`, one `pb.stop()` — plus the payment provider
+ * and the HTTP API.
  */
 import { mkdirSync } from "node:fs";
 import {
   createLogger,
   createPatchbay,
-  createSagaRunner,
-  createWebhooks,
   failureRate,
   httpClient,
   type Patchbay,
@@ -77,6 +77,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     events: shopEvents,
     source: "/shop",
     localTransport: { lease },
+    sagas: { concurrency: 16, lease },
     ...(options.amqpUrl
       ? { transport: rabbitmq({ url: options.amqpUrl, prefix: options.amqpPrefix ?? "shop" }) }
       : options.natsUrl
@@ -109,8 +110,8 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
     void store.state.set("breaker/payments", breaker.toJSON()).catch(() => undefined);
   });
   await store.state.set("breaker/payments", breaker?.toJSON() ?? { state: "closed" });
-  const sagas = createSagaRunner({ store, bus: pb.bus, concurrency: 16, lease, logger });
-  const orders = sagas.saga(defineOrderSaga({ payments, q: sqlFor(store) }));
+  const sagas = pb.sagas;
+  const orders = pb.saga(defineOrderSaga({ payments, q: sqlFor(store) }));
   // The saga starts in the consumer's transaction: exactly one saga per order, whatever the redeliveries.
   pb.subscribe(OrderCreated, { group: "order-saga", concurrency: 4 }, async (event, { tx }) => {
     await orders.start(event.data, { id: event.data.orderId, tx });
@@ -119,9 +120,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
 
   // Partner webhooks: a receiver on loopback (allowlisted: outbound webhooks refuse private
   // addresses by default) subscribed to order.paid and order.cancelled, one endpoint kept by id.
-  const hooks = createWebhooks({
-    store,
-    bus: pb.bus,
+  const hooks = pb.webhooks({
     allow: ["127.0.0.0/8"],
     retry: { delays: ["0s", "1s", "2s", "5s", "10s", "30s", "1m"] },
   });
@@ -142,21 +141,16 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
   }
 
   const warehouse = await createWarehouse({
-    store,
+    pb,
     pgUrl: options.pgUrl,
     shopFile: `${dir}/patchbay.db`,
     sqliteFile: `${dir}/warehouse.db`,
   });
 
-  await pb.start();
-  await sagas.start();
-  warehouse.start();
-  await hooks.start();
-  // The web console: on loopback only actions need a token, and only when PATCHBAY_CONSOLE_TOKEN is set.
+  await pb.start(); // the bus, the order saga's workers, the webhooks worker, the warehouse schedule
+  // The web console over the facade's parts: on loopback only actions need a token, and only when
+  // PATCHBAY_CONSOLE_TOKEN is set.
   const consoleHandler = pb.console({
-    sagas,
-    webhooks: hooks,
-    pipelines: [warehouse.pipeline],
     ...(process.env.PATCHBAY_CONSOLE_TOKEN ? { token: process.env.PATCHBAY_CONSOLE_TOKEN } : {}),
   });
   const api = await startShopApi({
@@ -189,10 +183,7 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
       stopping ??= (async () => {
         await api.close();
         await consoleHandler.close();
-        await warehouse.stop();
-        await hooks.stop();
-        await sagas.stop({ timeout: "10s" });
-        await pb.stop({ timeout: "10s" });
+        await pb.stop({ timeout: "10s" }); // the warehouse, webhooks, sagas, then the bus; then the store
         await provider.close();
         await providerStore.close();
         await partner.close();

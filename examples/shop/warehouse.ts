@@ -3,7 +3,7 @@
  * article's `warehouse.orders` table, with year / month / quarter columns — incremental by
  * `updated_at` (key `id` as tiebreak) with merge, so replays and the lookback window are harmless.
  */
-import { pipeline, type Pipeline, type SqlStore } from "patchbay";
+import type { Patchbay } from "patchbay";
 import { postgresDestination, postgresSource } from "patchbay/postgres";
 import { sqliteDestination, sqliteSource } from "patchbay/sqlite";
 
@@ -27,25 +27,23 @@ const COLUMNS = `id TEXT PRIMARY KEY, user_id TEXT NOT NULL, email TEXT NOT NULL
   total BIGINT NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL, created_at BIGINT NOT NULL,
   updated_at BIGINT NOT NULL, year INTEGER NOT NULL, month INTEGER NOT NULL, quarter INTEGER NOT NULL`;
 
+/** The warehouse sync, registered on the shop's Patchbay: it runs on its schedule from `pb.start()` to `pb.stop()`. */
 export interface Warehouse {
-  /** The pipeline (for the console: run now, reset). */
-  pipeline: Pipeline;
   /** Runs one sync now. */
   run(): Promise<unknown>;
-  start(): void;
-  stop(): Promise<void>;
   /** Rows in the warehouse, and whether they equal the orders (for the load driver). */
   compare(): Promise<{ rows: number; matches: boolean }>;
 }
 
 export async function createWarehouse(options: {
-  store: SqlStore;
+  pb: Patchbay;
   sqliteFile?: string;
   shopFile?: string;
   pgUrl?: string;
   schedule?: string;
 }): Promise<Warehouse> {
-  const { store } = options;
+  const { pb } = options;
+  const store = pb.store;
   const pg = options.pgUrl !== undefined;
   const source = pg
     ? postgresSource({
@@ -87,8 +85,7 @@ export async function createWarehouse(options: {
     await wh.query(`CREATE TABLE IF NOT EXISTS warehouse_orders (${COLUMNS})`);
     await wh.close();
   }
-  const sync = pipeline("warehouse_orders", {
-    store,
+  const sync = pb.pipeline("warehouse_orders", {
     source,
     transform: toWarehouse,
     destination,
@@ -98,10 +95,7 @@ export async function createWarehouse(options: {
   });
 
   return {
-    pipeline: sync,
     run: () => sync.run(),
-    start: () => sync.start(),
-    stop: () => sync.stop(),
     async compare() {
       // Same ids, statuses and totals on both sides (the warehouse lags by at most one run).
       const orders = (

@@ -1,13 +1,13 @@
 import { PatchbayError, type PatchbayErrorOptions } from "../core/errors.js";
 
 /**
- * The bus was used out of order — `subscribe()` or `start()` after it started
- * (`BUS_ALREADY_STARTED`), anything after `stop()` (`BUS_STOPPED`) — or a subscription cannot
- * work as asked (`SUBSCRIPTION_INVALID`). Not retryable.
+ * A subscription cannot work as asked (`SUBSCRIPTION_INVALID`), or a transport's delivery was
+ * settled twice (`BUS_STOPPED`, an internal fault). A stopped bus refuses work with the
+ * lifecycle's `STOPPED` (`StoppedError`). Not retryable.
  */
 export class BusError extends PatchbayError {
   constructor(
-    code: "BUS_ALREADY_STARTED" | "BUS_STOPPED" | "SUBSCRIPTION_INVALID",
+    code: "BUS_STOPPED" | "SUBSCRIPTION_INVALID",
     message: string,
     options: PatchbayErrorOptions = {},
   ) {
@@ -82,7 +82,6 @@ export class MessageTooLargeError extends PatchbayError {
 
 declare module "../core/errors.js" {
   interface PatchbayErrorCodes {
-    BUS_ALREADY_STARTED: BusError;
     BUS_STOPPED: BusError;
     SUBSCRIPTION_INVALID: BusError;
     PUBLISH_FAILED: PublishError;

@@ -53,7 +53,11 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
   /** The SELECT of a check batch: one `grp = ? AND message_id IN (…)` per group. */
   const selectProcessed = (entries: readonly Entry[]) => {
     const byGroup = new Map<string, string[]>();
-    for (const e of entries) byGroup.set(e.group, [...(byGroup.get(e.group) ?? []), e.messageId]);
+    for (const e of entries) {
+      const ids = byGroup.get(e.group);
+      if (ids) ids.push(e.messageId);
+      else byGroup.set(e.group, [e.messageId]);
+    }
     const selects = [...byGroup].map(([group, ids]) =>
       d.name === "postgres"
         ? // One array parameter: the plan does not grow with the batch (a row-value IN over

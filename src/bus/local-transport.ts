@@ -6,13 +6,13 @@
  * its ack commit together.
  */
 import { randomUUID } from "node:crypto";
+import { startClaimLoop, type ClaimLoop } from "../core/claim-loop.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { isPatchbayError, type PatchbayError } from "../core/errors.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { createBatcher } from "../core/batcher.js";
 import { settleBy } from "../core/settle-by.js";
-import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import { int, PREPARED, run, runAtCommit } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
@@ -99,7 +99,11 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     // broker's bindings follow.
     const bindings = opts.group ? [{ grp: opts.group, pattern: "#" }] : await bindingsOf(executor);
     const groups = new Map<string, string[]>();
-    for (const b of bindings) groups.set(b.grp, [...(groups.get(b.grp) ?? []), b.pattern]);
+    for (const b of bindings) {
+      const patterns = groups.get(b.grp);
+      if (patterns) patterns.push(b.pattern);
+      else groups.set(b.grp, [b.pattern]);
+    }
     const now = clock.now();
     const runAt = now + (opts.delayMs ?? 0);
     const touched = new Set<string>();
@@ -367,7 +371,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
 
   async function claim(group: string, limit: number): Promise<JobRow[]> {
     const now = clock.now();
-    // One statement, atomic on its own: no explicit transaction (two round trips fewer per claim).
+    // One statement, atomic on its own: the claim needs no explicit transaction (BEGIN/COMMIT).
     {
       const { rows } = await run<JobRow>(
         store,
@@ -411,8 +415,10 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     /** The lease heartbeats of the deliveries in flight. */
     const heartbeats = new Set<NodeJS.Timeout>();
     let running = true;
-    const idle = wakeableSleep();
-    const waker = () => idle.wake();
+    // Assigned below, once the loop starts; a wake-up before that finds nothing to wake.
+    // eslint-disable-next-line prefer-const -- read by waker() before it is assigned
+    let loop: ClaimLoop | undefined;
+    const waker = () => loop?.wake();
     const set = wakers.get(group) ?? new Set();
     set.add(waker);
     wakers.set(group, set);
@@ -460,49 +466,34 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         logger.warn({ err: e, group, worker }, "patchbay bus: cannot hand back claimed deliveries");
       });
 
-    const loop = (async () => {
-      let pause = 0;
-      while (running) {
-        // Yield to timers and I/O once per round: on SQLite every query resolves without I/O, so
-        // a backlog would otherwise be drained in microtasks alone, starving the lease
-        // heartbeats, stop()'s timeout and anything else the process serves.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        const free = concurrency - inFlight.size;
-        let claimed = 0;
-        if (free > 0) {
-          try {
-            const rows = await claim(group, free);
-            // stop() began while the claim waited (on SQLite, for the write lock): none may start.
-            if (!running) {
-              await handBack(rows);
-              break;
-            }
-            claimed = rows.length;
-            pause = 0;
-            for (const row of rows) {
-              const p = handle(row).finally(() => {
-                inFlight.delete(p);
-                waker();
-              });
-              inFlight.add(p);
-            }
-          } catch (e) {
-            // The store is unreachable: back off, never spin, never exit the loop.
-            pause = Math.min(Math.max(pause * 2, 100), 5000);
-            logger.warn({ err: e, group }, "patchbay bus: claim failed; retrying");
-          }
+    loop = startClaimLoop({
+      // Yield to timers and I/O once per round: on SQLite every query resolves without I/O, so a
+      // backlog would otherwise be drained in microtasks alone, starving the lease heartbeats,
+      // stop()'s timeout and anything else the process serves.
+      beforeRound: () => new Promise<void>((resolve) => setImmediate(resolve)),
+      free: () => concurrency - inFlight.size,
+      async claim(free) {
+        const rows = await claim(group, free);
+        // stop() began while the claim waited (on SQLite, for the write lock): none may start.
+        if (!running) {
+          await handBack(rows);
+          return { claimed: 0 };
         }
-        if (!running) break;
-        if (claimed === free && free > 0 && pause === 0) continue; // more may be waiting
-        let wait = pause || poll;
-        if (!pause && free > 0 && claimed < free) {
-          const next = await nextDue(group).catch(() => undefined);
-          if (next !== undefined) wait = Math.max(0, Math.min(wait, next - clock.now()));
+        for (const row of rows) {
+          const p = handle(row).finally(() => {
+            inFlight.delete(p);
+            waker();
+          });
+          inFlight.add(p);
         }
-        // At least a few ms: rows due now but locked by another consumer must not make us spin.
-        await idle.sleep(Math.max(wait, 5));
-      }
-    })();
+        return { claimed: rows.length };
+      },
+      nextDue: () => nextDue(group),
+      clock,
+      pollMs: poll,
+      onError: (e) => logger.warn({ err: e, group }, "patchbay bus: claim failed; retrying"),
+    });
+    const looping = loop;
 
     let stopped: Promise<void> | undefined;
     return {
@@ -510,11 +501,11 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         stopped ??= (async () => {
           running = false;
           set.delete(waker);
-          waker();
+          const ended = looping.stop();
           // The loop may be waiting for a claim (on SQLite behind every transaction queued for the
           // write lock): not waited for past the timeout; what it claims then is handed back.
           const deadline = Date.now() + timeoutMs;
-          await settleBy(loop, deadline);
+          await settleBy(ended, deadline);
           await settleBy(Promise.allSettled([...inFlight]), deadline);
           // Handlers still running are abandoned, as by a process that died: their leases are no
           // longer kept, so another consumer takes their messages when the lease runs out.

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { startClaimLoop, type ClaimLoop } from "../core/claim-loop.js";
 import type { Clock } from "../core/clock.js";
 import { isPatchbayError } from "../core/errors.js";
 import { settleBy } from "../core/settle-by.js";
 import type { Logger } from "../core/logger.js";
-import { wakeableSleep } from "../core/wakeable-sleep.js";
 import type { SqlExecutor } from "../store/contracts.js";
 import { int, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
@@ -45,11 +45,9 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
   const d = store.dialect;
   const t = raw(d.table("bus_outbox"));
   const me = randomUUID();
-  let running = false;
-  let loop: Promise<void> | undefined;
+  let loop: ClaimLoop | undefined;
   let stopped: Promise<void> | undefined;
-  const idle = wakeableSleep();
-  const wake = () => idle.wake();
+  const wake = () => loop?.wake();
 
   async function lead(): Promise<boolean> {
     const now = deps.clock.now();
@@ -134,24 +132,14 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
     },
 
     start() {
-      if (running) return;
-      running = true;
-      loop = (async () => {
-        let pause = 0;
-        while (running) {
-          let moved = 0;
-          try {
-            if (await lead()) moved = await relayOnce();
-            pause = 0;
-          } catch (e) {
-            pause = Math.min(Math.max(pause * 2, 200), 5000);
-            deps.logger.warn({ err: e }, "patchbay bus: outbox relay failed; will retry");
-          }
-          if (!running) break;
-          if (moved === BATCH) continue;
-          await idle.sleep(pause || 1000);
-        }
-      })();
+      // A batch at a time; a full batch means more may be waiting, and the loop goes again at once.
+      loop ??= startClaimLoop({
+        free: () => BATCH,
+        claim: async () => ({ claimed: (await lead()) ? await relayOnce() : 0 }),
+        clock: deps.clock,
+        pollMs: 1000,
+        onError: (e) => deps.logger.warn({ err: e }, "patchbay bus: outbox relay failed; will retry"),
+      });
     },
 
     /**
@@ -161,9 +149,7 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
      * unless their publish was confirmed).
      */
     async stop(timeoutMs = 30_000) {
-      running = false;
-      wake();
-      stopped ??= (loop ?? Promise.resolve()).then(async () => {
+      stopped ??= (loop?.stop() ?? Promise.resolve()).then(async () => {
         const current = await store.state.get<{ owner: string }>(LEADER_KEY).catch(() => undefined);
         if (current?.value.owner === me) {
           await store.state

@@ -39,7 +39,23 @@ export function compilePattern(pattern: string): (type: string) => boolean {
   return (type) => match(0, type.split("."), 0);
 }
 
+/**
+ * Compiled patterns by their text. Bindings are few and long-lived, and `matchesAny` runs for
+ * every message and group: compile each once. Bounded so that a process binding ever-new patterns
+ * cannot grow it without end (past the bound it starts afresh).
+ */
+const compiled = new Map<string, (type: string) => boolean>();
+const COMPILED_MAX = 1000;
+
 /** True when `type` matches any of `patterns`. */
 export function matchesAny(patterns: readonly string[], type: string): boolean {
-  return patterns.some((p) => compilePattern(p)(type));
+  for (const p of patterns) {
+    let match = compiled.get(p);
+    if (!match) {
+      if (compiled.size >= COMPILED_MAX) compiled.clear();
+      compiled.set(p, (match = compilePattern(p)));
+    }
+    if (match(type)) return true;
+  }
+  return false;
 }

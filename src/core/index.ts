@@ -10,3 +10,4 @@ export * from "./envelope.js";
 export * from "./schema.js";
 export * from "./events.js";
 export * from "./logger.js";
+export * from "./lifecycle.js";

@@ -6,7 +6,6 @@ export type SagaErrorCode =
   | "SAGA_ID_CONFLICT"
   | "SAGA_STATE_INVALID"
   | "SAGA_LEASE_LOST"
-  | "SAGA_RUNNER_STOPPED"
   | "SAGA_NO_TRANSACTION"
   | "SAGA_NO_BUS"
   | "SAGA_RESULT_INVALID";
@@ -91,7 +90,6 @@ declare module "../core/errors.js" {
     SAGA_ID_CONFLICT: SagaError;
     SAGA_STATE_INVALID: SagaError;
     SAGA_LEASE_LOST: SagaError;
-    SAGA_RUNNER_STOPPED: SagaError;
     SAGA_NO_TRANSACTION: SagaError;
     SAGA_NO_BUS: SagaError;
     SAGA_RESULT_INVALID: SagaError;

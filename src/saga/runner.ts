@@ -11,6 +11,7 @@ import { toMs, type Duration } from "../core/duration.js";
 import { measure } from "../core/instruments.js";
 import { wakeableSleep } from "../core/wakeable-sleep.js";
 import { InvalidArgumentError } from "../core/errors.js";
+import { createLifecycle, StoppedError, type Lifecycle, type StopOptions } from "../core/lifecycle.js";
 import { uuidv7 } from "../core/ids.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
@@ -87,19 +88,19 @@ export interface SagaHandle<I = unknown> {
   start(input: I, options?: StartSagaOptions): Promise<StartedSaga>;
 }
 
-/** Options of {@link SagaRunner.stop}. */
-export interface StopSagaRunnerOptions {
-  /** How long to wait for steps in flight before aborting their `ctx.signal`. Default 30 s. */
-  timeout?: Duration;
-}
+/** Options of {@link SagaRunner.stop}: `timeout`, how long to wait for steps in flight before aborting their `ctx.signal` (default 30 s). */
+export type StopSagaRunnerOptions = StopOptions;
 
 /** The saga runner: definitions, workers, inspection and operator actions. */
-export interface SagaRunner {
+export interface SagaRunner extends Lifecycle {
   /** Registers a definition (or defines one) and returns its handle; with a name only, the newest registered version. */
   saga<I>(definition: SagaDefinition<I>): SagaHandle<I>;
   saga<I>(name: string, options: SagaOptions<I>): SagaHandle<I>;
   saga(name: string): SagaHandle;
-  /** Opens the store and starts claiming due instances (taking over those whose lease expired). */
+  /**
+   * Opens the store and starts claiming due instances (taking over those whose lease expired).
+   * A no-op when started; `STOPPED` after `stop()`. Sagas registered later run as well.
+   */
   start(): Promise<void>;
   /** Stops claiming; lets steps in flight finish (up to `timeout`, then aborts them); releases instances. Safe twice. */
   stop(options?: StopSagaRunnerOptions): Promise<void>;
@@ -175,9 +176,9 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   // Every step in flight listens to it: as many listeners as the concurrency, not a leak.
   setMaxListeners(0, stopping.signal);
   let reserved = 0;
-  let state: "new" | "started" | "stopping" | "stopped" = "new";
+  /** The claim loop runs: from start() until stop() is called. */
+  let active = false;
   let loop: Promise<void> | undefined;
-  let stopped: Promise<void> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   const idle = wakeableSleep();
   /** Set by a wake-up that came while the loop was busy, so it is not lost. */
@@ -192,7 +193,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     mayHaveWork = true;
     nudge();
   };
-  const running = () => state === "started";
+  const running = () => active;
   const names = () => [...registry.keys()];
   const definition = (name: string, version: number) => registry.get(name)?.get(version);
   const knownVersions = (name: string) => [...(registry.get(name)?.keys() ?? [])].sort((a, b) => a - b);
@@ -303,8 +304,8 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   }
 
   async function start<I>(def: SagaDefinition<I>, input: I, opts: StartSagaOptions): Promise<StartedSaga> {
-    if (state === "stopped")
-      throw new SagaError("SAGA_RUNNER_STOPPED", "the saga runner is stopped", opts.id);
+    // While stopping an instance is still written (a later worker runs it); once stopped, refused.
+    if (life.state === "stopped") throw new StoppedError("saga runner");
     const id = opts.id ?? uuidv7(clock);
     if (typeof id !== "string" || !ID.test(id)) {
       throw new InvalidArgumentError(
@@ -400,6 +401,38 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
 
   for (const def of options.sagas ?? []) register(def);
 
+  const life = createLifecycle("saga runner", {
+    async start() {
+      await store.open();
+      if (store.listen) unlisten = await store.listen(CHANNEL, wake);
+      active = true;
+      loop = work();
+    },
+    async stop(timeoutMs) {
+      active = false;
+      wake();
+      await loop;
+      const drained = Promise.allSettled([...inFlight]);
+      let timer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([
+        drained.then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (late) {
+        // Steps still running are told to stop; one that ignores its signal is left behind (its
+        // instance comes back to a worker when the lease runs out).
+        stopping.abort(new StoppedError("saga runner", "the saga runner is stopping"));
+        await Promise.race([
+          drained,
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(timeoutMs, 5000)))),
+        ]);
+        clearTimeout(timer);
+      }
+      await unlisten?.().catch(() => undefined);
+    },
+  });
+
   const runner: SagaRunner = {
     saga: ((nameOrDefinition: string | AnySagaDefinition, sagaOptions?: SagaOptions<unknown>) => {
       if (typeof nameOrDefinition !== "string") return register(nameOrDefinition);
@@ -412,43 +445,8 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       return handle(versions!.get(newest)!);
     }) as SagaRunner["saga"],
 
-    async start() {
-      if (state !== "new")
-        throw new SagaError("SAGA_RUNNER_STOPPED", "start() may be called once", undefined);
-      await store.open();
-      if (store.listen) unlisten = await store.listen(CHANNEL, wake);
-      state = "started";
-      loop = work();
-    },
-
-    stop(stopOptions = {}) {
-      stopped ??= (async () => {
-        const timeoutMs = toMs(stopOptions.timeout ?? "30s", "timeout");
-        state = "stopping";
-        wake();
-        await loop;
-        const drained = Promise.allSettled([...inFlight]);
-        let timer: NodeJS.Timeout | undefined;
-        const late = await Promise.race([
-          drained.then(() => false),
-          new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
-        ]);
-        clearTimeout(timer);
-        if (late) {
-          // Steps still running are told to stop; one that ignores its signal is left behind (its
-          // instance comes back to a worker when the lease runs out).
-          stopping.abort(new SagaError("SAGA_RUNNER_STOPPED", "the saga runner is stopping", undefined));
-          await Promise.race([
-            drained,
-            new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(timeoutMs, 5000)))),
-          ]);
-          clearTimeout(timer);
-        }
-        await unlisten?.().catch(() => undefined);
-        state = "stopped";
-      })();
-      return stopped;
-    },
+    start: () => life.start(),
+    stop: (stopOptions) => life.stop(stopOptions),
 
     async get(id) {
       const row = await repo.get(store, id);

@@ -113,7 +113,10 @@ describe("pipeline", () => {
     expect(codeOf(() => pipeline("p", base({ schema: {} as never })))).toBe("INVALID_ARGUMENT");
     const replace = { ...memoryDestination().destination, write: "replace" as const };
     expect(codeOf(() => pipeline("p", base({ destination: replace })))).toBe("INVALID_ARGUMENT");
-    expect(codeOf(() => pipeline("p", base()).start())).toBe("INVALID_ARGUMENT");
+  });
+
+  it("refuses start() without a schedule with INVALID_ARGUMENT", async () => {
+    await expect(pipeline("p", base()).start()).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
   });
 
   it("writes every batch with its checkpoint, and resumes after it", async () => {
@@ -199,12 +202,13 @@ describe("pipeline", () => {
   it("runs on its cron schedule after start(), and stop() ends it", async () => {
     const mem = memoryDestination();
     const p = pipeline("p", base({ destination: mem.destination, schedule: "* * * * * *" }));
-    p.start();
-    p.start(); // idempotent
+    await p.start();
+    await p.start(); // a no-op
     expect((await p.status()).nextRunAt).toBeInstanceOf(Date);
     while ((await p.status()).runs.length === 0) await new Promise((r) => setTimeout(r, 50));
     await p.stop();
     expect((await p.status()).nextRunAt).toBeUndefined();
     expect(mem.state.rows.size).toBe(25);
+    await expect(p.start()).rejects.toMatchObject({ code: "STOPPED" }); // a stopped part stays stopped
   });
 });

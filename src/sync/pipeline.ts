@@ -7,6 +7,7 @@ import { Cron } from "croner";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { InvalidArgumentError } from "../core/errors.js";
+import { createLifecycle, StoppedError, type Lifecycle, type StopOptions } from "../core/lifecycle.js";
 import { isStandardSchema } from "../core/schema.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { uuidv7 } from "../core/ids.js";
@@ -56,7 +57,7 @@ export interface PipelineOptions {
    * destination's claim without a committed batch (renewed with each). Default `"60s"`.
    */
   lease?: Duration;
-  /** How long `stop()` waits for the batch in flight. Default `"30s"`. */
+  /** How long `stop()` waits for the batch in flight when it is given no `timeout`. Default `"30s"`. */
   stopTimeout?: Duration;
   clock?: Clock;
   logger?: Logger;
@@ -81,17 +82,23 @@ export interface PipelineStatus {
 }
 
 /** A named data sync. */
-export interface Pipeline {
+export interface Pipeline extends Lifecycle {
   readonly name: string;
   readonly mode: SyncMode;
   /** The store holding its lock and run records (not closed by `close()`). */
   readonly store: SqlStore;
   /** Runs once now: resolves with the run record (`succeeded`/`cancelled`), rejects with the error when it failed. */
   run(options?: RunOptions): Promise<SyncRunReport>;
-  /** Starts the schedule. Each tick runs once; a tick while another run holds the lock is skipped. */
-  start(): void;
-  /** Stops the schedule and the run in progress after its current batch commits. Safe to call twice. */
-  stop(): Promise<void>;
+  /**
+   * Starts the schedule. Each tick runs once; a tick while another run holds the lock is skipped.
+   * A no-op when started; `INVALID_ARGUMENT` without a schedule; `STOPPED` after `stop()`.
+   */
+  start(): Promise<void>;
+  /**
+   * Stops the schedule and the run in progress after its current batch commits, waiting up to
+   * `timeout` (default the `stopTimeout` option). Safe twice. `run()` still works after it.
+   */
+  stop(options?: StopOptions): Promise<void>;
   status(options?: { runs?: number }): Promise<PipelineStatus>;
   /** Forgets the checkpoint: the next run reads from the start. Refused with `SYNC_LOCKED` while a run holds the lock. */
   reset(): Promise<void>;
@@ -177,7 +184,8 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
   const logger = (options.logger ?? silentLogger).child({ pipeline: name });
   const leaseMs = toMs(options.lease ?? "60s", "lease");
   if (leaseMs < 1000) throw new InvalidArgumentError("lease must be at least 1s", "options.lease");
-  const stopTimeoutMs = toMs(options.stopTimeout ?? "30s", "stopTimeout");
+  const stopTimeout = options.stopTimeout ?? "30s";
+  toMs(stopTimeout, "stopTimeout"); // refused now, not at stop()
   if (options.schedule !== undefined) {
     try {
       new Cron(options.schedule, {
@@ -210,7 +218,6 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
   };
   const running = new Set<{ controller: AbortController; done: Promise<unknown> }>();
   let cron: Cron | undefined;
-  let stopping: Promise<void> | undefined;
 
   const run = (runOptions: RunOptions = {}): Promise<SyncRunReport> => {
     const controller = new AbortController();
@@ -244,30 +251,7 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
     }
   };
 
-  const stop = () => {
-    cron?.stop();
-    cron = undefined;
-    stopping ??= (async () => {
-      for (const r of running) r.controller.abort(new Error("pipeline stopped"));
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<"timeout">(
-        (resolve) => (timer = setTimeout(() => resolve("timeout"), stopTimeoutMs)),
-      );
-      const drained = Promise.allSettled([...running].map((r) => r.done));
-      if ((await Promise.race([drained, timeout])) === "timeout") {
-        logger.warn({ stopTimeoutMs }, "patchbay sync: stop() timed out waiting for the batch in flight");
-      }
-      clearTimeout(timer);
-    })().finally(() => (stopping = undefined));
-    return stopping;
-  };
-
-  return {
-    name,
-    mode: options.mode,
-    store: options.store,
-    run,
-
+  const life = createLifecycle("pipeline", {
     start() {
       if (options.schedule === undefined) {
         throw new InvalidArgumentError(
@@ -275,7 +259,6 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
           "options.schedule",
         );
       }
-      if (cron) return;
       cron = new Cron(
         options.schedule,
         {
@@ -292,8 +275,32 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
           }
         },
       );
+      return Promise.resolve();
     },
+    async stop(timeoutMs) {
+      cron?.stop();
+      cron = undefined;
+      for (const r of running) r.controller.abort(new StoppedError("pipeline", "pipeline stopped"));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<"timeout">(
+        (resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)),
+      );
+      const drained = Promise.allSettled([...running].map((r) => r.done));
+      if ((await Promise.race([drained, timeout])) === "timeout") {
+        logger.warn({ timeoutMs }, "patchbay sync: stop() timed out waiting for the batch in flight");
+      }
+      clearTimeout(timer);
+    },
+  });
+  const stop = (stopOptions: StopOptions = {}) => life.stop({ timeout: stopOptions.timeout ?? stopTimeout });
 
+  return {
+    name,
+    mode: options.mode,
+    store: options.store,
+    run,
+
+    start: () => life.start(),
     stop,
 
     async status(statusOptions = {}) {

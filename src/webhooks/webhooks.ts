@@ -5,7 +5,8 @@
  */
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
-import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
+import { InvalidArgumentError } from "../core/errors.js";
+import { createLifecycle, type Lifecycle } from "../core/lifecycle.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import type { EventBus } from "../bus/bus.js";
 import type { SqlStore } from "../store/sql-store.js";
@@ -28,8 +29,7 @@ export interface WebhooksOptions {
   store: SqlStore;
   /**
    * The bus whose events fan out to endpoints, and on which `patchbay.webhook.endpoint_disabled`
-   * is published. Call `createWebhooks()` before `bus.start()`: it subscribes. Without a bus,
-   * nothing fans out (an admin or delivery-only instance, such as the CLI's).
+   * is published. It subscribes (before or after `bus.start()`). Without a bus, nothing fans out (an admin or delivery-only instance, such as the CLI's).
    */
   bus?: EventBus;
   /** The bus consumer group of the fan-out. Default `"patchbay.webhooks"`. */
@@ -77,14 +77,17 @@ export interface WebhooksOptions {
 }
 
 /** Outbound webhooks. */
-export interface Webhooks {
+export interface Webhooks extends Lifecycle {
   readonly endpoints: WebhookEndpoints;
   readonly deliveries: WebhookDeliveries;
   /** {@link WebhookDeliveries.replay}: sends one message again, to its endpoints or to one. */
   replay(messageId: string, options?: { endpointId?: string }): Promise<number>;
   /** {@link WebhookDeliveries.recover}: sends an endpoint's failed messages since a time again. */
   recover(endpointId: string, since: number | Date): Promise<number>;
-  /** Opens the store and starts delivering. Fan-out runs with the bus (`bus.start()`). */
+  /**
+   * Opens the store and starts delivering (a no-op when started; `STOPPED` after `stop()`).
+   * Fan-out runs with the bus (`bus.start()`).
+   */
   start(): Promise<void>;
   /** Stops claiming, lets attempts in flight finish up to `timeout` (default 30 s), records them. Safe twice. */
   stop(options?: { timeout?: Duration }): Promise<void>;
@@ -100,7 +103,7 @@ const positiveInt = (value: number, name: string, max = 100_000) => {
 /**
  * Creates outbound webhooks. Every event published on `bus` becomes one durable delivery per
  * endpoint whose filters match; deliveries are signed per Standard Webhooks, retried on the
- * schedule, and logged attempt by attempt. Call before `bus.start()`.
+ * schedule, and logged attempt by attempt.
  *
  * @example
  * const bus = createEventBus({ store });
@@ -163,30 +166,17 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
       firstDelay: () => schedule.firstDelay(random),
       wake,
     });
-    try {
-      bus.subscribe(
-        "#",
-        {
-          group: options.group ?? "patchbay.webhooks",
-          concurrency: positiveInt(options.fanOutConcurrency ?? 4, "fanOutConcurrency", 1000),
-        },
-        async (event, ctx) => {
-          const n = await fanOut(event, ctx.tx);
-          if (n > 0) ctx.tx.afterCommit(() => webhookMetrics.fannedOut.add(n));
-        },
-      );
-    } catch (e) {
-      if (isPatchbayError(e, "BUS_ALREADY_STARTED")) {
-        throw new InvalidArgumentError(
-          "createWebhooks() must be called before bus.start(): it subscribes to the bus",
-          "bus",
-          {
-            cause: e,
-          },
-        );
-      }
-      throw e;
-    }
+    bus.subscribe(
+      "#",
+      {
+        group: options.group ?? "patchbay.webhooks",
+        concurrency: positiveInt(options.fanOutConcurrency ?? 4, "fanOutConcurrency", 1000),
+      },
+      async (event, ctx) => {
+        const n = await fanOut(event, ctx.tx);
+        if (n > 0) ctx.tx.afterCommit(() => webhookMetrics.fannedOut.add(n));
+      },
+    );
   }
 
   const ownConnector = options.connector ? undefined : createHttpConnector();
@@ -202,18 +192,8 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
   // The stored payload becomes the request of this process's format (CloudEvents content mode).
   const send: typeof sender = (message, signal) =>
     sender({ ...message, ...webhookRequest(message.body as string, format, message.headers) }, signal);
-  let state: "new" | "started" | "stopped" = "new";
-  let stopping: Promise<void> | undefined;
-
-  return {
-    endpoints,
-    deliveries,
-    replay: (messageId, replayOptions) => deliveries.replay(messageId, replayOptions),
-    recover: (endpointId, since) => deliveries.recover(endpointId, { since }),
-
+  const life = createLifecycle("webhooks", {
     async start() {
-      if (state !== "new") throw new InvalidArgumentError("start() may be called once", "start");
-      state = "started";
       await store.open();
       worker = await startWorker({
         store,
@@ -233,14 +213,19 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
         pollMs,
       });
     },
-
-    stop(stopOptions = {}) {
-      stopping ??= (async () => {
-        state = "stopped";
-        await worker?.stop(toMs(stopOptions.timeout ?? "30s", "timeout"));
-        ownConnector?.close();
-      })();
-      return stopping;
+    async stop(timeoutMs) {
+      await worker?.stop(timeoutMs);
+      ownConnector?.close();
     },
+  });
+
+  return {
+    endpoints,
+    deliveries,
+    replay: (messageId, replayOptions) => deliveries.replay(messageId, replayOptions),
+    recover: (endpointId, since) => deliveries.recover(endpointId, { since }),
+
+    start: () => life.start(),
+    stop: (stopOptions) => life.stop(stopOptions),
   };
 }

@@ -5,6 +5,7 @@
  * poll interval passes. Never exits on a store error: it backs off and tries again.
  */
 import { setMaxListeners } from "node:events";
+import { claimBackoff, startClaimLoop, type ClaimLoop } from "../core/claim-loop.js";
 import type { Clock } from "../core/clock.js";
 import { measure, statusClass } from "../core/instruments.js";
 import type { Logger } from "../core/logger.js";
@@ -50,12 +51,11 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   // Every attempt in flight listens for the shutdown abort.
   setMaxListeners(deps.concurrency + 16, aborting.signal);
   let running = true;
-  let wakeUp: (() => void) | undefined;
-  let woken = false;
-  const wake = () => {
-    woken = true;
-    wakeUp?.();
-  };
+  // Set once the claim loop starts (below); a wake-up before that (a NOTIFY while listening
+  // starts) has nothing to wake, and the loop's first round claims anyway.
+  // eslint-disable-next-line prefer-const -- read by wake() before it is assigned
+  let claimLoop: ClaimLoop | undefined;
+  const wake = () => claimLoop?.wake();
 
   // Group commit: attempts that finish while a commit runs are recorded together in the next.
   const queue: Array<{ item: FinishedAttempt; done: () => void }> = [];
@@ -70,7 +70,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       try {
         results = await deps.record(batch.map((b) => b.item));
       } catch (e) {
-        pause = Math.min(Math.max(pause * 2, 100), 5000);
+        pause = claimBackoff(pause);
         logger.error(
           { err: e, outcomes: batch.length },
           "patchbay webhooks: recording attempts failed; retrying",
@@ -166,55 +166,21 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       })
     : undefined;
 
-  const loop = (async () => {
-    let pause = 0;
-    while (running) {
-      woken = false;
-      // Let finished attempts settle first, so one claim fills every slot that is free.
-      await new Promise((r) => setImmediate(r));
-      const slots = deps.concurrency - inFlight.size;
-      let claimed = 0;
-      let wakeAt: number | undefined;
-      if (slots > 0) {
-        try {
-          const result = await deps.claim(slots);
-          claimed = result.deliveries.length;
-          wakeAt = result.wakeAt;
-          for (const c of result.deliveries) dispatch(c);
-          pause = 0;
-        } catch (e) {
-          pause = Math.min(Math.max(pause * 2, 100), 5000);
-          logger.warn({ err: e }, "patchbay webhooks: claiming deliveries failed; retrying");
-        }
-      }
-      if (!running) break;
-      if (slots > 0 && claimed === slots && pause === 0) continue; // more may be due
-      if (woken) continue;
-      const now = clock.now();
-      const wait = pause || deps.pollMs;
-      let dueAt = wakeAt;
-      if (!pause && slots > claimed) {
-        const next = await nextDue(now).catch(() => undefined);
-        if (next !== undefined) dueAt = dueAt === undefined ? next : Math.min(dueAt, next);
-      }
-      if (woken) continue;
-      // Real time bounds the wait (other processes' work); the clock's sleep wakes us when work is
-      // due, so a test's fake clock moving forward wakes the worker at once.
-      const sleeping = new AbortController();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(wait, 5));
-        wakeUp = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        if (dueAt !== undefined && !pause) {
-          clock.sleep(Math.max(dueAt - now, 1), sleeping.signal).then(wakeUp, () => undefined);
-        }
-      });
-      sleeping.abort();
-      wakeUp = undefined;
-    }
-  })();
+  claimLoop = startClaimLoop({
+    // Let finished attempts settle first, so one claim fills every slot that is free.
+    beforeRound: () => new Promise((r) => setImmediate(r)),
+    free: () => deps.concurrency - inFlight.size,
+    async claim(slots) {
+      const result = await deps.claim(slots);
+      for (const c of result.deliveries) dispatch(c);
+      return { claimed: result.deliveries.length, wakeAt: result.wakeAt };
+    },
+    nextDue,
+    clock,
+    pollMs: deps.pollMs,
+    onError: (e) => logger.warn({ err: e }, "patchbay webhooks: claiming deliveries failed; retrying"),
+  });
+  const loop = claimLoop;
 
   let stopped: Promise<void> | undefined;
   return {
@@ -222,8 +188,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
     stop(timeoutMs) {
       stopped ??= (async () => {
         running = false;
-        wake();
-        await loop;
+        await loop.stop();
         const drained = Promise.allSettled([...inFlight]);
         const timer = setTimeout(() => aborting.abort(), timeoutMs);
         await drained;

@@ -742,7 +742,7 @@ export function defineBusConformance(harness: BusHarness): void {
         starts++;
         if (Date.now() >= stopBegan) lateStarts++;
         await insertEffect(ctx.tx, e.id, "before stop"); // on SQLite: holds the write lock from here
-        await aborted(ctx.signal); // honours ctx.signal: throws BUS_STOPPED at the stop's timeout
+        await aborted(ctx.signal); // honours ctx.signal: throws STOPPED at the stop's timeout
       });
       await first.start();
       for (let i = 0; i < 8; i++) await first.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
@@ -899,7 +899,7 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(
         isPatchbayError(
           await b.publish(OrderCreated, { orderId: "x", qty: 1 }).catch((e: unknown) => e),
-          "BUS_STOPPED",
+          "STOPPED",
         ),
       ).toBe(true);
     });

@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { FakeClock } from "../testing/fake-clock.js";
+import { claimBackoff, startClaimLoop } from "./claim-loop.js";
+
+const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+
+describe("startClaimLoop", () => {
+  it("claims up to the free slots, and again at once while claims come back full", async () => {
+    const asked: number[] = [];
+    let queue = 7;
+    const loop = startClaimLoop({
+      free: () => 3,
+      claim: (slots) => {
+        asked.push(slots);
+        const n = Math.min(slots, queue);
+        queue -= n;
+        return Promise.resolve({ claimed: n });
+      },
+      clock: new FakeClock(0),
+      pollMs: 60_000,
+      onError: () => undefined,
+    });
+    await tick();
+    await loop.stop();
+    expect(asked).toEqual([3, 3, 3]); // 3 + 3 + 1: the short claim ends the burst
+    expect(queue).toBe(0);
+  });
+
+  it("follows the injected clock: sleeps until the next due time and claims when the fake clock reaches it", async () => {
+    const clock = new FakeClock(1000);
+    let due = 5000;
+    let claims = 0;
+    let tookAt: number | undefined;
+    const loop = startClaimLoop({
+      free: () => 1,
+      claim: () => {
+        claims++;
+        if (clock.now() >= due) {
+          due = Infinity;
+          tookAt = clock.now();
+          return Promise.resolve({ claimed: 1 });
+        }
+        return Promise.resolve({ claimed: 0 });
+      },
+      nextDue: (now) => Promise.resolve(due > now && due !== Infinity ? due : undefined),
+      clock,
+      pollMs: 60_000, // real time would never wake it within the test
+      onError: () => undefined,
+    });
+    await tick();
+    expect(claims).toBe(1);
+    await clock.advance(4000);
+    await tick();
+    expect(tookAt).toBe(5000);
+    await loop.stop();
+  });
+
+  it("wakes at once on wake(), and backs off after a failed claim without leaving the loop", async () => {
+    const pauses: number[] = [];
+    let fail = 2;
+    let claims = 0;
+    const loop = startClaimLoop({
+      free: () => 1,
+      claim: () => {
+        claims++;
+        if (fail-- > 0) return Promise.reject(new Error("store down"));
+        return Promise.resolve({ claimed: 0 });
+      },
+      clock: new FakeClock(0),
+      pollMs: 60_000,
+      onError: (_e, pause) => pauses.push(pause),
+    });
+    await tick(400); // 100 ms, then 200 ms of backoff
+    expect(pauses).toEqual([100, 200]);
+    const before = claims;
+    loop.wake();
+    await tick();
+    expect(claims).toBe(before + 1);
+    await Promise.all([loop.stop(), loop.stop()]);
+  });
+
+  it("backs off 100 ms, doubling, to at most 5 s", () => {
+    expect([0, 100, 200, 3000, 5000].map(claimBackoff)).toEqual([100, 200, 400, 5000, 5000]);
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * The one claim loop every worker runs (the local transport's consumer, the saga runner, the
+ * webhooks worker, the outbox relay): claim as much work as there are free slots, hand it off,
+ * and when nothing more is due sleep until the next due time, a wake-up, or the poll interval —
+ * whichever comes first. A failed claim backs off (never a hot loop, never leaving the loop).
+ *
+ * Time comes from the injected clock: the due-time sleep is `clock.sleep`, so a test's fake clock
+ * moving past a due time wakes the loop at once. Real time bounds every sleep (the poll interval),
+ * since work may also appear in other processes that cannot wake this one.
+ */
+import type { Clock } from "./clock.js";
+
+/**
+ * The shortest sleep between two rounds, in ms. Work that is due but locked by another worker (or
+ * a due time already past) must not make the loop spin; 5 ms is far below any poll interval and
+ * any latency a user would notice, and still caps an idle-but-busy loop at 200 rounds a second.
+ */
+export const MIN_PAUSE_MS = 5;
+
+/** The backoff after a failed claim: 100 ms, doubling, at most 5 s. */
+export function claimBackoff(previousMs: number): number {
+  return Math.min(Math.max(previousMs * 2, 100), 5000);
+}
+
+/** What one claim took. */
+export interface ClaimRound {
+  /** Items claimed (and handed off). */
+  claimed: number;
+  /** When work known to the claim falls due, if it said (saves a `nextDue` query). */
+  wakeAt?: number | undefined;
+}
+
+/** Options of {@link startClaimLoop}. */
+export interface ClaimLoopOptions {
+  /** Runs before each round's count of free slots (e.g. one event-loop turn for work just finished to settle). */
+  beforeRound?(): Promise<void>;
+  /** Slots free for new work now; 0 when full (a finished item should call `wake()`). */
+  free(): number;
+  /** Claims up to `slots` items and hands them off (not awaiting their work). */
+  claim(slots: number): Promise<ClaimRound>;
+  /** The earliest due time of work not due yet at `now`, or undefined when there is none. */
+  nextDue?(now: number): Promise<number | undefined>;
+  clock: Clock;
+  /** The longest sleep when idle: how soon work no one woke us for is found. */
+  pollMs: number;
+  /** A claim failed; the loop waits `pauseMs` and tries again. */
+  onError(error: unknown, pauseMs: number): void;
+}
+
+/** A running claim loop. */
+export interface ClaimLoop {
+  /** Work may be waiting: claim now (or right after the round in progress). */
+  wake(): void;
+  /** Ends the loop after the round in progress; resolves when it has. Safe twice. */
+  stop(): Promise<void>;
+}
+
+/** Starts a claim loop (see the module comment). */
+export function startClaimLoop(options: ClaimLoopOptions): ClaimLoop {
+  const { clock } = options;
+  let running = true;
+  let woken = false;
+  let wakeUp: (() => void) | undefined;
+  const wake = () => {
+    woken = true;
+    wakeUp?.();
+  };
+
+  /** Sleeps up to `ms` of real time, less when woken or when the clock reaches `dueAt`. */
+  const sleep = async (ms: number, dueAt: number | undefined, now: number) => {
+    const sleeping = new AbortController();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      if (dueAt !== undefined)
+        clock.sleep(Math.max(dueAt - now, 1), sleeping.signal).then(wakeUp, () => undefined);
+    });
+    sleeping.abort();
+    wakeUp = undefined;
+  };
+
+  const loop = (async () => {
+    let pause = 0;
+    while (running) {
+      woken = false;
+      if (options.beforeRound) await options.beforeRound();
+      const slots = options.free();
+      let round: ClaimRound = { claimed: 0 };
+      if (slots > 0) {
+        try {
+          round = await options.claim(slots);
+          pause = 0;
+        } catch (e) {
+          pause = claimBackoff(pause);
+          options.onError(e, pause);
+        }
+      }
+      if (!running) break;
+      if (slots > 0 && round.claimed >= slots && pause === 0) continue; // more may be due
+      if (woken) continue;
+      const now = clock.now();
+      let dueAt = pause ? undefined : round.wakeAt;
+      if (!pause && slots > round.claimed && options.nextDue) {
+        const next = await options.nextDue(now).catch(() => undefined);
+        if (next !== undefined) dueAt = dueAt === undefined ? next : Math.min(dueAt, next);
+      }
+      if (woken || !running) continue;
+      await sleep(Math.max(pause || options.pollMs, MIN_PAUSE_MS), dueAt, now);
+    }
+  })();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    wake,
+    stop() {
+      stopped ??= (async () => {
+        running = false;
+        wake();
+        await loop;
+      })();
+      return stopped;
+    },
+  };
+}
