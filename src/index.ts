@@ -40,3 +40,4 @@ export * from "./saga/index.js";
 export * from "./webhooks/index.js";
 export { createPatchbay, type Patchbay, type PatchbayOptions } from "./patchbay.js";
 export * from "./sync/index.js";
+export { changeCapture, type ChangeCapture, type ChangeCaptureOptions } from "./cdc/change-capture.js";
