@@ -314,6 +314,8 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
         if (request.signal.aborted) return;
         if (failure !== undefined) throw failure as Error;
         if (queue.length === 0) {
+          // Drained: read on (a transaction larger than the queue is only complete further on).
+          s.resume();
           const wait = heartbeatMs > 0 ? Math.min(heartbeatMs, 5000) : 5000;
           await new Promise<void>((resolve) => {
             wake = resolve;
