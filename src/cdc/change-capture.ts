@@ -42,6 +42,29 @@ export interface ChangeCaptureOptions {
   logger?: Logger;
 }
 
+/** A change stream's server-side state (a PostgreSQL replication slot), for status and cleanup. */
+export interface ChangeSlotStatus {
+  slot: string;
+  active: boolean;
+  /** The position confirmed to the server (everything before it is stored at the destination). */
+  confirmedLsn: string | null;
+  /** WAL the server keeps for the slot, in bytes. */
+  retainedBytes: number;
+  /** How far the confirmed position is behind the server's WAL, in bytes. */
+  lagBytes: number;
+  walStatus: string | null;
+}
+
+/** What a change stream source may add to {@link SyncSource}: its slot. */
+export interface ChangeSlotControl {
+  slotStatus(): Promise<ChangeSlotStatus | undefined>;
+  dropSlot(): Promise<boolean>;
+}
+
+const hasSlot = (source: SyncSource): source is SyncSource & ChangeSlotControl =>
+  typeof (source as Partial<ChangeSlotControl>).slotStatus === "function" &&
+  typeof (source as Partial<ChangeSlotControl>).dropSlot === "function";
+
 /** A running change capture. */
 export interface ChangeCapture {
   readonly name: string;
@@ -54,7 +77,10 @@ export interface ChangeCapture {
   stop(): Promise<void>;
   /** The non-retryable error that ended `start()`, if any. */
   readonly failure: unknown;
-  status(): Promise<PipelineStatus>;
+  /** The pipeline's status (position stored with the destination, lock, runs) and the slot's. */
+  status(): Promise<PipelineStatus & { slot: ChangeSlotStatus | undefined }>;
+  /** Drops the source's slot (refused while the capture runs: the server keeps an active slot). */
+  dropSlot(): Promise<boolean>;
   /** Forgets the stored position: the next run copies the tables again (drop the slot first). */
   reset(): Promise<void>;
   close(): Promise<void>;
@@ -133,7 +159,17 @@ export function changeCapture(options: ChangeCaptureOptions): ChangeCapture {
       })();
     },
     stop,
-    status: () => p.status(),
+    async status() {
+      const [status, slot] = await Promise.all([
+        p.status(),
+        hasSlot(options.source) ? options.source.slotStatus() : Promise.resolve(undefined),
+      ]);
+      return { ...status, slot };
+    },
+    async dropSlot() {
+      if (!hasSlot(options.source)) return false;
+      return options.source.dropSlot();
+    },
     reset: () => p.reset(),
     async close() {
       await stop();

@@ -1,4 +1,5 @@
 import type { CliCommand } from "../command.js";
+import { cdcCommand } from "./cdc.js";
 import { dlqCommand } from "./dlq.js";
 import { sagaCommand } from "./saga.js";
 import { statusCommand } from "./status.js";
@@ -16,4 +17,5 @@ export const commands: CliCommand[] = [
   sagaCommand,
   syncCommand,
   webhooksCommand,
+  cdcCommand,
 ];
