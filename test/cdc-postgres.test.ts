@@ -4,6 +4,7 @@
  * under concurrent writes, and the setup errors.
  */
 import { randomBytes } from "node:crypto";
+import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { postgresChanges, postgresDestination } from "../src/adapters/postgres/index.js";
 import { changeCapture, type ChangeCapture } from "../src/cdc/change-capture.js";
@@ -130,6 +131,65 @@ describe.skipIf(problem !== undefined)(
       const [a] = await f.sql(`SELECT sum(n)::int AS s, count(*)::int AS c FROM ${f.src}.items`);
       const [b] = await f.sql(`SELECT sum(n)::int AS s, count(*)::int AS c FROM ${f.dst}.items`);
       expect(b).toEqual(a);
+    });
+
+    it("the article's trigger + pg_notify loses changes while its listener is down and fails a 9000-byte row; the slot delivers both", async () => {
+      const { f, cdc, make, same } = await setup();
+      const channel = `pb_cdc_${f.id}`;
+      await f.sql(`CREATE FUNCTION ${f.src}.notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_notify('${channel}', row_to_json(NEW)::text); RETURN NEW; END $$`);
+      await f.sql(
+        `CREATE TRIGGER notify_change AFTER INSERT OR UPDATE ON ${f.src}.items FOR EACH ROW EXECUTE FUNCTION ${f.src}.notify_change()`,
+      );
+      const heard: number[] = [];
+      const listen = async () => {
+        const client = new pg.Client({ connectionString: f.url });
+        await client.connect();
+        client.on("notification", (m) =>
+          heard.push(Number((JSON.parse(m.payload ?? "{}") as { id: number }).id)),
+        );
+        await client.query(`LISTEN ${channel}`);
+        return client;
+      };
+      let listener = await listen();
+      await f.sql(`INSERT INTO ${f.src}.items (id, name) VALUES (1, 'heard')`);
+      await eventually(() => Promise.resolve(heard.includes(1)), 10_000, "the first notification");
+      await listener.end();
+      // The listener is down (a deploy, a crash): these are never delivered to it.
+      await f.sql(`INSERT INTO ${f.src}.items (id, name) VALUES (2, 'while down'), (3, 'while down')`);
+      listener = await listen();
+      await f.sql(`INSERT INTO ${f.src}.items (id, name) VALUES (4, 'heard again')`);
+      await eventually(
+        () => Promise.resolve(heard.includes(4)),
+        10_000,
+        "the notification after the restart",
+      );
+      expect(heard.sort()).toEqual([1, 4]);
+      // A 9000-byte row: NOTIFY refuses payloads of 8000 bytes or more, and takes the insert down with it.
+      const large = "x".repeat(9000);
+      const failed = await f
+        .sql(`INSERT INTO ${f.src}.items (id, name, big) VALUES (5, 'large', $1)`, [large])
+        .then(
+          () => undefined,
+          (e: unknown) => e as { code?: string; message: string },
+        );
+      expect(failed?.message).toMatch(/payload string too long/);
+      await listener.end();
+
+      // Ours: the slot keeps every change while the capture is down, whatever its size.
+      await f.sql(`DROP TRIGGER notify_change ON ${f.src}.items`);
+      cdc.start();
+      await eventually(same, 60_000, "the snapshot");
+      await cdc.stop();
+      await f.sql(`INSERT INTO ${f.src}.items (id, name) VALUES (6, 'while down'), (7, 'while down')`);
+      await f.sql(`INSERT INTO ${f.src}.items (id, name, big) VALUES (5, 'large', $1)`, [large]);
+      const again = make();
+      captures.push(again);
+      again.start();
+      await eventually(same, 60_000, "the changes made while it was down");
+      const rows = await f.sql(`SELECT id, length(big) AS len FROM ${f.dst}.items ORDER BY id`);
+      expect(rows.map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      expect(rows.find((r) => r.id === 5)?.len).toBe(9000);
     });
 
     it("refuses a table without a key or replica identity with CDC_REPLICA_IDENTITY", async () => {
