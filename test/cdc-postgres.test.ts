@@ -31,7 +31,7 @@ async function setup(options: { batchSize?: number } = {}) {
     `CREATE TABLE ${schema}.items (id int PRIMARY KEY, name text, big text, n int NOT NULL DEFAULT 0)`;
   await f.sql(ddl(f.src));
   await f.sql(ddl(f.dst));
-  const make = () =>
+  const make = (source: { maxLagBytes?: number } = {}) =>
     changeCapture({
       name: `cdc_${f.id}`,
       store: f.store(),
@@ -41,6 +41,7 @@ async function setup(options: { batchSize?: number } = {}) {
         publication: f.publication,
         tables: [`${f.src}.items`],
         heartbeat: "1s",
+        ...source,
       }),
       destination: postgresDestination({ url: f.url, table: `${f.dst}.items`, key: "id" }),
       ...(options.batchSize ? { batchSize: options.batchSize } : {}),
@@ -190,6 +191,32 @@ describe.skipIf(problem !== undefined)(
       const rows = await f.sql(`SELECT id, length(big) AS len FROM ${f.dst}.items ORDER BY id`);
       expect(rows.map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6, 7]);
       expect(rows.find((r) => r.id === 5)?.len).toBe(9000);
+    });
+
+    it("a slot whose consumer stopped trips the lag limit (CDC_LAG_EXCEEDED, recorded); a restart resumes", async () => {
+      const { f, cdc, make, same } = await setup();
+      await f.sql(`INSERT INTO ${f.src}.items (id, name) VALUES (1, 'a')`);
+      cdc.start();
+      await eventually(same, 60_000, "the snapshot");
+      await cdc.stop();
+      // About 5 MB of WAL while nobody consumes the slot.
+      await f.sql(
+        `INSERT INTO ${f.src}.items (id, name) SELECT g, repeat('x', 100) FROM generate_series(2, 40000) g`,
+      );
+      const limited = make({ maxLagBytes: 1024 * 1024 });
+      captures.push(limited);
+      limited.start();
+      await eventually(() => Promise.resolve(limited.failure !== undefined), 60_000, "the lag limit");
+      expect(isPatchbayError(limited.failure, "CDC_LAG_EXCEEDED")).toBe(true);
+      const status = await limited.status();
+      expect(status.runs[0]?.error?.code).toBe("CDC_LAG_EXCEEDED");
+      expect(status.slot?.lagBytes).toBeGreaterThan(1024 * 1024);
+      await limited.stop();
+      const resumed = make();
+      captures.push(resumed);
+      resumed.start();
+      await eventually(same, 120_000, "the capture to catch up");
+      expect((await resumed.status()).slot?.lagBytes ?? 0).toBeLessThan(1024 * 1024 * 64);
     });
 
     it("refuses a table without a key or replica identity with CDC_REPLICA_IDENTITY", async () => {

@@ -313,21 +313,22 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
       for (;;) {
         if (request.signal.aborted) return;
         if (failure !== undefined) throw failure as Error;
+        const now = Date.now();
+        const every = heartbeatMs > 0 ? Math.min(heartbeatMs, 5000) : 5000;
+        if (now - lastCheck >= every) {
+          lastCheck = now;
+          const idle = queue.length === 0 && heartbeatMs > 0 && now - lastActivity >= heartbeatMs;
+          await guard(idle);
+          if (idle) lastActivity = now;
+        }
         if (queue.length === 0) {
           // Drained: read on (a transaction larger than the queue is only complete further on).
           s.resume();
-          const wait = heartbeatMs > 0 ? Math.min(heartbeatMs, 5000) : 5000;
           await new Promise<void>((resolve) => {
             wake = resolve;
-            setTimeout(resolve, wait).unref();
+            setTimeout(resolve, every).unref();
           });
           wake = undefined;
-          const now = Date.now();
-          if (queue.length === 0 && now - lastCheck >= Math.min(wait, 5000)) {
-            lastCheck = now;
-            await guard(now - lastActivity >= heartbeatMs && heartbeatMs > 0);
-            if (now - lastActivity >= heartbeatMs) lastActivity = now;
-          }
           continue;
         }
         s.resume();
