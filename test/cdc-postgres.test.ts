@@ -219,6 +219,34 @@ describe.skipIf(problem !== undefined)(
       expect((await resumed.status()).slot?.lagBytes ?? 0).toBeLessThan(1024 * 1024 * 64);
     });
 
+    it("an idle capture's heartbeat advances the slot past other tables' WAL (stored first, then confirmed)", async () => {
+      const { f, cdc, same } = await setup();
+      await f.sql(`INSERT INTO ${f.src}.items (id, name) VALUES (1, 'a')`);
+      cdc.start();
+      await eventually(same, 60_000, "the snapshot");
+      await f.sql(`CREATE TABLE ${f.src}.other (id int PRIMARY KEY, pad text)`);
+      const confirmed = async () => {
+        const [r] = await f.sql(
+          "SELECT confirmed_flush_lsn::text AS lsn, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag FROM pg_replication_slots WHERE slot_name = $1",
+          [f.slot],
+        );
+        return { lsn: String(r?.lsn), lag: Number(r?.lag) };
+      };
+      const before = await confirmed();
+      // WAL the capture does not decode into changes (a table outside the publication).
+      await f.sql(`INSERT INTO ${f.src}.other SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g`);
+      const grown = await confirmed();
+      expect(grown.lag).toBeGreaterThan(1024 * 1024);
+      await eventually(async () => (await confirmed()).lag < 64 * 1024, 60_000, "the slot to advance");
+      const status = await cdc.status();
+      // The position confirmed to the server is the one stored with the destination.
+      const stored = (status.checkpoint as { cursor: { lsn: string } }).cursor.lsn;
+      const after = await confirmed();
+      expect(after.lsn).not.toBe(before.lsn);
+      const [cmp] = await f.sql("SELECT $1::pg_lsn >= $2::pg_lsn AS ok", [stored, after.lsn]);
+      expect(cmp?.ok).toBe(true);
+    });
+
     it("refuses a table without a key or replica identity with CDC_REPLICA_IDENTITY", async () => {
       const { f } = await setup();
       await f.sql(`CREATE TABLE ${f.src}.nokey (a int, b text)`);
