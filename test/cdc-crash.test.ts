@@ -164,7 +164,7 @@ describe.skipIf(problem !== undefined)("CDC crash recovery (SIGKILL)", () => {
       "the destination to equal the source",
     ).catch(async (e: unknown) => {
       const counts = await f.sql(
-        `SELECT (SELECT count(*) FROM ${f.src}.items) AS src, (SELECT count(*) FROM ${f.dst}.items) AS dst, (SELECT count(*) FROM ${f.src}.items s LEFT JOIN ${f.dst}.items d USING (id) WHERE d.id IS NULL OR d.n <> s.n) AS differ, (SELECT count(*) FROM ${f.dst}.items d WHERE NOT EXISTS (SELECT 1 FROM ${f.src}.items s WHERE s.id = d.id)) AS extra, (SELECT json_agg(json_build_object('slot', slot_name, 'active', active, 'lag', pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))) FROM pg_replication_slots WHERE slot_name LIKE '${f.slot}%') AS slots`,
+        `SELECT (SELECT count(*) FROM ${f.src}.items) AS src, (SELECT count(*) FROM ${f.dst}.items) AS dst, (SELECT count(*) FROM ${f.src}.items s LEFT JOIN ${f.dst}.items d USING (id) WHERE d.id IS NULL OR d.n <> s.n) AS differ, (SELECT count(*) FROM ${f.dst}.items d WHERE NOT EXISTS (SELECT 1 FROM ${f.src}.items s WHERE s.id = d.id)) AS extra, (SELECT json_agg(json_build_object('slot', slot_name, 'active', active, 'wait', (SELECT wait_event_type || ':' || wait_event FROM pg_stat_activity a WHERE a.pid = active_pid), 'lag', pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))) FROM pg_replication_slots WHERE slot_name LIKE '${f.slot}%') AS slots`,
       );
       throw new Error(`${(e as Error).message}: ${JSON.stringify(counts)}\n${final.output().slice(-3000)}`);
     });

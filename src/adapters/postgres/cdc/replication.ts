@@ -90,7 +90,9 @@ class CopyBoth {
         kind: "xlog",
         start: c.readBigUInt64BE(1),
         end: c.readBigUInt64BE(9),
-        data: c.subarray(25),
+        // A copy: pg's parser may reuse the bytes under `chunk` once more data arrives, and
+        // frames wait in a queue before they are decoded.
+        data: Buffer.from(c.subarray(25)),
       });
     } else if (c[0] === 0x6b /* k */) {
       this.onFrame({ kind: "keepalive", end: c.readBigUInt64BE(1), replyRequested: c[17] === 1 });
