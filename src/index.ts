@@ -74,3 +74,4 @@ export {
   type MeasurementName,
 } from "./core/instruments.js";
 export * from "./contracts/index.js";
+export { changeCapture, type ChangeCapture, type ChangeCaptureOptions } from "./cdc/change-capture.js";

@@ -141,6 +141,25 @@ export function lastPerKey(rows: readonly Row[], key: readonly string[]): Row[] 
   return byKey.size === rows.length ? (rows as Row[]) : [...byKey.values()];
 }
 
+/** Splits rows by the columns they have (usually one group: every row has all of `columns`). */
+function byColumns(
+  rows: readonly Row[],
+  columns: readonly string[],
+): Array<{ columns: string[]; rows: Row[] }> {
+  if (rows.length === 0) return [];
+  if (rows.every((row) => columns.every((c) => c in row)))
+    return [{ columns: [...columns], rows: [...rows] }];
+  const groups = new Map<string, { columns: string[]; rows: Row[] }>();
+  for (const row of rows) {
+    const own = columns.filter((c) => c in row);
+    const id = own.join("\u0000");
+    let group = groups.get(id);
+    if (!group) groups.set(id, (group = { columns: own, rows: [] }));
+    group.rows.push(row);
+  }
+  return [...groups.values()];
+}
+
 /** Moves the rows holding a value their column would change (see `valueCheck`) to `quarantine`. */
 function refuseInexact(
   rows: Row[],
@@ -493,12 +512,25 @@ export function sqlDestination(
           return conn.transaction(async (tx) => {
             await renewClaim(tx);
             const result: WriteResult = { written: 0, deleted: 0 };
-            if (rows.length > 0 || (encoded?.count ?? 0) > 0) {
+            if (encoded && encoded.count > 0) {
               result.written = await tx.load({
                 table: write === "replace" ? stage : table,
                 columns,
                 rows,
                 encoded,
+                mode: write === "append" ? "insert" : "merge",
+                key,
+                version: write === "merge" ? version : undefined,
+              });
+            }
+            // Rows lacking a column (a change whose unchanged TOAST value was not sent) are loaded
+            // apart, by their own columns, so a merge keeps the stored value instead of a NULL.
+            for (const group of encoded ? [] : byColumns(rows, columns)) {
+              result.written += await tx.load({
+                table: write === "replace" ? stage : table,
+                columns: group.columns,
+                rows: group.rows,
+                encoded: undefined,
                 mode: write === "append" ? "insert" : "merge",
                 key,
                 version: write === "merge" ? version : undefined,

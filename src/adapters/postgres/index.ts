@@ -35,3 +35,13 @@ export interface PostgresStoreOptions extends PostgresDriverOptions, SqlStoreOpt
 export function postgres(options: PostgresStoreOptions = {}): SqlStore {
   return createSqlStore(postgresDriver(options), options);
 }
+export { postgresChanges, type PostgresChangesOptions } from "./cdc/source.js";
+export type { SlotInfo } from "./cdc/slots.js";
+export {
+  CdcLagExceededError,
+  CdcNoSlotsError,
+  CdcReplicaIdentityError,
+  CdcSlotMissingError,
+  CdcStreamError,
+  CdcWalLevelError,
+} from "./cdc/errors.js";

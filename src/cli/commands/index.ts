@@ -1,6 +1,7 @@
 import type { CliCommand } from "../command.js";
 import { consoleCommand } from "./console.js";
 import { contractsCommand } from "./contracts.js";
+import { cdcCommand } from "./cdc.js";
 import { dlqCommand } from "./dlq.js";
 import { sagaCommand } from "./saga.js";
 import { statusCommand } from "./status.js";
@@ -20,4 +21,5 @@ export const commands: CliCommand[] = [
   webhooksCommand,
   consoleCommand,
   contractsCommand,
+  cdcCommand,
 ];

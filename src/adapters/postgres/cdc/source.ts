@@ -1,0 +1,431 @@
+/**
+ * `postgresChanges()`: a streaming {@link SyncSource} over PostgreSQL logical replication. The
+ * first read creates a durable slot, copies the tables under the snapshot the slot exported, then
+ * streams every committed change from the slot's consistent point: no gap, no overlap. Batches
+ * hold whole transactions, in commit order; each batch's cursor is the end of its last commit,
+ * stored by the destination with the rows, and only then confirmed to the server (`committed`).
+ */
+import type { Duration } from "../../../core/duration.js";
+import { toMs } from "../../../core/duration.js";
+import { InvalidArgumentError } from "../../../core/errors.js";
+import type { JsonValue, ReadRequest, Row, SourceBatch, SyncSource } from "../../../sync/contracts.js";
+import { SyncCursorError } from "../../../sync/errors.js";
+import { lazyPool } from "../lazy-pool.js";
+import { loadedPg, type PgPoolClient, type PgTypeParsers } from "../load.js";
+import { CdcLagExceededError, CdcSlotMissingError } from "./errors.js";
+import { formatLsn, parseLsn } from "./lsn.js";
+import { PgOutputDecoder, type Relation, type Tuple } from "./pgoutput.js";
+import { ReplicationConnection, type ReplicationFrame, type ReplicationStream } from "./replication.js";
+import {
+  checkWalLevel,
+  describeTables,
+  dropSlot,
+  ensurePublication,
+  slotInfo,
+  type CapturedTable,
+  type SlotInfo,
+} from "./slots.js";
+
+/** Options of {@link postgresChanges}. */
+export interface PostgresChangesOptions {
+  /** Connection string (a role with REPLICATION). Default `PATCHBAY_PG_URL`, then libpq's `PG*` variables. */
+  url?: string;
+  /** The durable replication slot: `[a-z0-9_]`, at most 63 characters. Created on the first read. */
+  slot: string;
+  /** The publication listing the tables (created, or extended, on the first read). */
+  publication: string;
+  /** The tables to capture: `"orders"`, `"public.orders"`. */
+  tables: string | readonly string[];
+  /** Copy the existing rows first (under the slot's snapshot). Default `true`. */
+  snapshot?: boolean;
+  /**
+   * Stop with `CDC_LAG_EXCEEDED` when the slot's confirmed position is more than this many bytes
+   * behind the server's WAL (checked every `heartbeat`). Default: no limit.
+   */
+  maxLagBytes?: number;
+  /**
+   * How often an idle capture writes a heartbeat (a logical message, stored and confirmed like a
+   * change) so the slot advances while the captured tables do not change. Default `"30s"`; `0` off.
+   */
+  heartbeat?: Duration;
+}
+
+/** The cursor stored with each batch. */
+interface ChangeCursor {
+  slot: string;
+  /** Streaming resumes here: the end of the last stored commit (or the slot's consistent point). */
+  lsn: string;
+  /** Set while the initial copy runs: the table being copied and the key of its last copied row. */
+  snapshot?: { table: number; after: JsonValue[] | null } | undefined;
+}
+
+const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
+
+// Values as the sync source gives them: dates, times, json as PostgreSQL's text; the rest by pg's parsers.
+const TEXT_OIDS = new Set([
+  1082, 1083, 1114, 1184, 1266, 1186, 1182, 1183, 1115, 1185, 1270, 1187, 114, 3802,
+]);
+const parserOf = (oid: number): ((value: string) => unknown) =>
+  TEXT_OIDS.has(oid)
+    ? (v: string) => v
+    : (loadedPg().types.getTypeParser(oid, "text") as (value: string) => unknown);
+const types: PgTypeParsers = { getTypeParser: (oid: number) => parserOf(oid) };
+
+function parseTables(tables: string | readonly string[]): Array<{ schema: string; table: string }> {
+  const list = typeof tables === "string" ? [tables] : [...tables];
+  if (list.length === 0) throw new InvalidArgumentError("tables must name at least one table", "tables");
+  return list.map((name) => {
+    const parts = String(name).split(".");
+    if (parts.length > 2 || parts.some((p) => p.length === 0))
+      throw new InvalidArgumentError(`not a table name: ${JSON.stringify(name)}`, "tables");
+    return parts.length === 2
+      ? { schema: parts[0] as string, table: parts[1] as string }
+      : { schema: "public", table: parts[0] as string };
+  });
+}
+
+function parseCursor(value: unknown, slot: string): ChangeCursor | undefined {
+  if (value === undefined || value === null) return undefined;
+  const c = value as Partial<ChangeCursor>;
+  if (typeof value !== "object" || c.slot !== slot || typeof c.lsn !== "string") {
+    throw new SyncCursorError(
+      `the stored position is not one of replication slot ${JSON.stringify(slot)}; reset the capture`,
+    );
+  }
+  parseLsn(c.lsn);
+  return { slot, lsn: c.lsn, snapshot: c.snapshot ?? undefined };
+}
+
+/** One decoded change, with its row values parsed. */
+interface Change {
+  relation: Relation;
+  op: "upsert" | "delete";
+  /** The whole row (upsert; unchanged TOAST columns absent) or its key (delete). */
+  row: Row;
+}
+
+function parseTuple(relation: Relation, tuple: Tuple, only?: readonly string[]): Row {
+  const row: Row = {};
+  for (const column of relation.columns) {
+    if (only && !only.includes(column.name)) continue;
+    if (!(column.name in tuple)) continue; // unchanged TOAST: not sent, not NULL
+    const text = tuple[column.name];
+    row[column.name] = text === null || text === undefined ? null : parserOf(column.typeOid)(text);
+  }
+  return row;
+}
+
+/**
+ * The net effect of a run of changes: per row, its last operation (an update's unchanged TOAST
+ * columns taken from an earlier change of the same row in the run, else left to the destination).
+ * Each key lands in `rows` or in `deletes`, never both, so the order a destination applies them in
+ * does not matter.
+ */
+export function netEffect(changes: readonly Change[], keyOf: (r: Relation) => readonly string[]) {
+  const last = new Map<string, Change>();
+  for (const change of changes) {
+    const key = keyOf(change.relation);
+    const id = `${change.relation.id}:${JSON.stringify(key.map((k) => change.row[k]))}`;
+    const before = last.get(id);
+    last.delete(id);
+    if (change.op === "upsert" && before?.op === "upsert") {
+      last.set(id, { ...change, row: { ...before.row, ...change.row } });
+    } else {
+      last.set(id, change);
+    }
+  }
+  const rows: Row[] = [];
+  const deletes: Row[] = [];
+  for (const c of last.values()) (c.op === "upsert" ? rows : deletes).push(c.row);
+  return { rows, deletes };
+}
+
+/**
+ * Captures every insert, update and delete of the tables from PostgreSQL logical replication.
+ *
+ * @example
+ * postgresChanges({ url, slot: "patchbay_orders", publication: "patchbay_orders", tables: ["public.orders"] })
+ */
+export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
+  /** The slot's position and lag (or `undefined` when it does not exist). */
+  slotStatus(): Promise<SlotInfo | undefined>;
+  /** Drops the slot (the server stops retaining WAL for it). The stored position becomes unusable. */
+  dropSlot(): Promise<boolean>;
+} {
+  const slot = options.slot;
+  if (typeof slot !== "string" || !SLOT_NAME.test(slot))
+    throw new InvalidArgumentError("slot must be 1-63 characters of a-z, 0-9 and _", "slot");
+  const publication = options.publication;
+  if (typeof publication !== "string" || !SLOT_NAME.test(publication))
+    throw new InvalidArgumentError("publication must be 1-63 characters of a-z, 0-9 and _", "publication");
+  const names = parseTables(options.tables);
+  const heartbeatMs = toMs(options.heartbeat ?? "30s", "heartbeat");
+  const maxLag = options.maxLagBytes;
+  if (maxLag !== undefined && (!Number.isFinite(maxLag) || maxLag <= 0))
+    throw new InvalidArgumentError("maxLagBytes must be a positive number", "maxLagBytes");
+  const pool = lazyPool(options, 3, true);
+  let repl: ReplicationConnection | undefined;
+  let stream: ReplicationStream | undefined;
+  let inSnapshot = true;
+
+  const withClient = async <T>(fn: (db: PgPoolClient) => Promise<T>): Promise<T> => {
+    const db = await (await pool.get()).connect();
+    try {
+      return await fn(db);
+    } finally {
+      db.release();
+    }
+  };
+
+  async function* copyTables(
+    db: PgPoolClient,
+    tables: CapturedTable[],
+    cursor: ChangeCursor,
+    request: ReadRequest,
+  ): AsyncGenerator<SourceBatch> {
+    let at = cursor.snapshot ?? { table: 0, after: null };
+    for (let t = at.table; t < tables.length; t++) {
+      const table = tables[t] as CapturedTable;
+      const key = table.key.map((k) => `"${k.replace(/"/g, '""')}"`);
+      let after = t === at.table ? at.after : null;
+      for (;;) {
+        if (request.signal.aborted) return;
+        const params = after ?? [];
+        const where = after
+          ? `WHERE (${key.join(", ")}) > (${key.map((_, i) => `$${i + 1}`).join(", ")})`
+          : "";
+        const { rows } = await db.query<Row>({
+          text: `SELECT * FROM ${table.quoted} ${where} ORDER BY ${key.join(", ")} LIMIT ${request.batchSize}`,
+          values: params,
+          types,
+        });
+        if (rows.length === 0) break;
+        const lastRow = rows[rows.length - 1] as Row;
+        after = table.key.map((k) => lastRow[k] as JsonValue);
+        at = { table: t, after };
+        yield { rows, cursor: { slot, lsn: cursor.lsn, snapshot: at } };
+        if (rows.length < request.batchSize) break;
+      }
+    }
+  }
+
+  async function* read(request: ReadRequest): AsyncGenerator<SourceBatch> {
+    let cursor = parseCursor(request.cursor, slot);
+    const tables = await withClient(async (db) => {
+      await checkWalLevel(db);
+      const described = await describeTables(db, names);
+      await ensurePublication(db, publication, described);
+      return described;
+    });
+    const keys = new Map(tables.map((t) => [`${t.schema}.${t.table}`, t.key]));
+    const existing = await withClient((db) => slotInfo(db, slot));
+    repl = await ReplicationConnection.open(options.url);
+    try {
+      if (!cursor) {
+        // Nothing stored: a slot left by a first copy that never committed a batch starts over.
+        if (existing) await withClient((db) => dropSlot(db, slot));
+        const created = await repl.createSlot(slot);
+        cursor = { slot, lsn: formatLsn(created.consistentPoint), snapshot: { table: 0, after: null } };
+        if (options.snapshot === false) {
+          cursor = { slot, lsn: cursor.lsn };
+        } else {
+          const db = await (await pool.get()).connect();
+          try {
+            await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+            await db.query(`SET TRANSACTION SNAPSHOT '${created.snapshot}'`);
+            for await (const batch of copyTables(db, tables, cursor, request)) {
+              cursor = batch.cursor as unknown as ChangeCursor;
+              yield batch;
+            }
+            await db.query("COMMIT");
+          } finally {
+            db.release();
+          }
+          if (request.signal.aborted) return;
+          cursor = { slot, lsn: cursor.lsn };
+        }
+        // The copy is complete (or skipped): store that, with the position streaming starts from.
+        yield { rows: [], cursor: cursor as unknown as JsonValue };
+      } else {
+        if (!existing) throw new CdcSlotMissingError(slot);
+        if (cursor.snapshot) {
+          // The exported snapshot died with the crashed process: the rest of the copy reads the
+          // current rows, and streaming from the slot's start replays every change since the
+          // snapshot over them. Each change sets a whole row (or removes it), so the destination
+          // converges to the source; only an interrupted copy can see a row twice.
+          const db = await (await pool.get()).connect();
+          try {
+            await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+            for await (const batch of copyTables(db, tables, cursor, request)) {
+              cursor = batch.cursor as unknown as ChangeCursor;
+              yield batch;
+            }
+            await db.query("COMMIT");
+          } finally {
+            db.release();
+          }
+          if (request.signal.aborted) return;
+          cursor = { slot, lsn: cursor.lsn };
+          yield { rows: [], cursor: cursor as unknown as JsonValue };
+        }
+      }
+      inSnapshot = false;
+      yield* streamChanges(request, parseLsn(cursor.lsn), (r) => keys.get(`${r.schema}.${r.table}`) ?? []);
+    } finally {
+      await stream?.stop();
+      stream = undefined;
+      await repl.end();
+      repl = undefined;
+    }
+  }
+
+  async function* streamChanges(
+    request: ReadRequest,
+    from: bigint,
+    keyOf: (r: Relation) => readonly string[],
+  ): AsyncGenerator<SourceBatch> {
+    const decoder = new PgOutputDecoder();
+    const queue: ReplicationFrame[] = [];
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const s = (stream = (repl as ReplicationConnection).start(slot, publication, from, (frame) => {
+      queue.push(frame);
+      if (queue.length > 2000) s.pause();
+      notify();
+    }));
+    let failure: unknown;
+    s.done.then(notify, (e: unknown) => {
+      failure = e;
+      notify();
+    });
+    request.signal.addEventListener("abort", notify, { once: true });
+    let lastActivity = Date.now();
+    let lastCheck = 0;
+    // The transaction being received, and complete ones not yet handed out.
+    let current: { commitSkip: boolean; changes: Change[] } | undefined;
+    let ready: Change[] = [];
+    let readyEnd: bigint | undefined;
+    try {
+      for (;;) {
+        if (request.signal.aborted) return;
+        if (failure !== undefined) throw failure as Error;
+        const now = Date.now();
+        const every = heartbeatMs > 0 ? Math.min(heartbeatMs, 5000) : 5000;
+        if (now - lastCheck >= every) {
+          lastCheck = now;
+          const idle = queue.length === 0 && heartbeatMs > 0 && now - lastActivity >= heartbeatMs;
+          await guard(idle);
+          if (idle) lastActivity = now;
+        }
+        if (queue.length === 0) {
+          // Drained: read on (a transaction larger than the queue is only complete further on).
+          s.resume();
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, every).unref();
+          });
+          wake = undefined;
+          continue;
+        }
+        s.resume();
+        // Drain what arrived, at transaction boundaries, up to about a batch.
+        while (queue.length > 0) {
+          const frame = queue.shift() as ReplicationFrame;
+          if (frame.kind === "keepalive") {
+            if (frame.replyRequested) s.reply();
+            continue;
+          }
+          const msg = decoder.decode(frame.data);
+          switch (msg.tag) {
+            case "begin":
+              // A transaction that committed before the stored position is stored already.
+              current = { commitSkip: msg.finalLsn < from, changes: [] };
+              break;
+            case "insert":
+              current?.changes.push({
+                relation: msg.relation,
+                op: "upsert",
+                row: parseTuple(msg.relation, msg.new),
+              });
+              break;
+            case "update": {
+              const key = keyOf(msg.relation);
+              const row = parseTuple(msg.relation, msg.new);
+              if (msg.old) {
+                const oldKey = parseTuple(msg.relation, msg.old, key);
+                // The key changed: the old row is gone.
+                if (key.some((k) => JSON.stringify(oldKey[k]) !== JSON.stringify(row[k])))
+                  current?.changes.push({ relation: msg.relation, op: "delete", row: oldKey });
+              }
+              current?.changes.push({ relation: msg.relation, op: "upsert", row });
+              break;
+            }
+            case "delete":
+              current?.changes.push({
+                relation: msg.relation,
+                op: "delete",
+                row: parseTuple(msg.relation, msg.old, keyOf(msg.relation)),
+              });
+              break;
+            case "commit":
+              if (current && !current.commitSkip) {
+                for (const c of current.changes) ready.push(c);
+                readyEnd = msg.endLsn;
+              }
+              current = undefined;
+              break;
+            default:
+              break; // relation, type, origin, heartbeat message, truncate (not applied: see docs)
+          }
+          if (current === undefined && ready.length >= request.batchSize) break;
+        }
+        if (current === undefined && readyEnd !== undefined) {
+          const { rows, deletes } = netEffect(ready, keyOf);
+          const cursor: ChangeCursor = { slot, lsn: formatLsn(readyEnd) };
+          from = readyEnd;
+          ready = [];
+          readyEnd = undefined;
+          lastActivity = Date.now();
+          yield { rows, deletes, cursor: cursor as unknown as JsonValue };
+        }
+      }
+    } finally {
+      request.signal.removeEventListener("abort", notify);
+    }
+  }
+
+  /** The lag limit, and the heartbeat of an idle capture. */
+  async function guard(beat: boolean): Promise<void> {
+    await withClient(async (db) => {
+      if (maxLag !== undefined) {
+        const info = await slotInfo(db, slot);
+        if (info && info.lagBytes > maxLag) throw new CdcLagExceededError(slot, info.lagBytes, maxLag);
+      }
+      if (beat) await db.query("SELECT pg_logical_emit_message(true, 'patchbay.cdc.heartbeat', '')");
+    });
+  }
+
+  return {
+    description: `postgres changes slot ${JSON.stringify(slot)} (${names.map((n) => `${n.schema}.${n.table}`).join(", ")})`,
+    capabilities: { modes: ["incremental"], streaming: true },
+    read,
+    committed(value) {
+      if (inSnapshot) return Promise.resolve();
+      const cursor = parseCursor(value, slot);
+      // Only a stored position is confirmed: the slot may then drop the WAL before it.
+      if (cursor && !cursor.snapshot) stream?.ack(parseLsn(cursor.lsn));
+      return Promise.resolve();
+    },
+    slotStatus: () => withClient((db) => slotInfo(db, slot)),
+    dropSlot: () => withClient((db) => dropSlot(db, slot)),
+    async close() {
+      await stream?.stop();
+      await repl?.end();
+      await pool.end();
+    },
+  };
+}

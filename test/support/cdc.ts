@@ -1,0 +1,114 @@
+/**
+ * Isolation for the change data capture suites on the shared PostgreSQL: a source schema, a
+ * destination schema, a store schema, a slot and a publication of their own per test, all dropped
+ * by `cleanup` (a leaked slot would make the server keep WAL for everyone).
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { postgres } from "../../src/adapters/postgres/index.js";
+import type { SqlStore } from "../../src/store/sql-store.js";
+
+/** `undefined` when the server can do logical replication, else why not (one line). */
+export async function logicalReplicationProblem(url: string): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ wal_level: string }>("SHOW wal_level");
+    const level = rows[0]?.wal_level;
+    return level === "logical" ? undefined : `wal_level is ${level}, not logical`;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export interface CdcFixture {
+  url: string;
+  id: string;
+  /** Schemas: `src` (captured tables), `dst` (destination tables), `meta` (the pipeline store). */
+  src: string;
+  dst: string;
+  meta: string;
+  slot: string;
+  publication: string;
+  db: pg.Pool;
+  sql(text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  store(): SqlStore;
+  /** `md5` of every row of a table, in key order. */
+  checksum(table: string): Promise<string>;
+  cleanup(): Promise<void>;
+}
+
+export async function cdcFixture(url: string): Promise<CdcFixture> {
+  const id = randomBytes(5).toString("hex");
+  const f = {
+    url,
+    id,
+    src: `pb_cdc_src_${id}`,
+    dst: `pb_cdc_dst_${id}`,
+    meta: `pb_cdc_meta_${id}`,
+    slot: `pb_cdc_${id}`,
+    publication: `pb_cdc_${id}`,
+  };
+  const db = new pg.Pool({ connectionString: url, max: 4 });
+  db.on("error", () => undefined);
+  const sql = async (text: string, params: unknown[] = []) =>
+    (await db.query<Record<string, unknown>>(text, params)).rows;
+  await sql(`CREATE SCHEMA ${f.src}`);
+  await sql(`CREATE SCHEMA ${f.dst}`);
+  const stores: SqlStore[] = [];
+  return {
+    ...f,
+    db,
+    sql,
+    store() {
+      const s = postgres({ url, schema: f.meta });
+      stores.push(s);
+      return s;
+    },
+    async checksum(table) {
+      const rows = await sql(
+        `SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY id), '')) AS h FROM ${table} t`,
+      );
+      return String(rows[0]?.h);
+    },
+    async cleanup() {
+      for (const s of stores) await s.close().catch(() => undefined);
+      // A consumer killed mid-stream may still hold the slot for a moment.
+      await sql(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
+        [f.slot],
+      ).catch(() => undefined);
+      for (let i = 0; i < 50; i++) {
+        try {
+          await sql(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+            [f.slot],
+          );
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      await sql(`DROP PUBLICATION IF EXISTS ${f.publication}`).catch(() => undefined);
+      for (const s of [f.src, f.dst, f.meta])
+        await sql(`DROP SCHEMA IF EXISTS ${s} CASCADE`).catch(() => undefined);
+      await db.end();
+    },
+  };
+}
+
+/** Polls `check` until it returns true (or throws after `timeoutMs`). */
+export async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs = 60_000,
+  what = "condition",
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
