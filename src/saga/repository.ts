@@ -223,14 +223,18 @@ export function sagaRepository(store: SqlStore) {
       const { rowCount } = await run(
         ex,
         d,
-        join(
-          sql`INSERT INTO ${t.instances} (id, name, version, input, status, step, attempt, claim, owner, run_at,
-                deadline, created_at, updated_at)
-              VALUES (${r.id}, ${r.name}, ${r.version}, `,
-          encoded(inputJson),
-          sql`, ${r.status}, ${r.step}, ${r.attempt}, ${r.claim}, ${r.owner ?? null}, ${r.runAt},
-                ${r.deadline ?? null}, ${r.createdAt}, ${r.updatedAt})
-              ON CONFLICT (id) DO NOTHING`,
+        roles.rows.insertIgnore(
+          t.instances,
+          "id, name, version, input, status, step, attempt, claim, owner, run_at, deadline, created_at, updated_at",
+          [
+            join(
+              sql`(${r.id}, ${r.name}, ${r.version}, `,
+              encoded(inputJson),
+              sql`, ${r.status}, ${r.step}, ${r.attempt}, ${r.claim}, ${r.owner ?? null}, ${r.runAt},
+                   ${r.deadline ?? null}, ${r.createdAt}, ${r.updatedAt})`,
+            ),
+          ],
+          "id",
         ),
       );
       return rowCount > 0;
