@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
 import pg from "pg";
 import { describe, expect, inject, it } from "vitest";
@@ -20,6 +21,11 @@ if (!service.reachable) {
   defineStoreConformance({
     name: `PostgreSQL (pg, ${service.where}, own schema per test)`,
     fresh: () => Promise.resolve(postgresDatabase(service.url)),
+    statementErrorAbortsTransaction: true,
+    child: {
+      module: fileURLToPath(new URL("../src/adapters/postgres/index.ts", import.meta.url)),
+      export: "postgres",
+    },
   });
 
   describe("prepared statements on PostgreSQL (the prepare hint)", () => {

@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isPatchbayError } from "../src/core/errors.js";
 import type { SqlStore } from "../src/store/sql-store.js";
@@ -7,6 +8,11 @@ import { sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 defineStoreConformance({
   name: "SQLite (node:sqlite, temporary file)",
   fresh: () => Promise.resolve(sqliteDatabase()),
+  statementErrorAbortsTransaction: false,
+  child: {
+    module: fileURLToPath(new URL("../src/adapters/sqlite/index.ts", import.meta.url)),
+    export: "sqlite",
+  },
 });
 
 describe("SQLite store: what node:sqlite must not change", () => {

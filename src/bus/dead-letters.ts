@@ -272,24 +272,22 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
       return total;
     },
     async purge(filter = {}) {
-      const { rowCount, rows } = await run(
-        store,
-        d,
-        join(sql`DELETE FROM ${t} WHERE `, where(filter), sql` RETURNING grp`),
-      );
-      return rows.length || rowCount;
+      const { rowCount } = await run(store, d, join(sql`DELETE FROM ${t} WHERE `, where(filter)));
+      return rowCount;
     },
     async add(executor, l) {
       await run(
         executor,
         d,
         // The body as bytes: a text column may refuse some characters (NUL, on PostgreSQL).
-        sql`INSERT INTO ${t} (grp, message_id, type, key, body, body_bytes, headers, error, attempts, first_failed_at, last_failed_at, transport)
-            VALUES (${l.group}, ${l.messageId}, ${l.type}, ${l.key ?? null}, '', ${Buffer.from(l.body, "utf8")}, ${d.encodeJson(l.headers)},
-                    ${d.encodeJson(l.error)}, ${l.attempts}, ${l.firstFailedAt}, ${l.lastFailedAt}, ${transport.name})
-            ON CONFLICT (grp, message_id) DO UPDATE SET error = excluded.error, attempts = excluded.attempts,
-              last_failed_at = excluded.last_failed_at, body = excluded.body, body_bytes = excluded.body_bytes,
-              transport = excluded.transport`,
+        d.roles.rows.upsert(
+          t,
+          "grp, message_id, type, key, body, body_bytes, headers, error, attempts, first_failed_at, last_failed_at, transport",
+          sql`(${l.group}, ${l.messageId}, ${l.type}, ${l.key ?? null}, '', ${Buffer.from(l.body, "utf8")}, ${d.encodeJson(l.headers)},
+               ${d.encodeJson(l.error)}, ${l.attempts}, ${l.firstFailedAt}, ${l.lastFailedAt}, ${transport.name})`,
+          "grp, message_id",
+          ["error", "attempts", "last_failed_at", "body", "body_bytes", "transport"],
+        ),
       );
     },
   };

@@ -2,7 +2,7 @@ import type { Clock } from "../core/clock.js";
 import { createBatcher } from "../core/batcher.js";
 import { PREPARED, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
-import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
+import { joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
 
 /** One message of one group. */
 interface Entry {
@@ -50,7 +50,7 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
       () => undefined,
     );
 
-  /** The SELECT of a check batch: one `grp = ? AND message_id IN (…)` per group. */
+  /** The SELECT of a check batch: one statement per group, in one UNION ALL. */
   const selectProcessed = (entries: readonly Entry[]) => {
     const byGroup = new Map<string, string[]>();
     for (const e of entries) {
@@ -58,20 +58,7 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
       if (ids) ids.push(e.messageId);
       else byGroup.set(e.group, [e.messageId]);
     }
-    const selects = [...byGroup].map(([group, ids]) =>
-      d.name === "postgres"
-        ? // One array parameter: the plan does not grow with the batch (a row-value IN over
-          // many pairs plans as an OR of index scans — milliseconds per statement).
-          sql`SELECT grp, message_id FROM ${t} WHERE grp = ${group} AND message_id = ANY(${ids}::text[])`
-        : join(
-            sql`SELECT grp, message_id FROM ${t} WHERE grp = ${group} AND message_id IN (`,
-            joinWith(
-              sql`, `,
-              ids.map((id) => sql`${id}`),
-            ),
-            sql`)`,
-          ),
-    );
+    const selects = [...byGroup].map(([group, ids]) => d.roles.inbox.processed(t, group, ids));
     return joinWith(sql` UNION ALL `, selects);
   };
 
@@ -87,14 +74,14 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
 
   /** Records one id; returns a row unless it was recorded already. */
   const claimStatement = (group: string, messageId: string) =>
-    sql`INSERT INTO ${t} (grp, message_id, processed_at) VALUES (${group}, ${messageId}, ${clock.now()})
-        ON CONFLICT (grp, message_id) DO NOTHING RETURNING message_id`;
+    d.roles.inbox.record(t, group, messageId, clock.now());
 
   return {
     /**
      * Records the id as the opening statement of a handler's transaction (sent with BEGIN where
      * the store can): `duplicate` is thrown, rolling it back, when the id was recorded already.
-     * On PostgreSQL a concurrent claim of the same id waits for the first transaction to end.
+     * Where writers run concurrently, a concurrent claim of the same id waits for the first
+     * transaction to end (the unique key's lock).
      */
     claimAsOpening: (group: string, messageId: string, duplicate: () => Error) =>
       new Claim(claimStatement, group, messageId, duplicate),

@@ -1,7 +1,8 @@
 /**
- * The local transport: per-group durable queues in the Store's own database. The embedded
- * default on SQLite; on PostgreSQL it claims with `FOR UPDATE SKIP LOCKED` and wakes consumers
- * with `LISTEN/NOTIFY`. Because the queue is in the store, publishing and acking join store
+ * The local transport: per-group durable queues in the Store's own database. Claims, batched
+ * acks and wake-ups are the store's roles (`dialect.roles`): a backend with row locks claims
+ * without waiting on rows another consumer holds, one with notifications wakes consumers in other
+ * processes, and the others poll. Because the queue is in the store, publishing and acking join store
  * transactions: a business write and its events commit together, and a handler's writes and
  * its ack commit together.
  */
@@ -16,7 +17,7 @@ import { settleBy } from "../core/settle-by.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import { int, PREPARED, run, runAtCommit } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
-import { join, joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
+import { raw, sql, type SqlStatement } from "../store/sql.js";
 import { BusError, UndecodableMessageError } from "./errors.js";
 import { isHeaders, isRecord } from "./headers.js";
 import { assertPattern, matchesAny } from "./patterns.js";
@@ -58,6 +59,7 @@ interface JobRow {
 export const PARKED = Number.MAX_SAFE_INTEGER;
 
 const CHANNEL = "patchbay_bus";
+const JOB_COLUMNS = "grp, message_id, type, key, body, headers, attempt, fresh, run_at, created_at";
 /** Rows per multi-row INSERT (10 parameters each: well under every driver's limit). */
 const INSERT_CHUNK = 500;
 
@@ -71,7 +73,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     bindings: raw(d.table("bus_bindings")),
     jobs: raw(d.table("bus_jobs")),
   };
-  const pg = d.name === "postgres";
+  const roles = d.roles;
   const poll = toMs(options.pollInterval ?? (store.listen ? "5s" : "1s"), "pollInterval");
   // Wake-ups for consumers in this process; other processes learn through NOTIFY or polling.
   const wakers = new Map<string, Set<() => void>>();
@@ -118,25 +120,16 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       }
     }
     // Multi-row inserts: one statement (one round trip, one commit outside a transaction) per
-    // chunk; on PostgreSQL the last one also notifies the consumers of the touched groups.
+    // chunk; where the store has notifications, the last one also wakes the consumers of the
+    // touched groups in other processes.
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       const chunk = rows.slice(i, i + INSERT_CHUNK);
-      const insert = join(
-        sql`INSERT INTO ${t.jobs} (grp, message_id, type, key, body, headers, attempt, fresh, run_at, created_at) VALUES `,
-        joinWith(sql`, `, chunk),
-        sql` ON CONFLICT (grp, message_id) DO NOTHING`,
-      );
+      const insert = roles.rows.insertIgnore(t.jobs, JOB_COLUMNS, chunk, "grp, message_id");
       const last = i + INSERT_CHUNK >= rows.length;
       await run(
         executor,
         d,
-        pg && last
-          ? join(
-              sql`WITH inserted AS (`,
-              insert,
-              sql`) SELECT pg_notify(${CHANNEL}, ${[...touched].join(",")})`,
-            )
-          : insert,
+        roles.notify && last ? roles.notify.after(insert, CHANNEL, [...touched].join(",")) : insert,
       );
     }
     return touched;
@@ -168,54 +161,22 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
   // Acks outside a transaction (handlers that wrote nothing), group-committed: one DELETE each flush.
   const acks = createBatcher(
     async (jobs: Array<{ id: number; attempt: number }>) => {
-      await run(
-        store,
-        d,
-        pg
-          ? // Two array parameters: a row-value IN over many pairs plans as an OR of index scans.
-            sql`DELETE FROM ${t.jobs} AS j USING unnest(${jobs.map((j) => j.id)}::bigint[], ${jobs.map((j) => j.attempt)}::integer[]) AS u(id, attempt)
-                WHERE j.id = u.id AND j.attempt = u.attempt`
-          : join(
-              sql`DELETE FROM ${t.jobs} WHERE (id, attempt) IN (`,
-              joinWith(
-                sql`, `,
-                jobs.map((j) => sql`(${j.id}, ${j.attempt})`),
-              ),
-              sql`)`,
-            ),
-        PREPARED, // on PostgreSQL the text is the same whatever the batch holds
-      );
+      await run(store, d, roles.queue.ack(t.jobs, jobs), PREPARED);
       return jobs.map(() => undefined);
     },
     { maxBatch: 500 },
   );
 
   // Deliveries handed back unfinished (a stop), group-committed: due at once, their claim undone
-  // (the attempt it counted is taken back), and on PostgreSQL other processes' consumers woken.
+  // (the attempt it counted is taken back), and where the store can, other processes' consumers woken.
   // The attempt is the claim's token: one that no longer matches (the lease ran out and another
   // consumer claimed the row) changes nothing.
   const releases = createBatcher(
     async (jobs: Array<{ id: number; attempt: number; group: string }>) => {
       const now = clock.now();
       const groups = [...new Set(jobs.map((j) => j.group))];
-      await run(
-        store,
-        d,
-        pg
-          ? sql`WITH released AS (
-                  UPDATE ${t.jobs} AS j SET run_at = ${now}, attempt = j.attempt - 1
-                  FROM unnest(${jobs.map((j) => j.id)}::bigint[], ${jobs.map((j) => j.attempt)}::integer[]) AS u(id, attempt)
-                  WHERE j.id = u.id AND j.attempt = u.attempt RETURNING j.grp)
-                SELECT pg_notify(${CHANNEL}, ${groups.join(",")}) WHERE EXISTS (SELECT 1 FROM released)`
-          : join(
-              sql`UPDATE ${t.jobs} SET run_at = ${now}, attempt = attempt - 1 WHERE (id, attempt) IN (`,
-              joinWith(
-                sql`, `,
-                jobs.map((j) => sql`(${j.id}, ${j.attempt})`),
-              ),
-              sql`)`,
-            ),
-      );
+      const release = roles.queue.release(t.jobs, jobs, now);
+      await run(store, d, roles.notify ? roles.notify.after(release, CHANNEL, groups.join(",")) : release);
       wake(groups);
       return jobs.map(() => undefined);
     },
@@ -371,28 +332,19 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
 
   async function claim(group: string, limit: number): Promise<JobRow[]> {
     const now = clock.now();
-    // One statement, atomic on its own: the claim needs no explicit transaction (BEGIN/COMMIT).
-    {
-      const { rows } = await run<JobRow>(
-        store,
-        d,
-        pg
-          ? // MATERIALIZED: the pick runs exactly once. As a plain IN (subquery) PostgreSQL may
-            // evaluate it more than once and claim more rows than LIMIT (over the concurrency).
-            sql`WITH picked AS MATERIALIZED (
-                  SELECT id FROM ${t.jobs} WHERE grp = ${group} AND run_at <= ${now}
-                  ORDER BY run_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
-                UPDATE ${t.jobs} AS j SET run_at = ${now + lease}, attempt = j.attempt + 1
-                FROM picked WHERE j.id = picked.id
-                RETURNING j.*`
-          : sql`UPDATE ${t.jobs} SET run_at = ${now + lease}, attempt = attempt + 1
-                WHERE id IN (SELECT id FROM ${t.jobs} WHERE grp = ${group} AND run_at <= ${now}
-                             ORDER BY run_at, id LIMIT ${limit})
-                RETURNING *`,
-        PREPARED,
-      );
-      return rows.sort((a, b) => int(a.id) - int(b.id));
-    }
+    const rows = await roles.rows.claim<JobRow>(
+      store,
+      {
+        table: t.jobs,
+        key: "id",
+        where: sql`grp = ${group} AND run_at <= ${now}`,
+        orderBy: "run_at, id",
+        limit,
+        set: sql`run_at = ${now + lease}, attempt = attempt + 1`,
+      },
+      PREPARED,
+    );
+    return rows.sort((a, b) => int(a.id) - int(b.id));
   }
 
   async function nextDue(group: string): Promise<number | undefined> {

@@ -116,6 +116,8 @@ interface RawStep {
 }
 
 const ACTIVE = sql`status IN ('running', 'compensating')`;
+/** What a step record's rewrite changes: everything but its first `started_at`. */
+const STEP_UPDATES = ["name", "status", "result", "error", "attempts", "finished_at", "note"];
 
 /** The saga tables of one store. */
 export type SagaRepository = ReturnType<typeof sagaRepository>;
@@ -123,12 +125,11 @@ export type SagaRepository = ReturnType<typeof sagaRepository>;
 /** Builds the repository for `store`'s dialect. */
 export function sagaRepository(store: SqlStore) {
   const d = store.dialect;
-  const pg = d.name === "postgres";
+  const roles = d.roles;
   const t = { instances: raw(d.table("saga_instances")), steps: raw(d.table("saga_steps")) };
   const json = (v: unknown) => (v === undefined || v === null ? null : d.encodeJson(v));
-  // PostgreSQL jsonb comes back parsed; pass the caller's pre-encoded text through a cast.
-  const encoded = (text: string | null) =>
-    text === null ? sql`NULL` : pg ? sql`${text}::jsonb` : sql`${text}`;
+  /** The caller's pre-encoded JSON text as a JSON column's value. */
+  const encoded = (text: string | null) => roles.rows.jsonText(text);
   const parsed = (v: unknown) => (v === null || v === undefined ? undefined : d.decodeJson(v));
   const optInt = (v: unknown) => (v === null || v === undefined ? undefined : int(v));
 
@@ -192,22 +193,21 @@ export function sagaRepository(store: SqlStore) {
     if (fence.claim !== undefined) parts.push(sql` AND claim = ${fence.claim}`);
     return join(...parts);
   };
-  // A step record keeps the first `started_at` of its step and phase.
-  const upsertStep = sql`
-    ON CONFLICT (saga_id, idx, phase) DO UPDATE SET name = excluded.name, status = excluded.status,
-      result = excluded.result, error = excluded.error, attempts = excluded.attempts,
-      finished_at = excluded.finished_at, note = excluded.note`;
   /** Writes a step record (keeping the first `started_at` of that step and phase). */
   const writeStep = async (ex: SqlExecutor, id: string, s: StepWrite): Promise<void> => {
     await run(
       ex,
       d,
-      join(
-        sql`INSERT INTO ${t.steps} (saga_id, idx, phase, name, status, result, error, attempts, started_at, finished_at, note)
-            VALUES (${id}, ${s.index}, ${s.phase}, ${s.name}, ${s.status}, `,
-        encoded(s.resultJson),
-        sql`, ${json(s.error)}, ${s.attempts}, ${s.startedAt}, ${s.finishedAt}, ${s.note})`,
-        upsertStep,
+      roles.rows.upsert(
+        t.steps,
+        "saga_id, idx, phase, name, status, result, error, attempts, started_at, finished_at, note",
+        join(
+          sql`(${id}, ${s.index}, ${s.phase}, ${s.name}, ${s.status}, `,
+          encoded(s.resultJson),
+          sql`, ${json(s.error)}, ${s.attempts}, ${s.startedAt}, ${s.finishedAt}, ${s.note})`,
+        ),
+        "saga_id, idx, phase",
+        STEP_UPDATES,
       ),
     );
   };
@@ -216,33 +216,37 @@ export function sagaRepository(store: SqlStore) {
 
   return {
     /** True when {@link writeOutcome} is one statement (atomic without a transaction). */
-    singleStatementOutcome: pg,
+    singleStatementOutcome: roles.saga.outcome !== undefined,
 
     /** Inserts a new instance; false when the id exists (nothing written). */
     async insert(ex: SqlExecutor, r: InstanceRow, inputJson: string): Promise<boolean> {
       const { rowCount } = await run(
         ex,
         d,
-        join(
-          sql`INSERT INTO ${t.instances} (id, name, version, input, status, step, attempt, claim, owner, run_at,
-                deadline, created_at, updated_at)
-              VALUES (${r.id}, ${r.name}, ${r.version}, `,
-          encoded(inputJson),
-          sql`, ${r.status}, ${r.step}, ${r.attempt}, ${r.claim}, ${r.owner ?? null}, ${r.runAt},
-                ${r.deadline ?? null}, ${r.createdAt}, ${r.updatedAt})
-              ON CONFLICT (id) DO NOTHING`,
+        roles.rows.insertIgnore(
+          t.instances,
+          "id, name, version, input, status, step, attempt, claim, owner, run_at, deadline, created_at, updated_at",
+          [
+            join(
+              sql`(${r.id}, ${r.name}, ${r.version}, `,
+              encoded(inputJson),
+              sql`, ${r.status}, ${r.step}, ${r.attempt}, ${r.claim}, ${r.owner ?? null}, ${r.runAt},
+                   ${r.deadline ?? null}, ${r.createdAt}, ${r.updatedAt})`,
+            ),
+          ],
+          "id",
         ),
       );
       return rowCount > 0;
     },
 
-    /** One instance; `lock` takes its row lock for the transaction (PostgreSQL). */
+    /** One instance; `lock` takes its row lock for the transaction (where the backend has row locks). */
     async get(ex: SqlExecutor, id: string, lock = false): Promise<InstanceRow | undefined> {
       const { rows } = await run<RawInstance>(
         ex,
         d,
-        lock && pg
-          ? sql`SELECT * FROM ${t.instances} WHERE id = ${id} FOR UPDATE`
+        lock
+          ? join(sql`SELECT * FROM ${t.instances} WHERE id = ${id}`, roles.locks.forUpdate)
           : sql`SELECT * FROM ${t.instances} WHERE id = ${id}`,
       );
       return rows[0] ? toInstance(rows[0]) : undefined;
@@ -253,9 +257,7 @@ export function sagaRepository(store: SqlStore) {
       const { rows } = await run<{ claim: unknown }>(
         tx,
         d,
-        pg
-          ? sql`SELECT claim FROM ${t.instances} WHERE id = ${id} FOR UPDATE`
-          : sql`SELECT claim FROM ${t.instances} WHERE id = ${id}`,
+        join(sql`SELECT claim FROM ${t.instances} WHERE id = ${id}`, roles.locks.forUpdate),
       );
       return rows[0] !== undefined && int(rows[0].claim) === claim;
     },
@@ -272,27 +274,16 @@ export function sagaRepository(store: SqlStore) {
      */
     async claim(names: readonly string[], limit: number, owner: string, now: number, leaseMs: number) {
       if (names.length === 0 || limit < 1) return [];
-      return store.transaction(async (tx) => {
-        const pick = join(
-          sql`SELECT id FROM ${t.instances} WHERE `,
-          ACTIVE,
-          sql` AND run_at <= ${now} AND `,
-          inNames(names),
-          sql` ORDER BY run_at LIMIT ${limit}`,
-          pg ? sql` FOR UPDATE SKIP LOCKED` : sql``,
-        );
-        const { rows } = await run<RawInstance>(
-          tx,
-          d,
-          join(
-            sql`UPDATE ${t.instances} SET owner = ${owner}, claim = claim + 1, attempt = attempt + 1,
-                  run_at = ${now + leaseMs}, updated_at = ${now} WHERE id IN (`,
-            pick,
-            sql`) RETURNING *`,
-          ),
-        );
-        return rows.map(toInstance).sort((a, b) => a.createdAt - b.createdAt);
+      const rows = await roles.rows.claim<RawInstance>(store, {
+        table: t.instances,
+        key: "id",
+        where: join(ACTIVE, sql` AND run_at <= ${now} AND `, inNames(names)),
+        orderBy: "run_at",
+        limit,
+        set: sql`owner = ${owner}, claim = claim + 1, attempt = attempt + 1, run_at = ${now + leaseMs},
+                 updated_at = ${now}`,
       });
+      return rows.map(toInstance).sort((a, b) => a.createdAt - b.createdAt);
     },
 
     /**
@@ -311,8 +302,9 @@ export function sagaRepository(store: SqlStore) {
 
     /**
      * A worker's outcome: the instance changes and (optionally) a step record, only while `claim`
-     * holds; false (and nothing written) when it does not. On PostgreSQL it is one statement, so
-     * it may run outside a transaction (one round trip); on SQLite call it inside one.
+     * holds; false (and nothing written) when it does not. Where the backend has a one-statement
+     * outcome ({@link singleStatementOutcome}) it may run outside a transaction (one round trip);
+     * otherwise call it inside one.
      */
     async writeOutcome(
       ex: SqlExecutor,
@@ -324,25 +316,15 @@ export function sagaRepository(store: SqlStore) {
     ): Promise<boolean> {
       const update = updateStatement(id, changes, now, { claim });
       if (!step) return (await run(ex, d, update)).rowCount > 0;
-      if (!pg) {
+      if (!roles.saga.outcome) {
         if ((await run(ex, d, update)).rowCount === 0) return false;
         await writeStep(ex, id, step);
         return true;
       }
-      // The step row is inserted from the updated row: no update, no insert.
       const { rowCount } = await run(
         ex,
         d,
-        join(
-          sql`WITH fenced AS (`,
-          update,
-          sql` RETURNING id) INSERT INTO ${t.steps} (saga_id, idx, phase, name, status, result, error, attempts, started_at, finished_at, note)
-              SELECT fenced.id, ${step.index}::integer, ${step.phase}::text, ${step.name}::text, ${step.status}::text, `,
-          encoded(step.resultJson),
-          sql`, ${json(step.error)}::jsonb, ${step.attempts}::integer, ${step.startedAt}::bigint, ${step.finishedAt}::bigint, ${step.note}::text
-              FROM fenced`,
-          upsertStep,
-        ),
+        roles.saga.outcome(update, t.steps, { ...step, error: json(step.error) }),
       );
       return rowCount > 0;
     },

@@ -15,6 +15,7 @@ import { createLifecycle, StoppedError, type Lifecycle, type StopOptions } from 
 import { uuidv7 } from "../core/ids.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
+import { run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import {
   defineSaga,
@@ -57,7 +58,7 @@ export interface SagaRunnerOptions {
   concurrency?: number;
   /** How long a claimed instance is held before another worker may take it over (renewed while it runs). Default 30 s. */
   lease?: Duration;
-  /** How often an idle worker looks for due instances (wake-ups come sooner for work started here or, on PostgreSQL, anywhere). Default 1 s. */
+  /** How often an idle worker looks for due instances (wake-ups come sooner for work started here or, where the store has notifications, anywhere). Default 1 s. */
   pollInterval?: Duration;
   clock?: Clock;
   logger?: Logger;
@@ -347,10 +348,8 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       updatedAt: now,
       lastDelay: undefined,
     };
-    const notify = (ex: SqlExecutor) =>
-      !direct && store.capabilities.notifications
-        ? ex.query("SELECT pg_notify($1, '')", [CHANNEL])
-        : undefined;
+    const signal = store.dialect.roles.notify?.signal(CHANNEL, "");
+    const notify = (ex: SqlExecutor) => (!direct && signal ? run(ex, store.dialect, signal) : undefined);
     let existing: InstanceRow | undefined;
     try {
       if (opts.tx) {
@@ -385,12 +384,12 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     return { ...publicView(row), created: true };
   }
 
-  /** After operator actions: wake the workers (here and, on PostgreSQL, elsewhere), settle waiters. */
+  /** After operator actions: wake the workers (here and, where the store has notifications, elsewhere), settle waiters. */
   const acted = async (rows: InstanceRow[]): Promise<void> => {
     wake();
     for (const row of rows) if (TERMINAL_STATUSES.includes(row.status)) settled(publicView(row));
-    if (store.capabilities.notifications)
-      await store.query("SELECT pg_notify($1, '')", [CHANNEL]).catch(() => undefined);
+    const signal = store.dialect.roles.notify?.signal(CHANNEL, "");
+    if (signal) await run(store, store.dialect, signal).catch(() => undefined);
   };
   const afterAction = async (p: Promise<InstanceRow | undefined>): Promise<SagaInstance> => {
     // Without an expected version an operator action returns the row or throws.

@@ -41,8 +41,8 @@ export interface QueryOptions {
 
 /** What differs between backends, stated as data rather than discovered by `instanceof`. */
 export interface StoreCapabilities {
-  /** SQL dialect of `query()`: decides placeholders and syntax for user SQL. */
-  readonly dialect: "sqlite" | "postgres";
+  /** SQL dialect of `query()` (`sqlite`, `postgres`, `mysql`, or an outside adapter's): decides placeholders and syntax for user SQL. */
+  readonly dialect: string;
   /** Several processes may write at the same moment (PostgreSQL), or writers queue (SQLite). */
   readonly concurrentWriters: boolean;
   /** `SELECT ... FOR UPDATE SKIP LOCKED` is available for queue claims. */

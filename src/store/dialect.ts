@@ -1,4 +1,5 @@
 import type { QueryOptions, QueryResult, SqlExecutor } from "./contracts.js";
+import type { StoreRoles } from "./roles.js";
 import { render, type SqlStatement } from "./sql.js";
 
 /**
@@ -6,10 +7,13 @@ import { render, type SqlStatement } from "./sql.js";
  * it is internal to adapter authors, not part of the user API.
  */
 export interface SqlDialect {
-  readonly name: "sqlite" | "postgres";
+  /** The backend's name, for logs and `Transport.name` (`sqlite`, `postgres`); never branched on. */
+  readonly name: string;
   readonly placeholders: "numbered" | "question";
   /** Quoted, qualified name of one of Patchbay's own tables (`"patchbay"."state"`, `"patchbay_state"`). */
   table(name: string): string;
+  /** The statements of each role the backend plays (claims, inbox, notifications…). */
+  readonly roles: StoreRoles;
   /** A JSON value as a statement parameter. */
   encodeJson(value: unknown): unknown;
   /** A JSON column as read back from the driver. */

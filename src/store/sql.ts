@@ -5,7 +5,9 @@
  */
 import { InvalidArgumentError } from "../core/errors.js";
 
-const RAW = Symbol("patchbay.sql.raw");
+// Registered (Symbol.for): a fragment made by one copy of this module (an adapter built against
+// another copy of Patchbay, a bench loading src and dist) is still inlined, never bound as a value.
+const RAW = Symbol.for("patchbay.sql.raw");
 
 /** A fragment inlined as-is. Only for identifiers the code itself quoted — never user values. */
 export interface RawSql {

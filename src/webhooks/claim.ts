@@ -1,8 +1,8 @@
 /**
  * Claiming due deliveries with a lease, within each endpoint's concurrency and rate limit — across
- * processes. One transaction per claim: the endpoints with due work are locked (PostgreSQL:
- * `FOR UPDATE SKIP LOCKED`, so two workers never count and claim for one endpoint at once; SQLite
- * transactions are serial anyway), their in-flight deliveries counted, their token bucket read,
+ * processes. One transaction per claim: the endpoints with due work are locked, skipping those
+ * another worker holds (the store's `locks.skipLocked`), so two workers never count and claim for
+ * one endpoint at once (a backend with serial writers needs no row locks), their in-flight deliveries counted, their token bucket read,
  * and the oldest due deliveries marked `sending` until the lease ends. A delivery whose lease ran
  * out (its worker died) is due again; the claim counter is the lease token, so a late outcome
  * from a dead worker's claim changes nothing.
@@ -84,7 +84,7 @@ export function createClaimer(
 ) {
   const d = store.dialect;
   const t = webhookTables(d);
-  const pg = d.name === "postgres";
+  const roles = d.roles;
 
   return function claimDue(budget: number): Promise<ClaimResult> {
     return store.transaction((tx) => claimIn(tx, budget));
@@ -103,7 +103,7 @@ export function createClaimer(
             WHERE e.status = 'enabled' AND EXISTS (SELECT 1 FROM ${t.deliveries} w WHERE w.endpoint_id = e.id AND `,
         due,
         sql`) ORDER BY e.claimed_at, e.id LIMIT ${CANDIDATES}`,
-        pg ? sql` FOR UPDATE SKIP LOCKED` : sql``,
+        roles.locks.skipLocked(),
       ),
     );
     const claimed: ClaimedDelivery[] = [];
@@ -131,9 +131,9 @@ export function createClaimer(
         }
       }
       if (take <= 0) continue;
-      // Pick, then claim what was picked: the rows stay locked (PostgreSQL) or the database is
-      // (SQLite) until commit. Not one UPDATE ... IN (SELECT ... SKIP LOCKED): PostgreSQL may
-      // rescan such a subquery and get other rows each time, claiming more than `take`.
+      // Pick, then claim what was picked: the rows (or, with serial writers, the database) stay
+      // locked until commit. Not one UPDATE of a locking subquery: a planner may rescan such a
+      // subquery and get other rows each time, claiming more than `take`.
       const { rows: picked } = await run<PickedRow>(
         tx,
         d,
@@ -143,7 +143,7 @@ export function createClaimer(
               WHERE w.endpoint_id = ${e.id} AND `,
           due,
           sql` ORDER BY w.next_attempt_at, w.seq LIMIT ${take}`,
-          pg ? sql` FOR UPDATE OF w SKIP LOCKED` : sql``,
+          roles.locks.skipLocked("w"),
         ),
       );
       if (picked.length === 0) continue;
@@ -154,17 +154,17 @@ export function createClaimer(
           .map((p) => [int(p.seq), int(p.next_attempt_at) - deps.leaseMs]),
       );
       const messages = new Map(picked.map((p) => [int(p.seq), p]));
-      const { rows } = await run<ClaimRow>(
-        tx,
-        d,
-        join(
-          sql`UPDATE ${t.deliveries} SET status = 'sending', claims = claims + 1, next_attempt_at = ${now + deps.leaseMs},
-                updated_at = ${now}
-              WHERE status IN ('pending', 'sending') AND seq IN (`,
+      const rows = await roles.rows.updateReturning<ClaimRow>(tx, {
+        table: t.deliveries,
+        key: "seq",
+        set: sql`status = 'sending', claims = claims + 1, next_attempt_at = ${now + deps.leaseMs}, updated_at = ${now}`,
+        where: join(
+          sql`status IN ('pending', 'sending') AND seq IN (`,
           ...picked.map((p, i) => sql`${raw(i === 0 ? "" : ", ")}${int(p.seq)}`),
-          sql`) RETURNING seq, message_id, claims, attempts, round_start`,
+          sql`)`,
         ),
-      );
+        columns: "seq, message_id, claims, attempts, round_start",
+      });
       if (rows.length === 0) continue;
       left -= rows.length;
       if (rate !== undefined) tokens -= rows.length;

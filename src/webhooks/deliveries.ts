@@ -164,7 +164,7 @@ export function createWebhookDeliveries(
   const reschedule = async (where: SqlStatement): Promise<number> => {
     const now = clock.now();
     const count = await store.transaction(async (tx) => {
-      const { rows } = await run(
+      const { rowCount } = await run(
         tx,
         d,
         join(
@@ -172,11 +172,10 @@ export function createWebhookDeliveries(
                 updated_at = ${now}
               WHERE status <> 'sending'`,
           where,
-          sql` RETURNING seq`,
         ),
       );
-      if (rows.length > 0) await notifyWorkers(tx, d);
-      return rows.length;
+      if (rowCount > 0) await notifyWorkers(tx, d);
+      return rowCount;
     });
     if (count > 0) deps.wake();
     return count;
@@ -259,16 +258,18 @@ export function createWebhookDeliveries(
             endpointId,
           );
         }
-        const inserted = await run(
+        const { rowCount } = await run(
           tx,
           d,
-          sql`INSERT INTO ${t.deliveries} (endpoint_id, message_id, status, claims, attempts, round_start, next_attempt_at,
-                created_at, updated_at)
-              VALUES (${endpointId}, ${messageId}, 'pending', 0, 0, 0, ${now}, ${now}, ${now})
-              ON CONFLICT (endpoint_id, message_id) DO NOTHING RETURNING seq`,
+          d.roles.rows.insertIgnore(
+            t.deliveries,
+            "endpoint_id, message_id, status, claims, attempts, round_start, next_attempt_at, created_at, updated_at",
+            [sql`(${endpointId}, ${messageId}, 'pending', 0, 0, 0, ${now}, ${now}, ${now})`],
+            "endpoint_id, message_id",
+          ),
         );
-        if (inserted.rows.length > 0) await notifyWorkers(tx, d);
-        return inserted.rows.length;
+        if (rowCount > 0) await notifyWorkers(tx, d);
+        return rowCount;
       });
       if (created > 0) {
         deps.wake();
@@ -304,17 +305,17 @@ export function createWebhookDeliveries(
             sql`) x WHERE x.endpoint_id = ${t.attempts}.endpoint_id AND x.message_id = ${t.attempts}.message_id)`,
           ),
         );
-        const { rows } = await run(
+        const { rowCount } = await run(
           tx,
           d,
-          sql`DELETE FROM ${t.deliveries} WHERE status IN ${statuses} AND updated_at < ${before} RETURNING seq`,
+          sql`DELETE FROM ${t.deliveries} WHERE status IN ${statuses} AND updated_at < ${before}`,
         );
         await run(
           tx,
           d,
           sql`DELETE FROM ${t.messages} WHERE NOT EXISTS (SELECT 1 FROM ${t.deliveries} w WHERE w.message_id = ${t.messages}.id)`,
         );
-        return rows.length;
+        return rowCount;
       });
     },
   };

@@ -192,15 +192,13 @@ export function createWebhookEndpoints(
   /** Runs an UPDATE that must hit the endpoint, and returns the endpoint as it is afterwards. */
   const change = async (id: string, assignments: SqlStatement, notify = false): Promise<WebhookEndpoint> => {
     const updated = await store.transaction(async (tx) => {
-      const { rows } = await run<EndpointRow>(
-        tx,
-        d,
-        join(
-          sql`UPDATE ${t.endpoints} SET `,
-          assignments,
-          sql`, updated_at = ${clock.now()} WHERE id = ${id} RETURNING *`,
-        ),
-      );
+      const rows = await d.roles.rows.updateReturning<EndpointRow>(tx, {
+        table: t.endpoints,
+        key: "id",
+        set: join(assignments, sql`, updated_at = ${clock.now()}`),
+        where: sql`id = ${id}`,
+        columns: "*",
+      });
       if (notify && rows.length > 0) await notifyWorkers(tx, d);
       return rows[0];
     });
@@ -231,18 +229,23 @@ export function createWebhookEndpoints(
       const concurrency = checkConcurrency(input.concurrency ?? deps.defaultConcurrency);
       const rate = input.rateLimit === undefined ? null : checkRate(input.rateLimit);
       const now = clock.now();
-      const { rows } = await run<EndpointRow>(
+      const { rowCount } = await run(
         store,
         d,
-        sql`INSERT INTO ${t.endpoints} (id, url, description, events, status, secret, concurrency, rate_limit,
-              rate_tokens, rate_at, claimed_at, created_at, updated_at)
-            VALUES (${id}, ${url}, ${description}, ${d.encodeJson(events)}, 'enabled', ${secret}, ${concurrency}, ${rate},
-              ${rate === null ? 0 : burstOf(rate)}, ${now}, 0, ${now}, ${now})
-            ON CONFLICT (id) DO NOTHING RETURNING *`,
+        d.roles.rows.insertIgnore(
+          t.endpoints,
+          `id, url, description, events, status, secret, concurrency, rate_limit, rate_tokens, rate_at, claimed_at,
+           created_at, updated_at`,
+          [
+            sql`(${id}, ${url}, ${description}, ${d.encodeJson(events)}, 'enabled', ${secret}, ${concurrency}, ${rate},
+                 ${rate === null ? 0 : burstOf(rate)}, ${now}, 0, ${now}, ${now})`,
+          ],
+          "id",
+        ),
       );
-      const row = rows[0];
-      if (!row) throw new InvalidArgumentError(`a webhook endpoint with id ${id} exists already`, "id");
-      return { ...toEndpoint(row), secret };
+      if (rowCount === 0)
+        throw new InvalidArgumentError(`a webhook endpoint with id ${id} exists already`, "id");
+      return { ...toEndpoint(await must(id)), secret };
     },
 
     async get(id) {
@@ -292,8 +295,8 @@ export function createWebhookEndpoints(
       return store.transaction(async (tx) => {
         await run(tx, d, sql`DELETE FROM ${t.attempts} WHERE endpoint_id = ${id}`);
         await run(tx, d, sql`DELETE FROM ${t.deliveries} WHERE endpoint_id = ${id}`);
-        const { rows } = await run(tx, d, sql`DELETE FROM ${t.endpoints} WHERE id = ${id} RETURNING id`);
-        return rows.length > 0;
+        const { rowCount } = await run(tx, d, sql`DELETE FROM ${t.endpoints} WHERE id = ${id}`);
+        return rowCount > 0;
       });
     },
 
@@ -302,13 +305,13 @@ export function createWebhookEndpoints(
       const secret = options.secret === undefined ? generateSecret() : assertEndpointSecret(options.secret);
       const until = clock.now() + grace;
       const row = await store.transaction(async (tx) => {
-        const { rows } = await run<EndpointRow>(
-          tx,
-          d,
-          sql`UPDATE ${t.endpoints} SET previous_secret = secret, previous_secret_until = ${until}, secret = ${secret},
-                updated_at = ${clock.now()}
-              WHERE id = ${id} RETURNING *`,
-        );
+        const rows = await d.roles.rows.updateReturning<EndpointRow>(tx, {
+          table: t.endpoints,
+          key: "id",
+          set: sql`previous_secret = secret, previous_secret_until = ${until}, secret = ${secret}, updated_at = ${clock.now()}`,
+          where: sql`id = ${id}`,
+          columns: "*",
+        });
         return rows[0];
       });
       if (!row) throw new WebhookNotFoundError("WEBHOOK_ENDPOINT_NOT_FOUND", `no webhook endpoint ${id}`, id);

@@ -63,18 +63,23 @@ export function createFanOut(deps: {
     await run(
       tx,
       d,
-      sql`INSERT INTO ${t.messages} (id, event_type, payload, traceparent, created_at)
-          VALUES (${event.id}, ${event.type}, ${payload}, ${traceparent}, ${now})
-          ON CONFLICT (id) DO NOTHING`,
+      d.roles.rows.insertIgnore(
+        t.messages,
+        "id, event_type, payload, traceparent, created_at",
+        [sql`(${event.id}, ${event.type}, ${payload}, ${traceparent}, ${now})`],
+        "id",
+      ),
     );
     for (const target of targets) {
       await run(
         tx,
         d,
-        sql`INSERT INTO ${t.deliveries} (endpoint_id, message_id, status, claims, attempts, round_start, next_attempt_at,
-              created_at, updated_at)
-            VALUES (${target.id}, ${event.id}, 'pending', 0, 0, 0, ${now + deps.firstDelay()}, ${now}, ${now})
-            ON CONFLICT (endpoint_id, message_id) DO NOTHING`,
+        d.roles.rows.insertIgnore(
+          t.deliveries,
+          "endpoint_id, message_id, status, claims, attempts, round_start, next_attempt_at, created_at, updated_at",
+          [sql`(${target.id}, ${event.id}, 'pending', 0, 0, 0, ${now + deps.firstDelay()}, ${now}, ${now})`],
+          "endpoint_id, message_id",
+        ),
       );
     }
     await notifyWorkers(tx, d);

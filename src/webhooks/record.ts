@@ -83,13 +83,13 @@ export function createRecorder(
     now: number,
     publish: ((data: unknown) => Promise<unknown>) | undefined,
   ) {
-    const { rows } = await run<{ url: string; failing_since: unknown }>(
-      tx,
-      d,
-      sql`UPDATE ${t.endpoints} SET status = 'disabled', disabled_reason = ${reason}, disabled_at = ${now},
-            updated_at = ${now}
-          WHERE id = ${endpointId} AND status = 'enabled' RETURNING url, failing_since`,
-    );
+    const rows = await d.roles.rows.updateReturning<{ url: string; failing_since: unknown }>(tx, {
+      table: t.endpoints,
+      key: "id",
+      set: sql`status = 'disabled', disabled_reason = ${reason}, disabled_at = ${now}, updated_at = ${now}`,
+      where: sql`id = ${endpointId} AND status = 'enabled'`,
+      columns: "url, failing_since",
+    });
     const row = rows[0];
     if (!row) return;
     const failingSince = optionalInt(row.failing_since);
@@ -137,17 +137,18 @@ export function createRecorder(
     }
     for (const [status, group] of delivered) {
       // Successes (the common case) in one statement per status code.
-      const { rows: done } = await run<{ seq: unknown }>(
-        tx,
-        d,
-        join(
-          sql`UPDATE ${t.deliveries} SET status = 'delivered', next_attempt_at = ${now}, attempts = claims,
-                last_status = ${status}, last_error = NULL, updated_at = ${now}, delivered_at = ${now}
-              WHERE (seq, claims) IN (`,
+      const done = await d.roles.rows.updateReturning<{ seq: unknown }>(tx, {
+        table: t.deliveries,
+        key: "seq",
+        set: sql`status = 'delivered', next_attempt_at = ${now}, attempts = claims, last_status = ${status},
+                 last_error = NULL, updated_at = ${now}, delivered_at = ${now}`,
+        where: join(
+          sql`(seq, claims) IN (`,
           ...group.map((a, i) => sql`${raw(i === 0 ? "" : ", ")}(${a.delivery.seq}, ${a.delivery.attempt})`),
-          sql`) RETURNING seq`,
+          sql`)`,
         ),
-      );
+        columns: "seq",
+      });
       for (const r of done) settled.add(Number(r.seq));
     }
     for (const { a, error, next } of rows) {
@@ -155,15 +156,15 @@ export function createRecorder(
       const { delivery: c, outcome: o } = a;
       // An attempt cut short by our own shutdown does not use up a place in the schedule.
       const roundStart = raw(isPatchbayError(o.error, "WEBHOOK_ABORTED") ? "round_start + 1" : "round_start");
-      const { rows: done } = await run<{ seq: unknown }>(
+      const { rowCount } = await run(
         tx,
         d,
         sql`UPDATE ${t.deliveries} SET status = ${next.status}, next_attempt_at = ${next.at}, attempts = claims,
               round_start = ${roundStart}, last_status = ${o.status ?? null},
               last_error = ${error === undefined ? null : d.encodeJson(error)}, updated_at = ${now}, delivered_at = NULL
-            WHERE seq = ${c.seq} AND claims = ${c.attempt} RETURNING seq`,
+            WHERE seq = ${c.seq} AND claims = ${c.attempt}`,
       );
-      for (const r of done) settled.add(Number(r.seq));
+      if (rowCount > 0) settled.add(c.seq);
     }
     const results: RecordedAttempt[] = [];
     for (const { a, next } of rows) {
@@ -200,12 +201,13 @@ export function createRecorder(
         );
       }
       if (h.firstFailure !== undefined) {
-        const { rows } = await run<{ failing_since: unknown; status: string }>(
-          tx,
-          d,
-          sql`UPDATE ${t.endpoints} SET failing_since = COALESCE(failing_since, ${h.firstFailure}), last_failure_at = ${now}
-              WHERE id = ${endpointId} RETURNING failing_since, status`,
-        );
+        const rows = await d.roles.rows.updateReturning<{ failing_since: unknown; status: string }>(tx, {
+          table: t.endpoints,
+          key: "id",
+          set: sql`failing_since = COALESCE(failing_since, ${h.firstFailure}), last_failure_at = ${now}`,
+          where: sql`id = ${endpointId}`,
+          columns: "failing_since, status",
+        });
         const since = optionalInt(rows[0]?.failing_since);
         if (
           !h.gone &&

@@ -1,5 +1,5 @@
 import type { SqlExecutor } from "../store/contracts.js";
-import type { SqlDialect } from "../store/dialect.js";
+import { run, type SqlDialect } from "../store/dialect.js";
 import { raw, type RawSql } from "../store/sql.js";
 
 /** The webhook tables of a store, quoted for its dialect. */
@@ -20,12 +20,13 @@ export function webhookTables(dialect: SqlDialect): WebhookTables {
   };
 }
 
-/** The `LISTEN/NOTIFY` channel that wakes delivery workers in other processes (PostgreSQL). */
+/** The notification channel that wakes delivery workers in other processes (where the store has notifications). */
 export const WAKE_CHANNEL = "patchbay_webhooks";
 
-/** Wakes workers in other processes after the transaction commits (a no-op on SQLite). */
+/** Wakes workers in other processes after the transaction commits (a no-op without notifications). */
 export async function notifyWorkers(executor: SqlExecutor, dialect: SqlDialect): Promise<void> {
-  if (dialect.name === "postgres") await executor.query("SELECT pg_notify($1, '')", [WAKE_CHANNEL]);
+  const notify = dialect.roles.notify;
+  if (notify) await run(executor, dialect, notify.signal(WAKE_CHANNEL, ""));
 }
 
 /** A nullable integer column as a number or undefined. */

@@ -15,7 +15,7 @@ export interface IsolatedDatabase {
   adapter: "sqlite" | "postgres";
   /** A new store on this database (own connections). */
   make(options?: SqlStoreOptions): SqlStore;
-  /** Config for `test/fixtures/store-child.ts`. */
+  /** Config for the Store conformance suite's child process (`src/adapter/conformance/store-child.ts`). */
   config: Record<string, unknown>;
   /** The n-th placeholder in this dialect. */
   p(n: number): string;

@@ -7,6 +7,7 @@ import type {
   TransactionOptions,
 } from "../../store/contracts.js";
 import type { SqlDialect } from "../../store/dialect.js";
+import { postgresRoles } from "./roles.js";
 import type { Migration, MigrationTx } from "../../store/migrations.js";
 import { quoteIdentifier } from "../../store/sql.js";
 import type { StoreDriver } from "../../store/sql-store.js";
@@ -166,6 +167,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
   const dialect: SqlDialect = {
     name: "postgres",
     placeholders: "numbered",
+    roles: postgresRoles,
     table: (name) => `${schema}.${quoteIdentifier(name)}`,
     encodeJson: (value) => JSON.stringify(value),
     decodeJson: (raw) => raw,

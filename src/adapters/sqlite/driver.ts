@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import type { StoreCapabilities } from "../../store/contracts.js";
 import type { SqlDialect } from "../../store/dialect.js";
+import { sqliteRoles } from "./roles.js";
 import type { Migration, MigrationTx } from "../../store/migrations.js";
 import { TransactionRolledBackError } from "../../store/errors.js";
 import type { StoreDriver } from "../../store/sql-store.js";
@@ -49,6 +50,7 @@ export interface SqliteDriverOptions {
 export const sqliteDialect: SqlDialect = {
   name: "sqlite",
   placeholders: "question",
+  roles: sqliteRoles,
   table: (name) => `"patchbay_${name}"`,
   encodeJson: (value) => JSON.stringify(value),
   decodeJson: (raw) => (typeof raw === "string" ? (JSON.parse(raw) as unknown) : raw),

@@ -1,0 +1,6 @@
+/**
+ * `patchbay/adapter/conformance`: the suites an adapter runs against its real database, under
+ * vitest (the adapter author's dev dependency; an optional peer of Patchbay).
+ */
+export { defineStoreConformance, type ConformanceDatabase, type StoreHarness } from "./store.js";
+export { defineTransportConformance, until, type TransportHarness } from "./transport.js";

@@ -1,0 +1,82 @@
+/**
+ * MariaDB (≥ 10.6) and MySQL (≥ 8.0) statement sets, for a store on InnoDB. Claims pick with
+ * `FOR UPDATE SKIP LOCKED` in a transaction, then update and read back what they picked: neither
+ * has `UPDATE ... RETURNING` (MariaDB 10.x has it on INSERT and DELETE only), and neither accepts
+ * `LIMIT` in an `IN (subquery)`. Duplicates are ignored with `INSERT IGNORE` (its affected-row
+ * count is the rows inserted, whatever the connection's `FOUND_ROWS` flag), upserts use
+ * `ON DUPLICATE KEY UPDATE`. No notifications: consumers in other processes poll.
+ *
+ * `INSERT IGNORE` also turns some other errors into warnings (a NULL into NOT NULL, a value too
+ * long): acceptable here because Patchbay writes only its own well-formed rows with it.
+ */
+import { join, joinWith, raw, sql } from "../../store/sql.js";
+import type { StoreRoles } from "../../store/roles.js";
+import { list, runIn, sharedInboxRoles, sharedQueueRoles } from "../shared/roles.js";
+
+export const mysqlRoles: StoreRoles = {
+  rows: {
+    claim: (store, s, options) =>
+      store.transaction(async (tx) => {
+        const key = raw(s.key);
+        const { rows: picked } = await runIn<Record<string, unknown>>(
+          "question",
+          tx,
+          join(
+            sql`SELECT ${key} FROM ${s.table} WHERE `,
+            s.where,
+            sql` ORDER BY ${raw(s.orderBy)} LIMIT ${s.limit} FOR UPDATE SKIP LOCKED`,
+          ),
+          options,
+        );
+        if (picked.length === 0) return [];
+        const keys = list(picked.map((r) => r[s.key]));
+        await runIn("question", tx, join(sql`UPDATE ${s.table} SET `, s.set, sql` WHERE ${key} IN `, keys));
+        const { rows } = await runIn<never>(
+          "question",
+          tx,
+          join(sql`SELECT * FROM ${s.table} WHERE ${key} IN `, keys),
+        );
+        return rows;
+      }),
+    async updateReturning(tx, s) {
+      const key = raw(s.key);
+      const { rows: picked } = await runIn<Record<string, unknown>>(
+        "question",
+        tx,
+        join(sql`SELECT ${key} FROM ${s.table} WHERE `, s.where, sql` FOR UPDATE`),
+      );
+      if (picked.length === 0) return [];
+      const keys = list(picked.map((r) => r[s.key]));
+      await runIn("question", tx, join(sql`UPDATE ${s.table} SET `, s.set, sql` WHERE ${key} IN `, keys));
+      const { rows } = await runIn<never>(
+        "question",
+        tx,
+        join(sql`SELECT ${raw(s.columns)} FROM ${s.table} WHERE ${key} IN `, keys),
+      );
+      return rows;
+    },
+    insertIgnore: (table, columns, rows) =>
+      join(sql`INSERT IGNORE INTO ${table} (${raw(columns)}) VALUES `, joinWith(sql`, `, rows)),
+    upsert: (table, columns, row, _conflict, update) =>
+      join(
+        sql`INSERT INTO ${table} (${raw(columns)}) VALUES `,
+        row,
+        sql` ON DUPLICATE KEY UPDATE ${raw(update.map((c) => `${c} = VALUES(${c})`).join(", "))}`,
+      ),
+    jsonText: (text) => (text === null ? sql`NULL` : sql`${text}`),
+  },
+  locks: {
+    forUpdate: sql` FOR UPDATE`,
+    // No `OF alias`: a SELECT that joins locks the rows it reads from every table it joins.
+    skipLocked: () => sql` FOR UPDATE SKIP LOCKED`,
+  },
+  queue: sharedQueueRoles,
+  inbox: {
+    ...sharedInboxRoles,
+    // INSERT ... RETURNING: MariaDB ≥ 10.5. An ignored duplicate returns no row.
+    record: (inbox, group, messageId, now) =>
+      sql`INSERT IGNORE INTO ${inbox} (grp, message_id, processed_at) VALUES (${group}, ${messageId}, ${now})
+          RETURNING message_id`,
+  },
+  saga: {},
+};

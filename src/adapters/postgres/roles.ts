@@ -1,0 +1,81 @@
+/**
+ * PostgreSQL's statement sets: claims with `FOR UPDATE SKIP LOCKED`, batches as array parameters
+ * (one statement text whatever the batch holds, so it stays prepared, and a plan that does not
+ * grow with the batch: a row-value `IN` over many pairs plans as an OR of index scans), wake-ups
+ * with `pg_notify`, and a saga outcome in one statement.
+ */
+import { join, raw, sql } from "../../store/sql.js";
+import type { StoreRoles } from "../../store/roles.js";
+import { runIn, sharedInboxRoles, sharedRowRoles } from "../shared/roles.js";
+
+const shared = sharedRowRoles("numbered");
+
+export const postgresRoles: StoreRoles = {
+  rows: {
+    ...shared,
+    async claim(store, s, options) {
+      const key = raw(s.key);
+      // MATERIALIZED: the pick runs exactly once. As a plain IN (subquery) PostgreSQL may
+      // evaluate it more than once and claim more rows than LIMIT.
+      const { rows } = await runIn<never>(
+        "numbered",
+        store,
+        join(
+          sql`WITH picked AS MATERIALIZED (SELECT ${key} FROM ${s.table} WHERE `,
+          s.where,
+          sql` ORDER BY ${raw(s.orderBy)} LIMIT ${s.limit} FOR UPDATE SKIP LOCKED)
+              UPDATE ${s.table} AS claimed SET `,
+          s.set,
+          sql` FROM picked WHERE claimed.${key} = picked.${key} RETURNING claimed.*`,
+        ),
+        options,
+      );
+      return rows;
+    },
+    // jsonb parameters arrive as text; a cast makes pre-encoded text a document.
+    jsonText: (text) => (text === null ? sql`NULL` : sql`${text}::jsonb`),
+  },
+  locks: {
+    forUpdate: sql` FOR UPDATE`,
+    skipLocked: (of) => (of ? sql` FOR UPDATE OF ${raw(of)} SKIP LOCKED` : sql` FOR UPDATE SKIP LOCKED`),
+  },
+  queue: {
+    ack: (jobs, refs) =>
+      sql`DELETE FROM ${jobs} AS j USING unnest(${refs.map((r) => r.id)}::bigint[], ${refs.map((r) => r.attempt)}::integer[]) AS u(id, attempt)
+          WHERE j.id = u.id AND j.attempt = u.attempt`,
+    release: (jobs, refs, now) =>
+      sql`UPDATE ${jobs} AS j SET run_at = ${now}, attempt = j.attempt - 1
+          FROM unnest(${refs.map((r) => r.id)}::bigint[], ${refs.map((r) => r.attempt)}::integer[]) AS u(id, attempt)
+          WHERE j.id = u.id AND j.attempt = u.attempt`,
+  },
+  inbox: {
+    ...sharedInboxRoles,
+    processed: (inbox, group, ids) =>
+      sql`SELECT grp, message_id FROM ${inbox} WHERE grp = ${group} AND message_id = ANY(${ids}::text[])`,
+  },
+  saga: {
+    // The step row is inserted from the updated row: no update, no insert.
+    outcome: (update, steps, s) =>
+      join(
+        sql`WITH fenced AS (`,
+        update,
+        sql` RETURNING id) INSERT INTO ${steps} (saga_id, idx, phase, name, status, result, error, attempts, started_at, finished_at, note)
+            SELECT fenced.id, ${s.index}::integer, ${s.phase}::text, ${s.name}::text, ${s.status}::text, `,
+        s.resultJson === null ? sql`NULL` : sql`${s.resultJson}::jsonb`,
+        sql`, ${s.error}::jsonb, ${s.attempts}::integer, ${s.startedAt}::bigint, ${s.finishedAt}::bigint, ${s.note}::text
+            FROM fenced
+            ON CONFLICT (saga_id, idx, phase) DO UPDATE SET name = excluded.name, status = excluded.status,
+              result = excluded.result, error = excluded.error, attempts = excluded.attempts,
+              finished_at = excluded.finished_at, note = excluded.note`,
+      ),
+  },
+  notify: {
+    signal: (channel, payload) => sql`SELECT pg_notify(${channel}, ${payload})`,
+    after: (statement, channel, payload) =>
+      join(
+        sql`WITH changed AS (`,
+        statement,
+        sql` RETURNING 1) SELECT pg_notify(${channel}, ${payload}) WHERE EXISTS (SELECT 1 FROM changed)`,
+      ),
+  },
+};

@@ -1,0 +1,150 @@
+/**
+ * The statement sets a SQL backend provides for Patchbay's patterns (the local queue, the inbox,
+ * sagas, webhooks). Pattern modules describe what they need — which rows, which changes — and
+ * the adapter writes it in its database's SQL: how rows are claimed without blocking on rows
+ * another worker holds, how a duplicate insert is ignored, how changed rows are read back, how
+ * other processes are woken. Pattern modules never branch on a backend's name.
+ *
+ * Adapter authors: `src/adapters/shared/roles.ts` has implementations for backends with
+ * `INSERT ... ON CONFLICT` and `UPDATE ... RETURNING` (SQLite, PostgreSQL) to start from.
+ */
+import type { QueryOptions, SqlExecutor, Transactor } from "./contracts.js";
+import type { RawSql, SqlStatement } from "./sql.js";
+
+/** A claimed queue row: its id and the attempt that claimed it (the claim's token). */
+export interface JobRef {
+  id: number;
+  attempt: number;
+}
+
+/** What {@link RowRoles.claim} takes: due rows of one table, oldest first, up to a limit. */
+export interface ClaimSpec {
+  table: RawSql;
+  /** The table's key column (unquoted, a plain name). */
+  key: string;
+  /** Which rows are due (a condition on the table's columns, no alias). */
+  where: SqlStatement;
+  /** Their order (`run_at, id`); the claim takes the first `limit`. */
+  orderBy: string;
+  limit: number;
+  /** The claim's changes (`run_at = …, attempt = attempt + 1`). */
+  set: SqlStatement;
+}
+
+/** What {@link RowRoles.updateReturning} takes. */
+export interface UpdateSpec {
+  table: RawSql;
+  /** The table's key column (unquoted). */
+  key: string;
+  set: SqlStatement;
+  where: SqlStatement;
+  /** Columns to read back (`seq, message_id`), unqualified. */
+  columns: string;
+}
+
+/** Claiming, inserting and reading back rows. */
+export interface RowRoles {
+  /**
+   * Claims due rows: picks up to `limit` rows matching `where` in `orderBy` order, skipping rows
+   * another transaction holds where the backend can (so concurrent claimers never wait on or
+   * take the same row), applies `set` and returns every column of each claimed row as it is after
+   * the change. Atomic: a row is claimed by one caller only. Runs on `store` (in its own
+   * transaction when the backend needs more than one statement).
+   */
+  claim<Row>(store: SqlExecutor & Transactor, spec: ClaimSpec, options?: QueryOptions): Promise<Row[]>;
+  /**
+   * Updates the rows `where` selects and returns `columns` of each after the update. Call it in a
+   * transaction: a backend without `UPDATE ... RETURNING` locks and reads the rows in it.
+   */
+  updateReturning<Row>(tx: SqlExecutor, spec: UpdateSpec): Promise<Row[]>;
+  /**
+   * An INSERT of `rows` (each a parenthesised value list for `columns`) that keeps the existing
+   * row, without an error, where one clashes on the unique key `conflict` (its columns).
+   */
+  insertIgnore(table: RawSql, columns: string, rows: readonly SqlStatement[], conflict: string): SqlStatement;
+  /**
+   * An INSERT of one row that overwrites the columns `update` of the existing row where one
+   * clashes on the unique key `conflict`.
+   */
+  upsert(
+    table: RawSql,
+    columns: string,
+    row: SqlStatement,
+    conflict: string,
+    update: readonly string[],
+  ): SqlStatement;
+  /** A JSON document already encoded as text, as the value of a JSON column (`NULL` for null). */
+  jsonText(text: string | null): SqlStatement;
+}
+
+/** Row locks inside a transaction. */
+export interface LockRoles {
+  /** Appended to a SELECT: locks the rows read until commit (empty where a transaction holds the whole database). */
+  readonly forUpdate: SqlStatement;
+  /**
+   * Appended to a SELECT: locks the rows read, skipping rows other transactions hold (empty
+   * where writers are serial). `of` names the alias whose rows to lock when the SELECT joins.
+   */
+  skipLocked(of?: string): SqlStatement;
+}
+
+/** The local queue's batched acknowledgements and hand-backs. */
+export interface QueueRoles {
+  /** Deletes each row whose id and attempt match a ref (a ref whose claim was lost matches nothing). */
+  ack(jobs: RawSql, refs: readonly JobRef[]): SqlStatement;
+  /** Makes each matching row due at `now` and takes back the attempt its claim counted. */
+  release(jobs: RawSql, refs: readonly JobRef[], now: number): SqlStatement;
+}
+
+/** The bus inbox: message ids a group has processed. */
+export interface InboxRoles {
+  /** A SELECT of `grp, message_id` for those of `ids` recorded for `group`. */
+  processed(inbox: RawSql, group: string, ids: readonly string[]): SqlStatement;
+  /** Records one id; returns one row when it was recorded now and none when it was already. */
+  record(inbox: RawSql, group: string, messageId: string, now: number): SqlStatement;
+}
+
+/** A saga step record, ready to write. */
+export interface StepValues {
+  index: number;
+  phase: string;
+  name: string;
+  status: string;
+  /** Already encoded JSON text, or null. */
+  resultJson: string | null;
+  /** Encoded for a JSON parameter (the dialect's `encodeJson`), or null. */
+  error: unknown;
+  attempts: number;
+  startedAt: number;
+  finishedAt: number | null;
+  note: string | null;
+}
+
+/** Saga records. */
+export interface SagaRoles {
+  /**
+   * Optional: one statement that runs `update` (a fenced instance update) and writes `step` into
+   * `steps` only when the update changed a row; its row count is the step insert's. Without it,
+   * the two statements run in a transaction.
+   */
+  outcome?(update: SqlStatement, steps: RawSql, step: StepValues): SqlStatement;
+}
+
+/** Wake-ups of other processes (`LISTEN/NOTIFY`), for backends that have them. */
+export interface NotifyRoles {
+  /** A statement that notifies `channel` with `payload` when its transaction commits. */
+  signal(channel: string, payload: string): SqlStatement;
+  /** `statement` (an INSERT/UPDATE/DELETE), and in the same round trip the notification of `signal`. */
+  after(statement: SqlStatement, channel: string, payload: string): SqlStatement;
+}
+
+/** Every statement set a SQL backend provides. */
+export interface StoreRoles {
+  readonly rows: RowRoles;
+  readonly locks: LockRoles;
+  readonly queue: QueueRoles;
+  readonly inbox: InboxRoles;
+  readonly saga: SagaRoles;
+  /** Absent when the backend cannot wake other processes (they poll). */
+  readonly notify?: NotifyRoles;
+}
