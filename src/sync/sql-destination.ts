@@ -230,7 +230,17 @@ export function sqlDestination(
     async open(context): Promise<DestinationSession> {
       const conn = await driver.connect();
       try {
-        for (const ddl of driver.metaDdl(q(checkpoints), q(quarantine), q(claims))) await conn.query(ddl);
+        for (const ddl of driver.metaDdl(q(checkpoints), q(quarantine), q(claims))) {
+          try {
+            await conn.query(ddl);
+          } catch (e) {
+            // Two pipelines opening tables in one schema for the first time race on the shared
+            // tables: PostgreSQL's IF NOT EXISTS checks before it creates, so the loser fails on
+            // the catalog's unique index (23505) or duplicate_table (42P07). The table exists now.
+            if (!createRaceLost(e)) throw e;
+            await conn.query(ddl);
+          }
+        }
       } catch (e) {
         await conn.close();
         throw e;
@@ -588,4 +598,10 @@ export function sqlDestination(
       };
     },
   };
+}
+
+/** A `CREATE TABLE IF NOT EXISTS` that lost a race with another session creating the same table. */
+function createRaceLost(e: unknown): boolean {
+  const state = (e as { sqlState?: unknown } | undefined)?.sqlState;
+  return state === "23505" || state === "42P07" || state === "ER_TABLE_EXISTS_ERROR";
 }
