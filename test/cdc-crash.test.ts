@@ -143,7 +143,8 @@ describe.skipIf(problem !== undefined)("CDC crash recovery (SIGKILL)", () => {
         // The first child finishes the initial copy: an append destination whose copy is cut
         // and resumed may get a row version twice (docs/cdc.md, "A resumable copy").
         await eventually(
-          async () => ((await f.sql(`SELECT count(*)::int AS c FROM ${f.dst}.log`))[0]?.c ?? 0) >= 20_000,
+          async () =>
+            Number((await f.sql(`SELECT count(*)::int AS c FROM ${f.dst}.log`))[0]?.c ?? 0) >= 20_000,
           120_000,
           "the initial copy of the log",
         );
