@@ -3,6 +3,9 @@
  * update and delete reaches a consumer group once, in commit order per row; a restart resumes
  * with no event published twice (distinct event ids in the outbox == changes made).
  */
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { postgresChanges } from "../src/adapters/postgres/index.js";
 import { createEventBus, type EventBus } from "../src/bus/bus.js";
@@ -14,6 +17,9 @@ const problem = service.reachable
   ? await logicalReplicationProblem(service.url)
   : `PostgreSQL unreachable at ${service.where}`;
 if (problem && process.env.CI === "true") throw new Error(`CI=true and no logical replication: ${problem}`);
+
+const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+const run = promisify(execFile);
 
 const fixtures: CdcFixture[] = [];
 const running: Array<ChangeEvents | EventBus> = [];
@@ -130,5 +136,36 @@ describe.skipIf(problem !== undefined)("CDC onto the bus", { timeout: 180_000 },
       expect(ops).toEqual(i % 3 === 0 ? ["insert", "update", "delete"] : ["insert", "update"]);
     }
     expect(second.failure).toBeUndefined();
+  });
+
+  it("patchbay status on the PostgreSQL store lists the CDC slot: active, lag and retained WAL", async () => {
+    const { f, seen, capture } = await setup();
+    const c = capture();
+    c.start();
+    await eventually(async () => (await c.position()) !== undefined, 60_000, "the slot");
+    await f.sql(`INSERT INTO ${f.src}.items (id, name) VALUES (1, 'a')`);
+    await eventually(() => Promise.resolve(seen.length >= 1), 60_000, "the event");
+    const { stdout } = await run(
+      process.execPath,
+      ["--import", import.meta.resolve("tsx"), MAIN, "status", "--pg", f.url, "--schema", f.meta, "--json"],
+      { env: { ...process.env, PATCHBAY_PG_URL: "" } },
+    );
+    const report = JSON.parse(stdout) as { cdcSlots?: Array<Record<string, unknown>> };
+    const mine = report.cdcSlots?.find((x) => x.slot === f.slot);
+    expect(mine).toMatchObject({ slot: f.slot, active: true });
+    expect(typeof mine?.lagBytes).toBe("number");
+    expect(mine?.retainedBytes as number).toBeGreaterThanOrEqual(0);
+    const text = await run(process.execPath, [
+      "--import",
+      import.meta.resolve("tsx"),
+      MAIN,
+      "status",
+      "--pg",
+      f.url,
+      "--schema",
+      f.meta,
+    ]);
+    expect(text.stdout).toContain("CDC slots");
+    expect(text.stdout).toMatch(new RegExp(`${f.slot}\\s+yes\\s+\\d+\\s+\\d+`));
   });
 });
