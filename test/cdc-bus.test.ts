@@ -10,6 +10,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { postgresChanges } from "../src/adapters/postgres/index.js";
 import { createEventBus, type EventBus } from "../src/bus/bus.js";
 import { changeEvents, type ChangeEvents } from "../src/cdc/change-events.js";
+import { createMetrics } from "../src/ops/metrics.js";
 import { cdcFixture, eventually, logicalReplicationProblem, type CdcFixture } from "./support/cdc.js";
 
 const { postgres: service } = inject("services");
@@ -65,7 +66,7 @@ async function setup() {
     running.push(c);
     return c;
   };
-  return { f, bus, seen, capture };
+  return { f, bus, store, seen, capture };
 }
 
 describe.skipIf(problem !== undefined)("CDC onto the bus", { timeout: 180_000 }, () => {
@@ -138,8 +139,8 @@ describe.skipIf(problem !== undefined)("CDC onto the bus", { timeout: 180_000 },
     expect(second.failure).toBeUndefined();
   });
 
-  it("patchbay status on the PostgreSQL store lists the CDC slot: active, lag and retained WAL", async () => {
-    const { f, seen, capture } = await setup();
+  it("patchbay status and the patchbay_cdc_slot_lag_bytes gauge show the slot: active, lag, retained WAL", async () => {
+    const { f, store, seen, capture } = await setup();
     const c = capture();
     c.start();
     await eventually(async () => (await c.position()) !== undefined, 60_000, "the slot");
@@ -167,5 +168,13 @@ describe.skipIf(problem !== undefined)("CDC onto the bus", { timeout: 180_000 },
     ]);
     expect(text.stdout).toContain("CDC slots");
     expect(text.stdout).toMatch(new RegExp(`${f.slot}\\s+yes\\s+\\d+\\s+\\d+`));
+    // Read from the server at scrape time.
+    const metrics = createMetrics({ store });
+    try {
+      const scraped = await metrics.registry.metrics();
+      expect(scraped).toMatch(new RegExp(`^patchbay_cdc_slot_lag_bytes\\{slot="${f.slot}"\\} \\d+$`, "m"));
+    } finally {
+      metrics.close();
+    }
   });
 });
