@@ -75,3 +75,11 @@ export {
 } from "./core/instruments.js";
 export * from "./contracts/index.js";
 export { changeCapture, type ChangeCapture, type ChangeCaptureOptions } from "./cdc/change-capture.js";
+export {
+  changeEvents,
+  defaultChangeEvent,
+  type CapturedChange,
+  type ChangeEventMapping,
+  type ChangeEvents,
+  type ChangeEventsOptions,
+} from "./cdc/change-events.js";

@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Transport } from "../bus/transport.js";
+import { readChangeSlots } from "../cdc/slot-report.js";
 import type { SqlStore } from "../store/sql-store.js";
 
 const num = (v: unknown) => (v === null || v === undefined ? Number.NaN : Number(v));
@@ -126,5 +127,12 @@ export function storeGauges(registry: Registry, store: SqlStore, transport: Tran
           `SELECT status, disabled_reason AS reason, COUNT(*) AS n FROM ${t("webhook_endpoints")} GROUP BY status, disabled_reason`,
         )
       ).map((r) => [{ status: r.status, reason: r.reason ?? "" }, num(r.n)]),
+  );
+  // Every logical slot of the store's database (PostgreSQL; none elsewhere): WAL held back.
+  fromStore(
+    "patchbay_cdc_slot_lag_bytes",
+    "Bytes of WAL a logical replication slot (CDC) holds back: the server's WAL end minus the confirmed position",
+    ["slot"],
+    async () => (await readChangeSlots(store)).map((x) => [{ slot: x.slot }, x.lagBytes]),
   );
 }

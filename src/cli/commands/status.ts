@@ -1,3 +1,4 @@
+import { readChangeSlots } from "../../cdc/slot-report.js";
 import { int } from "../../store/dialect.js";
 import type { SqlStore } from "../../store/sql-store.js";
 import type { EventBus } from "../../bus/bus.js";
@@ -49,13 +50,15 @@ const age = (ms: number) =>
 /** Everything at a glance: store, queues, dead letters, sagas, pipelines, webhook endpoints, breakers. */
 export const statusCommand: CliCommand = {
   name: "status",
-  summary: "store, queues (depth, oldest), dead letters, sagas, pipelines, webhook endpoints, breakers",
+  summary:
+    "store, queues (depth, oldest), dead letters, sagas, pipelines, CDC slots, webhook endpoints, breakers",
   usage: `Usage: patchbay status [--sqlite <file> | --pg <url> | --store <url>] [--config <file>] [--json]
 
   Everything at a glance; changes nothing and creates no file. Queues are the local transport's
   (in the store); when the config's \`bus\` runs on a broker, its queues live there: on NATS
   JetStream status shows its streams and consumers (pending, ack pending, redelivered), on
-  RabbitMQ it says where to look. Exit code 1 when the store is unhealthy.`,
+  RabbitMQ it says where to look. On PostgreSQL, the database's logical replication slots (CDC):
+  active, lag and retained WAL in bytes. Exit code 1 when the store is unhealthy.`,
   options: {},
   maxArgs: 0,
   async run(ctx) {
@@ -246,6 +249,23 @@ export const statusCommand: CliCommand = {
             String(int(e.pending)),
             String(int(e.failed)),
             e.failing_since == null ? "ok" : `failing for ${age(now - int(e.failing_since))}`,
+          ]),
+        });
+      }
+
+      // Logical replication slots of the store's database (PostgreSQL only): each keeps WAL.
+      const slots = health.ok ? await readChangeSlots(store).catch(() => undefined) : undefined;
+      if (slots && slots.length > 0) {
+        report.cdcSlots = slots;
+        sections.push({
+          title: "CDC slots",
+          headers: ["SLOT", "ACTIVE", "LAG (BYTES)", "RETAINED WAL (BYTES)", "WAL STATUS"],
+          rows: slots.map((x) => [
+            x.slot,
+            x.active ? "yes" : "no",
+            String(x.lagBytes),
+            String(x.retainedBytes),
+            x.walStatus ?? "-",
           ]),
         });
       }

@@ -8,6 +8,7 @@
 import type { Duration } from "../../../core/duration.js";
 import { toMs } from "../../../core/duration.js";
 import { InvalidArgumentError } from "../../../core/errors.js";
+import type { CapturedChange } from "../../../cdc/change-events.js";
 import type { JsonValue, ReadRequest, Row, SourceBatch, SyncSource } from "../../../sync/contracts.js";
 import { SyncCursorError } from "../../../sync/errors.js";
 import { lazyPool } from "../lazy-pool.js";
@@ -102,6 +103,8 @@ interface Change {
   op: "upsert" | "delete";
   /** The whole row (upsert; unchanged TOAST columns absent) or its key (delete). */
   row: Row;
+  /** What the source did: a key-changing update is also a delete of the old key. */
+  kind: CapturedChange["op"];
 }
 
 function parseTuple(relation: Relation, tuple: Tuple, only?: readonly string[]): Row {
@@ -203,7 +206,16 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
         const lastRow = rows[rows.length - 1] as Row;
         after = table.key.map((k) => lastRow[k] as JsonValue);
         at = { table: t, after };
-        yield { rows, cursor: { slot, lsn: cursor.lsn, snapshot: at } };
+        const changes: CapturedChange[] = rows.map((row) => ({
+          schema: table.schema,
+          table: table.table,
+          op: "insert",
+          row,
+          snapshot: true,
+          key: Object.fromEntries(table.key.map((k) => [k, row[k]])),
+          position: `snapshot:${t}:${JSON.stringify(table.key.map((k) => row[k] as JsonValue))}`,
+        }));
+        yield { rows, changes, cursor: { slot, lsn: cursor.lsn, snapshot: at } } as SourceBatch;
         if (rows.length < request.batchSize) break;
       }
     }
@@ -308,6 +320,8 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
     // The transaction being received, and complete ones not yet handed out.
     let current: { commitSkip: boolean; changes: Change[] } | undefined;
     let ready: Change[] = [];
+    // The same changes one by one, for destinations that want each (the bus).
+    let captured: CapturedChange[] = [];
     let readyEnd: bigint | undefined;
     try {
       for (;;) {
@@ -349,6 +363,7 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
               current?.changes.push({
                 relation: msg.relation,
                 op: "upsert",
+                kind: "insert",
                 row: parseTuple(msg.relation, msg.new),
               });
               break;
@@ -359,21 +374,39 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
                 const oldKey = parseTuple(msg.relation, msg.old, key);
                 // The key changed: the old row is gone.
                 if (key.some((k) => JSON.stringify(oldKey[k]) !== JSON.stringify(row[k])))
-                  current?.changes.push({ relation: msg.relation, op: "delete", row: oldKey });
+                  current?.changes.push({
+                    relation: msg.relation,
+                    op: "delete",
+                    kind: "delete",
+                    row: oldKey,
+                  });
               }
-              current?.changes.push({ relation: msg.relation, op: "upsert", row });
+              current?.changes.push({ relation: msg.relation, op: "upsert", kind: "update", row });
               break;
             }
             case "delete":
               current?.changes.push({
                 relation: msg.relation,
                 op: "delete",
+                kind: "delete",
                 row: parseTuple(msg.relation, msg.old, keyOf(msg.relation)),
               });
               break;
             case "commit":
               if (current && !current.commitSkip) {
-                for (const c of current.changes) ready.push(c);
+                const lsn = formatLsn(msg.endLsn);
+                current.changes.forEach((c, index) => {
+                  ready.push(c);
+                  captured.push({
+                    schema: c.relation.schema,
+                    table: c.relation.table,
+                    op: c.kind,
+                    row: c.row,
+                    snapshot: false,
+                    key: Object.fromEntries(keyOf(c.relation).map((k) => [k, c.row[k]])),
+                    position: `${lsn}:${index}`,
+                  });
+                });
                 readyEnd = msg.endLsn;
               }
               current = undefined;
@@ -386,11 +419,13 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
         if (current === undefined && readyEnd !== undefined) {
           const { rows, deletes } = netEffect(ready, keyOf);
           const cursor: ChangeCursor = { slot, lsn: formatLsn(readyEnd) };
+          const changes = captured;
           from = readyEnd;
           ready = [];
+          captured = [];
           readyEnd = undefined;
           lastActivity = Date.now();
-          yield { rows, deletes, cursor: cursor as unknown as JsonValue };
+          yield { rows, deletes, changes, cursor: cursor as unknown as JsonValue } as SourceBatch;
         }
       }
     } finally {
