@@ -74,6 +74,20 @@ for (const [name, makeDb, reachable] of adapters) {
         ...(await get("api/dead-letters?limit=2&offset=4")).body.items,
       ].map((l: { messageId: string }) => l.messageId);
       expect(new Set(pages).size).toBe(5);
+      // The same order by cursor: each page's `next` starts the following one.
+      const byCursor: string[] = [];
+      let cursor = "";
+      for (let i = 0; i < 3; i++) {
+        const p = (await get(`api/dead-letters?limit=2&cursor=${cursor}`)).body as {
+          items: Array<{ messageId: string }>;
+          next?: string;
+        };
+        byCursor.push(...p.items.map((l) => l.messageId));
+        if (!p.next) break;
+        cursor = encodeURIComponent(p.next);
+      }
+      expect(byCursor).toEqual(pages);
+      expect((await get("api/dead-letters?cursor=nonsense")).status).toBe(400);
 
       expect((await get("api/dead-letters?group=pinger&code=NON_RETRYABLE")).body.total).toBe(5);
       expect((await get("api/dead-letters?code=SCHEMA_INVALID")).body.total).toBe(0);

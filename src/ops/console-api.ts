@@ -5,7 +5,12 @@
  * `run`/`reset`); none has SQL of its own. Every action is recorded in the audit log.
  */
 import type { EventBus } from "../bus/bus.js";
-import { createDeadLetters, type DeadLetterFilter, type DeadLetters } from "../bus/dead-letters.js";
+import {
+  createDeadLetters,
+  type DeadLetterCursor,
+  type DeadLetterFilter,
+  type DeadLetters,
+} from "../bus/dead-letters.js";
 import { localTransport } from "../bus/local-transport.js";
 import type { Clock } from "../core/clock.js";
 import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
@@ -52,6 +57,33 @@ function text(value: unknown, name: string): string | undefined {
   if (value === undefined || value === null || value === "") return undefined;
   if (typeof value !== "string") throw new InvalidArgumentError(`${name} must be a string`, name);
   return value;
+}
+
+/** A dead-letter page's `next`: the last letter's failure time, then its group and id (base64url JSON). */
+const encodeDeadLetterCursor = (l: DeadLetterCursor): string =>
+  `${l.lastFailedAt}.${Buffer.from(JSON.stringify([l.group, l.messageId])).toString("base64url")}`;
+
+function deadLetterCursor(text: string | null): DeadLetterCursor | undefined {
+  if (text === null || text === "") return undefined;
+  const dot = text.indexOf(".");
+  const at = Number(text.slice(0, dot));
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(text.slice(dot + 1), "base64url").toString("utf8"));
+  } catch {
+    key = undefined;
+  }
+  if (
+    dot < 1 ||
+    !Number.isSafeInteger(at) ||
+    !Array.isArray(key) ||
+    key.length !== 2 ||
+    typeof key[0] !== "string" ||
+    typeof key[1] !== "string"
+  ) {
+    throw new InvalidArgumentError(`cursor is not a dead-letter page's next, got ${text}`, "cursor");
+  }
+  return { lastFailedAt: at, group: key[0], messageId: key[1] };
 }
 
 /** A time: ms since the epoch, or an ISO date with an offset. */
@@ -310,14 +342,19 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
         return overview();
       case "dead-letters": {
         const filter = dlqFilter(fromQuery(q));
+        // Keyset paging: `cursor` (the previous page's `next`) starts after that page's last
+        // letter, as fast on page 1,000 as on page 1; `offset` still skips (after the cursor).
+        const after = deadLetterCursor(q.get("cursor"));
         const [items, total] = await Promise.all([
-          letters.list({ ...filter, limit, offset }),
+          letters.list({ ...filter, limit, offset, ...(after ? { after } : {}) }),
           letters.count(filter),
         ]);
+        const last = items.at(-1);
         return {
           total,
           offset,
           limit,
+          next: last && items.length === limit ? encodeDeadLetterCursor(last) : undefined,
           items: items.map((l) => ({
             group: l.group,
             messageId: l.messageId,

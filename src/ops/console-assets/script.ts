@@ -159,8 +159,11 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
   function deadLetters(params) {
     var offset = Number(params.get("offset") || 0);
     var limit = 50;
+    var cursor = params.get("cursor");
     var q = new URLSearchParams(pickFilter(params, DLQ_KEYS));
-    q.set("offset", String(offset));
+    // With a cursor (Next), offset is only the position shown; the server starts after it.
+    q.set("offset", cursor ? "0" : String(offset));
+    if (cursor) q.set("cursor", cursor);
     q.set("limit", String(limit));
     return api("dead-letters?" + q.toString()).then(function (page) {
       var selected = [];
@@ -200,8 +203,9 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
           }).catch(fail);
         };
       }
-      var prev = new URLSearchParams(params); prev.set("offset", String(Math.max(0, offset - limit)));
+      var prev = new URLSearchParams(params); prev.set("offset", String(Math.max(0, offset - limit))); prev.delete("cursor");
       var next = new URLSearchParams(params); next.set("offset", String(offset + limit));
+      if (page.next) next.set("cursor", page.next);
       return [
         h("h1", null, "Dead letters"),
         filterForm([
