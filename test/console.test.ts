@@ -61,6 +61,21 @@ for (const [name, makeDb, reachable] of adapters) {
       expect((await get("api/nothing")).body.code).toBe("CONSOLE_NOT_FOUND");
     });
 
+    it("shows the local transport's consumer groups, read only", async () => {
+      const q = (await get("api/queues")).body as {
+        inStore: boolean;
+        transport: string;
+        groups: Array<{ group: string; depth: number; parked: number; oldestAgeMs: number | null }>;
+      };
+      expect(q.inStore).toBe(true);
+      const pinger = q.groups.find((g) => g.group === "pinger");
+      expect(pinger).toBeDefined();
+      expect(pinger!.depth).toBeGreaterThanOrEqual(0);
+      expect(pinger!.parked).toBe(0);
+      if (pinger!.depth === 0) expect(pinger!.oldestAgeMs).toBeNull();
+      expect((await fetch(url + "api/queues/pause", { method: "POST" })).status).not.toBe(200);
+    });
+
     it("lists, filters and pages dead letters; replays one and the consumer handles it", async () => {
       await app.deadLetter(0, 5);
       const all = await get("api/dead-letters?limit=2&offset=2");

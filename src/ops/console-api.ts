@@ -11,7 +11,7 @@ import {
   type DeadLetterFilter,
   type DeadLetters,
 } from "../bus/dead-letters.js";
-import { localTransport } from "../bus/local-transport.js";
+import { localTransport, PARKED } from "../bus/local-transport.js";
 import type { Clock } from "../core/clock.js";
 import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
 import type { SagaBulkAction } from "../saga/bulk.js";
@@ -333,6 +333,47 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
     });
   }
 
+  /**
+   * Consumer groups of the local transport, read from the store: queued messages, parked ones
+   * (their dead letter refused) and the oldest one's age. A broker's queues live in the broker
+   * (its own console shows them); the bus has no pause, so this screen only reads.
+   */
+  async function queues(): Promise<unknown> {
+    const transport = parts.bus?.transport;
+    if (transport && !transport.capabilities.sharesStore) {
+      return { transport: transport.name, inStore: false, groups: [] };
+    }
+    const d = store.dialect;
+    const [jobs, bindings] = await Promise.all([
+      store.query<{ grp: string; depth: unknown; parked: unknown; oldest: unknown }>(
+        `SELECT grp, COUNT(*) AS depth, SUM(CASE WHEN run_at = ${PARKED} THEN 1 ELSE 0 END) AS parked,
+                MIN(created_at) AS oldest
+           FROM ${d.table("bus_jobs")} GROUP BY grp`,
+      ),
+      store.query<{ grp: string }>(`SELECT DISTINCT grp FROM ${d.table("bus_bindings")}`),
+    ]);
+    const now = clock.now();
+    const byGroup = new Map<
+      string,
+      { group: string; depth: number; parked: number; oldestAgeMs: number | null }
+    >();
+    for (const b of bindings.rows)
+      byGroup.set(b.grp, { group: b.grp, depth: 0, parked: 0, oldestAgeMs: null });
+    for (const r of jobs.rows) {
+      byGroup.set(r.grp, {
+        group: r.grp,
+        depth: Number(r.depth),
+        parked: Number(r.parked ?? 0),
+        oldestAgeMs: r.oldest === null ? null : Math.max(0, now - Number(r.oldest)),
+      });
+    }
+    return {
+      transport: transport?.name ?? localTransport(store).name,
+      inStore: true,
+      groups: [...byGroup.values()].sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0)),
+    };
+  }
+
   async function get(req: ApiRequest): Promise<unknown> {
     const q = req.query;
     const limit = whole(q.get("limit"), "limit", 50, MAX_PAGE) || 50;
@@ -422,6 +463,8 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
       }
       case "audit":
         return audit.list(limit, offset);
+      case "queues":
+        return queues();
       default:
         throw notFound(`api/${req.route}`);
     }
