@@ -7,6 +7,7 @@
    API answers are JSON read field by field in assertions; the assertions are the type check. */
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { consoleApp, type ConsoleApp } from "./support/console-fixture.js";
+import { PARKED } from "../src/bus/local-transport.js";
 import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
 const { postgres: pg } = inject("services");
@@ -68,6 +69,22 @@ for (const [name, makeDb, reachable] of adapters) {
         groups: Array<{ group: string; depth: number; parked: number; oldestAgeMs: number | null }>;
       };
       expect(q.inStore).toBe(true);
+      // A group nobody consumes: two messages queued a minute ago, one of them parked.
+      const p = (n: number) => db.p(n);
+      const minuteAgo = Date.now() - 60_000;
+      for (const [id, runAt] of [
+        ["q-1", minuteAgo],
+        ["q-2", PARKED],
+      ] as const) {
+        await app.store.query(
+          `INSERT INTO ${app.store.dialect.table("bus_jobs")} (grp, message_id, type, body, headers, attempt, run_at, created_at)
+           VALUES ('idle', ${p(1)}, 'ping.sent', '{}', '{}', 0, ${p(2)}, ${p(3)})`,
+          [id, runAt, minuteAgo],
+        );
+      }
+      const idle = ((await get("api/queues")).body as typeof q).groups.find((g) => g.group === "idle");
+      expect(idle).toMatchObject({ depth: 2, parked: 1 });
+      expect(idle!.oldestAgeMs).toBeGreaterThanOrEqual(60_000);
       const pinger = q.groups.find((g) => g.group === "pinger");
       expect(pinger).toBeDefined();
       expect(pinger!.depth).toBeGreaterThanOrEqual(0);
