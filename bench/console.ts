@@ -88,6 +88,11 @@ async function measure(name: string, store: SqlStore): Promise<string[]> {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/`;
   const since = new Date(Date.now() - 3_600_000).toISOString();
+  // Page 999's `next`: where page 1,000 starts by cursor.
+  const page999 = (await (await fetch(base + "dead-letters?limit=50&offset=49900")).json()) as {
+    next: string;
+  };
+  const cursor = encodeURIComponent(page999.next);
   const cases: Array<[string, string]> = [
     ["dead letters: first page + total", "dead-letters?limit=50"],
     [
@@ -96,6 +101,7 @@ async function measure(name: string, store: SqlStore): Promise<string[]> {
     ],
     ["dead letters: last hour, page + count", `dead-letters?since=${since}&limit=50`],
     ["dead letters: page 1,000 (offset 49,950)", "dead-letters?limit=50&offset=49950"],
+    ["dead letters: page 1,000 (cursor)", `dead-letters?limit=50&cursor=${cursor}`],
     ["sagas: failed, first page + count", "sagas?status=failed&limit=50"],
     ["sagas: name + status, page + count", "sagas?status=failed&name=order&limit=50"],
     ["sagas: every status, first page + count", "sagas?limit=50"],

@@ -7,6 +7,7 @@
    API answers are JSON read field by field in assertions; the assertions are the type check. */
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { consoleApp, type ConsoleApp } from "./support/console-fixture.js";
+import { PARKED } from "../src/bus/local-transport.js";
 import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
 const { postgres: pg } = inject("services");
@@ -61,6 +62,37 @@ for (const [name, makeDb, reachable] of adapters) {
       expect((await get("api/nothing")).body.code).toBe("CONSOLE_NOT_FOUND");
     });
 
+    it("shows the local transport's consumer groups, read only", async () => {
+      const q = (await get("api/queues")).body as {
+        inStore: boolean;
+        transport: string;
+        groups: Array<{ group: string; depth: number; parked: number; oldestAgeMs: number | null }>;
+      };
+      expect(q.inStore).toBe(true);
+      // A group nobody consumes: two messages queued a minute ago, one of them parked.
+      const p = (n: number) => db.p(n);
+      const minuteAgo = Date.now() - 60_000;
+      for (const [id, runAt] of [
+        ["q-1", minuteAgo],
+        ["q-2", PARKED],
+      ] as const) {
+        await app.store.query(
+          `INSERT INTO ${app.store.dialect.table("bus_jobs")} (grp, message_id, type, body, headers, attempt, run_at, created_at)
+           VALUES ('idle', ${p(1)}, 'ping.sent', '{}', '{}', 0, ${p(2)}, ${p(3)})`,
+          [id, runAt, minuteAgo],
+        );
+      }
+      const idle = ((await get("api/queues")).body as typeof q).groups.find((g) => g.group === "idle");
+      expect(idle).toMatchObject({ depth: 2, parked: 1 });
+      expect(idle!.oldestAgeMs).toBeGreaterThanOrEqual(60_000);
+      const pinger = q.groups.find((g) => g.group === "pinger");
+      expect(pinger).toBeDefined();
+      expect(pinger!.depth).toBeGreaterThanOrEqual(0);
+      expect(pinger!.parked).toBe(0);
+      if (pinger!.depth === 0) expect(pinger!.oldestAgeMs).toBeNull();
+      expect((await fetch(url + "api/queues/pause", { method: "POST" })).status).not.toBe(200);
+    });
+
     it("lists, filters and pages dead letters; replays one and the consumer handles it", async () => {
       await app.deadLetter(0, 5);
       const all = await get("api/dead-letters?limit=2&offset=2");
@@ -74,6 +106,20 @@ for (const [name, makeDb, reachable] of adapters) {
         ...(await get("api/dead-letters?limit=2&offset=4")).body.items,
       ].map((l: { messageId: string }) => l.messageId);
       expect(new Set(pages).size).toBe(5);
+      // The same order by cursor: each page's `next` starts the following one.
+      const byCursor: string[] = [];
+      let cursor = "";
+      for (let i = 0; i < 3; i++) {
+        const p = (await get(`api/dead-letters?limit=2&cursor=${cursor}`)).body as {
+          items: Array<{ messageId: string }>;
+          next?: string;
+        };
+        byCursor.push(...p.items.map((l) => l.messageId));
+        if (!p.next) break;
+        cursor = encodeURIComponent(p.next);
+      }
+      expect(byCursor).toEqual(pages);
+      expect((await get("api/dead-letters?cursor=nonsense")).status).toBe(400);
 
       expect((await get("api/dead-letters?group=pinger&code=NON_RETRYABLE")).body.total).toBe(5);
       expect((await get("api/dead-letters?code=SCHEMA_INVALID")).body.total).toBe(0);

@@ -61,6 +61,27 @@ interface Row {
   transport: string | null;
 }
 
+/**
+ * A position in the dead-letter list's order (`lastFailedAt`, then `group`, then `messageId`):
+ * the last letter of a page. `list({ after })` starts right after it, reading only the rows it
+ * returns however deep the page (an `offset` walks every row it skips).
+ */
+export interface DeadLetterCursor {
+  lastFailedAt: number;
+  group: string;
+  messageId: string;
+}
+
+/** Options of {@link DeadLetters.list}. */
+export interface DeadLetterListOptions extends DeadLetterFilter {
+  /** At most this many letters. Default 100. */
+  limit?: number;
+  /** Skips that many letters (after `after`, when both are given). Default 0. */
+  offset?: number;
+  /** Only letters after this one in the list's order: the next page (keyset paging). */
+  after?: DeadLetterCursor;
+}
+
 /** Options of {@link DeadLetters.replay}. */
 export interface ReplayOptions {
   /**
@@ -118,8 +139,11 @@ function refuseForeign(
 
 /** Dead letters: list, inspect, replay, purge. Kept in the Store whatever the transport. */
 export interface DeadLetters {
-  /** Oldest first; `offset` skips that many (a page of the console). */
-  list(filter?: DeadLetterFilter & { limit?: number; offset?: number }): Promise<DeadLetter[]>;
+  /**
+   * Oldest first (by `lastFailedAt`, then group and message id). A page: `after` the previous
+   * page's last letter (keyset, as fast on page 1,000 as on page 1), or `offset` letters skipped.
+   */
+  list(options?: DeadLetterListOptions): Promise<DeadLetter[]>;
   get(group: string, messageId: string): Promise<DeadLetter | undefined>;
   count(filter?: DeadLetterFilter): Promise<number>;
   /**
@@ -185,25 +209,52 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
       transport: r.transport ?? undefined,
     };
   };
-  const select = (f: DeadLetterFilter, limit: number, offset = 0) =>
+  /**
+   * Letters after `c` in the list's order, as a row comparison both engines read from their
+   * index. Within one group (the filter's) it compares `(last_failed_at, message_id)`, the
+   * columns after `grp` in the group index.
+   */
+  const afterCursor = (c: DeadLetterCursor, group: string | undefined): SqlStatement =>
+    group === c.group
+      ? sql` AND (last_failed_at, message_id) > (${c.lastFailedAt}, ${c.messageId})`
+      : sql` AND (last_failed_at, grp, message_id) > (${c.lastFailedAt}, ${c.group}, ${c.messageId})`;
+  const select = (f: DeadLetterFilter, limit: number, offset: number, after?: DeadLetterCursor) =>
     join(
       sql`SELECT * FROM ${t} WHERE `,
       where(f),
+      after ? afterCursor(after, f.group) : sql``,
       sql` ORDER BY last_failed_at, grp, message_id LIMIT ${limit}`,
       offset > 0 ? sql` OFFSET ${offset}` : sql``,
     );
+  const checkCursor = (c: DeadLetterCursor | undefined): DeadLetterCursor | undefined => {
+    if (c === undefined) return undefined;
+    const k: Partial<Record<keyof DeadLetterCursor, unknown>> | null = typeof c === "object" ? c : null;
+    if (
+      k === null ||
+      !Number.isSafeInteger(k.lastFailedAt) ||
+      typeof k.group !== "string" ||
+      typeof k.messageId !== "string"
+    ) {
+      throw new InvalidArgumentError(
+        "after must be a dead letter's { lastFailedAt, group, messageId }",
+        "after",
+      );
+    }
+    return { lastFailedAt: k.lastFailedAt as number, group: k.group, messageId: k.messageId };
+  };
 
   const letters: DeadLetters = {
     async list(filter = {}) {
       const limit = filter.limit ?? 100;
-      const { limit: _, offset = 0, ...f } = filter;
+      const { limit: _, offset = 0, after, ...f } = filter;
       if (!Number.isSafeInteger(offset) || offset < 0) {
         throw new InvalidArgumentError(
           `offset must be a whole number of at least 0, got ${offset}`,
           "offset",
         );
       }
-      return (await run<Row>(store, d, select(f, limit, offset))).rows.map(toLetter);
+      const cursor = checkCursor(after);
+      return (await run<Row>(store, d, select(f, limit, offset, cursor))).rows.map(toLetter);
     },
     async get(group, messageId) {
       return (await letters.list({ group, messageId, limit: 1 }))[0];

@@ -12,7 +12,13 @@ export {
   type SubscribeOptions,
   type SubscriptionRetry,
 } from "./bus.js";
-export type { DeadLetter, DeadLetterFilter, DeadLetters } from "./dead-letters.js";
+export type {
+  DeadLetter,
+  DeadLetterCursor,
+  DeadLetterFilter,
+  DeadLetterListOptions,
+  DeadLetters,
+} from "./dead-letters.js";
 export { BusError, MessageTooLargeError, PublishError } from "./errors.js";
 export { localTransport, type LocalTransportOptions } from "./local-transport.js";
 export { assertPattern, compilePattern } from "./patterns.js";

@@ -5,8 +5,13 @@
  * `run`/`reset`); none has SQL of its own. Every action is recorded in the audit log.
  */
 import type { EventBus } from "../bus/bus.js";
-import { createDeadLetters, type DeadLetterFilter, type DeadLetters } from "../bus/dead-letters.js";
-import { localTransport } from "../bus/local-transport.js";
+import {
+  createDeadLetters,
+  type DeadLetterCursor,
+  type DeadLetterFilter,
+  type DeadLetters,
+} from "../bus/dead-letters.js";
+import { localTransport, PARKED } from "../bus/local-transport.js";
 import type { Clock } from "../core/clock.js";
 import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
 import type { SagaBulkAction } from "../saga/bulk.js";
@@ -52,6 +57,33 @@ function text(value: unknown, name: string): string | undefined {
   if (value === undefined || value === null || value === "") return undefined;
   if (typeof value !== "string") throw new InvalidArgumentError(`${name} must be a string`, name);
   return value;
+}
+
+/** A dead-letter page's `next`: the last letter's failure time, then its group and id (base64url JSON). */
+const encodeDeadLetterCursor = (l: DeadLetterCursor): string =>
+  `${l.lastFailedAt}.${Buffer.from(JSON.stringify([l.group, l.messageId])).toString("base64url")}`;
+
+function deadLetterCursor(text: string | null): DeadLetterCursor | undefined {
+  if (text === null || text === "") return undefined;
+  const dot = text.indexOf(".");
+  const at = Number(text.slice(0, dot));
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(text.slice(dot + 1), "base64url").toString("utf8"));
+  } catch {
+    key = undefined;
+  }
+  if (
+    dot < 1 ||
+    !Number.isSafeInteger(at) ||
+    !Array.isArray(key) ||
+    key.length !== 2 ||
+    typeof key[0] !== "string" ||
+    typeof key[1] !== "string"
+  ) {
+    throw new InvalidArgumentError(`cursor is not a dead-letter page's next, got ${text}`, "cursor");
+  }
+  return { lastFailedAt: at, group: key[0], messageId: key[1] };
 }
 
 /** A time: ms since the epoch, or an ISO date with an offset. */
@@ -301,6 +333,47 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
     });
   }
 
+  /**
+   * Consumer groups of the local transport, read from the store: queued messages, parked ones
+   * (their dead letter refused) and the oldest one's age. A broker's queues live in the broker
+   * (its own console shows them); the bus has no pause, so this screen only reads.
+   */
+  async function queues(): Promise<unknown> {
+    const transport = parts.bus?.transport;
+    if (transport && !transport.capabilities.sharesStore) {
+      return { transport: transport.name, inStore: false, groups: [] };
+    }
+    const d = store.dialect;
+    const [jobs, bindings] = await Promise.all([
+      store.query<{ grp: string; depth: unknown; parked: unknown; oldest: unknown }>(
+        `SELECT grp, COUNT(*) AS depth, SUM(CASE WHEN run_at = ${PARKED} THEN 1 ELSE 0 END) AS parked,
+                MIN(created_at) AS oldest
+           FROM ${d.table("bus_jobs")} GROUP BY grp`,
+      ),
+      store.query<{ grp: string }>(`SELECT DISTINCT grp FROM ${d.table("bus_bindings")}`),
+    ]);
+    const now = clock.now();
+    const byGroup = new Map<
+      string,
+      { group: string; depth: number; parked: number; oldestAgeMs: number | null }
+    >();
+    for (const b of bindings.rows)
+      byGroup.set(b.grp, { group: b.grp, depth: 0, parked: 0, oldestAgeMs: null });
+    for (const r of jobs.rows) {
+      byGroup.set(r.grp, {
+        group: r.grp,
+        depth: Number(r.depth),
+        parked: Number(r.parked ?? 0),
+        oldestAgeMs: r.oldest === null ? null : Math.max(0, now - Number(r.oldest)),
+      });
+    }
+    return {
+      transport: transport?.name ?? localTransport(store).name,
+      inStore: true,
+      groups: [...byGroup.values()].sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0)),
+    };
+  }
+
   async function get(req: ApiRequest): Promise<unknown> {
     const q = req.query;
     const limit = whole(q.get("limit"), "limit", 50, MAX_PAGE) || 50;
@@ -310,14 +383,19 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
         return overview();
       case "dead-letters": {
         const filter = dlqFilter(fromQuery(q));
+        // Keyset paging: `cursor` (the previous page's `next`) starts after that page's last
+        // letter, as fast on page 1,000 as on page 1; `offset` still skips (after the cursor).
+        const after = deadLetterCursor(q.get("cursor"));
         const [items, total] = await Promise.all([
-          letters.list({ ...filter, limit, offset }),
+          letters.list({ ...filter, limit, offset, ...(after ? { after } : {}) }),
           letters.count(filter),
         ]);
+        const last = items.at(-1);
         return {
           total,
           offset,
           limit,
+          next: last && items.length === limit ? encodeDeadLetterCursor(last) : undefined,
           items: items.map((l) => ({
             group: l.group,
             messageId: l.messageId,
@@ -385,6 +463,8 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
       }
       case "audit":
         return audit.list(limit, offset);
+      case "queues":
+        return queues();
       default:
         throw notFound(`api/${req.route}`);
     }

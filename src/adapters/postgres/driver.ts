@@ -15,12 +15,13 @@ import { TransactionRolledBackError } from "../../store/errors.js";
 import { toStoreError, toUnavailable } from "./errors.js";
 import {
   postgresBusDeadLetterBytesMigration,
+  postgresBusDeadLetterOrderMigration,
   postgresBusDeadLetterTransportMigration,
   postgresBusFreshMigration,
   postgresBusInboxKeyMigration,
   postgresBusMigration,
 } from "./bus-schema.js";
-import { postgresSagaMigration } from "./saga-schema.js";
+import { postgresSagaCreatedMigration, postgresSagaMigration } from "./saga-schema.js";
 import { postgresWebhooksMigration } from "./webhooks-schema.js";
 import { postgresMigrations } from "./migrations.js";
 import { loadPg, type PgClient, type PgPoolClient, type PgPoolLike, type PgResult } from "./load.js";
@@ -38,6 +39,8 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   postgresBusFreshMigration, // event bus: queued messages that skip the inbox check
   postgresBusDeadLetterBytesMigration, // event bus: dead-letter bodies as bytes
   postgresBusDeadLetterTransportMigration, // event bus: the transport each dead letter came from
+  postgresBusDeadLetterOrderMigration, // event bus: dead letters indexed in the console's order
+  postgresSagaCreatedMigration, // sagas: instances indexed by creation time
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],

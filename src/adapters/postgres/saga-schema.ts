@@ -44,3 +44,13 @@ export const postgresSagaMigration = (version: number): Migration => ({
     );
   `,
 });
+
+/**
+ * The saga list's order without a status filter (`created_at DESC, id DESC`, the console's
+ * cursor): an index of its own, so the newest page reads 50 rows instead of sorting every instance.
+ */
+export const postgresSagaCreatedMigration = (version: number): Migration => ({
+  version,
+  name: "sagas-created",
+  sql: `CREATE INDEX saga_instances_created ON {{schema}}.saga_instances (created_at, id);`,
+});

@@ -92,3 +92,17 @@ export const sqliteBusDeadLetterTransportMigration = (version: number): Migratio
   name: "event-bus-dead-letter-transport",
   sql: `ALTER TABLE patchbay_bus_dead_letters ADD COLUMN transport TEXT;`,
 });
+
+/**
+ * Indexes of the console's dead-letter list: in its order (`last_failed_at, grp, message_id`),
+ * so a page, a time filter and a keyset cursor read only the rows shown instead of sorting the
+ * whole table; and by group in that order, for a page filtered by group.
+ */
+export const sqliteBusDeadLetterOrderMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-dead-letter-order",
+  sql: `
+    CREATE INDEX patchbay_bus_dead_letters_failed ON patchbay_bus_dead_letters (last_failed_at, grp, message_id);
+    CREATE INDEX patchbay_bus_dead_letters_group ON patchbay_bus_dead_letters (grp, last_failed_at, message_id);
+  `,
+});

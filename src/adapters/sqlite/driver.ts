@@ -8,11 +8,12 @@ import type { StoreDriver } from "../../store/sql-store.js";
 import { acquireConnection, releaseConnection, type SqliteConnection } from "./connection.js";
 import {
   sqliteBusDeadLetterBytesMigration,
+  sqliteBusDeadLetterOrderMigration,
   sqliteBusDeadLetterTransportMigration,
   sqliteBusFreshMigration,
   sqliteBusMigration,
 } from "./bus-schema.js";
-import { sqliteSagaMigration } from "./saga-schema.js";
+import { sqliteSagaCreatedMigration, sqliteSagaMigration } from "./saga-schema.js";
 import { sqliteWebhooksMigration } from "./webhooks-schema.js";
 import { sqliteMigrations } from "./migrations.js";
 
@@ -28,6 +29,8 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   sqliteBusFreshMigration, // event bus: queued messages that skip the inbox check
   sqliteBusDeadLetterBytesMigration, // event bus: dead-letter bodies as bytes
   sqliteBusDeadLetterTransportMigration, // event bus: the transport each dead letter came from
+  sqliteBusDeadLetterOrderMigration, // event bus: dead letters indexed in the console's order
+  sqliteSagaCreatedMigration, // sagas: instances indexed by creation time
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],

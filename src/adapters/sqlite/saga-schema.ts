@@ -44,3 +44,13 @@ export const sqliteSagaMigration = (version: number): Migration => ({
     ) WITHOUT ROWID;
   `,
 });
+
+/**
+ * The saga list's order without a status filter (`created_at DESC, id DESC`, the console's
+ * cursor): an index of its own, so the newest page reads 50 rows instead of sorting every instance.
+ */
+export const sqliteSagaCreatedMigration = (version: number): Migration => ({
+  version,
+  name: "sagas-created",
+  sql: `CREATE INDEX patchbay_saga_instances_created ON patchbay_saga_instances (created_at, id);`,
+});

@@ -15,6 +15,7 @@ export const CONSOLE_PAGE = String.raw`<!doctype html>
   <nav aria-label="Screens">
     <ul id="nav">
       <li><a href="#/">Overview</a></li>
+      <li><a href="#/queues">Queues</a></li>
       <li><a href="#/dead-letters">Dead letters <span class="badge" id="badge-dlq" aria-label="dead letters"></span></a></li>
       <li><a href="#/sagas">Sagas <span class="badge" id="badge-sagas" aria-label="failed sagas"></span></a></li>
       <li><a href="#/pipelines">Pipelines</a></li>

@@ -159,8 +159,11 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
   function deadLetters(params) {
     var offset = Number(params.get("offset") || 0);
     var limit = 50;
+    var cursor = params.get("cursor");
     var q = new URLSearchParams(pickFilter(params, DLQ_KEYS));
-    q.set("offset", String(offset));
+    // With a cursor (Next), offset is only the position shown; the server starts after it.
+    q.set("offset", cursor ? "0" : String(offset));
+    if (cursor) q.set("cursor", cursor);
     q.set("limit", String(limit));
     return api("dead-letters?" + q.toString()).then(function (page) {
       var selected = [];
@@ -200,8 +203,9 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
           }).catch(fail);
         };
       }
-      var prev = new URLSearchParams(params); prev.set("offset", String(Math.max(0, offset - limit)));
+      var prev = new URLSearchParams(params); prev.set("offset", String(Math.max(0, offset - limit))); prev.delete("cursor");
       var next = new URLSearchParams(params); next.set("offset", String(offset + limit));
+      if (page.next) next.set("cursor", page.next);
       return [
         h("h1", null, "Dead letters"),
         filterForm([
@@ -433,6 +437,21 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
     });
   }
 
+  function queues() {
+    return api("queues").then(function (q) {
+      return [
+        h("h1", null, "Queues"),
+        h("p", null, q.inStore
+          ? "Consumer groups of " + q.transport + ", read from the store. Read only: the bus cannot pause a group."
+          : "The bus runs on " + q.transport + ": its queues live in the broker; see the broker's own console."),
+        q.inStore ? table("Queues", ["Group", "Queued", "Parked", "Oldest (age)"], q.groups.map(function (g) {
+          return h("tr", null, h("td", null, g.group), h("td", null, String(g.depth)), h("td", null, String(g.parked)),
+            h("td", null, g.oldestAgeMs === null ? "–" : Math.round(g.oldestAgeMs / 1000) + " s"));
+        })) : null,
+      ];
+    });
+  }
+
   function audit(params) {
     var offset = Number(params.get("offset") || 0);
     return api("audit?limit=50&offset=" + offset).then(function (a) {
@@ -451,7 +470,7 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
 
   // ---- shell ---------------------------------------------------------------------------------
   var screens = { "/": overview, "/dead-letters": deadLetters, "/dead-letter": deadLetter, "/sagas": sagas, "/saga": saga,
-    "/pipelines": pipelines, "/webhooks": webhooks, "/delivery": delivery, "/audit": audit };
+    "/pipelines": pipelines, "/webhooks": webhooks, "/delivery": delivery, "/queues": queues, "/audit": audit };
   var sections = { "/dead-letter": "/dead-letters", "/saga": "/sagas", "/delivery": "/webhooks" };
 
   function render() {
