@@ -147,6 +147,11 @@ describe.skipIf(!ns.reachable)(`dead letters on NATS JetStream (${ns.where}) wit
     }
   }, 120_000);
 
+  // Skipped: it fails. In two runs (PostgreSQL store), three children each took item 0 and exited
+  // (delivery 1, 2, 3), the fourth started and item 0 never came back within the wait, so no
+  // dead letter was recorded: either the fourth delivery is not made (pull requests of the dead
+  // children? the ack-pending of the unsettled deliveries, cf. nats-server#6093?) or its
+  // dead-lettering fails silently. To investigate with `nats consumer info` during the run.
   it.skip(`a handler that exits its process on one message, restarted each time: dead-lettered after deliveryLimit while ${OTHERS} others apply once; the CLI replays it`, async () => {
     const deliveryLimit = 3;
     const broker = isolatedNats(ns.url);
@@ -209,7 +214,17 @@ describe.skipIf(!ns.reachable)(`dead letters on NATS JetStream (${ns.where}) wit
         120_000,
         `a dead letter (${log.slice(-2000)})`,
       );
-      await until(async () => othersOnce(await effects(store)).lost === 0, 60_000, `the ${OTHERS} others`);
+      const progress = async () =>
+        `${JSON.stringify(othersOnce(await effects(store)))}, child exited ${child.exited}, ${crashes} crashes (${log.slice(-1500)})`;
+      let status = "";
+      await until(
+        async () => {
+          status = await progress();
+          return othersOnce(await effects(store)).lost === 0;
+        },
+        60_000,
+        `the ${OTHERS} others: ${status}`,
+      );
       expect(crashes).toBe(deliveryLimit);
       const [letter] = await bus.deadLetters.list({ group: "crashy" });
       expect(letter).toMatchObject({ group: "crashy", type: "flow.item" });
@@ -242,6 +257,9 @@ describe.skipIf(!ns.reachable)(`dead letters on NATS JetStream (${ns.where}) wit
       expect(seen.get(OTHERS + 1)).toBe(1);
       expect(await bus.deadLetters.count()).toBe(0);
       console.log(`poison-exit test on NATS: ${crashes} crashes, ${seen.size} items applied once each`);
+    } catch (e) {
+      console.log(`poison-exit test: ${children.length} children; their output:\n${log.slice(-3000)}`);
+      throw e;
     } finally {
       for (const c of children) if (!c.exited) c.kill();
       await Promise.all(children.map((c) => c.wait));
