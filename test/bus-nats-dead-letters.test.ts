@@ -147,11 +147,13 @@ describe.skipIf(!ns.reachable)(`dead letters on NATS JetStream (${ns.where}) wit
     }
   }, 120_000);
 
-  // Skipped: it fails. In two runs (PostgreSQL store), three children each took item 0 and exited
-  // (delivery 1, 2, 3), the fourth started and item 0 never came back within the wait, so no
-  // dead letter was recorded: either the fourth delivery is not made (pull requests of the dead
-  // children? the ack-pending of the unsettled deliveries, cf. nats-server#6093?) or its
-  // dead-lettering fails silently. To investigate with `nats consumer info` during the run.
+  // Skipped: it fails, on a real defect. Run (PostgreSQL store, deliveryLimit 3, concurrency 4):
+  // the poison is dead-lettered after 3 crashes as designed, but so are items 1-11 — the
+  // messages fetched with it, in flight each time the process died, reach the same unsettled
+  // delivery count and are dead-lettered with it ({"lost":11,"doubled":0}). deliveryLimit counts
+  // deliveries cut short by any crash, not by this message's handler; with the default 50 the
+  // bystanders fetched alongside a poison still share its fate. Unskip once the transport tells
+  // the poison from its bystanders (e.g. fetch one at a time once a message was redelivered).
   it.skip(`a handler that exits its process on one message, restarted each time: dead-lettered after deliveryLimit while ${OTHERS} others apply once; the CLI replays it`, async () => {
     const deliveryLimit = 3;
     const broker = isolatedNats(ns.url);
@@ -258,7 +260,10 @@ describe.skipIf(!ns.reachable)(`dead letters on NATS JetStream (${ns.where}) wit
       expect(await bus.deadLetters.count()).toBe(0);
       console.log(`poison-exit test on NATS: ${crashes} crashes, ${seen.size} items applied once each`);
     } catch (e) {
-      console.log(`poison-exit test: ${children.length} children; their output:\n${log.slice(-3000)}`);
+      const letters = await bus.deadLetters.list({ group: "crashy" }).catch(() => []);
+      console.log(
+        `poison-exit test: ${JSON.stringify(othersOnce(await effects(store).catch(() => new Map())))}, dead letters of items ${JSON.stringify(letters.map((l) => (l.event?.data as { n?: number } | undefined)?.n))}; ${children.length} children; their output:\n${log.slice(-3000)}`,
+      );
       throw e;
     } finally {
       for (const c of children) if (!c.exited) c.kill();
