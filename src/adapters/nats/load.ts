@@ -4,6 +4,7 @@
  * structural types: Patchbay's published types name no driver type. The loaders below check, at
  * our compile time, that the real modules fit these types.
  */
+import { DriverMissingError, isPatchbayError } from "../../core/errors.js";
 import { driverLoader } from "../load-driver.js";
 
 /** Message headers (the whole interface: publish options take the driver's own). */
@@ -145,3 +146,33 @@ export const loadJetstream = driverLoader<JetstreamModule>({
   neededBy: "the NATS JetStream transport (patchbay/nats)",
   load: () => import("@nats-io/jetstream"),
 });
+
+/** The command that installs what the transport needs: both packages, always together. */
+export const NATS_INSTALL_HINT = "npm install @nats-io/transport-node @nats-io/jetstream";
+
+/**
+ * Both drivers, loaded together. When either is absent: `DRIVER_MISSING` naming the first absent
+ * one (`driver`, in the order transport-node, jetstream, whatever import failed first) with a hint
+ * that installs both, so one `npm install` suffices even when neither is there. Other load errors
+ * pass unchanged.
+ */
+export async function loadNatsDrivers(
+  loaders: { nats: () => Promise<NatsModule>; jetstream: () => Promise<JetstreamModule> } = {
+    nats: loadNats,
+    jetstream: loadJetstream,
+  },
+): Promise<[NatsModule, JetstreamModule]> {
+  const [a, b] = await Promise.allSettled([loaders.nats(), loaders.jetstream()]);
+  if (a.status === "fulfilled" && b.status === "fulfilled") return [a.value, b.value];
+  const failures = [a, b].flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+  const missing = failures.filter((e): e is DriverMissingError => isPatchbayError(e, "DRIVER_MISSING"));
+  const first = missing[0];
+  if (first === undefined) throw failures[0];
+  throw new DriverMissingError(
+    `the NATS JetStream transport (patchbay/nats) needs the packages "@nats-io/transport-node" and "@nats-io/jetstream" (>= 3.0); ` +
+      `${missing.map((e) => `"${e.driver}"`).join(" and ")} could not be loaded: ${NATS_INSTALL_HINT}`,
+    first.driver,
+    NATS_INSTALL_HINT,
+    { cause: first },
+  );
+}

@@ -13,8 +13,7 @@ import { encodeHeaders, decode, type Bookkeeping, type Decoded } from "./codec.j
 import { incoming, startConsumer, type Later } from "./consumer.js";
 import { NatsError } from "./errors.js";
 import {
-  loadJetstream,
-  loadNats,
+  loadNatsDrivers,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -74,7 +73,7 @@ export function nats(options: NatsTransportOptions = {}): Transport {
 
   function connect(): Promise<Link> {
     link ??= (async () => {
-      const [natsModule, jsModule] = await Promise.all([loadNats(), loadJetstream()]);
+      const [natsModule, jsModule] = await loadNatsDrivers();
       let nc: NatsConnection;
       try {
         nc = await natsModule.connect({
@@ -204,7 +203,7 @@ export function nats(options: NatsTransportOptions = {}): Transport {
 
   /** The streams and group consumers of the prefix as the server reports them; makes nothing. */
   async function inspect(): Promise<NatsInspection> {
-    const [natsModule, jsModule] = await Promise.all([loadNats(), loadJetstream()]);
+    const [natsModule, jsModule] = await loadNatsDrivers();
     let nc: NatsConnection;
     try {
       nc = await natsModule.connect({
