@@ -61,7 +61,19 @@ function cli(args: string[], cwd: string, opts: { closeStdout?: boolean } = {}):
   });
 }
 
-const COMMANDS = ["start", "migrate", "health", "status", "dlq", "saga", "sync", "webhooks", "contracts"];
+const COMMANDS = [
+  "start",
+  "migrate",
+  "health",
+  "status",
+  "dlq",
+  "saga",
+  "sync",
+  "webhooks",
+  "contracts",
+  "console",
+  "cdc",
+];
 
 describe("patchbay (CLI)", () => {
   let dir: string;
