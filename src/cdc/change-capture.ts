@@ -9,11 +9,11 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { systemClock, type Clock } from "../core/clock.js";
 import type { Duration } from "../core/duration.js";
 import { toMs } from "../core/duration.js";
-import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
+import { InvalidArgumentError } from "../core/errors.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import type { SqlStore } from "../store/sql-store.js";
 import type { SyncDestination, SyncSource } from "../sync/contracts.js";
-import { errorInfo } from "../sync/json.js";
+import { runRestarting } from "./restart-loop.js";
 import { pipeline, type Pipeline, type PipelineStatus } from "../sync/pipeline.js";
 import type { RunOptions, SyncRunReport } from "../sync/run.js";
 import type { DriftPolicy, Transform } from "../sync/transform.js";
@@ -139,24 +139,14 @@ export function changeCapture(options: ChangeCaptureOptions): ChangeCapture {
       if (loop) return;
       const c = (controller = new AbortController());
       failure = undefined;
-      loop = (async () => {
-        while (!c.signal.aborted) {
-          try {
-            await p.run({ signal: c.signal });
-          } catch (e) {
-            const retryable = isPatchbayError(e) ? e.retryable : true;
-            logger.error({ error: errorInfo(e), retryable }, "patchbay cdc: run failed");
-            if (!retryable) {
-              failure = e;
-              return;
-            }
-            await new Promise<void>((resolve) => {
-              const t = setTimeout(resolve, restartMs);
-              c.signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
-            });
-          }
-        }
-      })();
+      loop = runRestarting((o) => p.run(o), {
+        signal: c.signal,
+        restartMs,
+        logger,
+        what: "patchbay cdc",
+      }).then((e) => {
+        failure = e;
+      });
     },
     stop,
     async status() {

@@ -9,12 +9,12 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import type { Duration } from "../core/duration.js";
 import { toMs } from "../core/duration.js";
-import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
+import { InvalidArgumentError } from "../core/errors.js";
 import { defineEvent, type EventDefinition } from "../core/events.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import type { BusTx } from "../bus/bus.js";
 import type { JsonValue, Row, SourceBatch, SourceCursor, SyncSource } from "../sync/contracts.js";
-import { errorInfo } from "../sync/json.js";
+import { runRestarting } from "./restart-loop.js";
 
 /** One change as a change stream delivers it, for destinations that want each (the bus). */
 export interface CapturedChange {
@@ -184,24 +184,11 @@ export function changeEvents(options: ChangeEventsOptions): ChangeEvents {
       if (loop) return;
       const c = (controller = new AbortController());
       failure = undefined;
-      loop = (async () => {
-        while (!c.signal.aborted) {
-          try {
-            await run({ signal: c.signal });
-          } catch (e) {
-            const retryable = isPatchbayError(e) ? e.retryable : true;
-            logger.error({ error: errorInfo(e), retryable }, "patchbay cdc events: run failed");
-            if (!retryable) {
-              failure = e;
-              return;
-            }
-            await new Promise<void>((resolve) => {
-              const t = setTimeout(resolve, restartMs);
-              c.signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
-            });
-          }
-        }
-      })();
+      loop = runRestarting(run, { signal: c.signal, restartMs, logger, what: "patchbay cdc events" }).then(
+        (e) => {
+          failure = e;
+        },
+      );
     },
     stop,
     async position() {
