@@ -3,7 +3,7 @@
  * retry it and see it compensated; replay a dead letter and see it handled; a read-only console
  * offers no action; an action without the token is refused, and works once the token is given;
  * a webhook endpoint's failed test event is recovered and its secret rotated; every failed saga
- * matching a filter is retried at once.
+ * matching a filter is retried at once; an open circuit breaker is reset from the keyboard.
  * Skipped with one line when Chromium is missing, except under CI=true, where that fails.
  */
 import { createServer, type Server } from "node:http";
@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromiumPresent, CHROMIUM, launchChromium } from "./support/chromium.js";
 import { consoleApp, type ConsoleApp } from "./support/console-fixture.js";
 import { sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { circuitBreaker } from "../src/resilience/breaker.js";
+import { consecutive } from "../src/resilience/consecutive.js";
 import { createWebhooks, type Webhooks } from "../src/webhooks/webhooks.js";
 
 const present = chromiumPresent();
@@ -204,6 +206,21 @@ if (!present && process.env.CI !== "true") {
         )
         .toEqual(["compensated", "compensated"]);
       expect(app.refunded).toEqual(expect.arrayContaining(["order-21", "order-22"]));
+    });
+
+    it("resets an open circuit breaker from the keyboard", async () => {
+      const breaker = circuitBreaker({ strategy: consecutive({ threshold: 1 }), halfOpenAfter: "1h" });
+      await breaker.execute(() => Promise.reject(new Error("down"))).catch(() => undefined);
+      const { url } = await app.serve({ breakers: { payments: breaker } });
+      await page.goto(url);
+      await page.getByRole("link", { name: "1 circuit breakers not closed" }).click();
+      await page.locator("main", { hasText: "Circuit breakers" }).waitFor();
+      const reset = page.getByRole("button", { name: "Reset" });
+      await reset.focus();
+      await page.keyboard.press("Enter");
+      await page.locator("#status", { hasText: "reset payments: open → closed" }).waitFor();
+      expect(breaker.state).toBe("closed");
+      await expect.poll(() => page.locator("main").textContent()).toContain("closed");
     });
   });
 }
