@@ -514,10 +514,10 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
       return [
         h("h1", null, "Circuit breakers"),
         h("p", null, "Breakers given to this console show their live state and can be reset; breakers other processes save under breaker/<name> in the store are shown as saved."),
-        table("Circuit breakers", ["Name", "State", "Saved (UTC)", "Counts", ""], r.breakers.map(function (b) {
+        table("Circuit breakers", ["Name", "State", "Saved (UTC)", "Half-open from (UTC)", ""], r.breakers.map(function (b) {
           return h("tr", null, h("td", null, b.name),
             h("td", null, h("span", { class: b.state === "closed" ? "st-succeeded" : "st-failed", text: b.state })),
-            h("td", null, when(b.updatedAt)), h("td", { class: "wrap" }, JSON.stringify(b.detail && b.detail.counts)),
+            h("td", null, when(b.updatedAt)), h("td", null, b.state === "open" && b.detail ? when(b.detail.openUntil) : ""),
             h("td", null, b.resettable ? button("Reset", reset(b.name), "primary") : "another process's"));
         })),
       ];
