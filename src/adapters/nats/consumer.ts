@@ -80,6 +80,21 @@ export async function startConsumer(
   const cancels = new Set<() => void>();
   let slotFreed: (() => void) | undefined;
 
+  // Acks go out together once this turn's handlers are done: one socket write for many (an ack
+  // on its own costs a write, and the server a read, per message). Sent before stop returns.
+  let acks: JsMsg[] = [];
+  let ackTimer: NodeJS.Immediate | undefined;
+  const flushAcks = () => {
+    const due = acks;
+    acks = [];
+    ackTimer = undefined;
+    for (const m of due) m.ack();
+  };
+  const ack = (m: JsMsg) => {
+    acks.push(m);
+    ackTimer ??= setImmediate(flushAcks);
+  };
+
   const pause = (ms: number) =>
     new Promise<boolean>((resolve) => {
       const cancel = () => {
@@ -123,7 +138,7 @@ export async function startConsumer(
     ack(): Promise<void> {
       return invoke(() => {
         this.claim("ack");
-        this.msg.ack();
+        ack(this.msg);
         this.state = "settled";
         this.done();
       });
@@ -155,7 +170,7 @@ export async function startConsumer(
         this.state = "open";
         throw e;
       }
-      this.msg.ack();
+      ack(this.msg);
       this.state = "settled";
       this.done();
     }
@@ -170,7 +185,7 @@ export async function startConsumer(
     }
     // The stream holds every group's messages: what is not for this group is acked at once.
     if (d.group !== undefined ? d.group !== group : !(await deps.matcher())(d.message.type)) {
-      m.ack();
+      ack(m);
       return;
     }
     const deliveries = m.info.deliveryCount;
@@ -246,7 +261,7 @@ export async function startConsumer(
     if (isPatchbayError(failure, "DEAD_LETTER_FAILED") && !failure.retryable) {
       try {
         await deps.park(d, group);
-        m.ack();
+        ack(m);
         log.error({ messageId: d.message.id }, "patchbay nats: message parked in the prefix's parked stream");
       } catch (e) {
         log.error({ err: e, messageId: d.message.id }, "patchbay nats: cannot park a message");
@@ -259,7 +274,7 @@ export async function startConsumer(
     previousDelay = delayMs;
     try {
       await deps.sendLater(d, { group, delayMs, retries: attempt, failure: d.failure });
-      m.ack();
+      ack(m);
     } catch (e) {
       log.warn({ err: e, messageId: d.message.id }, "patchbay nats: cannot reschedule a delivery");
       m.nak(delayMs);
@@ -280,6 +295,7 @@ export async function startConsumer(
 
   async function loop(): Promise<void> {
     let failures = 0;
+    let pull: JsConsumer | undefined;
     while (running) {
       const free = concurrency - inFlight.size;
       // A pull per freed slot would cost a round trip per message under load: pull again once a
@@ -299,10 +315,11 @@ export async function startConsumer(
         continue;
       }
       try {
-        const c = await deps.consumer();
+        // Looked up once (a consumer info request), again only after a failure.
+        pull ??= await deps.consumer();
         await deps.matcher();
         if (!running) break;
-        batch = await c.fetch({ max_messages: free, expires: 2000 });
+        batch = await pull.fetch({ max_messages: free, expires: 2000 });
         for await (const m of batch) {
           if (!running) {
             m.nak(); // fetched, not handed over: back to the group at once
@@ -313,6 +330,7 @@ export async function startConsumer(
         failures = 0;
       } catch (e) {
         if (!running) break;
+        pull = undefined;
         failures++;
         log.warn({ err: e }, "patchbay nats: pull failed; pulling again");
         await pause(Math.min(2000, 100 * 2 ** Math.min(failures, 5)));
@@ -340,6 +358,10 @@ export async function startConsumer(
         await settleBy(looping, deadline);
         const handlers = [...inFlight];
         await settleBy(Promise.allSettled(handlers), deadline);
+        if (ackTimer) {
+          clearImmediate(ackTimer);
+          flushAcks();
+        }
         // Abandoned like those of a process that died, but handed back at once: no heartbeat
         // keeps them, and a late settle does nothing.
         for (const d of live) {
