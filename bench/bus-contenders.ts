@@ -35,7 +35,7 @@ export async function deleteNatsPrefix(prefix: string) {
   const nc = await natsConnect({ servers: NATS_URL });
   try {
     const jsm = await jetstreamManager(nc);
-    for (const s of [n.stream, n.delayStream, n.parkedStream]) await jsm.streams.delete(s).catch(() => false);
+    for (const s of n.streams) await jsm.streams.delete(s).catch(() => false);
   } finally {
     await nc.close();
   }
