@@ -10,6 +10,7 @@
  * long): acceptable here because Patchbay writes only its own well-formed rows with it.
  */
 import { join, joinWith, raw, sql } from "../../store/sql.js";
+import type { SqlExecutor } from "../../store/contracts.js";
 import type { StoreRoles } from "../../store/roles.js";
 import { list, runIn, sharedInboxRoles, sharedQueueRoles } from "../shared/roles.js";
 
@@ -63,6 +64,36 @@ export const mysqlRoles: StoreRoles = {
         row,
         sql` ON DUPLICATE KEY UPDATE ${raw(update.map((c) => `${c} = VALUES(${c})`).join(", "))}`,
       ),
+    upsertWhen(ex, s) {
+      // The update first: it locks the existing row for writing at once. An INSERT IGNORE first
+      // would take a shared lock on the clashing row, and two callers both holding one and both
+      // then updating deadlock.
+      const update = join(
+        sql`UPDATE ${s.table} AS ${raw(s.alias)} SET `,
+        s.set,
+        sql` WHERE `,
+        s.match,
+        s.when ? join(sql` AND (`, s.when, sql`)`) : sql``,
+      );
+      const go = async (tx: SqlExecutor): Promise<never[]> => {
+        if ((await runIn("question", tx, update)).rowCount === 0) {
+          const inserted = await runIn(
+            "question",
+            tx,
+            join(sql`INSERT IGNORE INTO ${s.table} (${raw(s.columns)}) VALUES `, s.row),
+          );
+          // Ignored: a row came in between. It may be one `when` accepts (always, without `when`).
+          if (inserted.rowCount === 0 && (await runIn("question", tx, update)).rowCount === 0) return [];
+        }
+        const { rows } = await runIn<never>(
+          "question",
+          tx,
+          join(sql`SELECT ${raw(s.returning)} FROM ${s.table} WHERE `, s.match),
+        );
+        return rows;
+      };
+      return ex.transaction ? ex.transaction(go) : go(ex);
+    },
     jsonText: (text) => (text === null ? sql`NULL` : sql`${text}`),
   },
   locks: {
