@@ -4,9 +4,9 @@ import type { SqlDialect } from "../../store/dialect.js";
 import { StoreUnavailableError, TransactionRolledBackError } from "../../store/errors.js";
 import type { MigrationTx } from "../../store/migrations.js";
 import type { StoreDriver } from "../../store/sql-store.js";
-import { run } from "./connection.js";
+import { run as runOn } from "./connection.js";
 import { toStoreError } from "./errors.js";
-import { loadMysql, type MysqlPoolConnection, type MysqlPoolLike } from "./load.js";
+import { loadMysql, type MysqlPoolConnection, type MysqlPoolLike, type MysqlQueryable } from "./load.js";
 import { mysqlMigrations, statements, TABLE_OPTIONS } from "./migrations.js";
 import { mysqlRoles } from "./roles.js";
 
@@ -48,6 +48,10 @@ const DEADLOCK = 1213;
 const LOCK_WAIT_TIMEOUT = 1205;
 
 const DATABASE = "MariaDB/MySQL";
+
+/** One statement; errors carry the SQLSTATE, as the other stores' do. */
+const run = <Row>(on: MysqlQueryable, text: string, params: readonly unknown[] = []) =>
+  runOn<Row>(on, text, params, {}, true);
 
 /** host:port/database, never the password. */
 function describe(url: string): string {
@@ -156,9 +160,9 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
           typeof (e as { errno?: unknown }).errno === "number" &&
           (e as { fatal?: unknown }).fatal !== true
         ) {
-          throw TransactionRolledBackError.after(DATABASE, toStoreError(e, "COMMIT"));
+          throw TransactionRolledBackError.after(DATABASE, toStoreError(e, "COMMIT", true));
         }
-        throw toStoreError(e, "COMMIT");
+        throw toStoreError(e, "COMMIT", true);
       }
       return result;
     } catch (e) {

@@ -14,6 +14,14 @@ import type { SqlExecutor } from "../../store/contracts.js";
 import type { StoreRoles } from "../../store/roles.js";
 import { list, runIn, sharedInboxRoles, sharedQueueRoles } from "../shared/roles.js";
 
+/** InnoDB chose this transaction as a deadlock's victim and rolled it back (`ER_LOCK_DEADLOCK`, 1213). */
+const isDeadlock = (e: unknown): boolean => {
+  const cause = (e as { cause?: { errno?: unknown } }).cause;
+  return (
+    cause?.errno === 1213 || (cause as { cause?: { errno?: unknown } } | undefined)?.cause?.errno === 1213
+  );
+};
+
 export const mysqlRoles: StoreRoles = {
   rows: {
     claim: (store, s, options) =>
@@ -82,8 +90,11 @@ export const mysqlRoles: StoreRoles = {
             tx,
             join(sql`INSERT IGNORE INTO ${s.table} (${raw(s.columns)}) VALUES `, s.row),
           );
-          // Ignored: a row came in between. It may be one `when` accepts (always, without `when`).
-          if (inserted.rowCount === 0 && (await runIn("question", tx, update)).rowCount === 0) return [];
+          if (inserted.rowCount === 0) {
+            // Ignored: another caller's row came in between; with `when` it is a live one (a
+            // claim's). Without `when` it is updated, which waits for that caller's commit.
+            if (s.when || (await runIn("question", tx, update)).rowCount === 0) return [];
+          }
         }
         const { rows } = await runIn<never>(
           "question",
@@ -92,7 +103,19 @@ export const mysqlRoles: StoreRoles = {
         );
         return rows;
       };
-      return ex.transaction ? ex.transaction(go) : go(ex);
+      if (!ex.transaction) return go(ex);
+      const own = ex.transaction.bind(ex);
+      // Two callers inserting one new key both wait on the other's shared lock when they go on to
+      // update it: InnoDB rolls one back (a deadlock), and that one runs again.
+      const attempt = async (left: number): Promise<never[]> => {
+        try {
+          return await own(go);
+        } catch (e) {
+          if (left > 0 && isDeadlock(e)) return attempt(left - 1);
+          throw e;
+        }
+      };
+      return attempt(5);
     },
     jsonText: (text) => (text === null ? sql`NULL` : sql`${text}`),
   },
