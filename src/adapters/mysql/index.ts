@@ -1,6 +1,7 @@
 /**
- * `patchbay/mysql`: a Store on MariaDB (≥ 10.6) and MySQL (≥ 8.0) on InnoDB, and data sync
- * source and destination, on `mysql2`. Install `mysql2` (>= 3.9) next to `patchbay`.
+ * `patchbay/mysql`: a Store on MariaDB (≥ 10.6, InnoDB), and data sync source and destination for
+ * MariaDB and MySQL, on `mysql2`. Install `mysql2` (>= 3.9) next to `patchbay`. (MySQL 8 as a
+ * store: see docs/store.md — the bus inbox's record needs `INSERT … RETURNING`, MariaDB's.)
  */
 import { createSqlStore, type SqlStore, type SqlStoreOptions } from "../../store/sql-store.js";
 import { mysqlDriver, type MysqlDriverOptions } from "./driver.js";
