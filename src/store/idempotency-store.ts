@@ -83,8 +83,9 @@ export function createIdempotencyStore(
       for (let round = 0; round < 3; round++) {
         const now = clock.now();
         const token = randomUUID();
-        // The conditional upsert is one atomic statement: of N concurrent claims exactly one
-        // inserts (or replaces a dead record); the rest see a live row and are classified below.
+        // The conditional upsert is atomic (one statement, or the backend's own transaction): of
+        // N concurrent claims exactly one inserts (or replaces a dead record); the rest see a
+        // live row and are classified below.
         const rows = await dialect.roles.rows.upsertWhen<{ token: string; generation: unknown }>(executor, {
           table: t,
           alias: "r",
