@@ -11,6 +11,9 @@ import { postgres } from "../../src/adapters/postgres/index.js";
 import { sqlite } from "../../src/adapters/sqlite/index.js";
 import type { SqlStore, SqlStoreOptions } from "../../src/store/sql-store.js";
 
+/** A SQL string literal (the tests' own constants only). */
+const quoteLiteral = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
 export interface IsolatedDatabase {
   adapter: "sqlite" | "postgres";
   /** A new store on this database (own connections). */
@@ -20,6 +23,10 @@ export interface IsolatedDatabase {
   /** The n-th placeholder in this dialect. */
   p(n: number): string;
   cleanup(): Promise<void>;
+  /** A failed statement aborts the whole transaction (PostgreSQL), or only undoes itself (SQLite). */
+  statementErrorAbortsTransaction: boolean;
+  /** Makes the store refuse every dead letter of `group` (a trigger that raises). */
+  refuseDeadLetters(store: SqlStore, group: string): Promise<void>;
 }
 
 export function sqliteDatabase(): IsolatedDatabase {
@@ -32,6 +39,13 @@ export function sqliteDatabase(): IsolatedDatabase {
     config,
     p: () => "?",
     cleanup: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })),
+    statementErrorAbortsTransaction: false,
+    async refuseDeadLetters(store, group) {
+      await store.query(
+        `CREATE TRIGGER refuse_letters BEFORE INSERT ON ${store.dialect.table("bus_dead_letters")}
+         WHEN NEW.grp = ${quoteLiteral(group)} BEGIN SELECT RAISE(ABORT, 'dead letters refused'); END`,
+      );
+    },
   };
 }
 
@@ -46,6 +60,17 @@ export function postgresDatabase(url: string): IsolatedDatabase {
     make: (options) => postgres({ ...config, ...options }),
     config,
     p: (n) => `$${n}`,
+    statementErrorAbortsTransaction: true,
+    async refuseDeadLetters(store, group) {
+      await store.query(
+        `CREATE FUNCTION refuse_letters() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN IF NEW.grp = ${quoteLiteral(group)} THEN RAISE EXCEPTION 'dead letters refused'; END IF; RETURN NEW; END $$`,
+      );
+      await store.query(
+        `CREATE TRIGGER refuse_letters BEFORE INSERT ON ${store.dialect.table("bus_dead_letters")}
+         FOR EACH ROW EXECUTE FUNCTION refuse_letters()`,
+      );
+    },
     async cleanup() {
       const client = new pg.Client({ connectionString: url });
       await client.connect();

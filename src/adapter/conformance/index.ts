@@ -4,3 +4,9 @@
  */
 export { defineStoreConformance, type ConformanceDatabase, type StoreHarness } from "./store.js";
 export { defineTransportConformance, until, type TransportHarness } from "./transport.js";
+export {
+  defineBusConformance,
+  type BusDatabase,
+  type BusHarness,
+} from "./bus.js";
+export { defineSagaConformance, type SagaHarness } from "./saga.js";
