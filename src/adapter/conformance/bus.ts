@@ -5,12 +5,7 @@
  * {@link defineBusConformance} inside a vitest run (vitest is the adapter author's dev dependency).
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  createEventBus,
-  type EventBus,
-  type EventBusOptions,
-  type HandlerContext,
-} from "../../bus/bus.js";
+import { createEventBus, type EventBus, type EventBusOptions, type HandlerContext } from "../../bus/bus.js";
 import type { Transport } from "../../bus/transport.js";
 import { isPatchbayError, NonRetryableError } from "../../core/errors.js";
 import { createLogger, silentLogger, type Logger } from "../../core/logger.js";

@@ -14,7 +14,8 @@ export function objectSchema<T>(fields: Fields): StandardSchemaV1<T> {
       version: 1,
       vendor: "patchbay-conformance",
       validate(value) {
-        if (typeof value !== "object" || value === null) return { issues: [{ message: "expected an object" }] };
+        if (typeof value !== "object" || value === null)
+          return { issues: [{ message: "expected an object" }] };
         const issues: StandardSchemaV1.Issue[] = [];
         for (const [key, check] of Object.entries(fields)) {
           const message = check((value as Record<string, unknown>)[key]);

@@ -4,9 +4,7 @@
  */
 export { defineStoreConformance, type ConformanceDatabase, type StoreHarness } from "./store.js";
 export { defineTransportConformance, until, type TransportHarness } from "./transport.js";
-export {
-  defineBusConformance,
-  type BusDatabase,
-  type BusHarness,
-} from "./bus.js";
+export { defineBusConformance, type BusDatabase, type BusHarness } from "./bus.js";
 export { defineSagaConformance, type SagaHarness } from "./saga.js";
+export { defineWebhooksConformance, type WebhooksHarness } from "./webhooks.js";
+export { startReceiver, type ReceivedRequest, type TestReceiver } from "./webhook-receiver.js";

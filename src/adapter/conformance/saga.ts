@@ -603,7 +603,10 @@ export function defineSagaConformance(harness: SagaHarness): void {
       const first = await runner({ sagas: [def] });
       const t0 = clock.now();
       await first.saga(def).start(null, { id: "x" });
-      await eventually(async () => (await first.get("x"))?.steps[0]?.status === "retrying", "the first failure");
+      await eventually(
+        async () => (await first.get("x"))?.steps[0]?.status === "retrying",
+        "the first failure",
+      );
       expect(await first.get("x")).toMatchObject({ status: "running", attempt: 1, runAt: t0 + 60_000 });
       await pause(100);
       expect(calls).toBe(1);
@@ -656,6 +659,7 @@ export function defineSagaConformance(harness: SagaHarness): void {
 
     it("aborts a running step's signal at the deadline and compensates", async () => {
       const undone: string[] = [];
+      let running = false;
       const def = defineSaga("hang", {
         version: 1,
         timeout: "5m",
@@ -663,16 +667,19 @@ export function defineSagaConformance(harness: SagaHarness): void {
           { name: "a", run: () => 1, compensate: () => void undone.push("a") },
           {
             name: "b",
-            run: (_input, ctx) =>
-              new Promise((_resolve, reject) =>
+            run: (_input, ctx) => {
+              running = true;
+              return new Promise((_resolve, reject) =>
                 ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error)),
-              ),
+              );
+            },
           },
         ],
       });
       const r = await runner({ sagas: [def] });
       await r.saga(def).start(null, { id: "h" });
-      await eventually(() => clock.pendingSleepers > 0, "the step to be running");
+      // Step b running (not merely the runner's poll asleep on the clock).
+      await eventually(() => running && clock.pendingSleepers > 0, "step b to be running");
       await clock.advance("5m");
       await eventually(async () => (await statusOf(r, "h")) === "compensated", "compensation");
       expect(undone).toEqual(["a"]);
@@ -785,7 +792,12 @@ export function defineSagaConformance(harness: SagaHarness): void {
       open();
       await stopping;
       expect(ran).toEqual(["a"]);
-      expect(await first.get("g")).toMatchObject({ status: "running", step: 1, attempt: 0, owner: undefined });
+      expect(await first.get("g")).toMatchObject({
+        status: "running",
+        step: 1,
+        attempt: 0,
+        owner: undefined,
+      });
 
       const second = await runner({ sagas: [def] });
       await eventually(async () => (await statusOf(second, "g")) === "completed", "completion");
