@@ -8,3 +8,11 @@ export { defineBusConformance, type BusDatabase, type BusHarness } from "./bus.j
 export { defineSagaConformance, type SagaHarness } from "./saga.js";
 export { defineWebhooksConformance, type WebhooksHarness } from "./webhooks.js";
 export { startReceiver, type ReceivedRequest, type TestReceiver } from "./webhook-receiver.js";
+export {
+  defineSyncConformance,
+  testRows,
+  type StoredRow,
+  type SyncDatabase,
+  type SyncHarness,
+  type TestRow,
+} from "./sync.js";
