@@ -1,5 +1,5 @@
 /**
- * The event bus's semantics on NATS JetStream (the scenarios of `test/conformance/bus.ts`), with
+ * The event bus's semantics on NATS JetStream (the scenarios of `src/adapter/conformance/bus.ts`), with
  * the inbox, outbox and dead letters in PostgreSQL (SQLite when PostgreSQL is unreachable).
  */
 import { randomUUID } from "node:crypto";
@@ -7,7 +7,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { connect, headers } from "@nats-io/transport-node";
 import { inject } from "vitest";
 import { topologyNames } from "../src/adapters/nats/topology.js";
-import { defineBusConformance } from "./conformance/bus.js";
+import { defineBusConformance } from "../src/adapter/conformance/index.js";
 import { isolatedNats } from "./support/nats.js";
 import { postgresDatabase, sqliteDatabase } from "./support/stores.js";
 

@@ -1,5 +1,5 @@
 /**
- * The event bus's semantics on RabbitMQ (the scenarios of `test/conformance/bus.ts`), with the
+ * The event bus's semantics on RabbitMQ (the scenarios of `src/adapter/conformance/bus.ts`), with the
  * inbox, outbox and dead letters in PostgreSQL (SQLite when PostgreSQL is unreachable).
  */
 import { randomUUID } from "node:crypto";
@@ -9,7 +9,7 @@ import { z } from "zod";
 import { topologyNames } from "../src/adapters/rabbitmq/topology.js";
 import { createEventBus } from "../src/bus/bus.js";
 import { defineEvent } from "../src/core/events.js";
-import { defineBusConformance } from "./conformance/bus.js";
+import { defineBusConformance } from "../src/adapter/conformance/index.js";
 import { until } from "./conformance/transport.js";
 import { isolatedBroker } from "./support/rabbitmq.js";
 import { postgresDatabase, sqliteDatabase } from "./support/stores.js";

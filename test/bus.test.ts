@@ -1,6 +1,6 @@
 /**
  * The event bus's semantics on the store-backed transports and the in-memory one (scenarios in
- * `test/conformance/bus.ts`; RabbitMQ in `test/bus-rabbitmq.test.ts`).
+ * `src/adapter/conformance/bus.ts`; RabbitMQ in `test/bus-rabbitmq.test.ts`).
  */
 import { randomUUID } from "node:crypto";
 import { describe, expect, inject, it } from "vitest";
@@ -12,7 +12,7 @@ import { defineEvent } from "../src/core/events.js";
 import { createLogger } from "../src/core/logger.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 import { memoryTransport } from "../src/testing/memory-transport.js";
-import { defineBusConformance } from "./conformance/bus.js";
+import { defineBusConformance } from "../src/adapter/conformance/index.js";
 import { until } from "./conformance/transport.js";
 import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 

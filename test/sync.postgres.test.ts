@@ -1,5 +1,5 @@
 import { describe, inject, it } from "vitest";
-import { defineSyncConformance } from "./conformance/sync.js";
+import { defineSyncConformance } from "../src/adapter/conformance/index.js";
 import { postgresSyncDb } from "./support/sync-dbs.js";
 
 const { postgres: service } = inject("services");

@@ -1,4 +1,4 @@
-import { defineSyncConformance } from "./conformance/sync.js";
+import { defineSyncConformance } from "../src/adapter/conformance/index.js";
 import { sqliteSyncDb } from "./support/sync-dbs.js";
 
 defineSyncConformance({

@@ -1,8 +1,9 @@
 /**
  * The Transport contract: what the event bus needs from a broker or queue. Implementations:
  * the local transport on the Store (SQLite, PostgreSQL), the in-memory one in `patchbay/testing`,
- * and broker adapters (RabbitMQ). The conformance suite `test/conformance/transport.ts` checks
- * every invariant below against each of them, on the real service.
+ * and broker adapters (RabbitMQ, NATS). The conformance suite (`defineTransportConformance` in
+ * `patchbay/adapter/conformance`) checks every invariant below against each of them, on the real
+ * service.
  */
 import type { StoreTx } from "../store/contracts.js";
 import type { UndecodableMessageError } from "./errors.js";

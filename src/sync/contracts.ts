@@ -3,7 +3,8 @@
  * {@link SyncDestination} writes each batch together with the checkpoint that lets the next run
  * resume after it. Adapters (`patchbay/postgres`, `patchbay/sqlite`, `patchbay/mysql`, the file and
  * HTTP sources here) implement them; the runner (`pipeline()`) depends on nothing else. The
- * conformance suite in `test/conformance/sync.ts` checks these invariants against every adapter.
+ * conformance suite (`defineSyncConformance` in `patchbay/adapter/conformance`) checks these
+ * invariants against every adapter.
  */
 import type { Logger } from "../core/logger.js";
 import type { StateStore } from "../store/contracts.js";

@@ -13,6 +13,9 @@ import { postgres } from "../../src/adapters/postgres/index.js";
 import { sqlite } from "../../src/adapters/sqlite/index.js";
 import type { SqlStore, SqlStoreOptions } from "../../src/store/sql-store.js";
 
+/** A SQL string literal (the tests' own constants only). */
+const quoteLiteral = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
 export interface IsolatedDatabase {
   adapter: "sqlite" | "postgres" | "mysql";
   /** A new store on this database (own connections). */
@@ -24,6 +27,10 @@ export interface IsolatedDatabase {
   /** The type of a text column in a key of a test's own table (`TEXT`; MySQL needs a length). */
   keyText: string;
   cleanup(): Promise<void>;
+  /** A failed statement aborts the whole transaction (PostgreSQL), or only undoes itself (SQLite). */
+  statementErrorAbortsTransaction: boolean;
+  /** Makes the store refuse every dead letter of `group` (a trigger that raises). */
+  refuseDeadLetters(store: SqlStore, group: string): Promise<void>;
 }
 
 export function sqliteDatabase(): IsolatedDatabase {
@@ -37,6 +44,13 @@ export function sqliteDatabase(): IsolatedDatabase {
     p: () => "?",
     keyText: "TEXT",
     cleanup: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })),
+    statementErrorAbortsTransaction: false,
+    async refuseDeadLetters(store, group) {
+      await store.query(
+        `CREATE TRIGGER refuse_letters BEFORE INSERT ON ${store.dialect.table("bus_dead_letters")}
+         WHEN NEW.grp = ${quoteLiteral(group)} BEGIN SELECT RAISE(ABORT, 'dead letters refused'); END`,
+      );
+    },
   };
 }
 
@@ -52,6 +66,17 @@ export function postgresDatabase(url: string): IsolatedDatabase {
     config,
     p: (n) => `$${n}`,
     keyText: "TEXT",
+    statementErrorAbortsTransaction: true,
+    async refuseDeadLetters(store, group) {
+      await store.query(
+        `CREATE FUNCTION refuse_letters() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN IF NEW.grp = ${quoteLiteral(group)} THEN RAISE EXCEPTION 'dead letters refused'; END IF; RETURN NEW; END $$`,
+      );
+      await store.query(
+        `CREATE TRIGGER refuse_letters BEFORE INSERT ON ${store.dialect.table("bus_dead_letters")}
+         FOR EACH ROW EXECUTE FUNCTION refuse_letters()`,
+      );
+    },
     async cleanup() {
       const client = new pg.Client({ connectionString: url });
       await client.connect();
@@ -102,6 +127,15 @@ export function mysqlDatabase(url: string): IsolatedDatabase & { create(): Promi
     keyText: "VARCHAR(255)",
     async cleanup() {
       await admin((c) => c.query(`DROP DATABASE IF EXISTS \`${database}\``));
+    },
+    statementErrorAbortsTransaction: false,
+    async refuseDeadLetters(store, group) {
+      await store.query(
+        `CREATE TRIGGER refuse_letters BEFORE INSERT ON ${store.dialect.table("bus_dead_letters")}
+         FOR EACH ROW BEGIN
+           IF NEW.grp = ${quoteLiteral(group)} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'dead letters refused'; END IF;
+         END`,
+      );
     },
   };
 }

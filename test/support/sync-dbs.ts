@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { DatabaseSync } from "node:sqlite";
 import mysql from "mysql2/promise";
 import pg from "pg";
@@ -15,28 +16,14 @@ import { mysqlDestination, mysqlSource } from "../../src/adapters/mysql/index.js
 import { postgres, postgresDestination, postgresSource } from "../../src/adapters/postgres/index.js";
 import { sqlite, sqliteDestination, sqliteSource } from "../../src/adapters/sqlite/index.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
-import type { SyncDestination, SyncSource } from "../../src/sync/contracts.js";
-import type { SqlSourceOptions } from "../../src/sync/keyset.js";
-import type { SqlDestinationOptions } from "../../src/sync/sql-destination.js";
+import type { StoredRow, SyncDatabase, TestRow } from "../../src/adapter/conformance/sync.js";
+
+/** How the sync conformance suite's SIGKILL child rebuilds a database: {@link syncDbFromConfig}. */
+const child = { module: fileURLToPath(import.meta.url), export: "syncDbFromConfig" };
 
 export type SyncDbKind = "postgres" | "mysql" | "sqlite";
 
-/** A test row: `age` seconds before the database's clock, or an exact `at` (µs since epoch). */
-export interface TestRow {
-  id: number;
-  name: string;
-  amount: string;
-  age?: number;
-  at?: number;
-}
-
-/** A row read back, in a form equal across source and destination of the same backend. */
-export interface StoredRow {
-  id: number;
-  name: string;
-  amount: string;
-  updated_at: string;
-}
+export type { StoredRow, TestRow };
 
 /** JSON config that rebuilds the same database handles in another process. */
 export interface SyncDbConfig {
@@ -49,36 +36,10 @@ export interface SyncDbConfig {
   storeDir?: string;
 }
 
-export interface SyncDb {
+/** A {@link SyncDatabase} of one of this repository's backends. */
+export interface SyncDb extends SyncDatabase {
   kind: SyncDbKind;
   config: SyncDbConfig;
-  /** Qualified table name for adapter options. */
-  table(name: string): string;
-  /** Quoted, qualified table name for raw SQL in {@link exec}. */
-  sqlName(name: string): string;
-  /** Runs SQL in the backend's own dialect and placeholders. */
-  exec(sql: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
-  /** `(id, name, amount, updated_at)` with a primary key on id (or none) and an index on (updated_at, id). */
-  createTable(name: string, options?: { primaryKey?: boolean }): Promise<void>;
-  insert(table: string, rows: readonly TestRow[]): Promise<void>;
-  /** Sets name and moves updated_at to the database's clock minus `age` seconds. */
-  update(table: string, ids: readonly number[], name: string, age?: number): Promise<void>;
-  remove(table: string, ids: readonly number[]): Promise<void>;
-  rows(table: string): Promise<StoredRow[]>;
-  count(table: string): Promise<number>;
-  /** The database clock, µs since the epoch. */
-  nowMicros(): Promise<number>;
-  source(options: Omit<SqlSourceOptions, "table"> & { table: string }): SyncSource;
-  destination(options: SqlDestinationOptions): SyncDestination;
-  /** A pipeline Store (PostgreSQL: in the test schema; else a SQLite file). */
-  store(): SqlStore;
-  /** Makes the insert of row `id` into `table` stall inside its transaction (for SIGKILL tests). */
-  stallOn(table: string, id: number): Promise<void>;
-  /** Resolves once some writer is stalled inside a transaction by {@link stallOn}. */
-  waitForStall(): Promise<void>;
-  /** Ends the server side of a stalled writer whose process was killed; removes the stall. */
-  clearStall(table: string): Promise<void>;
-  cleanup(): Promise<void>;
 }
 
 const pad = (n: number, w = 2) => String(n).padStart(w, "0");
@@ -162,6 +123,7 @@ export function postgresSyncDb(baseUrl: string, existing?: SyncDbConfig): SyncDb
   return {
     kind: "postgres",
     config,
+    child,
     table: (name) => `${schema}.${name}`,
     sqlName: (name) => t(name),
     exec,
@@ -301,6 +263,7 @@ export function mysqlSyncDb(baseUrl: string, existing?: SyncDbConfig): SyncDb {
   return {
     kind: "mysql",
     config,
+    child,
     table: (name) => name,
     sqlName: (name) => t(name),
     exec,
@@ -437,6 +400,7 @@ export function sqliteSyncDb(existing?: SyncDbConfig): SyncDb {
   return {
     kind: "sqlite",
     config,
+    child,
     table: (name) => name,
     sqlName: (name) => t(name),
     exec,
