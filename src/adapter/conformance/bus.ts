@@ -894,14 +894,17 @@ export function defineBusConformance(harness: BusHarness): void {
 
     it("stop drains handlers in flight and is safe to call twice; an invalid timeout stops nothing", async () => {
       const b = bus();
+      let started = 0;
       let finished = 0;
       b.subscribe(OrderCreated, { group: "slow" }, async () => {
+        started++;
         await new Promise((r) => setTimeout(r, 300));
         finished++;
       });
       await b.start();
       await b.publish(OrderCreated, { orderId: "o-1", qty: 1 });
-      await new Promise((r) => setTimeout(r, 150));
+      // In flight (a store without notifications picks it up on its next poll).
+      await until(() => started === 1, 10_000, "the handler running");
       // A timeout that is not a duration is refused, and stops nothing.
       const refused = await b.stop({ timeout: "soon" }).catch((e: unknown) => e);
       expect(isPatchbayError(refused, "DURATION_INVALID")).toBe(true);

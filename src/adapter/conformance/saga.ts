@@ -24,6 +24,8 @@ import { until } from "./transport.js";
 export interface SagaHarness {
   name: string;
   fresh(): Promise<ConformanceDatabase> | ConformanceDatabase;
+  /** The column type of a text key in a test's own table (default `TEXT`; MySQL needs a length). */
+  keyText?: string;
 }
 
 const fast = { backoff: constant(10) };
@@ -102,7 +104,7 @@ export function defineSagaConformance(harness: SagaHarness): void {
       store = db.make();
       await store.open();
       await store.query("CREATE TABLE reservations (order_id TEXT NOT NULL)");
-      await store.query("CREATE TABLE orders (id TEXT PRIMARY KEY)");
+      await store.query(`CREATE TABLE orders (id ${harness.keyText ?? "TEXT"} PRIMARY KEY)`);
       await store.query("CREATE TABLE effects (saga_id TEXT NOT NULL, step TEXT NOT NULL)");
     });
     afterEach(async () => {
