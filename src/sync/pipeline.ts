@@ -217,7 +217,8 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
     runs: runRecords(options.store),
   };
   const running = new Set<{ controller: AbortController; done: Promise<unknown> }>();
-  let cron: Cron | undefined;
+  /** The schedule while started: croner computes the times, the clock waits for them. */
+  let cron: { schedule: Cron; ticking: AbortController; loop: Promise<void> } | undefined;
 
   const run = (runOptions: RunOptions = {}): Promise<SyncRunReport> => {
     const controller = new AbortController();
@@ -232,6 +233,30 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
     const entry = { controller, done };
     running.add(entry);
     return done;
+  };
+
+  /**
+   * Runs at each time the schedule gives, waiting on the injected clock (so a fake clock's
+   * `advance()` fires the ticks it passes). The run is awaited before the next time is computed:
+   * a tick that falls while a run goes on is skipped, as croner's `protect` would.
+   */
+  const tick = async (schedule: Cron, signal: AbortSignal): Promise<void> => {
+    for (;;) {
+      const next = schedule.nextRun(new Date(clock.now()));
+      if (next === null) return;
+      try {
+        await clock.sleep(Math.max(next.getTime() - clock.now(), 0), signal);
+      } catch {
+        return; // stopped
+      }
+      try {
+        await run();
+      } catch (e) {
+        if (isExpected(e)) logger.info({ error: errorInfo(e) }, "patchbay sync: scheduled run skipped");
+        else logger.error({ error: errorInfo(e) }, "patchbay sync: scheduled run failed");
+      }
+      if (signal.aborted) return;
+    }
   };
 
   const withDestination = async <T>(
@@ -259,33 +284,24 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
           "options.schedule",
         );
       }
-      cron = new Cron(
-        options.schedule,
-        {
-          protect: true,
-          name: `patchbay-sync-${name}-${uuidv7(clock)}`,
-          ...(options.timezone ? { timezone: options.timezone } : {}),
-        },
-        async () => {
-          try {
-            await run();
-          } catch (e) {
-            if (isExpected(e)) logger.info({ error: errorInfo(e) }, "patchbay sync: scheduled run skipped");
-            else logger.error({ error: errorInfo(e) }, "patchbay sync: scheduled run failed");
-          }
-        },
-      );
+      const schedule = new Cron(options.schedule, {
+        paused: true,
+        ...(options.timezone ? { timezone: options.timezone } : {}),
+      });
+      const ticking = new AbortController();
+      cron = { schedule, ticking, loop: tick(schedule, ticking.signal) };
       return Promise.resolve();
     },
     async stop(timeoutMs) {
-      cron?.stop();
+      const ending = cron;
       cron = undefined;
+      ending?.ticking.abort();
       for (const r of running) r.controller.abort(new StoppedError("pipeline", "pipeline stopped"));
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<"timeout">(
         (resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)),
       );
-      const drained = Promise.allSettled([...running].map((r) => r.done));
+      const drained = Promise.allSettled([...running].map((r) => r.done).concat(ending?.loop ?? []));
       if ((await Promise.race([drained, timeout])) === "timeout") {
         logger.warn({ timeoutMs }, "patchbay sync: stop() timed out waiting for the batch in flight");
       }
@@ -316,7 +332,7 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
         source: options.source.description,
         destination: options.destination.description,
         schedule: options.schedule,
-        nextRunAt: cron?.nextRun() ?? undefined,
+        nextRunAt: cron?.schedule.nextRun(new Date(clock.now())) ?? undefined,
         running: isHeld(lock, clock.now()),
         lock: isHeld(lock, clock.now()) ? lock : undefined,
         checkpoint,
