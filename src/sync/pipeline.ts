@@ -87,6 +87,8 @@ export interface Pipeline extends Lifecycle {
   readonly mode: SyncMode;
   /** The store holding its lock and run records (not closed by `close()`). */
   readonly store: SqlStore;
+  /** Runs in progress in this process (from `run()` or the schedule). */
+  readonly runsInFlight: number;
   /** Runs once now: resolves with the run record (`succeeded`/`cancelled`), rejects with the error when it failed. */
   run(options?: RunOptions): Promise<SyncRunReport>;
   /**
@@ -314,6 +316,9 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
     name,
     mode: options.mode,
     store: options.store,
+    get runsInFlight() {
+      return running.size;
+    },
     run,
 
     start: () => life.start(),
