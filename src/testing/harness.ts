@@ -169,7 +169,19 @@ export function createHarness(options: HarnessOptions = {}): Harness {
   });
   /** Pipelines made through `pb.pipeline`, so that `settled()` can wait for their runs. */
   const pipelines: Pipeline[] = [];
+  let webhooksMade = false;
   const pb: Patchbay = Object.create(patchbay, {
+    // The first call makes them: polling as often as the queue and the sagas do, for work made
+    // due while a round was running.
+    webhooks: {
+      value: (webhooksOptions?: Parameters<Patchbay["webhooks"]>[0]) => {
+        const made = patchbay.webhooks(
+          webhooksMade ? webhooksOptions : { pollInterval: "5ms", ...webhooksOptions },
+        );
+        webhooksMade = true;
+        return made;
+      },
+    },
     pipeline: {
       value: (...args: Parameters<Patchbay["pipeline"]>) => {
         const p = patchbay.pipeline(...args);
