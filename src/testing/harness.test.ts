@@ -253,6 +253,34 @@ describe("the harness's clock drives every loop", () => {
   });
 });
 
+describe("a fake advance longer than a lease while work is in progress", () => {
+  it("does not hand a queue delivery whose handler is still running to the same process again", async () => {
+    const h = createHarness({ events: [Ping] });
+    let calls = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    h.pb.subscribe(Ping, { group: "slow" }, async () => {
+      calls++;
+      await gate;
+    });
+    await h.start();
+    try {
+      await h.pb.publish(Ping, { n: 1 });
+      while (calls === 0) await new Promise((r) => setTimeout(r, 2));
+      await h.clock.advance("2h"); // twice the harness's queue lease
+      await new Promise((r) => setTimeout(r, 100)); // 20 polls of the queue
+      expect(calls).toBe(1);
+      release();
+      await h.settled();
+      expect(h.consumed({ group: "slow" }).map((c) => c.attempt)).toEqual([1]);
+      expect(calls).toBe(1);
+    } finally {
+      release();
+      await h.stop();
+    }
+  });
+});
+
 describe("httpFaultServer", () => {
   it("answers 429 with Retry-After, a reset, then the handler; the resilient client rides it out", async () => {
     const upstream = await httpFaultServer(() => ({ body: { id: "ch_1" } }));
