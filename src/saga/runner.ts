@@ -181,8 +181,8 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   let active = false;
   let claimLoop: ClaimLoop | undefined;
   let unlisten: (() => Promise<void>) | undefined;
-  /** Instances this process drives now: never claimed again by it (see `repo.claim`). */
-  const driving = new Set<string>();
+  /** Instances this process drives now (the rows the executor keeps current): never claimed again by it. */
+  const driving = new Map<string, InstanceRow>();
   /** Work may be waiting: something was started or released, or the last claim filled every slot. */
   let mayHaveWork = true;
   const wake = () => {
@@ -224,7 +224,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   /** Drives an instance in the background (the executor reports its end through `finished`). */
   const track = (row: InstanceRow, steps: Promise<SagaStepRecord[] | undefined> | SagaStepRecord[]) => {
     busy++;
-    driving.add(row.id);
+    driving.set(row.id, row);
     const p = (async () => {
       const records = await steps;
       if (records) return drive(row, records);
@@ -243,7 +243,10 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       async claim(slots) {
         mayHaveWork = false;
         try {
-          const rows = await repo.claim(names(), slots, owner, clock.now(), leaseMs, [...driving]);
+          const now = clock.now();
+          // Only a lease the clock moved past (a fake clock's jump) could be claimed again.
+          const expired = [...driving.values()].filter((r) => r.runAt <= now).map((r) => r.id);
+          const rows = await repo.claim(names(), slots, owner, now, leaseMs, expired);
           for (const row of rows) {
             // A fresh instance has no step records yet: skip the read.
             const fresh = row.status === "running" && row.step === 0;
@@ -256,7 +259,8 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
           throw e;
         }
       },
-      nextDue: () => repo.nextDue(names(), [...driving]),
+      // Not the leases of what it drives: the loop never waits for those to run out.
+      nextDue: () => repo.nextDue(names(), [...driving.keys()]),
       clock,
       pollMs,
       onError: (e) => logger.warn({ err: e }, "patchbay saga: claim failed; retrying"),
