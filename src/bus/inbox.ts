@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import { createBatcher } from "../core/batcher.js";
+import { every } from "../core/every.js";
 import { PREPARED, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
@@ -44,7 +45,7 @@ const MAX_BATCH = 500;
 export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) {
   const d = store.dialect;
   const t = raw(d.table("bus_inbox"));
-  let timer: NodeJS.Timeout | undefined;
+  let purging: AbortController | undefined;
   const purge = () =>
     run(store, d, sql`DELETE FROM ${t} WHERE processed_at < ${clock.now() - retentionMs}`).catch(
       () => undefined,
@@ -87,12 +88,15 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
       new Claim(claimStatement, group, messageId, duplicate),
     /** Whether the group processed this message already (a committed record). */
     isProcessed: (group: string, messageId: string): Promise<boolean> => checks.add({ group, messageId }),
+    /** Deletes ids older than the retention every hour (or retention) of the clock's time. */
     startPurging() {
-      timer ??= setInterval(() => void purge(), Math.min(retentionMs, 3_600_000)).unref();
+      if (purging) return;
+      purging = new AbortController();
+      every(clock, Math.min(retentionMs, 3_600_000), () => void purge(), purging.signal);
     },
     stopPurging() {
-      if (timer) clearInterval(timer);
-      timer = undefined;
+      purging?.abort();
+      purging = undefined;
     },
   };
 }

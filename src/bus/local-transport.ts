@@ -17,7 +17,7 @@ import { settleBy } from "../core/settle-by.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import { int, PREPARED, quoteColumn, run, runAtCommit, type SqlDialect } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
-import { raw, sql, type SqlStatement } from "../store/sql.js";
+import { join, raw, sql, type SqlStatement } from "../store/sql.js";
 import { BusError, UndecodableMessageError } from "./errors.js";
 import { isHeaders, isRecord } from "./headers.js";
 import { assertPattern, matchesAny } from "./patterns.js";
@@ -333,21 +333,38 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     );
   }
 
-  async function claim(group: string, limit: number): Promise<JobRow[]> {
+  /**
+   * Claims up to `limit` due jobs of the group, leased until the returned `until`. `held` are the
+   * consumer's jobs in flight and their lease ends: those whose lease ran out by the clock (a fake
+   * clock moved past it) are not claimed again by the consumer still running them.
+   */
+  async function claim(
+    group: string,
+    limit: number,
+    held: ReadonlyMap<number, number>,
+  ): Promise<{ rows: JobRow[]; until: number }> {
     const now = clock.now();
+    const expired = [...held].filter(([, until]) => until <= now).map(([id]) => id);
     const rows = await roles.rows.claim<JobRow>(
       store,
       {
         table: t.jobs,
         key: "id",
-        where: sql`grp = ${group} AND run_at <= ${now}`,
+        where:
+          expired.length === 0
+            ? sql`grp = ${group} AND run_at <= ${now}`
+            : join(
+                sql`grp = ${group} AND run_at <= ${now} AND id NOT IN (${expired[0]}`,
+                ...expired.slice(1).map((id) => sql`, ${id}`),
+                sql`)`,
+              ),
         orderBy: "run_at, id",
         limit,
         set: sql`run_at = ${now + lease}, attempt = attempt + 1`,
       },
       PREPARED,
     );
-    return rows.sort((a, b) => int(a.id) - int(b.id));
+    return { rows: rows.sort((a, b) => int(a.id) - int(b.id)), until: now + lease };
   }
 
   async function nextDue(group: string): Promise<number | undefined> {
@@ -367,6 +384,8 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
   ): Consumer {
     const worker = randomUUID().slice(0, 8);
     const inFlight = new Set<Promise<void>>();
+    /** The jobs in flight and when their lease ends (as last written). */
+    const held = new Map<number, number>();
     /** The lease heartbeats of the deliveries in flight. */
     const heartbeats = new Set<NodeJS.Timeout>();
     let running = true;
@@ -379,16 +398,19 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     wakers.set(group, set);
 
     // Never rejects: whatever a row holds, the claim loop goes on.
-    const handle = async (row: JobRow) => {
+    const handle = async (row: JobRow, until: number) => {
       const id = int(row.id);
       const attempt = int(row.attempt);
+      held.set(id, until);
       // Keep the lease while the handler runs, so a slow handler is not mistaken for a dead one.
       const heartbeat = setInterval(
         () => {
+          const renewed = clock.now() + lease;
+          held.set(id, renewed);
           void run(
             store,
             d,
-            sql`UPDATE ${t.jobs} SET run_at = ${clock.now() + lease} WHERE id = ${id} AND attempt = ${attempt}`,
+            sql`UPDATE ${t.jobs} SET run_at = ${renewed} WHERE id = ${id} AND attempt = ${attempt}`,
           ).catch(() => undefined);
         },
         Math.max(50, Math.floor(lease / 3)),
@@ -407,6 +429,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
           );
         }
       } finally {
+        held.delete(id);
         clearInterval(heartbeat);
         heartbeats.delete(heartbeat);
       }
@@ -428,14 +451,14 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       beforeRound: () => new Promise<void>((resolve) => setImmediate(resolve)),
       free: () => concurrency - inFlight.size,
       async claim(free) {
-        const rows = await claim(group, free);
+        const { rows, until } = await claim(group, free, held);
         // stop() began while the claim waited (on SQLite, for the write lock): none may start.
         if (!running) {
           await handBack(rows);
           return { claimed: 0 };
         }
         for (const row of rows) {
-          const p = handle(row).finally(() => {
+          const p = handle(row, until).finally(() => {
             inFlight.delete(p);
             waker();
           });

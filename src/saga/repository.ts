@@ -213,6 +213,11 @@ export function sagaRepository(store: SqlStore) {
   };
   const inNames = (names: readonly string[]) =>
     join(sql`name IN (${names[0]}`, ...names.slice(1).map((n) => sql`, ${n}`), sql`)`);
+  /** `AND id NOT IN (...)` for the instances a worker is driving (nothing when there are none). */
+  const notIn = (ids: readonly string[]) =>
+    ids.length === 0
+      ? sql``
+      : join(sql` AND id NOT IN (${ids[0]}`, ...ids.slice(1).map((id) => sql`, ${id}`), sql`)`);
 
   return {
     /** True when {@link writeOutcome} is one statement (atomic without a transaction). */
@@ -271,13 +276,22 @@ export function sagaRepository(store: SqlStore) {
     /**
      * Claims up to `limit` due instances of the named sagas for `owner`: bumps the claim token and
      * the attempt (an attempt cut short by a crash still counts), and leases until `now + leaseMs`.
+     * `driving` are the instances the claiming worker runs now: never its own to take over, however
+     * far the clock moved past their lease (their leases are for other workers to judge).
      */
-    async claim(names: readonly string[], limit: number, owner: string, now: number, leaseMs: number) {
+    async claim(
+      names: readonly string[],
+      limit: number,
+      owner: string,
+      now: number,
+      leaseMs: number,
+      driving: readonly string[] = [],
+    ) {
       if (names.length === 0 || limit < 1) return [];
       const rows = await roles.rows.claim<RawInstance>(store, {
         table: t.instances,
         key: "id",
-        where: join(ACTIVE, sql` AND run_at <= ${now} AND `, inNames(names)),
+        where: join(ACTIVE, sql` AND run_at <= ${now} AND `, inNames(names), notIn(driving)),
         orderBy: "run_at",
         limit,
         set: sql`owner = ${owner}, claim = claim + 1, attempt = attempt + 1, run_at = ${now + leaseMs},
@@ -386,13 +400,19 @@ export function sagaRepository(store: SqlStore) {
       return int(rows[0]?.n ?? 0);
     },
 
-    /** The earliest due time among active instances of the named sagas. */
-    async nextDue(names: readonly string[]): Promise<number | undefined> {
+    /** The earliest due time among active instances of the named sagas, but for those in `driving` (see {@link claim}). */
+    async nextDue(names: readonly string[], driving: readonly string[] = []): Promise<number | undefined> {
       if (names.length === 0) return undefined;
       const { rows } = await run<{ next: unknown }>(
         store,
         d,
-        join(sql`SELECT MIN(run_at) AS next FROM ${t.instances} WHERE `, ACTIVE, sql` AND `, inNames(names)),
+        join(
+          sql`SELECT MIN(run_at) AS next FROM ${t.instances} WHERE `,
+          ACTIVE,
+          sql` AND `,
+          inNames(names),
+          notIn(driving),
+        ),
       );
       return optInt(rows[0]?.next);
     },

@@ -413,4 +413,24 @@ describe("saga runner on a fake clock", () => {
     gates[1]!.resolve();
     await until(async () => (await statusOf(r, "long")) === "completed", "completion");
   });
+
+  it("never takes back a step it is running itself when the clock moves past its lease", async () => {
+    let calls = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const def = defineSaga("held", {
+      version: 1,
+      steps: [{ name: "slow", run: async () => void (calls++, await gate) }],
+    });
+    const r = await runner({ sagas: [def] });
+    await r.saga(def).start(null, { id: "s" });
+    await until(() => calls === 1, "the step to be running");
+    await clock.advance("2m"); // four leases of 30 s, and no heartbeat in that fake time
+    await pause(100); // ten polls
+    expect(calls).toBe(1);
+    release();
+    await until(async () => (await statusOf(r, "s")) === "completed", "completion");
+    expect((await r.get("s"))?.steps[0]).toMatchObject({ status: "succeeded", attempts: 1 });
+    expect(calls).toBe(1);
+  });
 });

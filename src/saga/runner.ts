@@ -6,10 +6,10 @@
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { EventBus } from "../bus/bus.js";
+import { startClaimLoop, type ClaimLoop } from "../core/claim-loop.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { measure } from "../core/instruments.js";
-import { wakeableSleep } from "../core/wakeable-sleep.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { createLifecycle, StoppedError, type Lifecycle, type StopOptions } from "../core/lifecycle.js";
 import { uuidv7 } from "../core/ids.js";
@@ -179,20 +179,15 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   let reserved = 0;
   /** The claim loop runs: from start() until stop() is called. */
   let active = false;
-  let loop: Promise<void> | undefined;
+  let claimLoop: ClaimLoop | undefined;
   let unlisten: (() => Promise<void>) | undefined;
-  const idle = wakeableSleep();
-  /** Set by a wake-up that came while the loop was busy, so it is not lost. */
-  let woken = false;
+  /** Instances this process drives now (the rows the executor keeps current): never claimed again by it. */
+  const driving = new Map<string, InstanceRow>();
   /** Work may be waiting: something was started or released, or the last claim filled every slot. */
   let mayHaveWork = true;
-  const nudge = () => {
-    woken = true;
-    idle.wake();
-  };
   const wake = () => {
     mayHaveWork = true;
-    nudge();
+    claimLoop?.wake();
   };
   const running = () => active;
   const names = () => [...registry.keys()];
@@ -219,7 +214,8 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       // The loop needs waking only if it waited for room with work waiting; new work wakes it anyway.
       const wasFull = free() <= 0;
       busy--;
-      if (wasFull && mayHaveWork) nudge();
+      driving.delete(row.id);
+      if (wasFull && mayHaveWork) claimLoop?.wake();
       if (TERMINAL_STATUSES.includes(row.status)) settled(publicView(row));
     },
   });
@@ -228,56 +224,47 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   /** Drives an instance in the background (the executor reports its end through `finished`). */
   const track = (row: InstanceRow, steps: Promise<SagaStepRecord[] | undefined> | SagaStepRecord[]) => {
     busy++;
+    driving.set(row.id, row);
     const p = (async () => {
       const records = await steps;
       if (records) return drive(row, records);
       busy--;
+      driving.delete(row.id);
       logger.warn({ sagaId: row.id }, "patchbay saga: could not read step records; retrying after the lease");
     })();
     inFlight.add(p);
     void p.finally(() => inFlight.delete(p));
   };
 
-  async function claimAndDrive(free: number): Promise<number> {
-    const rows = await repo.claim(names(), free, owner, clock.now(), leaseMs);
-    for (const row of rows) {
-      // A fresh instance has no step records yet: skip the read.
-      const fresh = row.status === "running" && row.step === 0;
-      track(row, fresh ? [] : repo.steps(store, row.id).catch(() => undefined));
-    }
-    return rows.length;
-  }
-
-  async function work(): Promise<void> {
-    let pause = 0;
-    while (running()) {
-      woken = false;
-      const room = free();
-      let claimed = 0;
-      if (room > 0) {
+  /** The runner's claim loop: claims due instances (and those whose lease ran out) into free slots. */
+  const startClaiming = () =>
+    startClaimLoop({
+      free,
+      async claim(slots) {
+        mayHaveWork = false;
         try {
-          mayHaveWork = false;
-          claimed = await claimAndDrive(room);
-          if (claimed === room) mayHaveWork = true;
-          pause = 0;
+          const now = clock.now();
+          // Only a lease the clock moved past (a fake clock's jump) could be claimed again.
+          const expired = [...driving.values()].filter((r) => r.runAt <= now).map((r) => r.id);
+          const rows = await repo.claim(names(), slots, owner, now, leaseMs, expired);
+          for (const row of rows) {
+            // A fresh instance has no step records yet: skip the read.
+            const fresh = row.status === "running" && row.step === 0;
+            track(row, fresh ? [] : repo.steps(store, row.id).catch(() => undefined));
+          }
+          if (rows.length === slots) mayHaveWork = true;
+          return { claimed: rows.length };
         } catch (e) {
-          // The store is unreachable: back off, never spin, never leave the loop.
           mayHaveWork = true;
-          pause = Math.min(Math.max(pause * 2, 100), 5000);
-          logger.warn({ err: e }, "patchbay saga: claim failed; retrying");
+          throw e;
         }
-      }
-      if (!running()) break;
-      if (room > 0 && claimed === room && pause === 0) continue; // more may be due
-      let wait = pause || pollMs;
-      if (!pause && room > 0 && claimed < room) {
-        const next = await repo.nextDue(names()).catch(() => undefined);
-        if (next !== undefined) wait = Math.max(0, Math.min(wait, next - clock.now()));
-      }
-      if (woken) continue;
-      await idle.sleep(Math.max(wait, 5));
-    }
-  }
+      },
+      // Not the leases of what it drives: the loop never waits for those to run out.
+      nextDue: () => repo.nextDue(names(), [...driving.keys()]),
+      clock,
+      pollMs,
+      onError: (e) => logger.warn({ err: e }, "patchbay saga: claim failed; retrying"),
+    });
 
   function register<I>(def: SagaDefinition<I>): SagaHandle<I> {
     if (!isSagaDefinition(def))
@@ -405,12 +392,11 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       await store.open();
       if (store.listen) unlisten = await store.listen(CHANNEL, wake);
       active = true;
-      loop = work();
+      claimLoop = startClaiming();
     },
     async stop(timeoutMs) {
       active = false;
-      wake();
-      await loop;
+      await claimLoop?.stop();
       const drained = Promise.allSettled([...inFlight]);
       let timer: NodeJS.Timeout | undefined;
       const late = await Promise.race([

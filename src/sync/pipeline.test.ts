@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { sqlite } from "../adapters/sqlite/index.js";
 import { isPatchbayError } from "../core/errors.js";
 import { onMeasurement } from "../core/instruments.js";
+import { FakeClock } from "../testing/fake-clock.js";
 import type { SqlStore } from "../store/sql-store.js";
 import type {
   DestinationBatch,
@@ -247,5 +248,32 @@ describe("pipeline", () => {
     expect((await p.status()).nextRunAt).toBeUndefined();
     expect(mem.state.rows.size).toBe(25);
     await expect(p.start()).rejects.toMatchObject({ code: "STOPPED" }); // a stopped part stays stopped
+  });
+
+  it("follows an injected clock: N advances of the cron interval run it N times, with no real wait", async () => {
+    const clock = new FakeClock(); // 2025-01-01T00:00:00Z
+    let reads = 0;
+    const source = memorySource(rows(3));
+    const counted: SyncSource = {
+      ...source,
+      read: (request) => {
+        reads++;
+        return source.read(request);
+      },
+    };
+    const p = pipeline("p", base({ source: counted, schedule: "*/5 * * * *", clock }));
+    await p.start();
+    expect((await p.status()).nextRunAt).toEqual(new Date(clock.now() + 300_000));
+    const runsDone = async () => (await p.status()).runs.filter((r) => r.status !== "running").length;
+    await clock.advance("4m");
+    expect(await runsDone()).toBe(0);
+    for (let n = 1; n <= 5; n++) {
+      await clock.advance(n === 1 ? "1m" : "5m");
+      while ((await runsDone()) < n) await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(reads).toBe(5);
+    expect((await p.status()).nextRunAt).toEqual(new Date(clock.now() + 300_000));
+    await p.stop();
+    expect(clock.pendingSleepers).toBe(0); // stop() ended the wait for the next tick
   });
 });

@@ -88,6 +88,8 @@ export interface Pipeline extends Lifecycle {
   readonly mode: SyncMode;
   /** The store holding its lock and run records (not closed by `close()`). */
   readonly store: SqlStore;
+  /** Runs in progress in this process (from `run()` or the schedule). */
+  readonly runsInFlight: number;
   /** Runs once now: resolves with the run record (`succeeded`/`cancelled`), rejects with the error when it failed. */
   run(options?: RunOptions): Promise<SyncRunReport>;
   /**
@@ -224,7 +226,8 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
     runs: runRecords(options.store),
   };
   const running = new Set<{ controller: AbortController; done: Promise<unknown> }>();
-  let cron: Cron | undefined;
+  /** The schedule while started: croner computes the times, the clock waits for them. */
+  let cron: { schedule: Cron; ticking: AbortController; loop: Promise<void> } | undefined;
 
   const run = (runOptions: RunOptions = {}): Promise<SyncRunReport> => {
     const controller = new AbortController();
@@ -239,6 +242,30 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
     const entry = { controller, done };
     running.add(entry);
     return done;
+  };
+
+  /**
+   * Runs at each time the schedule gives, waiting on the injected clock (so a fake clock's
+   * `advance()` fires the ticks it passes). The run is awaited before the next time is computed:
+   * a tick that falls while a run goes on is skipped, as croner's `protect` would.
+   */
+  const tick = async (schedule: Cron, signal: AbortSignal): Promise<void> => {
+    for (;;) {
+      const next = schedule.nextRun(new Date(clock.now()));
+      if (next === null) return;
+      try {
+        await clock.sleep(Math.max(next.getTime() - clock.now(), 0), signal);
+      } catch {
+        return; // stopped
+      }
+      try {
+        await run();
+      } catch (e) {
+        if (isExpected(e)) logger.info({ error: errorInfo(e) }, "patchbay sync: scheduled run skipped");
+        else logger.error({ error: errorInfo(e) }, "patchbay sync: scheduled run failed");
+      }
+      if (signal.aborted) return;
+    }
   };
 
   const withDestination = async <T>(
@@ -266,33 +293,24 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
           "options.schedule",
         );
       }
-      cron = new Cron(
-        options.schedule,
-        {
-          protect: true,
-          name: `patchbay-sync-${name}-${uuidv7(clock)}`,
-          ...(options.timezone ? { timezone: options.timezone } : {}),
-        },
-        async () => {
-          try {
-            await run();
-          } catch (e) {
-            if (isExpected(e)) logger.info({ error: errorInfo(e) }, "patchbay sync: scheduled run skipped");
-            else logger.error({ error: errorInfo(e) }, "patchbay sync: scheduled run failed");
-          }
-        },
-      );
+      const schedule = new Cron(options.schedule, {
+        paused: true,
+        ...(options.timezone ? { timezone: options.timezone } : {}),
+      });
+      const ticking = new AbortController();
+      cron = { schedule, ticking, loop: tick(schedule, ticking.signal) };
       return Promise.resolve();
     },
     async stop(timeoutMs) {
-      cron?.stop();
+      const ending = cron;
       cron = undefined;
+      ending?.ticking.abort();
       for (const r of running) r.controller.abort(new StoppedError("pipeline", "pipeline stopped"));
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<"timeout">(
         (resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)),
       );
-      const drained = Promise.allSettled([...running].map((r) => r.done));
+      const drained = Promise.allSettled([...running].map((r) => r.done).concat(ending?.loop ?? []));
       if ((await Promise.race([drained, timeout])) === "timeout") {
         logger.warn({ timeoutMs }, "patchbay sync: stop() timed out waiting for the batch in flight");
       }
@@ -305,6 +323,9 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
     name,
     mode: options.mode,
     store: options.store,
+    get runsInFlight() {
+      return running.size;
+    },
     run,
 
     start: () => life.start(),
@@ -323,7 +344,7 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
         source: options.source.description,
         destination: options.destination.description,
         schedule: options.schedule,
-        nextRunAt: cron?.nextRun() ?? undefined,
+        nextRunAt: cron?.schedule.nextRun(new Date(clock.now())) ?? undefined,
         running: isHeld(lock, clock.now()),
         lock: isHeld(lock, clock.now()) ? lock : undefined,
         checkpoint,

@@ -6,6 +6,7 @@ import { isPatchbayError } from "../core/errors.js";
 import { httpClient } from "../http/client.js";
 import { defineSaga } from "../saga/definition.js";
 import { sqlite } from "../adapters/sqlite/index.js";
+import type { Row, SyncDestination, SyncSource } from "../sync/contracts.js";
 import {
   createFault,
   createHarness,
@@ -128,6 +129,153 @@ describe("createHarness", () => {
       expect(isPatchbayError(second, "FAULT_INJECTED") && second.target).toBe("store");
       await expect(h.pb.publish(Ping, { n: 2 })).resolves.toMatchObject({ type: "test.ping" });
     } finally {
+      await h.stop();
+    }
+  });
+});
+
+/** A source of `rows` read whole each run, counting its reads, and a destination that keeps them in memory. */
+function memorySync(rows: Row[]) {
+  const state = { reads: 0, rows: new Map<unknown, Row>() };
+  const source: SyncSource = {
+    description: "memory",
+    capabilities: { modes: ["full", "incremental"], streaming: false },
+    async *read() {
+      state.reads++;
+      await Promise.resolve();
+      yield { rows, cursor: rows.length };
+    },
+    close: () => Promise.resolve(),
+  };
+  const destination: SyncDestination = {
+    description: "memory",
+    write: "merge",
+    key: ["id"],
+    capabilities: { transactional: true, columns: false },
+    close: () => Promise.resolve(),
+    open: () =>
+      Promise.resolve({
+        claim: () => Promise.resolve(undefined),
+        readCheckpoint: () => Promise.resolve(undefined),
+        columns: () => Promise.resolve(undefined),
+        evolve: () => Promise.resolve(),
+        beginReplace: () => Promise.resolve(false),
+        write(batch) {
+          for (const r of batch.rows) state.rows.set(r.id, r);
+          return Promise.resolve({ written: batch.rows.length, deleted: 0 });
+        },
+        commitReplace: () => Promise.resolve({ written: 0, deleted: 0 }),
+        reset: () => Promise.resolve(),
+        close: () => Promise.resolve(),
+      }),
+  };
+  return { source, destination, state };
+}
+
+describe("the harness's clock drives every loop", () => {
+  it("a webhook delivery retried over 3 fake days succeeds on the 4th attempt; settled() waits for the attempt in flight", async () => {
+    const receiver = await httpFaultServer();
+    const h = createHarness({ events: [Ping] });
+    try {
+      const webhooks = h.pb.webhooks({
+        allow: ["127.0.0.1/32"],
+        retry: { delays: [0, "1d", "1d", "1d"], jitter: 0 },
+      });
+      await h.start();
+      const endpoint = await webhooks.endpoints.create({ url: receiver.url, events: ["test.*"] });
+      // Down for three attempts; the fourth answers 200, slowly (real time).
+      receiver.failNext(3, { status: 503 }).failNext(1, { status: 200, delayMs: 300 });
+      const started = performance.now();
+      const event = await h.pb.publish(Ping, { n: 1 });
+      await h.settled();
+      const delivery = () => webhooks.deliveries.get(endpoint.id, event.id);
+      expect(await delivery()).toMatchObject({ status: "pending", attempts: 1 });
+      await h.advance("1d");
+      await h.advance("1d");
+      expect(await delivery()).toMatchObject({ status: "pending", attempts: 3 });
+      await h.advance("1d");
+      // settled() returned only once the slow 4th attempt was answered and recorded.
+      expect(await delivery()).toMatchObject({ status: "delivered", attempts: 4 });
+      expect(receiver.requests.map((r) => r.fault?.status)).toEqual([503, 503, 503, 200]);
+      expect(JSON.parse(receiver.requests[3]!.body)).toMatchObject({ type: "test.ping", data: { n: 1 } });
+      expect(performance.now() - started).toBeLessThan(10_000); // a loaded machine; measured in docs/testing.md
+    } finally {
+      await h.stop();
+      await receiver.close();
+    }
+  });
+
+  it("a cron pipeline registered on pb runs once per interval advanced, and settled() waits for its run", async () => {
+    const h = createHarness();
+    const sync = memorySync([{ id: 1, v: "a" }]);
+    const p = h.pb.pipeline("hourly", { ...sync, mode: "full", schedule: "0 * * * *" });
+    await h.start();
+    try {
+      await h.advance("59m");
+      expect(sync.state.reads).toBe(0);
+      await h.advance("1m");
+      expect(sync.state.reads).toBe(1);
+      for (let n = 2; n <= 24; n++) await h.advance("1h");
+      expect(sync.state.reads).toBe(24);
+      const runs = (await p.status({ runs: 30 })).runs;
+      expect(runs.map((r) => r.status)).toEqual(Array(24).fill("succeeded"));
+      expect(sync.state.rows.size).toBe(1);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it("the inbox purge runs on the fake clock: a processed id is forgotten 7 days (the retention) after", async () => {
+    const h = createHarness({ events: [Ping] });
+    h.pb.subscribe(Ping, { group: "writer" }, async (_event, ctx) => {
+      await ctx.tx.query("SELECT 1");
+    });
+    await h.start();
+    const inbox = async () =>
+      Number(
+        (
+          await h.store.query<{ n: unknown }>(
+            `SELECT COUNT(*) AS n FROM ${h.store.dialect.table("bus_inbox")}`,
+          )
+        ).rows[0]?.n,
+      );
+    try {
+      await h.pb.publish(Ping, { n: 1 });
+      await h.settled();
+      expect(await inbox()).toBe(1);
+      await h.advance("7d");
+      expect(await inbox()).toBe(1); // exactly 7 days old: kept
+      await h.advance("1h"); // the next hourly purge
+      expect(await inbox()).toBe(0);
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
+describe("a fake advance longer than a lease while work is in progress", () => {
+  it("does not hand a queue delivery whose handler is still running to the same process again", async () => {
+    const h = createHarness({ events: [Ping] });
+    let calls = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    h.pb.subscribe(Ping, { group: "slow" }, async () => {
+      calls++;
+      await gate;
+    });
+    await h.start();
+    try {
+      await h.pb.publish(Ping, { n: 1 });
+      while (calls === 0) await new Promise((r) => setTimeout(r, 2));
+      await h.clock.advance("2h"); // twice the harness's queue lease
+      await new Promise((r) => setTimeout(r, 100)); // 20 polls of the queue
+      expect(calls).toBe(1);
+      release();
+      await h.settled();
+      expect(h.consumed({ group: "slow" }).map((c) => c.attempt)).toEqual([1]);
+      expect(calls).toBe(1);
+    } finally {
+      release();
       await h.stop();
     }
   });

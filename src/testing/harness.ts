@@ -14,7 +14,8 @@ import { toMs, type Duration } from "../core/duration.js";
 import { PatchbayError } from "../core/errors.js";
 import { createLogger, type Logger } from "../core/logger.js";
 import { createPatchbay, type Patchbay } from "../patchbay.js";
-import { createSagaRunner, type SagaRunner } from "../saga/runner.js";
+import type { SagaRunner } from "../saga/runner.js";
+import type { Pipeline } from "../sync/pipeline.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { FakeClock } from "./fake-clock.js";
 
@@ -43,16 +44,21 @@ export interface ConsumedRecord {
 
 /** The harness made by {@link createHarness}. */
 export interface Harness {
+  /**
+   * The Patchbay: subscribe, publish, and register sagas (`pb.saga`), pipelines (`pb.pipeline`) and
+   * webhooks (`pb.webhooks`) as in production; every part follows the clock and `settled()` waits for it.
+   */
   readonly pb: Patchbay;
-  /** The saga runner: register sagas here (`harness.sagas.saga(definition)`); it follows the clock. */
+  /** The Patchbay's saga runner (`pb.sagas`): register sagas here or with `pb.saga`. */
   readonly sagas: SagaRunner;
   readonly clock: FakeClock;
   readonly store: SqlStore;
-  /** Starts the Patchbay and the saga runner (after subscribing and registering sagas). */
+  /** Starts the Patchbay and its parts (parts registered later start at once). */
   start(): Promise<void>;
   /**
    * Resolves once nothing is left to do at the clock's current time: no message due or in flight
-   * in any group, no saga due or running a step. Work scheduled later (retries, delays) waits for
+   * in any group, no saga due or running a step, no webhook delivery due or being sent, no
+   * pipeline run in progress. Work scheduled later (retries, delays, cron ticks) waits for
    * {@link Harness.advance}.
    */
   settled(): Promise<void>;
@@ -152,22 +158,39 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     },
   };
   const transport = options.transport ? options.transport(observed) : observed;
-  const pb = createPatchbay({
+  const patchbay = createPatchbay({
     store,
     clock,
     logger,
     transport,
+    sagas: { pollInterval: "5ms", lease: `${LEASE_MS}ms` },
     ...(options.events ? { events: options.events } : {}),
     ...(options.source ? { source: options.source } : {}),
   });
-  const sagas = createSagaRunner({
-    store,
-    bus: pb.bus,
-    clock,
-    logger,
-    pollInterval: "5ms",
-    lease: `${LEASE_MS}ms`,
-  });
+  /** Pipelines made through `pb.pipeline`, so that `settled()` can wait for their runs. */
+  const pipelines: Pipeline[] = [];
+  let webhooksMade = false;
+  const pb: Patchbay = Object.create(patchbay, {
+    // The first call makes them: polling as often as the queue and the sagas do, for work made
+    // due while a round was running.
+    webhooks: {
+      value: (webhooksOptions?: Parameters<Patchbay["webhooks"]>[0]) => {
+        const made = patchbay.webhooks(
+          webhooksMade ? webhooksOptions : { pollInterval: "5ms", ...webhooksOptions },
+        );
+        webhooksMade = true;
+        return made;
+      },
+    },
+    pipeline: {
+      value: (...args: Parameters<Patchbay["pipeline"]>) => {
+        const p = patchbay.pipeline(...args);
+        pipelines.push(p);
+        return p;
+      },
+    },
+  }) as Patchbay;
+  const sagas = patchbay.sagas;
   const t = (name: string) => store.dialect.table(name);
 
   /** What is still to do now, as text for the timeout message; "" when idle. */
@@ -186,10 +209,18 @@ export function createHarness(options: HarnessOptions = {}): Harness {
       `SELECT COUNT(*) AS n FROM ${t("saga_instances")} WHERE status IN ('running', 'compensating')
        AND (run_at <= ${now} OR (run_at - updated_at = ${LEASE_MS} AND run_at > ${now}))`,
     );
+    // 'sending' is an attempt in flight (or finished and not yet recorded).
+    const webhooksBusy = await one(
+      `SELECT COUNT(*) AS n FROM ${t("webhook_deliveries")} w JOIN ${t("webhook_endpoints")} e ON e.id = w.endpoint_id
+       WHERE e.status = 'enabled' AND (w.status = 'sending' OR (w.status = 'pending' AND w.next_attempt_at <= ${now}))`,
+    );
+    const running = pipelines.reduce((n, p) => n + p.runsInFlight, 0);
     const parts = [
       due > 0 ? `${due} message(s) due` : "",
       inFlight > 0 ? `${inFlight} deliveries in flight` : "",
       sagasBusy > 0 ? `${sagasBusy} saga(s) due or running a step` : "",
+      webhooksBusy > 0 ? `${webhooksBusy} webhook delivery(ies) due or being sent` : "",
+      running > 0 ? `${running} pipeline run(s) in progress` : "",
     ];
     return parts.filter(Boolean).join(", ");
   }
@@ -200,10 +231,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     sagas,
     clock,
     store,
-    async start() {
-      await pb.start();
-      await sagas.start();
-    },
+    start: () => patchbay.start(),
     async settled() {
       const until = Date.now() + timeoutMs;
       let quietSince: number | undefined;
@@ -241,10 +269,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
       return list.map((s) => s.id);
     },
     stop() {
-      stopping ??= (async () => {
-        await sagas.stop({ timeout: "2s" });
-        await pb.stop({ timeout: "2s" });
-      })();
+      stopping ??= patchbay.stop({ timeout: "2s" });
       return stopping;
     },
   };

@@ -5,6 +5,7 @@
  */
 import { BusError } from "../bus/errors.js";
 import { matchesAny, assertPattern } from "../bus/patterns.js";
+import { systemClock, type Clock } from "../core/clock.js";
 import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
 import { invoke } from "../core/invoke.js";
 import { settleBy } from "../core/settle-by.js";
@@ -35,6 +36,8 @@ interface Held {
 export interface MemoryTransportOptions {
   /** How long an unsettled delivery waits before it is redelivered. Default 1000 ms. */
   redeliverAfterMs?: number;
+  /** The source of time of delays, retries and redeliveries (a `FakeClock` in tests). Default the system clock. */
+  clock?: Clock;
 }
 
 /** An in-memory transport; `published` lists every message it accepted, for assertions. */
@@ -46,6 +49,17 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
   depth(group: string): number;
 } {
   const redeliverAfter = options.redeliverAfterMs ?? 1000;
+  const clock = options.clock ?? systemClock;
+  /** Calls `fn` after `ms` of the clock's time (never keeping the process alive); returns the cancel. */
+  const after = (ms: number, fn: () => void): (() => void) => {
+    if (clock === systemClock) {
+      const timer = setTimeout(fn, ms).unref();
+      return () => clearTimeout(timer);
+    }
+    const sleeping = new AbortController();
+    clock.sleep(ms, sleeping.signal).then(fn, () => undefined);
+    return () => sleeping.abort();
+  };
   const bindings = new Map<string, string[]>();
   const queues = new Map<string, Entry[]>();
   /** The pumps of the group's consumers in this transport. */
@@ -69,8 +83,8 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     const q = queue(group);
     if (q.some((e) => e.message.id === entry.message.id)) return;
     q.push(entry);
-    const delay = entry.runAt - Date.now();
-    if (delay > 0) setTimeout(() => wake(group), delay).unref();
+    const delay = entry.runAt - clock.now();
+    if (delay > 0) after(delay, () => wake(group));
     wake(group);
   };
 
@@ -98,7 +112,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
           ),
         );
       }
-      const runAt = Date.now() + (opts.delayMs ?? 0);
+      const runAt = clock.now() + (opts.delayMs ?? 0);
       for (const message of messages) {
         published.push(message);
         for (const [group, patterns] of bindings) {
@@ -114,11 +128,11 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
       let running = true;
       /** The deliveries in flight, and the promise of each one's handling. */
       const held = new Map<Held, Promise<void>>();
-      let recheck: NodeJS.Timeout | undefined;
+      let cancelRecheck: (() => void) | undefined;
       const pump = () => {
         if (!running) return;
         const q = queue(group);
-        const now = Date.now();
+        const now = clock.now();
         let nextDue = Infinity;
         for (let i = 0; i < q.length && held.size < concurrency;) {
           const entry = q[i]!;
@@ -145,12 +159,12 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
             ack: () => invoke(() => void settle()),
             retry: (delayMs, failure) =>
               invoke(() => {
-                if (settle()) enqueue(group, { ...entry, runAt: Date.now() + delayMs, failure });
+                if (settle()) enqueue(group, { ...entry, runAt: clock.now() + delayMs, failure });
               }),
             // Due at once, and this delivery is not counted as an attempt.
             release: () =>
               invoke(() => {
-                if (settle()) enqueue(group, { ...entry, attempt: entry.attempt - 1, runAt: Date.now() });
+                if (settle()) enqueue(group, { ...entry, attempt: entry.attempt - 1, runAt: clock.now() });
               }),
           };
           // In flight before the handler runs: one that settles synchronously re-enters pump().
@@ -166,14 +180,14 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
               if (!h.settled && refused) parked.push({ group, message: entry.message });
               // Unsettled (the handler's process "died"): it comes back, like a lease running out.
               else if (!h.settled && !h.abandoned)
-                enqueue(group, { ...entry, runAt: Date.now() + redeliverAfter });
+                enqueue(group, { ...entry, runAt: clock.now() + redeliverAfter });
               pump();
             });
           held.set(h, handled);
         }
-        // A timer may fire a little before Date.now() reaches runAt: look again then.
-        clearTimeout(recheck);
-        if (nextDue !== Infinity) recheck = setTimeout(pump, Math.max(1, nextDue - Date.now())).unref();
+        // A timer may fire a little before the clock reaches runAt: look again then.
+        cancelRecheck?.();
+        cancelRecheck = nextDue === Infinity ? undefined : after(Math.max(1, nextDue - clock.now()), pump);
       };
       wakersOf(group).add(pump);
       queueMicrotask(pump);
@@ -182,13 +196,13 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
         stop(timeoutMs = 30_000) {
           stopped ??= (async () => {
             running = false;
-            clearTimeout(recheck);
+            cancelRecheck?.();
             wakersOf(group).delete(pump);
             await settleBy(Promise.allSettled(held.values()), Date.now() + timeoutMs);
             // Still running at the timeout: abandoned, as by a process that died.
             for (const h of held.keys()) {
               h.abandoned = true;
-              if (!h.settled) enqueue(group, { ...h.entry, runAt: Date.now() + redeliverAfter });
+              if (!h.settled) enqueue(group, { ...h.entry, runAt: clock.now() + redeliverAfter });
             }
             held.clear();
           })();
