@@ -249,6 +249,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
   // committed must not undo it in the set.
   let pauseChanges = 0;
   let pauseTimer: NodeJS.Timeout | undefined;
+  let pausesUnreadable = false;
   const inbox = createInbox(store, toMs(options.inboxRetention ?? "7d", "inboxRetention"), clock);
   const deadLetters = createDeadLetters(store, transport);
   const outbox = transport.capabilities.sharesStore
@@ -311,26 +312,40 @@ export function createEventBus(options: EventBusOptions): EventBus {
 
   /** Reads the paused groups and starts or stops consumers to match (at start, then each poll). */
   async function refreshPauses(): Promise<void> {
-    const seen = pauseChanges;
-    const list = await pauses.list();
-    if (seen === pauseChanges) paused = new Set(list.map((p) => p.group));
+    const bound = subscriptions.filter((s) => s.bound);
+    if (bound.length === 0) return; // a bus that only publishes reads nothing
+    await readPauses();
     await Promise.all(
-      subscriptions
-        .filter((s) => s.bound)
-        .map((s) =>
-          reconcile(s).catch((e: unknown) =>
-            logger.warn({ group: s.group, err: e }, "patchbay bus: consumer could not start; retrying"),
-          ),
+      bound.map((s) =>
+        reconcile(s).catch((e: unknown) =>
+          logger.warn({ group: s.group, err: e }, "patchbay bus: consumer could not start; retrying"),
         ),
+      ),
     );
+  }
+
+  /**
+   * Reads the paused groups into `paused`. When the store cannot say (down, or a store whose
+   * migrations lack the table), the last known list stays: logged at warn once, until a read
+   * succeeds again.
+   */
+  async function readPauses(): Promise<void> {
+    const seen = pauseChanges;
+    try {
+      const list = await pauses.list();
+      if (seen === pauseChanges) paused = new Set(list.map((p) => p.group));
+      pausesUnreadable = false;
+    } catch (e) {
+      if (!pausesUnreadable)
+        logger.warn({ err: e }, "patchbay bus: paused groups could not be read; keeping the last known");
+      pausesUnreadable = true;
+    }
   }
 
   function pollPauses() {
     pauseTimer = setTimeout(() => {
       refreshPauses()
-        .catch((e: unknown) =>
-          logger.warn({ err: e }, "patchbay bus: paused groups could not be read; keeping the last known"),
-        )
+        .catch(() => undefined) // reconcile logs its own failures
         .finally(() => {
           if (!closing.signal.aborted) pollPauses();
         });
@@ -344,6 +359,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
       sub.bound = true;
       // A stop that began during the bind: no consumer, the group stays bound for the next process.
       if (closing.signal.aborted) return;
+      await readPauses(); // a group paused now is not consumed even for a moment
       await reconcile(sub);
     })());
   }
@@ -351,7 +367,6 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const life = createLifecycle("bus", {
     async start() {
       await transport.open();
-      paused = new Set((await pauses.list()).map((p) => p.group));
       for (const sub of subscriptions) await attach(sub);
       pollPauses();
       outbox?.start();
