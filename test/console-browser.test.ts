@@ -91,7 +91,7 @@ if (!present && process.env.CI !== "true") {
       const { url } = await app.serve();
       await page.goto(`${url}#/queues`);
       const row = page.getByRole("row", { name: /^pinger / });
-      await row.getByText("consuming").waitFor();
+      await row.getByText("not paused").waitFor();
       await row.getByRole("button", { name: "Pause" }).click();
       await page.locator("#status", { hasText: "pause pinger: done" }).waitFor();
       await row.getByText("paused", { exact: true }).waitFor();

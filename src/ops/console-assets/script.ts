@@ -443,7 +443,7 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
     };
   }
   function pauseCell(g) {
-    return h("td", null, g.paused ? st("paused") : st("consuming"), g.paused && g.pausedBy ? " by " + g.pausedBy : "",
+    return h("td", null, g.paused ? st("paused") : h("span", { class: "st-unpaused", text: "not paused" }), g.paused && g.pausedBy ? " by " + g.pausedBy : "",
       g.paused && g.pausedAt ? " since " + when(g.pausedAt) : "");
   }
   function pauseButton(g) {
