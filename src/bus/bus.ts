@@ -212,6 +212,8 @@ const PAUSE_DRAIN_MS = 30_000;
 interface ConsumerSlot {
   consumer: Consumer | undefined;
   switching: Promise<void>;
+  /** Its consumer was stopped by a pause (so the next start is a resume, and says so). */
+  paused: boolean;
 }
 
 /**
@@ -244,6 +246,9 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const draining = new Set<Promise<void>>();
   const pauses = groupPauses(store, clock);
   const pausePoll = toMs(options.pausePollInterval ?? "500ms", "pausePollInterval");
+  if (pausePoll < 10) {
+    throw new InvalidArgumentError("pausePollInterval must be at least 10 ms", "pausePollInterval");
+  }
   let paused = new Set<string>();
   // Bumped by this bus's own pause and resume: a poll that read the list before one of them
   // committed must not undo it in the set.
@@ -284,7 +289,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
    */
   function reconcile(sub: Subscription): Promise<void> {
     let slot = slots.get(sub);
-    if (!slot) slots.set(sub, (slot = { consumer: undefined, switching: Promise.resolve() }));
+    if (!slot) slots.set(sub, (slot = { consumer: undefined, switching: Promise.resolve(), paused: false }));
     const s = slot;
     const next = s.switching.then(async () => {
       if (closing.signal.aborted) return;
@@ -293,9 +298,12 @@ export function createEventBus(options: EventBusOptions): EventBus {
         s.consumer = await transport.consume(sub.group, { concurrency: sub.prefetch }, (delivery) =>
           deliver(sub, delivery),
         );
+        if (s.paused) logger.info({ group: sub.group }, "patchbay bus: group resumed; consuming again");
+        s.paused = false;
       } else if (pause && s.consumer) {
         const consumer = s.consumer;
         s.consumer = undefined;
+        s.paused = true;
         logger.info({ group: sub.group }, "patchbay bus: group paused; its consumer stops");
         const stopped = consumer.stop(PAUSE_DRAIN_MS);
         draining.add(stopped);
