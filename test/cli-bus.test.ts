@@ -81,7 +81,7 @@ for (const [name, makeDb, storeFlags, reachable] of adapters) {
       expect([...handled].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
       expect(await bus.deadLetters.count()).toBe(0);
       expect(await cli("bus", "paused")).toContain("no paused groups");
-    });
+    }, 120_000); // seven CLI runs, each a Node process compiling TypeScript
 
     it("refuses a missing or invalid group", async () => {
       const missing = await run(process.execPath, [
@@ -105,6 +105,6 @@ for (const [name, makeDb, storeFlags, reachable] of adapters) {
       expect((invalid as { code: number }).code).not.toBe(0);
       expect((invalid as { stderr: string }).stderr).toContain("INVALID_ARGUMENT");
       expect(JSON.parse(await cli("bus", "paused", "--json"))).toEqual([]);
-    });
+    }, 60_000);
   });
 }
