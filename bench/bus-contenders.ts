@@ -12,11 +12,13 @@ import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy } from "@nats-i
 import { connect as natsConnect, headers as natsHeaders } from "@nats-io/transport-node";
 import amqp from "amqplib";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
+import mysql2 from "mysql2/promise";
 import pg from "pg";
 import { PgBoss, type Job } from "pg-boss";
 // Ours as users run it: the built package (dist/, through its own exports; `npm run bench`
 // builds first), like the peers' compiled JavaScript — not src/ through tsx's transform.
 import { createEventBus, defineEvent, type SqlStore, type StandardSchemaV1 } from "patchbay";
+import { mysql } from "patchbay/mysql";
 import { postgres } from "patchbay/postgres";
 import { nats } from "patchbay/nats";
 import { rabbitmq } from "patchbay/rabbitmq";
@@ -26,6 +28,7 @@ import { topologyNames as natsNames } from "../src/adapters/nats/topology.js";
 import { DELAY_TIERS_MS, topologyNames } from "../src/adapters/rabbitmq/topology.js";
 
 export const PG_URL = process.env.PATCHBAY_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+export const MYSQL_URL = process.env.PATCHBAY_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 export const AMQP_URL = process.env.PATCHBAY_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 export const NATS_URL = process.env.PATCHBAY_NATS_URL ?? "nats://127.0.0.1:4222";
 
@@ -35,7 +38,7 @@ export async function deleteNatsPrefix(prefix: string) {
   const nc = await natsConnect({ servers: NATS_URL });
   try {
     const jsm = await jetstreamManager(nc);
-    for (const s of [n.stream, n.delayStream, n.parkedStream]) await jsm.streams.delete(s).catch(() => false);
+    for (const s of n.streams) await jsm.streams.delete(s).catch(() => false);
   } finally {
     await nc.close();
   }
@@ -96,12 +99,36 @@ export async function deletePrefix(prefix: string, groups: readonly string[]) {
   }
 }
 
+/** Runs `sql` on the MariaDB server as the bench's admin connection. */
+async function onMysql(sql: string) {
+  const c = await mysql2.createConnection({ uri: MYSQL_URL });
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
 /** A Patchbay store for a contender, and how to remove it. */
-export function benchStore(kind: "postgres" | "sqlite"): {
+export function benchStore(kind: "postgres" | "sqlite" | "mysql"): {
   store: SqlStore;
   config: Record<string, unknown>;
   drop: () => Promise<void>;
 } {
+  if (kind === "mysql") {
+    // A database of its own, made before the store first opens.
+    const database = `pb_bench_${suffix()}`;
+    const url = new URL(MYSQL_URL);
+    url.pathname = `/${database}`;
+    const config = { url: url.toString(), max: 16 };
+    const store = mysql(config);
+    const open = store.open.bind(store);
+    store.open = async () => {
+      await onMysql(`CREATE DATABASE IF NOT EXISTS \`${database}\``);
+      await open();
+    };
+    return { store, config, drop: () => onMysql(`DROP DATABASE IF EXISTS \`${database}\``) };
+  }
   if (kind === "postgres") {
     const schema = `pb_bench_${suffix()}`;
     const config = { url: PG_URL, schema, max: 16 };
@@ -124,7 +151,7 @@ export function benchStore(kind: "postgres" | "sqlite"): {
  */
 function ours(
   name: string,
-  kind: "postgres" | "sqlite",
+  kind: "postgres" | "sqlite" | "mysql",
   broker: "rabbitmq" | "nats" | false,
   writes = false,
 ): Contender {
@@ -411,5 +438,9 @@ export const contenders = {
   sqlite: [
     ours("ours: patchbay on SQLite (local transport)", "sqlite", false),
     ours("  the same, handler writes a row in ctx.tx", "sqlite", false, true),
+  ],
+  mysql: [
+    ours("ours: patchbay on MariaDB (local transport)", "mysql", false),
+    ours("  the same, handler writes a row in ctx.tx", "mysql", false, true),
   ],
 };

@@ -9,7 +9,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import mysql2 from "mysql2/promise";
 import pg from "pg";
+import { mysql } from "../src/adapters/mysql/index.js";
 import { postgres } from "../src/adapters/postgres/index.js";
 import { sqlite } from "../src/adapters/sqlite/index.js";
 import { createSagaRunner, defineSaga } from "../src/saga/index.js";
@@ -19,6 +21,7 @@ const SAGAS = Number(process.env.BENCH_SAGAS ?? 500);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const PG_URL = process.env.PATCHBAY_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const MYSQL_URL = process.env.PATCHBAY_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 const STEPS = 4;
 
 const order = defineSaga("bench-order", {
@@ -66,6 +69,9 @@ const pgRows =
     );
     return Number(rows[0]?.n);
   };
+
+/** MariaDB counts rows written only server-wide (other clients' too): not reported. */
+const unknownRows: RowCounter = () => Promise.resolve(NaN);
 
 async function pool(n: number, concurrency: number, op: (i: number) => Promise<void>) {
   let next = 0;
@@ -183,7 +189,7 @@ async function pgRaw(schema: string, table: string, transactions: number): Promi
 
 const fmt = (n: number, digits = 0) => n.toFixed(digits);
 function row(what: string, r: Result | { rate: number; commitsPerSaga: number }, limit: number): string {
-  const writes = "writesPerStep" in r ? fmt(r.writesPerStep, 2) : "—";
+  const writes = "writesPerStep" in r && Number.isFinite(r.writesPerStep) ? fmt(r.writesPerStep, 2) : "—";
   return `| ${what.padEnd(66)} | ${fmt(r.rate).padStart(7)} | ${fmt(r.commitsPerSaga, 2).padStart(12)} | ${writes.padStart(15)} | ${fmt(r.rate / limit, 2).padStart(7)}× |`;
 }
 
@@ -228,6 +234,40 @@ async function backend(
   ];
 }
 
+/** The MariaDB rows: a database of its own, dropped after. */
+async function mariadb(): Promise<string[]> {
+  const database = `pb_bench_saga_${process.pid}`;
+  let admin: mysql2.Connection;
+  try {
+    admin = await mysql2.createConnection({ uri: MYSQL_URL });
+  } catch (e) {
+    return [`| MariaDB unreachable at ${MYSQL_URL.replace(/\/\/[^@]*@/, "//")}: ${(e as Error).message} |`];
+  }
+  const url = new URL(MYSQL_URL);
+  url.pathname = `/${database}`;
+  try {
+    await admin.query(`CREATE DATABASE \`${database}\``);
+    const rawRate = async (round: number) => {
+      const p = mysql2.createPool({ uri: url.toString(), connectionLimit: CONCURRENCY });
+      await p.query(`CREATE TABLE raw${round} (id BIGINT AUTO_INCREMENT PRIMARY KEY, body JSON NOT NULL)`);
+      // One statement in autocommit mode: its own transaction, one round trip, one commit.
+      const write = async (i: number) =>
+        void (await p.query(`INSERT INTO raw${round} (body) VALUES (?)`, [`{"ref":"step-${i}"}`]));
+      await pool(200, CONCURRENCY, write);
+      const started = performance.now();
+      await pool(SAGAS * 5, CONCURRENCY, write);
+      const rate = (SAGAS * 5) / ((performance.now() - started) / 1000);
+      await p.end();
+      return rate;
+    };
+    const make = () => mysql({ url: url.toString(), max: CONCURRENCY + 2 });
+    return await backend("MariaDB", rawRate, make, unknownRows);
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+    await admin.end();
+  }
+}
+
 export async function main(): Promise<void> {
   const lines = [
     `Sagas: ${SAGAS} runs of a 4-step saga to completion, ${CONCURRENCY} at once; median of ${ROUNDS} interleaved rounds`,
@@ -253,6 +293,7 @@ export async function main(): Promise<void> {
     lines.push(
       `| PostgreSQL unreachable at ${PG_URL.replace(/\/\/[^@]*@/, "//")}: ${(e as Error).message} |`,
     );
+    lines.push(...(await mariadb()));
     process.stdout.write(lines.join("\n") + "\n");
     return;
   }
@@ -265,6 +306,7 @@ export async function main(): Promise<void> {
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await admin.end();
   }
+  lines.push(...(await mariadb()));
   lines.push(
     "",
     "Limit = raw single-row commits/s (autocommit INSERTs through the driver, same concurrency) ÷ the commits one saga needs. The backlog row's ratio is against its own commit count.",

@@ -10,9 +10,9 @@ import { defineEvent } from "../src/core/events.js";
 import { encodeStructured } from "../src/core/envelope.js";
 import type { StandardSchemaV1 } from "../src/core/schema.js";
 import { until } from "./conformance/transport.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
-const { postgres: pg } = inject("services");
+const { postgres: pg, mysql: maria } = inject("services");
 const CHILD = fileURLToPath(new URL("./fixtures/bus-consumer.ts", import.meta.url));
 const EVENTS = 10_000;
 
@@ -42,6 +42,10 @@ function startConsumer(db: IsolatedDatabase) {
 
 const cases: Array<[string, () => IsolatedDatabase]> = [["SQLite", sqliteDatabase]];
 if (pg.reachable) cases.push(["PostgreSQL", () => postgresDatabase(pg.url)]);
+if (maria.reachable) cases.push(["MariaDB", () => mysqlDatabase(maria.url)]);
+else
+  describe("on MariaDB", () =>
+    it.skip(`skipped: MariaDB unreachable at ${maria.where} (${maria.error}); set PATCHBAY_MYSQL_URL`, () => {}));
 
 for (const [name, makeDb] of cases) {
   describe(`bus crash recovery on ${name}`, () => {

@@ -147,14 +147,10 @@ describe.skipIf(!ns.reachable)(`dead letters on NATS JetStream (${ns.where}) wit
     }
   }, 120_000);
 
-  // Skipped: it fails, on a real defect. Run (PostgreSQL store, deliveryLimit 3, concurrency 4):
-  // the poison is dead-lettered after 3 crashes as designed, but so are items 1-11 — the
-  // messages fetched with it, in flight each time the process died, reach the same unsettled
-  // delivery count and are dead-lettered with it ({"lost":11,"doubled":0}). deliveryLimit counts
-  // deliveries cut short by any crash, not by this message's handler; with the default 50 the
-  // bystanders fetched alongside a poison still share its fate. Unskip once the transport tells
-  // the poison from its bystanders (e.g. fetch one at a time once a message was redelivered).
-  it.skip(`a handler that exits its process on one message, restarted each time: dead-lettered after deliveryLimit while ${OTHERS} others apply once; the CLI replays it`, async () => {
+  // The messages in flight beside the poison when it kills its process are redelivered with it;
+  // each redelivered message then runs alone, so only the poison's own runs count toward
+  // deliveryLimit: it is dead-lettered after deliveryLimit crashes, and nothing else is.
+  it(`a handler that exits its process on one message, restarted each time: dead-lettered after deliveryLimit while ${OTHERS} others apply once; the CLI replays it`, async () => {
     const deliveryLimit = 3;
     const broker = isolatedNats(ns.url);
     const db = makeDb();

@@ -14,9 +14,9 @@ import type { SqlStore } from "../src/store/sql-store.js";
 import { memoryTransport } from "../src/testing/memory-transport.js";
 import { defineBusConformance } from "./conformance/bus.js";
 import { until } from "./conformance/transport.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
-const { postgres: pg } = inject("services");
+const { postgres: pg, mysql: maria } = inject("services");
 const nothing = () => Promise.resolve();
 
 /** Messages of `group` parked in the local queue (their dead letter refused). */
@@ -85,6 +85,24 @@ if (pg.reachable) {
   });
 }
 
+if (maria.reachable) {
+  defineBusConformance({
+    name: "local on MariaDB",
+    database: () => mysqlDatabase(maria.url),
+    deferredConstraints: false,
+    transports: () => ({
+      make: (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
+      cleanup: nothing,
+      undecodable: corruptRow,
+      parked: parkedRows,
+    }),
+  });
+} else {
+  describe("event bus: local on MariaDB", () => {
+    it.skip(`skipped: MariaDB unreachable at ${maria.where} (${maria.error}); set PATCHBAY_MYSQL_URL`, () => {});
+  });
+}
+
 describe.runIf(pg.reachable)("the inbox on PostgreSQL", () => {
   it("checks many ids with one index probe each, even before the table was analysed", async () => {
     const db = postgresDatabase(pg.url);
@@ -137,6 +155,8 @@ describe("the outbox relay and a row it cannot read", () => {
   ];
   if (pg.reachable)
     cases.push(["PostgreSQL (headers a JSON string)", () => postgresDatabase(pg.url), '"just a string"']);
+  if (maria.reachable)
+    cases.push(["MariaDB (headers a JSON string)", () => mysqlDatabase(maria.url), '"just a string"']);
 
   for (const [name, database, badHeaders] of cases) {
     it(`parks it, logs it at error level, and relays every event behind it (${name})`, async () => {
@@ -155,7 +175,7 @@ describe("the outbox relay and a row it cannot read", () => {
         const outbox = store.dialect.table("bus_outbox");
         // A damaged row first in line, then good events behind it.
         await store.query(
-          `INSERT INTO ${outbox} (message_id, type, key, body, headers, deliver_at, created_at) VALUES (${db.p(1)}, 'ping', NULL, '{}', ${db.p(2)}, 0, 0)`,
+          `INSERT INTO ${outbox} (message_id, type, ${store.dialect.quote?.("key") ?? "key"}, body, headers, deliver_at, created_at) VALUES (${db.p(1)}, 'ping', NULL, '{}', ${db.p(2)}, 0, 0)`,
           ["damaged", badHeaders],
         );
         for (let n = 1; n <= 3; n++)

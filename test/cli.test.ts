@@ -26,7 +26,7 @@ async function isolatedNatsCleanup(prefix: string) {
   try {
     const jsm = await jetstreamManager(nc);
     const n = topologyNames(prefix);
-    for (const s of [n.stream, n.delayStream, n.parkedStream]) await jsm.streams.delete(s).catch(() => false);
+    for (const s of n.streams) await jsm.streams.delete(s).catch(() => false);
   } finally {
     await nc.close();
   }

@@ -7,10 +7,10 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, inject, it } from "vitest";
 import { createSagaRunner } from "../src/saga/index.js";
-import { CRASH_TABLES, crashSaga } from "./fixtures/saga-crash-definition.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { crashSaga, crashTables } from "./fixtures/saga-crash-definition.js";
+import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
-const { postgres: pg } = inject("services");
+const { postgres: pg, mysql: maria } = inject("services");
 const WORKER = fileURLToPath(new URL("./fixtures/saga-worker.ts", import.meta.url));
 const SAGAS = 50;
 const KILLS = 6;
@@ -34,6 +34,10 @@ function startWorker(db: IsolatedDatabase) {
 
 const cases: Array<[string, () => IsolatedDatabase]> = [["SQLite", sqliteDatabase]];
 if (pg.reachable) cases.push(["PostgreSQL", () => postgresDatabase(pg.url)]);
+if (maria.reachable) cases.push(["MariaDB", () => mysqlDatabase(maria.url)]);
+else
+  describe("on MariaDB", () =>
+    it.skip(`skipped: MariaDB unreachable at ${maria.where} (${maria.error}); set PATCHBAY_MYSQL_URL`, () => {}));
 
 for (const [name, makeDb] of cases) {
   describe(`saga crash recovery on ${name}`, () => {
@@ -42,7 +46,7 @@ for (const [name, makeDb] of cases) {
       const store = db.make();
       try {
         await store.open();
-        for (const ddl of CRASH_TABLES) await store.query(ddl);
+        for (const ddl of crashTables(db.keyText)) await store.query(ddl);
         const saga = crashSaga(db.adapter, store);
         const starter = createSagaRunner({ store, sagas: [saga] });
         // Every fourth saga fails at its last step and compensates.

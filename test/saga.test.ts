@@ -15,12 +15,16 @@ import { SagaFailed, type SagaFailedData } from "../src/saga/events.js";
 import { createSagaRunner, type SagaRunner, type SagaRunnerOptions } from "../src/saga/runner.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 import { until } from "./conformance/transport.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
-const { postgres: pg } = inject("services");
+const { postgres: pg, mysql: maria } = inject("services");
 const cases: Array<[string, () => IsolatedDatabase]> = [["SQLite", sqliteDatabase]];
 if (pg.reachable) cases.push(["PostgreSQL", () => postgresDatabase(pg.url)]);
 else console.log(`saga tests on PostgreSQL skipped: ${pg.where} unreachable (${pg.error})`);
+if (maria.reachable) cases.push(["MariaDB", () => mysqlDatabase(maria.url)]);
+else
+  describe("on MariaDB", () =>
+    it.skip(`skipped: MariaDB unreachable at ${maria.where} (${maria.error}); set PATCHBAY_MYSQL_URL`, () => {}));
 
 const fast = { backoff: constant(10) };
 
@@ -96,7 +100,7 @@ for (const [name, makeDb] of cases) {
       store = db.make();
       await store.open();
       await store.query("CREATE TABLE reservations (order_id TEXT NOT NULL)");
-      await store.query("CREATE TABLE orders (id TEXT PRIMARY KEY)");
+      await store.query(`CREATE TABLE orders (id ${db.keyText} PRIMARY KEY)`);
       await store.query("CREATE TABLE effects (saga_id TEXT NOT NULL, step TEXT NOT NULL)");
     });
     afterEach(async () => {

@@ -11,10 +11,10 @@ import { createEventBus } from "../src/bus/bus.js";
 import { defineEvent } from "../src/core/events.js";
 import { createWebhooks } from "../src/webhooks/index.js";
 import { until } from "./conformance/transport.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 import { startReceiver } from "./support/webhook-receiver.js";
 
-const { postgres: pg } = inject("services");
+const { postgres: pg, mysql: maria } = inject("services");
 const CHILD = fileURLToPath(new URL("./fixtures/webhooks-sender.ts", import.meta.url));
 const EVENTS = 20;
 const Ping = defineEvent("ping.sent", { version: 1, schema: z.object({ n: z.number() }) });
@@ -34,6 +34,10 @@ function startSender(db: IsolatedDatabase) {
 
 const cases: Array<[string, () => IsolatedDatabase]> = [["SQLite", sqliteDatabase]];
 if (pg.reachable) cases.push(["PostgreSQL", () => postgresDatabase(pg.url)]);
+if (maria.reachable) cases.push(["MariaDB", () => mysqlDatabase(maria.url)]);
+else
+  describe("on MariaDB", () =>
+    it.skip(`skipped: MariaDB unreachable at ${maria.where} (${maria.error}); set PATCHBAY_MYSQL_URL`, () => {}));
 
 for (const [name, makeDb] of cases) {
   describe(`webhook sender crash on ${name}`, () => {

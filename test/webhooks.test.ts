@@ -20,10 +20,10 @@ import {
   type WebhooksOptions,
 } from "../src/webhooks/index.js";
 import { until } from "./conformance/transport.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 import { startReceiver, type TestReceiver } from "./support/webhook-receiver.js";
 
-const { postgres: pg } = inject("services");
+const { postgres: pg, mysql: maria } = inject("services");
 
 const OrderPaid = defineEvent("order.paid", {
   version: 1,
@@ -33,6 +33,10 @@ const UserCreated = defineEvent("user.created", { version: 1, schema: z.object({
 
 const cases: Array<[string, () => IsolatedDatabase]> = [["SQLite", sqliteDatabase]];
 if (pg.reachable) cases.push(["PostgreSQL", () => postgresDatabase(pg.url)]);
+if (maria.reachable) cases.push(["MariaDB", () => mysqlDatabase(maria.url)]);
+else
+  describe("on MariaDB", () =>
+    it.skip(`skipped: MariaDB unreachable at ${maria.where} (${maria.error}); set PATCHBAY_MYSQL_URL`, () => {}));
 
 for (const [name, makeDb] of cases) {
   describe(`webhooks on ${name}`, () => {

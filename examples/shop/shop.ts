@@ -152,6 +152,8 @@ export async function startShop(options: ShopOptions = {}): Promise<RunningShop>
   // PATCHBAY_CONSOLE_TOKEN is set.
   const consoleHandler = pb.console({
     ...(process.env.PATCHBAY_CONSOLE_TOKEN ? { token: process.env.PATCHBAY_CONSOLE_TOKEN } : {}),
+    // The payments circuit can be reset from the console (its state change is saved as above).
+    ...(breaker ? { breakers: { payments: breaker } } : {}),
   });
   const api = await startShopApi({
     pb,

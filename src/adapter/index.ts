@@ -18,7 +18,7 @@ export {
   type StoreDriver,
 } from "../store/sql-store.js";
 export type { SqlDialect } from "../store/dialect.js";
-export { run, int, PREPARED } from "../store/dialect.js";
+export { run, int, PREPARED, column, quoteColumn } from "../store/dialect.js";
 export type {
   ClaimSpec,
   InboxRoles,
@@ -31,6 +31,7 @@ export type {
   StepValues,
   StoreRoles,
   UpdateSpec,
+  UpsertWhenSpec,
 } from "../store/roles.js";
 export {
   sharedRoles,

@@ -1,7 +1,7 @@
 import { decodeStructured, type CloudEvent } from "../core/envelope.js";
 import { InvalidArgumentError, PatchbayError } from "../core/errors.js";
 import type { SqlExecutor } from "../store/contracts.js";
-import { int, run } from "../store/dialect.js";
+import { int, quoteColumn, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, raw, sql, type SqlStatement } from "../store/sql.js";
 import type { Transport, TransportMessage } from "./transport.js";
@@ -333,7 +333,7 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
         // The body as bytes: a text column may refuse some characters (NUL, on PostgreSQL).
         d.roles.rows.upsert(
           t,
-          "grp, message_id, type, key, body, body_bytes, headers, error, attempts, first_failed_at, last_failed_at, transport",
+          `grp, message_id, type, ${quoteColumn(d, "key")}, body, body_bytes, headers, error, attempts, first_failed_at, last_failed_at, transport`,
           sql`(${l.group}, ${l.messageId}, ${l.type}, ${l.key ?? null}, '', ${Buffer.from(l.body, "utf8")}, ${d.encodeJson(l.headers)},
                ${d.encodeJson(l.error)}, ${l.attempts}, ${l.firstFailedAt}, ${l.lastFailedAt}, ${transport.name})`,
           "grp, message_id",

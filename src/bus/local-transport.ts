@@ -15,7 +15,7 @@ import { silentLogger, type Logger } from "../core/logger.js";
 import { createBatcher } from "../core/batcher.js";
 import { settleBy } from "../core/settle-by.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
-import { int, PREPARED, run, runAtCommit } from "../store/dialect.js";
+import { int, PREPARED, quoteColumn, run, runAtCommit, type SqlDialect } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { raw, sql, type SqlStatement } from "../store/sql.js";
 import { BusError, UndecodableMessageError } from "./errors.js";
@@ -59,7 +59,9 @@ interface JobRow {
 export const PARKED = Number.MAX_SAFE_INTEGER;
 
 const CHANNEL = "patchbay_bus";
-const JOB_COLUMNS = "grp, message_id, type, key, body, headers, attempt, fresh, run_at, created_at";
+/** The columns of a queued row as written; `key` is quoted in the dialect's way. */
+const jobColumns = (d: SqlDialect) =>
+  `grp, message_id, type, ${quoteColumn(d, "key")}, body, headers, attempt, fresh, run_at, created_at`;
 /** Rows per multi-row INSERT (10 parameters each: well under every driver's limit). */
 const INSERT_CHUNK = 500;
 
@@ -69,6 +71,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
   const logger = options.logger ?? silentLogger;
   const lease = toMs(options.lease ?? "30s", "lease");
   const d = store.dialect;
+  const columns = jobColumns(d);
   const t = {
     bindings: raw(d.table("bus_bindings")),
     jobs: raw(d.table("bus_jobs")),
@@ -124,7 +127,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     // touched groups in other processes.
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       const chunk = rows.slice(i, i + INSERT_CHUNK);
-      const insert = roles.rows.insertIgnore(t.jobs, JOB_COLUMNS, chunk, "grp, message_id");
+      const insert = roles.rows.insertIgnore(t.jobs, columns, chunk, "grp, message_id");
       const last = i + INSERT_CHUNK >= rows.length;
       await run(
         executor,

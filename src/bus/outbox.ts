@@ -5,7 +5,7 @@ import { isPatchbayError } from "../core/errors.js";
 import { settleBy } from "../core/settle-by.js";
 import type { Logger } from "../core/logger.js";
 import type { SqlExecutor } from "../store/contracts.js";
-import { int, run } from "../store/dialect.js";
+import { column, int, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, raw, sql } from "../store/sql.js";
 import { isHeaders } from "./headers.js";
@@ -70,7 +70,7 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
     const { rows } = await run<OutboxRow>(
       store,
       d,
-      sql`SELECT id, message_id, type, key, body, headers FROM ${t} WHERE deliver_at <= ${deps.clock.now()}
+      sql`SELECT id, message_id, type, ${column(d, "key")}, body, headers FROM ${t} WHERE deliver_at <= ${deps.clock.now()}
           ORDER BY id LIMIT ${BATCH}`,
     );
     if (rows.length === 0) return 0;
@@ -125,7 +125,7 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
       await run(
         tx,
         d,
-        sql`INSERT INTO ${t} (message_id, type, key, body, headers, deliver_at, created_at)
+        sql`INSERT INTO ${t} (message_id, type, ${column(d, "key")}, body, headers, deliver_at, created_at)
             VALUES (${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${d.encodeJson(m.headers)}, ${now + delayMs}, ${now})`,
       );
       tx.afterCommit(wake);

@@ -18,6 +18,8 @@ export interface MeasurementLabels {
   "saga.started": { saga: string };
   /** status: completed | compensated | failed. */
   "saga.finished": { saga: string; status: string };
+  /** An operator marked a saga resolved (settled by hand), one or in bulk. */
+  "saga.resolved": { saga: string };
   /** value: seconds; status: the step record's final status. */
   "saga.step_duration": { saga: string; step: string; phase: string; status: string };
   /** value: seconds; status: succeeded | failed | cancelled. */
@@ -25,6 +27,11 @@ export interface MeasurementLabels {
   "pipeline.rows_read": { pipeline: string };
   "pipeline.rows_written": { pipeline: string };
   "pipeline.rows_quarantined": { pipeline: string };
+  /**
+   * value: the time (ms since the epoch) of the pipeline's committed incremental cursor, for a
+   * source whose cursor is a time (`cursorTime`); NaN when the pipeline was reset.
+   */
+  "pipeline.cursor_time": { pipeline: string };
   /** outcome: delivered | retrying | failed | superseded; status_class: 2xx..5xx or "none" (no response). */
   "webhook.attempt": { endpoint: string; outcome: string; status_class: string };
   /** value: 1 when the breaker's state is `state`. */

@@ -14,7 +14,9 @@ import {
 import { localTransport, PARKED } from "../bus/local-transport.js";
 import { groupPauses } from "../bus/pause.js";
 import type { Clock } from "../core/clock.js";
+import { toMs } from "../core/duration.js";
 import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
+import type { CircuitBreakerPolicy } from "../resilience/breaker.js";
 import type { SagaBulkAction } from "../saga/bulk.js";
 import { SAGA_STATUSES, type SagaFilter, type SagaStatus } from "../saga/records.js";
 import { createSagaRunner, type SagaRunner } from "../saga/runner.js";
@@ -40,6 +42,13 @@ export interface ConsoleParts {
    * each request). Runs of every pipeline in the store are listed either way.
    */
   pipelines?: readonly Pipeline[] | (() => readonly Pipeline[]);
+  /**
+   * Circuit breakers of this process that can be reset from the console, by name (or a function
+   * returning them). Their live state is shown; breakers saved in the store under
+   * `breaker/<name>` by other processes are shown too, but only these can be reset.
+   */
+  breakers?:
+    Readonly<Record<string, CircuitBreakerPolicy>> | (() => Readonly<Record<string, CircuitBreakerPolicy>>);
 }
 
 /** One API call, parsed. */
@@ -149,6 +158,10 @@ function sagaFilter(source: Record<string, unknown>): SagaFilter {
 export const pipelinesOf = (parts: ConsoleParts): readonly Pipeline[] =>
   typeof parts.pipelines === "function" ? parts.pipelines() : (parts.pipelines ?? []);
 
+/** The breakers the console may reset. */
+const breakersOf = (parts: ConsoleParts): Readonly<Record<string, CircuitBreakerPolicy>> =>
+  typeof parts.breakers === "function" ? parts.breakers() : (parts.breakers ?? {});
+
 const fromQuery = (q: URLSearchParams): Record<string, unknown> => Object.fromEntries(q.entries());
 
 const notFound = (what: string) => new ConsoleError("CONSOLE_NOT_FOUND", `${what} not found`);
@@ -186,15 +199,66 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
     }
   }
 
-  /** Circuit breakers whose state the app saves under `breaker/<name>` (`breaker.toJSON()`). */
+  /**
+   * Circuit breakers: those given to the console (their live state; `resettable`), then those
+   * other processes save under `breaker/<name>` (`breaker.toJSON()`), by name.
+   */
   async function breakerStates() {
     const saved = await store.state.list<{ state?: string }>("breaker/");
-    return saved.map((b) => ({
-      name: b.key.slice("breaker/".length),
-      state: String(b.value?.state ?? "unknown"),
-      updatedAt: b.updatedAt,
-      detail: b.value,
-    }));
+    const live = breakersOf(parts);
+    const byName = new Map<
+      string,
+      { name: string; state: string; updatedAt: number | undefined; detail: unknown; resettable: boolean }
+    >();
+    for (const b of saved) {
+      const name = b.key.slice("breaker/".length);
+      byName.set(name, {
+        name,
+        state: String(b.value?.state ?? "unknown"),
+        updatedAt: b.updatedAt,
+        detail: b.value,
+        resettable: false,
+      });
+    }
+    for (const [name, breaker] of Object.entries(live)) {
+      byName.set(name, {
+        name,
+        state: breaker.state,
+        updatedAt: byName.get(name)?.updatedAt,
+        detail: breaker.toJSON(),
+        resettable: true,
+      });
+    }
+    return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Rotates an endpoint's secret; the new one is in the answer only (never in the audit log). */
+  async function rotateSecret(req: ApiRequest) {
+    const endpointId = text(req.body.endpointId, "endpointId") ?? "";
+    const grace = text(req.body.grace, "grace");
+    if (grace !== undefined) toMs(grace, "grace");
+    return act(req, "webhooks.rotate-secret", { endpointId, grace }, async () => {
+      const secrets = await webhooks().endpoints.rotateSecret(
+        endpointId,
+        grace === undefined ? {} : { grace },
+      );
+      return { count: 1, secret: secrets.current, previousUntil: secrets.previousUntil };
+    });
+  }
+
+  async function resetBreaker(req: ApiRequest) {
+    const name = text(req.body.name, "name") ?? "";
+    const breaker = Object.hasOwn(breakersOf(parts), name) ? breakersOf(parts)[name] : undefined;
+    if (!breaker) {
+      throw notFound(
+        `circuit breaker ${JSON.stringify(name)} (only breakers given to the console can be reset)`,
+      );
+    }
+    return act(req, "breakers.reset", { name }, () => {
+      const before = breaker.state;
+      breaker.reset();
+      return Promise.resolve({ count: 1, before, state: breaker.state });
+    });
   }
 
   async function overview() {
@@ -230,7 +294,7 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
       });
     }
     if (open.length > 0) {
-      attention.push({ what: "circuit breakers not closed", count: open.length, link: "#/" });
+      attention.push({ what: "circuit breakers not closed", count: open.length, link: "#/breakers" });
     }
     return {
       health: { store: health },
@@ -496,10 +560,26 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
         const registered = await Promise.all(pipelinesOf(parts).map((p) => p.status({ runs: 5 })));
         return { pipelines: registered, runs: await runRecords(store).list(undefined, limit) };
       }
+      case "pipelines/quarantine": {
+        // Only pipelines given to the console: the destination is what knows where its quarantine is.
+        const p = pipeline(q.get("name"));
+        const before = text(q.get("before"), "before");
+        const items = await p.quarantined({ limit, ...(before ? { before } : {}) });
+        if (items === undefined) return { name: p.name, readable: false, items: [] };
+        const last = items.at(-1);
+        return {
+          name: p.name,
+          readable: true,
+          items,
+          next: last && items.length === limit ? last.id : undefined,
+        };
+      }
       case "audit":
         return audit.list(limit, offset);
       case "queues":
         return queues();
+      case "breakers":
+        return { breakers: await breakerStates() };
       default:
         throw notFound(`api/${req.route}`);
     }
@@ -543,6 +623,17 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
       case "queues/pause":
       case "queues/resume":
         return queueAction(req, req.route === "queues/pause" ? "pause" : "resume");
+      case "webhooks/rotate-secret":
+        return rotateSecret(req);
+      case "webhooks/test": {
+        const endpointId = text(b.endpointId, "endpointId") ?? "";
+        return act(req, "webhooks.test", { endpointId }, async () => ({
+          count: 1,
+          ...(await webhooks().sendTest(endpointId)),
+        }));
+      }
+      case "breakers/reset":
+        return resetBreaker(req);
       case "pipelines/run": {
         const p = pipeline(b.name);
         return act(req, "pipelines.run", { name: p.name }, async () => {

@@ -96,6 +96,7 @@ export function createMetrics(options: MetricsOptions = {}): PatchbayMetrics {
     completed: counter("patchbay_saga_completed_total", "Saga instances completed", ["saga"]),
     compensated: counter("patchbay_saga_compensated_total", "Saga instances compensated", ["saga"]),
     failed: counter("patchbay_saga_failed_total", "Saga instances failed (need a person)", ["saga"]),
+    resolved: counter("patchbay_saga_resolved_total", "Saga instances an operator marked resolved", ["saga"]),
     step: histogram("patchbay_saga_step_duration_seconds", "Saga step attempt time, by final status", [
       "saga",
       "step",
@@ -118,6 +119,19 @@ export function createMetrics(options: MetricsOptions = {}): PatchbayMetrics {
       "pipeline",
     ]),
   };
+  // The time of each pipeline's committed cursor; the lag is read against the clock when scraped.
+  const cursorTimes = new Map<string, number>();
+  new Gauge<"pipeline">({
+    name: "patchbay_pipeline_cursor_lag_seconds",
+    help: "Seconds between now and the time of a pipeline's committed incremental cursor (time cursors only)",
+    labelNames: ["pipeline"],
+    registers,
+    collect() {
+      this.reset();
+      const now = Date.now();
+      for (const [name, at] of cursorTimes) this.set({ pipeline: name }, Math.max(0, (now - at) / 1000));
+    },
+  });
   const webhookAttempts = counter(
     "patchbay_webhook_attempts_total",
     "Webhook delivery attempts, by outcome and response status class",
@@ -159,6 +173,7 @@ export function createMetrics(options: MetricsOptions = {}): PatchbayMetrics {
         l.status === "completed" ? saga.completed : l.status === "failed" ? saga.failed : saga.compensated;
       c.inc({ saga: l.saga }, v);
     },
+    "saga.resolved": (v, l) => saga.resolved.inc(l, v),
     "saga.step_duration": (v, l) => saga.step.observe(l, v),
     "pipeline.run": (v, l) => {
       pipeline.runs.inc(l);
@@ -167,6 +182,10 @@ export function createMetrics(options: MetricsOptions = {}): PatchbayMetrics {
     "pipeline.rows_read": (v, l) => pipeline.read.inc(l, v),
     "pipeline.rows_written": (v, l) => pipeline.written.inc(l, v),
     "pipeline.rows_quarantined": (v, l) => pipeline.quarantined.inc(l, v),
+    "pipeline.cursor_time": (v, l) => {
+      if (Number.isFinite(v)) cursorTimes.set(l.pipeline, v);
+      else cursorTimes.delete(l.pipeline);
+    },
     "webhook.attempt": (v, l) => webhookAttempts.inc(l, v),
     "breaker.state": (_v, l) => setBreaker(l.breaker, l.state),
     "http.request": (v, l) =>

@@ -340,6 +340,46 @@ describe("circuitBreaker events, failures and isolation", () => {
     ]);
   });
 
+  it("reset() closes an open circuit at once, forgets the counts and ignores calls started before", async () => {
+    const clock = new FakeClock(0);
+    const breaker = circuitBreaker({ strategy: consecutive({ threshold: 2 }), clock });
+    const changes: CircuitStateChange[] = [];
+    breaker.onStateChange((c) => changes.push(c));
+    const slow = deferred();
+    const late = outcome(breaker, () => slow.promise);
+    await openIt(breaker, 2);
+    expect(breaker.state).toBe("open");
+    breaker.reset();
+    expect(breaker.state).toBe("closed");
+    expect(await breaker.execute(ok)).toBe("ok");
+    slow.reject(new Error("late failure"));
+    await late;
+    // One failure after the reset does not open it: the counts before it are gone.
+    await outcome(breaker, boom);
+    expect(breaker.state).toBe("closed");
+    await outcome(breaker, boom);
+    expect(breaker.state).toBe("open");
+    expect(changes).toEqual([
+      { state: "open", previous: "closed" },
+      { state: "closed", previous: "open" },
+      { state: "open", previous: "closed" },
+    ]);
+  });
+
+  it("reset() on a closed circuit forgets its counts; on an isolated one it keeps the isolation", async () => {
+    const clock = new FakeClock(0);
+    const breaker = circuitBreaker({ strategy: consecutive({ threshold: 2 }), clock });
+    await outcome(breaker, boom);
+    breaker.reset();
+    await outcome(breaker, boom);
+    expect(breaker.state).toBe("closed");
+    const handle = breaker.isolate();
+    breaker.reset();
+    expect(breaker.state).toBe("isolated");
+    handle.release();
+    expect(breaker.state).toBe("closed");
+  });
+
   it("rejects an already aborted call with the signal's reason without counting it", async () => {
     const breaker = circuitBreaker({ strategy: consecutive({ threshold: 1 }), clock: new FakeClock() });
     const reason = new Error("gone");

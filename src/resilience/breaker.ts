@@ -75,6 +75,12 @@ export interface CircuitBreakerPolicy extends Policy {
   onStateChange(listener: (change: CircuitStateChange) => void): () => void;
   /** Opens the circuit by hand (calls reject with `CIRCUIT_OPEN`) until the handle is released. */
   isolate(): IsolationHandle;
+  /**
+   * Closes the circuit by hand and forgets its failure counts (an operator judged the dependency
+   * healthy again). Results of calls started before are ignored. Isolation is not released: it
+   * belongs to whoever holds the handle, so an isolated circuit stays isolated.
+   */
+  reset(): void;
   /** The state as plain JSON, for `initialState`. */
   toJSON(): CircuitBreakerSnapshot;
 }
@@ -203,6 +209,10 @@ class CircuitBreaker implements CircuitBreakerPolicy, ContextPolicy {
         if (--this.#isolations === 0) this.#moveTo("closed", "isolated");
       },
     };
+  }
+
+  reset(): void {
+    this.#moveTo("closed", this.#isolations > 0 ? "closed" : this.#state);
   }
 
   toJSON(): CircuitBreakerSnapshot {

@@ -4,6 +4,7 @@
  * and moves its claim token on, so a worker still busy with the instance changes nothing after it.
  */
 import type { Clock } from "../core/clock.js";
+import { measure } from "../core/instruments.js";
 import type { StoreTx } from "../store/contracts.js";
 import type { SqlStore } from "../store/sql-store.js";
 import type { AnySagaDefinition } from "./definition.js";
@@ -172,8 +173,9 @@ export function createOperator(deps: OperatorDeps) {
     resolve: (id: string, options: ResolveOptions = {}, expected?: InstanceVersion) =>
       act(
         id,
-        (_tx, r, now) => {
+        (tx, r, now) => {
           if (phaseOf(r) === undefined) throw invalid(r, "resolve", "it has finished");
+          tx.afterCommit(() => measure("saga.resolved", 1, { saga: r.name }));
           return Promise.resolve({ status: "resolved", owner: null, runAt: now, note: options.note ?? null });
         },
         expected,

@@ -1,6 +1,6 @@
 import type { QueryOptions, QueryResult, SqlExecutor } from "./contracts.js";
 import type { StoreRoles } from "./roles.js";
-import { render, type SqlStatement } from "./sql.js";
+import { raw, render, type RawSql, type SqlStatement } from "./sql.js";
 
 /**
  * What Patchbay's shared repositories need to know about a backend. Adapters provide one;
@@ -12,6 +12,11 @@ export interface SqlDialect {
   readonly placeholders: "numbered" | "question";
   /** Quoted, qualified name of one of Patchbay's own tables (`"patchbay"."state"`, `"patchbay_state"`). */
   table(name: string): string;
+  /**
+   * A column name, quoted: for Patchbay's columns that are reserved words somewhere (`key` in
+   * MySQL). Optional: without it, names are double-quoted (standard SQL, PostgreSQL, SQLite).
+   */
+  quote?(name: string): string;
   /** The statements of each role the backend plays (claims, inbox, notifications…). */
   readonly roles: StoreRoles;
   /** A JSON value as a statement parameter. */
@@ -53,6 +58,16 @@ export async function runAtCommit(
 ): Promise<void> {
   if ((tx as HoldsForCommit)[AT_COMMIT]?.(statement)) return;
   await run(tx, dialect, statement);
+}
+
+/** One of Patchbay's column names, quoted in the dialect's way (see {@link SqlDialect.quote}). */
+export function quoteColumn(dialect: SqlDialect, name: string): string {
+  return dialect.quote ? dialect.quote(name) : `"${name}"`;
+}
+
+/** {@link quoteColumn} as a fragment for {@link sql}. */
+export function column(dialect: SqlDialect, name: string): RawSql {
+  return raw(quoteColumn(dialect, name));
 }
 
 /** Runs a {@link SqlStatement} on an executor in the dialect's placeholder style. */

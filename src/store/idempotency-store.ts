@@ -9,8 +9,9 @@ import type {
   IdempotencyRef,
   IdempotencyStore,
   SqlExecutor,
+  Transactor,
 } from "./contracts.js";
-import { int, run, type SqlDialect } from "./dialect.js";
+import { int, quoteColumn, run, type SqlDialect } from "./dialect.js";
 import { IdempotencyOwnershipError } from "./errors.js";
 import { assertJsonValue } from "./state-store.js";
 import { raw, sql } from "./sql.js";
@@ -47,11 +48,13 @@ function refOf(ref: IdempotencyRef): { scope: string; key: string } {
 
 /** The {@link IdempotencyStore} over any SQL executor (the store itself, or a transaction handle). */
 export function createIdempotencyStore(
-  executor: SqlExecutor,
+  executor: SqlExecutor & Partial<Transactor>,
   dialect: SqlDialect,
   clock: Clock,
 ): IdempotencyStore {
   const t = raw(dialect.table("idempotency"));
+  const kq = quoteColumn(dialect, "key");
+  const k = raw(kq);
   const toRecord = <R>(row: Row): IdempotencyRecord<R> => ({
     scope: row.scope,
     key: row.key,
@@ -63,7 +66,7 @@ export function createIdempotencyStore(
     expiresAt: int(row.expires_at),
   });
   const select = (scope: string, key: string) =>
-    run<Row>(executor, dialect, sql`SELECT * FROM ${t} WHERE scope = ${scope} AND key = ${key}`);
+    run<Row>(executor, dialect, sql`SELECT * FROM ${t} WHERE scope = ${scope} AND ${k} = ${key}`);
 
   return {
     async claim<R>(options: ClaimOptions): Promise<IdempotencyClaim<R>> {
@@ -80,21 +83,23 @@ export function createIdempotencyStore(
       for (let round = 0; round < 3; round++) {
         const now = clock.now();
         const token = randomUUID();
-        // The conditional upsert is one atomic statement: of N concurrent claims exactly one
-        // inserts (or replaces a dead record); the rest see a live row and are classified below.
-        const { rows } = await run<Row>(
-          executor,
-          dialect,
-          sql`INSERT INTO ${t} AS r (scope, key, fingerprint, status, response, token, generation, created_at, locked_until, expires_at)
-              VALUES (${scope}, ${key}, ${fp}, 'in_flight', NULL, ${token}, 1, ${now}, ${now + lease}, ${now + ttl})
-              ON CONFLICT (scope, key) DO UPDATE SET
-                generation = r.generation + 1, fingerprint = excluded.fingerprint, status = 'in_flight', response = NULL, token = excluded.token,
-                created_at = excluded.created_at, locked_until = excluded.locked_until, expires_at = excluded.expires_at
-              WHERE r.expires_at <= ${now}
-                 OR (r.status = 'in_flight' AND r.locked_until <= ${now} AND r.fingerprint = excluded.fingerprint)
-              RETURNING token, generation`,
-        );
-        const mine = rows[0] as { token: string; generation: unknown } | undefined;
+        // The conditional upsert is atomic (one statement, or the backend's own transaction): of
+        // N concurrent claims exactly one inserts (or replaces a dead record); the rest see a
+        // live row and are classified below.
+        const rows = await dialect.roles.rows.upsertWhen<{ token: string; generation: unknown }>(executor, {
+          table: t,
+          alias: "r",
+          columns: `scope, ${kq}, fingerprint, status, response, token, generation, created_at, locked_until, expires_at`,
+          row: sql`(${scope}, ${key}, ${fp}, 'in_flight', NULL, ${token}, 1, ${now}, ${now + lease}, ${now + ttl})`,
+          conflict: `scope, ${kq}`,
+          match: sql`scope = ${scope} AND ${k} = ${key}`,
+          set: sql`generation = r.generation + 1, fingerprint = ${fp}, status = 'in_flight', response = NULL,
+                token = ${token}, created_at = ${now}, locked_until = ${now + lease}, expires_at = ${now + ttl}`,
+          when: sql`r.expires_at <= ${now}
+                 OR (r.status = 'in_flight' AND r.locked_until <= ${now} AND r.fingerprint = ${fp})`,
+          returning: "token, generation",
+        });
+        const mine = rows[0];
         if (mine?.token === token) {
           // generation counts claims of this row: above 1 means a dead record was taken over.
           return { outcome: "claimed", token, replaced: int(mine.generation) > 1 };
@@ -116,40 +121,37 @@ export function createIdempotencyStore(
     async complete<R>(ref: IdempotencyRef, token: string, response: R) {
       const { scope, key } = refOf(ref);
       assertJsonValue(response, "response");
-      const { rows } = await run(
+      const { rowCount } = await run(
         executor,
         dialect,
         sql`UPDATE ${t} SET status = 'complete', response = ${dialect.encodeJson(response)}
-            WHERE scope = ${scope} AND key = ${key} AND token = ${token} AND status = 'in_flight'
-            RETURNING key`,
+            WHERE scope = ${scope} AND ${k} = ${key} AND token = ${token} AND status = 'in_flight'`,
       );
-      if (rows.length === 0) throw new IdempotencyOwnershipError(scope, key);
+      if (rowCount === 0) throw new IdempotencyOwnershipError(scope, key);
     },
 
     async renew(ref: IdempotencyRef, token: string, lease?: Duration) {
       const { scope, key } = refOf(ref);
       const until = clock.now() + toMs(lease ?? DEFAULT_IDEMPOTENCY_LEASE, "lease");
-      const { rows } = await run(
+      const { rowCount } = await run(
         executor,
         dialect,
         // Not the expiry: a holder still running past the record's ttl may be taken over (a bound
         // on a handler that hangs while its process lives on).
         sql`UPDATE ${t} SET locked_until = ${until}
-            WHERE scope = ${scope} AND key = ${key} AND token = ${token} AND status = 'in_flight'
-            RETURNING key`,
+            WHERE scope = ${scope} AND ${k} = ${key} AND token = ${token} AND status = 'in_flight'`,
       );
-      if (rows.length === 0) throw new IdempotencyOwnershipError(scope, key);
+      if (rowCount === 0) throw new IdempotencyOwnershipError(scope, key);
     },
 
     async release(ref: IdempotencyRef, token: string) {
       const { scope, key } = refOf(ref);
-      const { rows } = await run(
+      const { rowCount } = await run(
         executor,
         dialect,
-        sql`DELETE FROM ${t} WHERE scope = ${scope} AND key = ${key} AND token = ${token} AND status = 'in_flight'
-            RETURNING key`,
+        sql`DELETE FROM ${t} WHERE scope = ${scope} AND ${k} = ${key} AND token = ${token} AND status = 'in_flight'`,
       );
-      if (rows.length === 0) throw new IdempotencyOwnershipError(scope, key);
+      if (rowCount === 0) throw new IdempotencyOwnershipError(scope, key);
     },
 
     async get<R>(ref: IdempotencyRef) {
@@ -159,12 +161,12 @@ export function createIdempotencyStore(
     },
 
     async purgeExpired() {
-      const { rows } = await run(
+      const { rowCount } = await run(
         executor,
         dialect,
-        sql`DELETE FROM ${t} WHERE expires_at <= ${clock.now()} RETURNING key`,
+        sql`DELETE FROM ${t} WHERE expires_at <= ${clock.now()}`,
       );
-      return rows.length;
+      return rowCount;
     },
   };
 }

@@ -42,6 +42,31 @@ export interface UpdateSpec {
   columns: string;
 }
 
+/** What {@link RowRoles.upsertWhen} takes: one row to insert, or an existing row to change. */
+export interface UpsertWhenSpec {
+  table: RawSql;
+  /** The existing row's alias in `set` and `when` (`r`: `r.version + 1`). */
+  alias: string;
+  /** The columns of `row` (quoted where needed). */
+  columns: string;
+  /** One parenthesised value list. */
+  row: SqlStatement;
+  /** The unique key that clashes (its columns, quoted where needed). */
+  conflict: string;
+  /** The clashing row by its key values, unqualified (`scope = … AND "key" = …`). */
+  match: SqlStatement;
+  /**
+   * Assignments for the existing row: unqualified column names on the left; on the right the new
+   * values as parameters and the row's current values through `alias`. No assignment may read a
+   * column an earlier one sets (MySQL applies them left to right, PostgreSQL all at once).
+   */
+  set: SqlStatement;
+  /** When the existing row is changed (a condition on it, through `alias`); always when absent. */
+  when?: SqlStatement;
+  /** Columns to read back, unqualified. */
+  returning: string;
+}
+
 /** Claiming, inserting and reading back rows. */
 export interface RowRoles {
   /**
@@ -73,6 +98,14 @@ export interface RowRoles {
     conflict: string,
     update: readonly string[],
   ): SqlStatement;
+  /**
+   * Inserts `row`, or where it clashes on `conflict`, applies `set` to the existing row when
+   * `when` holds; returns `returning` of the row when this call inserted or changed it, and no
+   * row when it changed nothing. Atomic: of concurrent calls whose `when` excludes the others'
+   * changes, one wins. A backend that needs several statements runs them in a transaction of
+   * `executor` when it has one (it is the store), and as they are inside one already.
+   */
+  upsertWhen<Row>(executor: SqlExecutor & Partial<Transactor>, spec: UpsertWhenSpec): Promise<Row[]>;
   /** A JSON document already encoded as text, as the value of a JSON column (`NULL` for null). */
   jsonText(text: string | null): SqlStatement;
 }

@@ -12,6 +12,7 @@ import type {
   StoreHealth,
   StoreTx,
   TransactionOptions,
+  Transactor,
 } from "./contracts.js";
 import { AT_COMMIT, PREPARED, run, type HoldsForCommit, type SqlDialect } from "./dialect.js";
 import { NestedTransactionError, StoreClosedError } from "./errors.js";
@@ -229,6 +230,12 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
       operation(() => driver.query<Row>(text, params, queryOptions)),
   };
 
+  /** For roles that need several statements in a transaction (upserts without `ON CONFLICT`). */
+  const autocommitWithTransactions: SqlExecutor & Transactor = {
+    query: (text, params, queryOptions) => autocommit.query(text, params, queryOptions),
+    transaction: (fn, txOptions) => store.transaction(fn, txOptions),
+  };
+
   /** A transaction's connection that refuses use once the transaction ended (a missing await). */
   const guarded = (conn: SqlExecutor | undefined, ctx: TxContext): SqlExecutor => ({
     query: <Row>(text: string, params: readonly unknown[] = [], queryOptions?: QueryOptions) => {
@@ -285,8 +292,8 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
             operation(() => driver.listen!(channel, onNotify)),
         }
       : {}),
-    state: createStateStore(autocommit, dialect, clock),
-    idempotency: createIdempotencyStore(autocommit, dialect, clock),
+    state: createStateStore(autocommitWithTransactions, dialect, clock),
+    idempotency: createIdempotencyStore(autocommitWithTransactions, dialect, clock),
     query: (text, params, queryOptions) => autocommit.query(text, params, queryOptions),
 
     open: () => open(options.migrate === false ? "check" : "migrate").then(() => undefined),

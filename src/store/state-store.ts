@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from "../core/errors.js";
 import type { Clock } from "../core/clock.js";
-import type { SqlExecutor, StateEntry, StateStore } from "./contracts.js";
-import { int, run, type SqlDialect } from "./dialect.js";
+import type { SqlExecutor, StateEntry, StateStore, Transactor } from "./contracts.js";
+import { int, quoteColumn, run, type SqlDialect } from "./dialect.js";
 import { StateVersionConflictError } from "./errors.js";
 import { raw, sql } from "./sql.js";
 
@@ -49,8 +49,14 @@ function findNonJson(value: unknown, path: string, seen = new Set<object>()): st
 }
 
 /** The {@link StateStore} over any SQL executor (the store itself, or a transaction handle). */
-export function createStateStore(executor: SqlExecutor, dialect: SqlDialect, clock: Clock): StateStore {
+export function createStateStore(
+  executor: SqlExecutor & Partial<Transactor>,
+  dialect: SqlDialect,
+  clock: Clock,
+): StateStore {
   const t = raw(dialect.table("state"));
+  const kq = quoteColumn(dialect, "key");
+  const k = raw(kq);
   const toEntry = <T>(row: StateRow): StateEntry<T> => ({
     key: row.key,
     value: dialect.decodeJson(row.value) as T,
@@ -64,7 +70,7 @@ export function createStateStore(executor: SqlExecutor, dialect: SqlDialect, clo
       const { rows } = await run<StateRow>(
         executor,
         dialect,
-        sql`SELECT key, value, version, updated_at FROM ${t} WHERE key = ${key}`,
+        sql`SELECT ${k}, value, version, updated_at FROM ${t} WHERE ${k} = ${key}`,
       );
       return rows[0] ? toEntry<T>(rows[0]) : undefined;
     },
@@ -78,30 +84,50 @@ export function createStateStore(executor: SqlExecutor, dialect: SqlDialect, clo
       if (expected !== undefined && (!Number.isInteger(expected) || expected < 0)) {
         throw new InvalidArgumentError("expectedVersion must be an integer >= 0", "expectedVersion");
       }
-      // One statement either way, so the compare-and-set is atomic on every backend.
-      const statement =
-        expected === undefined
-          ? sql`INSERT INTO ${t} AS s (key, value, version, updated_at) VALUES (${key}, ${json}, 1, ${now})
-                ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = s.version + 1,
-                updated_at = excluded.updated_at
-                RETURNING key, value, version, updated_at`
-          : expected === 0
-            ? sql`INSERT INTO ${t} (key, value, version, updated_at) VALUES (${key}, ${json}, 1, ${now})
-                  ON CONFLICT (key) DO NOTHING
-                  RETURNING key, value, version, updated_at`
+      // One statement each (or the backend's atomic upsert), so the compare-and-set is atomic on
+      // every backend. What was written is known but for the version of an unconditional write.
+      const written = (version: number): StateEntry<T> => ({
+        key,
+        value: JSON.parse(JSON.stringify(value)) as T,
+        version,
+        updatedAt: now,
+      });
+      if (expected === undefined) {
+        const [row] = await dialect.roles.rows.upsertWhen<{ version: unknown }>(executor, {
+          table: t,
+          alias: "s",
+          columns: `${kq}, value, version, updated_at`,
+          row: sql`(${key}, ${json}, 1, ${now})`,
+          conflict: kq,
+          match: sql`${k} = ${key}`,
+          set: sql`value = ${json}, version = s.version + 1, updated_at = ${now}`,
+          returning: "version",
+        });
+        if (row) return written(int(row.version));
+      } else {
+        const { rowCount } = await run(
+          executor,
+          dialect,
+          expected === 0
+            ? dialect.roles.rows.insertIgnore(
+                t,
+                `${kq}, value, version, updated_at`,
+                [sql`(${key}, ${json}, 1, ${now})`],
+                kq,
+              )
             : sql`UPDATE ${t} SET value = ${json}, version = version + 1, updated_at = ${now}
-                  WHERE key = ${key} AND version = ${expected}
-                  RETURNING key, value, version, updated_at`;
-      const { rows } = await run<StateRow>(executor, dialect, statement);
-      if (rows[0]) return toEntry<T>(rows[0]);
+                  WHERE ${k} = ${key} AND version = ${expected}`,
+        );
+        if (rowCount > 0) return written(expected + 1);
+      }
       const current = await this.get(key);
       throw new StateVersionConflictError(key, expected ?? 0, current?.version);
     },
 
     async delete(key: string) {
       assertStateKey(key);
-      const { rows } = await run(executor, dialect, sql`DELETE FROM ${t} WHERE key = ${key} RETURNING key`);
-      return rows.length > 0;
+      const { rowCount } = await run(executor, dialect, sql`DELETE FROM ${t} WHERE ${k} = ${key}`);
+      return rowCount > 0;
     },
 
     async list<T>(prefix: string) {
@@ -111,9 +137,9 @@ export function createStateStore(executor: SqlExecutor, dialect: SqlDialect, clo
         executor,
         dialect,
         prefix === ""
-          ? sql`SELECT key, value, version, updated_at FROM ${t} ORDER BY key`
-          : sql`SELECT key, value, version, updated_at FROM ${t}
-                WHERE key >= ${prefix} AND key < ${prefix + "\u{10FFFF}"} ORDER BY key`,
+          ? sql`SELECT ${k}, value, version, updated_at FROM ${t} ORDER BY ${k}`
+          : sql`SELECT ${k}, value, version, updated_at FROM ${t}
+                WHERE ${k} >= ${prefix} AND ${k} < ${prefix + "\u{10FFFF}"} ORDER BY ${k}`,
       );
       return rows.map((row) => toEntry<T>(row));
     },

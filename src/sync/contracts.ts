@@ -117,6 +117,12 @@ export interface SyncSource {
   /** How many rows the read would yield, when the source can tell cheaply (for progress and ETA). */
   count?(request: Omit<ReadRequest, "signal" | "batchSize">): Promise<number | undefined>;
   /**
+   * The time (ms since the epoch) a cursor of this source stands at, when its position is a time
+   * (a keyset source whose first cursor column is a timestamp or epoch-ms); `undefined` otherwise.
+   * Feeds `patchbay_pipeline_cursor_lag_seconds`.
+   */
+  cursorTime?(cursor: SourceCursor): number | undefined;
+  /**
    * Called after a batch and its cursor committed at the destination. A streaming source
    * acknowledges upstream here (PostgreSQL logical replication: confirm the LSN); others ignore it.
    */
@@ -139,6 +145,16 @@ export interface QuarantineRecord {
   error: { code?: string; message: string };
   /** The row as read from the source (or produced by the transform), JSON-safe. */
   row: JsonValue;
+}
+
+/** A quarantined row as a destination stored it. */
+export interface QuarantinedRow extends QuarantineRecord {
+  /** Its position in the quarantine (newest first; `before` pages on it). */
+  id: string;
+  /** The run that set it aside. */
+  runId: string;
+  /** When (ms since the epoch). */
+  at: number;
 }
 
 /** One batch for a destination. */
@@ -224,6 +240,12 @@ export interface SyncDestination {
   readonly capabilities: DestinationCapabilities;
   /** Opens a session for one run. */
   open(context: DestinationContext): Promise<DestinationSession>;
+  /**
+   * A pipeline's quarantined rows, newest first: `limit` of them (default 50), those older than
+   * the row `before` when given. Optional: the SQL destinations have it; a file destination's
+   * quarantine is a file beside it (`<path>.quarantine.ndjson`).
+   */
+  quarantined?(pipeline: string, options?: { limit?: number; before?: string }): Promise<QuarantinedRow[]>;
   /** Releases connections. Safe to call twice. */
   close(): Promise<void>;
 }

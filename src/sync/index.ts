@@ -11,6 +11,7 @@ export type {
   DestinationSession,
   EncodedRows,
   JsonValue,
+  QuarantinedRow,
   QuarantineRecord,
   ReadMode,
   ReadRequest,

@@ -136,6 +136,29 @@ function parseCursor(cursor: SourceCursor | undefined, columns: readonly string[
   return c.values;
 }
 
+/**
+ * The time (ms since the epoch) of a keyset cursor's first value: a timestamp (an ISO string; one
+ * without an offset, as SQLite and MySQL give them, is UTC) or epoch-ms (a number, or its digits).
+ */
+function cursorTimeOf(cursor: SourceCursor, type: CursorType): number | undefined {
+  const value = (cursor as Partial<KeysetCursor> | null)?.values?.[0];
+  if (type === "epoch-ms") {
+    const n =
+      typeof value === "number"
+        ? value
+        : typeof value === "string" && /^\d+$/.test(value)
+          ? Number(value)
+          : NaN;
+    return Number.isFinite(n) ? n : undefined;
+  }
+  if (typeof value !== "string") return undefined;
+  const zoned = /\d:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$/i.test(value)
+    ? value
+    : `${value.replace(" ", "T")}Z`;
+  const at = Date.parse(zoned);
+  return Number.isNaN(at) ? undefined : at;
+}
+
 /** Builds a {@link SyncSource} over any keyset-capable SQL backend. */
 export function keysetSource(driver: KeysetDriver, options: SqlSourceOptions, kind: string): SyncSource {
   if ((options.table === undefined) === (options.query === undefined)) {
@@ -285,6 +308,9 @@ export function keysetSource(driver: KeysetDriver, options: SqlSourceOptions, ki
 
   return {
     description,
+    ...(cursorColumns.length > 0 && type !== "sequence"
+      ? { cursorTime: (cursor: SourceCursor) => cursorTimeOf(cursor, type) }
+      : {}),
     capabilities: {
       modes: cursorColumns.length ? ["full", "incremental"] : ["full"],
       streaming: false,

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { sqlite } from "../adapters/sqlite/index.js";
 import { isPatchbayError } from "../core/errors.js";
+import { onMeasurement } from "../core/instruments.js";
 import type { SqlStore } from "../store/sql-store.js";
 import type {
   DestinationBatch,
@@ -113,6 +114,42 @@ describe("pipeline", () => {
     expect(codeOf(() => pipeline("p", base({ schema: {} as never })))).toBe("INVALID_ARGUMENT");
     const replace = { ...memoryDestination().destination, write: "replace" as const };
     expect(codeOf(() => pipeline("p", base({ destination: replace })))).toBe("INVALID_ARGUMENT");
+  });
+
+  it("reports its committed cursor's time per batch (from the stored checkpoint at the start), and forgets it on reset", async () => {
+    const seen: number[] = [];
+    const stop = onMeasurement((name, value, labels) => {
+      if (name === "pipeline.cursor_time" && (labels as { pipeline: string }).pipeline === "timed") {
+        seen.push(value);
+      }
+    });
+    try {
+      const dst = memoryDestination();
+      // The cursor is the last id; say id n was written at n seconds after the epoch.
+      const source = { ...memorySource(rows(25)), cursorTime: (c: JsonValue) => Number(c) * 1000 };
+      const p = pipeline("timed", base({ source, destination: dst.destination }));
+      await p.run();
+      expect(seen).toEqual([10_000, 20_000, 25_000]);
+      seen.length = 0;
+      await p.run();
+      expect(seen).toEqual([25_000]); // nothing new: the stored cursor, once
+      await p.reset();
+      expect(seen).toEqual([25_000, Number.NaN]);
+
+      // A source that cannot read its cursor's time reports nothing and fails nothing.
+      seen.length = 0;
+      const broken = {
+        ...memorySource(rows(5)),
+        cursorTime: (): number => {
+          throw new Error("unreadable");
+        },
+      };
+      const q = pipeline("timed", base({ source: broken, destination: memoryDestination().destination }));
+      expect((await q.run()).status).toBe("succeeded");
+      expect(seen).toEqual([]);
+    } finally {
+      stop();
+    }
   });
 
   it("refuses start() without a schedule with INVALID_ARGUMENT", async () => {

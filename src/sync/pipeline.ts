@@ -4,6 +4,7 @@
  */
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { Cron } from "croner";
+import { measure } from "../core/instruments.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { InvalidArgumentError } from "../core/errors.js";
@@ -12,7 +13,7 @@ import { isStandardSchema } from "../core/schema.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import { uuidv7 } from "../core/ids.js";
 import type { SqlStore } from "../store/sql-store.js";
-import type { JsonValue, SyncDestination, SyncSource } from "./contracts.js";
+import type { JsonValue, QuarantinedRow, SyncDestination, SyncSource } from "./contracts.js";
 import { errorInfo } from "./json.js";
 import { acquireLease, isHeld, lockKey, type LeaseInfo } from "./lock.js";
 import {
@@ -100,6 +101,12 @@ export interface Pipeline extends Lifecycle {
    */
   stop(options?: StopOptions): Promise<void>;
   status(options?: { runs?: number }): Promise<PipelineStatus>;
+  /**
+   * Its quarantined rows, newest first (`limit`, default 50; `before`: a row's id, for the next
+   * page), or `undefined` when its destination cannot list them (a file destination: read
+   * `<path>.quarantine.ndjson`).
+   */
+  quarantined(options?: { limit?: number; before?: string }): Promise<QuarantinedRow[] | undefined>;
   /** Forgets the checkpoint: the next run reads from the start. Refused with `SYNC_LOCKED` while a run holds the lock. */
   reset(): Promise<void>;
   /** `stop()`, then closes the source and the destination. */
@@ -324,6 +331,10 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
       };
     },
 
+    async quarantined(quarantineOptions = {}) {
+      return options.destination.quarantined?.(name, quarantineOptions);
+    },
+
     async reset() {
       await options.store.open();
       const lease = await acquireLease(options.store.state, name, uuidv7(clock), leaseMs, clock);
@@ -332,6 +343,7 @@ export function pipeline(name: string, options: PipelineOptions): Pipeline {
       } finally {
         await lease.release();
       }
+      measure("pipeline.cursor_time", Number.NaN, { pipeline: name });
       logger.info({}, "patchbay sync: checkpoint reset; the next run reads from the start");
     },
 

@@ -229,6 +229,18 @@ export async function executeRun(ctx: RunContext, options: RunOptions): Promise<
   return record;
 }
 
+/** Reports the time of the committed incremental cursor, when the source can read one from it. */
+function reportCursorTime(ctx: RunContext, cursor: SourceCursor | null | undefined): void {
+  if (!ctx.source.cursorTime || cursor === null || cursor === undefined) return;
+  let at: number | undefined;
+  try {
+    at = ctx.source.cursorTime(cursor);
+  } catch {
+    return; // metrics never fail a run
+  }
+  if (at !== undefined && Number.isFinite(at)) measure("pipeline.cursor_time", at, { pipeline: ctx.name });
+}
+
 async function runBatches(
   ctx: RunContext,
   session: DestinationSession,
@@ -260,6 +272,7 @@ async function runBatches(
     }
   }
   record.cursorBefore = readMode === "full" ? (stored.full?.cursor ?? null) : stored.cursor;
+  if (readMode === "incremental") reportCursorTime(ctx, stored.cursor);
   record.cursorAfter = record.cursorBefore;
   await ctx.runs.update(record);
 
@@ -351,6 +364,7 @@ async function runBatches(
     record.rowsDeleted += result.deleted;
     record.rowsQuarantined += prepared.quarantine.length + (result.quarantined ?? 0);
     record.cursorAfter = batch.cursor;
+    if (readMode === "incremental") reportCursorTime(ctx, batch.cursor);
     // Rows the destination refused while writing (values its columns would change) are only
     // known now: the batch is in, and the run stops here.
     if (record.rowsQuarantined > ctx.maxQuarantined) {

@@ -12,6 +12,7 @@ import type {
   EncodedRows,
   DestinationSession,
   JsonValue,
+  QuarantinedRow,
   QuarantineRecord,
   Row,
   RowEncoding,
@@ -226,6 +227,45 @@ export function sqlDestination(
       ...(driver.encodings ? { encodings: driver.encodings } : {}),
     },
     close: () => driver.close(),
+
+    async quarantined(pipeline, options = {}): Promise<QuarantinedRow[]> {
+      const limit = options.limit ?? 50;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+        throw new InvalidArgumentError(`limit is an integer in 1..1000, got ${limit}`, "limit");
+      }
+      const before = options.before === undefined ? undefined : Number(options.before);
+      if (before !== undefined && !Number.isSafeInteger(before)) {
+        throw new InvalidArgumentError(`before is a quarantined row's id, got ${options.before}`, "before");
+      }
+      const conn = await driver.connect();
+      try {
+        // Reading creates nothing: no quarantine table yet means nothing quarantined.
+        if ((await conn.describe(quarantine)) === undefined) return [];
+        const s = new SqlBuilder(driver);
+        const where = `pipeline = ${s.param(pipeline)}${before === undefined ? "" : ` AND id < ${s.param(before)}`}`;
+        const { rows } = await conn.query<{
+          id: unknown;
+          run_id: string;
+          reason: string;
+          error: string;
+          row_data: string;
+          created_at: unknown;
+        }>(
+          `SELECT id, run_id, reason, error, row_data, created_at FROM ${q(quarantine)} WHERE ${where} ORDER BY id DESC LIMIT ${limit}`,
+          s.params,
+        );
+        return rows.map((r) => ({
+          id: String(r.id),
+          runId: r.run_id,
+          reason: r.reason,
+          error: JSON.parse(r.error) as QuarantineRecord["error"],
+          row: JSON.parse(r.row_data) as JsonValue,
+          at: Number(r.created_at),
+        }));
+      } finally {
+        await conn.close();
+      }
+    },
 
     async open(context): Promise<DestinationSession> {
       const conn = await driver.connect();

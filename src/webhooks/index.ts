@@ -17,6 +17,7 @@ export type {
   WebhookMessage,
 } from "./deliveries.js";
 export { EndpointDisabled, type EndpointDisabledData } from "./events.js";
+export { WEBHOOK_TEST_EVENT, type WebhookTestData } from "./test-event.js";
 export type { WebhookPayloadFormat } from "./payload.js";
 export {
   DEFAULT_RETRY_SCHEDULE,

@@ -21,6 +21,7 @@ import { retrySchedule, type RetryScheduleOptions } from "./schedule.js";
 import { createSender } from "./sender.js";
 import { createTargetPolicy, type WebhookResolver } from "./ssrf.js";
 import { webhookMetrics } from "./telemetry.js";
+import { createTestSender } from "./test-event.js";
 import { startWorker, type Worker } from "./worker.js";
 
 /** Options of {@link createWebhooks}. */
@@ -84,6 +85,12 @@ export interface Webhooks extends Lifecycle {
   replay(messageId: string, options?: { endpointId?: string }): Promise<number>;
   /** {@link WebhookDeliveries.recover}: sends an endpoint's failed messages since a time again. */
   recover(endpointId: string, since: number | Date): Promise<number>;
+  /**
+   * Sends a test event (`patchbay.webhook.test`, data `{ endpointId, test: true }`) to one
+   * endpoint, whatever its event filters: a real delivery, due now, signed and retried like any
+   * other and visible in the attempt log. A disabled endpoint gets it once enabled.
+   */
+  sendTest(endpointId: string): Promise<{ messageId: string }>;
   /**
    * Opens the store and starts delivering (a no-op when started; `STOPPED` after `stop()`).
    * Fan-out runs with the bus (`bus.start()`).
@@ -224,6 +231,7 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
     deliveries,
     replay: (messageId, replayOptions) => deliveries.replay(messageId, replayOptions),
     recover: (endpointId, since) => deliveries.recover(endpointId, { since }),
+    sendTest: createTestSender(store, { clock, format, wake }),
 
     start: () => life.start(),
     stop: (stopOptions) => life.stop(stopOptions),

@@ -467,6 +467,7 @@ export function defineSyncConformance(harness: SyncHarness): void {
             amount: z.string().refine((a) => Number(a) >= 0, "amount must not be negative"),
           }),
         });
+        expect(await p.quarantined()).toEqual([]); // no quarantine table yet: nothing, and none made
         const report = await p.run();
         expect(report).toMatchObject({
           status: "succeeded",
@@ -474,8 +475,8 @@ export function defineSyncConformance(harness: SyncHarness): void {
           rowsQuarantined: 2,
           rowsWritten: 298,
         });
-        const source = (await db.rows("src")).filter((r) => r.id !== 13 && r.id !== 27);
-        expect(await db.rows("dst")).toEqual(source);
+        const kept = (await db.rows("src")).filter((r) => r.id !== 13 && r.id !== 27);
+        expect(await db.rows("dst")).toEqual(kept);
         const quarantined = await db.exec(
           `SELECT reason, error, row_data FROM ${db.sqlName("patchbay_sync_quarantine")} ORDER BY reason`,
         );
@@ -483,6 +484,30 @@ export function defineSyncConformance(harness: SyncHarness): void {
         expect(String(quarantined[1]?.error)).toContain("cannot transform row 13");
         expect(String(quarantined[0]?.error)).toContain("amount must not be negative");
         expect(JSON.parse(String(quarantined[0]?.row_data))).toMatchObject({ id: 27 });
+
+        // Read back through the pipeline: newest first, paged by id.
+        const [newest, ...more] = (await p.quarantined({ limit: 1 })) ?? [];
+        expect(more).toEqual([]);
+        const [older, ...none] = (await p.quarantined({ limit: 5, before: newest!.id })) ?? [];
+        expect(none).toEqual([]);
+        expect(Number(older!.id)).toBeLessThan(Number(newest!.id));
+        expect([newest!.row, older!.row]).toEqual(
+          expect.arrayContaining([expect.objectContaining({ id: 13 }), expect.objectContaining({ id: 27 })]),
+        );
+        for (const q of [newest!, older!]) {
+          expect(q.runId).toBe(report.id);
+          expect(Math.abs(q.at - Date.now())).toBeLessThan(60_000);
+        }
+        expect([newest!, older!].find((q) => q.reason === "transform")?.error.message).toBe(
+          "cannot transform row 13",
+        );
+
+        // The cursor's time: the newest source row's stamp (about 17 s before the database's clock).
+        const source = db.source(sourceOptions());
+        const at = source.cursorTime?.(report.cursorAfter ?? null);
+        await source.close();
+        expect(at).toBeGreaterThan(Date.now() - 120_000);
+        expect(at).toBeLessThan(Date.now());
       });
 
       it("a bad row re-read by the lookback window is quarantined once, not once per run", async () => {

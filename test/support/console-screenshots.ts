@@ -5,6 +5,8 @@
  */
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { circuitBreaker } from "../../src/resilience/breaker.js";
+import { consecutive } from "../../src/resilience/consecutive.js";
 import { chromiumPresent, CHROMIUM, launchChromium } from "./chromium.js";
 import { consoleApp } from "./console-fixture.js";
 import { sqliteDatabase } from "./stores.js";
@@ -60,6 +62,15 @@ try {
   await page.waitForLoadState("networkidle");
   await page.screenshot({ path: `${OUT}queues.png`, fullPage: true });
   process.stdout.write("docs/console/queues.png\n");
+  // The breakers screen, on a console given one open breaker (the other shots stay without it).
+  const payments = circuitBreaker({ strategy: consecutive({ threshold: 1 }), halfOpenAfter: "1h" });
+  await payments.execute(() => Promise.reject(new Error("payment provider down"))).catch(() => undefined);
+  const withBreaker = await app.serve({ breakers: { payments } });
+  await page.goto(`${withBreaker.url}#/breakers`);
+  await page.locator("main h1").waitFor();
+  await page.waitForLoadState("networkidle");
+  await page.screenshot({ path: `${OUT}breakers.png`, fullPage: true });
+  process.stdout.write("docs/console/breakers.png\n");
   await page.setViewportSize({ width: 390, height: 800 });
   await page.goto(url);
   await page.locator("main h1").waitFor();

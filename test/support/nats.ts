@@ -44,7 +44,7 @@ export function isolatedNats(url: string): IsolatedNats {
       }),
     cleanup: () =>
       withJsm(async (jsm) => {
-        for (const s of [n.stream, n.delayStream, n.parkedStream]) {
+        for (const s of n.streams) {
           await jsm.streams.delete(s).catch(() => undefined);
         }
       }),

@@ -145,12 +145,13 @@ export async function run<Row>(
   text: string,
   params: readonly unknown[] = [],
   read: Partial<typeof EXACT_READ> = {},
+  standardState = false,
 ): Promise<QueryResult<Row>> {
   try {
     const [result] = await on.query({ sql: text, values: params as unknown[], ...read });
     if (Array.isArray(result)) return { rows: result as Row[], rowCount: result.length };
     return { rows: [], rowCount: (result as MysqlResultHeader).affectedRows };
   } catch (e) {
-    throw toStoreError(e, text);
+    throw toStoreError(e, text, standardState);
   }
 }

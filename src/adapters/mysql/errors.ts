@@ -11,13 +11,18 @@ const NETWORK = new Set([
   "PROTOCOL_SEQUENCE_TIMEOUT",
 ]);
 
-/** Wraps a `mysql2` error as a `StoreQueryError`; `sqlState` is MySQL's error code name (`ER_DUP_ENTRY`). */
-export function toStoreError(e: unknown, text: string): StoreQueryError {
-  const err = e as { code?: unknown; errno?: unknown; message?: string };
-  const code = typeof err.code === "string" ? err.code : undefined;
+/**
+ * Wraps a `mysql2` error as a `StoreQueryError`; `sqlState` is MySQL's error code name
+ * (`ER_DUP_ENTRY`), or with `standard` the SQLSTATE (`23000`) as the other stores report it (the
+ * store's errors), falling back to the name for client errors that have none.
+ */
+export function toStoreError(e: unknown, text: string, standard = false): StoreQueryError {
+  const err = e as { code?: unknown; errno?: unknown; message?: string; sqlState?: unknown };
+  const name = typeof err.code === "string" ? err.code : undefined;
+  const code = standard && typeof err.sqlState === "string" ? err.sqlState : name;
   const retryable =
     (typeof err.errno === "number" && TRANSIENT_ERRNO.has(err.errno)) ||
-    (code !== undefined && NETWORK.has(code));
+    (name !== undefined && NETWORK.has(name));
   const first = text.trim().split("\n")[0]?.slice(0, 120) ?? "";
   return new StoreQueryError(`MySQL: ${err.message ?? String(e)} (in: ${first})`, code, {
     cause: e,

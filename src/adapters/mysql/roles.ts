@@ -10,8 +10,17 @@
  * long): acceptable here because Patchbay writes only its own well-formed rows with it.
  */
 import { join, joinWith, raw, sql } from "../../store/sql.js";
+import type { SqlExecutor } from "../../store/contracts.js";
 import type { StoreRoles } from "../../store/roles.js";
 import { list, runIn, sharedInboxRoles, sharedQueueRoles } from "../shared/roles.js";
+
+/** InnoDB chose this transaction as a deadlock's victim and rolled it back (`ER_LOCK_DEADLOCK`, 1213). */
+const isDeadlock = (e: unknown): boolean => {
+  const cause = (e as { cause?: { errno?: unknown } }).cause;
+  return (
+    cause?.errno === 1213 || (cause as { cause?: { errno?: unknown } } | undefined)?.cause?.errno === 1213
+  );
+};
 
 export const mysqlRoles: StoreRoles = {
   rows: {
@@ -63,6 +72,51 @@ export const mysqlRoles: StoreRoles = {
         row,
         sql` ON DUPLICATE KEY UPDATE ${raw(update.map((c) => `${c} = VALUES(${c})`).join(", "))}`,
       ),
+    upsertWhen(ex, s) {
+      // The update first: it locks the existing row for writing at once. An INSERT IGNORE first
+      // would take a shared lock on the clashing row, and two callers both holding one and both
+      // then updating deadlock.
+      const update = join(
+        sql`UPDATE ${s.table} AS ${raw(s.alias)} SET `,
+        s.set,
+        sql` WHERE `,
+        s.match,
+        s.when ? join(sql` AND (`, s.when, sql`)`) : sql``,
+      );
+      const go = async (tx: SqlExecutor): Promise<never[]> => {
+        if ((await runIn("question", tx, update)).rowCount === 0) {
+          const inserted = await runIn(
+            "question",
+            tx,
+            join(sql`INSERT IGNORE INTO ${s.table} (${raw(s.columns)}) VALUES `, s.row),
+          );
+          if (inserted.rowCount === 0) {
+            // Ignored: another caller's row came in between; with `when` it is a live one (a
+            // claim's). Without `when` it is updated, which waits for that caller's commit.
+            if (s.when || (await runIn("question", tx, update)).rowCount === 0) return [];
+          }
+        }
+        const { rows } = await runIn<never>(
+          "question",
+          tx,
+          join(sql`SELECT ${raw(s.returning)} FROM ${s.table} WHERE `, s.match),
+        );
+        return rows;
+      };
+      if (!ex.transaction) return go(ex);
+      const own = ex.transaction.bind(ex);
+      // Two callers inserting one new key both wait on the other's shared lock when they go on to
+      // update it: InnoDB rolls one back (a deadlock), and that one runs again.
+      const attempt = async (left: number): Promise<never[]> => {
+        try {
+          return await own(go);
+        } catch (e) {
+          if (left > 0 && isDeadlock(e)) return attempt(left - 1);
+          throw e;
+        }
+      };
+      return attempt(5);
+    },
     jsonText: (text) => (text === null ? sql`NULL` : sql`${text}`),
   },
   locks: {

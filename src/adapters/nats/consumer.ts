@@ -8,6 +8,14 @@
  * The attempt is the count JetStream keeps (`info.deliveryCount`, durable on the server, so right
  * after a restart of ours or of the server) plus the retries the message went through before it
  * was published again (`Patchbay-Retries`).
+ *
+ * A redelivered message (its last delivery ended unsettled: its process died, or lost its
+ * connection) runs alone in its process (alone.ts), and before it runs, the suspects stream
+ * records one more such run; a run that returns clears the record. So the record counts the runs
+ * that ended with their process, and only those of this message: a message in flight beside a
+ * poison message when it kills its process is redelivered, runs alone once, and is done, while
+ * the poison reaches `deliveryLimit` (its first unsettled delivery, beside others, plus
+ * `deliveryLimit - 1` alone) and becomes a dead letter.
  */
 import type { ConsumerMessages, JsMsg, PullConsumer as JsConsumer } from "./load.js";
 import { BusError, UndecodableMessageError } from "../../bus/errors.js";
@@ -17,6 +25,7 @@ import { invoke } from "../../core/invoke.js";
 import type { Logger } from "../../core/logger.js";
 import { settleBy } from "../../core/settle-by.js";
 import type { Backoff } from "../../resilience/backoff.js";
+import { runGate } from "./alone.js";
 import { decode, decodeFallback, type Decoded, type Incoming } from "./codec.js";
 
 /** How a message goes back to the group later. */
@@ -37,6 +46,12 @@ export interface ConsumerDeps {
   sendLater(decoded: Decoded, later: Later): Promise<void>;
   /** Moves a message whose dead letter the store refused to the parked stream. */
   park(decoded: Decoded, group: string): Promise<void>;
+  /** The runs alone recorded for the message at `seq` in the main stream (0 when none). */
+  suspectRuns(group: string, seq: number): Promise<number>;
+  /** Records `runs` runs alone of the message at `seq` (acknowledged by the stream). */
+  markSuspect(group: string, seq: number, runs: number): Promise<void>;
+  /** Forgets them: a run returned. */
+  clearSuspect(group: string, seq: number): Promise<void>;
   unsettled: Backoff;
   deliveryLimit: number;
   ackWaitMs: number;
@@ -65,6 +80,21 @@ export async function startConsumer(
   const cancels = new Set<() => void>();
   let slotFreed: (() => void) | undefined;
 
+  // Acks go out together once this turn's handlers are done: one socket write for many (an ack
+  // on its own costs a write, and the server a read, per message). Sent before stop returns.
+  let acks: JsMsg[] = [];
+  let ackTimer: NodeJS.Immediate | undefined;
+  const flushAcks = () => {
+    const due = acks;
+    acks = [];
+    ackTimer = undefined;
+    for (const m of due) m.ack();
+  };
+  const ack = (m: JsMsg) => {
+    acks.push(m);
+    ackTimer ??= setImmediate(flushAcks);
+  };
+
   const pause = (ms: number) =>
     new Promise<boolean>((resolve) => {
       const cancel = () => {
@@ -84,28 +114,20 @@ export async function startConsumer(
     readonly message: Delivery["message"];
     readonly failure: FailureRecord | undefined;
     readonly undecodable: Delivery["undecodable"];
-    private heartbeat: NodeJS.Timeout | undefined;
     constructor(
       readonly msg: JsMsg,
       readonly d: Decoded,
       readonly attempt: number,
       undecodable: UndecodableMessageError | undefined,
+      /** Stops the heartbeat and gives its turn back (idempotent). */
+      readonly done: () => void,
     ) {
       this.message = d.message;
       this.failure = d.failure;
       this.undecodable = undecodable;
-      // Keeps the delivery ours while the handler runs longer than the ack wait.
-      const every = Math.max(250, Math.floor(deps.ackWaitMs / 3));
-      this.heartbeat = setInterval(() => {
-        if (this.state === "open" || this.state === "busy") this.msg.working();
-      }, every);
-      this.heartbeat.unref();
     }
     get group() {
       return group;
-    }
-    done() {
-      clearInterval(this.heartbeat);
     }
     private claim(what: string) {
       if (this.state !== "open") {
@@ -116,7 +138,7 @@ export async function startConsumer(
     ack(): Promise<void> {
       return invoke(() => {
         this.claim("ack");
-        this.msg.ack();
+        ack(this.msg);
         this.state = "settled";
         this.done();
       });
@@ -148,7 +170,7 @@ export async function startConsumer(
         this.state = "open";
         throw e;
       }
-      this.msg.ack();
+      ack(this.msg);
       this.state = "settled";
       this.done();
     }
@@ -163,21 +185,56 @@ export async function startConsumer(
     }
     // The stream holds every group's messages: what is not for this group is acked at once.
     if (d.group !== undefined ? d.group !== group : !(await deps.matcher())(d.message.type)) {
-      m.ack();
+      ack(m);
       return;
     }
     const deliveries = m.info.deliveryCount;
+    const seq = m.info.streamSequence;
+    // Keeps the delivery ours while it waits for its turn and while the handler runs longer than
+    // the ack wait.
+    const heartbeat = setInterval(() => m.working(), Math.max(250, Math.floor(deps.ackWaitMs / 3)));
+    heartbeat.unref();
+    const suspect = deliveries > 1;
+    const turn = suspect
+      ? await runGate.apart(() => running, deps.ackWaitMs)
+      : await runGate.beside(() => running).then((release) => release && { alone: false, release });
+    let capped: NodeJS.Timeout | undefined;
+    const done = () => {
+      clearInterval(heartbeat);
+      clearTimeout(capped);
+      turn?.release();
+    };
+    if (!turn) {
+      done();
+      return m.nak(); // stopping: back to the group at once
+    }
     let undecodable = d.undecodable;
-    if (!undecodable && deliveries > deps.deliveryLimit) {
-      // Delivered this often without being settled: it kills its consumer. A dead letter now.
-      undecodable = new UndecodableMessageError(
-        `message ${d.message.id} was delivered ${deliveries} times to group ${group} without being settled (deliveryLimit ${deps.deliveryLimit}); its consumer dies on it?`,
-        "delivery",
-        String(deliveries),
-      );
+    let marked = false;
+    if (turn.alone && !undecodable) {
+      try {
+        const runs = await deps.suspectRuns(group, seq);
+        if (runs >= Math.max(1, deps.deliveryLimit - 1)) {
+          // Its process died on it every time, alone the last times: a dead letter now.
+          undecodable = new UndecodableMessageError(
+            `message ${d.message.id} was delivered ${deliveries} times to group ${group} without being settled (deliveryLimit ${deps.deliveryLimit}), ${runs} of them running alone in their process; its consumer dies on it?`,
+            "delivery",
+            String(deliveries),
+          );
+        } else {
+          await deps.markSuspect(group, seq, runs + 1);
+          marked = true;
+        }
+      } catch (e) {
+        log.warn({ err: e, messageId: d.message.id }, "patchbay nats: cannot record a suspect's run");
+        done();
+        return m.nak(1000);
+      }
+      // A run that outlasts the ack wait lets the others go on (it still counts if it kills us).
+      capped = setTimeout(turn.release, deps.ackWaitMs);
+      capped.unref();
     }
     const attempt = d.retries + deliveries;
-    const delivery = new NatsDelivery(m, d, attempt, undecodable);
+    const delivery = new NatsDelivery(m, d, attempt, undecodable, done);
     let failure: unknown;
     live.add(delivery);
     try {
@@ -187,6 +244,12 @@ export async function startConsumer(
       log.error({ err: e, messageId: d.message.id }, "patchbay nats: delivery not settled");
     } finally {
       live.delete(delivery);
+    }
+    if (marked && delivery.state !== "abandoned") {
+      // It returned: this run did not kill its process.
+      deps
+        .clearSuspect(group, seq)
+        .catch((e: unknown) => log.debug({ err: e }, "patchbay nats: suspect record kept"));
     }
     if (delivery.state === "settled" || delivery.state === "abandoned") {
       if (delivery.state === "settled") unsettledRun = 0;
@@ -198,7 +261,7 @@ export async function startConsumer(
     if (isPatchbayError(failure, "DEAD_LETTER_FAILED") && !failure.retryable) {
       try {
         await deps.park(d, group);
-        m.ack();
+        ack(m);
         log.error({ messageId: d.message.id }, "patchbay nats: message parked in the prefix's parked stream");
       } catch (e) {
         log.error({ err: e, messageId: d.message.id }, "patchbay nats: cannot park a message");
@@ -211,7 +274,7 @@ export async function startConsumer(
     previousDelay = delayMs;
     try {
       await deps.sendLater(d, { group, delayMs, retries: attempt, failure: d.failure });
-      m.ack();
+      ack(m);
     } catch (e) {
       log.warn({ err: e, messageId: d.message.id }, "patchbay nats: cannot reschedule a delivery");
       m.nak(delayMs);
@@ -232,6 +295,7 @@ export async function startConsumer(
 
   async function loop(): Promise<void> {
     let failures = 0;
+    let pull: JsConsumer | undefined;
     while (running) {
       const free = concurrency - inFlight.size;
       // A pull per freed slot would cost a round trip per message under load: pull again once a
@@ -241,11 +305,21 @@ export async function startConsumer(
         slotFreed = undefined;
         continue;
       }
+      if (runGate.closed) {
+        // A suspect waits to run alone in this process, or runs: nothing new meanwhile.
+        await new Promise<void>((r) => {
+          slotFreed = r;
+          void runGate.changed().then(r);
+        });
+        slotFreed = undefined;
+        continue;
+      }
       try {
-        const c = await deps.consumer();
+        // Looked up once (a consumer info request), again only after a failure.
+        pull ??= await deps.consumer();
         await deps.matcher();
         if (!running) break;
-        batch = await c.fetch({ max_messages: free, expires: 2000 });
+        batch = await pull.fetch({ max_messages: free, expires: 2000 });
         for await (const m of batch) {
           if (!running) {
             m.nak(); // fetched, not handed over: back to the group at once
@@ -256,6 +330,7 @@ export async function startConsumer(
         failures = 0;
       } catch (e) {
         if (!running) break;
+        pull = undefined;
         failures++;
         log.warn({ err: e }, "patchbay nats: pull failed; pulling again");
         await pause(Math.min(2000, 100 * 2 ** Math.min(failures, 5)));
@@ -277,10 +352,16 @@ export async function startConsumer(
         running = false;
         for (const cancel of [...cancels]) cancel();
         slotFreed?.();
+        runGate.wake(); // deliveries waiting for their turn give up
+
         batch?.stop();
         await settleBy(looping, deadline);
         const handlers = [...inFlight];
         await settleBy(Promise.allSettled(handlers), deadline);
+        if (ackTimer) {
+          clearImmediate(ackTimer);
+          flushAcks();
+        }
         // Abandoned like those of a process that died, but handed back at once: no heartbeat
         // keeps them, and a late settle does nothing.
         for (const d of live) {

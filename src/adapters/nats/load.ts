@@ -31,7 +31,7 @@ export interface JsMsg {
   seq: number;
   headers: MsgHdrs | undefined;
   /** `deliveryCount`: deliveries of this message to this consumer, this one included (kept by the server). */
-  info: { deliveryCount: number };
+  info: { deliveryCount: number; streamSequence: number };
   ack(): void;
   nak(millis?: number): void;
   working(): void;
@@ -76,6 +76,9 @@ export interface StreamConfigLike {
   retention: "limits" | "interest" | "workqueue";
   storage: "file" | "memory";
   duplicate_window: number;
+  max_msgs_per_subject?: number;
+  /** Nanoseconds. */
+  max_age?: number;
 }
 
 export interface ConsumerConfigLike {
@@ -93,6 +96,9 @@ export interface JetStreamManager {
     info(name: string, opts?: { subjects_filter?: string }): Promise<StreamInfo>;
     add(config: StreamConfigLike): Promise<unknown>;
     delete(name: string): Promise<boolean>;
+    /** The last message on a subject; null when there is none. */
+    getMessage(stream: string, query: { last_by_subj: string }): Promise<{ data: Uint8Array } | null>;
+    purge(stream: string, opts: { filter: string }): Promise<unknown>;
   };
   consumers: {
     info(stream: string, name: string): Promise<ConsumerInfo>;

@@ -31,7 +31,10 @@ export interface NatsTransportOptions {
    * Deliveries of one message that end without being settled — the consumer process died each
    * time — after which the transport hands it to the bus as undecodable, which dead-letters it
    * in the store at once (a message that kills every consumer must not stop the group forever).
-   * Handler failures go through the bus's retries and never come near this. Default 50.
+   * Only its own count: after its first, a redelivered message runs alone in its process, and
+   * only those runs that ended with the process count, so the messages in flight beside a poison
+   * message are not dead-lettered with it. Handler failures go through the bus's retries and
+   * never come near this. Default 50.
    */
   deliveryLimit?: number;
   /** Wait before a delivery the consumer could not settle (the store was down) is tried again. Default exponential 1 s → 1 min. */

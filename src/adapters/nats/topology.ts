@@ -12,19 +12,26 @@
  *   consumer `forwarder`: a retry or a delayed publish waits there, nak'ed with its remaining
  *   delay, and is published on to its subject when due;
  * - the parked stream `<prefix>_parked` (`<prefix>.parked.<group>`): messages whose dead letter
- *   the store refused.
+ *   the store refused;
+ * - the suspects stream `<prefix>_suspects` (`<prefix>.suspect.<group>.<seq>`, the last value per
+ *   subject, kept a day): how many times a redelivered message of the main stream (sequence
+ *   `seq`) started running alone in its process (see consumer.ts).
  */
 import type { JetStreamManager } from "./load.js";
 import { NatsError } from "./errors.js";
 import { groupToken } from "./options.js";
 
 const NS = 1_000_000;
+const DAY = 24 * 3600 * 1000;
 
 export function topologyNames(prefix: string) {
   return {
     stream: prefix,
     delayStream: `${prefix}_delay`,
     parkedStream: `${prefix}_parked`,
+    suspectsStream: `${prefix}_suspects`,
+    /** Every stream of the prefix. */
+    streams: [prefix, `${prefix}_delay`, `${prefix}_parked`, `${prefix}_suspects`],
     forwarder: "forwarder",
     typePrefix: `${prefix}.ev.`,
     event: (type: string) => `${prefix}.ev.${subjectTokens(type)}`,
@@ -32,6 +39,7 @@ export function topologyNames(prefix: string) {
     delay: (group: string | undefined) =>
       `${prefix}.delay.${group === undefined ? "_all" : groupToken(group)}`,
     parked: (group: string) => `${prefix}.parked.${groupToken(group)}`,
+    suspect: (group: string, seq: number) => `${prefix}.suspect.${groupToken(group)}.${seq}`,
     consumer: (group: string) => groupToken(group),
   };
 }
@@ -57,6 +65,7 @@ async function ensureStream(
   subjects: string[],
   retention: "interest" | "workqueue" | "limits",
   duplicateWindowMs: number,
+  extra: { max_msgs_per_subject?: number; max_age?: number } = {},
 ): Promise<void> {
   try {
     const info = await jsm.streams.info(name);
@@ -78,6 +87,7 @@ async function ensureStream(
       retention,
       storage: "file",
       duplicate_window: duplicateWindowMs * NS,
+      ...extra,
     });
   } catch (e) {
     // Made by another process meanwhile, the same way: fine.
@@ -95,6 +105,17 @@ export async function declareStreams(
   await ensureStream(jsm, n.stream, [`${prefix}.ev.>`, `${prefix}.to.>`], "interest", duplicateWindowMs);
   await ensureStream(jsm, n.delayStream, [`${prefix}.delay.>`], "workqueue", duplicateWindowMs);
   await ensureStream(jsm, n.parkedStream, [`${prefix}.parked.>`], "limits", duplicateWindowMs);
+  await ensureStream(
+    jsm,
+    n.suspectsStream,
+    [`${prefix}.suspect.>`],
+    "limits",
+    Math.min(duplicateWindowMs, DAY),
+    {
+      max_msgs_per_subject: 1,
+      max_age: DAY * NS,
+    },
+  );
 }
 
 /** A group's binding as kept in its consumer's description. */

@@ -223,7 +223,7 @@ export function nats(options: NatsTransportOptions = {}): Transport {
       const jsm = await jsModule.jetstreamManager(nc, { timeout: o.connectTimeoutMs });
       const streams: NatsInspection["streams"] = [];
       const groups: NatsInspection["groups"] = [];
-      for (const name of [n.stream, n.delayStream, n.parkedStream]) {
+      for (const name of n.streams) {
         const info = await jsm.streams.info(name).catch(() => undefined);
         if (!info) continue;
         streams.push({
@@ -329,6 +329,21 @@ export function nats(options: NatsTransportOptions = {}): Transport {
           sendLater,
           park: (d, g) =>
             send(l, n.parked(g), d.message, { retries: d.retries, failure: d.failure, group: g }),
+          async suspectRuns(g, seq) {
+            const last = await l.jsm.streams.getMessage(n.suspectsStream, {
+              last_by_subj: n.suspect(g, seq),
+            });
+            const runs = last ? Number(new TextDecoder().decode(last.data)) : 0;
+            return Number.isInteger(runs) && runs > 0 ? runs : 0;
+          },
+          async markSuspect(g, seq, runs) {
+            await l.js.publish(n.suspect(g, seq), encoder.encode(String(runs)), {
+              timeout: o.publishTimeoutMs,
+            });
+          },
+          async clearSuspect(g, seq) {
+            await l.jsm.streams.purge(n.suspectsStream, { filter: n.suspect(g, seq) });
+          },
           unsettled: o.unsettled,
           deliveryLimit: o.deliveryLimit,
           ackWaitMs: o.ackWaitMs,

@@ -76,6 +76,21 @@ export function sharedRowRoles(placeholders: "numbered" | "question"): RowRoles 
         row,
         sql` ON CONFLICT (${raw(conflict)}) DO UPDATE SET ${raw(update.map((c) => `${c} = excluded.${c}`).join(", "))}`,
       ),
+    async upsertWhen(ex, s) {
+      const { rows } = await runIn<never>(
+        placeholders,
+        ex,
+        join(
+          sql`INSERT INTO ${s.table} AS ${raw(s.alias)} (${raw(s.columns)}) VALUES `,
+          s.row,
+          sql` ON CONFLICT (${raw(s.conflict)}) DO UPDATE SET `,
+          s.set,
+          s.when ? join(sql` WHERE `, s.when) : sql``,
+          sql` RETURNING ${raw(s.returning)}`,
+        ),
+      );
+      return rows;
+    },
     jsonText: (text) => (text === null ? sql`NULL` : sql`${text}`),
   };
 }

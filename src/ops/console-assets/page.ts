@@ -20,6 +20,7 @@ export const CONSOLE_PAGE = String.raw`<!doctype html>
       <li><a href="#/sagas">Sagas <span class="badge" id="badge-sagas" aria-label="failed sagas"></span></a></li>
       <li><a href="#/pipelines">Pipelines</a></li>
       <li><a href="#/webhooks">Webhooks</a></li>
+      <li><a href="#/breakers">Breakers</a></li>
       <li><a href="#/audit">Audit</a></li>
     </ul>
   </nav>

@@ -360,7 +360,8 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
           return h("tr", null, h("td", null, x.name), h("td", null, x.mode), h("td", null, x.schedule || ""),
             h("td", null, x.running ? "yes" : "no"), h("td", { class: "wrap" }, json(x.checkpoint)),
             h("td", null, button("Run now", pipelineAction("run", x.name), "primary"), " ",
-              button("Reset checkpoint", pipelineAction("reset", x.name), "danger")));
+              button("Reset checkpoint", pipelineAction("reset", x.name), "danger"), " ",
+              h("a", { href: "#/quarantine?name=" + encodeURIComponent(x.name) }, "Quarantined rows")));
         })),
         h("h2", null, "Recent runs"),
         table("Runs", ["Pipeline", "Status", "Started (UTC)", "Duration", "Read", "Written", "Quarantined", "Error"],
@@ -370,6 +371,28 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
               h("td", null, String(r.rowsWritten)), h("td", null, String(r.rowsQuarantined)),
               h("td", { class: "wrap" }, r.error ? (r.error.code || "") + " " + r.error.message : ""));
           })),
+      ];
+    });
+  }
+  function quarantine(params) {
+    var name = params.get("name") || "";
+    var q = new URLSearchParams({ name: name, limit: "50" });
+    if (params.get("before")) q.set("before", params.get("before"));
+    return api("pipelines/quarantine?" + q.toString()).then(function (r) {
+      var next = new URLSearchParams({ name: name });
+      if (r.next) next.set("before", r.next);
+      return [
+        h("h1", null, "Quarantined rows of " + name),
+        h("p", null, h("a", { href: "#/pipelines" }, "‹ Pipelines")),
+        r.readable ? null : h("p", null, "This pipeline's destination cannot list its quarantine here (a file destination keeps it in <file>.quarantine.ndjson)."),
+        h("div", { class: "pager" }, h("span", { id: "range" }, r.items.length + " shown, newest first"),
+          params.get("before") ? h("a", { href: "#/quarantine?name=" + encodeURIComponent(name) }, "« Newest") : null,
+          r.next ? h("a", { href: "#/quarantine?" + next.toString() }, "Older ›") : null),
+        table("Quarantined rows", ["Id", "At (UTC)", "Reason", "Error", "Row", "Run"], r.items.map(function (x) {
+          return h("tr", null, h("td", null, x.id), h("td", null, when(x.at)), h("td", null, x.reason),
+            h("td", { class: "wrap" }, (x.error.code ? x.error.code + ": " : "") + x.error.message),
+            h("td", { class: "wrap" }, h("code", null, JSON.stringify(x.row))), h("td", null, x.runId));
+        })),
       ];
     });
   }
@@ -405,7 +428,8 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
             h("td", null, st(e.status), e.disabledReason ? " (" + e.disabledReason + ")" : ""),
             h("td", null, when(e.failingSince)), h("td", null, when(e.lastSuccessAt)),
             h("td", null, e.status === "disabled" ? button("Enable", endpointAction("enable", e.id)) : button("Disable", endpointAction("disable", e.id), "danger"),
-              " ", button("Recover failed", endpointAction("recover", e.id))));
+              " ", button("Recover failed", endpointAction("recover", e.id)),
+              " ", button("Send test", sendTest(e.id)), " ", button("Rotate secret", rotateSecret(e.id), "danger")));
         })),
         h("h2", null, "Deliveries" + (endpoint ? " to " + endpoint : "")),
         filterForm([{ name: "endpoint", label: "Endpoint id" }, { name: "status", label: "Status", options: ["", "pending", "sending", "delivered", "failed"] },
@@ -420,6 +444,30 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
         })),
       ];
     });
+  }
+  function sendTest(id) {
+    return function () {
+      api("webhooks/test", { endpointId: id }).then(function (x) {
+        say("test event " + x.messageId + " queued for " + id);
+        go("/delivery", new URLSearchParams({ endpoint: id, message: x.messageId }));
+      }).catch(fail);
+    };
+  }
+  function rotateSecret(id) {
+    return function () {
+      var grace = prompt("Rotate the secret of " + id + ". How long the old secret keeps signing too (e.g. 24h, 0s):", "24h");
+      if (grace === null) return;
+      api("webhooks/rotate-secret", { endpointId: id, grace: grace.trim() || undefined }).then(function (x) {
+        return render().then(function () {
+          var box = h("div", { class: "secret", role: "alert", tabindex: "-1" },
+            h("p", null, h("strong", null, "New secret of " + id + ": shown once, copy it now."),
+              x.previousUntil ? " The old secret signs too until " + when(x.previousUntil) + "." : ""),
+            h("pre", { id: "new-secret" }, x.secret));
+          main.insertBefore(box, main.firstChild);
+          box.focus();
+        });
+      }).catch(fail);
+    };
   }
   function delivery(params) {
     var q = new URLSearchParams({ endpoint: params.get("endpoint") || "", message: params.get("message") || "" });
@@ -477,6 +525,30 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
     });
   }
 
+  function breakers() {
+    return api("breakers").then(function (r) {
+      function reset(name) {
+        return function () {
+          if (!confirm("Reset circuit breaker " + name + "? It closes now and forgets its failure counts.")) return;
+          api("breakers/reset", { name: name }).then(function (x) {
+            say("reset " + name + ": " + x.before + " → " + x.state);
+            render();
+          }).catch(fail);
+        };
+      }
+      return [
+        h("h1", null, "Circuit breakers"),
+        h("p", null, "Breakers given to this console show their live state and can be reset; breakers other processes save under breaker/<name> in the store are shown as saved."),
+        table("Circuit breakers", ["Name", "State", "Saved (UTC)", "Half-open from (UTC)", ""], r.breakers.map(function (b) {
+          return h("tr", null, h("td", null, b.name),
+            h("td", null, h("span", { class: b.state === "closed" ? "st-succeeded" : "st-failed", text: b.state })),
+            h("td", null, when(b.updatedAt)), h("td", null, b.state === "open" && b.detail ? when(b.detail.openUntil) : ""),
+            h("td", null, b.resettable ? button("Reset", reset(b.name), "primary") : "another process's"));
+        })),
+      ];
+    });
+  }
+
   function audit(params) {
     var offset = Number(params.get("offset") || 0);
     return api("audit?limit=50&offset=" + offset).then(function (a) {
@@ -495,8 +567,9 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
 
   // ---- shell ---------------------------------------------------------------------------------
   var screens = { "/": overview, "/dead-letters": deadLetters, "/dead-letter": deadLetter, "/sagas": sagas, "/saga": saga,
-    "/pipelines": pipelines, "/webhooks": webhooks, "/delivery": delivery, "/queues": queues, "/audit": audit };
-  var sections = { "/dead-letter": "/dead-letters", "/saga": "/sagas", "/delivery": "/webhooks" };
+    "/pipelines": pipelines, "/webhooks": webhooks, "/delivery": delivery, "/queues": queues, "/audit": audit,
+    "/breakers": breakers, "/quarantine": quarantine };
+  var sections = { "/dead-letter": "/dead-letters", "/saga": "/sagas", "/delivery": "/webhooks", "/quarantine": "/pipelines" };
 
   function render() {
     var r = route();

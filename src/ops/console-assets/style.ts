@@ -48,6 +48,7 @@ dl.kv dt { color: var(--muted); } dl.kv dd { margin: 0; word-break: break-word; 
 .st-completed, .st-succeeded, .st-delivered, .st-enabled, .st-unpaused { color: var(--good); }
 .st-compensating, .st-compensated, .st-retrying, .st-pending, .st-paused { color: var(--warn); }
 body.read-only .act { display: none; }
+.secret { border: 2px solid var(--warn); border-radius: 6px; padding: .2rem .8rem; margin: .5rem 0; }
 @media (max-width: 640px) {
   .top { padding: .5rem; } main { padding: 0 .5rem 2rem; }
   .token { margin-left: 0; width: 100%; } .token input { flex: 1; }

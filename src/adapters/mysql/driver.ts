@@ -1,0 +1,278 @@
+import { InvalidArgumentError } from "../../core/errors.js";
+import type { QueryResult, StoreCapabilities, TransactionOptions } from "../../store/contracts.js";
+import type { SqlDialect } from "../../store/dialect.js";
+import { StoreUnavailableError, TransactionRolledBackError } from "../../store/errors.js";
+import type { MigrationTx } from "../../store/migrations.js";
+import type { StoreDriver } from "../../store/sql-store.js";
+import { run as runOn } from "./connection.js";
+import { toStoreError } from "./errors.js";
+import { loadMysql, type MysqlPoolConnection, type MysqlPoolLike, type MysqlQueryable } from "./load.js";
+import { mysqlMigrations, statements, TABLE_OPTIONS } from "./migrations.js";
+import { mysqlRoles } from "./roles.js";
+
+/** Options of the MariaDB/MySQL store. */
+export interface MysqlDriverOptions {
+  /** `mysql://user:pass@host:3306/database`. Default `PATCHBAY_MYSQL_URL`. */
+  url?: string;
+  /** Prefix of Patchbay's table names in the database. Default `patchbay_`. */
+  tablePrefix?: string;
+  /** Pool size. Default 10. */
+  max?: number;
+}
+
+const CAPABILITIES: StoreCapabilities = {
+  dialect: "mysql",
+  concurrentWriters: true,
+  skipLocked: true,
+  notifications: false,
+};
+
+const ISOLATION: Record<NonNullable<TransactionOptions["isolation"]>, string> = {
+  "read committed": "READ COMMITTED",
+  "repeatable read": "REPEATABLE READ",
+  serializable: "SERIALIZABLE",
+};
+
+/**
+ * Every session of the store's pool: READ COMMITTED (InnoDB's default, REPEATABLE READ, would
+ * make a claim's `SKIP LOCKED` read take gap locks, and a transaction see the rows of its first
+ * read only), UTC, and strict (a value a column cannot hold is an error, never clipped).
+ */
+const SESSION = [
+  "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+  "SET time_zone = '+00:00', sql_mode = IF(@@session.sql_mode = '', 'STRICT_ALL_TABLES', CONCAT(@@session.sql_mode, ',STRICT_ALL_TABLES'))",
+];
+
+/** Errors after which InnoDB has rolled back the whole transaction, not only the statement. */
+const DEADLOCK = 1213;
+const LOCK_WAIT_TIMEOUT = 1205;
+
+const DATABASE = "MariaDB/MySQL";
+
+/** One statement; errors carry the SQLSTATE, as the other stores' do. */
+const run = <Row>(on: MysqlQueryable, text: string, params: readonly unknown[] = []) =>
+  runOn<Row>(on, text, params, {}, true);
+
+/** host:port/database, never the password. */
+function describe(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || "3306"}${u.pathname}`;
+  } catch {
+    throw new InvalidArgumentError("url is not a valid mysql:// URL", "url");
+  }
+}
+
+/** The `mysql2` {@link StoreDriver}. */
+export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
+  const url = options.url ?? process.env.PATCHBAY_MYSQL_URL;
+  if (!url) {
+    throw new InvalidArgumentError("give url (mysql://user@host:3306/db) or set PATCHBAY_MYSQL_URL", "url");
+  }
+  const prefix = options.tablePrefix ?? "patchbay_";
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,20}$/.test(prefix) && prefix !== "") {
+    throw new InvalidArgumentError(
+      "tablePrefix must be letters, digits and _ (at most 21), starting with a letter or _",
+      "tablePrefix",
+    );
+  }
+  const location = `${describe(url)}#${prefix}`;
+  const migrations = mysqlMigrations.map((m) => ({
+    ...m,
+    sql: m.sql.replaceAll("{{t}}", prefix).replaceAll("{{options}}", TABLE_OPTIONS),
+  }));
+  let pool: MysqlPoolLike | undefined;
+  // Whether a lock wait timeout rolls back the whole transaction (`innodb_rollback_on_timeout`).
+  let timeoutRollsBack = false;
+
+  const dialect: SqlDialect = {
+    name: "mysql",
+    placeholders: "question",
+    roles: mysqlRoles,
+    table: (name) => `\`${prefix}${name}\``,
+    quote: (name) => `\`${name}\``,
+    encodeJson: (value) => JSON.stringify(value),
+    decodeJson: (raw) => (typeof raw === "string" ? (JSON.parse(raw) as unknown) : raw),
+  };
+
+  const ready = (): MysqlPoolLike => {
+    if (!pool) throw new StoreUnavailableError(`the MariaDB/MySQL store at ${location} is not connected`);
+    return pool;
+  };
+  const checkout = async (): Promise<MysqlPoolConnection> => {
+    try {
+      return await ready().getConnection();
+    } catch (e) {
+      throw new StoreUnavailableError(
+        `cannot connect to MariaDB/MySQL at ${location}: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+  };
+
+  /**
+   * Runs `fn` in a transaction on `conn`. A deadlock (and, with `innodb_rollback_on_timeout`, a
+   * lock wait timeout) rolls the whole transaction back on the server, and later statements
+   * would each commit on their own: after one, every statement and the commit are refused.
+   */
+  const inTransaction = async <T>(
+    conn: MysqlPoolConnection,
+    fn: (tx: MigrationTx) => Promise<T>,
+    isolation: TransactionOptions["isolation"],
+    onBroken: () => void,
+  ): Promise<T> => {
+    let rolledBack: unknown;
+    const note = (e: unknown) => {
+      const errno = ((e as { cause?: { errno?: unknown } }).cause ?? {}).errno;
+      const lost = isConnectionLost(e); // the server rolls back a disconnected session's transaction
+      if (lost || errno === DEADLOCK || (errno === LOCK_WAIT_TIMEOUT && timeoutRollsBack)) rolledBack ??= e;
+      return e;
+    };
+    const guard = <R>(work: () => Promise<R>): Promise<R> =>
+      rolledBack !== undefined
+        ? Promise.reject(TransactionRolledBackError.after(DATABASE, rolledBack))
+        : work().catch((e: unknown) => {
+            throw note(e);
+          });
+    const tx: MigrationTx = {
+      query: <Row>(text: string, params: readonly unknown[] = []) =>
+        guard(() => run<Row>(conn, text, params)),
+      exec: (ddl: string) =>
+        guard(async () => {
+          for (const statement of statements(ddl)) await run(conn, statement);
+        }),
+    };
+    if (isolation && isolation !== "read committed") {
+      await run(conn, `SET TRANSACTION ISOLATION LEVEL ${ISOLATION[isolation]}`);
+    }
+    await run(conn, "START TRANSACTION");
+    try {
+      const result = await fn(tx);
+      if (rolledBack !== undefined) throw TransactionRolledBackError.after(DATABASE, rolledBack);
+      try {
+        await conn.query("COMMIT");
+      } catch (e) {
+        // The server answered: it did not commit (and has rolled back). No answer: unknown, and
+        // the connection is dropped below.
+        if (
+          typeof (e as { errno?: unknown }).errno === "number" &&
+          (e as { fatal?: unknown }).fatal !== true
+        ) {
+          throw TransactionRolledBackError.after(DATABASE, toStoreError(e, "COMMIT", true));
+        }
+        throw toStoreError(e, "COMMIT", true);
+      }
+      return result;
+    } catch (e) {
+      await conn.query("ROLLBACK").catch(onBroken);
+      throw e;
+    }
+  };
+
+  /** A pooled connection for `use`; dropped instead of reused when its state is unknown. */
+  const withConnection = async <T>(
+    use: (conn: MysqlPoolConnection, onBroken: () => void) => Promise<T>,
+  ): Promise<T> => {
+    const conn = await checkout();
+    let broken = false;
+    try {
+      return await use(conn, () => (broken = true));
+    } catch (e) {
+      if (isConnectionLost(e)) broken = true;
+      throw e;
+    } finally {
+      if (broken) conn.destroy();
+      else conn.release();
+    }
+  };
+
+  return {
+    dialect,
+    capabilities: CAPABILITIES,
+    migrations,
+    location,
+    resource: Symbol(`mysql ${location}`),
+
+    async connect() {
+      if (pool) return;
+      const mysql = await loadMysql();
+      const created = mysql.createPool({
+        uri: url,
+        connectionLimit: options.max ?? 10,
+        charset: "UTF8MB4_BIN",
+        supportBigNumbers: true,
+        bigNumberStrings: false,
+        decimalNumbers: true,
+        jsonStrings: true,
+        dateStrings: true,
+      });
+      // Queued on each new connection before anything else is sent on it.
+      created.pool.on("connection", (c) => {
+        for (const statement of SESSION) {
+          c.query(statement, (e: Error | null) => {
+            if (e) c.destroy();
+          });
+        }
+      });
+      try {
+        const conn = await created.getConnection();
+        try {
+          const [rows] = await conn.query("SELECT @@innodb_rollback_on_timeout AS r");
+          timeoutRollsBack = Number((rows as Array<{ r: unknown }>)[0]?.r) === 1;
+        } finally {
+          conn.release();
+        }
+      } catch (e) {
+        await created.end().catch(() => undefined);
+        throw new StoreUnavailableError(
+          `cannot connect to MariaDB/MySQL at ${location}: ${(e as Error).message}`,
+          {
+            cause: e,
+          },
+        );
+      }
+      pool = created;
+    },
+
+    async disconnect() {
+      const p = pool;
+      pool = undefined;
+      await p?.end();
+    },
+
+    query: <Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> =>
+      run<Row>(ready(), text, params),
+
+    transaction: (fn, txOptions) =>
+      withConnection((conn, onBroken) => inTransaction(conn, fn, txOptions.isolation, onBroken)),
+
+    withMigrationLock: (fn) =>
+      withConnection(async (conn, onBroken) => {
+        // GET_LOCK is the server's, held by this session: one migrating process per database and
+        // prefix at a time. DDL commits on its own in MySQL, so it is the lock, not the
+        // transaction, that keeps two processes from applying one migration twice.
+        const name = "CONCAT('pb.migrate.', LEFT(SHA1(CONCAT(DATABASE(), '/', ?)), 40))";
+        const { rows } = await run<{ got: unknown }>(conn, `SELECT GET_LOCK(${name}, 600) AS got`, [prefix]);
+        if (Number(rows[0]?.got) !== 1) {
+          throw new StoreUnavailableError(`timed out waiting for the migration lock at ${location}`);
+        }
+        try {
+          await run(
+            conn,
+            `CREATE TABLE IF NOT EXISTS \`${prefix}migrations\` (version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL) ${TABLE_OPTIONS}`,
+          );
+          return await inTransaction(conn, fn, undefined, onBroken);
+        } finally {
+          await run(conn, `SELECT RELEASE_LOCK(${name})`, [prefix]).catch(() => undefined);
+        }
+      }),
+  };
+}
+
+/** The connection itself failed (not one statement): it must not go back to the pool. */
+function isConnectionLost(e: unknown): boolean {
+  const cause = (e as { cause?: { fatal?: unknown } }).cause;
+  return cause?.fatal === true || (e as { fatal?: unknown }).fatal === true;
+}
