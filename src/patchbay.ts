@@ -46,6 +46,11 @@ export interface PatchbayOptions {
   source?: string;
   /** The largest message the bus publishes, in bytes (see `EventBusOptions.maxMessageBytes`). Default 1 MiB. */
   maxMessageBytes?: number;
+  /**
+   * How soon the bus sees a consumer group paused or resumed elsewhere (`pb.bus.pause`, the
+   * console, `patchbay bus pause`; see `EventBusOptions.pausePollInterval`). Default 500 ms.
+   */
+  pausePollInterval?: Duration;
   /** Options of the saga runner (`concurrency`, `lease`, `pollInterval`, `sagas`). */
   sagas?: PatchbaySagaOptions;
   /** Uniform numbers in [0, 1) for the jitter of every part's retries. Default `Math.random`. */
@@ -131,6 +136,7 @@ export function createPatchbay(options: PatchbayOptions = {}): Patchbay {
     ...(options.events ? { events: options.events } : {}),
     ...(options.source ? { source: options.source } : {}),
     ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
+    ...(options.pausePollInterval === undefined ? {} : { pausePollInterval: options.pausePollInterval }),
   });
   /** Every part, in start order (stopped in reverse). */
   const parts: Lifecycle[] = [bus];

@@ -67,6 +67,7 @@ const COMMANDS = [
   "health",
   "status",
   "dlq",
+  "bus",
   "saga",
   "sync",
   "webhooks",

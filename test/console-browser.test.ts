@@ -1,6 +1,7 @@
 /**
  * The console in a real browser (Debian's Chromium through playwright-core): find a failed saga,
- * retry it and see it compensated; replay a dead letter and see it handled; a read-only console
+ * retry it and see it compensated; replay a dead letter and see it handled; pause a consumer
+ * group and resume it; a read-only console
  * offers no action; an action without the token is refused, and works once the token is given;
  * a webhook endpoint's failed test event is recovered and its secret rotated; every failed saga
  * matching a filter is retried at once; an open circuit breaker is reset from the keyboard.
@@ -11,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromiumPresent, CHROMIUM, launchChromium } from "./support/chromium.js";
-import { consoleApp, type ConsoleApp } from "./support/console-fixture.js";
+import { consoleApp, Ping, type ConsoleApp } from "./support/console-fixture.js";
 import { sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 import { circuitBreaker } from "../src/resilience/breaker.js";
 import { consecutive } from "../src/resilience/consecutive.js";
@@ -88,6 +89,28 @@ if (!present && process.env.CI !== "true") {
 
       await page.getByRole("link", { name: "Audit" }).click();
       await expect.poll(() => page.locator("main").textContent()).toContain("dead-letters.replay");
+    });
+
+    it("pauses a consumer group from the Queues screen: its messages wait until Resume", async () => {
+      app.pings.fail = false;
+      const before = app.handled.length;
+      const { url } = await app.serve();
+      await page.goto(`${url}#/queues`);
+      const row = page.getByRole("row", { name: /^pinger / });
+      await row.getByText("not paused").waitFor();
+      await row.getByRole("button", { name: "Pause" }).click();
+      await page.locator("#status", { hasText: "pause pinger: done" }).waitFor();
+      await row.getByText("paused", { exact: true }).waitFor();
+      await app.bus.publish(Ping, { n: 100 });
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(app.handled).toHaveLength(before);
+      await page.reload();
+      await row.getByRole("cell", { name: "1", exact: true }).first().waitFor(); // queued
+      await row.getByRole("button", { name: "Resume" }).click();
+      await page.locator("#status", { hasText: "resume pinger: done" }).waitFor();
+      await expect.poll(() => app.handled, { timeout: 20_000 }).toContain(100);
+      await page.getByRole("link", { name: "Audit" }).click();
+      await expect.poll(() => page.locator("main").textContent()).toContain("queues.resume");
     });
 
     it("offers no action when read-only, and refuses one without the token", async () => {

@@ -6,7 +6,7 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-explicit-any --
    API answers are JSON read field by field in assertions; the assertions are the type check. */
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { consoleApp, type ConsoleApp } from "./support/console-fixture.js";
+import { consoleApp, Ping, type ConsoleApp } from "./support/console-fixture.js";
 import { PARKED } from "../src/bus/local-transport.js";
 import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
@@ -62,7 +62,7 @@ for (const [name, makeDb, reachable] of adapters) {
       expect((await get("api/nothing")).body.code).toBe("CONSOLE_NOT_FOUND");
     });
 
-    it("shows the local transport's consumer groups, read only", async () => {
+    it("shows the local transport's consumer groups and whether each is paused", async () => {
       const q = (await get("api/queues")).body as {
         inStore: boolean;
         transport: string;
@@ -213,6 +213,73 @@ for (const [name, makeDb, reachable] of adapters) {
         ["sagas.resolve", 0, "SAGA_STATE_INVALID"],
         ["sagas.retry", 3, "ok"],
       ]);
+    });
+
+    it("pauses a consumer group (its messages wait, none dead-lettered) and resumes it; refused read-only and without the token; audited", async () => {
+      app.pings.fail = false;
+      const paused = await post("api/queues/pause", { group: "pinger" });
+      expect(paused.status).toBe(200);
+      expect(paused.body).toMatchObject({ count: 1, paused: true });
+      expect((await post("api/queues/pause", { group: "pinger" })).body.count).toBe(0); // already paused
+      const pinger = () =>
+        get("api/queues").then((r) =>
+          (r.body.groups as Array<Record<string, any>>).find((g) => g.group === "pinger")!,
+        );
+      expect(await pinger()).toMatchObject({ paused: true, pausedBy: "local" });
+      for (let n = 0; n < 3; n++) await app.bus.publish(Ping, { n });
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(app.handled).toEqual([]);
+      expect(await pinger()).toMatchObject({ depth: 3, paused: true });
+
+      const readOnly = await app.serve({ readOnly: true });
+      const ro = await fetch(readOnly.url + "api/queues/resume", {
+        method: "POST",
+        headers: ACTION,
+        body: JSON.stringify({ group: "pinger" }),
+      });
+      expect(ro.status).toBe(403);
+      expect(((await ro.json()) as { code: string }).code).toBe("CONSOLE_READ_ONLY");
+      const locked = await app.serve({ token: "s3cret-token" });
+      const resume = (headers: Record<string, string>) =>
+        fetch(locked.url + "api/queues/resume", {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ group: "pinger" }),
+        });
+      const none = await resume(ACTION);
+      expect(none.status).toBe(401);
+      expect(((await none.json()) as { code: string }).code).toBe("CONSOLE_UNAUTHORIZED");
+      expect(
+        (await post("api/queues/resume", { group: "pinger" }, { "content-type": "application/json" })).body
+          .code,
+      ).toBe("CONSOLE_CROSS_SITE");
+      await new Promise((r) => setTimeout(r, 300));
+      expect(app.handled).toEqual([]);
+      expect((await pinger()).paused).toBe(true);
+
+      const bad = await post("api/queues/pause", { group: "not a group" });
+      expect(bad.status).toBe(400);
+      expect(bad.body.code).toBe("INVALID_ARGUMENT");
+
+      const resumed = await resume({ ...ACTION, authorization: "Bearer s3cret-token" });
+      expect(resumed.status).toBe(200);
+      expect(((await resumed.json()) as { count: number }).count).toBe(1);
+      await until(() => app.handled.length === 3, 15_000, "the pings after the resume");
+      expect([...app.handled].sort()).toEqual([0, 1, 2]);
+      expect((await get("api/dead-letters")).body.total).toBe(0);
+      expect(await pinger()).toMatchObject({ paused: false });
+
+      const audit = (await get("api/audit")).body.items as Array<Record<string, unknown>>;
+      const rows = audit.map((x) => [x.actor, x.action, x.target, x.count, x.outcome]);
+      expect(rows).toEqual(
+        expect.arrayContaining([
+          ["local", "queues.pause", { group: "pinger" }, 1, "ok"],
+          ["local", "queues.pause", { group: "pinger" }, 0, "ok"],
+          ["local", "queues.pause", { group: "not a group" }, 0, "INVALID_ARGUMENT"],
+          ["token", "queues.resume", { group: "pinger" }, 1, "ok"],
+        ]),
+      );
+      expect(rows).toHaveLength(4);
     });
 
     it("refuses actions when read-only, without the token, and from another site", async () => {

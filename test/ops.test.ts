@@ -134,6 +134,7 @@ describe("ops: metrics and health of a running Patchbay", () => {
       sample(text, 'patchbay_bus_acked_total{messaging_consumer_group_name="billing",duplicate="false"}'),
     ).toBe(8);
     expect(sample(text, 'patchbay_bus_queue_depth{messaging_consumer_group_name="backlog"}')).toBe(10);
+    expect(sample(text, 'patchbay_bus_group_paused{messaging_consumer_group_name="billing"}')).toBe(0);
     expect(
       sample(text, 'patchbay_bus_queue_oldest_age_seconds{messaging_consumer_group_name="backlog"}'),
     ).toBeGreaterThanOrEqual(0);
@@ -222,6 +223,7 @@ describe.skipIf(!pgService.reachable)("ops on PostgreSQL", () => {
       await pb.publish(OrderPlaced, { n: 1 });
       await saga.start({ n: 1 }, { id: "s-1" });
       await pb.sagas.wait("s-1");
+      await pb.bus.pause("pg_backlog", { by: "ops test" });
       await until(
         async () => (await pb.bus.deadLetters.count({ group: "pg_billing" })) === 1,
         20_000,
@@ -231,6 +233,8 @@ describe.skipIf(!pgService.reachable)("ops on PostgreSQL", () => {
       expect(text).not.toMatch(/^patchbay_metrics_store_errors_total\{/m);
       expect(sample(text, 'patchbay_bus_queue_depth{messaging_consumer_group_name="pg_backlog"}')).toBe(1);
       expect(sample(text, 'patchbay_bus_dead_letters{messaging_consumer_group_name="pg_billing"}')).toBe(1);
+      expect(sample(text, 'patchbay_bus_group_paused{messaging_consumer_group_name="pg_backlog"}')).toBe(1);
+      expect(sample(text, 'patchbay_bus_group_paused{messaging_consumer_group_name="pg_billing"}')).toBe(0);
       expect(sample(text, 'patchbay_saga_instances{saga="pg_saga",status="completed"}')).toBe(1);
       expect((await pb.health()).status).toBe("ready");
       if (hasPromtool || promtoolRequired)

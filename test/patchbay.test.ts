@@ -128,6 +128,28 @@ describe("createPatchbay", () => {
     );
   });
 
+  it("pauses a group through pb.bus, and passes pausePollInterval to the bus (refusing one under 10 ms)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "patchbay-app-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, "app.db");
+    expect(() => createPatchbay({ store: sqlite({ file }), pausePollInterval: "5ms" })).toThrow(
+      /pausePollInterval must be at least 10 ms/,
+    );
+    const pb = createPatchbay({ store: sqlite({ file }), pausePollInterval: "50ms", logger: silentLogger });
+    cleanups.push(() => pb.stop());
+    const seen: string[] = [];
+    pb.subscribe(OrderCreated, { group: "orders" }, (e) => void seen.push(e.data.orderId));
+    await pb.start();
+    await pb.bus.pause("orders", { by: "test" });
+    await pb.publish(OrderCreated, { orderId: "o-1" });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(seen).toEqual([]);
+    expect((await pb.bus.paused()).map((p) => p.group)).toEqual(["orders"]);
+    await pb.bus.resume("orders");
+    await until(() => seen.length === 1, 10_000, "the order after the resume");
+    expect(seen).toEqual(["o-1"]);
+  });
+
   it("refuses a part registered after stop() with STOPPED; start() twice is a no-op", async () => {
     const dir = mkdtempSync(join(tmpdir(), "patchbay-app-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));

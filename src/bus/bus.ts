@@ -24,6 +24,7 @@ import { BusError } from "./errors.js";
 import { createInbox } from "./inbox.js";
 import { localTransport } from "./local-transport.js";
 import { createOutbox } from "./outbox.js";
+import { assertGroupName, groupPauses, type PausedGroup } from "./pause.js";
 import { assertPattern, compilePattern } from "./patterns.js";
 import { createPublisher, DEFAULT_MAX_MESSAGE_BYTES } from "./publish.js";
 import type { Consumer, Transport } from "./transport.js";
@@ -52,6 +53,12 @@ export interface EventBusOptions {
   maxMessageBytes?: number;
   /** How long processed message ids are remembered by the inbox. Default 7 days. */
   inboxRetention?: Duration;
+  /**
+   * How often the bus reads the paused groups from the store: how soon a pause or resume made by
+   * another process (or another bus on this store) takes effect here. Default 500 ms; a pause
+   * made through this bus takes effect at once.
+   */
+  pausePollInterval?: Duration;
   /** Uniform numbers in [0, 1) for the retry backoff's jitter. Default `Math.random`. */
   random?: () => number;
   clock?: Clock;
@@ -173,11 +180,22 @@ export interface EventBus extends Lifecycle {
    * twice.
    */
   stop(options?: { timeout?: Duration }): Promise<void>;
+  /**
+   * Pauses a consumer group in every process sharing the store, durably (until `resume`): this
+   * bus stops taking its messages at once, other buses within their `pausePollInterval`. Handlers
+   * already running finish (and deliveries this process fetched already are handled); new
+   * messages wait in the queue or the broker — none is retried, released or dead-lettered for
+   * the pause. Resolves once the pause is stored and this bus's consumer of the group has
+   * stopped. `by` is recorded with the pause (who paused it).
+   */
+  pause(group: string, options?: { by?: string }): Promise<void>;
+  /** Resumes a paused group everywhere: this bus consumes it again at once, others within their poll. */
+  resume(group: string): Promise<void>;
+  /** The paused groups, read from the store. */
+  paused(): Promise<PausedGroup[]>;
   readonly deadLetters: DeadLetters;
   readonly transport: Transport;
 }
-
-const GROUP = /^[A-Za-z0-9_.-]{1,100}$/;
 
 const defaultRetryOn = (e: unknown) => !(isPatchbayError(e) && !e.retryable);
 
@@ -186,6 +204,17 @@ const defaultRetryOn = (e: unknown) => !(isPatchbayError(e) && !e.retryable);
  * throw and their messages to be handed back before the stop returns.
  */
 const abortLead = (timeoutMs: number) => Math.min(timeoutMs / 5, 1000);
+
+/** How long a pause waits for the group's handlers running to finish before it leaves them. */
+const PAUSE_DRAIN_MS = 30_000;
+
+/** A subscription's consumer now, and the start or stop of it in progress (one at a time). */
+interface ConsumerSlot {
+  consumer: Consumer | undefined;
+  switching: Promise<void>;
+  /** Its consumer was stopped by a pause (so the next start is a resume, and says so). */
+  paused: boolean;
+}
 
 /**
  * Creates an event bus on a store and a transport.
@@ -212,7 +241,20 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const catalogue = new Map<string, AnyEventDefinition>();
   for (const def of options.events ?? []) catalogue.set(def.type, def);
   const subscriptions: Subscription[] = [];
-  const consumers: Consumer[] = [];
+  const slots = new Map<Subscription, ConsumerSlot>();
+  /** Consumers a pause is stopping: the bus's stop waits for them too. */
+  const draining = new Set<Promise<void>>();
+  const pauses = groupPauses(store, clock);
+  const pausePoll = toMs(options.pausePollInterval ?? "500ms", "pausePollInterval");
+  if (pausePoll < 10) {
+    throw new InvalidArgumentError("pausePollInterval must be at least 10 ms", "pausePollInterval");
+  }
+  let paused = new Set<string>();
+  // Bumped by this bus's own pause and resume: a poll that read the list before one of them
+  // committed must not undo it in the set.
+  let pauseChanges = 0;
+  let pauseTimer: NodeJS.Timeout | undefined;
+  let pausesUnreadable = false;
   const inbox = createInbox(store, toMs(options.inboxRetention ?? "7d", "inboxRetention"), clock);
   const deadLetters = createDeadLetters(store, transport);
   const outbox = transport.capabilities.sharesStore
@@ -241,17 +283,92 @@ export function createEventBus(options: EventBusOptions): EventBus {
   });
   const stoppingError = () => new StoppedError("bus", "the bus is stopping");
 
-  /** Binds the group and starts its consumer, once (at start, or at subscribe after it). */
+  /**
+   * Starts the group's consumer, or stops it, as its paused state says; one switch at a time per
+   * group. Rejects when the consumer could not start (the next pause poll tries again).
+   */
+  function reconcile(sub: Subscription): Promise<void> {
+    let slot = slots.get(sub);
+    if (!slot) slots.set(sub, (slot = { consumer: undefined, switching: Promise.resolve(), paused: false }));
+    const s = slot;
+    const next = s.switching.then(async () => {
+      if (closing.signal.aborted) return;
+      const pause = paused.has(sub.group);
+      if (!pause && !s.consumer) {
+        s.consumer = await transport.consume(sub.group, { concurrency: sub.prefetch }, (delivery) =>
+          deliver(sub, delivery),
+        );
+        if (s.paused) logger.info({ group: sub.group }, "patchbay bus: group resumed; consuming again");
+        s.paused = false;
+      } else if (pause && s.consumer) {
+        const consumer = s.consumer;
+        s.consumer = undefined;
+        s.paused = true;
+        logger.info({ group: sub.group }, "patchbay bus: group paused; its consumer stops");
+        const stopped = consumer.stop(PAUSE_DRAIN_MS);
+        draining.add(stopped);
+        try {
+          await stopped;
+        } finally {
+          draining.delete(stopped);
+        }
+      }
+    });
+    s.switching = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Reads the paused groups and starts or stops consumers to match (at start, then each poll). */
+  async function refreshPauses(): Promise<void> {
+    const bound = subscriptions.filter((s) => s.bound);
+    if (bound.length === 0) return; // a bus that only publishes reads nothing
+    await readPauses();
+    await Promise.all(
+      bound.map((s) =>
+        reconcile(s).catch((e: unknown) =>
+          logger.warn({ group: s.group, err: e }, "patchbay bus: consumer could not start; retrying"),
+        ),
+      ),
+    );
+  }
+
+  /**
+   * Reads the paused groups into `paused`. When the store cannot say (down, or a store whose
+   * migrations lack the table), the last known list stays: logged at warn once, until a read
+   * succeeds again.
+   */
+  async function readPauses(): Promise<void> {
+    const seen = pauseChanges;
+    try {
+      const list = await pauses.list();
+      if (seen === pauseChanges) paused = new Set(list.map((p) => p.group));
+      pausesUnreadable = false;
+    } catch (e) {
+      if (!pausesUnreadable)
+        logger.warn({ err: e }, "patchbay bus: paused groups could not be read; keeping the last known");
+      pausesUnreadable = true;
+    }
+  }
+
+  function pollPauses() {
+    pauseTimer = setTimeout(() => {
+      refreshPauses()
+        .catch(() => undefined) // reconcile logs its own failures
+        .finally(() => {
+          if (!closing.signal.aborted) pollPauses();
+        });
+    }, pausePoll);
+  }
+
+  /** Binds the group and starts its consumer (unless paused), once (at start, or at subscribe after it). */
   function attach(sub: Subscription): Promise<void> {
     return (sub.attached ??= (async () => {
       await transport.bind(sub.group, sub.patterns);
+      sub.bound = true;
       // A stop that began during the bind: no consumer, the group stays bound for the next process.
       if (closing.signal.aborted) return;
-      consumers.push(
-        await transport.consume(sub.group, { concurrency: sub.prefetch }, (delivery) =>
-          deliver(sub, delivery),
-        ),
-      );
+      await readPauses(); // a group paused now is not consumed even for a moment
+      await reconcile(sub);
     })());
   }
 
@@ -259,6 +376,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
     async start() {
       await transport.open();
       for (const sub of subscriptions) await attach(sub);
+      pollPauses();
       outbox?.start();
       inbox.startPurging();
     },
@@ -267,6 +385,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
       const deadline = Date.now() + timeout;
       const left = () => Math.max(0, deadline - Date.now());
       closing.abort(stoppingError());
+      clearTimeout(pauseTimer);
       const abort = setTimeout(() => stopping.abort(stoppingError()), timeout - abortLead(timeout));
       try {
         // Subscriptions made after start() may still be binding: their consumers are stopped too.
@@ -274,8 +393,11 @@ export function createEventBus(options: EventBusOptions): EventBus {
           Promise.allSettled(subscriptions.flatMap((s) => (s.attached ? [s.attached] : []))),
           deadline,
         );
+        // Starts and stops of consumers for a pause or resume in progress end first.
+        await settleBy(Promise.allSettled([...slots.values()].map((s) => s.switching)), deadline);
+        const consumers = [...slots.values()].flatMap((s) => (s.consumer ? [s.consumer] : []));
         await settleBy(
-          Promise.all([...consumers.map((c) => c.stop(left())), outbox?.stop(left())]),
+          Promise.all([...consumers.map((c) => c.stop(left())), ...draining, outbox?.stop(left())]),
           deadline,
         );
         inbox.stopPurging();
@@ -321,9 +443,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
       if (typeof target !== "string") catalogue.set(target.type, target);
       assertPattern(pattern);
       const group = subOptions?.group;
-      if (typeof group !== "string" || !GROUP.test(group)) {
-        throw new InvalidArgumentError("group must be 1-100 characters of letters, digits, _ . -", "group");
-      }
+      assertGroupName(group);
       if (subscriptions.some((s) => s.group === group)) {
         throw new BusError("SUBSCRIPTION_INVALID", `group ${group} already has a handler in this bus`);
       }
@@ -378,6 +498,22 @@ export function createEventBus(options: EventBusOptions): EventBus {
       );
       return { group, ready };
     },
+
+    async pause(group, pauseOptions = {}) {
+      await pauses.pause(group, pauseOptions.by === undefined ? {} : { by: pauseOptions.by });
+      pauseChanges++;
+      paused.add(group);
+      await Promise.all(subscriptions.filter((s) => s.group === group && s.bound).map(reconcile));
+    },
+
+    async resume(group) {
+      await pauses.resume(group);
+      pauseChanges++;
+      paused.delete(group);
+      await Promise.all(subscriptions.filter((s) => s.group === group && s.bound).map(reconcile));
+    },
+
+    paused: () => pauses.list(),
 
     start: () => life.start(),
     stop: (stopOptions) => life.stop(stopOptions),

@@ -37,8 +37,10 @@ export interface Subscription {
   retryOn: (error: unknown) => boolean;
   transactional: boolean;
   handler: Handler;
-  /** Bound and consuming (set once, by the first attach). */
+  /** Bound and consuming unless paused (set once, by the first attach). */
   attached?: Promise<void>;
+  /** Bound to its patterns: its consumer follows the group's paused state from then on. */
+  bound?: boolean;
   /** Metric attributes, made once (not an object per delivery). */
   attributes: { group: Attributes; acked: Attributes; duplicate: Attributes };
 }

@@ -22,6 +22,7 @@ export type {
 export { BusError, MessageTooLargeError, PublishError } from "./errors.js";
 export { localTransport, type LocalTransportOptions } from "./local-transport.js";
 export { assertPattern, compilePattern } from "./patterns.js";
+export { groupPauses, type GroupPauses, type PausedGroup } from "./pause.js";
 export type {
   ConsumeOptions,
   Consumer,

@@ -12,6 +12,7 @@ import {
   type DeadLetters,
 } from "../bus/dead-letters.js";
 import { localTransport, PARKED } from "../bus/local-transport.js";
+import { groupPauses } from "../bus/pause.js";
 import type { Clock } from "../core/clock.js";
 import { toMs } from "../core/duration.js";
 import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
@@ -397,15 +398,41 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
     });
   }
 
+  const pauses = groupPauses(store, clock);
+
+  /**
+   * Pauses or resumes a consumer group: through the app's bus when there is one (its own
+   * consumer stops at once), else in the store (every bus reads it within its poll interval).
+   */
+  async function queueAction(req: ApiRequest, action: "pause" | "resume") {
+    const group = text(req.body.group, "group") ?? "";
+    return act(req, `queues.${action}`, { group }, async () => {
+      const was = (await pauses.list()).some((p) => p.group === group);
+      if (action === "pause") {
+        if (parts.bus) await parts.bus.pause(group, { by: req.actor });
+        else await pauses.pause(group, { by: req.actor });
+      } else if (parts.bus) await parts.bus.resume(group);
+      else await pauses.resume(group);
+      return { count: was === (action === "pause") ? 0 : 1, paused: action === "pause" };
+    });
+  }
+
   /**
    * Consumer groups of the local transport, read from the store: queued messages, parked ones
-   * (their dead letter refused) and the oldest one's age. A broker's queues live in the broker
-   * (its own console shows them); the bus has no pause, so this screen only reads.
+   * (their dead letter refused), the oldest one's age, and whether the group is paused. A
+   * broker's queues live in the broker (its own console shows them): only its paused groups
+   * are listed.
    */
   async function queues(): Promise<unknown> {
     const transport = parts.bus?.transport;
+    const paused = await pauses.list();
+    const pausedOf = (group: string) => paused.find((p) => p.group === group);
     if (transport && !transport.capabilities.sharesStore) {
-      return { transport: transport.name, inStore: false, groups: [] };
+      return {
+        transport: transport.name,
+        inStore: false,
+        groups: paused.map((p) => ({ group: p.group, paused: true, pausedAt: p.pausedAt, pausedBy: p.by })),
+      };
     }
     const d = store.dialect;
     const [jobs, bindings] = await Promise.all([
@@ -423,6 +450,9 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
     >();
     for (const b of bindings.rows)
       byGroup.set(b.grp, { group: b.grp, depth: 0, parked: 0, oldestAgeMs: null });
+    for (const p of paused)
+      if (!byGroup.has(p.group))
+        byGroup.set(p.group, { group: p.group, depth: 0, parked: 0, oldestAgeMs: null });
     for (const r of jobs.rows) {
       byGroup.set(r.grp, {
         group: r.grp,
@@ -434,7 +464,12 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
     return {
       transport: transport?.name ?? localTransport(store).name,
       inStore: true,
-      groups: [...byGroup.values()].sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0)),
+      groups: [...byGroup.values()]
+        .sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0))
+        .map((g) => {
+          const p = pausedOf(g.group);
+          return { ...g, paused: p !== undefined, pausedAt: p?.pausedAt, pausedBy: p?.by };
+        }),
     };
   }
 
@@ -585,6 +620,9 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
           count: await webhooks().recover(endpointId, since),
         }));
       }
+      case "queues/pause":
+      case "queues/resume":
+        return queueAction(req, req.route === "queues/pause" ? "pause" : "resume");
       case "webhooks/rotate-secret":
         return rotateSecret(req);
       case "webhooks/test": {

@@ -72,6 +72,21 @@ export function storeGauges(registry: Registry, store: SqlStore, transport: Tran
       },
     );
   }
+  // Every bound group of the local transport (0 or 1), and every paused group whatever the transport.
+  fromStore(
+    "patchbay_bus_group_paused",
+    "1 while a consumer group is paused by hand (bus.pause, the console, patchbay bus pause): its messages wait",
+    ["messaging_consumer_group_name"],
+    async () => {
+      const [bound, pausedRows] = await Promise.all([
+        rows<{ grp: string }>(`SELECT DISTINCT grp FROM ${t("bus_bindings")}`),
+        rows<{ grp: string }>(`SELECT grp FROM ${t("bus_paused_groups")}`),
+      ]);
+      const series = new Map<string, number>(bound.map((r) => [r.grp, 0]));
+      for (const r of pausedRows) series.set(r.grp, 1);
+      return [...series].map(([grp, v]) => [{ messaging_consumer_group_name: grp }, v]);
+    },
+  );
   fromStore(
     "patchbay_bus_dead_letters",
     "Dead letters in the store, waiting to be replayed or purged",

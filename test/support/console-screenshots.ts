@@ -50,6 +50,18 @@ try {
     await page.screenshot({ path: `${OUT}${name}.png`, fullPage: true });
     process.stdout.write(`docs/console/${name}.png\n`);
   }
+  // The Queues screen with a paused group (after the audit shot, which it would add a row to).
+  await fetch(`${url}api/queues/pause`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-patchbay-console": "1" },
+    body: JSON.stringify({ group: "pinger" }),
+  });
+  await app.bus.transport.bind("billing", ["order.*"]);
+  await page.goto(`${url}#/queues`);
+  await page.locator("main h1").waitFor();
+  await page.waitForLoadState("networkidle");
+  await page.screenshot({ path: `${OUT}queues.png`, fullPage: true });
+  process.stdout.write("docs/console/queues.png\n");
   // The breakers screen, on a console given one open breaker (the other shots stay without it).
   const payments = circuitBreaker({ strategy: consecutive({ threshold: 1 }), halfOpenAfter: "1h" });
   await payments.execute(() => Promise.reject(new Error("payment provider down"))).catch(() => undefined);

@@ -892,6 +892,85 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await again.deadLetters.count()).toBe(0);
     });
 
+    it("a paused group takes nothing in any bus sharing the store, started before or after; resumed, each message is handled once, none dead-lettered", async () => {
+      const N = 20;
+      const poll = { pausePollInterval: "100ms" } as const;
+      const handled: Array<{ bus: string; attempt: number }> = [];
+      let others = 0;
+      const member = (who: string) => {
+        const b = bus(poll);
+        b.subscribe(OrderCreated, { group: "paused", concurrency: 2 }, async (e, ctx) => {
+          handled.push({ bus: who, attempt: ctx.attempt });
+          await insertEffect(ctx.tx, e.id, who);
+        });
+        return b;
+      };
+      const first = member("first");
+      first.subscribe(OrderCreated, { group: "flowing" }, () => void others++);
+      const second = member("second");
+      await Promise.all([first.start(), second.start()]);
+      await first.pause("paused", { by: "test" });
+      expect(await second.paused()).toEqual([
+        { group: "paused", pausedAt: expect.any(Number) as number, by: "test" },
+      ]);
+      // The second bus learns of the pause within its poll (100 ms); a third starts paused.
+      await sleep(1000);
+      const third = member("third");
+      await third.start();
+      for (let i = 0; i < N; i++) await first.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(() => others === N, 15_000, "the group not paused gets every message");
+      await sleep(1000);
+      expect(handled).toHaveLength(0);
+      expect(await effects()).toEqual({ rows: 0, distinct: 0 });
+      // Resumed through another bus: the first learns of it by its poll.
+      await second.resume("paused");
+      expect(await first.paused()).toEqual([]);
+      await until(async () => (await effects()).rows >= N, 20_000, `${N} effects after the resume`);
+      await sleep(300);
+      expect(await effects()).toEqual({ rows: N, distinct: N });
+      expect(handled).toHaveLength(N);
+      expect(handled.every((h) => h.attempt === 1)).toBe(true);
+      expect(await first.deadLetters.count()).toBe(0);
+    });
+
+    it("pause lets the handler running finish and resolves after it; the next messages wait for the resume", async () => {
+      const b = bus();
+      const seen: string[] = [];
+      let started = false;
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((r) => (release = r));
+      b.subscribe(OrderCreated, { group: "gated", concurrency: 1, prefetch: 1 }, async (e) => {
+        started = true;
+        if (e.data.orderId === "o-0") await gate;
+        seen.push(e.data.orderId);
+      });
+      await b.start();
+      await b.publish(OrderCreated, { orderId: "o-0", qty: 1 });
+      await until(() => started, 10_000, "o-0 running, held by the gate");
+      let paused = false;
+      const pausing = b.pause("gated").then(() => (paused = true));
+      await sleep(300);
+      expect(paused).toBe(false); // waits for the handler running
+      for (let i = 1; i <= 3; i++) await b.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      release();
+      await timed(pausing, 10_000);
+      await sleep(800);
+      expect(seen).toEqual(["o-0"]);
+      await b.resume("gated");
+      await until(() => seen.length === 4, 15_000, "the messages after the resume");
+      expect([...seen].sort()).toEqual(["o-0", "o-1", "o-2", "o-3"]);
+      expect(await b.deadLetters.count()).toBe(0);
+    });
+
+    it("pause and resume refuse an invalid group name with INVALID_ARGUMENT", async () => {
+      const b = bus();
+      for (const bad of ["", "has space", "x".repeat(101)]) {
+        expect(isPatchbayError(await b.pause(bad).catch((e: unknown) => e), "INVALID_ARGUMENT")).toBe(true);
+        expect(isPatchbayError(await b.resume(bad).catch((e: unknown) => e), "INVALID_ARGUMENT")).toBe(true);
+      }
+      expect(await b.paused()).toEqual([]);
+    });
+
     it("stop drains handlers in flight and is safe to call twice; an invalid timeout stops nothing", async () => {
       const b = bus();
       let started = 0;

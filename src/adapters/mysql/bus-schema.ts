@@ -71,3 +71,19 @@ export const mysqlBusMigration = (version: number): Migration => ({
     ) {{options}};
   `,
 });
+
+/**
+ * Consumer groups paused by hand (`bus.pause`, the console, `patchbay bus pause`): every bus
+ * sharing the store stops consuming a group listed here until it is resumed.
+ */
+export const mysqlBusPausedGroupsMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-paused-groups",
+  sql: `
+    CREATE TABLE IF NOT EXISTS {{t}}bus_paused_groups (
+      grp VARCHAR(255) NOT NULL PRIMARY KEY,
+      paused_at BIGINT NOT NULL,
+      paused_by TEXT
+    ) {{options}};
+  `,
+});

@@ -1,5 +1,5 @@
 import { assertMigrationList, type Migration } from "../../store/migrations.js";
-import { mysqlBusMigration } from "./bus-schema.js";
+import { mysqlBusMigration, mysqlBusPausedGroupsMigration } from "./bus-schema.js";
 import { mysqlSagaMigration } from "./saga-schema.js";
 import { mysqlSyncMigration } from "./sync-schema.js";
 import { mysqlWebhooksMigration } from "./webhooks-schema.js";
@@ -54,6 +54,7 @@ export const mysqlMigrations: readonly Migration[] = [
   mysqlBusMigration(3),
   mysqlSagaMigration(4),
   mysqlWebhooksMigration(5),
+  mysqlBusPausedGroupsMigration(6),
 ];
 assertMigrationList(mysqlMigrations);
 

@@ -126,3 +126,19 @@ export const postgresBusDeadLetterOrderMigration = (version: number): Migration 
     CREATE INDEX bus_dead_letters_group ON {{schema}}.bus_dead_letters (grp, last_failed_at, message_id);
   `,
 });
+
+/**
+ * Consumer groups paused by hand (`bus.pause`, the console, `patchbay bus pause`): every bus
+ * sharing the store stops consuming a group listed here until it is resumed.
+ */
+export const postgresBusPausedGroupsMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-paused-groups",
+  sql: `
+    CREATE TABLE {{schema}}.bus_paused_groups (
+      grp text PRIMARY KEY,
+      paused_at bigint NOT NULL,
+      paused_by text
+    );
+  `,
+});

@@ -18,6 +18,7 @@ import {
   postgresBusDeadLetterOrderMigration,
   postgresBusDeadLetterTransportMigration,
   postgresBusFreshMigration,
+  postgresBusPausedGroupsMigration,
   postgresBusInboxKeyMigration,
   postgresBusMigration,
 } from "./bus-schema.js";
@@ -41,6 +42,7 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   postgresBusDeadLetterTransportMigration, // event bus: the transport each dead letter came from
   postgresBusDeadLetterOrderMigration, // event bus: dead letters indexed in the console's order
   postgresSagaCreatedMigration, // sagas: instances indexed by creation time
+  postgresBusPausedGroupsMigration, // event bus: consumer groups paused by hand
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],

@@ -106,3 +106,19 @@ export const sqliteBusDeadLetterOrderMigration = (version: number): Migration =>
     CREATE INDEX patchbay_bus_dead_letters_group ON patchbay_bus_dead_letters (grp, last_failed_at, message_id);
   `,
 });
+
+/**
+ * Consumer groups paused by hand (`bus.pause`, the console, `patchbay bus pause`): every bus
+ * sharing the store stops consuming a group listed here until it is resumed.
+ */
+export const sqliteBusPausedGroupsMigration = (version: number): Migration => ({
+  version,
+  name: "event-bus-paused-groups",
+  sql: `
+    CREATE TABLE patchbay_bus_paused_groups (
+      grp TEXT PRIMARY KEY,
+      paused_at INTEGER NOT NULL,
+      paused_by TEXT
+    ) WITHOUT ROWID;
+  `,
+});

@@ -11,6 +11,7 @@ import {
   sqliteBusDeadLetterOrderMigration,
   sqliteBusDeadLetterTransportMigration,
   sqliteBusFreshMigration,
+  sqliteBusPausedGroupsMigration,
   sqliteBusMigration,
 } from "./bus-schema.js";
 import { sqliteSagaCreatedMigration, sqliteSagaMigration } from "./saga-schema.js";
@@ -31,6 +32,7 @@ const moduleMigrations: Array<(version: number) => Migration> = [
   sqliteBusDeadLetterTransportMigration, // event bus: the transport each dead letter came from
   sqliteBusDeadLetterOrderMigration, // event bus: dead letters indexed in the console's order
   sqliteSagaCreatedMigration, // sagas: instances indexed by creation time
+  sqliteBusPausedGroupsMigration, // event bus: consumer groups paused by hand
 ];
 const allMigrations = moduleMigrations.reduce<Migration[]>(
   (list, migration) => [...list, migration(list.length + 1)],

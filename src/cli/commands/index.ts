@@ -1,4 +1,5 @@
 import type { CliCommand } from "../command.js";
+import { busCommand } from "./bus.js";
 import { consoleCommand } from "./console.js";
 import { contractsCommand } from "./contracts.js";
 import { cdcCommand } from "./cdc.js";
@@ -16,6 +17,7 @@ export const commands: CliCommand[] = [
   healthCommand,
   statusCommand,
   dlqCommand,
+  busCommand,
   sagaCommand,
   syncCommand,
   webhooksCommand,

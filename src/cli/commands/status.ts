@@ -167,6 +167,24 @@ export const statusCommand: CliCommand = {
         });
       }
 
+      const paused = await maybe<{ grp: string; paused_at: unknown; paused_by: string | null }>(
+        store,
+        `SELECT grp, paused_at, paused_by FROM ${t("bus_paused_groups")} ORDER BY grp`,
+      );
+      if (paused) {
+        report.pausedGroups = paused.map((p) => ({
+          group: p.grp,
+          pausedAt: int(p.paused_at),
+          by: p.paused_by ?? undefined,
+        }));
+        sections.push({
+          title: "Paused consumer groups",
+          note: "none (patchbay bus pause <group> pauses one)",
+          headers: ["GROUP", "PAUSED SINCE (UTC)", "BY"],
+          rows: paused.map((p) => [p.grp, timestamp(int(p.paused_at)), p.paused_by ?? "-"]),
+        });
+      }
+
       const sagas = await maybe<{ name: string; status: string; n: unknown }>(
         store,
         `SELECT name, status, COUNT(*) AS n FROM ${t("saga_instances")} GROUP BY name, status ORDER BY name, status`,

@@ -485,17 +485,42 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
     });
   }
 
+  function queueAction(action, group) {
+    return function () {
+      api("queues/" + action, { group: group }).then(function (x) { say(action + " " + group + (x.count ? ": done" : ": no change")); render(); }).catch(fail);
+    };
+  }
+  function pauseCell(g) {
+    return h("td", null, g.paused ? st("paused") : h("span", { class: "st-unpaused", text: "not paused" }), g.paused && g.pausedBy ? " by " + g.pausedBy : "",
+      g.paused && g.pausedAt ? " since " + when(g.pausedAt) : "");
+  }
+  function pauseButton(g) {
+    return h("td", null, g.paused ? button("Resume", queueAction("resume", g.group)) : button("Pause", queueAction("pause", g.group), "danger"));
+  }
+  function pauseForm() {
+    var form = h("form", { class: "filters", onsubmit: function (ev) {
+      ev.preventDefault();
+      var group = form.elements.group.value.trim();
+      if (group) queueAction("pause", group)();
+    } });
+    form.appendChild(h("label", { for: "f-pause-group" }, "Group", h("input", { name: "group", id: "f-pause-group", type: "text" })));
+    form.appendChild(h("button", { type: "submit", class: "act danger" }, "Pause"));
+    return form;
+  }
   function queues() {
     return api("queues").then(function (q) {
       return [
         h("h1", null, "Queues"),
         h("p", null, q.inStore
-          ? "Consumer groups of " + q.transport + ", read from the store. Read only: the bus cannot pause a group."
-          : "The bus runs on " + q.transport + ": its queues live in the broker; see the broker's own console."),
-        q.inStore ? table("Queues", ["Group", "Queued", "Parked", "Oldest (age)"], q.groups.map(function (g) {
+          ? "Consumer groups of " + q.transport + ", read from the store. A paused group's messages wait in its queue; every process consuming it stops within a second."
+          : "The bus runs on " + q.transport + ": its queues live in the broker; see the broker's own console. Paused groups are listed here."),
+        q.inStore ? table("Queues", ["Group", "Queued", "Parked", "Oldest (age)", "State", ""], q.groups.map(function (g) {
           return h("tr", null, h("td", null, g.group), h("td", null, String(g.depth)), h("td", null, String(g.parked)),
-            h("td", null, g.oldestAgeMs === null ? "–" : Math.round(g.oldestAgeMs / 1000) + " s"));
-        })) : null,
+            h("td", null, g.oldestAgeMs === null ? "–" : Math.round(g.oldestAgeMs / 1000) + " s"), pauseCell(g), pauseButton(g));
+        })) : table("Paused groups", ["Group", "State", ""], q.groups.map(function (g) {
+          return h("tr", null, h("td", null, g.group), pauseCell(g), pauseButton(g));
+        })),
+        q.inStore ? null : pauseForm(),
       ];
     });
   }
