@@ -44,7 +44,8 @@ export interface ReplicationStream {
   readonly done: Promise<void>;
 }
 
-function toCdcError(e: unknown, what: string): Error {
+/** A replication command's failure as a Patchbay error: the setup errors by the server's code and words. */
+export function toCdcError(e: unknown, what: string): Error {
   const err = e as { code?: string; message?: string };
   const message = err.message ?? String(e);
   if (/wal_level/.test(message)) {

@@ -35,11 +35,16 @@ export interface SlotInfo {
 
 export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
-/** `CDC_WAL_LEVEL` unless `wal_level` is `logical`. */
+/** The error for a server running with `wal_level` = `level`: `CDC_WAL_LEVEL` unless it is `logical`. */
+export function walLevelError(level: string): CdcWalLevelError | undefined {
+  return level === "logical" ? undefined : new CdcWalLevelError(level);
+}
+
+/** Reads the server's `wal_level`: `CDC_WAL_LEVEL` unless it is `logical`. */
 export async function checkWalLevel(db: PgQueryable): Promise<void> {
   const { rows } = await db.query<{ wal_level: string }>("SHOW wal_level");
-  const level = rows[0]?.wal_level ?? "unknown";
-  if (level !== "logical") throw new CdcWalLevelError(level);
+  const error = walLevelError(rows[0]?.wal_level ?? "unknown");
+  if (error) throw error;
 }
 
 /** Describes each table; `CDC_REPLICA_IDENTITY` for a table whose updates and deletes cannot name a row. */
