@@ -57,7 +57,12 @@ export async function main(): Promise<void> {
   const id = `${process.pid}`;
   const schema = `pb_bench_cdc_${id}`;
   const meta = `${schema}_pb`;
-  const slots = { raw: `pb_bench_raw_${id}`, pg: `pb_bench_pg_${id}`, bus: `pb_bench_bus_${id}` };
+  const slots = {
+    raw: `pb_bench_raw_${id}`,
+    pg: `pb_bench_pg_${id}`,
+    bus: `pb_bench_bus_${id}`,
+    busLag: `pb_bench_buslag_${id}`,
+  };
   const publication = `pb_bench_cdc_${id}`;
   const db = new pg.Pool({ connectionString: PG_URL, max: 4 });
   const sql = async (text: string, params: unknown[] = []) =>
@@ -82,9 +87,11 @@ export async function main(): Promise<void> {
   const bus = createEventBus({ store });
   // The lag of the steady load, seen by the consumer: its insert at the source to its delivery.
   const busLags: number[] = [];
+  let delivered = 0;
   bus.subscribe(`${schema}.src.*`, { group: "bench", transaction: false }, (event) => {
+    delivered++;
     const row = event.data as { status?: string; created_ms?: string };
-    if (row.status === "lag") busLags.push(Date.now() - Number(row.created_ms));
+    if (row.status === "lag_bus") busLags.push(Date.now() - Number(row.created_ms));
     return Promise.resolve();
   });
   // Counts the changes handed to the outbox (a batch's count before its commit: one batch early at most).
@@ -164,7 +171,8 @@ export async function main(): Promise<void> {
 
     const rate = (d: Drain) => d.changes / d.seconds;
     // Lag at half the measured rate.
-    const steady = async (perSecond: number, run: () => void, stop: () => Promise<void>) => {
+    // Each lag load marks its rows: the bus's slot also holds the PG lag load's rows, ahead of its own.
+    const steady = async (status: string, perSecond: number, run: () => void, stop: () => Promise<void>) => {
       const from = nextId;
       run();
       const per = 50;
@@ -174,8 +182,8 @@ export async function main(): Promise<void> {
         const due = ((performance.now() - started) / 1000) * perSecond;
         if (sent + per <= due) {
           await sql(
-            `INSERT INTO ${schema}.src (id, v, status, total, email) SELECT g, g, 'lag', 1, 'x' FROM generate_series($1::bigint, $2::bigint) g`,
-            [nextId, nextId + per - 1],
+            `INSERT INTO ${schema}.src (id, v, status, total, email) SELECT g, g, $3, 1, 'x' FROM generate_series($1::bigint, $2::bigint) g`,
+            [nextId, nextId + per - 1, status],
           );
           nextId += per;
           sent += per;
@@ -184,6 +192,7 @@ export async function main(): Promise<void> {
       return { from, to: nextId, stop, achieved: sent / LAG_SECONDS };
     };
     const pgLoad = await steady(
+      "lag_pg",
       rate(toPg) / 2,
       () => capture.start(),
       () => capture.stop(),
@@ -203,12 +212,22 @@ export async function main(): Promise<void> {
       ])
     ).map((r) => Number(r.lag));
 
-    // The lag load alone: the backlog the consumer has not reached yet is dropped.
+    // The bus's lag load alone: a slot of its own from now on (the first one still holds what
+    // its time box left), and the queued backlog the consumer has not reached yet dropped.
+    const lagEvents = changeEvents({
+      name: `bench_cdc_lag_${id}`,
+      bus,
+      source: source(slots.busLag),
+      restartDelay: "200ms",
+    });
+    lagEvents.start();
+    while ((await lagEvents.position()) === undefined) await sleep(50);
     await sql(`DELETE FROM ${meta}.bus_jobs`);
     const busLoad = await steady(
+      "lag_bus",
       rate(toBus) / 2,
-      () => events.start(),
-      () => events.stop(),
+      () => undefined,
+      () => lagEvents.close(),
     );
     for (let i = 0; i < 600 && busLags.length < busLoad.to - busLoad.from; i++) await sleep(50);
     await busLoad.stop();
@@ -227,7 +246,7 @@ export async function main(): Promise<void> {
       line("ours: changeEvents PG → bus (1 group)", toBus, busLags),
       `| ${"Sequin (published, not measured here)".padEnd(44)} | ${">50,000".padStart(9)} |    —     |      —      | p99 253 ms                 |`,
       "",
-      `lag loads: PG → PG ${fmt(pgLoad.achieved)} changes/s for ${LAG_SECONDS} s (${fmt(pgLags.length)} changes), PG → bus ${fmt(busLoad.achieved)} changes/s (${fmt(busLags.length)} of ${fmt(busLoad.to - busLoad.from)} changes delivered)`,
+      `lag loads: PG → PG ${fmt(pgLoad.achieved)} changes/s for ${LAG_SECONDS} s (${fmt(pgLags.length)} changes), PG → bus ${fmt(busLoad.achieved)} changes/s (${fmt(busLags.length)} of ${fmt(busLoad.to - busLoad.from)} changes delivered; ${fmt(delivered)} events delivered in all)`,
       `lag: from the insert at the source to the write at the destination (PG), or to the delivery to the bus consumer; CPU: this process only (the server's walsender and writes are not counted)`,
     ];
     process.stdout.write(lines.join("\n") + "\n");
