@@ -5,6 +5,7 @@
 const benches: Record<string, () => Promise<void>> = {
   store: async () => (await import("./store.js")).main(),
   bus: async () => (await import("./bus.js")).main(),
+  cdc: async () => (await import("./cdc.js")).main(),
   resilience: async () => (await import("./resilience.js")).main(),
   saga: async () => (await import("./saga.js")).main(),
   sync: async () => (await import("./sync.js")).main(),

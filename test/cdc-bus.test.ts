@@ -3,7 +3,10 @@
  * update and delete reaches a consumer group once, in commit order per row; a restart resumes
  * with no event published twice (distinct event ids in the outbox == changes made).
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, inject, it } from "vitest";
@@ -176,5 +179,78 @@ describe.skipIf(problem !== undefined)("CDC onto the bus", { timeout: 180_000 },
     } finally {
       metrics.close();
     }
+  });
+
+  it("patchbay cdc start runs a changeEvents publisher from the config; status shows its position and slot; drop-slot drops it", async () => {
+    const { f, seen } = await setup();
+    await f.sql(`INSERT INTO ${f.src}.items (id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c')`);
+    const dir = mkdtempSync(join(tmpdir(), "pb-cdc-cli-"));
+    const src = (path: string) => JSON.stringify(fileURLToPath(new URL(`../src/${path}`, import.meta.url)));
+    const config = join(dir, "patchbay.config.ts");
+    writeFileSync(
+      config,
+      `import { postgres, postgresChanges } from ${src("adapters/postgres/index.ts")};
+import { createEventBus } from ${src("bus/bus.ts")};
+import { changeEvents } from ${src("cdc/change-events.ts")};
+const bus = createEventBus({ store: postgres({ url: ${JSON.stringify(f.url)}, schema: ${JSON.stringify(f.meta)} }) });
+export const captures = [
+  changeEvents({
+    name: "ev_cli_${f.id}",
+    bus,
+    source: postgresChanges({ url: ${JSON.stringify(f.url)}, slot: ${JSON.stringify(f.slot)}, publication: ${JSON.stringify(f.publication)}, tables: [${JSON.stringify(`${f.src}.items`)}] }),
+  }),
+];
+`,
+    );
+    const cli = (...args: string[]) =>
+      run(process.execPath, [
+        "--import",
+        import.meta.resolve("tsx"),
+        MAIN,
+        "cdc",
+        ...args,
+        "--config",
+        config,
+      ]).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+    const proc = spawn(
+      process.execPath,
+      ["--import", import.meta.resolve("tsx"), MAIN, "cdc", "start", `ev_cli_${f.id}`, "--config", config],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let out = "";
+    proc.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    proc.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+    try {
+      // The snapshot's three rows, then the stream's changes, reach the test's consumer group.
+      await eventually(() => Promise.resolve(seen.length >= 3), 90_000, "the snapshot events");
+      await f.sql(`UPDATE ${f.src}.items SET n = 1 WHERE id = 1`);
+      await f.sql(`DELETE FROM ${f.src}.items WHERE id = 2`);
+      await eventually(() => Promise.resolve(seen.length >= 5), 60_000, "the streamed events");
+      expect(seen.map((e) => e.type).slice(3)).toEqual([`${f.src}.items.update`, `${f.src}.items.delete`]);
+
+      const status = await cli("status", `ev_cli_${f.id}`, "--json");
+      expect(status.code).toBe(0);
+      const parsed = JSON.parse(status.stdout) as {
+        position?: { lsn?: string };
+        slot?: { slot: string; active: boolean };
+      };
+      expect(parsed.position?.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+      expect(parsed.slot).toMatchObject({ slot: f.slot, active: true });
+      const stop = await cli("stop", `ev_cli_${f.id}`);
+      expect(stop.code).toBe(1);
+      expect(stop.stderr).toContain("SIGTERM");
+    } finally {
+      proc.kill("SIGTERM");
+    }
+    expect(await exited, out).toBe(0);
+    expect(out).toContain(`ev_cli_${f.id}: stopped`);
+    const dropped = await cli("drop-slot", `ev_cli_${f.id}`, "--json");
+    expect(JSON.parse(dropped.stdout)).toEqual({ capture: `ev_cli_${f.id}`, dropped: true });
+    expect(await f.sql("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [f.slot])).toHaveLength(0);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

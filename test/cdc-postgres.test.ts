@@ -9,6 +9,8 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { postgresChanges, postgresDestination } from "../src/adapters/postgres/index.js";
 import { changeCapture, type ChangeCapture } from "../src/cdc/change-capture.js";
 import { isPatchbayError } from "../src/core/errors.js";
+import { toCdcError } from "../src/adapters/postgres/cdc/replication.js";
+import { checkWalLevel, walLevelError } from "../src/adapters/postgres/cdc/slots.js";
 import { cdcFixture, eventually, logicalReplicationProblem, type CdcFixture } from "./support/cdc.js";
 
 const { postgres: service } = inject("services");
@@ -270,6 +272,69 @@ describe.skipIf(problem !== undefined)(
         );
       await source.close();
       expect(isPatchbayError(error, "CDC_REPLICA_IDENTITY")).toBe(true);
+    });
+
+    // What this covers: the check reads the real server's wal_level and passes it (logical); the
+    // decision for any other level and the mapping of PostgreSQL's own refusal are checked on the
+    // values, because the shared server cannot be restarted with wal_level = replica here (CI's
+    // .ci/run sets logical; a server still at replica fails the same check before anything runs).
+    it("CDC_WAL_LEVEL: reads the server's wal_level, refuses every level but logical, and maps the server's refusal", async () => {
+      const { f } = await setup();
+      const client = await f.db.connect();
+      try {
+        const [level] = (await client.query<{ wal_level: string }>("SHOW wal_level")).rows;
+        expect(level?.wal_level).toBe("logical");
+        await expect(checkWalLevel(client)).resolves.toBeUndefined();
+      } finally {
+        client.release();
+      }
+      expect(walLevelError("logical")).toBeUndefined();
+      for (const other of ["replica", "minimal"]) {
+        const error = walLevelError(other);
+        expect(isPatchbayError(error, "CDC_WAL_LEVEL")).toBe(true);
+        expect(error?.message).toContain(`wal_level = ${other}`);
+      }
+      // PostgreSQL 15's words when a slot is created on a server at replica.
+      const refused = toCdcError(
+        Object.assign(new Error("logical decoding requires wal_level >= logical"), { code: "55000" }),
+        "create replication slot",
+      );
+      expect(isPatchbayError(refused, "CDC_WAL_LEVEL")).toBe(true);
+    });
+
+    // Fills every free slot of the shared server with temporary physical slots (no WAL reserved,
+    // dropped with their session) for the moment of one run: max_replication_slots is 10 here.
+    it("CDC_NO_SLOTS when every replication slot is in use; a free one lets the capture run", async () => {
+      const { f, cdc, same } = await setup();
+      const [max] = await f.sql(
+        "SELECT setting::int AS n FROM pg_settings WHERE name = 'max_replication_slots'",
+      );
+      if (Number(max?.n) > 64) {
+        console.log(
+          `skipped filling ${String(max?.n)} replication slots: too many to fill on a shared server`,
+        );
+        return;
+      }
+      await f.sql(`INSERT INTO ${f.src}.items (id, name) VALUES (1, 'one')`);
+      const filler = await f.db.connect();
+      let error: unknown;
+      try {
+        // Exactly the free ones: an error in this session would drop its temporary slots again.
+        await filler.query(
+          `SELECT count(pg_create_physical_replication_slot('pb_fill_${f.id}_' || g, false, true))
+             FROM generate_series(1, current_setting('max_replication_slots')::int - (SELECT count(*)::int FROM pg_replication_slots)) g`,
+        );
+        error = await cdc.run().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      } finally {
+        filler.release(true); // its session ends: the temporary slots are dropped
+      }
+      expect(isPatchbayError(error, "CDC_NO_SLOTS")).toBe(true);
+      expect((error as Error).message).toMatch(/max_replication_slots/);
+      cdc.start();
+      await eventually(same, 60_000, "the capture once a slot is free");
     });
   },
 );

@@ -15,6 +15,7 @@ import { silentLogger, type Logger } from "../core/logger.js";
 import type { BusTx } from "../bus/bus.js";
 import type { JsonValue, Row, SourceBatch, SourceCursor, SyncSource } from "../sync/contracts.js";
 import { runRestarting } from "./restart-loop.js";
+import type { ChangeSlotControl, ChangeSlotStatus } from "./change-capture.js";
 
 /** One change as a change stream delivers it, for destinations that want each (the bus). */
 export interface CapturedChange {
@@ -71,11 +72,19 @@ export interface ChangeEvents {
   readonly failure: unknown;
   /** The stored position (the source's cursor of the last published batch). */
   position(): Promise<SourceCursor | undefined>;
+  /** The stored position and the source's slot (its lag and retained WAL), for `patchbay cdc status`. */
+  status(): Promise<{ name: string; position: SourceCursor | undefined; slot: ChangeSlotStatus | undefined }>;
+  /** Drops the source's slot (the stored position becomes unusable). */
+  dropSlot(): Promise<boolean>;
   /** Stops and closes the source. */
   close(): Promise<void>;
 }
 
 const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+const hasSlot = (source: SyncSource): source is SyncSource & ChangeSlotControl =>
+  typeof (source as Partial<ChangeSlotControl>).slotStatus === "function" &&
+  typeof (source as Partial<ChangeSlotControl>).dropSlot === "function";
 
 /** Accepts any data: a change's row is what the table holds. */
 const anyData: StandardSchemaV1<JsonValue, JsonValue> = {
@@ -194,6 +203,14 @@ export function changeEvents(options: ChangeEventsOptions): ChangeEvents {
     async position() {
       return (await readPosition())?.value.cursor;
     },
+    async status() {
+      const [stored, slot] = await Promise.all([
+        readPosition(),
+        hasSlot(source) ? source.slotStatus() : Promise.resolve(undefined),
+      ]);
+      return { name: options.name, position: stored?.value.cursor, slot };
+    },
+    dropSlot: () => (hasSlot(source) ? source.dropSlot() : Promise.resolve(false)),
     async close() {
       await stop();
       await source.close();

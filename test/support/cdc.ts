@@ -99,6 +99,35 @@ export async function cdcFixture(url: string): Promise<CdcFixture> {
   };
 }
 
+/** Drops replication slots (a consumer killed mid-stream may hold one for a moment). */
+export async function dropSlots(url: string, slots: readonly string[]): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    for (const slot of slots) {
+      await c
+        .query(
+          "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
+          [slot],
+        )
+        .catch(() => undefined);
+      for (let i = 0; i < 50; i++) {
+        try {
+          await c.query(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+            [slot],
+          );
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    }
+  } finally {
+    await c.end();
+  }
+}
+
 /** Polls `check` until it returns true (or throws after `timeoutMs`). */
 export async function eventually(
   check: () => Promise<boolean>,

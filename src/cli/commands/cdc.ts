@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import type { ChangeCapture } from "../../cdc/change-capture.js";
+import type { ChangeEvents } from "../../cdc/change-events.js";
 import type { CliCommand, CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
@@ -12,7 +13,9 @@ const USAGE = `Usage: patchbay cdc <start|status|stop|drop-slot> [name] [options
   drop-slot <name>  drop its replication slot (the server stops retaining WAL; the next start copies afresh after a reset)
 
 Captures come from --config (default patchbay.config.js/.ts in the working directory), a module
-exporting \`captures\`: an array of changeCapture(...) objects or a record of them.`;
+exporting \`captures\`: an array (or a record) of changeCapture(...) objects, into a destination,
+and changeEvents(...) objects, onto the bus. A changeEvents publisher holds no lock: \`stop\` is
+for captures (send SIGTERM to the process publishing).`;
 
 function isCapture(value: unknown): value is ChangeCapture {
   return (
@@ -23,15 +26,28 @@ function isCapture(value: unknown): value is ChangeCapture {
   );
 }
 
-async function capturesOf(ctx: CommandContext): Promise<Map<string, ChangeCapture>> {
+function isEvents(value: unknown): value is ChangeEvents {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as ChangeEvents).position === "function" &&
+    typeof (value as ChangeEvents).dropSlot === "function" &&
+    typeof (value as ChangeEvents).run === "function"
+  );
+}
+
+type Runnable = ChangeCapture | ChangeEvents;
+const isCaptureOf = (r: Runnable): r is ChangeCapture => "pipeline" in r;
+
+async function capturesOf(ctx: CommandContext): Promise<Map<string, Runnable>> {
   const exported = (await loadConfig(ctx.flags.config))?.captures;
-  const found = new Map<string, ChangeCapture>();
+  const found = new Map<string, Runnable>();
   const list = Array.isArray(exported)
     ? exported
     : typeof exported === "object" && exported !== null
       ? Object.values(exported)
       : [];
-  for (const c of list) if (isCapture(c)) found.set(c.name, c);
+  for (const c of list) if (isCapture(c) || isEvents(c)) found.set(c.name, c);
   return found;
 }
 
@@ -42,13 +58,22 @@ const bytes = (n: number | undefined) =>
       ? `${Math.round(n / 1024)} kB`
       : `${(n / 1024 / 1024).toFixed(1)} MB`;
 
-async function start(ctx: CommandContext, capture: ChangeCapture): Promise<number> {
+async function start(ctx: CommandContext, capture: Runnable): Promise<number> {
   const controller = new AbortController();
   const stop = () => controller.abort();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   ctx.err(`patchbay cdc: ${capture.name} running (Ctrl-C stops after the batch in flight)`);
   try {
+    if (!isCaptureOf(capture)) {
+      await capture.run({ signal: controller.signal });
+      ctx.out(
+        ctx.flags.json
+          ? JSON.stringify({ events: capture.name, status: "stopped" })
+          : `${capture.name}: stopped`,
+      );
+      return 0;
+    }
     const report = await capture.run({ signal: controller.signal });
     ctx.out(
       ctx.flags.json
@@ -93,9 +118,9 @@ export const cdcCommand: CliCommand = {
         ctx.err(`patchbay cdc ${action}: give a capture name (${all.map((c) => c.name).join(", ")})`);
         return 2;
       }
-      if (action === "start") return await start(ctx, chosen as ChangeCapture);
+      if (action === "start") return await start(ctx, chosen as Runnable);
       if (action === "drop-slot") {
-        const dropped = await (chosen as ChangeCapture).dropSlot();
+        const dropped = await (chosen as Runnable).dropSlot();
         ctx.out(
           ctx.flags.json
             ? JSON.stringify({ capture: name, dropped })
@@ -104,6 +129,12 @@ export const cdcCommand: CliCommand = {
         return 0;
       }
       if (action === "stop") {
+        if (!isCaptureOf(chosen as Runnable)) {
+          ctx.err(
+            `patchbay cdc stop: ${name} publishes events without a lock; send SIGTERM to the process publishing them`,
+          );
+          return 1;
+        }
         const { lock, running } = await (chosen as ChangeCapture).status();
         if (!running || !lock) {
           ctx.out(`${name}: not running`);
@@ -122,6 +153,7 @@ export const cdcCommand: CliCommand = {
         ctx.out(JSON.stringify(chosen ? statuses[0] : statuses));
         return 0;
       }
+      const lsnOf = (position: unknown) => (position as { lsn?: string } | undefined)?.lsn ?? "none";
       ctx.out(
         table(
           [
@@ -136,20 +168,22 @@ export const cdcCommand: CliCommand = {
           ],
           statuses.map((s) => [
             s.name,
-            s.running ? "running" : "idle",
+            "runs" in s ? (s.running ? "running" : "idle") : `events, stored ${lsnOf(s.position)}`,
             s.slot ? `${s.slot.slot}${s.slot.active ? " (active)" : ""}` : "none",
             s.slot?.confirmedLsn ?? "",
             bytes(s.slot?.lagBytes),
             bytes(s.slot?.retainedBytes),
-            s.runs[0] ? timestamp(s.runs[0].startedAt) : "never",
-            s.runs[0]?.status ?? "",
+            "runs" in s ? (s.runs[0] ? timestamp(s.runs[0].startedAt) : "never") : "",
+            "runs" in s ? (s.runs[0]?.status ?? "") : "",
           ]),
         ),
       );
       return 0;
     } finally {
       await Promise.allSettled(all.map((c) => c.close()));
-      await Promise.allSettled([...new Set(all.map((c) => c.pipeline.store))].map((s) => s.close()));
+      await Promise.allSettled(
+        [...new Set(all.filter(isCaptureOf).map((c) => c.pipeline.store))].map((s) => s.close()),
+      );
     }
   },
 };

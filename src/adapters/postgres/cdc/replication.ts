@@ -44,7 +44,8 @@ export interface ReplicationStream {
   readonly done: Promise<void>;
 }
 
-function toCdcError(e: unknown, what: string): Error {
+/** A replication command's failure as a Patchbay error: the setup errors by the server's code and words. */
+export function toCdcError(e: unknown, what: string): Error {
   const err = e as { code?: string; message?: string };
   const message = err.message ?? String(e);
   if (/wal_level/.test(message)) {
@@ -146,12 +147,16 @@ export class ReplicationConnection {
   /**
    * Creates a durable logical slot (pgoutput) and exports its snapshot: the snapshot's data is the
    * state just before `consistentPoint`, where streaming starts. The snapshot stays usable until
-   * this connection runs its next command.
+   * this connection runs its next command. A `temporary` slot is only there for its snapshot and
+   * its exact consistent point: the server drops it when this connection ends.
    */
-  async createSlot(slot: string): Promise<{ consistentPoint: bigint; snapshot: string }> {
+  async createSlot(
+    slot: string,
+    options: { temporary?: boolean } = {},
+  ): Promise<{ consistentPoint: bigint; snapshot: string }> {
     try {
       const { rows } = await this.client.query<{ consistent_point: string; snapshot_name: string }>(
-        `CREATE_REPLICATION_SLOT "${slot}" LOGICAL pgoutput EXPORT_SNAPSHOT`,
+        `CREATE_REPLICATION_SLOT "${slot}"${options.temporary ? " TEMPORARY" : ""} LOGICAL pgoutput EXPORT_SNAPSHOT`,
       );
       const row = rows[0];
       if (!row) throw new Error("no answer");

@@ -14,6 +14,8 @@ export interface CapturedTable {
   quoted: string;
   /** Columns identifying a row: the primary key, the replica identity index, or (FULL) every column. */
   key: string[];
+  /** Each key column's SQL type, with its collation when not the type's default (to compare keys as the table does). */
+  keyTypes: string[];
   columns: Array<{ name: string; typeOid: number }>;
 }
 
@@ -33,11 +35,16 @@ export interface SlotInfo {
 
 export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
-/** `CDC_WAL_LEVEL` unless `wal_level` is `logical`. */
+/** The error for a server running with `wal_level` = `level`: `CDC_WAL_LEVEL` unless it is `logical`. */
+export function walLevelError(level: string): CdcWalLevelError | undefined {
+  return level === "logical" ? undefined : new CdcWalLevelError(level);
+}
+
+/** Reads the server's `wal_level`: `CDC_WAL_LEVEL` unless it is `logical`. */
 export async function checkWalLevel(db: PgQueryable): Promise<void> {
   const { rows } = await db.query<{ wal_level: string }>("SHOW wal_level");
-  const level = rows[0]?.wal_level ?? "unknown";
-  if (level !== "logical") throw new CdcWalLevelError(level);
+  const error = walLevelError(rows[0]?.wal_level ?? "unknown");
+  if (error) throw error;
 }
 
 /** Describes each table; `CDC_REPLICA_IDENTITY` for a table whose updates and deletes cannot name a row. */
@@ -55,9 +62,15 @@ export async function describeTables(
     );
     const info = rel[0];
     if (!info) throw new CdcReplicaIdentityError(`${quoted} (it does not exist)`);
-    const { rows: cols } = await db.query<{ name: string; type: number }>(
-      `SELECT attname AS name, atttypid::int AS type FROM pg_attribute
-        WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+    const { rows: cols } = await db.query<{ name: string; type: number; sql: string }>(
+      `SELECT a.attname AS name, a.atttypid::int AS type,
+              format_type(a.atttypid, a.atttypmod) ||
+                CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+                     THEN ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname) ELSE '' END AS sql
+         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+         LEFT JOIN pg_collation co ON co.oid = a.attcollation
+         LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+        WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
       [info.oid],
     );
     const indexFlag = info.ident === "i" ? "indisreplident" : "indisprimary";
@@ -76,6 +89,7 @@ export async function describeTables(
       table,
       quoted,
       key,
+      keyTypes: key.map((k) => cols.find((c) => c.name === k)?.sql ?? "text"),
       columns: cols.map((c) => ({ name: c.name, typeOid: c.type })),
     });
   }

@@ -5,6 +5,7 @@
  * hold whole transactions, in commit order; each batch's cursor is the end of its last commit,
  * stored by the destination with the rows, and only then confirmed to the server (`committed`).
  */
+import { randomBytes } from "node:crypto";
 import type { Duration } from "../../../core/duration.js";
 import { toMs } from "../../../core/duration.js";
 import { InvalidArgumentError } from "../../../core/errors.js";
@@ -14,6 +15,7 @@ import { SyncCursorError } from "../../../sync/errors.js";
 import { lazyPool } from "../lazy-pool.js";
 import { loadedPg, type PgPoolClient, type PgTypeParsers } from "../load.js";
 import { CdcLagExceededError, CdcSlotMissingError } from "./errors.js";
+import { copiedAlready, copyPages, type CopyPosition, type CopySegment } from "./initial-copy.js";
 import { formatLsn, parseLsn } from "./lsn.js";
 import { PgOutputDecoder, type Relation, type Tuple } from "./pgoutput.js";
 import { ReplicationConnection, type ReplicationFrame, type ReplicationStream } from "./replication.js";
@@ -57,7 +59,9 @@ interface ChangeCursor {
   /** Streaming resumes here: the end of the last stored commit (or the slot's consistent point). */
   lsn: string;
   /** Set while the initial copy runs: the table being copied and the key of its last copied row. */
-  snapshot?: { table: number; after: JsonValue[] | null } | undefined;
+  snapshot?: CopyPosition | undefined;
+  /** The parts of the copy read after a crash, kept until streaming passes the newest one's `lsn`. */
+  segments?: CopySegment[] | undefined;
 }
 
 const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
@@ -94,7 +98,9 @@ function parseCursor(value: unknown, slot: string): ChangeCursor | undefined {
     );
   }
   parseLsn(c.lsn);
-  return { slot, lsn: c.lsn, snapshot: c.snapshot ?? undefined };
+  const segments = Array.isArray(c.segments) && c.segments.length > 0 ? c.segments : undefined;
+  for (const segment of segments ?? []) parseLsn(segment.lsn);
+  return { slot, lsn: c.lsn, snapshot: c.snapshot ?? undefined, segments };
 }
 
 /** One decoded change, with its row values parsed. */
@@ -180,44 +186,35 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
     }
   };
 
-  async function* copyTables(
-    db: PgPoolClient,
+  /**
+   * Copies the tables from `from` on in the exported snapshot `snapshot`, each page with its
+   * watermark in its cursor. The transaction is read-only: a copy cut short just drops its
+   * connection.
+   */
+  async function* copy(
     tables: CapturedTable[],
-    cursor: ChangeCursor,
+    base: ChangeCursor,
+    snapshot: string,
+    from: CopyPosition,
     request: ReadRequest,
   ): AsyncGenerator<SourceBatch> {
-    let at = cursor.snapshot ?? { table: 0, after: null };
-    for (let t = at.table; t < tables.length; t++) {
-      const table = tables[t] as CapturedTable;
-      const key = table.key.map((k) => `"${k.replace(/"/g, '""')}"`);
-      let after = t === at.table ? at.after : null;
-      for (;;) {
-        if (request.signal.aborted) return;
-        const params = after ?? [];
-        const where = after
-          ? `WHERE (${key.join(", ")}) > (${key.map((_, i) => `$${i + 1}`).join(", ")})`
-          : "";
-        const { rows } = await db.query<Row>({
-          text: `SELECT * FROM ${table.quoted} ${where} ORDER BY ${key.join(", ")} LIMIT ${request.batchSize}`,
-          values: params,
-          types,
-        });
-        if (rows.length === 0) break;
-        const lastRow = rows[rows.length - 1] as Row;
-        after = table.key.map((k) => lastRow[k] as JsonValue);
-        at = { table: t, after };
-        const changes: CapturedChange[] = rows.map((row) => ({
-          schema: table.schema,
-          table: table.table,
-          op: "insert",
-          row,
-          snapshot: true,
-          key: Object.fromEntries(table.key.map((k) => [k, row[k]])),
-          position: `snapshot:${t}:${JSON.stringify(table.key.map((k) => row[k] as JsonValue))}`,
-        }));
-        yield { rows, changes, cursor: { slot, lsn: cursor.lsn, snapshot: at } } as SourceBatch;
-        if (rows.length < request.batchSize) break;
-      }
+    const db = await (await pool.get()).connect();
+    let done = false;
+    try {
+      await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      await db.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+      yield* copyPages(
+        db,
+        tables,
+        from,
+        request,
+        types,
+        (at) => ({ ...base, snapshot: at }) as unknown as JsonValue,
+      );
+      await db.query("COMMIT");
+      done = true;
+    } finally {
+      db.release(done ? undefined : true);
     }
   }
 
@@ -229,7 +226,6 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
       await ensurePublication(db, publication, described);
       return described;
     });
-    const keys = new Map(tables.map((t) => [`${t.schema}.${t.table}`, t.key]));
     const existing = await withClient((db) => slotInfo(db, slot));
     repl = await ReplicationConnection.open(options.url);
     try {
@@ -237,52 +233,42 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
         // Nothing stored: a slot left by a first copy that never committed a batch starts over.
         if (existing) await withClient((db) => dropSlot(db, slot));
         const created = await repl.createSlot(slot);
-        cursor = { slot, lsn: formatLsn(created.consistentPoint), snapshot: { table: 0, after: null } };
-        if (options.snapshot === false) {
-          cursor = { slot, lsn: cursor.lsn };
-        } else {
-          const db = await (await pool.get()).connect();
-          try {
-            await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-            await db.query(`SET TRANSACTION SNAPSHOT '${created.snapshot}'`);
-            for await (const batch of copyTables(db, tables, cursor, request)) {
-              cursor = batch.cursor as unknown as ChangeCursor;
-              yield batch;
-            }
-            await db.query("COMMIT");
-          } finally {
-            db.release();
-          }
+        cursor = { slot, lsn: formatLsn(created.consistentPoint) };
+        if (options.snapshot !== false) {
+          // The snapshot is the database just before the slot's consistent point, where streaming
+          // starts: each change is in the copy or in the stream, never both.
+          yield* copy(tables, cursor, created.snapshot, { table: 0, after: null }, request);
           if (request.signal.aborted) return;
-          cursor = { slot, lsn: cursor.lsn };
         }
         // The copy is complete (or skipped): store that, with the position streaming starts from.
         yield { rows: [], cursor: cursor as unknown as JsonValue };
       } else {
         if (!existing) throw new CdcSlotMissingError(slot);
         if (cursor.snapshot) {
-          // The exported snapshot died with the crashed process: the rest of the copy reads the
-          // current rows, and streaming from the slot's start replays every change since the
-          // snapshot over them. Each change sets a whole row (or removes it), so the destination
-          // converges to the source; only an interrupted copy can see a row twice.
-          const db = await (await pool.get()).connect();
+          // The first snapshot died with the crashed process. The rest of the copy reads a new one
+          // whose consistent point a temporary slot gives exactly: the segment's watermark, stored
+          // with its pages, tells the stream which changes that copy holds already.
+          const temp = await ReplicationConnection.open(options.url);
           try {
-            await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-            for await (const batch of copyTables(db, tables, cursor, request)) {
-              cursor = batch.cursor as unknown as ChangeCursor;
-              yield batch;
-            }
-            await db.query("COMMIT");
+            const taken = await temp.createSlot(`pb_copy_${randomBytes(8).toString("hex")}`, {
+              temporary: true,
+            });
+            const segments = [
+              ...(cursor.segments ?? []),
+              { ...cursor.snapshot, lsn: formatLsn(taken.consistentPoint) },
+            ];
+            const base: ChangeCursor = { slot, lsn: cursor.lsn, segments };
+            yield* copy(tables, base, taken.snapshot, cursor.snapshot, request);
+            if (request.signal.aborted) return;
+            cursor = base;
           } finally {
-            db.release();
+            await temp.end();
           }
-          if (request.signal.aborted) return;
-          cursor = { slot, lsn: cursor.lsn };
           yield { rows: [], cursor: cursor as unknown as JsonValue };
         }
       }
       inSnapshot = false;
-      yield* streamChanges(request, parseLsn(cursor.lsn), (r) => keys.get(`${r.schema}.${r.table}`) ?? []);
+      yield* streamChanges(request, cursor, tables);
     } finally {
       await stream?.stop();
       stream = undefined;
@@ -293,9 +279,16 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
 
   async function* streamChanges(
     request: ReadRequest,
-    from: bigint,
-    keyOf: (r: Relation) => readonly string[],
+    start: ChangeCursor,
+    tables: readonly CapturedTable[],
   ): AsyncGenerator<SourceBatch> {
+    const index = new Map(tables.map((t, i) => [`${t.schema}.${t.table}`, i]));
+    const keyOf = (r: Relation): readonly string[] =>
+      tables[index.get(`${r.schema}.${r.table}`) ?? -1]?.key ?? [];
+    let from = parseLsn(start.lsn);
+    // Changes a resumed copy may hold already are checked until the stream passes its snapshots.
+    let segments = start.segments;
+    const newest = (segments ?? []).reduce((a, g) => (parseLsn(g.lsn) > a ? parseLsn(g.lsn) : a), 0n);
     const decoder = new PgOutputDecoder();
     const queue: ReplicationFrame[] = [];
     let wake: (() => void) | undefined;
@@ -318,8 +311,10 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
     let lastActivity = Date.now();
     let lastCheck = 0;
     // The transaction being received, and complete ones not yet handed out.
-    let current: { commitSkip: boolean; changes: Change[] } | undefined;
+    let current: { commitSkip: boolean; finalLsn: bigint; changes: Change[] } | undefined;
     let ready: Change[] = [];
+    // The commit position of each ready change (while segments are checked).
+    let readyAt: bigint[] = [];
     // The same changes one by one, for destinations that want each (the bus).
     let captured: CapturedChange[] = [];
     let readyEnd: bigint | undefined;
@@ -357,7 +352,7 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
           switch (msg.tag) {
             case "begin":
               // A transaction that committed before the stored position is stored already.
-              current = { commitSkip: msg.finalLsn < from, changes: [] };
+              current = { commitSkip: msg.finalLsn < from, finalLsn: msg.finalLsn, changes: [] };
               break;
             case "insert":
               current?.changes.push({
@@ -395,8 +390,10 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
             case "commit":
               if (current && !current.commitSkip) {
                 const lsn = formatLsn(msg.endLsn);
+                const at = current.finalLsn;
                 current.changes.forEach((c, index) => {
                   ready.push(c);
+                  if (segments) readyAt.push(at);
                   captured.push({
                     schema: c.relation.schema,
                     table: c.relation.table,
@@ -417,11 +414,33 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
           if (current === undefined && ready.length >= request.batchSize) break;
         }
         if (current === undefined && readyEnd !== undefined) {
+          if (segments) {
+            const copied = await withClient((db) =>
+              copiedAlready(
+                db,
+                tables,
+                segments as CopySegment[],
+                ready.map((c, i) => ({
+                  table: index.get(`${c.relation.schema}.${c.relation.table}`) ?? -1,
+                  key: c.row,
+                  commitLsn: readyAt[i] as bigint,
+                })),
+              ),
+            );
+            ready = ready.filter((_, i) => !copied[i]);
+            captured = captured.filter((_, i) => !copied[i]);
+          }
           const { rows, deletes } = netEffect(ready, keyOf);
-          const cursor: ChangeCursor = { slot, lsn: formatLsn(readyEnd) };
+          const cursor: ChangeCursor = {
+            slot,
+            lsn: formatLsn(readyEnd),
+            ...(segments && readyEnd < newest ? { segments } : {}),
+          };
+          if (readyEnd >= newest) segments = undefined;
           const changes = captured;
           from = readyEnd;
           ready = [];
+          readyAt = [];
           captured = [];
           readyEnd = undefined;
           lastActivity = Date.now();
@@ -446,7 +465,8 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
 
   return {
     description: `postgres changes slot ${JSON.stringify(slot)} (${names.map((n) => `${n.schema}.${n.table}`).join(", ")})`,
-    capabilities: { modes: ["incremental"], streaming: true },
+    // The initial copy passes COPY text through to a PostgreSQL destination (the stream gives rows).
+    capabilities: { modes: ["incremental"], streaming: true, encodings: ["postgres-copy-text"] },
     read,
     committed(value) {
       if (inSnapshot) return Promise.resolve();
