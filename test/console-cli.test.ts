@@ -26,8 +26,9 @@ describe("patchbay console", () => {
     child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
     const deadline = Date.now() + 20_000;
-    while (!/http:\/\/127\.0\.0\.1:\d+\//.test(out)) {
-      if (Date.now() > deadline) throw new Error(`no URL printed: ${out}`);
+    // The banner is several writes: wait for its read-only line too, not only the URL.
+    while (!/http:\/\/127\.0\.0\.1:\d+\/[\s\S]*read-only/.test(out)) {
+      if (Date.now() > deadline) throw new Error(`no URL and read-only line printed: ${out}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     const url = /http:\/\/127\.0\.0\.1:\d+\//.exec(out)![0];
