@@ -9,6 +9,7 @@ import type { Clock } from "../core/clock.js";
 import { decodeStructured, type CloudEvent } from "../core/envelope.js";
 import { EnvelopeError, isPatchbayError, PatchbayError } from "../core/errors.js";
 import { syncFirst, type EventDefinition } from "../core/events.js";
+import { summarizedWarn } from "../core/log-summary.js";
 import type { Logger } from "../core/logger.js";
 import type { Backoff } from "../resilience/backoff.js";
 import type { BulkheadPolicy } from "../resilience/bulkhead.js";
@@ -134,6 +135,8 @@ export interface DeliverDeps {
 /** Makes `deliver(sub, delivery)`, the function each consumer calls for each delivery. */
 export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: Delivery) => Promise<void> {
   const { store, transport, clock, logger, random, inbox, deadLetters, catalogue, closing, stopping } = deps;
+  /** Handlers refused by an open breaker: one warn line per group per 10 s, the others at debug. */
+  const refused = summarizedWarn(logger, clock);
 
   /**
    * Moves the message to dead letters. The body is stored as bytes, so any body fits; should the
@@ -274,8 +277,10 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
         delayMs: delay,
         err: lastError,
       };
+      // Once per group per interval: an open breaker refuses every message's attempt.
       if (isPatchbayError(lastError, "CIRCUIT_OPEN")) {
-        logger.warn(
+        refused(
+          sub.group,
           { ...fields, breaker: lastError.state, maxAttempts: sub.maxAttempts },
           "patchbay bus: handler refused by an open circuit breaker; an attempt is spent, retrying later",
         );

@@ -3,6 +3,7 @@
  * the `patchbay.saga.failed` event), release. Every write is fenced by the claim token.
  */
 import { isPatchbayError } from "../core/errors.js";
+import { summarizedWarn } from "../core/log-summary.js";
 import type { StoreTx } from "../store/contracts.js";
 import type { SqlStore } from "../store/sql-store.js";
 import type { SagaTx } from "./context.js";
@@ -35,6 +36,8 @@ export type Transitions = ReturnType<typeof createTransitions>;
 /** Creates the recorded moves for a runner. */
 export function createTransitions(deps: ExecutorDeps) {
   const { store, bus, repo, clock, logger, owner, leaseMs } = deps;
+  /** Refusals by an open breaker: one warn line per step per 10 s, the others at debug. */
+  const refused = summarizedWarn(logger, clock);
 
   const transact = <T>(id: string, fn: (tx: SagaTx) => Promise<T>): Promise<T> =>
     bus ? bus.transaction(fn) : store.transaction((tx) => fn(withoutBus(tx, id)));
@@ -214,9 +217,11 @@ export function createTransitions(deps: ExecutorDeps) {
         delayMs: at - now,
         err: error,
       };
-      // An attempt spent on a call the breaker refused never reached the dependency: say so loudly.
+      // An attempt spent on a call the breaker refused never reached the dependency: say so loudly,
+      // but once per step per interval (an open breaker refuses every attempt of every instance).
       if (isPatchbayError(error, "CIRCUIT_OPEN")) {
-        logger.warn(
+        refused(
+          `${r.name}/${step.name}`,
           { ...fields, breaker: error.state, maxAttempts: settings.maxAttempts },
           "patchbay saga: step refused by an open circuit breaker; an attempt is spent, retrying later",
         );

@@ -5,6 +5,7 @@ import { defineEvent } from "../core/events.js";
 import { isPatchbayError } from "../core/errors.js";
 import { httpClient } from "../http/client.js";
 import { defineSaga } from "../saga/definition.js";
+import type { WebhookConnector } from "../webhooks/connector.js";
 import { sqlite } from "../adapters/sqlite/index.js";
 import type { Row, SyncDestination, SyncSource } from "../sync/contracts.js";
 import {
@@ -276,6 +277,62 @@ describe("a fake advance longer than a lease while work is in progress", () => {
       expect(calls).toBe(1);
     } finally {
       release();
+      await h.stop();
+    }
+  });
+});
+
+describe("a fake advance longer than a lease while a webhook attempt is in flight", () => {
+  it("does not POST the delivery again from the same process, nor start another beyond the endpoint's concurrency", async () => {
+    // A receiver that holds every request until released and does not stop at the timeout's abort
+    // (the timeout waits for it): the attempt stays in flight across the whole advance.
+    const posts: string[] = [];
+    const held: Array<() => void> = [];
+    const connector: WebhookConnector = (request) => {
+      posts.push(String(request.headers["webhook-id"]));
+      return new Promise((resolve) => held.push(() => resolve({ status: 200, headers: {}, body: "" })));
+    };
+    const releaseAll = () => held.splice(0).forEach((answer) => answer());
+    const h = createHarness({ events: [Ping] });
+    try {
+      const webhooks = h.pb.webhooks({
+        allow: ["127.0.0.1/32"],
+        connector,
+        retry: { delays: [0], jitter: 0 },
+      });
+      await h.start();
+      const endpoint = await webhooks.endpoints.create({
+        url: "http://127.0.0.1:9/hooks",
+        events: ["test.*"],
+        concurrency: 1,
+      });
+      const first = await h.pb.publish(Ping, { n: 1 });
+      while (posts.length === 0) await new Promise((r) => setTimeout(r, 2));
+      await h.clock.advance("2m"); // the lease is the 15 s timeout + 30 s
+      await new Promise((r) => setTimeout(r, 200)); // 40 polls of the worker
+      expect(posts).toEqual([first.id]); // not the held delivery again
+      const second = await h.pb.publish(Ping, { n: 2 });
+      await h.clock.advance("2m");
+      await new Promise((r) => setTimeout(r, 200));
+      expect(posts).toEqual([first.id]); // nor the second: the first still counts against concurrency 1
+      releaseAll();
+      while (posts.length < 2) await new Promise((r) => setTimeout(r, 2));
+      releaseAll();
+      await h.settled();
+      expect(posts).toEqual([first.id, second.id]);
+      // The first answered after its timeout: one attempt, failed; the second delivered.
+      const outcomes = [];
+      for (const e of [first, second]) {
+        const attempts = await webhooks.deliveries.attempts(endpoint.id, e.id);
+        outcomes.push(attempts.map((a) => [a.attempt, a.outcome, a.error?.code]));
+      }
+      expect(outcomes).toEqual([[[1, "failed", "WEBHOOK_TIMEOUT"]], [[1, "succeeded", undefined]]]);
+      expect(await webhooks.deliveries.get(endpoint.id, first.id)).toMatchObject({
+        status: "failed",
+        attempts: 1,
+      });
+    } finally {
+      releaseAll();
       await h.stop();
     }
   });

@@ -36,6 +36,8 @@ export interface ClaimedDelivery {
 /** What a claim took, and when a rate-limited endpoint has a token again. */
 export interface ClaimResult {
   deliveries: ClaimedDelivery[];
+  /** When the lease of the deliveries claimed ends (clock time). */
+  until: number;
   wakeAt?: number;
 }
 
@@ -77,7 +79,12 @@ export const LEASE_EXPIRED = {
 
 const CANDIDATES = 50;
 
-/** Builds `claimDue(budget)`: claims up to `budget` deliveries in one transaction. */
+/**
+ * Builds `claimDue(budget, held)`: claims up to `budget` deliveries in one transaction. `held` are
+ * the worker's deliveries in flight and when their lease ends: those whose lease ran out by the
+ * clock (a fake clock moved past it) are neither claimed again by the worker still sending them
+ * nor dropped from their endpoint's in-flight count. Only other workers judge a lease.
+ */
 export function createClaimer(
   store: SqlStore,
   deps: { clock: Clock; leaseMs: number; maxRoundAttempts: number },
@@ -86,13 +93,38 @@ export function createClaimer(
   const t = webhookTables(d);
   const roles = d.roles;
 
-  return function claimDue(budget: number): Promise<ClaimResult> {
-    return store.transaction((tx) => claimIn(tx, budget));
+  return function claimDue(
+    budget: number,
+    held: ReadonlyMap<number, number> = new Map(),
+  ): Promise<ClaimResult> {
+    return store.transaction((tx) => claimIn(tx, budget, held));
   };
 
-  async function claimIn(tx: StoreTx, budget: number): Promise<ClaimResult> {
+  async function claimIn(
+    tx: StoreTx,
+    budget: number,
+    held: ReadonlyMap<number, number>,
+  ): Promise<ClaimResult> {
     const now = deps.clock.now();
-    const due = sql`w.status IN ('pending', 'sending') AND w.next_attempt_at <= ${now}`;
+    const expired = [...held].filter(([, until]) => until <= now).map(([seq]) => seq);
+    // The SQL is unchanged unless a lease this worker holds ran out by the clock.
+    const seqs = (column: string) =>
+      join(
+        sql`${raw(column)} IN (`,
+        ...expired.map((seq, i) => sql`${raw(i === 0 ? "" : ", ")}${seq}`),
+        sql`)`,
+      );
+    const due =
+      expired.length === 0
+        ? sql`w.status IN ('pending', 'sending') AND w.next_attempt_at <= ${now}`
+        : join(
+            sql`w.status IN ('pending', 'sending') AND w.next_attempt_at <= ${now} AND NOT `,
+            seqs("w.seq"),
+          );
+    const sending =
+      expired.length === 0
+        ? sql`next_attempt_at > ${now}`
+        : join(sql`(next_attempt_at > ${now} OR `, seqs("seq"), sql`)`);
     const { rows: endpoints } = await run<EndpointRow>(
       tx,
       d,
@@ -115,8 +147,10 @@ export function createClaimer(
         await run<{ n: unknown }>(
           tx,
           d,
-          sql`SELECT COUNT(*) AS n FROM ${t.deliveries}
-              WHERE endpoint_id = ${e.id} AND status = 'sending' AND next_attempt_at > ${now}`,
+          join(
+            sql`SELECT COUNT(*) AS n FROM ${t.deliveries} WHERE endpoint_id = ${e.id} AND status = 'sending' AND `,
+            sending,
+          ),
         )
       ).rows;
       let take = Math.min(left, int(e.concurrency) - int(inFlight?.n ?? 0));
@@ -221,6 +255,7 @@ export function createClaimer(
     }
     return {
       deliveries: claimed,
+      until: now + deps.leaseMs,
       ...(wakeAt === undefined ? {} : { wakeAt }),
     };
   }

@@ -47,6 +47,8 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   const d = store.dialect;
   const t = webhookTables(d);
   const inFlight = new Set<Promise<void>>();
+  /** The deliveries in flight (by seq) and when their lease ends: never claimed again by this worker. */
+  const held = new Map<number, number>();
   const aborting = new AbortController();
   // Every attempt in flight listens for the shutdown abort.
   setMaxListeners(deps.concurrency + 16, aborting.signal);
@@ -127,7 +129,8 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
     }
   }
 
-  const dispatch = (c: ClaimedDelivery) => {
+  const dispatch = (c: ClaimedDelivery, until: number) => {
+    held.set(c.seq, until);
     const p = (async () => {
       const startedAt = clock.now();
       const outcome = await withAttemptSpan(c.eventType, c.traceparent, (headers) =>
@@ -142,6 +145,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
         logger.error({ err: e, messageId: c.messageId }, "patchbay webhooks: attempt crashed"),
       )
       .finally(() => {
+        held.delete(c.seq);
         inFlight.delete(p);
         wake();
       });
@@ -171,8 +175,8 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
     beforeRound: () => new Promise((r) => setImmediate(r)),
     free: () => deps.concurrency - inFlight.size,
     async claim(slots) {
-      const result = await deps.claim(slots);
-      for (const c of result.deliveries) dispatch(c);
+      const result = await deps.claim(slots, held);
+      for (const c of result.deliveries) dispatch(c, result.until);
       return { claimed: result.deliveries.length, wakeAt: result.wakeAt };
     },
     nextDue,

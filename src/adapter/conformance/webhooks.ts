@@ -2,7 +2,7 @@
  * The webhooks conformance suite: what a store must do for outbound webhooks — fan-out once per
  * matching endpoint, the retry schedule on a fake clock with every attempt logged, an endpoint
  * disabled by 410 or by failing too long, `Retry-After`, replay and recover, secret rotation,
- * per-endpoint concurrency and rate limits, endpoint management and purging, and two workers on
+ * per-endpoint concurrency and rate limits, a worker never claiming again what it still sends, endpoint management and purging, and two workers on
  * one store claiming each delivery once. Requests go to a real HTTP receiver on loopback. An
  * adapter's test file calls {@link defineWebhooksConformance} inside a vitest run.
  */
@@ -17,6 +17,7 @@ import {
   EndpointDisabled,
   verifyWebhook,
   type EndpointDisabledData,
+  type WebhookConnector,
   type Webhooks,
   type WebhooksOptions,
 } from "../../webhooks/index.js";
@@ -358,6 +359,46 @@ export function defineWebhooksConformance(harness: WebhooksHarness): void {
         "6 delivered",
       );
       expect(receiver.maxActive).toBe(2);
+    }, 60_000);
+
+    it("a worker never claims again a delivery it is still sending when the clock moves past its lease", async () => {
+      // A request held until released that does not stop at the timeout's abort (the timeout waits
+      // for it): the attempt stays in flight across each advance longer than its lease.
+      const posts: string[] = [];
+      const held: Array<() => void> = [];
+      const connector: WebhookConnector = (request) => {
+        posts.push(String(request.headers["webhook-id"]));
+        return new Promise((resolve) => held.push(() => resolve({ status: 200, headers: {}, body: "" })));
+      };
+      const releaseAll = () => held.splice(0).forEach((answer) => answer());
+      try {
+        const { bus, webhooks } = await system({ connector, retry: { delays: [0], jitter: 0 } });
+        const endpoint = await webhooks.endpoints.create({ url: receiver.url, concurrency: 1 });
+        const first = await bus.publish(OrderPaid, { orderId: "l-1", total: 1 });
+        await until(() => posts.length === 1, 10_000, "the first request");
+        await clock.advance("2m"); // the lease is the 15 s timeout + 30 s
+        await new Promise((r) => setTimeout(r, 500)); // ten polls
+        expect(posts).toEqual([first.id]);
+        // A second delivery waits: the one in flight still counts against concurrency 1.
+        const second = await bus.publish(OrderPaid, { orderId: "l-2", total: 2 });
+        await clock.advance("2m");
+        await new Promise((r) => setTimeout(r, 500));
+        expect(posts).toEqual([first.id]);
+        releaseAll();
+        await until(() => posts.length === 2, 10_000, "the second request");
+        releaseAll();
+        await attemptsReach(webhooks, endpoint.id, second.id, 1);
+        const outcomes = [];
+        for (const e of [first, second]) {
+          const attempts = await attemptsOf(webhooks, endpoint.id, e.id);
+          outcomes.push(attempts.map((a) => [a.attempt, a.outcome, a.error?.code]));
+        }
+        // The first answered after its timeout: one attempt, failed.
+        expect(outcomes).toEqual([[[1, "failed", "WEBHOOK_TIMEOUT"]], [[1, "succeeded", undefined]]]);
+        expect(posts).toEqual([first.id, second.id]);
+      } finally {
+        releaseAll();
+      }
     }, 60_000);
 
     it("keeps to an endpoint's rate limit (requests per second, by the clock)", async () => {
