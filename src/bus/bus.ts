@@ -452,7 +452,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
           afterCommit: (callback) => tx.afterCommit(callback),
           publish: (def, data, opts = {}) => publisher.publishIn(tx, def, data, opts),
           publishMany: <T, In>(entries: readonly PublishEntry<T, In>[]) =>
-            publisher.publishManyIn(tx, entries as readonly PublishEntry[]) as Promise<CloudEvent<T>[]>,
+            publisher.publishManyIn(tx, entries) as Promise<CloudEvent<T>[]>,
         };
         return fn(busTx);
       });

@@ -146,7 +146,7 @@ export function createPublisher(deps: PublisherDeps) {
       if (outbox) await outbox.addMany(tx, built);
       else {
         // One transport publish per run of equal delays, so the messages keep their order.
-        for (let i = 0; i < built.length; ) {
+        for (let i = 0; i < built.length;) {
           const delayMs = built[i]!.delayMs;
           let end = i + 1;
           while (end < built.length && built[end]!.delayMs === delayMs) end++;
