@@ -135,9 +135,28 @@ export type ReceivedEvent<T = unknown> = CloudEvent<T> & { data: T };
 /** A handler: awaited; resolving acks, throwing retries or dead-letters. */
 export type Handler<T = unknown> = (event: ReceivedEvent<T>, ctx: HandlerContext) => Promise<void> | void;
 
+/** One event for {@link BusTx.publishMany}: what `tx.publish` takes, as one value. */
+export interface PublishEntry<T = unknown, In = T> {
+  event: EventDefinition<T, In>;
+  data: In;
+  options?: PublishOptions;
+}
+
 /** A transaction that can also publish (through the outbox, atomically with its writes). */
 export interface BusTx extends StoreTx {
   publish<T, In>(event: EventDefinition<T, In>, data: In, options?: PublishOptions): Promise<CloudEvent<T>>;
+  /**
+   * Publishes many events in this transaction, in order, as `tx.publish` would one by one, but
+   * written together: one multi-row write for all of them instead of a round trip (or more) each.
+   * All or nothing: an event that fails validation or the size limit rejects the call and none
+   * of them is written. For events of several data types, type the entries `PublishEntry<any, any>`.
+   *
+   * @example
+   * await bus.transaction((tx) =>
+   *   tx.publishMany(orders.map((o) => ({ event: OrderCreated, data: o, options: { key: o.orderId } }))),
+   * );
+   */
+  publishMany<T, In>(entries: readonly PublishEntry<T, In>[]): Promise<CloudEvent<T>[]>;
 }
 
 /** What {@link EventBus.subscribe} returns. */
@@ -432,6 +451,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
           },
           afterCommit: (callback) => tx.afterCommit(callback),
           publish: (def, data, opts = {}) => publisher.publishIn(tx, def, data, opts),
+          publishMany: <T, In>(entries: readonly PublishEntry<T, In>[]) =>
+            publisher.publishManyIn(tx, entries) as Promise<CloudEvent<T>[]>,
         };
         return fn(busTx);
       });

@@ -7,6 +7,7 @@ export {
   type EventBusOptions,
   type Handler,
   type HandlerContext,
+  type PublishEntry,
   type PublishOptions,
   type ReceivedEvent,
   type SubscribeOptions,

@@ -7,7 +7,7 @@ import type { Logger } from "../core/logger.js";
 import type { SqlExecutor } from "../store/contracts.js";
 import { column, int, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
-import { join, raw, sql } from "../store/sql.js";
+import { join, joinWith, raw, sql } from "../store/sql.js";
 import { isHeaders } from "./headers.js";
 import type { Transport, TransportMessage } from "./transport.js";
 
@@ -19,6 +19,11 @@ const LEADER_KEY = "patchbay.bus.outbox-relay";
 export const PARKED_AT = Number.MAX_SAFE_INTEGER;
 const LEASE_MS = 10_000;
 const BATCH = 200;
+/** Rows per multi-row INSERT (7 parameters each: well under every driver's limit). */
+const INSERT_CHUNK = 500;
+
+/** The caller's transaction, as the outbox writes in it. */
+type OutboxTx = SqlExecutor & { afterCommit(cb: () => void): void };
 
 /** `id IN (…)` for a non-empty list of row ids. */
 const inIds = (ids: readonly number[]) =>
@@ -118,18 +123,37 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
     }
   }
 
-  return {
-    /** Writes a message into the outbox inside the caller's transaction. */
-    async add(tx: SqlExecutor & { afterCommit(cb: () => void): void }, m: TransportMessage, delayMs = 0) {
-      const now = deps.clock.now();
+  async function addMany(
+    tx: OutboxTx,
+    entries: readonly { message: TransportMessage; delayMs?: number | undefined }[],
+  ) {
+    if (entries.length === 0) return;
+    const now = deps.clock.now();
+    const rows = entries.map(
+      ({ message: m, delayMs = 0 }) =>
+        sql`(${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${d.encodeJson(m.headers)}, ${now + delayMs}, ${now})`,
+    );
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       await run(
         tx,
         d,
-        sql`INSERT INTO ${t} (message_id, type, ${column(d, "key")}, body, headers, deliver_at, created_at)
-            VALUES (${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${d.encodeJson(m.headers)}, ${now + delayMs}, ${now})`,
+        join(
+          sql`INSERT INTO ${t} (message_id, type, ${column(d, "key")}, body, headers, deliver_at, created_at) VALUES `,
+          joinWith(sql`, `, rows.slice(i, i + INSERT_CHUNK)),
+        ),
       );
-      tx.afterCommit(wake);
+    }
+    tx.afterCommit(wake);
+  }
+
+  return {
+    /** Writes a message into the outbox inside the caller's transaction. */
+    add(tx: OutboxTx, m: TransportMessage, delayMs = 0) {
+      return addMany(tx, [{ message: m, delayMs }]);
     },
+
+    /** Writes messages into the outbox inside the caller's transaction, in order, in multi-row inserts. */
+    addMany,
 
     start() {
       // A batch at a time; a full batch means more may be waiting, and the loop goes again at once.

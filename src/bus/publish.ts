@@ -9,7 +9,7 @@ import type { CloudEvent } from "../core/envelope.js";
 import { serializeStructured } from "../core/envelope-structured.js";
 import { syncFirst, type EventDefinition } from "../core/events.js";
 import type { StoreTx } from "../store/contracts.js";
-import type { AnyEventDefinition, PublishOptions } from "./bus.js";
+import type { AnyEventDefinition, PublishEntry, PublishOptions } from "./bus.js";
 import { MessageTooLargeError } from "./errors.js";
 import type { createOutbox } from "./outbox.js";
 import { busMetrics, withProducerSpan } from "./telemetry.js";
@@ -125,6 +125,42 @@ export function createPublisher(deps: PublisherDeps) {
         tx.afterCommit(() => published(def.type));
         return event;
       });
+    },
+    /**
+     * Publishes `entries` within `tx`, in order, as one write: every event is built and checked
+     * first (a refused one writes nothing), then all go to the outbox or the store-backed queue
+     * together (one bindings read, multi-row inserts, one wake-up). Each event's producer span
+     * covers its building, not the shared write.
+     */
+    async publishManyIn(tx: StoreTx, entries: readonly PublishEntry[]): Promise<CloudEvent<unknown>[]> {
+      const built = await Promise.all(
+        entries.map((entry) => {
+          const opts = entry.options ?? {};
+          const delayMs = delayOf(opts);
+          return withMessage(entry.event, entry.data, opts, (event, message) =>
+            Promise.resolve({ event, message, delayMs }),
+          );
+        }),
+      );
+      if (built.length === 0) return [];
+      if (outbox) await outbox.addMany(tx, built);
+      else {
+        // One transport publish per run of equal delays, so the messages keep their order.
+        for (let i = 0; i < built.length;) {
+          const delayMs = built[i]!.delayMs;
+          let end = i + 1;
+          while (end < built.length && built[end]!.delayMs === delayMs) end++;
+          await transport.publish(
+            built.slice(i, end).map((b) => b.message),
+            { tx, ...(delayMs === undefined ? {} : { delayMs }) },
+          );
+          i = end;
+        }
+      }
+      tx.afterCommit(() => {
+        for (const b of built) published(b.event.type);
+      });
+      return built.map((b) => b.event);
     },
   };
 }

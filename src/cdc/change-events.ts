@@ -12,7 +12,7 @@ import { toMs } from "../core/duration.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import { defineEvent, type EventDefinition } from "../core/events.js";
 import { silentLogger, type Logger } from "../core/logger.js";
-import type { BusTx } from "../bus/bus.js";
+import type { BusTx, PublishEntry } from "../bus/bus.js";
 import type { JsonValue, Row, SourceBatch, SourceCursor, SyncSource } from "../sync/contracts.js";
 import { runRestarting } from "./restart-loop.js";
 import type { ChangeSlotControl, ChangeSlotStatus } from "./change-capture.js";
@@ -144,17 +144,24 @@ export function changeEvents(options: ChangeEventsOptions): ChangeEvents {
 
   async function publishBatch(batch: SourceBatch, version: number): Promise<number> {
     const changes = (batch as SourceBatch & { changes?: CapturedChange[] }).changes ?? [];
-    return options.bus.transaction(async (tx) => {
-      for (const change of changes) {
-        const event = map(change);
-        if (!event) continue;
-        await tx.publish(definition(event.type), event.data, {
+    const entries: PublishEntry<JsonValue, JsonValue>[] = [];
+    for (const change of changes) {
+      const event = map(change);
+      if (!event) continue;
+      entries.push({
+        event: definition(event.type),
+        data: event.data,
+        options: {
           // The same change always gets the same id, so consumers' inboxes dedupe a replay.
           id: `cdc:${options.name}:${change.position}`,
           ...(event.key !== undefined ? { key: event.key } : {}),
           ...(event.subject !== undefined ? { subject: event.subject } : {}),
-        });
-      }
+        },
+      });
+    }
+    return options.bus.transaction(async (tx) => {
+      // The whole batch in one write (one multi-row insert, one wake-up), not a round trip per change.
+      await tx.publishMany(entries);
       // Compare-and-set: a second process publishing the same capture fails here and rolls back.
       const entry = await tx.state.set(stateKey, { cursor: batch.cursor }, { expectedVersion: version });
       return entry.version;

@@ -27,6 +27,10 @@ function withoutBus(tx: StoreTx, id: string): SagaTx {
       Promise.reject(
         new SagaError("SAGA_NO_BUS", "ctx.tx.publish needs a bus: pass one to createSagaRunner", id),
       ),
+    publishMany: () =>
+      Promise.reject(
+        new SagaError("SAGA_NO_BUS", "ctx.tx.publishMany needs a bus: pass one to createSagaRunner", id),
+      ),
   };
 }
 

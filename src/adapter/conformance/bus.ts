@@ -724,6 +724,57 @@ export function defineBusConformance(harness: BusHarness): void {
       expect(await count("SELECT COUNT(*) AS n FROM orders")).toBe(1);
     });
 
+    it("tx.publishMany commits every event in order with the business write, or none of them", async () => {
+      const b = bus();
+      const inventory: string[] = [];
+      const audit: string[] = [];
+      b.subscribe(OrderCreated, { group: "inventory" }, (e) => void inventory.push(e.data.orderId));
+      b.subscribe("order.*", { group: "audit" }, (e) => void audit.push(`${e.type} ${e.id}`));
+      await b.start();
+      const created = (orderId: string) => ({
+        event: OrderCreated,
+        data: { orderId, qty: 1 },
+        options: { key: "k", id: `created-${orderId}` },
+      });
+      // Rolled back: nothing. One entry invalid: the call rejects, and nothing of it is written.
+      await b
+        .transaction(async (tx) => {
+          await tx.publishMany([created("rolled-back")]);
+          throw new Error("payment declined");
+        })
+        .catch(() => undefined);
+      const invalid = await b
+        .transaction(async (tx) => {
+          await tx.query(`INSERT INTO orders (id) VALUES (${p(1)})`, ["with-invalid"]);
+          await tx.publishMany([
+            created("valid-1"),
+            { event: OrderCreated, data: { orderId: "bad", qty: -1 } },
+          ]);
+        })
+        .catch((e: unknown) => e);
+      expect(isPatchbayError(invalid, "SCHEMA_INVALID")).toBe(true);
+      const published = await b.transaction(async (tx) => {
+        await tx.query(`INSERT INTO orders (id) VALUES (${p(1)})`, ["kept"]);
+        const orders = Array.from({ length: 600 }, (_, i) => created(`o-${i}`));
+        return tx.publishMany<unknown, unknown>([
+          ...orders.slice(0, 300),
+          { event: OrderPaid, data: { orderId: "o-0" }, options: { key: "k", id: "paid-o-0" } },
+          ...orders.slice(300),
+        ]);
+      });
+      expect(published.map((e) => e.id)).toEqual([
+        ...Array.from({ length: 300 }, (_, i) => `created-o-${i}`),
+        "paid-o-0",
+        ...Array.from({ length: 300 }, (_, i) => `created-o-${300 + i}`),
+      ]);
+      expect(await b.transaction((tx) => tx.publishMany([]))).toEqual([]);
+      await until(() => inventory.length === 600 && audit.length === 601, 30_000, "every event of the batch");
+      await sleep(300);
+      expect(inventory).toEqual(Array.from({ length: 600 }, (_, i) => `o-${i}`));
+      expect(audit).toEqual(published.map((e) => `${e.type} ${e.id}`));
+      expect(await count("SELECT COUNT(*) AS n FROM orders")).toBe(1);
+    });
+
     /** The effect rows, and the distinct events among them. */
     const effects = async () => ({
       rows: await count("SELECT COUNT(*) AS n FROM effects"),
