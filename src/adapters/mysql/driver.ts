@@ -1,12 +1,18 @@
 import { InvalidArgumentError } from "../../core/errors.js";
 import type { QueryResult, StoreCapabilities, TransactionOptions } from "../../store/contracts.js";
 import type { SqlDialect } from "../../store/dialect.js";
-import { StoreUnavailableError, TransactionRolledBackError } from "../../store/errors.js";
+import { StoreQueryError, StoreUnavailableError, TransactionRolledBackError } from "../../store/errors.js";
 import type { MigrationTx } from "../../store/migrations.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { run as runOn } from "./connection.js";
 import { toStoreError } from "./errors.js";
-import { loadMysql, type MysqlPoolConnection, type MysqlPoolLike, type MysqlQueryable } from "./load.js";
+import {
+  loadMysql,
+  type MysqlPoolConnection,
+  type MysqlPoolLike,
+  type MysqlQueryable,
+  type MysqlResultHeader,
+} from "./load.js";
 import { mysqlMigrations, statements, TABLE_OPTIONS } from "./migrations.js";
 import { mysqlRoles } from "./roles.js";
 
@@ -52,6 +58,47 @@ const DATABASE = "MariaDB/MySQL";
 /** One statement; errors carry the SQLSTATE, as the other stores' do. */
 const run = <Row>(on: MysqlQueryable, text: string, params: readonly unknown[] = []) =>
   runOn<Row>(on, text, params, {}, true);
+
+/**
+ * `INSERT IGNORE` skips a duplicate key, which is what Patchbay uses it for, but it also stores a
+ * value too long for its column cut short, with only a warning, strict mode or not: a 300-character
+ * message id kept as its first 255 would make a second message of the same first 255 a duplicate,
+ * dropped though its publish succeeded. These statements run on a transaction's connection and
+ * their warnings are read: any but a duplicate key refuses the statement and its transaction.
+ */
+const INSERT_IGNORE = /^\s*INSERT\s+IGNORE\b/i;
+/** `ER_DUP_ENTRY`: the row `INSERT IGNORE` is meant to skip. */
+const DUPLICATE_KEY = 1062;
+
+/** Runs an `INSERT IGNORE` on `conn`; rejects when it raised a warning other than a duplicate key. */
+async function runIgnoringDuplicates<Row>(
+  conn: MysqlQueryable,
+  text: string,
+  params: readonly unknown[],
+): Promise<QueryResult<Row>> {
+  let result: unknown;
+  try {
+    [result] = await conn.query({ sql: text, values: params as unknown[] });
+  } catch (e) {
+    throw toStoreError(e, text, true);
+  }
+  // A result set (`RETURNING`) does not say how many warnings there were: they are read.
+  const rows = Array.isArray(result);
+  if (rows || ((result as MysqlResultHeader).warningStatus ?? 0) > 0) {
+    const { rows: warnings } = await run<{ Code: unknown; Message: unknown }>(conn, "SHOW WARNINGS");
+    const other = warnings.find((w) => Number(w.Code) !== DUPLICATE_KEY);
+    if (other) {
+      const first = text.trim().split("\n")[0]?.slice(0, 120) ?? "";
+      throw new StoreQueryError(
+        `MySQL: ${String(other.Message)} (in: ${first})`,
+        Number(other.Code) === 1406 || Number(other.Code) === 1265 ? "22001" : "HY000",
+      );
+    }
+  }
+  return rows
+    ? { rows: result as Row[], rowCount: (result as Row[]).length }
+    : { rows: [], rowCount: (result as MysqlResultHeader).affectedRows };
+}
 
 /** host:port/database, never the password. */
 function describe(url: string): string {
@@ -124,6 +171,16 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
     onBroken: () => void,
   ): Promise<T> => {
     let rolledBack: unknown;
+    const statement = async <Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> => {
+      if (!INSERT_IGNORE.test(text)) return run<Row>(conn, text, params);
+      try {
+        return await runIgnoringDuplicates<Row>(conn, text, params);
+      } catch (e) {
+        // What it wrote cut short stays in the transaction: none of it may commit.
+        if (!(e as { cause?: unknown }).cause) rolledBack ??= e;
+        throw e;
+      }
+    };
     const note = (e: unknown) => {
       const errno = ((e as { cause?: { errno?: unknown } }).cause ?? {}).errno;
       const lost = isConnectionLost(e); // the server rolls back a disconnected session's transaction
@@ -138,7 +195,7 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
           });
     const tx: MigrationTx = {
       query: <Row>(text: string, params: readonly unknown[] = []) =>
-        guard(() => run<Row>(conn, text, params)),
+        guard(() => statement<Row>(text, params)),
       exec: (ddl: string) =>
         guard(async () => {
           for (const statement of statements(ddl)) await run(conn, statement);
@@ -243,7 +300,11 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
     },
 
     query: <Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> =>
-      run<Row>(ready(), text, params),
+      INSERT_IGNORE.test(text)
+        ? withConnection((conn, onBroken) =>
+            inTransaction(conn, (tx) => tx.query<Row>(text, params), undefined, onBroken),
+          )
+        : run<Row>(ready(), text, params),
 
     transaction: (fn, txOptions) =>
       withConnection((conn, onBroken) => inTransaction(conn, fn, txOptions.isolation, onBroken)),
