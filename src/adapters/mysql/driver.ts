@@ -13,7 +13,7 @@ import {
   type MysqlQueryable,
   type MysqlResultHeader,
 } from "./load.js";
-import { mysqlMigrations, statements, TABLE_OPTIONS } from "./migrations.js";
+import { mysqlMigrations, NO_PAD_COLLATIONS, statements, tableOptions } from "./migrations.js";
 import { mysqlRoles } from "./roles.js";
 
 /** Options of the MariaDB/MySQL store. */
@@ -124,10 +124,13 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
     );
   }
   const location = `${describe(url)}#${prefix}`;
-  const migrations = mysqlMigrations.map((m) => ({
-    ...m,
-    sql: m.sql.replaceAll("{{t}}", prefix).replaceAll("{{options}}", TABLE_OPTIONS),
-  }));
+  // The tables' collation: the server's first of NO_PAD_COLLATIONS, read when connecting.
+  let collation = "utf8mb4_bin";
+  const migrationsFor = (c: string) =>
+    mysqlMigrations.map((m) => ({
+      ...m,
+      sql: m.sql.replaceAll("{{t}}", prefix).replaceAll("{{options}}", tableOptions(c)),
+    }));
   let pool: MysqlPoolLike | undefined;
   // Whether a lock wait timeout rolls back the whole transaction (`innodb_rollback_on_timeout`).
   let timeoutRollsBack = false;
@@ -248,7 +251,9 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
   return {
     dialect,
     capabilities: CAPABILITIES,
-    migrations,
+    get migrations() {
+      return migrationsFor(collation);
+    },
     location,
     resource: Symbol(`mysql ${location}`),
 
@@ -278,6 +283,12 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
         try {
           const [rows] = await conn.query("SELECT @@innodb_rollback_on_timeout AS r");
           timeoutRollsBack = Number((rows as Array<{ r: unknown }>)[0]?.r) === 1;
+          const [found] = await conn.query({
+            sql: "SELECT COLLATION_NAME AS c FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN (?)",
+            values: [[...NO_PAD_COLLATIONS]],
+          });
+          const names = new Set((found as Array<{ c: unknown }>).map((r) => String(r.c)));
+          collation = NO_PAD_COLLATIONS.find((c) => names.has(c)) ?? "utf8mb4_bin";
         } finally {
           conn.release();
         }
@@ -322,7 +333,7 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
         try {
           await run(
             conn,
-            `CREATE TABLE IF NOT EXISTS \`${prefix}migrations\` (version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL) ${TABLE_OPTIONS}`,
+            `CREATE TABLE IF NOT EXISTS \`${prefix}migrations\` (version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL) ${tableOptions(collation)}`,
           );
           return await inTransaction(conn, fn, undefined, onBroken);
         } finally {
