@@ -310,12 +310,24 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
       await p?.end();
     },
 
-    query: <Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> =>
-      INSERT_IGNORE.test(text)
-        ? withConnection((conn, onBroken) =>
+    query: <Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> => {
+      if (!INSERT_IGNORE.test(text)) return run<Row>(ready(), text, params);
+      // In a transaction of its own, so a value cut short is undone. Its duplicate's shared lock
+      // is now held until the COMMIT, where a racing DELETE or INSERT of that row can make it a
+      // deadlock's victim: rolled back whole, it runs again.
+      const attempt = async (left: number): Promise<QueryResult<Row>> => {
+        try {
+          return await withConnection((conn, onBroken) =>
             inTransaction(conn, (tx) => tx.query<Row>(text, params), undefined, onBroken),
-          )
-        : run<Row>(ready(), text, params),
+          );
+        } catch (e) {
+          const errno = ((e as { cause?: { errno?: unknown } }).cause ?? {}).errno;
+          if (left > 0 && errno === DEADLOCK) return attempt(left - 1);
+          throw e;
+        }
+      };
+      return attempt(5);
+    },
 
     transaction: (fn, txOptions) =>
       withConnection((conn, onBroken) => inTransaction(conn, fn, txOptions.isolation, onBroken)),
