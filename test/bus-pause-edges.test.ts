@@ -132,6 +132,34 @@ for (const [name, database] of databases) {
       expect(await a.deadLetters.count()).toBe(0);
     });
 
+    it("pause and stop at once while handlers run: both settle, and after a restart and resume each message is handled once", async () => {
+      const N = 30;
+      let running = 0;
+      const first = await processBus(async (id, tx) => {
+        running++;
+        await sleep(50);
+        await effect(id, tx);
+      });
+      await first.start();
+      for (let i = 0; i < N; i++) await first.publish(OrderCreated, { orderId: `o-${i}`, qty: 1 });
+      await until(() => running >= 4, 20_000, "handlers running");
+      const [paused, stopped] = await Promise.allSettled([
+        first.pause("burst"),
+        first.stop({ timeout: "5s" }),
+      ]);
+      expect(stopped.status).toBe("fulfilled");
+      if (paused.status === "rejected") expect(isPatchbayError(paused.reason)).toBe(true);
+      const before = await effects();
+      expect(before.rows).toBe(before.distinct);
+      const second = await processBus(effect);
+      await second.start();
+      await second.resume("burst"); // whether or not the pause was stored
+      await until(async () => (await effects()).rows >= N, 30_000, `${N} effects`);
+      await sleep(500);
+      expect(await effects()).toEqual({ rows: N, distinct: N });
+      expect(await second.deadLetters.count()).toBe(0);
+    });
+
     it("hostile group names are refused whole; names differing only by case are two groups", async () => {
       const pauses = groupPauses(store);
       const hostile = [

@@ -154,6 +154,36 @@ describe.runIf(maria.reachable)("hostile inputs on the MariaDB store", () => {
     expect([...seen].sort()).toEqual(["m", "m "]);
   });
 
+  it("headers MariaDB's JSON refuses (a lone surrogate) fail their publish typed; the publishes batched with it are each delivered or refused, never lost", async () => {
+    const b = bus();
+    const seen = new Map<number, number>();
+    b.subscribe(Tick, { group: "headers" }, (e) => void seen.set(e.data.n, (seen.get(e.data.n) ?? 0) + 1));
+    await b.start();
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, n) =>
+        b
+          .publish(
+            Tick,
+            { n },
+            n === 7 ? { headers: { "x-bad": "a\uD800b" } } : { headers: { "x-ok": "😀\u0000" } },
+          )
+          .then(
+            () => "sent",
+            (e: unknown) => e,
+          ),
+      ),
+    );
+    expect(isPatchbayError(outcomes[7])).toBe(true);
+    await b.publish(Tick, { n: 99 });
+    await until(() => seen.has(99), 10_000, "the last event");
+    await new Promise((r) => setTimeout(r, 300));
+    for (const [n, outcome] of outcomes.entries()) {
+      if (outcome === "sent") expect(seen.get(n)).toBe(1);
+      else expect(isPatchbayError(outcome)).toBe(true);
+    }
+    expect(await b.deadLetters.count()).toBe(0);
+  });
+
   it("state values with big numbers, NUL and emoji come back as set; a lone surrogate is refused typed, as on PostgreSQL", async () => {
     const value = {
       big: 2 ** 53 + 2,
