@@ -184,6 +184,21 @@ describe.runIf(maria.reachable)("hostile inputs on the MariaDB store", () => {
     expect(await b.deadLetters.count()).toBe(0);
   });
 
+  it("idempotency keys alike in their first 255 characters are two keys or refused, never one claim", async () => {
+    const outcomes = await Promise.all(
+      ["1", "2"].map((end) =>
+        store.idempotency.claim({ key: `${"k".repeat(300)}${end}`, fingerprint: "f" }).then(
+          (c) => c.outcome,
+          (e: unknown) => e,
+        ),
+      ),
+    );
+    for (const outcome of outcomes) {
+      if (typeof outcome === "string") expect(outcome).toBe("claimed");
+      else expect(isPatchbayError(outcome)).toBe(true);
+    }
+  });
+
   it("state values with big numbers, NUL and emoji come back as set; a lone surrogate is refused typed, as on PostgreSQL", async () => {
     const value = {
       big: 2 ** 53 + 2,
