@@ -12,9 +12,9 @@ import { createEventBus, type EventBus } from "../src/bus/bus.js";
 import { defineEvent } from "../src/core/events.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 import { until } from "./conformance/transport.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
-const { postgres: pg } = inject("services");
+const { postgres: pg, mysql: maria } = inject("services");
 const CLI = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 const run = promisify(execFile);
 const Ping = defineEvent("ping.sent", { version: 1, schema: z.object({ n: z.number() }) });
@@ -28,6 +28,7 @@ const adapters: Array<[string, () => IsolatedDatabase, (db: IsolatedDatabase) =>
     (db) => ["--pg", String(db.config.url), "--schema", String(db.config.schema)],
     pg.reachable,
   ],
+  ["MariaDB", () => mysqlDatabase(maria.url), (db) => ["--store", String(db.config.url)], maria.reachable],
 ];
 
 for (const [name, makeDb, storeFlags, reachable] of adapters) {

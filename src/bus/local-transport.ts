@@ -203,9 +203,11 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       patterns.forEach(assertPattern);
       await store.transaction(async (tx) => {
         await run(tx, d, sql`DELETE FROM ${t.bindings} WHERE grp = ${group}`);
-        for (const p of new Set(patterns)) {
-          await run(tx, d, sql`INSERT INTO ${t.bindings} (grp, pattern) VALUES (${group}, ${p})`);
-        }
+        // Ignoring a row already there: two processes binding the group at once (replicas
+        // starting together) each deleted nothing, and the second's plain INSERT would fail its
+        // start on the first's row once that commits.
+        const rows = [...new Set(patterns)].map((p) => sql`(${group}, ${p})`);
+        await run(tx, d, d.roles.rows.insertIgnore(t.bindings, "grp, pattern", rows, "grp, pattern"));
       });
     },
 

@@ -11,6 +11,8 @@ export interface GlobalFlags {
   sqlite?: string | undefined;
   /** PostgreSQL URL. */
   pg?: string | undefined;
+  /** MariaDB/MySQL URL (`--store mysql://…`). */
+  mysql?: string | undefined;
   /** PostgreSQL schema of Patchbay's tables. */
   schema?: string | undefined;
   /** A config module exporting the app's Patchbay objects (`store`, `bus`, `pipelines`, ...). */
@@ -67,10 +69,11 @@ export function storeFromFlags(
 ): Promise<SqlStore> {
   const choice = {
     sqliteFile: flags.sqlite ?? process.env.PATCHBAY_SQLITE_FILE,
-    pgUrl: flags.pg ?? (flags.sqlite ? undefined : process.env.PATCHBAY_PG_URL),
+    pgUrl: flags.pg ?? (flags.sqlite || flags.mysql ? undefined : process.env.PATCHBAY_PG_URL),
+    mysqlUrl: flags.mysql,
     schema: flags.schema,
   };
-  if (!create && !choice.pgUrl) {
+  if (!create && !choice.pgUrl && !choice.mysqlUrl) {
     const file = resolve(choice.sqliteFile ?? ".patchbay/patchbay.db");
     if (choice.sqliteFile !== ":memory:" && !existsSync(file)) {
       return Promise.reject(

@@ -26,7 +26,7 @@ Commands:
 ${commands.map((c) => `  ${c.name.padEnd(width + 2)} ${c.summary}`).join("\n")}
 
 Options:
-  --store <url>      the store: postgres://… or a SQLite file (sqlite:path or a path)
+  --store <url>      the store: postgres://…, mysql://… or a SQLite file (sqlite:path or a path)
   --sqlite <file>    SQLite file (default .patchbay/patchbay.db, or PATCHBAY_SQLITE_FILE)
   --pg <url>         use PostgreSQL instead (default: PATCHBAY_PG_URL when set)
   --schema <name>    PostgreSQL schema for Patchbay's tables (default patchbay)
@@ -101,14 +101,16 @@ async function main(argv: string[]): Promise<number> {
     );
     return 2;
   }
-  // --store <url>: a postgres:// URL, or a SQLite file (a path or sqlite:path).
+  // --store <url>: a postgres:// or mysql:// URL, or a SQLite file (a path or sqlite:path).
   const storeUrl = str(values.store);
   const storeIsPg = storeUrl !== undefined && /^postgres(ql)?:\/\//.test(storeUrl);
+  const storeIsMysql = storeUrl !== undefined && /^mysql:\/\//.test(storeUrl);
   const flags: GlobalFlags = {
     sqlite:
       str(values.sqlite) ??
-      (storeUrl !== undefined && !storeIsPg ? storeUrl.replace(/^sqlite:/, "") : undefined),
+      (storeUrl !== undefined && !storeIsPg && !storeIsMysql ? storeUrl.replace(/^sqlite:/, "") : undefined),
     pg: str(values.pg) ?? (storeIsPg ? storeUrl : undefined),
+    mysql: storeIsMysql ? storeUrl : undefined,
     schema: str(values.schema),
     config: str(values.config),
     explicitStore: storeUrl !== undefined || values.sqlite !== undefined || values.pg !== undefined,

@@ -1,9 +1,10 @@
 import type { SqlStore, SqlStoreOptions } from "../store/sql-store.js";
 
-/** Which store the CLI works on. PostgreSQL when a URL is given, else the embedded SQLite file. */
+/** Which store the CLI works on: MariaDB/MySQL or PostgreSQL when its URL is given, else the embedded SQLite file. */
 export interface StoreChoice {
   sqliteFile?: string | undefined;
   pgUrl?: string | undefined;
+  mysqlUrl?: string | undefined;
   schema?: string | undefined;
 }
 
@@ -12,6 +13,10 @@ export interface StoreChoice {
  * works without the `pg` package installed.
  */
 export async function openStore(choice: StoreChoice, options: SqlStoreOptions): Promise<SqlStore> {
+  if (choice.mysqlUrl) {
+    const { mysql } = await import("../adapters/mysql/index.js");
+    return mysql({ url: choice.mysqlUrl, ...options });
+  }
   if (choice.pgUrl) {
     const { postgres } = await import("../adapters/postgres/index.js");
     return postgres({ url: choice.pgUrl, ...(choice.schema ? { schema: choice.schema } : {}), ...options });

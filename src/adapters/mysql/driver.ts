@@ -1,13 +1,19 @@
 import { InvalidArgumentError } from "../../core/errors.js";
 import type { QueryResult, StoreCapabilities, TransactionOptions } from "../../store/contracts.js";
 import type { SqlDialect } from "../../store/dialect.js";
-import { StoreUnavailableError, TransactionRolledBackError } from "../../store/errors.js";
+import { StoreQueryError, StoreUnavailableError, TransactionRolledBackError } from "../../store/errors.js";
 import type { MigrationTx } from "../../store/migrations.js";
 import type { StoreDriver } from "../../store/sql-store.js";
 import { run as runOn } from "./connection.js";
 import { toStoreError } from "./errors.js";
-import { loadMysql, type MysqlPoolConnection, type MysqlPoolLike, type MysqlQueryable } from "./load.js";
-import { mysqlMigrations, statements, TABLE_OPTIONS } from "./migrations.js";
+import {
+  loadMysql,
+  type MysqlPoolConnection,
+  type MysqlPoolLike,
+  type MysqlQueryable,
+  type MysqlResultHeader,
+} from "./load.js";
+import { mysqlMigrations, NO_PAD_COLLATIONS, statements, tableOptions } from "./migrations.js";
 import { mysqlRoles } from "./roles.js";
 
 /** Options of the MariaDB/MySQL store. */
@@ -53,6 +59,47 @@ const DATABASE = "MariaDB/MySQL";
 const run = <Row>(on: MysqlQueryable, text: string, params: readonly unknown[] = []) =>
   runOn<Row>(on, text, params, {}, true);
 
+/**
+ * `INSERT IGNORE` skips a duplicate key, which is what Patchbay uses it for, but it also stores a
+ * value too long for its column cut short, with only a warning, strict mode or not: a 300-character
+ * message id kept as its first 255 would make a second message of the same first 255 a duplicate,
+ * dropped though its publish succeeded. These statements run on a transaction's connection and
+ * their warnings are read: any but a duplicate key refuses the statement and its transaction.
+ */
+const INSERT_IGNORE = /^\s*INSERT\s+IGNORE\b/i;
+/** `ER_DUP_ENTRY`: the row `INSERT IGNORE` is meant to skip. */
+const DUPLICATE_KEY = 1062;
+
+/** Runs an `INSERT IGNORE` on `conn`; rejects when it raised a warning other than a duplicate key. */
+async function runIgnoringDuplicates<Row>(
+  conn: MysqlQueryable,
+  text: string,
+  params: readonly unknown[],
+): Promise<QueryResult<Row>> {
+  let result: unknown;
+  try {
+    [result] = await conn.query({ sql: text, values: params as unknown[] });
+  } catch (e) {
+    throw toStoreError(e, text, true);
+  }
+  // A result set (`RETURNING`) does not say how many warnings there were: they are read.
+  const rows = Array.isArray(result);
+  if (rows || ((result as MysqlResultHeader).warningStatus ?? 0) > 0) {
+    const { rows: warnings } = await run<{ Code: unknown; Message: unknown }>(conn, "SHOW WARNINGS");
+    const other = warnings.find((w) => Number(w.Code) !== DUPLICATE_KEY);
+    if (other) {
+      const first = text.trim().split("\n")[0]?.slice(0, 120) ?? "";
+      throw new StoreQueryError(
+        `MySQL: ${String(other.Message)} (in: ${first})`,
+        Number(other.Code) === 1406 || Number(other.Code) === 1265 ? "22001" : "HY000",
+      );
+    }
+  }
+  return rows
+    ? { rows: result as Row[], rowCount: (result as Row[]).length }
+    : { rows: [], rowCount: (result as MysqlResultHeader).affectedRows };
+}
+
 /** host:port/database, never the password. */
 function describe(url: string): string {
   try {
@@ -77,10 +124,13 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
     );
   }
   const location = `${describe(url)}#${prefix}`;
-  const migrations = mysqlMigrations.map((m) => ({
-    ...m,
-    sql: m.sql.replaceAll("{{t}}", prefix).replaceAll("{{options}}", TABLE_OPTIONS),
-  }));
+  // The tables' collation: the server's first of NO_PAD_COLLATIONS, read when connecting.
+  let collation = "utf8mb4_bin";
+  const migrationsFor = (c: string) =>
+    mysqlMigrations.map((m) => ({
+      ...m,
+      sql: m.sql.replaceAll("{{t}}", prefix).replaceAll("{{options}}", tableOptions(c)),
+    }));
   let pool: MysqlPoolLike | undefined;
   // Whether a lock wait timeout rolls back the whole transaction (`innodb_rollback_on_timeout`).
   let timeoutRollsBack = false;
@@ -124,6 +174,16 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
     onBroken: () => void,
   ): Promise<T> => {
     let rolledBack: unknown;
+    const statement = async <Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> => {
+      if (!INSERT_IGNORE.test(text)) return run<Row>(conn, text, params);
+      try {
+        return await runIgnoringDuplicates<Row>(conn, text, params);
+      } catch (e) {
+        // What it wrote cut short stays in the transaction: none of it may commit.
+        if (!(e as { cause?: unknown }).cause) rolledBack ??= e;
+        throw e;
+      }
+    };
     const note = (e: unknown) => {
       const errno = ((e as { cause?: { errno?: unknown } }).cause ?? {}).errno;
       const lost = isConnectionLost(e); // the server rolls back a disconnected session's transaction
@@ -138,7 +198,7 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
           });
     const tx: MigrationTx = {
       query: <Row>(text: string, params: readonly unknown[] = []) =>
-        guard(() => run<Row>(conn, text, params)),
+        guard(() => statement<Row>(text, params)),
       exec: (ddl: string) =>
         guard(async () => {
           for (const statement of statements(ddl)) await run(conn, statement);
@@ -191,7 +251,9 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
   return {
     dialect,
     capabilities: CAPABILITIES,
-    migrations,
+    get migrations() {
+      return migrationsFor(collation);
+    },
     location,
     resource: Symbol(`mysql ${location}`),
 
@@ -221,6 +283,12 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
         try {
           const [rows] = await conn.query("SELECT @@innodb_rollback_on_timeout AS r");
           timeoutRollsBack = Number((rows as Array<{ r: unknown }>)[0]?.r) === 1;
+          const [found] = await conn.query({
+            sql: "SELECT COLLATION_NAME AS c FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN (?)",
+            values: [[...NO_PAD_COLLATIONS]],
+          });
+          const names = new Set((found as Array<{ c: unknown }>).map((r) => String(r.c)));
+          collation = NO_PAD_COLLATIONS.find((c) => names.has(c)) ?? "utf8mb4_bin";
         } finally {
           conn.release();
         }
@@ -242,8 +310,24 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
       await p?.end();
     },
 
-    query: <Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> =>
-      run<Row>(ready(), text, params),
+    query: <Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> => {
+      if (!INSERT_IGNORE.test(text)) return run<Row>(ready(), text, params);
+      // In a transaction of its own, so a value cut short is undone. Its duplicate's shared lock
+      // is now held until the COMMIT, where a racing DELETE or INSERT of that row can make it a
+      // deadlock's victim: rolled back whole, it runs again.
+      const attempt = async (left: number): Promise<QueryResult<Row>> => {
+        try {
+          return await withConnection((conn, onBroken) =>
+            inTransaction(conn, (tx) => tx.query<Row>(text, params), undefined, onBroken),
+          );
+        } catch (e) {
+          const errno = ((e as { cause?: { errno?: unknown } }).cause ?? {}).errno;
+          if (left > 0 && errno === DEADLOCK) return attempt(left - 1);
+          throw e;
+        }
+      };
+      return attempt(5);
+    },
 
     transaction: (fn, txOptions) =>
       withConnection((conn, onBroken) => inTransaction(conn, fn, txOptions.isolation, onBroken)),
@@ -261,7 +345,7 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
         try {
           await run(
             conn,
-            `CREATE TABLE IF NOT EXISTS \`${prefix}migrations\` (version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL) ${TABLE_OPTIONS}`,
+            `CREATE TABLE IF NOT EXISTS \`${prefix}migrations\` (version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL) ${tableOptions(collation)}`,
           );
           return await inTransaction(conn, fn, undefined, onBroken);
         } finally {

@@ -17,10 +17,13 @@ const NETWORK = new Set([
  * store's errors), falling back to the name for client errors that have none.
  */
 export function toStoreError(e: unknown, text: string, standard = false): StoreQueryError {
-  const err = e as { code?: unknown; errno?: unknown; message?: string; sqlState?: unknown };
+  const err = e as { code?: unknown; errno?: unknown; message?: string; sqlState?: unknown; fatal?: unknown };
   const name = typeof err.code === "string" ? err.code : undefined;
   const code = standard && typeof err.sqlState === "string" ? err.sqlState : name;
+  // `fatal`: the connection is gone (killed, reset, a server restart); `mysql2` says so without a
+  // code when a statement is sent on a connection it already knows is closed.
   const retryable =
+    err.fatal === true ||
     (typeof err.errno === "number" && TRANSIENT_ERRNO.has(err.errno)) ||
     (name !== undefined && NETWORK.has(name));
   const first = text.trim().split("\n")[0]?.slice(0, 120) ?? "";

@@ -11,6 +11,8 @@ export interface MysqlResultHeader {
   affectedRows: number;
   /** `Records: 3  Duplicates: 1  Warnings: 0` after a multi-row INSERT. */
   info: string;
+  /** How many warnings the statement raised (`SHOW WARNINGS` lists them). */
+  warningStatus?: number;
 }
 
 /** A column as a `typeCast` function sees it. */

@@ -5,17 +5,26 @@ import { mysqlSyncMigration } from "./sync-schema.js";
 import { mysqlWebhooksMigration } from "./webhooks-schema.js";
 
 /**
- * The table options of every Patchbay table on MariaDB/MySQL: InnoDB (row locks, `SKIP LOCKED`),
- * utf8mb4 (every character, emoji included) and a binary collation, so keys compare and sort
- * byte-wise and case-sensitively as on PostgreSQL ("C") and SQLite: `"A"` and `"a"` are two
- * idempotency keys, not one.
+ * The binary collations without padding, MariaDB's then MySQL's (8.0.17+): the first the server
+ * has is the tables' collation. `utf8mb4_bin` pads: it compares `"k"` and `"k "` as equal, so two
+ * such state keys, idempotency keys or message ids would be one row (a message dropped as a
+ * duplicate). It is the fallback on a server with neither.
  */
-export const TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+export const NO_PAD_COLLATIONS = ["utf8mb4_nopad_bin", "utf8mb4_0900_bin"] as const;
+
+/**
+ * The table options of every Patchbay table on MariaDB/MySQL: InnoDB (row locks, `SKIP LOCKED`),
+ * utf8mb4 (every character, emoji included) and a binary collation without padding
+ * ({@link NO_PAD_COLLATIONS}), so keys compare and sort byte-wise and case-sensitively as on
+ * PostgreSQL ("C") and SQLite: `"A"` and `"a"`, `"a"` and `"a "` are two idempotency keys, not one.
+ */
+export const tableOptions = (collation: string) =>
+  `ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${collation}`;
 
 /**
  * The MariaDB/MySQL schema, numbered: one migration per module, each table in its final shape
  * (this adapter started after the others' later column additions). `{{t}}` is replaced by the
- * table prefix, `{{options}}` by {@link TABLE_OPTIONS}.
+ * table prefix, `{{options}}` by {@link tableOptions}.
  *
  * DDL commits on its own in MySQL, so a migration is not one transaction: every statement is
  * `CREATE TABLE IF NOT EXISTS` with its indexes inside, and a migration interrupted half way is

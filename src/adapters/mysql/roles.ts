@@ -7,7 +7,8 @@
  * `ON DUPLICATE KEY UPDATE`. No notifications: consumers in other processes poll.
  *
  * `INSERT IGNORE` also turns some other errors into warnings (a NULL into NOT NULL, a value too
- * long): acceptable here because Patchbay writes only its own well-formed rows with it.
+ * long, which it stores cut short): the driver reads the warnings of every `INSERT IGNORE` and
+ * refuses the statement on any but a duplicate key (see `driver.ts`).
  */
 import { join, joinWith, raw, sql } from "../../store/sql.js";
 import type { SqlExecutor } from "../../store/contracts.js";
