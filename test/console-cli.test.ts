@@ -1,7 +1,7 @@
 /** `patchbay console`: serves the console on loopback, prints its URL, stops on SIGTERM. */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
@@ -25,6 +25,10 @@ describe("patchbay console", () => {
     let out = "";
     child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    // A failed expectation must not leave the console running after the test.
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    });
     const deadline = Date.now() + 20_000;
     // The banner is several writes: wait for its read-only line too, not only the URL.
     while (!/http:\/\/127\.0\.0\.1:\d+\/[\s\S]*read-only/.test(out)) {
