@@ -311,15 +311,20 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
     },
 
     query: <Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> => {
-      if (!INSERT_IGNORE.test(text)) return run<Row>(ready(), text, params);
-      // In a transaction of its own, so a value cut short is undone. Its duplicate's shared lock
-      // is now held until the COMMIT, where a racing DELETE or INSERT of that row can make it a
-      // deadlock's victim: rolled back whole, it runs again.
+      // A statement outside a transaction that InnoDB picks as a deadlock's victim is rolled back
+      // whole, so it runs again (a few times): two processes pausing and resuming one group at
+      // once, say, must not see a deadlock. An INSERT IGNORE runs in a transaction of its own, so
+      // a value cut short is undone; its duplicate's shared lock is then held until the COMMIT,
+      // another way to meet a racing DELETE or INSERT of that row in a deadlock.
+      const once = (): Promise<QueryResult<Row>> =>
+        INSERT_IGNORE.test(text)
+          ? withConnection((conn, onBroken) =>
+              inTransaction(conn, (tx) => tx.query<Row>(text, params), undefined, onBroken),
+            )
+          : run<Row>(ready(), text, params);
       const attempt = async (left: number): Promise<QueryResult<Row>> => {
         try {
-          return await withConnection((conn, onBroken) =>
-            inTransaction(conn, (tx) => tx.query<Row>(text, params), undefined, onBroken),
-          );
+          return await once();
         } catch (e) {
           const errno = ((e as { cause?: { errno?: unknown } }).cause ?? {}).errno;
           if (left > 0 && errno === DEADLOCK) return attempt(left - 1);
