@@ -23,31 +23,54 @@ const isDeadlock = (e: unknown): boolean => {
   );
 };
 
+/** Claim attempts before rows skipped as locked are left to a later claim (see `claim`). */
+const CLAIM_ROUNDS = 4;
+
 export const mysqlRoles: StoreRoles = {
   rows: {
-    claim: (store, s, options) =>
-      store.transaction(async (tx) => {
-        const key = raw(s.key);
-        const { rows: picked } = await runIn<Record<string, unknown>>(
-          "question",
-          tx,
-          join(
-            sql`SELECT ${key} FROM ${s.table} WHERE `,
-            s.where,
-            sql` ORDER BY ${raw(s.orderBy)} LIMIT ${s.limit} FOR UPDATE SKIP LOCKED`,
-          ),
-          options,
+    async claim(store, s, options) {
+      const key = raw(s.key);
+      const due = (locking: boolean) =>
+        join(
+          sql`SELECT ${key} FROM ${s.table} WHERE `,
+          s.where,
+          sql` ORDER BY ${raw(s.orderBy)} LIMIT ${s.limit}`,
+          locking ? sql` FOR UPDATE SKIP LOCKED` : sql``,
         );
-        if (picked.length === 0) return [];
-        const keys = list(picked.map((r) => r[s.key]));
-        await runIn("question", tx, join(sql`UPDATE ${s.table} SET `, s.set, sql` WHERE ${key} IN `, keys));
-        const { rows } = await runIn<never>(
-          "question",
-          tx,
-          join(sql`SELECT * FROM ${s.table} WHERE ${key} IN `, keys),
-        );
-        return rows;
-      }),
+      for (let round = 1; ; round++) {
+        const claimed = await store.transaction(async (tx) => {
+          const { rows: picked } = await runIn<Record<string, unknown>>("question", tx, due(true), options);
+          // InnoDB's SKIP LOCKED also skips a row locked for an instant by a statement on a
+          // neighbouring row (an ack, another group's claim), so one consumer could take its
+          // queue out of order. The committed due rows, read without locks, are what an honest
+          // skip leaves out only while another claim holds them: until that claim commits
+          // (moments), the claim runs again; past the last round, what was skipped stays skipped.
+          if (round < CLAIM_ROUNDS) {
+            const { rows: committed } = await runIn<Record<string, unknown>>(
+              "question",
+              tx,
+              due(false),
+              options,
+            );
+            const same =
+              committed.length === picked.length &&
+              committed.every((r, i) => String(r[s.key]) === String(picked[i]?.[s.key]));
+            if (!same) return undefined;
+          }
+          if (picked.length === 0) return [];
+          const keys = list(picked.map((r) => r[s.key]));
+          await runIn("question", tx, join(sql`UPDATE ${s.table} SET `, s.set, sql` WHERE ${key} IN `, keys));
+          const { rows } = await runIn<never>(
+            "question",
+            tx,
+            join(sql`SELECT * FROM ${s.table} WHERE ${key} IN `, keys),
+          );
+          return rows;
+        });
+        if (claimed) return claimed;
+        await new Promise((resolve) => setTimeout(resolve, round));
+      }
+    },
     async updateReturning(tx, s) {
       const key = raw(s.key);
       const { rows: picked } = await runIn<Record<string, unknown>>(
