@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { idempotencyKey, idempotencyKeyFastify } from "../src/http/index.js";
 import { requestFingerprint, type IdempotencyKeyOptions } from "../src/http/idempotency.js";
 import type { SqlStore } from "../src/store/sql-store.js";
+import { createLogger } from "../src/core/logger.js";
 import { FakeClock } from "../src/testing/fake-clock.js";
 import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
@@ -123,9 +124,13 @@ for (const [dbName, makeDb] of databases) {
       let db: IsolatedDatabase;
       let orders: Orders;
       const cleanups: Array<() => Promise<void>> = [];
-      const start = async (options: Options = {}, storeOptions = {}) => {
+      const start = async (
+        options: Options = {},
+        storeOptions = {},
+        wrap: (store: SqlStore) => SqlStore = (store) => store,
+      ) => {
         const store = db.make(storeOptions);
-        const server = await serve(store, orders, options);
+        const server = await serve(wrap(store), orders, options);
         cleanups.push(async () => {
           await server.close();
           await store.close();
@@ -245,6 +250,39 @@ for (const [dbName, makeDb] of databases) {
         expect(await after.text()).toBe(body);
         expect(orders.executions).toBe(1);
       });
+
+      it.runIf(dbName === "SQLite" && framework === "node http")(
+        "a holder whose renewals stop landing loses its key: the second run is reported at error level",
+        async () => {
+          const lines: string[] = [];
+          const logger = createLogger({
+            level: "error",
+            destination: { write: (l: string) => lines.push(l) },
+          });
+          // A database that stalls the holder's renewals for 2 s (longer than the lease).
+          const stalled = (store: SqlStore): SqlStore => {
+            const idempotency = Object.create(store.idempotency) as SqlStore["idempotency"];
+            idempotency.renew = async (...args) => {
+              await new Promise((r) => setTimeout(r, 2000));
+              return store.idempotency.renew(...args);
+            };
+            return Object.assign(Object.create(store) as SqlStore, { idempotency });
+          };
+          const url = await start({ lease: "1s", logger }, {}, stalled);
+          orders.delayMs = 2500;
+          const headers = { "idempotency-key": "k-stalled" };
+          const first = post(url, { qty: 1 }, headers);
+          await new Promise((r) => setTimeout(r, 1500));
+          // The lease passed without a renewal landing: the retry takes the key over and runs.
+          const retry = await post(url, { qty: 1 }, headers);
+          expect(retry.status).toBe(201);
+          await (await first).text();
+          expect(orders.executions).toBe(2);
+          const reported = lines.map((l) => JSON.parse(l) as { msg: string; key: string });
+          expect(reported.filter((r) => r.msg.includes("lost its key"))).toHaveLength(1);
+          expect(reported[0]?.key).toBe("k-stalled");
+        },
+      );
 
       it("a key whose holder is gone (no one renews it) is taken over once its lease has passed", async () => {
         const url = await start({ lease: "1s" });

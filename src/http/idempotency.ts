@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import type { Duration } from "../core/duration.js";
 import { toMs } from "../core/duration.js";
 import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
+import { createLogger, type Logger } from "../core/logger.js";
 import type { IdempotencyRef, IdempotencyStore } from "../store/contracts.js";
 
 /** Options of the `Idempotency-Key` middleware. */
@@ -39,6 +40,12 @@ export interface IdempotencyKeyOptions {
    * again. 408, 425 and 429 ("not processed, try again") always release it.
    */
   storeServerErrors?: boolean;
+  /**
+   * Where a key lost while its handler ran is reported (at error level): its lease passed without
+   * a renewal landing — a process paused or a database slower than the lease — so a retry may have
+   * run the handler a second time. Default: Patchbay's logger (pino, `PATCHBAY_LOG_LEVEL`).
+   */
+  logger?: Logger;
 }
 
 /** A response as stored and replayed. */
@@ -147,31 +154,40 @@ function parseKey(raw: string): string | undefined {
 }
 
 /**
- * Renews a held key's lease every third of it until stopped: the holder's sign of life. A renewal
- * that finds the key no longer held (`IDEMPOTENCY_NOT_OWNER`) ends the heartbeat; any other failure
- * (the store briefly unreachable) is tried again at the next beat, while the lease still runs.
+ * Renews a held key's lease every third of it until stopped: the holder's sign of life. Beats keep
+ * their cadence from when each started (a slow renewal does not push the next one later, which
+ * on a loaded database would let the lease run out between two beats), one renewal at a time. A
+ * renewal that finds the key no longer held (`IDEMPOTENCY_NOT_OWNER`) ends the heartbeat and
+ * reports it through `lost`; any other failure (the store briefly unreachable) is tried again at
+ * the next beat, while the lease still runs.
  */
-function startHeartbeat(records: IdempotencyStore, ref: IdempotencyRef, token: string, lease: number) {
+function startHeartbeat(
+  records: IdempotencyStore,
+  ref: IdempotencyRef,
+  token: string,
+  lease: number,
+  lost: (e: unknown) => void,
+) {
   const every = Math.max(1, Math.floor(lease / 3));
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let beating: Promise<void> = Promise.resolve();
   const beat = () => {
-    beating = records.renew(ref, token, lease).then(
-      () => {
-        if (!stopped) schedule();
-      },
-      (e: unknown) => {
-        if (!stopped && !isPatchbayError(e, "IDEMPOTENCY_NOT_OWNER")) schedule();
-      },
-    );
+    const started = Date.now();
+    const next = () => {
+      if (!stopped) schedule(Math.max(0, started + every - Date.now()));
+    };
+    beating = records.renew(ref, token, lease).then(next, (e: unknown) => {
+      if (!isPatchbayError(e, "IDEMPOTENCY_NOT_OWNER")) return next();
+      if (!stopped) lost(e);
+    });
   };
-  const schedule = () => {
-    timer = setTimeout(beat, every);
+  const schedule = (ms: number) => {
+    timer = setTimeout(beat, ms);
     // A beat must not keep the process alive on its own.
     timer.unref();
   };
-  schedule();
+  schedule(every);
   return {
     /** Stops beating and waits for a renewal in flight, so it cannot land after the outcome. */
     async stop() {
@@ -194,6 +210,7 @@ export function createIdempotencyGate(options: IdempotencyKeyOptions) {
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const headerName = (options.header ?? "idempotency-key").toLowerCase();
   const records = options.store.idempotency;
+  const logger = options.logger ?? createLogger({ name: "patchbay" });
 
   const replay = (stored: StoredResponse | undefined) => {
     if (!stored) return problem(500, "Stored response unreadable", "the stored response is missing");
@@ -246,7 +263,17 @@ export function createIdempotencyGate(options: IdempotencyKeyOptions) {
     }
     const token = claim.token;
     let settled = false;
-    const heartbeat = startHeartbeat(records, ref, token, lease);
+    let reported = false;
+    /** Reported once: the heartbeat or the completion found the key taken over. */
+    const lost = (e: unknown) => {
+      if (reported) return;
+      reported = true;
+      logger.error(
+        { err: e, scope: ref.scope, key, leaseMs: lease },
+        "patchbay idempotency: a request lost its key while its handler ran (its lease passed without a renewal); a retry may have run the handler again — raise `lease`",
+      );
+    };
+    const heartbeat = startHeartbeat(records, ref, token, lease, lost);
     const release = async () => {
       if (settled) return;
       settled = true;
@@ -273,11 +300,16 @@ export function createIdempotencyGate(options: IdempotencyKeyOptions) {
         }
         settled = true;
         await heartbeat.stop();
-        await records.complete<StoredResponse>(ref, token, {
-          status: response.status,
-          headers,
-          body: response.body.toString("base64"),
-        });
+        try {
+          await records.complete<StoredResponse>(ref, token, {
+            status: response.status,
+            headers,
+            body: response.body.toString("base64"),
+          });
+        } catch (e) {
+          if (isPatchbayError(e, "IDEMPOTENCY_NOT_OWNER")) lost(e);
+          throw e;
+        }
       },
       abandon: release,
     };
