@@ -10,7 +10,7 @@
  * long, which it stores cut short): the driver reads the warnings of every `INSERT IGNORE` and
  * refuses the statement on any but a duplicate key (see `driver.ts`).
  */
-import { join, joinWith, raw, sql } from "../../store/sql.js";
+import { join, joinWith, raw, sql, type RawSql, type SqlStatement } from "../../store/sql.js";
 import type { SqlExecutor } from "../../store/contracts.js";
 import type { StoreRoles } from "../../store/roles.js";
 import { list, runIn, sharedInboxRoles, sharedQueueRoles } from "../shared/roles.js";
@@ -22,6 +22,29 @@ const isDeadlock = (e: unknown): boolean => {
     cause?.errno === 1213 || (cause as { cause?: { errno?: unknown } } | undefined)?.cause?.errno === 1213
   );
 };
+
+/**
+ * Applies `set` to the `picked` rows (by `key`, which the caller holds locked) and reads `columns`
+ * of them back: `UPDATE ... RETURNING`, which neither database has, in two statements.
+ */
+async function updateAndRead(
+  tx: SqlExecutor,
+  table: RawSql,
+  key: string,
+  picked: readonly Record<string, unknown>[],
+  set: SqlStatement,
+  columns: string,
+): Promise<never[]> {
+  if (picked.length === 0) return [];
+  const keys = list(picked.map((r) => r[key]));
+  await runIn("question", tx, join(sql`UPDATE ${table} SET `, set, sql` WHERE ${raw(key)} IN `, keys));
+  const { rows } = await runIn<never>(
+    "question",
+    tx,
+    join(sql`SELECT ${raw(columns)} FROM ${table} WHERE ${raw(key)} IN `, keys),
+  );
+  return rows;
+}
 
 /** Claim attempts before rows skipped as locked are left to a later claim (see `claim`). */
 const CLAIM_ROUNDS = 4;
@@ -57,15 +80,7 @@ export const mysqlRoles: StoreRoles = {
               committed.every((r, i) => String(r[s.key]) === String(picked[i]?.[s.key]));
             if (!same) return undefined;
           }
-          if (picked.length === 0) return [];
-          const keys = list(picked.map((r) => r[s.key]));
-          await runIn("question", tx, join(sql`UPDATE ${s.table} SET `, s.set, sql` WHERE ${key} IN `, keys));
-          const { rows } = await runIn<never>(
-            "question",
-            tx,
-            join(sql`SELECT * FROM ${s.table} WHERE ${key} IN `, keys),
-          );
-          return rows;
+          return updateAndRead(tx, s.table, s.key, picked, s.set, "*");
         });
         if (claimed) return claimed;
         await new Promise((resolve) => setTimeout(resolve, round));
@@ -78,15 +93,7 @@ export const mysqlRoles: StoreRoles = {
         tx,
         join(sql`SELECT ${key} FROM ${s.table} WHERE `, s.where, sql` FOR UPDATE`),
       );
-      if (picked.length === 0) return [];
-      const keys = list(picked.map((r) => r[s.key]));
-      await runIn("question", tx, join(sql`UPDATE ${s.table} SET `, s.set, sql` WHERE ${key} IN `, keys));
-      const { rows } = await runIn<never>(
-        "question",
-        tx,
-        join(sql`SELECT ${raw(s.columns)} FROM ${s.table} WHERE ${key} IN `, keys),
-      );
-      return rows;
+      return updateAndRead(tx, s.table, s.key, picked, s.set, s.columns);
     },
     insertIgnore: (table, columns, rows) =>
       join(sql`INSERT IGNORE INTO ${table} (${raw(columns)}) VALUES `, joinWith(sql`, `, rows)),
