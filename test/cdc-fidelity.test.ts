@@ -10,7 +10,9 @@
  * - Updates of every column (each streamed row takes another fixture row's values), updates that
  *   leave a large out-of-line (TOAST) text unchanged while another column changes, and deletes.
  *
- * The source database's default zone is America/New_York (`ALTER DATABASE … SET timezone`).
+ * The source database's default zone is America/New_York (`ALTER DATABASE … SET timezone`). The
+ * suite runs twice: then again with the database's other output settings hostile too (a
+ * replication connection takes them: DateStyle, extra_float_digits, bytea_output, IntervalStyle).
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -83,348 +85,367 @@ interface Version {
   row: Record<string, unknown>;
 }
 
-describe.skipIf(problem !== undefined)(
-  "CDC fidelity: hostile values into every destination and onto the bus, compared exactly",
-  { timeout: 120_000 },
-  () => {
-    const dir = mkdtempSync(join(tmpdir(), "patchbay-cdc-fidelity-"));
-    const id = randomBytes(4).toString("hex");
-    const database = `pb_cdcfid_${id}`;
-    const dbUrl = (() => {
-      const u = new URL(service.url);
-      u.pathname = `/${database}`;
-      return u.toString();
-    })();
-    const mysqlDatabase = `pb_cdcfid_${id}`;
-    const mysqlUrl = (() => {
-      const u = new URL(mysqlService.url);
-      u.pathname = `/${mysqlDatabase}`;
-      return u.toString();
-    })();
-    let f: CdcFixture;
-    let src: string;
-    let myPool: mysql.Pool | undefined;
-    const lite = new DatabaseSync(join(dir, "dst.db"), { timeout: 5000 });
-    const ndjsonPath = join(dir, "changes.ndjson");
-    const jsonb = new Map<string, string>();
-    const captures: ChangeCapture[] = [];
-    let events: ChangeEvents | undefined;
-    let bus: EventBus | undefined;
-    const seen: Version[] = [];
-    const slots: string[] = [];
-    /** The source table as it should stand, by id (txt of the TOAST row included). */
-    const state = new Map<number, FixtureRow>();
-    /** Every change made, in commit order, for the append destination and the bus. */
-    const log: Array<{ op: NonNullable<Version["op"]>; row: FixtureRow; toastUnchanged?: boolean }> = [];
+/** Database defaults (`ALTER DATABASE … SET`) that change how PostgreSQL writes values as text. */
+const HOSTILE_OUTPUT = {
+  DateStyle: "SQL, DMY",
+  extra_float_digits: "0",
+  bytea_output: "escape",
+  IntervalStyle: "sql_standard",
+};
 
-    const destinations: Destination[] = [
-      {
-        name: "postgres",
-        kind: "postgres",
-        make: () => postgresDestination({ url: dbUrl, table: `${f.dst}.dst_pg`, key: "id" }),
-        read: async () => (await f.sql(postgresReadSql(`${f.dst}.dst_pg`))).map((r) => comparable(r, true)),
-      },
-      ...(mysqlService.reachable
-        ? [
-            {
-              name: "mysql",
-              kind: "mysql" as const,
-              make: () => mysqlDestination({ url: mysqlUrl, table: "dst", key: "id" }),
-              read: async () => {
-                const [rows] = await (myPool as mysql.Pool).query(mysqlReadSql("dst"));
-                return (rows as Record<string, unknown>[]).map((r) => comparable(r, false));
-              },
-            },
-          ]
-        : []),
-      {
-        name: "sqlite",
-        kind: "sqlite",
-        make: () => sqliteDestination({ file: join(dir, "dst.db"), table: "dst", key: "id" }),
-        read: () => {
-          const select = lite.prepare(sqliteReadSql("dst"));
-          select.setReadBigInts(true);
-          return Promise.resolve(select.all().map((r) => comparable(r as Record<string, unknown>, false)));
+for (const [title, settings] of [
+  ["the database in America/New_York", {}],
+  ["the database in America/New_York, DateStyle SQL DMY, extra_float_digits 0, bytea escape", HOSTILE_OUTPUT],
+] as const)
+  describe.skipIf(problem !== undefined)(
+    `CDC fidelity, ${title}: hostile values into every destination and onto the bus, compared exactly`,
+    { timeout: 120_000 },
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), "patchbay-cdc-fidelity-"));
+      const id = randomBytes(4).toString("hex");
+      const database = `pb_cdcfid_${id}`;
+      const dbUrl = (() => {
+        const u = new URL(service.url);
+        u.pathname = `/${database}`;
+        return u.toString();
+      })();
+      const mysqlDatabase = `pb_cdcfid_${id}`;
+      const mysqlUrl = (() => {
+        const u = new URL(mysqlService.url);
+        u.pathname = `/${mysqlDatabase}`;
+        return u.toString();
+      })();
+      let f: CdcFixture;
+      let src: string;
+      let myPool: mysql.Pool | undefined;
+      const lite = new DatabaseSync(join(dir, "dst.db"), { timeout: 5000 });
+      const ndjsonPath = join(dir, "changes.ndjson");
+      const jsonb = new Map<string, string>();
+      const captures: ChangeCapture[] = [];
+      let events: ChangeEvents | undefined;
+      let bus: EventBus | undefined;
+      const seen: Version[] = [];
+      const slots: string[] = [];
+      /** The source table as it should stand, by id (txt of the TOAST row included). */
+      const state = new Map<number, FixtureRow>();
+      /** Every change made, in commit order, for the append destination and the bus. */
+      const log: Array<{ op: NonNullable<Version["op"]>; row: FixtureRow; toastUnchanged?: boolean }> = [];
+
+      const destinations: Destination[] = [
+        {
+          name: "postgres",
+          kind: "postgres",
+          make: () => postgresDestination({ url: dbUrl, table: `${f.dst}.dst_pg`, key: "id" }),
+          read: async () => (await f.sql(postgresReadSql(`${f.dst}.dst_pg`))).map((r) => comparable(r, true)),
         },
-      },
-      { name: "ndjson", kind: "sqlite", make: () => ndjsonDestination({ path: ndjsonPath }) },
-    ];
+        ...(mysqlService.reachable
+          ? [
+              {
+                name: "mysql",
+                kind: "mysql" as const,
+                make: () => mysqlDestination({ url: mysqlUrl, table: "dst", key: "id" }),
+                read: async () => {
+                  const [rows] = await (myPool as mysql.Pool).query(mysqlReadSql("dst"));
+                  return (rows as Record<string, unknown>[]).map((r) => comparable(r, false));
+                },
+              },
+            ]
+          : []),
+        {
+          name: "sqlite",
+          kind: "sqlite",
+          make: () => sqliteDestination({ file: join(dir, "dst.db"), table: "dst", key: "id" }),
+          read: () => {
+            const select = lite.prepare(sqliteReadSql("dst"));
+            select.setReadBigInts(true);
+            return Promise.resolve(select.all().map((r) => comparable(r as Record<string, unknown>, false)));
+          },
+        },
+        { name: "ndjson", kind: "sqlite", make: () => ndjsonDestination({ path: ndjsonPath }) },
+      ];
 
-    /** What `row` must read back as in a destination of `kind`. */
-    const want = (row: FixtureRow, kind: Kind) => expected(row, jsonb, "postgres", kind);
-    const wantTable = (kind: Kind) =>
-      [...state.values()].sort((a, b) => a.id - b.id).map((r) => want(r, kind));
+      /** What `row` must read back as in a destination of `kind`. */
+      const want = (row: FixtureRow, kind: Kind) => expected(row, jsonb, "postgres", kind);
+      const wantTable = (kind: Kind) =>
+        [...state.values()].sort((a, b) => a.id - b.id).map((r) => want(r, kind));
 
-    /** A JSON row (NDJSON line, event data) in the comparable form: bytes given as `{ base64 }`. */
-    const fromJson = (row: Record<string, unknown>) => {
-      const bin = row.bin as { base64?: string } | null | undefined;
-      return comparable(
-        { ...row, bin: bin && typeof bin.base64 === "string" ? Buffer.from(bin.base64, "base64") : bin },
-        false,
-      );
-    };
+      /** A JSON row (NDJSON line, event data) in the comparable form: bytes given as `{ base64 }`. */
+      const fromJson = (row: Record<string, unknown>) => {
+        const bin = row.bin as { base64?: string } | null | undefined;
+        return comparable(
+          { ...row, bin: bin && typeof bin.base64 === "string" ? Buffer.from(bin.base64, "base64") : bin },
+          false,
+        );
+      };
 
-    /** Every difference between the changes logged and what an append log / the bus shows. */
-    function versionDifferences(actual: Version[], withDeletes: boolean): string[] {
-      const changes = log.filter((c) => withDeletes || c.op !== "delete");
-      const out: string[] = [];
-      if (actual.length !== changes.length) out.push(`${actual.length} changes, expected ${changes.length}`);
-      // Each row's changes in commit order (rows may interleave differently on the bus).
-      const byRow = new Map<string, Version[]>();
-      for (const a of actual) byRow.set(String(a.row.id), [...(byRow.get(String(a.row.id)) ?? []), a]);
-      const nth = new Map<string, number>();
-      changes.forEach((c) => {
-        const key = String(c.row.id);
-        const i = nth.get(key) ?? 0;
-        nth.set(key, i + 1);
-        const a = byRow.get(key)?.[i];
-        const where = `row ${key} change ${i} (${c.op})`;
-        if (!a) return;
-        if (a.op !== undefined && a.op !== c.op) out.push(`${where}: got op ${a.op}`);
-        if (c.op === "delete") {
-          if (JSON.stringify(a.row) !== JSON.stringify({ id: String(c.row.id) }))
-            out.push(`${where}: got ${JSON.stringify(a.row)}, expected the key only`);
-          return;
-        }
-        const w = want(c.row, "sqlite");
-        if (c.toastUnchanged) {
-          // Not sent by the server: absent, never NULL.
-          if ("txt" in a.row) out.push(`${where}: unchanged TOAST txt is present: ${String(a.row.txt)}`);
-          delete w.txt;
-        }
-        const got = fromJson(a.row);
-        if (c.toastUnchanged) delete got.txt;
-        for (const d of differences([got], [w])) out.push(`${where}: ${d}`);
-      });
-      return out;
-    }
-
-    const ndjsonVersions = (): Version[] => {
-      let text: string;
-      try {
-        text = readFileSync(ndjsonPath, "utf8");
-      } catch {
-        return [];
-      }
-      const lines = text
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-      return lines.map((row) => ({ row }));
-    };
-
-    /** Waits until every destination and the bus show the changes made so far, then compares. */
-    async function settle(): Promise<Record<string, string[]>> {
-      const check = async (): Promise<Record<string, string[]>> => {
-        const out: Record<string, string[]> = {};
-        for (const d of destinations) {
-          out[d.name] = d.read
-            ? differences(await d.read(), wantTable(d.kind))
-            : versionDifferences(ndjsonVersions(), false);
-        }
-        out.bus = versionDifferences(seen, true);
+      /** Every difference between the changes logged and what an append log / the bus shows. */
+      function versionDifferences(actual: Version[], withDeletes: boolean): string[] {
+        const changes = log.filter((c) => withDeletes || c.op !== "delete");
+        const out: string[] = [];
+        if (actual.length !== changes.length)
+          out.push(`${actual.length} changes, expected ${changes.length}`);
+        // Each row's changes in commit order (rows may interleave differently on the bus).
+        const byRow = new Map<string, Version[]>();
+        for (const a of actual) byRow.set(String(a.row.id), [...(byRow.get(String(a.row.id)) ?? []), a]);
+        const nth = new Map<string, number>();
+        changes.forEach((c) => {
+          const key = String(c.row.id);
+          const i = nth.get(key) ?? 0;
+          nth.set(key, i + 1);
+          const a = byRow.get(key)?.[i];
+          const where = `row ${key} change ${i} (${c.op})`;
+          if (!a) return;
+          if (a.op !== undefined && a.op !== c.op) out.push(`${where}: got op ${a.op}`);
+          if (c.op === "delete") {
+            if (JSON.stringify(a.row) !== JSON.stringify({ id: String(c.row.id) }))
+              out.push(`${where}: got ${JSON.stringify(a.row)}, expected the key only`);
+            return;
+          }
+          const w = want(c.row, "sqlite");
+          if (c.toastUnchanged) {
+            // Not sent by the server: absent, never NULL.
+            if ("txt" in a.row) out.push(`${where}: unchanged TOAST txt is present: ${String(a.row.txt)}`);
+            delete w.txt;
+          }
+          const got = fromJson(a.row);
+          if (c.toastUnchanged) delete got.txt;
+          for (const d of differences([got], [w])) out.push(`${where}: ${d}`);
+        });
         return out;
-      };
-      const until = Date.now() + 45_000;
-      for (;;) {
-        const result = await check();
-        if (Object.values(result).every((d) => d.length === 0) || Date.now() > until) {
-          for (const c of captures) expect(c.failure).toBeUndefined();
-          expect(events?.failure).toBeUndefined();
-          return result;
+      }
+
+      const ndjsonVersions = (): Version[] => {
+        let text: string;
+        try {
+          text = readFileSync(ndjsonPath, "utf8");
+        } catch {
+          return [];
         }
-        await sleep(200);
-      }
-    }
-    const none = () =>
-      Object.fromEntries([...destinations.map((d) => d.name), "bus"].map((n) => [n, [] as string[]]));
-
-    beforeAll(async () => {
-      const admin = new pg.Client({ connectionString: service.url });
-      await admin.connect();
-      try {
-        await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`);
-        await admin.query(`ALTER DATABASE ${database} SET timezone TO 'America/New_York'`);
-      } finally {
-        await admin.end();
-      }
-      f = await cdcFixture(dbUrl);
-      src = f.src;
-      const [zone] = await f.sql("SHOW timezone");
-      expect(zone?.TimeZone).toBe("America/New_York");
-      for (const text of JSON_VALUES) {
-        if (text === null) continue;
-        const [r] = await f.sql("SELECT $1::jsonb::text AS v", [text]);
-        jsonb.set(text, String(r?.v));
-      }
-      await f.sql(postgresTableSql(`${src}.t`));
-      // Large values out of line and uncompressed: the 20,000 x's are TOASTed.
-      await f.sql(`ALTER TABLE ${src}.t ALTER COLUMN txt SET STORAGE EXTERNAL`);
-      await f.sql(postgresTableSql(`${f.dst}.dst_pg`));
-      if (mysqlService.reachable) {
-        const server = new URL(mysqlService.url);
-        server.pathname = "/";
-        const c = await mysql.createConnection({ uri: server.toString() });
-        await c.query(`CREATE DATABASE ${mysqlDatabase} CHARACTER SET utf8mb4`);
-        await c.end();
-        myPool = mysql.createPool({
-          uri: mysqlUrl,
-          connectionLimit: 2,
-          dateStrings: true,
-          supportBigNumbers: true,
-          bigNumberStrings: true,
-          jsonStrings: true,
-        });
-        myPool.pool.on("connection", (conn) => conn.query("SET time_zone = '+00:00'"));
-        await myPool.query(mysqlTableSql("dst"));
-      }
-      lite.exec("PRAGMA journal_mode = WAL");
-      lite.exec(sqliteTableSql("dst"));
-
-      // The snapshot path: these rows exist before any slot.
-      for (const r of FIXTURE) {
-        await f.sql(postgresInsertSql(`${src}.t`), postgresFixtureParams(r));
-        state.set(r.id, r);
-        log.push({ op: "insert", row: r });
-      }
-      const [stored] = await f.sql(
-        `SELECT pg_relation_size(reltoastrelid) > 0 AS toasted FROM pg_class WHERE oid = '${src}.t'::regclass`,
-      );
-      expect(stored?.toasted).toBe(true);
-
-      const store = f.store();
-      const source = (suffix: string) => {
-        const slot = `${f.slot}_${suffix}`;
-        slots.push(slot);
-        return postgresChanges({
-          url: dbUrl,
-          slot,
-          publication: `${f.publication}_${suffix}`,
-          tables: [`${src}.t`],
-          heartbeat: "1s",
-        });
+        const lines = text
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        return lines.map((row) => ({ row }));
       };
-      for (const d of destinations) {
-        const c = changeCapture({
-          name: `cdcfid_${id}_${d.name}`,
-          store,
-          source: source(d.name.slice(0, 2)),
-          destination: d.make(),
-          batchSize: 50,
-          restartDelay: "200ms",
-        });
-        captures.push(c);
+
+      /** Waits until every destination and the bus show the changes made so far, then compares. */
+      async function settle(): Promise<Record<string, string[]>> {
+        const check = async (): Promise<Record<string, string[]>> => {
+          const out: Record<string, string[]> = {};
+          for (const d of destinations) {
+            out[d.name] = d.read
+              ? differences(await d.read(), wantTable(d.kind))
+              : versionDifferences(ndjsonVersions(), false);
+          }
+          out.bus = versionDifferences(seen, true);
+          return out;
+        };
+        const until = Date.now() + 45_000;
+        for (;;) {
+          const result = await check();
+          const failed = [...captures, events].some((c) => c?.failure !== undefined);
+          if (Object.values(result).every((d) => d.length === 0) || failed || Date.now() > until) {
+            for (const c of captures) expect(c.failure).toBeUndefined();
+            expect(events?.failure).toBeUndefined();
+            return result;
+          }
+          await sleep(200);
+        }
       }
-      bus = createEventBus({ store });
-      bus.subscribe(`${src}.t.*`, { group: `g_${id}` }, (event) => {
-        seen.push({
-          op: event.type.split(".").pop() as Version["op"],
-          row: event.data as Record<string, unknown>,
-        });
-      });
-      await bus.start();
-      events = changeEvents({
-        name: `cdcfid_${id}_bus`,
-        bus,
-        source: source("bus"),
-        batchSize: 50,
-        restartDelay: "200ms",
-      });
-      for (const c of captures) c.start();
-      events.start();
-    }, 60_000);
+      const none = () =>
+        Object.fromEntries([...destinations.map((d) => d.name), "bus"].map((n) => [n, [] as string[]]));
 
-    afterAll(async () => {
-      for (const c of captures) await c.close().catch(() => undefined);
-      await events?.close().catch(() => undefined);
-      await bus?.stop().catch(() => undefined);
-      // Never leave a slot behind, whatever failed above.
-      if (slots.length > 0) await dropSlots(dbUrl, slots);
-      await f?.cleanup();
-      await myPool?.end();
-      lite.close();
-      const admin = new pg.Client({ connectionString: service.url });
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-      await admin.end();
-      if (mysqlService.reachable) {
-        const server = new URL(mysqlService.url);
-        server.pathname = "/";
-        const c = await mysql.createConnection({ uri: server.toString() });
-        await c.query(`DROP DATABASE IF EXISTS ${mysqlDatabase}`);
-        await c.end();
-      }
-      rmSync(dir, { recursive: true, force: true });
-    }, 60_000);
+      beforeAll(async () => {
+        const admin = new pg.Client({ connectionString: service.url });
+        await admin.connect();
+        try {
+          await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`);
+          await admin.query(`ALTER DATABASE ${database} SET timezone TO 'America/New_York'`);
+          for (const [name, value] of Object.entries(settings))
+            await admin.query(`ALTER DATABASE ${database} SET ${name} TO '${value}'`);
+        } finally {
+          await admin.end();
+        }
+        // The test's own sessions read exact text (the captures use the database's defaults).
+        const readerUrl = new URL(dbUrl);
+        readerUrl.searchParams.set("options", "-c extra_float_digits=3 -c DateStyle=ISO");
+        f = await cdcFixture(readerUrl.toString());
+        src = f.src;
+        const [zone] = await f.sql("SHOW timezone");
+        expect(zone?.TimeZone).toBe("America/New_York");
+        for (const text of JSON_VALUES) {
+          if (text === null) continue;
+          const [r] = await f.sql("SELECT $1::jsonb::text AS v", [text]);
+          jsonb.set(text, String(r?.v));
+        }
+        await f.sql(postgresTableSql(`${src}.t`));
+        // Large values out of line and uncompressed: the 20,000 x's are TOASTed.
+        await f.sql(`ALTER TABLE ${src}.t ALTER COLUMN txt SET STORAGE EXTERNAL`);
+        await f.sql(postgresTableSql(`${f.dst}.dst_pg`));
+        if (mysqlService.reachable) {
+          const server = new URL(mysqlService.url);
+          server.pathname = "/";
+          const c = await mysql.createConnection({ uri: server.toString() });
+          await c.query(`CREATE DATABASE ${mysqlDatabase} CHARACTER SET utf8mb4`);
+          await c.end();
+          myPool = mysql.createPool({
+            uri: mysqlUrl,
+            connectionLimit: 2,
+            dateStrings: true,
+            supportBigNumbers: true,
+            bigNumberStrings: true,
+            jsonStrings: true,
+          });
+          myPool.pool.on("connection", (conn) => conn.query("SET time_zone = '+00:00'"));
+          await myPool.query(mysqlTableSql("dst"));
+        }
+        lite.exec("PRAGMA journal_mode = WAL");
+        lite.exec(sqliteTableSql("dst"));
 
-    it("the initial copy (snapshot path) gives every value exactly", async () => {
-      expect(await settle()).toEqual(none());
-    });
-
-    it("the same rows inserted while streaming give every value exactly, the same as the copy's", async () => {
-      const client = await f.db.connect();
-      try {
-        await client.query("BEGIN");
-        for (let i = 0; i < N; i++) {
-          const r = fixtureAs(STREAMED + i + 1, i);
-          await client.query(postgresInsertSql(`${src}.t`), postgresFixtureParams(r));
+        // The snapshot path: these rows exist before any slot.
+        for (const r of FIXTURE) {
+          await f.sql(postgresInsertSql(`${src}.t`), postgresFixtureParams(r));
           state.set(r.id, r);
           log.push({ op: "insert", row: r });
         }
-        await client.query("COMMIT");
-      } finally {
-        client.release();
-      }
-      expect(await settle()).toEqual(none());
-      // Both paths, side by side, in each destination.
-      for (const d of destinations) {
-        if (!d.read) continue;
-        const rows = await d.read();
-        const copied = rows.filter((r) => Number(r.id) <= N).map((r) => ({ ...r, id: null }));
-        const streamed = rows.filter((r) => Number(r.id) > STREAMED).map((r) => ({ ...r, id: null }));
-        expect(streamed, d.name).toEqual(copied);
-      }
-    });
-
-    it("updates of every column, one per transaction, arrive exactly", async () => {
-      for (let i = 0; i < N; i++) {
-        const key = STREAMED + i + 1;
-        const from = (i + SHIFT) % N;
-        const sets = COLUMNS.filter((c) => c !== "id").map((c) => `${c} = s.${c}`);
-        await f.sql(
-          `UPDATE ${src}.t d SET ${sets.join(", ")} FROM ${src}.t s WHERE d.id = $1 AND s.id = $2`,
-          [key, from + 1],
+        const [stored] = await f.sql(
+          `SELECT pg_relation_size(reltoastrelid) > 0 AS toasted FROM pg_class WHERE oid = '${src}.t'::regclass`,
         );
-        const r = fixtureAs(key, from);
-        state.set(key, r);
-        log.push({ op: "update", row: r });
-      }
-      expect(await settle()).toEqual(none());
-    });
+        expect(stored?.toasted).toBe(true);
 
-    it("an update leaving the TOASTed text unchanged keeps it; deletes remove the rows", async () => {
-      // The copied row and a streamed row that holds the 20,000 x's: only `flag` changes.
-      const streamedToast = STREAMED + 1 + ((TOAST_INDEX - SHIFT + N) % N);
-      expect(state.get(streamedToast)?.txt).toBe(FIXTURE[TOAST_INDEX]?.txt);
-      for (const key of [TOAST_INDEX + 1, streamedToast]) {
-        await f.sql(`UPDATE ${src}.t SET flag = NOT coalesce(flag, false) WHERE id = $1`, [key]);
-        const before = state.get(key) as FixtureRow;
-        const r = { ...before, flag: !(before.flag ?? false) };
-        state.set(key, r);
-        log.push({ op: "update", row: r, toastUnchanged: true });
-      }
-      expect(await settle()).toEqual(none());
+        const store = f.store();
+        const source = (suffix: string) => {
+          const slot = `${f.slot}_${suffix}`;
+          slots.push(slot);
+          return postgresChanges({
+            url: dbUrl,
+            slot,
+            publication: `${f.publication}_${suffix}`,
+            tables: [`${src}.t`],
+            heartbeat: "1s",
+          });
+        };
+        for (const d of destinations) {
+          const c = changeCapture({
+            name: `cdcfid_${id}_${d.name}`,
+            store,
+            source: source(d.name.slice(0, 2)),
+            destination: d.make(),
+            batchSize: 50,
+            restartDelay: "200ms",
+          });
+          captures.push(c);
+        }
+        bus = createEventBus({ store });
+        bus.subscribe(`${src}.t.*`, { group: `g_${id}` }, (event) => {
+          seen.push({
+            op: event.type.split(".").pop() as Version["op"],
+            row: event.data as Record<string, unknown>,
+          });
+        });
+        await bus.start();
+        events = changeEvents({
+          name: `cdcfid_${id}_bus`,
+          bus,
+          source: source("bus"),
+          batchSize: 50,
+          restartDelay: "200ms",
+        });
+        for (const c of captures) c.start();
+        events.start();
+      }, 60_000);
 
-      const deleted = [3, 7, STREAMED + 3, streamedToast];
-      await f.sql(`DELETE FROM ${src}.t WHERE id = ANY($1::bigint[])`, [deleted]);
-      for (const key of deleted) {
-        log.push({ op: "delete", row: state.get(key) as FixtureRow });
-        state.delete(key);
-      }
-      expect(await settle()).toEqual(none());
-      // The source itself reads back as expected (the reader is exact).
-      const source = (await f.sql(postgresReadSql(`${src}.t`))).map((r) => comparable(r, true));
-      expect(differences(source, wantTable("postgres"))).toEqual([]);
-    });
-  },
-);
+      afterAll(async () => {
+        for (const c of captures) await c.close().catch(() => undefined);
+        await events?.close().catch(() => undefined);
+        await bus?.stop().catch(() => undefined);
+        // Never leave a slot behind, whatever failed above.
+        if (slots.length > 0) await dropSlots(dbUrl, slots);
+        await f?.cleanup();
+        await myPool?.end();
+        lite.close();
+        const admin = new pg.Client({ connectionString: service.url });
+        await admin.connect();
+        await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+        await admin.end();
+        if (mysqlService.reachable) {
+          const server = new URL(mysqlService.url);
+          server.pathname = "/";
+          const c = await mysql.createConnection({ uri: server.toString() });
+          await c.query(`DROP DATABASE IF EXISTS ${mysqlDatabase}`);
+          await c.end();
+        }
+        rmSync(dir, { recursive: true, force: true });
+      }, 60_000);
+
+      it("the initial copy (snapshot path) gives every value exactly", async () => {
+        expect(await settle()).toEqual(none());
+      });
+
+      it("the same rows inserted while streaming give every value exactly, the same as the copy's", async () => {
+        const client = await f.db.connect();
+        try {
+          await client.query("BEGIN");
+          for (let i = 0; i < N; i++) {
+            const r = fixtureAs(STREAMED + i + 1, i);
+            await client.query(postgresInsertSql(`${src}.t`), postgresFixtureParams(r));
+            state.set(r.id, r);
+            log.push({ op: "insert", row: r });
+          }
+          await client.query("COMMIT");
+        } finally {
+          client.release();
+        }
+        expect(await settle()).toEqual(none());
+        // Both paths, side by side, in each destination.
+        for (const d of destinations) {
+          if (!d.read) continue;
+          const rows = await d.read();
+          const copied = rows.filter((r) => Number(r.id) <= N).map((r) => ({ ...r, id: null }));
+          const streamed = rows.filter((r) => Number(r.id) > STREAMED).map((r) => ({ ...r, id: null }));
+          expect(streamed, d.name).toEqual(copied);
+        }
+      });
+
+      it("updates of every column, one per transaction, arrive exactly", async () => {
+        for (let i = 0; i < N; i++) {
+          const key = STREAMED + i + 1;
+          const from = (i + SHIFT) % N;
+          const sets = COLUMNS.filter((c) => c !== "id").map((c) => `${c} = s.${c}`);
+          await f.sql(
+            `UPDATE ${src}.t d SET ${sets.join(", ")} FROM ${src}.t s WHERE d.id = $1 AND s.id = $2`,
+            [key, from + 1],
+          );
+          const r = fixtureAs(key, from);
+          state.set(key, r);
+          log.push({ op: "update", row: r });
+        }
+        expect(await settle()).toEqual(none());
+      });
+
+      it("an update leaving the TOASTed text unchanged keeps it; deletes remove the rows", async () => {
+        // The copied row and a streamed row that holds the 20,000 x's: only `flag` changes.
+        const streamedToast = STREAMED + 1 + ((TOAST_INDEX - SHIFT + N) % N);
+        expect(state.get(streamedToast)?.txt).toBe(FIXTURE[TOAST_INDEX]?.txt);
+        for (const key of [TOAST_INDEX + 1, streamedToast]) {
+          await f.sql(`UPDATE ${src}.t SET flag = NOT coalesce(flag, false) WHERE id = $1`, [key]);
+          const before = state.get(key) as FixtureRow;
+          const r = { ...before, flag: !(before.flag ?? false) };
+          state.set(key, r);
+          log.push({ op: "update", row: r, toastUnchanged: true });
+        }
+        expect(await settle()).toEqual(none());
+
+        const deleted = [3, 7, STREAMED + 3, streamedToast];
+        await f.sql(`DELETE FROM ${src}.t WHERE id = ANY($1::bigint[])`, [deleted]);
+        for (const key of deleted) {
+          log.push({ op: "delete", row: state.get(key) as FixtureRow });
+          state.delete(key);
+        }
+        expect(await settle()).toEqual(none());
+        // The source itself reads back as expected (the reader is exact).
+        const source = (await f.sql(postgresReadSql(`${src}.t`))).map((r) => comparable(r, true));
+        expect(differences(source, wantTable("postgres"))).toEqual([]);
+      });
+    },
+  );
