@@ -449,3 +449,271 @@ for (const [title, settings] of [
       });
     },
   );
+
+describe.skipIf(problem !== undefined)(
+  "CDC: doubles and numerics only PostgreSQL holds (NaN, infinities, -0)",
+  { timeout: 120_000 },
+  () => {
+    it("arrive exactly in PostgreSQL by both paths, are quarantined (SYNC_VALUE_INEXACT) where they cannot be held, and are PostgreSQL's text on the bus", async () => {
+      const f = await cdcFixture(service.url);
+      const dir = mkdtempSync(join(tmpdir(), "patchbay-cdc-special-"));
+      const slots: string[] = [];
+      const captures: ChangeCapture[] = [];
+      const mysqlDatabase = `pb_cdcfid_${f.id}`;
+      const server = new URL(mysqlService.url);
+      server.pathname = "/";
+      const mysqlUrl = new URL(mysqlService.url);
+      mysqlUrl.pathname = `/${mysqlDatabase}`;
+      let myPool: mysql.Pool | undefined;
+      const lite = new DatabaseSync(join(dir, "dst.db"), { timeout: 5000 });
+      const ndjsonPath = join(dir, "changes.ndjson");
+      const seen: Array<Record<string, unknown>> = [];
+      let bus: EventBus | undefined;
+      let events: ChangeEvents | undefined;
+      try {
+        const ddl = "(id bigint PRIMARY KEY, dbl float8, num numeric, ts timestamptz)";
+        await f.sql(`CREATE TABLE ${f.src}.t ${ddl}`);
+        await f.sql(`CREATE TABLE ${f.dst}.t ${ddl}`);
+        lite.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, dbl REAL, num TEXT, ts TEXT)");
+        // id: [dbl, num, ts] as PostgreSQL writes them.
+        const values: Record<number, [string, string, string]> = {
+          1: ["NaN", "1", "2026-01-01 00:00:00+00"],
+          2: ["Infinity", "1", "2026-01-01 00:00:00+00"],
+          3: ["-Infinity", "1", "2026-01-01 00:00:00+00"],
+          4: ["-0", "1", "2026-01-01 00:00:00+00"],
+          5: ["1", "NaN", "2026-01-01 00:00:00+00"],
+          6: ["1", "-Infinity", "2026-01-01 00:00:00+00"],
+          7: ["1.5", "2.5", "2026-01-01 00:00:00.000001+00"],
+        };
+        const insert = (offset: number) =>
+          f.sql(
+            `INSERT INTO ${f.src}.t SELECT (v->>0)::bigint + ${offset}, (v->>1)::float8, (v->>2)::numeric, (v->>3)::timestamptz FROM json_array_elements($1::json) v`,
+            [JSON.stringify(Object.entries(values).map(([id, v]) => [Number(id), ...v]))],
+          );
+        await insert(0); // copied
+        const dests: Record<string, SyncDestination> = {
+          pg: postgresDestination({ url: f.url, table: `${f.dst}.t`, key: "id" }),
+          sq: sqliteDestination({ file: join(dir, "dst.db"), table: "t", key: "id" }),
+          nd: ndjsonDestination({ path: ndjsonPath }),
+        };
+        if (mysqlService.reachable) {
+          const admin = await mysql.createConnection({ uri: server.toString() });
+          await admin.query(`CREATE DATABASE ${mysqlDatabase}`);
+          await admin.end();
+          myPool = mysql.createPool({ uri: mysqlUrl.toString(), connectionLimit: 2, dateStrings: true });
+          await myPool.query(
+            "CREATE TABLE t (id BIGINT PRIMARY KEY, dbl DOUBLE, num DECIMAL(65,30), ts DATETIME(6))",
+          );
+          dests.my = mysqlDestination({ url: mysqlUrl.toString(), table: "t", key: "id" });
+        }
+        const source = (suffix: string) => {
+          const slot = `${f.slot}_${suffix}`;
+          slots.push(slot);
+          return postgresChanges({
+            url: f.url,
+            slot,
+            publication: `${f.publication}_${suffix}`,
+            tables: [`${f.src}.t`],
+            heartbeat: "1s",
+          });
+        };
+        for (const [name, destination] of Object.entries(dests)) {
+          const c = changeCapture({
+            name: `cdcsp_${f.id}_${name}`,
+            store: f.store(),
+            source: source(name),
+            destination,
+            restartDelay: "200ms",
+          });
+          captures.push(c);
+          c.start();
+        }
+        bus = createEventBus({ store: f.store() });
+        bus.subscribe(`${f.src}.t.*`, { group: `g_${f.id}` }, (event) => {
+          seen.push(event.data as Record<string, unknown>);
+        });
+        await bus.start();
+        events = changeEvents({
+          name: `cdcsp_${f.id}_bus`,
+          bus,
+          source: source("bus"),
+          restartDelay: "200ms",
+        });
+        events.start();
+
+        const ids = Object.keys(values).map(Number);
+        const all = [...ids, ...ids.map((i) => i + STREAMED)];
+        const pgRows = async () =>
+          (
+            await f.sql(
+              `SELECT id::int AS id, dbl::text AS dbl, num::text AS num, ts::text AS ts FROM ${f.dst}.t ORDER BY id`,
+            )
+          ).map((r) => [r.id, r.dbl, r.num, r.ts]);
+        const sqliteQuarantine = () => {
+          try {
+            return lite.prepare("SELECT row_data, error FROM patchbay_sync_quarantine ORDER BY id").all();
+          } catch {
+            return [];
+          }
+        };
+        const ndjsonLines = (path: string) => {
+          try {
+            return readFileSync(path, "utf8")
+              .split("\n")
+              .filter(Boolean)
+              .map((l) => JSON.parse(l) as Record<string, unknown>);
+          } catch {
+            return [];
+          }
+        };
+        /** Copied and streamed rows, quarantined and loaded, all there. */
+        const arrived = async (streamed: boolean) => {
+          const n = streamed ? all.length : ids.length;
+          const mysqlCount = async () => {
+            if (!myPool) return n;
+            const [[a], [b]] = await Promise.all([
+              myPool.query("SELECT COUNT(*) AS n FROM t").then(([r]) => r as Array<{ n: number }>),
+              myPool
+                .query("SELECT COUNT(*) AS n FROM patchbay_sync_quarantine")
+                .then(([r]) => r as Array<{ n: number }>)
+                .catch(() => [{ n: 0 }]),
+            ]);
+            return Number(a?.n) + Number(b?.n);
+          };
+          const liteCount =
+            Number((lite.prepare("SELECT COUNT(*) AS n FROM t").get() as { n: number }).n) +
+            sqliteQuarantine().length;
+          return (
+            (await pgRows()).length === n &&
+            liteCount === n &&
+            ndjsonLines(ndjsonPath).length + ndjsonLines(`${ndjsonPath}.quarantine.ndjson`).length === n &&
+            seen.length === n &&
+            (await mysqlCount()) === n
+          );
+        };
+        const wait = async (streamed: boolean) => {
+          const until = Date.now() + 45_000;
+          while (!(await arrived(streamed))) {
+            if ([...captures, events].some((c) => c?.failure !== undefined) || Date.now() > until) break;
+            await sleep(200);
+          }
+          for (const c of captures) expect((c.failure as Error | undefined)?.message, c.name).toBeUndefined();
+          expect(events?.failure).toBeUndefined();
+        };
+        await wait(false);
+        await insert(STREAMED); // streamed
+        await wait(true);
+
+        const row = (id: number) => [id, ...(values[id > STREAMED ? id - STREAMED : id] as string[])];
+        // PostgreSQL holds them all, the same by the copy (COPY text) and the stream (parsed rows).
+        expect(await pgRows()).toEqual(all.map(row));
+
+        const refused = (rows: Array<{ row_data?: unknown; error?: unknown; row?: unknown }>) =>
+          rows
+            .map((q) => {
+              const data = (
+                typeof q.row_data === "string" ? JSON.parse(q.row_data) : (q.row ?? q.row_data)
+              ) as { id: string };
+              const error = (typeof q.error === "string" ? JSON.parse(q.error) : q.error) as {
+                code: string;
+                message: string;
+              };
+              return [Number(data.id), error.code, /^column "(\w+)"/.exec(error.message)?.[1]];
+            })
+            .sort((a, b) => Number(a[0]) - Number(b[0]));
+        const both = (list: Array<[number, string]>) =>
+          [...list, ...list.map(([id, c]) => [id + STREAMED, c] as [number, string])].map(([id, c]) => [
+            id,
+            "SYNC_VALUE_INEXACT",
+            c,
+          ]);
+
+        // SQLite: a REAL holds the infinities, NaN would be NULL and -0 would be 0.
+        expect(refused(sqliteQuarantine() as Array<{ row_data: string; error: string }>)).toEqual(
+          both([
+            [1, "dbl"],
+            [4, "dbl"],
+          ]),
+        );
+        const lites = lite.prepare("SELECT id, dbl, num FROM t ORDER BY id").all() as Array<{
+          id: number;
+          dbl: number;
+          num: string;
+        }>;
+        expect(lites.filter((r) => [2, 3, 102, 103].includes(r.id)).map((r) => r.dbl)).toEqual([
+          Infinity,
+          -Infinity,
+          Infinity,
+          -Infinity,
+        ]);
+        expect(lites.filter((r) => [5, 6].includes(r.id % STREAMED)).map((r) => r.num)).toEqual([
+          "NaN",
+          "-Infinity",
+          "NaN",
+          "-Infinity",
+        ]);
+
+        // NDJSON: JSON has no number for any of the four doubles.
+        expect(refused(ndjsonLines(`${ndjsonPath}.quarantine.ndjson`))).toEqual(
+          both([
+            [1, "dbl"],
+            [2, "dbl"],
+            [3, "dbl"],
+            [4, "dbl"],
+          ]),
+        );
+
+        // MariaDB has no NaN or infinities (double or decimal) and would store -0 as 0.
+        if (myPool) {
+          const [q] = await myPool.query("SELECT row_data, error FROM patchbay_sync_quarantine ORDER BY id");
+          expect(refused(q as Array<{ row_data: string; error: string }>)).toEqual(
+            both([
+              [1, "dbl"],
+              [2, "dbl"],
+              [3, "dbl"],
+              [4, "dbl"],
+              [5, "num"],
+              [6, "num"],
+            ]),
+          );
+          const [loaded] = await myPool.query(
+            "SELECT CAST(id AS CHAR) AS id, CAST(dbl AS CHAR) AS dbl, CAST(num AS CHAR) AS num, CAST(ts AS CHAR) AS ts FROM t ORDER BY t.id",
+          );
+          expect(loaded).toEqual(
+            [7, 107].map((id) => ({
+              id: String(id),
+              dbl: "1.5",
+              num: "2.500000000000000000000000000000",
+              ts: "2026-01-01 00:00:00.000001",
+            })),
+          );
+        }
+
+        // The bus: PostgreSQL's text for the doubles JSON cannot hold.
+        const bySeen = new Map(seen.map((d) => [Number(d.id), d]));
+        for (const id of all) {
+          const [dbl, num] = values[id > STREAMED ? id - STREAMED : id] as string[];
+          const data = bySeen.get(id);
+          expect([data?.dbl, data?.num], String(id)).toEqual([
+            ["NaN", "Infinity", "-Infinity", "-0"].includes(dbl as string) ? dbl : Number(dbl),
+            num,
+          ]);
+        }
+      } finally {
+        for (const c of captures) await c.close().catch(() => undefined);
+        await events?.close().catch(() => undefined);
+        await bus?.stop().catch(() => undefined);
+        if (slots.length > 0) await dropSlots(f.url, slots);
+        await f.cleanup();
+        lite.close();
+        await myPool?.end();
+        if (mysqlService.reachable) {
+          const admin = await mysql.createConnection({ uri: server.toString() });
+          await admin.query(`DROP DATABASE IF EXISTS ${mysqlDatabase}`);
+          await admin.end();
+        }
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);

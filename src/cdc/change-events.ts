@@ -14,6 +14,7 @@ import { defineEvent, type EventDefinition } from "../core/events.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import type { BusTx, PublishEntry } from "../bus/bus.js";
 import type { JsonValue, Row, SourceBatch, SourceCursor, SyncSource } from "../sync/contracts.js";
+import { specialDouble } from "../sync/exact.js";
 import { toJsonSafe } from "../sync/json.js";
 import { runRestarting } from "./restart-loop.js";
 import type { ChangeSlotControl, ChangeSlotStatus } from "./change-capture.js";
@@ -94,9 +95,12 @@ const anyData: StandardSchemaV1<JsonValue, JsonValue> = {
 
 /**
  * A row as event data, as the NDJSON destination and quarantine write it: bigints as text, bytes
- * as `{ base64 }` (JSON.stringify would give Node's `{ type: "Buffer", data: [0, 1, ...] }`).
+ * as `{ base64 }` (JSON.stringify would give Node's `{ type: "Buffer", data: [0, 1, ...] }`). A
+ * double JSON has no number for (`NaN`, `Infinity`, `-Infinity`, `-0`: null and 0 otherwise) is
+ * PostgreSQL's text for it, as a numeric's `NaN` already is.
  */
-const jsonRow = (row: Row): JsonValue => toJsonSafe(row);
+const jsonRow = (row: Row): JsonValue =>
+  toJsonSafe(Object.fromEntries(Object.entries(row).map(([k, v]) => [k, specialDouble(v) ?? v])));
 
 /** The default mapping: type `<schema>.<table>.<op>`, the row (or the deleted key) as data. */
 export const defaultChangeEvent = (change: CapturedChange): ChangeEventMapping => ({

@@ -37,6 +37,17 @@ const numberText = (value: unknown): string | undefined =>
       ? String(value)
       : undefined;
 
+/**
+ * A JS number only PostgreSQL's double precision holds (`NaN`, `Infinity`, `-Infinity`, `-0`), as
+ * text; `undefined` for any other value. MariaDB has no NaN or infinities (mysql2 writes them as
+ * bare words), and both MariaDB and SQLite would store `-0` as `0`, SQLite `NaN` as NULL.
+ */
+export function specialDouble(value: unknown): string | undefined {
+  if (typeof value !== "number") return undefined;
+  if (!Number.isFinite(value)) return String(value);
+  return Object.is(value, -0) ? "-0" : undefined;
+}
+
 /** A `DECIMAL(precision, scale)` / `numeric(precision, scale)` column. */
 export function decimalCheck(type: string, precision: number, scale: number): ValueCheck {
   return (value) => {
