@@ -717,3 +717,149 @@ describe.skipIf(problem !== undefined)(
     });
   },
 );
+
+describe.skipIf(problem !== undefined)(
+  "CDC: hostile keys through updates, key changes and deletes",
+  { timeout: 120_000 },
+  () => {
+    it("every merge destination ends equal to the source, row by row", async () => {
+      const f = await cdcFixture(service.url);
+      const dir = mkdtempSync(join(tmpdir(), "patchbay-cdc-keys-"));
+      const slots: string[] = [];
+      const captures: ChangeCapture[] = [];
+      const mysqlDatabase = `pb_cdckey_${f.id}`;
+      const server = new URL(mysqlService.url);
+      server.pathname = "/";
+      const mysqlUrl = new URL(mysqlService.url);
+      mysqlUrl.pathname = `/${mysqlDatabase}`;
+      let myPool: mysql.Pool | undefined;
+      const lite = new DatabaseSync(join(dir, "dst.db"), { timeout: 5000 });
+      try {
+        const ddl = "(k text, b bytea, v int, PRIMARY KEY (k, b))";
+        await f.sql(`CREATE TABLE ${f.src}.t ${ddl}`);
+        await f.sql(`CREATE TABLE ${f.dst}.t ${ddl}`);
+        lite.exec("CREATE TABLE t (k TEXT, b BLOB, v INTEGER, PRIMARY KEY (k, b))");
+        const texts = [
+          "",
+          "é",
+          "e\u0301",
+          "😀👩‍👩‍👧",
+          "a\tb\nc",
+          "\\N",
+          "'",
+          "A",
+          "a",
+          "\u0001",
+          "x".repeat(150),
+        ];
+        const bytes = ["", "00", "5c4e", "ff00ff"];
+        const keys = texts.flatMap((k, i) => [[k, bytes[i % bytes.length] as string, i] as const]);
+        const insert = (suffix: string) =>
+          f.sql(
+            `INSERT INTO ${f.src}.t SELECT x->>0 || $2, decode(x->>1, 'hex'), (x->>2)::int FROM json_array_elements($1::json) x`,
+            [JSON.stringify(keys), suffix],
+          );
+        await insert(""); // copied
+        const dests: Record<string, SyncDestination> = {
+          pg: postgresDestination({ url: f.url, table: `${f.dst}.t`, key: ["k", "b"] }),
+          sq: sqliteDestination({ file: join(dir, "dst.db"), table: "t", key: ["k", "b"] }),
+        };
+        if (mysqlService.reachable) {
+          const admin = await mysql.createConnection({ uri: server.toString() });
+          await admin.query(`CREATE DATABASE ${mysqlDatabase}`);
+          await admin.end();
+          myPool = mysql.createPool({ uri: mysqlUrl.toString(), connectionLimit: 2 });
+          await myPool.query(
+            "CREATE TABLE t (k VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, b VARBINARY(16), v INT, PRIMARY KEY (k, b))",
+          );
+          dests.my = mysqlDestination({ url: mysqlUrl.toString(), table: "t", key: ["k", "b"] });
+        }
+        for (const [name, destination] of Object.entries(dests)) {
+          const slot = `${f.slot}_${name}`;
+          slots.push(slot);
+          const c = changeCapture({
+            name: `cdckey_${f.id}_${name}`,
+            store: f.store(),
+            source: postgresChanges({
+              url: f.url,
+              slot,
+              publication: `${f.publication}_${name}`,
+              tables: [`${f.src}.t`],
+              heartbeat: "1s",
+            }),
+            destination,
+            batchSize: 7,
+            restartDelay: "200ms",
+          });
+          captures.push(c);
+          c.start();
+        }
+        // Each row as text: the key's code points and bytes in hex, and the value.
+        const line = (k: unknown, b: unknown, v: unknown) =>
+          `${JSON.stringify(String(k))} ${Buffer.from(b as Uint8Array).toString("hex")} ${String(v)}`;
+        const source = async () =>
+          (await f.sql(`SELECT k, b, v FROM ${f.src}.t`)).map((r) => line(r.k, r.b, r.v)).sort();
+        const read: Record<string, () => Promise<string[]>> = {
+          pg: async () =>
+            (await f.sql(`SELECT k, b, v FROM ${f.dst}.t`)).map((r) => line(r.k, r.b, r.v)).sort(),
+          sq: () =>
+            Promise.resolve(
+              (lite.prepare("SELECT k, b, v FROM t").all() as Array<Record<string, unknown>>)
+                .map((r) => line(r.k, r.b, r.v))
+                .sort(),
+            ),
+          my: async () =>
+            (
+              (await (myPool as mysql.Pool).query("SELECT k, b, v FROM t"))[0] as Array<
+                Record<string, unknown>
+              >
+            )
+              .map((r) => line(r.k, r.b, r.v))
+              .sort(),
+        };
+        const settled = async () => {
+          const want = await source();
+          const until = Date.now() + 45_000;
+          for (;;) {
+            const got = Object.fromEntries(
+              await Promise.all(
+                Object.keys(dests).map(async (n) => [n, await (read[n] as () => Promise<string[]>)()]),
+              ),
+            ) as Record<string, string[]>;
+            const failed = captures.some((c) => c.failure !== undefined);
+            if (
+              Object.values(got).every((g) => JSON.stringify(g) === JSON.stringify(want)) ||
+              failed ||
+              Date.now() > until
+            ) {
+              for (const c of captures)
+                expect((c.failure as Error | undefined)?.message, c.name).toBeUndefined();
+              expect(got).toEqual(Object.fromEntries(Object.keys(dests).map((n) => [n, want])));
+              return;
+            }
+            await sleep(200);
+          }
+        };
+        await settled();
+        await insert("→"); // streamed
+        await f.sql(`UPDATE ${f.src}.t SET v = v + 100`);
+        // Key changes: the old key must be deleted, in the stream and for copied rows.
+        await f.sql(`UPDATE ${f.src}.t SET k = k || '¶', b = b || '\\x00'::bytea WHERE v % 3 = 0`);
+        await f.sql(`DELETE FROM ${f.src}.t WHERE v % 3 = 1`);
+        await settled();
+      } finally {
+        for (const c of captures) await c.close().catch(() => undefined);
+        if (slots.length > 0) await dropSlots(f.url, slots);
+        await f.cleanup();
+        lite.close();
+        await myPool?.end();
+        if (mysqlService.reachable) {
+          const admin = await mysql.createConnection({ uri: server.toString() });
+          await admin.query(`DROP DATABASE IF EXISTS ${mysqlDatabase}`);
+          await admin.end();
+        }
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);
