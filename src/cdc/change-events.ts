@@ -96,8 +96,8 @@ const anyData: StandardSchemaV1<JsonValue, JsonValue> = {
 /**
  * A row as event data, as the NDJSON destination and quarantine write it: bigints as text, bytes
  * as `{ base64 }` (JSON.stringify would give Node's `{ type: "Buffer", data: [0, 1, ...] }`). A
- * double JSON has no number for (`NaN`, `Infinity`, `-Infinity`, `-0`: null and 0 otherwise) is
- * PostgreSQL's text for it, as a numeric's `NaN` already is.
+ * double JSON has no number for (`NaN`, `Infinity`, `-Infinity`: null otherwise) is PostgreSQL's
+ * text for it, as a numeric's `NaN` already is.
  */
 const jsonRow = (row: Row): JsonValue =>
   toJsonSafe(Object.fromEntries(Object.entries(row).map(([k, v]) => [k, specialDouble(v) ?? v])));

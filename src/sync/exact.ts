@@ -38,14 +38,12 @@ const numberText = (value: unknown): string | undefined =>
       : undefined;
 
 /**
- * A JS number only PostgreSQL's double precision holds (`NaN`, `Infinity`, `-Infinity`, `-0`), as
- * text; `undefined` for any other value. MariaDB has no NaN or infinities (mysql2 writes them as
- * bare words), and both MariaDB and SQLite would store `-0` as `0`, SQLite `NaN` as NULL.
+ * A JS number only PostgreSQL's double precision holds (`NaN`, `Infinity`, `-Infinity`), as text;
+ * `undefined` for any other value. MariaDB has none of them (mysql2 writes them as bare words),
+ * SQLite stores `NaN` as NULL, JSON has no number for them. (`-0` equals `0`: it is not one.)
  */
 export function specialDouble(value: unknown): string | undefined {
-  if (typeof value !== "number") return undefined;
-  if (!Number.isFinite(value)) return String(value);
-  return Object.is(value, -0) ? "-0" : undefined;
+  return typeof value === "number" && !Number.isFinite(value) ? String(value) : undefined;
 }
 
 /** A `DECIMAL(precision, scale)` / `numeric(precision, scale)` column. */

@@ -157,7 +157,7 @@ export function ndjsonDestination(options: NdjsonDestinationOptions): SyncDestin
 
         async write(batch) {
           let { bytes, quarantineBytes } = state;
-          // JSON has no NaN, infinities or -0 (they would be written as null and 0).
+          // JSON has no NaN or infinities (they would be written as null).
           const quarantine = [...batch.quarantine];
           const rows = batch.rows.filter((row) => {
             for (const [name, value] of Object.entries(row)) {

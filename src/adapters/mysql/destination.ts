@@ -37,7 +37,7 @@ function typeCheck(type: string): ValueCheck | undefined {
   return /^double\b/.test(type) ? doubleCheck(type) : undefined;
 }
 
-/** Any column: also a number MariaDB has no value for (NaN, infinities, -0), or a numeric's `NaN`/`Infinity` text. */
+/** Any column: also a number MariaDB has no value for (NaN, infinities), or a numeric's `NaN`/`Infinity` text. */
 function valueCheck(type: string): ValueCheck {
   const check = typeCheck(type);
   const numeric = /^(?:decimal|double|float|real)\b/.test(type);

@@ -58,7 +58,7 @@ export function numericCheck(declared: string): ((value: unknown) => string | un
 
 /**
  * {@link numericCheck}, and for any column a JS number SQLite would not keep: `NaN` (stored as
- * NULL), `-0` (stored as 0), an infinity in a TEXT or BLOB column (stored as the text `Inf`).
+ * NULL), an infinity in a TEXT or BLOB column (stored as the text `Inf`).
  */
 export function valueCheck(declared: string): ((value: unknown) => string | undefined) | undefined {
   const check = numericCheck(declared);
