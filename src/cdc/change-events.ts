@@ -14,6 +14,8 @@ import { defineEvent, type EventDefinition } from "../core/events.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import type { BusTx, PublishEntry } from "../bus/bus.js";
 import type { JsonValue, Row, SourceBatch, SourceCursor, SyncSource } from "../sync/contracts.js";
+import { specialDouble } from "../sync/exact.js";
+import { toJsonSafe } from "../sync/json.js";
 import { runRestarting } from "./restart-loop.js";
 import type { ChangeSlotControl, ChangeSlotStatus } from "./change-capture.js";
 
@@ -91,10 +93,14 @@ const anyData: StandardSchemaV1<JsonValue, JsonValue> = {
   "~standard": { version: 1, vendor: "patchbay", validate: (value) => ({ value: value as JsonValue }) },
 };
 
+/**
+ * A row as event data, as the NDJSON destination and quarantine write it: bigints as text, bytes
+ * as `{ base64 }` (JSON.stringify would give Node's `{ type: "Buffer", data: [0, 1, ...] }`). A
+ * double JSON has no number for (`NaN`, `Infinity`, `-Infinity`: null otherwise) is PostgreSQL's
+ * text for it, as a numeric's `NaN` already is.
+ */
 const jsonRow = (row: Row): JsonValue =>
-  JSON.parse(
-    JSON.stringify(row, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)),
-  ) as JsonValue;
+  toJsonSafe(Object.fromEntries(Object.entries(row).map(([k, v]) => [k, specialDouble(v) ?? v])));
 
 /** The default mapping: type `<schema>.<table>.<op>`, the row (or the deleted key) as data. */
 export const defaultChangeEvent = (change: CapturedChange): ChangeEventMapping => ({

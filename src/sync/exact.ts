@@ -37,6 +37,15 @@ const numberText = (value: unknown): string | undefined =>
       ? String(value)
       : undefined;
 
+/**
+ * A JS number only PostgreSQL's double precision holds (`NaN`, `Infinity`, `-Infinity`), as text;
+ * `undefined` for any other value. MariaDB has none of them (mysql2 writes them as bare words),
+ * SQLite stores `NaN` as NULL, JSON has no number for them. (`-0` equals `0`: it is not one.)
+ */
+export function specialDouble(value: unknown): string | undefined {
+  return typeof value === "number" && !Number.isFinite(value) ? String(value) : undefined;
+}
+
 /** A `DECIMAL(precision, scale)` / `numeric(precision, scale)` column. */
 export function decimalCheck(type: string, precision: number, scale: number): ValueCheck {
   return (value) => {

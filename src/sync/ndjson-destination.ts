@@ -11,6 +11,7 @@ import { dirname } from "node:path";
 import { InvalidArgumentError, isPatchbayError } from "../core/errors.js";
 import type { DestinationSession, JsonValue, SyncDestination, WriteMode } from "./contracts.js";
 import { SyncDestinationChangedError, SyncLockLostError } from "./errors.js";
+import { specialDouble } from "./exact.js";
 import { toJsonSafe } from "./json.js";
 
 /** Options of {@link ndjsonDestination}. */
@@ -156,20 +157,42 @@ export function ndjsonDestination(options: NdjsonDestinationOptions): SyncDestin
 
         async write(batch) {
           let { bytes, quarantineBytes } = state;
-          if (batch.rows.length > 0) {
+          // JSON has no NaN or infinities (they would be written as null).
+          const quarantine = [...batch.quarantine];
+          const rows = batch.rows.filter((row) => {
+            for (const [name, value] of Object.entries(row)) {
+              const special = specialDouble(value);
+              if (special === undefined) continue;
+              quarantine.push({
+                reason: "value",
+                error: {
+                  code: "SYNC_VALUE_INEXACT",
+                  message: `column ${JSON.stringify(name)} (JSON) has no number ${special}`,
+                },
+                row: toJsonSafe(row),
+              });
+              return false;
+            }
+            return true;
+          });
+          if (rows.length > 0) {
             bytes = await appendSynced(
               target(),
-              batch.rows.map((r) => JSON.stringify(toJsonSafe(r))).join("\n") + "\n",
+              rows.map((r) => JSON.stringify(toJsonSafe(r))).join("\n") + "\n",
             );
           }
-          if (batch.quarantine.length > 0) {
-            const lines = batch.quarantine.map((q) =>
+          if (quarantine.length > 0) {
+            const lines = quarantine.map((q) =>
               JSON.stringify({ pipeline: context.pipeline, runId: context.runId, ...q }),
             );
             quarantineBytes = await appendSynced(quarantinePath, lines.join("\n") + "\n");
           }
           await save({ ...state, checkpoint: batch.checkpoint, bytes, quarantineBytes });
-          return { written: batch.rows.length, deleted: 0 };
+          return {
+            written: rows.length,
+            deleted: 0,
+            quarantined: quarantine.length - batch.quarantine.length,
+          };
         },
 
         async commitReplace(checkpoint) {

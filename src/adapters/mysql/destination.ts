@@ -1,6 +1,12 @@
 import type { Row, SyncDestination } from "../../sync/contracts.js";
 import { utcDateTime } from "../../sync/datetime.js";
-import { decimalCheck, doubleCheck, fractionCheck, type ValueCheck } from "../../sync/exact.js";
+import {
+  decimalCheck,
+  doubleCheck,
+  fractionCheck,
+  specialDouble,
+  type ValueCheck,
+} from "../../sync/exact.js";
 import { quoteName, quoteTable, type TableName } from "../../sync/identifiers.js";
 import {
   sqlDestination,
@@ -23,12 +29,26 @@ const c = (name: string) => quoteName(name, "backtick", "column");
  * The check for a column of this `COLUMN_TYPE`: DECIMAL(p,s), DATETIME(n)/TIMESTAMP(n) and
  * DOUBLE would round a value with at most a note, never an error.
  */
-function valueCheck(type: string): ValueCheck | undefined {
+function typeCheck(type: string): ValueCheck | undefined {
   const decimal = /^decimal\((\d+),(\d+)\)/.exec(type);
   if (decimal) return decimalCheck(type, Number(decimal[1]), Number(decimal[2]));
   const time = /^(?:datetime|timestamp)(?:\((\d)\))?$/.exec(type);
   if (time) return fractionCheck(type, Number(time[1] ?? 0));
   return /^double\b/.test(type) ? doubleCheck(type) : undefined;
+}
+
+/** Any column: also a number MariaDB has no value for (NaN, infinities), or a numeric's `NaN`/`Infinity` text. */
+function valueCheck(type: string): ValueCheck {
+  const check = typeCheck(type);
+  const numeric = /^(?:decimal|double|float|real)\b/.test(type);
+  return (value) => {
+    const special =
+      specialDouble(value) ??
+      (numeric && typeof value === "string" && /^\s*[+-]?(?:nan|inf|infinity)\s*$/i.test(value)
+        ? value.trim()
+        : undefined);
+    return special === undefined ? check?.(value) : `(${type}) has no value ${special}`;
+  };
 }
 
 function columnType(sample: unknown, isKey: boolean): string {

@@ -23,13 +23,16 @@ export function arrayLiteral(values: readonly unknown[]): string {
   return `{${items.join(",")}}`;
 }
 
+/** `String(-0)` is `"0"`: PostgreSQL's double precision keeps the sign. */
+const numberText = (value: number | bigint) => (Object.is(value, -0) ? "-0" : String(value));
+
 function scalarText(value: unknown): string {
   switch (typeof value) {
     case "string":
       return value;
     case "number":
     case "bigint":
-      return String(value);
+      return numberText(value);
     case "boolean":
       return value ? "t" : "f";
     default:
@@ -46,7 +49,7 @@ function scalarText(value: unknown): string {
 export function copyValue(value: unknown, arrayColumn: boolean): string {
   if (value === null || value === undefined) return "\\N";
   if (typeof value === "string") return escapeText(value);
-  if (typeof value === "number" || typeof value === "bigint") return String(value);
+  if (typeof value === "number" || typeof value === "bigint") return numberText(value);
   if (Array.isArray(value) && arrayColumn) return escapeText(arrayLiteral(value));
   return escapeText(scalarText(value));
 }

@@ -5,7 +5,7 @@
  * 12345678901234567000, silently. The sync destination quarantines such rows instead.
  */
 
-import { canonicalDecimal } from "../../sync/exact.js";
+import { canonicalDecimal, specialDouble } from "../../sync/exact.js";
 
 /** The affinity of a declared column type (the rules of https://sqlite.org/datatype3.html, 3.1). */
 export type Affinity = "INTEGER" | "TEXT" | "BLOB" | "REAL" | "NUMERIC";
@@ -53,5 +53,21 @@ export function numericCheck(declared: string): ((value: unknown) => string | un
     return Number.isFinite(real) && canonicalDecimal(String(real)) === exact
       ? undefined
       : refuse(value.trim(), real);
+  };
+}
+
+/**
+ * {@link numericCheck}, and for any column a JS number SQLite would not keep: `NaN` (stored as
+ * NULL), an infinity in a TEXT or BLOB column (stored as the text `Inf`).
+ */
+export function valueCheck(declared: string): ((value: unknown) => string | undefined) | undefined {
+  const check = numericCheck(declared);
+  const kind = affinity(declared);
+  return (value) => {
+    const special = specialDouble(value);
+    const kept = (value === Infinity || value === -Infinity) && kind !== "TEXT" && kind !== "BLOB";
+    return special === undefined || kept
+      ? check?.(value)
+      : `(${declared || "no type"}, ${kind} affinity) would not store the double ${special}`;
   };
 }

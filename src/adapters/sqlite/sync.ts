@@ -14,7 +14,7 @@ import {
   type DestinationTx,
   type SqlDestinationOptions,
 } from "../../sync/sql-destination.js";
-import { numericCheck } from "./affinity.js";
+import { valueCheck } from "./affinity.js";
 import { sqliteDriver } from "./driver.js";
 
 /** Options of {@link sqliteSource}. */
@@ -220,7 +220,7 @@ export function sqliteDestination(options: SqliteDestinationOptions): SyncDestin
       placeholder: () => "?",
       rowValues: true,
       columnType,
-      valueCheck: numericCheck,
+      valueCheck,
       metaDdl: (checkpoints, quarantine, claims) => [
         `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline TEXT NOT NULL, target TEXT NOT NULL, checkpoint TEXT, owner TEXT, seq INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL, PRIMARY KEY (pipeline, target))`,
         `CREATE TABLE IF NOT EXISTS ${quarantine} (id INTEGER PRIMARY KEY, pipeline TEXT NOT NULL, run_id TEXT NOT NULL, reason TEXT NOT NULL, error TEXT NOT NULL, row_data TEXT NOT NULL, created_at INTEGER NOT NULL)`,

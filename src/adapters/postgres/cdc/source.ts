@@ -18,7 +18,12 @@ import { CdcLagExceededError, CdcSlotMissingError } from "./errors.js";
 import { copiedAlready, copyPages, type CopyPosition, type CopySegment } from "./initial-copy.js";
 import { formatLsn, parseLsn } from "./lsn.js";
 import { PgOutputDecoder, type Relation, type Tuple } from "./pgoutput.js";
-import { ReplicationConnection, type ReplicationFrame, type ReplicationStream } from "./replication.js";
+import {
+  OUTPUT_SETTINGS,
+  ReplicationConnection,
+  type ReplicationFrame,
+  type ReplicationStream,
+} from "./replication.js";
 import {
   checkWalLevel,
   describeTables,
@@ -203,6 +208,12 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
     try {
       await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
       await db.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+      // The copy writes values as the stream does, whatever the database's defaults.
+      await db.query(
+        Object.entries(OUTPUT_SETTINGS)
+          .map(([name, value]) => `SET LOCAL ${name} = '${value}'`)
+          .join("; "),
+      );
       yield* copyPages(
         db,
         tables,
