@@ -69,6 +69,14 @@ interface Db {
 const handles: Array<{ close(): Promise<void> }> = [];
 const track = <T extends { close(): Promise<void> }>(h: T) => (handles.push(h), h);
 
+/** Database defaults (`ALTER DATABASE … SET`) that change how PostgreSQL writes values as text. */
+const HOSTILE_OUTPUT = {
+  DateStyle: "SQL, DMY",
+  IntervalStyle: "sql_standard",
+  extra_float_digits: "0",
+  bytea_output: "escape",
+};
+
 function postgresDb(baseUrl: string): Db {
   const database = `pb_fid_${randomBytes(4).toString("hex")}`;
   const url = new URL(baseUrl);
@@ -84,10 +92,17 @@ function postgresDb(baseUrl: string): Db {
       try {
         await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`);
         await admin.query(`ALTER DATABASE ${database} SET timezone TO 'America/New_York'`);
+        // Defaults that change how values are written as text: the adapters' own sessions must
+        // not depend on them.
+        for (const [name, value] of Object.entries(HOSTILE_OUTPUT))
+          await admin.query(`ALTER DATABASE ${database} SET ${name} TO '${value}'`);
       } finally {
         await admin.end();
       }
-      pool = new pg.Pool({ connectionString: dbUrl, max: 2 });
+      // The test's reader writes values the standard way (it compares them as text).
+      const readerUrl = new URL(dbUrl);
+      readerUrl.searchParams.set("options", "-c extra_float_digits=3 -c DateStyle=ISO -c bytea_output=hex");
+      pool = new pg.Pool({ connectionString: readerUrl.toString(), max: 2 });
       pool.on("error", () => undefined);
       await pool.query("CREATE SCHEMA fid");
     }

@@ -1,12 +1,38 @@
 import { loadPg, type PgPoolLike } from "./load.js";
 
 /**
- * The session setting of every connection the sync adapters open themselves: time zone UTC,
- * whatever the server's, the database's or the role's default. A zone-less date/time written into
- * a `timestamptz` column is then read as UTC (the convention of every sync path), and
- * `timestamptz` values are written as `…+00`, never with a historical offset like `-04:56:02`.
+ * How a session writes values as text, whatever the server's, the database's (`ALTER DATABASE …
+ * SET`) or the role's defaults: dates ISO (`DateStyle SQL, DMY` writes `31/12/0999 …`, which a
+ * reader misreads), intervals in PostgreSQL's style, doubles exact (`extra_float_digits = 0`
+ * rounds 1.7976931348623157e308 out of range), bytes in hex. The sync adapters' and CDC's own
+ * sessions all start with these.
  */
-export const UTC_SESSION = "-c TimeZone=UTC";
+export const OUTPUT_SETTINGS: Readonly<Record<string, string>> = {
+  DateStyle: "ISO",
+  IntervalStyle: "postgres",
+  extra_float_digits: "3",
+  bytea_output: "hex",
+};
+
+/**
+ * {@link OUTPUT_SETTINGS} and time zone UTC: the sessions of the sync destination and of CDC. A
+ * zone-less date/time written into a `timestamptz` column is then read as UTC (the convention of
+ * every sync path), and `timestamptz` values are written as `…+00`, never with a historical
+ * offset like `-04:56:02`. (The sync source keeps the server's zone: see `postgresSource`.)
+ */
+export const UTC_OUTPUT_SETTINGS: Readonly<Record<string, string>> = { TimeZone: "UTC", ...OUTPUT_SETTINGS };
+
+/** Settings as libpq startup options (`-c name=value …`). */
+export const startupOptions = (settings: Readonly<Record<string, string>>) =>
+  Object.entries(settings)
+    .map(([name, value]) => `-c ${name}=${value}`)
+    .join(" ");
+
+/** Settings as `SET LOCAL` statements, for a session that is not ours (in a transaction). */
+export const setLocal = (settings: Readonly<Record<string, string>>) =>
+  Object.entries(settings)
+    .map(([name, value]) => `SET LOCAL ${name} = '${value}'`)
+    .join("; ");
 
 /**
  * The pool's connection settings with `extra` startup options added to any `options` the URL or
@@ -30,16 +56,16 @@ export function withStartupOptions(url: string | undefined, extra: string): Reco
 /**
  * A `pg.Pool` made on first use (from `url`, `PATCHBAY_PG_URL` or libpq's variables), or the
  * caller's own pool (`own` false: its sessions are as the caller made them); `end()` ends only a
- * pool made here. `utc`: the pool made here starts its sessions in UTC ({@link UTC_SESSION}).
+ * pool made here, whose sessions start with `settings`.
  */
 export function lazyPool(
   options: { url?: string | undefined; pool?: PgPoolLike | undefined },
   max: number,
-  utc = false,
+  settings: Readonly<Record<string, string>>,
 ) {
   let pool: PgPoolLike | undefined;
   return {
-    /** The pool was made here (so with `utc`, its sessions are in UTC). */
+    /** The pool was made here (so its sessions start with `settings`). */
     own: options.pool === undefined,
     async get(): Promise<PgPoolLike> {
       const pg = await loadPg(); // also with the caller's pool: the sync source reads pg's type parsers
@@ -47,9 +73,7 @@ export function lazyPool(
         pool =
           options.pool ??
           new pg.Pool({
-            ...(utc
-              ? withStartupOptions(options.url ?? process.env.PATCHBAY_PG_URL, UTC_SESSION)
-              : { connectionString: options.url ?? process.env.PATCHBAY_PG_URL }),
+            ...withStartupOptions(options.url ?? process.env.PATCHBAY_PG_URL, startupOptions(settings)),
             max,
             allowExitOnIdle: true,
           });

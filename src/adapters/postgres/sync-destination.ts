@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
 import { pipeline as pump } from "node:stream/promises";
-import { lazyPool } from "./lazy-pool.js";
+import { UTC_OUTPUT_SETTINGS, lazyPool } from "./lazy-pool.js";
 import { loadCopyStreams, type PgCopyStreams, type PgPoolClient, type PgPoolLike } from "./load.js";
 import type { QueryResult } from "../../store/contracts.js";
 import { TransactionRolledBackError } from "../../store/errors.js";
@@ -287,7 +287,7 @@ function connection(
  * postgresDestination({ url, table: "warehouse.orders", key: "order_id", version: "updated_at" })
  */
 export function postgresDestination(options: PostgresDestinationOptions): SyncDestination {
-  const pool = lazyPool(options, 4, true);
+  const pool = lazyPool(options, 4, UTC_OUTPUT_SETTINGS);
   const get = () => pool.get();
   const driver: SqlDestinationDriver = {
     encodings: ["postgres-copy-text"],

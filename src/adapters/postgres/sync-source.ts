@@ -1,4 +1,4 @@
-import { lazyPool } from "./lazy-pool.js";
+import { lazyPool, OUTPUT_SETTINGS, setLocal } from "./lazy-pool.js";
 import { loadCopyStreams, loadedPg, type PgPoolClient, type PgPoolLike, type PgTypeParsers } from "./load.js";
 import type { SyncSource } from "../../sync/contracts.js";
 import { SyncCursorError } from "../../sync/errors.js";
@@ -52,17 +52,42 @@ export function postgresKeysetDriver(options: {
   url?: string | undefined;
   pool?: PgPoolLike | undefined;
 }): KeysetDriver {
-  const pool = lazyPool(options, 2);
+  // The source's own sessions keep the server's time zone (a zone-less cursor is bounded by the
+  // local clock its writers' now() gives) but write every value in the standard way; on the
+  // caller's pool each read sets that for its own transaction only.
+  const pool = lazyPool(options, 2, OUTPUT_SETTINGS);
   const get = () => pool.get();
+  /**
+   * Runs `read` on a client of the pool; on the caller's pool, in a transaction that writes values
+   * our way. A read cut off half way (a COPY) leaves the connection unusable: it is destroyed
+   * rather than reused.
+   */
+  const onClient = async <T>(db: PgPoolLike, read: (client: PgPoolClient) => Promise<T>): Promise<T> => {
+    const client = await db.connect();
+    let broken: Error | undefined;
+    try {
+      if (pool.own) return await read(client);
+      await client.query(`BEGIN; ${setLocal(OUTPUT_SETTINGS)}`);
+      const result = await read(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (e) {
+      broken = e as Error;
+      throw e;
+    } finally {
+      client.release(broken);
+    }
+  };
   return {
     quote: "double",
     placeholder: (n) => `$${n}`,
     rowValues: true,
     async query(text, params) {
       const db = await get(); // DRIVER_MISSING as it is, not as a query error
+      const run = async (on: PgPoolLike | PgPoolClient) =>
+        (await on.query({ text, values: params as unknown[], types })).rows;
       try {
-        const result = await db.query({ text, values: params as unknown[], types });
-        return result.rows;
+        return pool.own ? await run(db) : await onClient(db, run);
       } catch (e) {
         throw toStoreError(e, text);
       }
@@ -112,44 +137,38 @@ export function postgresKeysetDriver(options: {
     async readEncoded(text, order) {
       const db = await get();
       const { to: copyTo } = await loadCopyStreams();
-      let client: PgPoolClient;
       try {
-        client = await db.connect();
-      } catch (e) {
-        throw toStoreError(e, text);
-      }
-      let broken: Error | undefined;
-      try {
-        // Described per page (a round trip of a millisecond): a column added meanwhile cannot shift the fields.
-        const columns = (await client.query(`SELECT * FROM (${text}) pb_page LIMIT 0`)).fields.map(
-          (f) => f.name,
-        );
-        const chunks: Buffer[] = [];
-        for await (const chunk of client.query(copyTo(`COPY (${text}) TO STDOUT`)))
-          chunks.push(chunk as Buffer);
-        const data = Buffer.concat(chunks);
-        if (data.length === 0) return undefined;
-        let count = 0;
-        for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, i + 1)) count++;
-        const lastLine = data
-          .subarray(data.lastIndexOf(10, data.length - 2) + 1, data.length - 1)
-          .toString("utf8");
-        const last = order.map((name) => {
-          const value = decodeCopyField(copyField(lastLine, columns.indexOf(name)));
-          if (value === null) {
-            throw new SyncCursorError(
-              `cursor/key column ${JSON.stringify(name)} is NULL in a row; keyset paging needs NOT NULL cursor and key columns`,
-            );
-          }
-          return value;
+        return await onClient(db, async (client) => {
+          // Described per page (a round trip of a millisecond): a column added meanwhile cannot shift the fields.
+          const columns = (await client.query(`SELECT * FROM (${text}) pb_page LIMIT 0`)).fields.map(
+            (f) => f.name,
+          );
+          const chunks: Buffer[] = [];
+          for await (const chunk of client.query(copyTo(`COPY (${text}) TO STDOUT`)))
+            chunks.push(chunk as Buffer);
+          const data = Buffer.concat(chunks);
+          if (data.length === 0) return undefined;
+          let count = 0;
+          for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, i + 1)) count++;
+          const lastLine = data
+            .subarray(data.lastIndexOf(10, data.length - 2) + 1, data.length - 1)
+            .toString("utf8");
+          const last = order.map((name) => {
+            const value = decodeCopyField(copyField(lastLine, columns.indexOf(name)));
+            if (value === null) {
+              throw new SyncCursorError(
+                `cursor/key column ${JSON.stringify(name)} is NULL in a row; keyset paging needs NOT NULL cursor and key columns`,
+              );
+            }
+            return value;
+          });
+          return {
+            encoded: { encoding: "postgres-copy-text" as const, columns, chunks: [data], count },
+            last,
+          };
         });
-        return { encoded: { encoding: "postgres-copy-text" as const, columns, chunks: [data], count }, last };
       } catch (e) {
-        broken = e as Error;
         throw e instanceof SyncCursorError ? e : toStoreError(e, text);
-      } finally {
-        // A COPY cut off half way leaves the connection unusable: destroy it rather than reuse it.
-        client.release(broken);
       }
     },
   };

@@ -9,22 +9,9 @@
  * the one the destination stored, and nothing else.
  */
 import { loadPg, type PgClient } from "../load.js";
-import { withStartupOptions } from "../lazy-pool.js";
+import { startupOptions, UTC_OUTPUT_SETTINGS, withStartupOptions } from "../lazy-pool.js";
 import { CdcNoSlotsError, CdcStreamError, CdcWalLevelError } from "./errors.js";
 import { formatLsn, parseLsn } from "./lsn.js";
-
-/**
- * How the capture's sessions write values as text, whatever the database's defaults (`ALTER
- * DATABASE … SET`, which a replication connection takes too): instants in UTC and ISO, doubles
- * exact (`extra_float_digits = 0` would round 0.30000000000000004 to 0.3), bytes in hex.
- */
-export const OUTPUT_SETTINGS: Readonly<Record<string, string>> = {
-  TimeZone: "UTC",
-  DateStyle: "ISO",
-  IntervalStyle: "postgres",
-  extra_float_digits: "3",
-  bytea_output: "hex",
-};
 
 /** Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 const PG_EPOCH_US = 946_684_800_000_000n;
@@ -144,12 +131,7 @@ export class ReplicationConnection {
   static async open(url: string | undefined): Promise<ReplicationConnection> {
     const pg = await loadPg();
     const client = new pg.Client({
-      ...withStartupOptions(
-        url ?? process.env.PATCHBAY_PG_URL,
-        Object.entries(OUTPUT_SETTINGS)
-          .map(([name, value]) => `-c ${name}=${value}`)
-          .join(" "),
-      ),
+      ...withStartupOptions(url ?? process.env.PATCHBAY_PG_URL, startupOptions(UTC_OUTPUT_SETTINGS)),
       replication: "database",
     });
     client.on("error", () => undefined);

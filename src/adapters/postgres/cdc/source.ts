@@ -12,18 +12,13 @@ import { InvalidArgumentError } from "../../../core/errors.js";
 import type { CapturedChange } from "../../../cdc/change-events.js";
 import type { JsonValue, ReadRequest, Row, SourceBatch, SyncSource } from "../../../sync/contracts.js";
 import { SyncCursorError } from "../../../sync/errors.js";
-import { lazyPool } from "../lazy-pool.js";
+import { lazyPool, setLocal, UTC_OUTPUT_SETTINGS } from "../lazy-pool.js";
 import { loadedPg, type PgPoolClient, type PgTypeParsers } from "../load.js";
 import { CdcLagExceededError, CdcSlotMissingError } from "./errors.js";
 import { copiedAlready, copyPages, type CopyPosition, type CopySegment } from "./initial-copy.js";
 import { formatLsn, parseLsn } from "./lsn.js";
 import { PgOutputDecoder, type Relation, type Tuple } from "./pgoutput.js";
-import {
-  OUTPUT_SETTINGS,
-  ReplicationConnection,
-  type ReplicationFrame,
-  type ReplicationStream,
-} from "./replication.js";
+import { ReplicationConnection, type ReplicationFrame, type ReplicationStream } from "./replication.js";
 import {
   checkWalLevel,
   describeTables,
@@ -177,7 +172,7 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
   const maxLag = options.maxLagBytes;
   if (maxLag !== undefined && (!Number.isFinite(maxLag) || maxLag <= 0))
     throw new InvalidArgumentError("maxLagBytes must be a positive number", "maxLagBytes");
-  const pool = lazyPool(options, 3, true);
+  const pool = lazyPool(options, 3, UTC_OUTPUT_SETTINGS);
   let repl: ReplicationConnection | undefined;
   let stream: ReplicationStream | undefined;
   let inSnapshot = true;
@@ -209,11 +204,7 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
       await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
       await db.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
       // The copy writes values as the stream does, whatever the database's defaults.
-      await db.query(
-        Object.entries(OUTPUT_SETTINGS)
-          .map(([name, value]) => `SET LOCAL ${name} = '${value}'`)
-          .join("; "),
-      );
+      await db.query(setLocal(UTC_OUTPUT_SETTINGS));
       yield* copyPages(
         db,
         tables,
