@@ -1,9 +1,11 @@
 /**
  * A driver for profiling one bus contender alone: `BENCH_ROW=<index in the postgres group>
  * node --cpu-prof --import tsx bench/bus-profile.ts` (TSX_TSCONFIG_PATH=tsconfig.bench.json, after
- * `npm run build`). Publishes BENCH_EVENTS events from CONCURRENCY publishers after a warm-up and
+ * `npm run build`; BENCH_PROFILE=<file> profiles the timed run alone, BENCH_COUNT=1 counts statements). Publishes BENCH_EVENTS events from CONCURRENCY publishers after a warm-up and
  * prints events/s and CPU µs per event of this process.
  */
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import pg from "pg";
 import { CONCURRENCY, contenders, type Payload } from "./bus-contenders.js";
 
@@ -46,12 +48,24 @@ await publishAll(WARMUP);
 await until(WARMUP);
 handled = 0;
 counting = true;
+// With BENCH_PROFILE=<file>, a CPU profile of the timed run alone (no start-up, no warm-up).
+const session = process.env.BENCH_PROFILE ? new Session() : undefined;
+if (session) {
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+}
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 await publishAll(EVENTS);
 await until(EVENTS);
 const seconds = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
+if (session) {
+  const { profile } = await session.post("Profiler.stop");
+  writeFileSync(process.env.BENCH_PROFILE!, JSON.stringify(profile));
+  session.disconnect();
+}
 console.log(
   `${contender.name.trim()}: ${(EVENTS / seconds).toFixed(0)} events/s, ${((cpu.user + cpu.system) / EVENTS).toFixed(0)} µs/event own`,
 );

@@ -93,7 +93,9 @@ const rabbitmqCpu = () => {
   if (!Number.isFinite(mq) && !Number.isFinite(ns)) return NaN;
   return (Number.isFinite(mq) ? mq : 0) + (Number.isFinite(ns) ? ns : 0);
 };
-const postgresCpu = () => serviceCpu((c) => c.startsWith("postgres"));
+/** PostgreSQL's processes: the backends ("postgres: …") and the postmaster (…/bin/postgres), whose cutime holds the backends that ended. */
+const postgresCpu = () =>
+  serviceCpu((c) => c.startsWith("postgres") || /(^|\/)postgres$/.test(c.split("\0")[0] ?? ""));
 
 /** The element at `p` (0..1) of a sorted list. */
 const at = <T>(sorted: readonly T[], p: number): T | undefined =>
