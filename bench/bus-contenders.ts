@@ -472,7 +472,8 @@ function graphileWorker(publish: PeerPublish): Contender {
       return {
         publish: publish === "each" ? async (p) => void (await utils.addJob("bench", p)) : (p) => adds.add(p),
         async close() {
-          await runner.stop();
+          // A runner that stopped itself (a pool error under load) throws "already stopped" here.
+          await runner.stop().catch(() => undefined);
           await utils.release();
           await dropSchema(schema);
         },
