@@ -40,8 +40,8 @@ const BACKLOGS = (process.env.BENCH_BACKLOGS ?? "10000,200000")
   .map(Number);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 6);
 const blob = "x".repeat(1000);
-/** Only the rows whose name contains one of these (comma-separated); default all. */
-const ROWS = process.env.BENCH_ROWS?.split(",");
+/** Only the rows whose name contains one of these ("|"-separated: names hold commas); default all. */
+const ROWS = process.env.BENCH_ROWS?.split("|");
 /** Only these contender groups (comma-separated: rabbitmq, nats, postgres, sqlite, mysql); default all. */
 const GROUPS = process.env.BENCH_GROUPS?.split(",");
 const CHILD = fileURLToPath(new URL("./bus-rss-child.ts", import.meta.url));
