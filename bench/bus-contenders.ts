@@ -14,7 +14,7 @@ import amqp from "amqplib";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import mysql2 from "mysql2/promise";
 import pg from "pg";
-import { PgBoss, type Job } from "pg-boss";
+import { PgBoss, type Db, type Job } from "pg-boss";
 // Ours as users run it: the built package (dist/, through its own exports; `npm run bench`
 // builds first), like the peers' compiled JavaScript — not src/ through tsx's transform.
 import { createEventBus, defineEvent, type SqlStore, type StandardSchemaV1 } from "patchbay";
@@ -24,6 +24,7 @@ import { nats } from "patchbay/nats";
 import { rabbitmq } from "patchbay/rabbitmq";
 import { sqlite } from "patchbay/sqlite";
 // Names only, to delete what a run declared.
+import { createBatcher } from "../src/core/batcher.js";
 import { topologyNames as natsNames } from "../src/adapters/nats/topology.js";
 import { DELAY_TIERS_MS, topologyNames } from "../src/adapters/rabbitmq/topology.js";
 
@@ -356,64 +357,130 @@ const natsTransportOnly: Contender = {
 };
 
 /**
- * pg-boss 12: 8 workers fetching batches of 100, polling every 0.5 s (its minimum): a ceiling of
- * 1,600 jobs/s, above what it reaches here, so the figure is its own, not the configuration's.
+ * How a peer publishes: `"each"`, one call per event (`boss.send`, `utils.addJob`); `"batched"`,
+ * group-committed through its own batch API (`boss.insert(queue, jobs[])`, `utils.addJobs([...])`)
+ * by the rule our publish uses (`createBatcher`: concurrent callers queue, one flush in flight, the
+ * next batch forms meanwhile; at most 256 a flush, as our publish).
  */
-const pgBoss: Contender = {
-  name: "peer: pg-boss 12.38.1",
-  async open(onEvent) {
-    const schema = `pgboss_bench_${suffix()}`;
-    const boss = new PgBoss({ connectionString: PG_URL, schema, max: 16 });
-    boss.on("error", () => undefined);
-    await boss.start();
-    await boss.createQueue("bench");
-    for (let w = 0; w < 8; w++) {
-      await boss.work<Payload>(
-        "bench",
-        { batchSize: 100, pollingIntervalSeconds: 0.5 },
-        async (jobs: Job<Payload>[]) => {
+type PeerPublish = "each" | "batched";
+
+/**
+ * pg-boss 12.38.1 at its best for throughput (its docs: pgboss.io/api/workers, /api/queues,
+ * /api/constructor; dist/types.d.ts `WorkOptions`):
+ *   new PgBoss({ connectionString, schema, max: 16, useListenNotify: true })
+ *   createQueue("bench", { notify: true })            // NOTIFY wakes the workers on a send
+ *   work("bench", { batchSize: 100, localConcurrency: 8, burstWhenBatchFull: true,
+ *                   pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 0.5 }, batchHandler)
+ * 8 workers × 100 jobs a fetch, fetching again at once while a fetch comes back full (burst), a
+ * notify on each insert, and a 0.5 s poll (its minimum) as the floor. With `transactional`, the
+ * handler gets the batch's transaction (`tx`) and writes one row per job through it, committed
+ * with the batch's completion: pg-boss's exactly-once effect, beside ours in `ctx.tx`.
+ */
+function pgBoss(publish: PeerPublish, transactional = false): Contender {
+  return {
+    name: transactional
+      ? "  pg-boss, insert() group-committed, a row in its work tx"
+      : `peer: pg-boss 12.38.1, ${publish === "each" ? "one send() per event" : "insert() group-committed"}`,
+    async open(onEvent) {
+      const schema = `pgboss_bench_${suffix()}`;
+      const boss = new PgBoss({ connectionString: PG_URL, schema, max: 16, useListenNotify: true });
+      boss.on("error", () => undefined);
+      boss.on("warning", () => undefined);
+      await boss.start();
+      await boss.createQueue("bench", { notify: true });
+      const tuning = {
+        batchSize: 100,
+        localConcurrency: 8,
+        burstWhenBatchFull: true,
+        pollingIntervalSeconds: 0.5,
+        notifyPollingIntervalSeconds: 0.5,
+      } as const;
+      if (transactional) {
+        await boss.getDb().executeSql(`CREATE TABLE "${schema}".bench_effects (seq integer NOT NULL)`);
+        const insert = `INSERT INTO "${schema}".bench_effects (seq) VALUES ($1)`;
+        await boss.work("bench", { ...tuning, transactional: true }, async (jobs: Job<Payload>[], tx: Db) => {
+          for (const job of jobs) await tx.executeSql(insert, [job.data.seq]);
+          for (const job of jobs) onEvent(job.data);
+        });
+      } else {
+        await boss.work<Payload>("bench", tuning, async (jobs: Job<Payload>[]) => {
           for (const job of jobs) onEvent(job.data);
           return Promise.resolve();
+        });
+      }
+      const inserts = createBatcher(
+        async (ps: Payload[]) => {
+          await boss.insert(
+            "bench",
+            ps.map((data) => ({ data })),
+          );
+          return ps.map(() => undefined);
         },
+        { maxBatch: 256 },
       );
-    }
-    return {
-      publish: async (p) => void (await boss.send("bench", p)),
-      async close() {
-        await boss.stop({ graceful: true, timeout: 5000 });
-        await dropSchema(schema);
-      },
-    };
-  },
-};
+      return {
+        publish: publish === "each" ? async (p) => void (await boss.send("bench", p)) : (p) => inserts.add(p),
+        async close() {
+          await boss.stop({ graceful: true, timeout: 5000 });
+          await dropSchema(schema);
+        },
+      };
+    },
+  };
+}
 
-/** graphile-worker 0.18: LISTEN/NOTIFY wake-ups, the same concurrency as ours. */
-const graphileWorker: Contender = {
-  name: "peer: graphile-worker 0.18.0",
-  async open(onEvent) {
-    const schema = `gw_bench_${suffix()}`;
-    const logger = new Logger(() => () => undefined);
-    const runner = await run({
-      connectionString: PG_URL,
-      schema,
-      concurrency: CONCURRENCY,
-      maxPoolSize: 16,
-      noHandleSignals: true,
-      pollInterval: 1000,
-      logger,
-      taskList: { bench: (payload) => void onEvent(payload as Payload) },
-    });
-    const utils = await makeWorkerUtils({ connectionString: PG_URL, schema, logger });
-    return {
-      publish: async (p) => void (await utils.addJob("bench", p)),
-      async close() {
-        await runner.stop();
-        await utils.release();
-        await dropSchema(schema);
-      },
-    };
-  },
-};
+/**
+ * graphile-worker 0.18.0 at its best for throughput (worker.graphile.org/docs/performance, whose
+ * own figures use this preset; `preparedStatements` is on by default):
+ *   run({ connectionString, schema, concurrency: 32, maxPoolSize: 33, noHandleSignals: true,
+ *         preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0,
+ *                             failJobBatchDelay: 0, preparedStatements: true } }, taskList })
+ * A local queue of 500 locked jobs served to 32 concurrent jobs, completions batched (delay 0: the
+ * completions of one event-loop turn in one statement), LISTEN/NOTIFY wake-ups.
+ */
+function graphileWorker(publish: PeerPublish): Contender {
+  return {
+    name: `peer: graphile-worker 0.18.0, ${publish === "each" ? "one addJob() per event" : "addJobs() group-committed"}`,
+    async open(onEvent) {
+      const schema = `gw_bench_${suffix()}`;
+      const logger = new Logger(() => () => undefined);
+      const runner = await run({
+        connectionString: PG_URL,
+        schema,
+        concurrency: CONCURRENCY,
+        maxPoolSize: CONCURRENCY + 1,
+        noHandleSignals: true,
+        logger,
+        preset: {
+          worker: {
+            localQueue: { size: 500 },
+            completeJobBatchDelay: 0,
+            failJobBatchDelay: 0,
+            preparedStatements: true,
+          },
+        },
+        taskList: { bench: (payload) => void onEvent(payload as Payload) },
+      });
+      const utils = await makeWorkerUtils({ connectionString: PG_URL, schema, logger });
+      const adds = createBatcher(
+        async (ps: Payload[]) => {
+          await utils.addJobs(ps.map((payload) => ({ identifier: "bench", payload })));
+          return ps.map(() => undefined);
+        },
+        { maxBatch: 256 },
+      );
+      return {
+        publish: publish === "each" ? async (p) => void (await utils.addJob("bench", p)) : (p) => adds.add(p),
+        async close() {
+          // A runner that stopped itself (a pool error under load) throws "already stopped" here.
+          await runner.stop().catch(() => undefined);
+          await utils.release();
+          await dropSchema(schema);
+        },
+      };
+    },
+  };
+}
 
 /** Every contender, grouped as the table shows them. */
 export const contenders = {
@@ -432,8 +499,11 @@ export const contenders = {
   postgres: [
     ours("ours: patchbay on PostgreSQL (local transport)", "postgres", false),
     ours("  the same, handler writes a row in ctx.tx", "postgres", false, true),
-    pgBoss,
-    graphileWorker,
+    pgBoss("each"),
+    graphileWorker("each"),
+    pgBoss("batched"),
+    graphileWorker("batched"),
+    pgBoss("batched", true),
   ],
   sqlite: [
     ours("ours: patchbay on SQLite (local transport)", "sqlite", false),

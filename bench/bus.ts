@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
+import { createEventBus } from "patchbay";
 import { rabbitmq } from "../src/adapters/rabbitmq/index.js";
 import { localTransport } from "../src/bus/local-transport.js";
 import type { Transport, TransportMessage } from "../src/bus/transport.js";
@@ -39,9 +40,17 @@ const BACKLOGS = (process.env.BENCH_BACKLOGS ?? "10000,200000")
   .map(Number);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 6);
 const blob = "x".repeat(1000);
+/** Only the rows whose name contains one of these ("|"-separated: names hold commas); default all. */
+const ROWS = process.env.BENCH_ROWS?.split("|");
 /** Only these contender groups (comma-separated: rabbitmq, nats, postgres, sqlite, mysql); default all. */
 const GROUPS = process.env.BENCH_GROUPS?.split(",");
 const CHILD = fileURLToPath(new URL("./bus-rss-child.ts", import.meta.url));
+const SCALE_CHILD = fileURLToPath(new URL("./bus-scale-child.ts", import.meta.url));
+/** Consumer processes of the scaling rows (one group, one PostgreSQL); empty: no scaling rows. */
+const SCALE = (process.env.BENCH_SCALE ?? "1,4")
+  .split(",")
+  .filter((n) => n.trim() !== "")
+  .map(Number);
 
 interface Figures {
   rate: number;
@@ -64,7 +73,9 @@ function serviceCpu(match: (cmdline: string) => boolean): number {
         if (!match(readFileSync(`/proc/${pid}/cmdline`, "utf8"))) continue;
         const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
         const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        ticks += Number(fields[11]) + Number(fields[12]); // utime + stime
+        // utime + stime, and cutime + cstime: what its exited children used (a PostgreSQL
+        // backend that ends meanwhile is counted in the postmaster's, not lost from the sum).
+        ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
         seen = true;
       } catch {
         // gone meanwhile
@@ -84,7 +95,9 @@ const rabbitmqCpu = () => {
   if (!Number.isFinite(mq) && !Number.isFinite(ns)) return NaN;
   return (Number.isFinite(mq) ? mq : 0) + (Number.isFinite(ns) ? ns : 0);
 };
-const postgresCpu = () => serviceCpu((c) => c.startsWith("postgres"));
+/** PostgreSQL's processes: the backends ("postgres: …") and the postmaster (…/bin/postgres), whose cutime holds the backends that ended. */
+const postgresCpu = () =>
+  serviceCpu((c) => c.startsWith("postgres") || /(^|\/)postgres$/.test(c.split("\0")[0] ?? ""));
 
 /** The element at `p` (0..1) of a sorted list. */
 const at = <T>(sorted: readonly T[], p: number): T | undefined =>
@@ -220,6 +233,89 @@ async function memory(kind: "rabbitmq" | "postgres" | "sqlite", backlog: number)
   }
 }
 
+interface ScaleFigures {
+  rate: number;
+  /** CPU µs per event: the publishing process, the consumer processes together, PostgreSQL. */
+  cpu: { publisher: number; consumers: number; postgres: number };
+}
+
+/**
+ * End to end with the consumers in `processes` child processes of one group (the local transport
+ * on one PostgreSQL schema), the publishers (CONCURRENCY, group-committed) in this process.
+ */
+async function scaling(processes: number): Promise<ScaleFigures> {
+  const { store, config, drop } = benchStore("postgres");
+  await store.open();
+  const children = Array.from({ length: processes }, () =>
+    spawn(process.execPath, ["--import", "tsx", SCALE_CHILD, JSON.stringify({ config })], {
+      stdio: ["pipe", "pipe", "pipe"],
+    }),
+  );
+  const latest = children.map(() => ({ handled: 0, cpu: 0 }));
+  let errors = "";
+  const ready = children.map(
+    (proc, i) =>
+      new Promise<void>((resolve, reject) => {
+        let buffer = "";
+        proc.stderr.on("data", (d: Buffer) => (errors = (errors + d.toString()).slice(-2000)));
+        proc.once("exit", (code) => reject(new Error(`consumer ${i} exited (${code}): ${errors}`)));
+        proc.stdout.on("data", (d: Buffer) => {
+          buffer += d.toString();
+          const lines = buffer.split("\n");
+          buffer = lines.pop() ?? "";
+          for (const line of lines) {
+            if (line === "ready") resolve();
+            else if (line.startsWith("{")) latest[i] = JSON.parse(line) as { handled: number; cpu: number };
+          }
+        });
+      }),
+  );
+  const bus = createEventBus({ store, events: [BenchEvent] });
+  try {
+    await Promise.all(ready);
+    await bus.start();
+    const total = () => latest.reduce((sum, l) => sum + l.handled, 0);
+    const consumerCpu = () => latest.reduce((sum, l) => sum + l.cpu, 0);
+    const publishAll = async (count: number) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          for (let seq = next++; seq < count; seq = next++) {
+            await bus.publish(BenchEvent, { seq, sentAt: performance.now(), blob });
+          }
+        }),
+      );
+    };
+    await publishAll(WARMUP);
+    await waitFor(() => total() >= WARMUP, 120_000, `${processes} consumers: warm-up`);
+    const [handled0, consumers0, pg0, own0] = [total(), consumerCpu(), postgresCpu(), process.cpuUsage()];
+    const started = performance.now();
+    await publishAll(EVENTS);
+    await waitFor(() => total() >= handled0 + EVENTS, 300_000, `${processes} consumers: ${EVENTS} events`);
+    const rate = EVENTS / ((performance.now() - started) / 1000);
+    const own = process.cpuUsage(own0);
+    return {
+      rate,
+      cpu: {
+        publisher: (own.user + own.system) / EVENTS,
+        consumers: (consumerCpu() - consumers0) / EVENTS,
+        postgres: ((postgresCpu() - pg0) * 1e6) / EVENTS,
+      },
+    };
+  } finally {
+    for (const proc of children) {
+      proc.removeAllListeners("exit");
+      proc.stdin.end();
+    }
+    await Promise.all(
+      children.map((proc) => new Promise((r) => (proc.exitCode !== null ? r(0) : proc.once("exit", r)))),
+    );
+    await bus.stop({ timeout: "5s" });
+    await store.close();
+    await drop();
+  }
+}
+
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
 
 export async function main(): Promise<void> {
@@ -237,8 +333,9 @@ export async function main(): Promise<void> {
     `| ${"-".repeat(58)} | -------: | ----------: | ----: | -----: | -----: | ----------: | -------: | ---------: |`,
   ];
   const rates = new Map<string, number>();
-  for (const [group, list] of Object.entries(contenders)) {
+  for (const [group, all] of Object.entries(contenders)) {
     if (GROUPS && !GROUPS.includes(group)) continue;
+    const list = all.filter((c) => !ROWS || ROWS.some((r) => c.name.includes(r)));
     // Rounds interleaved (a, b, c, a, b, c, ...) so a slow spell of the machine hits every row.
     const runs = new Map<Contender, Figures[]>(list.map((c) => [c, []]));
     const failures = new Map<Contender, string>();
@@ -273,16 +370,73 @@ export async function main(): Promise<void> {
     }
   }
   const rate = (prefix: string) => [...rates].find(([name]) => name.startsWith(prefix))?.[1] ?? NaN;
+  /** The faster of two rows; a row that did not run (or failed) does not count. */
+  const faster = (a: number, b: number) => {
+    const ran = [a, b].filter(Number.isFinite);
+    return ran.length === 0 ? NaN : Math.max(...ran);
+  };
   const rabbit = rate("ours: patchbay on RabbitMQ") / rate("limit: raw amqplib");
   const natsRatio = rate("ours: patchbay on NATS") / rate("limit: raw @nats-io/jetstream");
-  const pgOurs = rate("ours: patchbay on PostgreSQL");
-  const pgPeers = Math.max(rate("peer: pg-boss"), rate("peer: graphile-worker"));
-  out.push(
-    "",
-    `Targets: RabbitMQ ≥ 0.80× raw amqplib: ${fmt(rabbit, 2)}× ${rabbit >= 0.8 ? "(met)" : "(missed)"}; ` +
-      `NATS ≥ 0.80× raw @nats-io/jetstream: ${fmt(natsRatio, 2)}× ${natsRatio >= 0.8 ? "(met)" : "(missed)"}; ` +
-      `PostgreSQL ahead of both peers: ${fmt(pgOurs / pgPeers, 2)}× the faster peer ${pgOurs > pgPeers ? "(met)" : "(missed)"}.`,
-  );
+  const targets = [
+    `RabbitMQ ≥ 0.80× raw amqplib: ${fmt(rabbit, 2)}× ${rabbit >= 0.8 ? "(met)" : "(missed)"}`,
+    `NATS ≥ 0.80× raw @nats-io/jetstream: ${fmt(natsRatio, 2)}× ${natsRatio >= 0.8 ? "(met)" : "(missed)"}`,
+  ];
+  if (!GROUPS || GROUPS.includes("postgres")) {
+    const pgOurs = rate("ours: patchbay on PostgreSQL");
+    const each = faster(
+      rate("peer: pg-boss 12.38.1, one send"),
+      rate("peer: graphile-worker 0.18.0, one addJob"),
+    );
+    const batched = faster(
+      rate("peer: pg-boss 12.38.1, insert() group-committed"),
+      rate("peer: graphile-worker 0.18.0, addJobs"),
+    );
+    const once = rate("  the same, handler writes a row in ctx.tx");
+    const bossTx = rate("  pg-boss, insert() group-committed, a row in its work tx");
+    targets.push(
+      `PostgreSQL ahead of the faster peer publishing one call per event: ${fmt(pgOurs / each, 2)}× ${pgOurs > each ? "(met)" : "(missed)"}`,
+      `ahead of the faster peer publishing through its batch API, group-committed: ${fmt(pgOurs / batched, 2)}× ${pgOurs > batched ? "(met)" : "(missed)"}`,
+      `exactly-once (ctx.tx) vs pg-boss transactional worker: ${fmt(once / bossTx, 2)}×; vs our at-least-once: ${fmt(once / pgOurs, 2)}× (target ≥ 0.5×)`,
+    );
+  }
+  out.push("", `Targets: ${targets.join("; ")}.`);
+  if (SCALE.length > 0 && (!GROUPS || GROUPS.includes("postgres"))) {
+    out.push(
+      "",
+      `Scaling: ${EVENTS} events end to end, ${CONCURRENCY} publishers in this process, the consumers of one group in N`,
+      `child processes (${CONCURRENCY} handlers each) on one PostgreSQL; ${ROUNDS} rounds interleaved, median; CPU µs per event.`,
+      "",
+      "| consumer processes | events/s |       range | vs 1 process | CPU µs: publisher | consumers | PostgreSQL |",
+      "| -----------------: | -------: | ----------: | -----------: | ----------------: | --------: | ---------: |",
+    );
+    const runs = new Map<number, ScaleFigures[]>(SCALE.map((n) => [n, []]));
+    const failed = new Map<number, string>();
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const n of SCALE) {
+        if (failed.has(n)) continue;
+        process.stderr.write(`bus bench: scaling, ${n} consumer processes, round ${round}/${ROUNDS}...\n`);
+        try {
+          runs.get(n)!.push(await scaling(n));
+        } catch (e) {
+          failed.set(n, (e as Error).message);
+        }
+      }
+    }
+    let one: number | undefined;
+    for (const n of SCALE) {
+      const f = failed.get(n);
+      if (f) {
+        out.push(`| ${String(n).padStart(18)} | failed: ${f} |`);
+        continue;
+      }
+      const byRate = [...runs.get(n)!].sort((a, b) => a.rate - b.rate);
+      const m = median(byRate)!;
+      one ??= m.rate;
+      out.push(
+        `| ${String(n).padStart(18)} | ${fmt(m.rate).padStart(8)} | ${`${fmt(byRate[0]?.rate ?? NaN)}–${fmt(byRate.at(-1)?.rate ?? NaN)}`.padStart(11)} | ${`${fmt(m.rate / one, 2)}×`.padStart(12)} | ${fmt(m.cpu.publisher).padStart(17)} | ${fmt(m.cpu.consumers).padStart(9)} | ${fmt(m.cpu.postgres).padStart(10)} |`,
+      );
+    }
+  }
   out.push(
     "",
     `Consumer memory (child process, ${CONCURRENCY} handlers in flight, consuming for ${RSS_SECONDS} s from a backlog):`,

@@ -15,9 +15,10 @@ import { silentLogger, type Logger } from "../core/logger.js";
 import { createBatcher } from "../core/batcher.js";
 import { settleBy } from "../core/settle-by.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
+import type { QueuedRow } from "../store/roles.js";
 import { int, PREPARED, quoteColumn, run, runAtCommit, type SqlDialect } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
-import { join, raw, sql, type SqlStatement } from "../store/sql.js";
+import { join, raw, sql } from "../store/sql.js";
 import { BusError, UndecodableMessageError } from "./errors.js";
 import { isHeaders, isRecord } from "./headers.js";
 import { assertPattern, matchesAny } from "./patterns.js";
@@ -90,6 +91,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       executor,
       d,
       sql`SELECT grp, pattern FROM ${t.bindings}`,
+      PREPARED,
     );
     return rows;
   };
@@ -112,27 +114,47 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     const now = clock.now();
     const runAt = now + (opts.delayMs ?? 0);
     const touched = new Set<string>();
-    const rows: SqlStatement[] = [];
+    const rows: QueuedRow[] = [];
     for (const m of messages) {
       for (const [grp, patterns] of groups) {
         if (!matchesAny(patterns, m.type)) continue;
         touched.add(grp);
-        rows.push(
-          sql`(${grp}, ${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${d.encodeJson(m.headers)}, 0, ${m.fresh === true ? 1 : 0}, ${runAt}, ${now})`,
-        );
+        rows.push({
+          grp,
+          messageId: m.id,
+          type: m.type,
+          key: m.key ?? null,
+          body: m.body,
+          headers: d.encodeJson(m.headers),
+          fresh: m.fresh === true,
+          runAt,
+          createdAt: now,
+        });
       }
     }
     // Multi-row inserts: one statement (one round trip, one commit outside a transaction) per
     // chunk; where the store has notifications, the last one also wakes the consumers of the
-    // touched groups in other processes.
+    // touched groups in other processes. Where the store has an array form (`queue.enqueue`),
+    // its text is the same for every batch and stays prepared.
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       const chunk = rows.slice(i, i + INSERT_CHUNK);
-      const insert = roles.rows.insertIgnore(t.jobs, columns, chunk, "grp, message_id");
+      const insert = roles.queue.enqueue
+        ? roles.queue.enqueue(t.jobs, chunk)
+        : roles.rows.insertIgnore(
+            t.jobs,
+            columns,
+            chunk.map(
+              (r) =>
+                sql`(${r.grp}, ${r.messageId}, ${r.type}, ${r.key}, ${r.body}, ${r.headers}, 0, ${r.fresh ? 1 : 0}, ${r.runAt}, ${r.createdAt})`,
+            ),
+            "grp, message_id",
+          );
       const last = i + INSERT_CHUNK >= rows.length;
       await run(
         executor,
         d,
         roles.notify && last ? roles.notify.after(insert, CHANNEL, [...touched].join(",")) : insert,
+        roles.queue.enqueue ? PREPARED : undefined,
       );
     }
     return touched;
@@ -374,6 +396,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       store,
       d,
       sql`SELECT MIN(run_at) AS next FROM ${t.jobs} WHERE grp = ${group}`,
+      PREPARED,
     );
     const next = rows[0]?.next;
     return next === null || next === undefined ? undefined : int(next);

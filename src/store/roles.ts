@@ -121,8 +121,27 @@ export interface LockRoles {
   skipLocked(of?: string): SqlStatement;
 }
 
-/** The local queue's batched acknowledgements and hand-backs. */
+/** A row the local queue enqueues (`headers` as the dialect's `encodeJson` made it). */
+export interface QueuedRow {
+  grp: string;
+  messageId: string;
+  type: string;
+  key: string | null;
+  body: string;
+  headers: unknown;
+  fresh: boolean;
+  runAt: number;
+  createdAt: number;
+}
+
+/** The local queue's batched enqueues, acknowledgements and hand-backs. */
 export interface QueueRoles {
+  /**
+   * One INSERT of `rows` into the queue table, a row already there (same group and message id)
+   * ignored, whose text does not change with the number of rows (array parameters), so it stays
+   * prepared. Optional: without it, a multi-row `insertIgnore` (one placeholder per value).
+   */
+  enqueue?(jobs: RawSql, rows: readonly QueuedRow[]): SqlStatement;
   /** Deletes each row whose id and attempt match a ref (a ref whose claim was lost matches nothing). */
   ack(jobs: RawSql, refs: readonly JobRef[]): SqlStatement;
   /** Makes each matching row due at `now` and takes back the attempt its claim counted. */

@@ -40,6 +40,19 @@ export const postgresRoles: StoreRoles = {
     skipLocked: (of) => (of ? sql` FOR UPDATE OF ${raw(of)} SKIP LOCKED` : sql` FOR UPDATE SKIP LOCKED`),
   },
   queue: {
+    // Arrays, not a VALUES list: one statement text for every batch, prepared once and planned
+    // once, where a VALUES list of 32 rows (320 placeholders) was parsed and planned on every
+    // publish flush — about half of PostgreSQL's CPU for the INSERT.
+    enqueue: (jobs, rows) =>
+      sql`INSERT INTO ${jobs} (grp, message_id, type, "key", body, headers, attempt, fresh, run_at, created_at)
+          SELECT u.grp, u.message_id, u.type, u.key, u.body, u.headers::jsonb, 0, u.fresh, u.run_at, u.created_at
+          FROM unnest(${rows.map((r) => r.grp)}::text[], ${rows.map((r) => r.messageId)}::text[],
+            ${rows.map((r) => r.type)}::text[], ${rows.map((r) => r.key)}::text[], ${rows.map((r) => r.body)}::text[],
+            ${rows.map((r) => r.headers)}::text[], ${rows.map((r) => (r.fresh ? 1 : 0))}::smallint[],
+            ${rows.map((r) => r.runAt)}::bigint[], ${rows.map((r) => r.createdAt)}::bigint[])
+            WITH ORDINALITY AS u(grp, message_id, type, key, body, headers, fresh, run_at, created_at, ord)
+          ORDER BY u.ord
+          ON CONFLICT (grp, message_id) DO NOTHING`,
     ack: (jobs, refs) =>
       sql`DELETE FROM ${jobs} AS j USING unnest(${refs.map((r) => r.id)}::bigint[], ${refs.map((r) => r.attempt)}::integer[]) AS u(id, attempt)
           WHERE j.id = u.id AND j.attempt = u.attempt`,
