@@ -65,6 +65,9 @@ interface ChangeCursor {
 }
 
 const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
+/** Received replication data waiting to be decoded before the socket is paused (back-pressure). */
+const MAX_QUEUED_BYTES = 16 << 20;
+const MAX_QUEUED_FRAMES = 100_000;
 
 // Values as the sync source gives them: dates, times, json as PostgreSQL's text; the rest by pg's parsers.
 const TEXT_OIDS = new Set([
@@ -113,15 +116,35 @@ interface Change {
   kind: CapturedChange["op"];
 }
 
+// Each relation's value parsers, looked up once (a Relation message makes a new relation object).
+const parsersOf = new WeakMap<Relation, Array<(value: string) => unknown>>();
+
 function parseTuple(relation: Relation, tuple: Tuple, only?: readonly string[]): Row {
+  let parsers = parsersOf.get(relation);
+  if (!parsers) {
+    parsers = relation.columns.map((column) => parserOf(column.typeOid));
+    parsersOf.set(relation, parsers);
+  }
   const row: Row = {};
-  for (const column of relation.columns) {
-    if (only && !only.includes(column.name)) continue;
-    if (!(column.name in tuple)) continue; // unchanged TOAST: not sent, not NULL
-    const text = tuple[column.name];
-    row[column.name] = text === null || text === undefined ? null : parserOf(column.typeOid)(text);
+  const columns = relation.columns;
+  for (let i = 0; i < columns.length; i++) {
+    const name = (columns[i] as Relation["columns"][number]).name;
+    if (only && !only.includes(name)) continue;
+    if (!Object.hasOwn(tuple, name)) continue; // unchanged TOAST: not sent, not NULL
+    const text = tuple[name];
+    row[name] = text === null || text === undefined ? null : (parsers[i] as (value: string) => unknown)(text);
   }
   return row;
+}
+
+/** A row's identity within a run of changes: its relation and key values (types kept apart: 1 is not "1"). */
+function identity(relationId: number, key: readonly string[], row: Row): string {
+  if (key.length === 1) {
+    const value = row[key[0] as string];
+    if (typeof value === "string") return `${relationId}:s${value}`;
+    if (typeof value === "number") return `${relationId}:n${value}`;
+  }
+  return `${relationId}:${JSON.stringify(key.map((k) => row[k]))}`;
 }
 
 /**
@@ -133,8 +156,7 @@ function parseTuple(relation: Relation, tuple: Tuple, only?: readonly string[]):
 export function netEffect(changes: readonly Change[], keyOf: (r: Relation) => readonly string[]) {
   const last = new Map<string, Change>();
   for (const change of changes) {
-    const key = keyOf(change.relation);
-    const id = `${change.relation.id}:${JSON.stringify(key.map((k) => change.row[k]))}`;
+    const id = identity(change.relation.id, keyOf(change.relation), change.row);
     const before = last.get(id);
     last.delete(id);
     if (change.op === "upsert" && before?.op === "upsert") {
@@ -147,6 +169,39 @@ export function netEffect(changes: readonly Change[], keyOf: (r: Relation) => re
   const deletes: Row[] = [];
   for (const c of last.values()) (c.op === "upsert" ? rows : deletes).push(c.row);
   return { rows, deletes };
+}
+
+/**
+ * A batch of whole transactions. Its `changes` (each change as it happened, for destinations that
+ * take them one by one: the bus) are only built when read: a table destination needs the net rows.
+ */
+function capturedBatch(
+  rows: Row[],
+  deletes: Row[],
+  cursor: ChangeCursor,
+  ready: readonly Change[],
+  lsns: readonly string[],
+  indexes: readonly number[],
+  keyOf: (r: Relation) => readonly string[],
+): SourceBatch {
+  let changes: CapturedChange[] | undefined;
+  return {
+    rows,
+    deletes,
+    cursor: cursor as unknown as JsonValue,
+    get changes(): CapturedChange[] {
+      changes ??= ready.map((c, i) => ({
+        schema: c.relation.schema,
+        table: c.relation.table,
+        op: c.kind,
+        row: c.row,
+        snapshot: false,
+        key: Object.fromEntries(keyOf(c.relation).map((k) => [k, c.row[k]])),
+        position: `${lsns[i] as string}:${indexes[i] as number}`,
+      }));
+      return changes;
+    },
+  } as SourceBatch;
 }
 
 /**
@@ -283,14 +338,26 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
     tables: readonly CapturedTable[],
   ): AsyncGenerator<SourceBatch> {
     const index = new Map(tables.map((t, i) => [`${t.schema}.${t.table}`, i]));
-    const keyOf = (r: Relation): readonly string[] =>
-      tables[index.get(`${r.schema}.${r.table}`) ?? -1]?.key ?? [];
+    const keys = new WeakMap<Relation, readonly string[]>();
+    const keyOf = (r: Relation): readonly string[] => {
+      let key = keys.get(r);
+      if (!key) {
+        key = tables[index.get(`${r.schema}.${r.table}`) ?? -1]?.key ?? [];
+        keys.set(r, key);
+      }
+      return key;
+    };
     let from = parseLsn(start.lsn);
     // Changes a resumed copy may hold already are checked until the stream passes its snapshots.
     let segments = start.segments;
     const newest = (segments ?? []).reduce((a, g) => (parseLsn(g.lsn) > a ? parseLsn(g.lsn) : a), 0n);
     const decoder = new PgOutputDecoder();
-    const queue: ReplicationFrame[] = [];
+    // Frames received and not decoded yet, from `head` on. The socket is paused only when this much
+    // waits: meanwhile the server goes on decoding its WAL while the destination writes a batch.
+    let queue: ReplicationFrame[] = [];
+    let head = 0;
+    let queuedBytes = 0;
+    const waiting = () => queue.length - head;
     let wake: (() => void) | undefined;
     const notify = () => {
       const w = wake;
@@ -299,7 +366,8 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
     };
     const s = (stream = (repl as ReplicationConnection).start(slot, publication, from, (frame) => {
       queue.push(frame);
-      if (queue.length > 2000) s.pause();
+      if (frame.kind === "xlog") queuedBytes += frame.data.length;
+      if (queuedBytes > MAX_QUEUED_BYTES || waiting() > MAX_QUEUED_FRAMES) s.pause();
       notify();
     }));
     let failure: unknown;
@@ -315,8 +383,9 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
     let ready: Change[] = [];
     // The commit position of each ready change (while segments are checked).
     let readyAt: bigint[] = [];
-    // The same changes one by one, for destinations that want each (the bus).
-    let captured: CapturedChange[] = [];
+    // The commit end and index in its transaction of each ready change: the bus's event positions.
+    let readyLsn: string[] = [];
+    let readyIndex: number[] = [];
     let readyEnd: bigint | undefined;
     try {
       for (;;) {
@@ -326,11 +395,13 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
         const every = heartbeatMs > 0 ? Math.min(heartbeatMs, 5000) : 5000;
         if (now - lastCheck >= every) {
           lastCheck = now;
-          const idle = queue.length === 0 && heartbeatMs > 0 && now - lastActivity >= heartbeatMs;
+          const idle = waiting() === 0 && heartbeatMs > 0 && now - lastActivity >= heartbeatMs;
           await guard(idle);
           if (idle) lastActivity = now;
         }
-        if (queue.length === 0) {
+        if (waiting() === 0) {
+          queue = [];
+          head = 0;
           // Drained: read on (a transaction larger than the queue is only complete further on).
           s.resume();
           await new Promise<void>((resolve) => {
@@ -342,8 +413,10 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
         }
         s.resume();
         // Drain what arrived, at transaction boundaries, up to about a batch.
-        while (queue.length > 0) {
-          const frame = queue.shift() as ReplicationFrame;
+        while (waiting() > 0) {
+          const frame = queue[head] as ReplicationFrame;
+          queue[head++] = undefined as unknown as ReplicationFrame;
+          if (frame.kind === "xlog") queuedBytes -= frame.data.length;
           if (frame.kind === "keepalive") {
             if (frame.replyRequested) s.reply();
             continue;
@@ -394,15 +467,8 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
                 current.changes.forEach((c, index) => {
                   ready.push(c);
                   if (segments) readyAt.push(at);
-                  captured.push({
-                    schema: c.relation.schema,
-                    table: c.relation.table,
-                    op: c.kind,
-                    row: c.row,
-                    snapshot: false,
-                    key: Object.fromEntries(keyOf(c.relation).map((k) => [k, c.row[k]])),
-                    position: `${lsn}:${index}`,
-                  });
+                  readyLsn.push(lsn);
+                  readyIndex.push(index);
                 });
                 readyEnd = msg.endLsn;
               }
@@ -412,6 +478,10 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
               break; // relation, type, origin, heartbeat message, truncate (not applied: see docs)
           }
           if (current === undefined && ready.length >= request.batchSize) break;
+        }
+        if (head > 10_000 && head * 2 > queue.length) {
+          queue = queue.slice(head);
+          head = 0;
         }
         if (current === undefined && readyEnd !== undefined) {
           if (segments) {
@@ -428,7 +498,8 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
               ),
             );
             ready = ready.filter((_, i) => !copied[i]);
-            captured = captured.filter((_, i) => !copied[i]);
+            readyLsn = readyLsn.filter((_, i) => !copied[i]);
+            readyIndex = readyIndex.filter((_, i) => !copied[i]);
           }
           const { rows, deletes } = netEffect(ready, keyOf);
           const cursor: ChangeCursor = {
@@ -437,14 +508,15 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
             ...(segments && readyEnd < newest ? { segments } : {}),
           };
           if (readyEnd >= newest) segments = undefined;
-          const changes = captured;
+          const batch = capturedBatch(rows, deletes, cursor, ready, readyLsn, readyIndex, keyOf);
           from = readyEnd;
           ready = [];
           readyAt = [];
-          captured = [];
+          readyLsn = [];
+          readyIndex = [];
           readyEnd = undefined;
           lastActivity = Date.now();
-          yield { rows, deletes, changes, cursor: cursor as unknown as JsonValue } as SourceBatch;
+          yield batch;
         }
       }
     } finally {
