@@ -546,8 +546,13 @@ export function sqlDestination(
         async write(batch: DestinationBatch) {
           let rows = write === "append" ? batch.rows : lastPerKey(batch.rows, key);
           const encoded = batch.encoded;
-          const columns = encoded ? encoded.columns : columnsOf(rows);
-          if (version !== undefined && (rows.length > 0 || encoded) && !columns.includes(version)) {
+          // An encoded batch may also hold rows (a change stream's rows lacking an unchanged TOAST value).
+          const columns = columnsOf(rows);
+          if (
+            version !== undefined &&
+            ((rows.length > 0 && !columns.includes(version)) ||
+              (encoded && !encoded.columns.includes(version)))
+          ) {
             throw new InvalidArgumentError(
               `rows lack the version column ${JSON.stringify(version)}; merge cannot compare them`,
               "version",
@@ -565,8 +570,8 @@ export function sqlDestination(
             if (encoded && encoded.count > 0) {
               result.written = await tx.load({
                 table: write === "replace" ? stage : table,
-                columns,
-                rows,
+                columns: encoded.columns,
+                rows: [],
                 encoded,
                 mode: write === "append" ? "insert" : "merge",
                 key,
@@ -575,7 +580,7 @@ export function sqlDestination(
             }
             // Rows lacking a column (a change whose unchanged TOAST value was not sent) are loaded
             // apart, by their own columns, so a merge keeps the stored value instead of a NULL.
-            for (const group of encoded ? [] : byColumns(rows, columns)) {
+            for (const group of byColumns(rows, columns)) {
               result.written += await tx.load({
                 table: write === "replace" ? stage : table,
                 columns: group.columns,

@@ -10,8 +10,16 @@ import type { Duration } from "../../../core/duration.js";
 import { toMs } from "../../../core/duration.js";
 import { InvalidArgumentError } from "../../../core/errors.js";
 import type { CapturedChange } from "../../../cdc/change-events.js";
-import type { JsonValue, ReadRequest, Row, SourceBatch, SyncSource } from "../../../sync/contracts.js";
+import type {
+  EncodedRows,
+  JsonValue,
+  ReadRequest,
+  Row,
+  SourceBatch,
+  SyncSource,
+} from "../../../sync/contracts.js";
 import { SyncCursorError } from "../../../sync/errors.js";
+import { copyValue } from "../copy.js";
 import { lazyPool } from "../lazy-pool.js";
 import { loadedPg, type PgPoolClient, type PgTypeParsers } from "../load.js";
 import { CdcLagExceededError, CdcSlotMissingError } from "./errors.js";
@@ -110,8 +118,13 @@ function parseCursor(value: unknown, slot: string): ChangeCursor | undefined {
 interface Change {
   relation: Relation;
   op: "upsert" | "delete";
-  /** The whole row (upsert; unchanged TOAST columns absent) or its key (delete). */
+  /**
+   * The whole row (upsert; unchanged TOAST columns absent) or its key (delete). When the batch is
+   * passed through as COPY text, an upsert's row holds only its key and `text` the whole row.
+   */
   row: Row;
+  /** An upsert's values as the server sent them (text; unchanged TOAST columns absent). */
+  text?: Tuple | undefined;
   /** What the source did: a key-changing update is also a delete of the old key. */
   kind: CapturedChange["op"];
 }
@@ -154,21 +167,77 @@ function identity(relationId: number, key: readonly string[], row: Row): string 
  * does not matter.
  */
 export function netEffect(changes: readonly Change[], keyOf: (r: Relation) => readonly string[]) {
+  const { upserts, deletes } = netChanges(changes, keyOf);
+  return { rows: upserts.map((c) => c.row), deletes };
+}
+
+function netChanges(changes: readonly Change[], keyOf: (r: Relation) => readonly string[]) {
   const last = new Map<string, Change>();
   for (const change of changes) {
     const id = identity(change.relation.id, keyOf(change.relation), change.row);
     const before = last.get(id);
     last.delete(id);
     if (change.op === "upsert" && before?.op === "upsert") {
-      last.set(id, { ...change, row: { ...before.row, ...change.row } });
+      last.set(id, {
+        ...change,
+        row: { ...before.row, ...change.row },
+        text: change.text && before.text ? { ...before.text, ...change.text } : change.text,
+      });
     } else {
       last.set(id, change);
     }
   }
-  const rows: Row[] = [];
+  const upserts: Change[] = [];
   const deletes: Row[] = [];
-  for (const c of last.values()) (c.op === "upsert" ? rows : deletes).push(c.row);
-  return { rows, deletes };
+  for (const c of last.values()) {
+    if (c.op === "upsert") upserts.push(c);
+    else deletes.push(c.row);
+  }
+  return { upserts, deletes };
+}
+
+/** An upsert's whole row, parsed. */
+const wholeRow = (c: Change): Row => (c.text ? parseTuple(c.relation, c.text) : c.row);
+
+/**
+ * The net upserts of a batch as COPY text, the server's text values passed through (escaped,
+ * never parsed): the rows of the batch's one table that carry every column. A row lacking an
+ * unchanged TOAST value is parsed and given apart, so the destination keeps its stored value; so
+ * is every row of a batch that spans tables (their columns differ).
+ */
+function encodeUpserts(upserts: readonly Change[]): { rows: Row[]; encoded: EncodedRows | undefined } {
+  const relation = upserts[0]?.relation;
+  if (!relation || upserts.some((c) => c.relation.id !== relation.id || !c.text)) {
+    return { rows: upserts.map(wholeRow), encoded: undefined };
+  }
+  const rows: Row[] = [];
+  let text = "";
+  let count = 0;
+  let columns: readonly string[] | undefined;
+  for (const c of upserts) {
+    const names = c.relation.columns.map((column) => column.name);
+    columns ??= names;
+    const tuple = c.text as Tuple;
+    if (
+      names.length !== columns.length ||
+      names.some((name, i) => name !== columns?.[i] || !Object.hasOwn(tuple, name))
+    ) {
+      rows.push(wholeRow(c));
+      continue;
+    }
+    let line = "";
+    for (let i = 0; i < names.length; i++) {
+      if (i > 0) line += "\t";
+      line += copyValue(tuple[names[i] as string], false);
+    }
+    text += line + "\n";
+    count++;
+  }
+  const encoded =
+    count > 0 && columns
+      ? { encoding: "postgres-copy-text" as const, columns, chunks: [Buffer.from(text)], count }
+      : undefined;
+  return { rows, encoded };
 }
 
 /**
@@ -177,6 +246,7 @@ export function netEffect(changes: readonly Change[], keyOf: (r: Relation) => re
  */
 function capturedBatch(
   rows: Row[],
+  encoded: EncodedRows | undefined,
   deletes: Row[],
   cursor: ChangeCursor,
   ready: readonly Change[],
@@ -187,6 +257,7 @@ function capturedBatch(
   let changes: CapturedChange[] | undefined;
   return {
     rows,
+    ...(encoded ? { encoded } : {}),
     deletes,
     cursor: cursor as unknown as JsonValue,
     get changes(): CapturedChange[] {
@@ -194,14 +265,14 @@ function capturedBatch(
         schema: c.relation.schema,
         table: c.relation.table,
         op: c.kind,
-        row: c.row,
+        row: wholeRow(c),
         snapshot: false,
         key: Object.fromEntries(keyOf(c.relation).map((k) => [k, c.row[k]])),
         position: `${lsns[i] as string}:${indexes[i] as number}`,
       }));
       return changes;
     },
-  } as SourceBatch;
+  };
 }
 
 /**
@@ -352,6 +423,8 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
     let segments = start.segments;
     const newest = (segments ?? []).reduce((a, g) => (parseLsn(g.lsn) > a ? parseLsn(g.lsn) : a), 0n);
     const decoder = new PgOutputDecoder();
+    // A destination that takes COPY text gets the server's text values as they came (see encodeUpserts).
+    const encode = request.encoding === "postgres-copy-text";
     // Frames received and not decoded yet, from `head` on. The socket is paused only when this much
     // waits: meanwhile the server goes on decoding its WAL while the destination writes a batch.
     let queue: ReplicationFrame[] = [];
@@ -432,12 +505,15 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
                 relation: msg.relation,
                 op: "upsert",
                 kind: "insert",
-                row: parseTuple(msg.relation, msg.new),
+                row: encode
+                  ? parseTuple(msg.relation, msg.new, keyOf(msg.relation))
+                  : parseTuple(msg.relation, msg.new),
+                text: encode ? msg.new : undefined,
               });
               break;
             case "update": {
               const key = keyOf(msg.relation);
-              const row = parseTuple(msg.relation, msg.new);
+              const row = encode ? parseTuple(msg.relation, msg.new, key) : parseTuple(msg.relation, msg.new);
               if (msg.old) {
                 const oldKey = parseTuple(msg.relation, msg.old, key);
                 // The key changed: the old row is gone.
@@ -449,7 +525,13 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
                     row: oldKey,
                   });
               }
-              current?.changes.push({ relation: msg.relation, op: "upsert", kind: "update", row });
+              current?.changes.push({
+                relation: msg.relation,
+                op: "upsert",
+                kind: "update",
+                row,
+                text: encode ? msg.new : undefined,
+              });
               break;
             }
             case "delete":
@@ -501,14 +583,17 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
             readyLsn = readyLsn.filter((_, i) => !copied[i]);
             readyIndex = readyIndex.filter((_, i) => !copied[i]);
           }
-          const { rows, deletes } = netEffect(ready, keyOf);
+          const { upserts, deletes } = netChanges(ready, keyOf);
+          const { rows, encoded } = encode
+            ? encodeUpserts(upserts)
+            : { rows: upserts.map((c) => c.row), encoded: undefined };
           const cursor: ChangeCursor = {
             slot,
             lsn: formatLsn(readyEnd),
             ...(segments && readyEnd < newest ? { segments } : {}),
           };
           if (readyEnd >= newest) segments = undefined;
-          const batch = capturedBatch(rows, deletes, cursor, ready, readyLsn, readyIndex, keyOf);
+          const batch = capturedBatch(rows, encoded, deletes, cursor, ready, readyLsn, readyIndex, keyOf);
           from = readyEnd;
           ready = [];
           readyAt = [];
