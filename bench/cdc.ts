@@ -118,8 +118,11 @@ export async function main(): Promise<void> {
     await bus.start();
     capture.start();
     events.start();
-    const stored = async () =>
-      (await capture.status()).checkpoint !== undefined && (await events.position()) !== undefined;
+    const stored = async () => {
+      // A capture that failed never stores a position: say why instead of waiting forever.
+      if (capture.failure || events.failure) throw (capture.failure ?? events.failure) as Error;
+      return (await capture.status()).checkpoint !== undefined && (await events.position()) !== undefined;
+    };
     while (!(await stored())) await sleep(100);
     await capture.stop();
     await events.stop();
@@ -150,8 +153,10 @@ export async function main(): Promise<void> {
     process.stderr.write(`limit: ${limit.seconds.toFixed(2)} s\n`);
     const toPg = await timed(total, async () => {
       capture.start();
-      while (String((await sql(`SELECT status FROM ${schema}.dst WHERE id = 0`))[0]?.status) !== "done")
+      while (String((await sql(`SELECT status FROM ${schema}.dst WHERE id = 0`))[0]?.status) !== "done") {
+        if (capture.failure) throw capture.failure as Error;
         await sleep(20);
+      }
       await capture.stop();
     });
     process.stderr.write(`PG → PG: ${toPg.seconds.toFixed(2)} s\n`);
@@ -220,10 +225,10 @@ export async function main(): Promise<void> {
       const done = (async () => {
         let idleSince = performance.now();
         while (!stopped && floor < to) {
-          const rows = await sql(
-            `SELECT id, created_ms FROM ${schema}.dst WHERE id >= $1 AND id < $2`,
-            [floor, to],
-          );
+          const rows = await sql(`SELECT id, created_ms FROM ${schema}.dst WHERE id >= $1 AND id < $2`, [
+            floor,
+            to,
+          ]);
           const now = Date.now();
           for (const r of rows) {
             const i = Number(r.id) - from;
@@ -249,17 +254,29 @@ export async function main(): Promise<void> {
     // PG → PG: the capture running and caught up first (its start-up is not lag).
     capture.start();
     await sql(`UPDATE ${schema}.src SET status = 'warm' WHERE id = 0`);
-    while (String((await sql(`SELECT status FROM ${schema}.dst WHERE id = 0`))[0]?.status) !== "warm")
+    while (String((await sql(`SELECT status FROM ${schema}.dst WHERE id = 0`))[0]?.status) !== "warm") {
+      if (capture.failure) throw capture.failure as Error;
       await sleep(20);
+    }
     const pgFrom = nextId;
     const pgTarget = rate(toPg) / 2;
-    const pgWatch = watchDestination(pgFrom, pgFrom + Math.ceil((pgTarget * LAG_SECONDS) / LAG_TX + LAG_WRITERS) * LAG_TX);
+    const pgWatch = watchDestination(
+      pgFrom,
+      pgFrom + Math.ceil((pgTarget * LAG_SECONDS) / LAG_TX + LAG_WRITERS) * LAG_TX,
+    );
     const pgLoad = await steady("lag_pg", pgTarget);
     // Only the ids written are waited for.
     await Promise.race([
       (async () => {
         while (
-          Number((await sql(`SELECT count(*)::int AS c FROM ${schema}.dst WHERE id >= $1 AND id < $2`, [pgLoad.from, pgLoad.to]))[0]?.c) <
+          Number(
+            (
+              await sql(`SELECT count(*)::int AS c FROM ${schema}.dst WHERE id >= $1 AND id < $2`, [
+                pgLoad.from,
+                pgLoad.to,
+              ])
+            )[0]?.c,
+          ) <
           pgLoad.to - pgLoad.from
         )
           await sleep(50);
