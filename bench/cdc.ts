@@ -7,10 +7,11 @@
  * - ours, PG → bus: `changeEvents()` publishing each change through the store's queue (one
  *   consumer group bound and consuming), position stored in the same transaction.
  *
- * Then the replication lag of each at half its measured rate (a steady load of 50-row
- * transactions for LAG_SECONDS): per change, from its insert at the source (`clock_timestamp()`)
- * to its write at the destination (a column defaulting to `clock_timestamp()`) or to its delivery
- * to the bus's consumer, p50 and p99. CPU per change is this process's (user + system) over the
+ * Then the replication lag of each at half its measured rate (a steady load for LAG_SECONDS from
+ * LAG_WRITERS connections, each inserting LAG_TX-row transactions on a shared schedule; the rate
+ * reached is printed, and flagged when it fell short): per change, from its insert at the source
+ * (`clock_timestamp()`, a few ms before its commit) to the moment a poll of the destination every
+ * 10 ms sees it committed, or to its delivery to the bus's consumer, p50 and p99. CPU per change is this process's (user + system) over the
  * changes; the server's walsender and writes are not in it. Sequin's published figure is quoted,
  * not measured here. The machine is shared: ratios to the same-run limit, and the load average.
  */
@@ -30,6 +31,9 @@ const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 10);
 /** The bus drain is cut after this long (it is far slower than the others): its rate is what it published. */
 const BUS_SECONDS = Number(process.env.BENCH_BUS_SECONDS ?? 60);
 const TX = 1000;
+/** The lag loads: this many connections inserting, each in transactions of LAG_TX rows. */
+const LAG_WRITERS = Number(process.env.BENCH_LAG_WRITERS ?? 4);
+const LAG_TX = Number(process.env.BENCH_LAG_TX ?? 100);
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -114,8 +118,11 @@ export async function main(): Promise<void> {
     await bus.start();
     capture.start();
     events.start();
-    const stored = async () =>
-      (await capture.status()).checkpoint !== undefined && (await events.position()) !== undefined;
+    const stored = async () => {
+      // A capture that failed never stores a position: say why instead of waiting forever.
+      if (capture.failure || events.failure) throw (capture.failure ?? events.failure) as Error;
+      return (await capture.status()).checkpoint !== undefined && (await events.position()) !== undefined;
+    };
     while (!(await stored())) await sleep(100);
     await capture.stop();
     await events.stop();
@@ -146,8 +153,10 @@ export async function main(): Promise<void> {
     process.stderr.write(`limit: ${limit.seconds.toFixed(2)} s\n`);
     const toPg = await timed(total, async () => {
       capture.start();
-      while (String((await sql(`SELECT status FROM ${schema}.dst WHERE id = 0`))[0]?.status) !== "done")
+      while (String((await sql(`SELECT status FROM ${schema}.dst WHERE id = 0`))[0]?.status) !== "done") {
+        if (capture.failure) throw capture.failure as Error;
         await sleep(20);
+      }
       await capture.stop();
     });
     process.stderr.write(`PG → PG: ${toPg.seconds.toFixed(2)} s\n`);
@@ -171,47 +180,113 @@ export async function main(): Promise<void> {
     if (capture.failure || events.failure) throw (capture.failure ?? events.failure) as Error;
 
     const rate = (d: Drain) => d.changes / d.seconds;
-    // Lag at half the measured rate.
+    // Lag at half the measured rate: LAG_WRITERS connections, each inserting LAG_TX-row
+    // transactions on a shared schedule (one connection could not keep up with half the rate).
     // Each lag load marks its rows: the bus's slot also holds the PG lag load's rows, ahead of its own.
-    const steady = async (status: string, perSecond: number, run: () => void, stop: () => Promise<void>) => {
+    const writers = new pg.Pool({ connectionString: PG_URL, max: LAG_WRITERS });
+    const steady = async (status: string, perSecond: number) => {
       const from = nextId;
-      run();
-      const per = 50;
       const started = performance.now();
+      const end = started + LAG_SECONDS * 1000;
       let sent = 0;
-      while (performance.now() - started < LAG_SECONDS * 1000) {
-        const due = ((performance.now() - started) / 1000) * perSecond;
-        if (sent + per <= due) {
-          await sql(
+      let behind = 0;
+      const writer = async () => {
+        while (performance.now() < end) {
+          const due = ((performance.now() - started) / 1000) * perSecond;
+          if (sent + LAG_TX > due) {
+            await sleep(Math.max(1, Math.min(20, ((sent + LAG_TX - due) / perSecond) * 1000)));
+            continue;
+          }
+          // Claimed before the await: the writers share the id range and the schedule.
+          const first = nextId;
+          nextId += LAG_TX;
+          sent += LAG_TX;
+          if (due - sent > perSecond / 10) behind++;
+          await writers.query(
             `INSERT INTO ${schema}.src (id, v, status, total, email) SELECT g, g, $3, 1, 'x' FROM generate_series($1::bigint, $2::bigint) g`,
-            [nextId, nextId + per - 1, status],
+            [first, first + LAG_TX - 1, status],
           );
-          nextId += per;
-          sent += per;
-        } else await sleep(2);
-      }
-      return { from, to: nextId, stop, achieved: sent / LAG_SECONDS };
+        }
+      };
+      await Promise.all(Array.from({ length: LAG_WRITERS }, writer));
+      const seconds = (performance.now() - started) / 1000;
+      return { from, to: nextId, target: perSecond, achieved: sent / seconds, behind };
     };
-    const pgLoad = await steady(
-      "lag_pg",
-      rate(toPg) / 2,
-      () => capture.start(),
-      () => capture.stop(),
+    /**
+     * The lag of rows from, to (exclusive): each row's insert at the source (clock_timestamp(), at
+     * most a few ms before its commit) to the moment a poll of the destination every 10 ms first
+     * sees it committed. Ends when all are seen or after `waitMs` with no progress.
+     */
+    const watchDestination = (from: number, to: number) => {
+      const lags: number[] = [];
+      const seen = new Uint8Array(to - from);
+      let floor = from; // every id below it was seen
+      let stopped = false;
+      const done = (async () => {
+        let idleSince = performance.now();
+        while (!stopped && floor < to) {
+          const rows = await sql(`SELECT id, created_ms FROM ${schema}.dst WHERE id >= $1 AND id < $2`, [
+            floor,
+            to,
+          ]);
+          const now = Date.now();
+          for (const r of rows) {
+            const i = Number(r.id) - from;
+            if (seen[i]) continue;
+            seen[i] = 1;
+            lags.push(now - Number(r.created_ms));
+            idleSince = performance.now();
+          }
+          while (floor < to && seen[floor - from]) floor++;
+          if (performance.now() - idleSince > 30_000) break;
+          await sleep(10);
+        }
+      })();
+      return {
+        lags,
+        stop: async () => {
+          stopped = true;
+          await done;
+        },
+        finished: done,
+      };
+    };
+    // PG → PG: the capture running and caught up first (its start-up is not lag).
+    capture.start();
+    await sql(`UPDATE ${schema}.src SET status = 'warm' WHERE id = 0`);
+    while (String((await sql(`SELECT status FROM ${schema}.dst WHERE id = 0`))[0]?.status) !== "warm") {
+      if (capture.failure) throw capture.failure as Error;
+      await sleep(20);
+    }
+    const pgFrom = nextId;
+    const pgTarget = rate(toPg) / 2;
+    const pgWatch = watchDestination(
+      pgFrom,
+      pgFrom + Math.ceil((pgTarget * LAG_SECONDS) / LAG_TX + LAG_WRITERS) * LAG_TX,
     );
-    while (
-      Number(
-        (await sql(`SELECT count(*)::int AS c FROM ${schema}.dst WHERE id >= $1`, [pgLoad.from]))[0]?.c,
-      ) <
-      pgLoad.to - pgLoad.from
-    )
-      await sleep(50);
-    await pgLoad.stop();
-    const pgLags = (
-      await sql(`SELECT applied_ms - created_ms AS lag FROM ${schema}.dst WHERE id >= $1 AND id < $2`, [
-        pgLoad.from,
-        pgLoad.to,
-      ])
-    ).map((r) => Number(r.lag));
+    const pgLoad = await steady("lag_pg", pgTarget);
+    // Only the ids written are waited for.
+    await Promise.race([
+      (async () => {
+        while (
+          Number(
+            (
+              await sql(`SELECT count(*)::int AS c FROM ${schema}.dst WHERE id >= $1 AND id < $2`, [
+                pgLoad.from,
+                pgLoad.to,
+              ])
+            )[0]?.c,
+          ) <
+          pgLoad.to - pgLoad.from
+        )
+          await sleep(50);
+        await sleep(50);
+      })(),
+      sleep(60_000),
+    ]);
+    await pgWatch.stop();
+    await capture.stop();
+    const pgLags = pgWatch.lags;
 
     // The bus's lag load alone: a slot of its own from now on (the first one still holds what
     // its time box left), and the queued backlog the consumer has not reached yet dropped.
@@ -224,15 +299,15 @@ export async function main(): Promise<void> {
     lagEvents.start();
     while ((await lagEvents.position()) === undefined) await sleep(50);
     await sql(`DELETE FROM ${meta}.bus_jobs`);
-    const busLoad = await steady(
-      "lag_bus",
-      rate(toBus) / 2,
-      () => undefined,
-      () => lagEvents.close(),
-    );
+    const busLoad = await steady("lag_bus", rate(toBus) / 2);
     for (let i = 0; i < 600 && busLags.length < busLoad.to - busLoad.from; i++) await sleep(50);
-    await busLoad.stop();
+    await lagEvents.close();
+    await writers.end();
 
+    const reached = (load: { achieved: number; target: number; behind: number }) =>
+      load.achieved >= 0.95 * load.target
+        ? ""
+        : ` — NOT REACHED: the writers fell behind the schedule ${load.behind} times`;
     const line = (what: string, d: Drain, lag: number[] | undefined) =>
       `| ${what.padEnd(44)} | ${fmt(rate(d)).padStart(9)} | ${(rate(d) / rate(limit)).toFixed(2).padStart(6)}× | ${(d.cpuMsPerChange * 1000).toFixed(1).padStart(8)} µs | ${lag ? `${pct(lag, 50)} / ${pct(lag, 99)} ms` : "—"} |`;
     const lines = [
@@ -247,8 +322,8 @@ export async function main(): Promise<void> {
       line("ours: changeEvents PG → bus (1 group)", toBus, busLags),
       `| ${"Sequin (published, not measured here)".padEnd(44)} | ${">50,000".padStart(9)} |    —     |      —      | p99 253 ms                 |`,
       "",
-      `lag loads: PG → PG ${fmt(pgLoad.achieved)} changes/s for ${LAG_SECONDS} s (${fmt(pgLags.length)} changes), PG → bus ${fmt(busLoad.achieved)} changes/s (${fmt(busLags.length)} of ${fmt(busLoad.to - busLoad.from)} changes delivered; ${fmt(delivered)} events delivered in all)`,
-      `lag: from the insert at the source to the write at the destination (PG), or to the delivery to the bus consumer; CPU: this process only (the server's walsender and writes are not counted)`,
+      `lag loads (${LAG_WRITERS} connections, ${LAG_TX}-row transactions, ${LAG_SECONDS} s): PG → PG ${fmt(pgLoad.achieved)} of ${fmt(pgLoad.target)} changes/s asked${reached(pgLoad)} (${fmt(pgLags.length)} of ${fmt(pgLoad.to - pgLoad.from)} changes seen), PG → bus ${fmt(busLoad.achieved)} of ${fmt(busLoad.target)} changes/s${reached(busLoad)} (${fmt(busLags.length)} of ${fmt(busLoad.to - busLoad.from)} changes delivered; ${fmt(delivered)} events delivered in all)`,
+      `lag: from the insert at the source (a few ms before its commit) to the row seen committed at the destination (a poll every 10 ms), or to the delivery to the bus consumer; CPU: this process only (the server's walsender and writes are not counted)`,
     ];
     process.stdout.write(lines.join("\n") + "\n");
   } finally {

@@ -3,42 +3,25 @@
  * transactions of 1 to 200 rows: in the end every change is one event (distinct event ids ==
  * changes made, no id twice), and each row's events come in commit order.
  */
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { createEventBus, type EventBus } from "../src/bus/bus.js";
-import { cdcFixture, eventually, logicalReplicationProblem, type CdcFixture } from "./support/cdc.js";
+import { cdcFixture, eventually, cdcSuiteProblem, crashChildren, type CdcFixture } from "./support/cdc.js";
 
-const CHILD = fileURLToPath(new URL("./fixtures/cdc-bus-child.ts", import.meta.url));
 const KILLS = 5;
 const SIZES = [1, 3, 10, 50, 200];
 
 const { postgres: service } = inject("services");
-const problem = service.reachable
-  ? await logicalReplicationProblem(service.url)
-  : `PostgreSQL unreachable at ${service.where}`;
-if (problem && process.env.CI === "true") throw new Error(`CI=true and no logical replication: ${problem}`);
+const problem = await cdcSuiteProblem(service);
 
 const fixtures: CdcFixture[] = [];
 const buses: EventBus[] = [];
-const children: Array<ReturnType<typeof spawn>> = [];
+const children = crashChildren("cdc-bus-child.ts");
+const startChild = (args: unknown) => children.start(args);
 afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  children.killAll();
   for (const b of buses.splice(0)) await b.stop().catch(() => undefined);
   for (const f of fixtures.splice(0)) await f.cleanup();
 });
-
-function startChild(args: unknown) {
-  const proc = spawn(process.execPath, ["--import", "tsx", CHILD, JSON.stringify(args)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(proc);
-  let out = "";
-  proc.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  proc.stderr.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-  return { proc, exited, output: () => out };
-}
 
 interface Seen {
   id: string;

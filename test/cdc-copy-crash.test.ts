@@ -6,47 +6,31 @@
  * append-only logs of row versions (one fed by COPY pass-through, one by parsed rows through a
  * transform) hold every row's current version and no version twice.
  */
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import {
   cdcFixture,
   dropSlots,
   eventually,
-  logicalReplicationProblem,
+  cdcSuiteProblem,
+  crashChildren,
   type CdcFixture,
 } from "./support/cdc.js";
 
-const CHILD = fileURLToPath(new URL("./fixtures/cdc-child.ts", import.meta.url));
 const ROWS = 150_000;
 const MAX_KILLS = 10;
 
 const { postgres: service } = inject("services");
-const problem = service.reachable
-  ? await logicalReplicationProblem(service.url)
-  : `PostgreSQL unreachable at ${service.where}`;
-if (problem && process.env.CI === "true") throw new Error(`CI=true and no logical replication: ${problem}`);
+const problem = await cdcSuiteProblem(service);
 
 const fixtures: CdcFixture[] = [];
 const cleanups: Array<() => Promise<void>> = [];
-const children: Array<ReturnType<typeof spawn>> = [];
+const children = crashChildren("cdc-child.ts");
+const startChild = (args: unknown) => children.start(args);
 afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  children.killAll();
   for (const c of cleanups.splice(0)) await c();
   for (const f of fixtures.splice(0)) await f.cleanup();
 });
-
-function startChild(args: unknown) {
-  const proc = spawn(process.execPath, ["--import", "tsx", CHILD, JSON.stringify(args)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(proc);
-  let out = "";
-  proc.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  proc.stderr.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-  return { proc, exited, output: () => out };
-}
 
 describe.skipIf(problem !== undefined)("CDC initial copy crash recovery (SIGKILL)", () => {
   it("SIGKILLs during the initial copy under a mixed load: no row version lost or written twice", async () => {

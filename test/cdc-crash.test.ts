@@ -4,39 +4,22 @@
  * source by checksum, every row's change count matches, and an append-only log of the changes
  * holds no row version twice.
  */
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { cdcFixture, eventually, logicalReplicationProblem, type CdcFixture } from "./support/cdc.js";
+import { cdcFixture, eventually, cdcSuiteProblem, crashChildren, type CdcFixture } from "./support/cdc.js";
 
-const CHILD = fileURLToPath(new URL("./fixtures/cdc-child.ts", import.meta.url));
 const KILLS = 8;
 const SIZES = [1, 3, 10, 50, 300, 1000, 3000, 10_000];
 
 const { postgres: service } = inject("services");
-const problem = service.reachable
-  ? await logicalReplicationProblem(service.url)
-  : `PostgreSQL unreachable at ${service.where}`;
-if (problem && process.env.CI === "true") throw new Error(`CI=true and no logical replication: ${problem}`);
+const problem = await cdcSuiteProblem(service);
 
 const fixtures: CdcFixture[] = [];
-const children: Array<ReturnType<typeof spawn>> = [];
+const children = crashChildren("cdc-child.ts");
+const startChild = (args: unknown) => children.start(args);
 afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  children.killAll();
   for (const f of fixtures.splice(0)) await f.cleanup();
 });
-
-function startChild(args: unknown) {
-  const proc = spawn(process.execPath, ["--import", "tsx", CHILD, JSON.stringify(args)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(proc);
-  let out = "";
-  proc.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  proc.stderr.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-  return { proc, exited, output: () => out };
-}
 
 describe.skipIf(problem !== undefined)("CDC crash recovery (SIGKILL)", () => {
   it(`${KILLS} SIGKILLs during a mixed load: nothing lost, nothing applied twice`, async () => {

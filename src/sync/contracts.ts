@@ -75,7 +75,10 @@ export interface SourceBatch {
    * object): quarantined with the batch, so the run goes on and nothing is silently dropped.
    */
   rejected?: QuarantineRecord[];
-  /** The batch's rows in the requested {@link ReadRequest.encoding} (then `rows` is empty). */
+  /**
+   * The batch's rows in the requested {@link ReadRequest.encoding}. `rows` is then empty, except from
+   * a change stream: its rows that could not be encoded (an unchanged TOAST value not sent) are there.
+   */
   encoded?: EncodedRows;
   /**
    * Reading again with this cursor continues with the first row after this batch. It is stored
@@ -161,7 +164,7 @@ export interface QuarantinedRow extends QuarantineRecord {
 /** One batch for a destination. */
 export interface DestinationBatch {
   rows: Row[];
-  /** The rows in an encoding the destination accepts, instead of `rows` (a pass-through). */
+  /** The rows in an encoding the destination accepts (a pass-through); `rows` holds any others. */
   encoded?: EncodedRows;
   /** Keys of rows to delete (merge mode only). */
   deletes: Row[];

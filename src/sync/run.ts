@@ -304,16 +304,18 @@ async function runBatches(
     // Stopped: the batch read ahead is dropped (it was not written, so the checkpoint is before it).
     if (signal.aborted) break;
     const encoded = batch.encoded;
-    record.rowsRead += encoded ? encoded.count : batch.rows.length;
-    const prepared = encoded
-      ? { rows: [], quarantine: [], dropped: 0 }
-      : await prepareBatch(batch.rows, {
-          transform: ctx.transform,
-          schema: ctx.schema,
-          key: destination.key,
-          sqlNames: destination.capabilities.columns,
-          context: { pipeline: ctx.name, runId: record.id },
-        });
+    record.rowsRead += (encoded?.count ?? 0) + batch.rows.length;
+    // An encoded batch may also hold rows (a change stream's rows lacking an unchanged TOAST value).
+    const prepared =
+      batch.rows.length === 0
+        ? { rows: [], quarantine: [], dropped: 0 }
+        : await prepareBatch(batch.rows, {
+            transform: ctx.transform,
+            schema: ctx.schema,
+            key: destination.key,
+            sqlNames: destination.capabilities.columns,
+            context: { pipeline: ctx.name, runId: record.id },
+          });
     if (batch.rejected?.length) prepared.quarantine.push(...batch.rejected);
     if (destination.capabilities.columns && (prepared.rows.length > 0 || (encoded?.count ?? 0) > 0)) {
       if (!columnsRead) {
@@ -321,9 +323,9 @@ async function runBatches(
         known = columns && new Set(columns);
         columnsRead = true;
       }
-      const unknown = encoded
-        ? encoded.columns.filter((c) => !known?.has(c)).map((name) => ({ name, sample: null }))
-        : unknownColumns(prepared.rows, known);
+      const unknown = unknownColumns(prepared.rows, known);
+      for (const name of encoded?.columns ?? [])
+        if (!known?.has(name) && !unknown.some((c) => c.name === name)) unknown.push({ name, sample: null });
       if (known === undefined || unknown.length > 0) {
         if (ctx.drift === "evolve") {
           await session.evolve(unknown);

@@ -271,14 +271,19 @@ export function sqlDestination(
       const conn = await driver.connect();
       try {
         for (const ddl of driver.metaDdl(q(checkpoints), q(quarantine), q(claims))) {
-          try {
-            await conn.query(ddl);
-          } catch (e) {
-            // Two pipelines opening tables in one schema for the first time race on the shared
-            // tables: PostgreSQL's IF NOT EXISTS checks before it creates, so the loser fails on
-            // the catalog's unique index (23505) or duplicate_table (42P07). The table exists now.
-            if (!createRaceLost(e)) throw e;
-            await conn.query(ddl);
+          // Two sessions opening tables in one schema for the first time (two pipelines, or a
+          // run and a status read) race on the shared tables: PostgreSQL's IF NOT EXISTS checks
+          // before it creates, so the loser fails on the catalog's unique index (23505),
+          // duplicate_table (42P07) or, for the table's row type, duplicate_object (42710). The
+          // table exists once the winner commits: the statement runs again.
+          for (let attempt = 0; ; attempt++) {
+            try {
+              await conn.query(ddl);
+              break;
+            } catch (e) {
+              if (!createRaceLost(e) || attempt >= 3) throw e;
+              await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
+            }
           }
         }
       } catch (e) {
@@ -546,8 +551,13 @@ export function sqlDestination(
         async write(batch: DestinationBatch) {
           let rows = write === "append" ? batch.rows : lastPerKey(batch.rows, key);
           const encoded = batch.encoded;
-          const columns = encoded ? encoded.columns : columnsOf(rows);
-          if (version !== undefined && (rows.length > 0 || encoded) && !columns.includes(version)) {
+          // An encoded batch may also hold rows (a change stream's rows lacking an unchanged TOAST value).
+          const columns = columnsOf(rows);
+          if (
+            version !== undefined &&
+            ((rows.length > 0 && !columns.includes(version)) ||
+              (encoded && !encoded.columns.includes(version)))
+          ) {
             throw new InvalidArgumentError(
               `rows lack the version column ${JSON.stringify(version)}; merge cannot compare them`,
               "version",
@@ -565,8 +575,8 @@ export function sqlDestination(
             if (encoded && encoded.count > 0) {
               result.written = await tx.load({
                 table: write === "replace" ? stage : table,
-                columns,
-                rows,
+                columns: encoded.columns,
+                rows: [],
                 encoded,
                 mode: write === "append" ? "insert" : "merge",
                 key,
@@ -575,7 +585,7 @@ export function sqlDestination(
             }
             // Rows lacking a column (a change whose unchanged TOAST value was not sent) are loaded
             // apart, by their own columns, so a merge keeps the stored value instead of a NULL.
-            for (const group of encoded ? [] : byColumns(rows, columns)) {
+            for (const group of byColumns(rows, columns)) {
               result.written += await tx.load({
                 table: write === "replace" ? stage : table,
                 columns: group.columns,
@@ -643,5 +653,5 @@ export function sqlDestination(
 /** A `CREATE TABLE IF NOT EXISTS` that lost a race with another session creating the same table. */
 function createRaceLost(e: unknown): boolean {
   const state = (e as { sqlState?: unknown } | undefined)?.sqlState;
-  return state === "23505" || state === "42P07" || state === "ER_TABLE_EXISTS_ERROR";
+  return state === "23505" || state === "42P07" || state === "42710" || state === "ER_TABLE_EXISTS_ERROR";
 }

@@ -3,10 +3,13 @@
  * destination schema, a store schema, a slot and a publication of their own per test, all dropped
  * by `cleanup` (a leaked slot would make the server keep WAL for everyone).
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { postgres } from "../../src/adapters/postgres/index.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
+import type { ServiceStatus } from "../services.js";
 
 /** `undefined` when the server can do logical replication, else why not (one line). */
 export async function logicalReplicationProblem(url: string): Promise<string | undefined> {
@@ -21,6 +24,50 @@ export async function logicalReplicationProblem(url: string): Promise<string | u
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/**
+ * Why the CDC suites cannot run against this PostgreSQL (they skip with it as one line), or
+ * `undefined`. Under `CI=true` a problem fails the suite instead.
+ */
+export async function cdcSuiteProblem(service: ServiceStatus): Promise<string | undefined> {
+  const problem = service.reachable
+    ? await logicalReplicationProblem(service.url)
+    : `PostgreSQL unreachable at ${service.where}`;
+  if (problem && process.env.CI === "true") throw new Error(`CI=true and no logical replication: ${problem}`);
+  return problem;
+}
+
+/** A child process a crash test SIGKILLs: its output so far (stdout and stderr) and its exit. */
+export interface CrashChild {
+  proc: ChildProcess;
+  exited: Promise<void>;
+  output(): string;
+}
+
+/**
+ * Starts `test/fixtures/<script>` (through tsx) with its arguments as one JSON argument, as many
+ * times as a crash test needs; `killAll()` (in `afterEach`) kills those still running.
+ */
+export function crashChildren(script: string): { start(args: unknown): CrashChild; killAll(): void } {
+  const path = fileURLToPath(new URL(`../fixtures/${script}`, import.meta.url));
+  const running: ChildProcess[] = [];
+  return {
+    start(args) {
+      const proc = spawn(process.execPath, ["--import", "tsx", path, JSON.stringify(args)], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      running.push(proc);
+      let out = "";
+      proc.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+      proc.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+      return { proc, exited, output: () => out };
+    },
+    killAll() {
+      for (const c of running.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+    },
+  };
 }
 
 export interface CdcFixture {

@@ -10,8 +10,16 @@ import type { Duration } from "../../../core/duration.js";
 import { toMs } from "../../../core/duration.js";
 import { InvalidArgumentError } from "../../../core/errors.js";
 import type { CapturedChange } from "../../../cdc/change-events.js";
-import type { JsonValue, ReadRequest, Row, SourceBatch, SyncSource } from "../../../sync/contracts.js";
+import type {
+  EncodedRows,
+  JsonValue,
+  ReadRequest,
+  Row,
+  SourceBatch,
+  SyncSource,
+} from "../../../sync/contracts.js";
 import { SyncCursorError } from "../../../sync/errors.js";
+import { copyValue } from "../copy.js";
 import { lazyPool, setLocal, UTC_OUTPUT_SETTINGS } from "../lazy-pool.js";
 import { loadedPg, type PgPoolClient, type PgTypeParsers } from "../load.js";
 import { CdcLagExceededError, CdcSlotMissingError } from "./errors.js";
@@ -65,6 +73,9 @@ interface ChangeCursor {
 }
 
 const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
+/** Received replication data waiting to be decoded before the socket is paused (back-pressure). */
+const MAX_QUEUED_BYTES = 16 << 20;
+const MAX_QUEUED_FRAMES = 100_000;
 
 // Values as the sync source gives them: dates, times, json as PostgreSQL's text; the rest by pg's parsers.
 const TEXT_OIDS = new Set([
@@ -107,21 +118,46 @@ function parseCursor(value: unknown, slot: string): ChangeCursor | undefined {
 interface Change {
   relation: Relation;
   op: "upsert" | "delete";
-  /** The whole row (upsert; unchanged TOAST columns absent) or its key (delete). */
+  /**
+   * The whole row (upsert; unchanged TOAST columns absent) or its key (delete). When the batch is
+   * passed through as COPY text, an upsert's row holds only its key and `text` the whole row.
+   */
   row: Row;
+  /** An upsert's values as the server sent them (text; unchanged TOAST columns absent). */
+  text?: Tuple | undefined;
   /** What the source did: a key-changing update is also a delete of the old key. */
   kind: CapturedChange["op"];
 }
 
+// Each relation's value parsers, looked up once (a Relation message makes a new relation object).
+const parsersOf = new WeakMap<Relation, Array<(value: string) => unknown>>();
+
 function parseTuple(relation: Relation, tuple: Tuple, only?: readonly string[]): Row {
+  let parsers = parsersOf.get(relation);
+  if (!parsers) {
+    parsers = relation.columns.map((column) => parserOf(column.typeOid));
+    parsersOf.set(relation, parsers);
+  }
   const row: Row = {};
-  for (const column of relation.columns) {
-    if (only && !only.includes(column.name)) continue;
-    if (!(column.name in tuple)) continue; // unchanged TOAST: not sent, not NULL
-    const text = tuple[column.name];
-    row[column.name] = text === null || text === undefined ? null : parserOf(column.typeOid)(text);
+  const columns = relation.columns;
+  for (let i = 0; i < columns.length; i++) {
+    const name = (columns[i] as Relation["columns"][number]).name;
+    if (only && !only.includes(name)) continue;
+    if (!Object.hasOwn(tuple, name)) continue; // unchanged TOAST: not sent, not NULL
+    const text = tuple[name];
+    row[name] = text === null || text === undefined ? null : (parsers[i] as (value: string) => unknown)(text);
   }
   return row;
+}
+
+/** A row's identity within a run of changes: its relation and key values (types kept apart: 1 is not "1"). */
+function identity(relationId: number, key: readonly string[], row: Row): string {
+  if (key.length === 1) {
+    const value = row[key[0] as string];
+    if (typeof value === "string") return `${relationId}:s${value}`;
+    if (typeof value === "number") return `${relationId}:n${value}`;
+  }
+  return `${relationId}:${JSON.stringify(key.map((k) => row[k]))}`;
 }
 
 /**
@@ -131,22 +167,112 @@ function parseTuple(relation: Relation, tuple: Tuple, only?: readonly string[]):
  * does not matter.
  */
 export function netEffect(changes: readonly Change[], keyOf: (r: Relation) => readonly string[]) {
+  const { upserts, deletes } = netChanges(changes, keyOf);
+  return { rows: upserts.map((c) => c.row), deletes };
+}
+
+function netChanges(changes: readonly Change[], keyOf: (r: Relation) => readonly string[]) {
   const last = new Map<string, Change>();
   for (const change of changes) {
-    const key = keyOf(change.relation);
-    const id = `${change.relation.id}:${JSON.stringify(key.map((k) => change.row[k]))}`;
+    const id = identity(change.relation.id, keyOf(change.relation), change.row);
     const before = last.get(id);
     last.delete(id);
     if (change.op === "upsert" && before?.op === "upsert") {
-      last.set(id, { ...change, row: { ...before.row, ...change.row } });
+      last.set(id, {
+        ...change,
+        row: { ...before.row, ...change.row },
+        text: change.text && before.text ? { ...before.text, ...change.text } : change.text,
+      });
     } else {
       last.set(id, change);
     }
   }
-  const rows: Row[] = [];
+  const upserts: Change[] = [];
   const deletes: Row[] = [];
-  for (const c of last.values()) (c.op === "upsert" ? rows : deletes).push(c.row);
-  return { rows, deletes };
+  for (const c of last.values()) {
+    if (c.op === "upsert") upserts.push(c);
+    else deletes.push(c.row);
+  }
+  return { upserts, deletes };
+}
+
+/** An upsert's whole row, parsed. */
+const wholeRow = (c: Change): Row => (c.text ? parseTuple(c.relation, c.text) : c.row);
+
+/**
+ * The net upserts of a batch as COPY text, the server's text values passed through (escaped,
+ * never parsed): the rows of the batch's one table that carry every column. A row lacking an
+ * unchanged TOAST value is parsed and given apart, so the destination keeps its stored value; so
+ * is every row of a batch that spans tables (their columns differ).
+ */
+function encodeUpserts(upserts: readonly Change[]): { rows: Row[]; encoded: EncodedRows | undefined } {
+  const relation = upserts[0]?.relation;
+  if (!relation || upserts.some((c) => c.relation.id !== relation.id || !c.text)) {
+    return { rows: upserts.map(wholeRow), encoded: undefined };
+  }
+  const rows: Row[] = [];
+  let text = "";
+  let count = 0;
+  let columns: readonly string[] | undefined;
+  for (const c of upserts) {
+    const names = c.relation.columns.map((column) => column.name);
+    columns ??= names;
+    const tuple = c.text as Tuple;
+    if (
+      names.length !== columns.length ||
+      names.some((name, i) => name !== columns?.[i] || !Object.hasOwn(tuple, name))
+    ) {
+      rows.push(wholeRow(c));
+      continue;
+    }
+    let line = "";
+    for (let i = 0; i < names.length; i++) {
+      if (i > 0) line += "\t";
+      line += copyValue(tuple[names[i] as string], false);
+    }
+    text += line + "\n";
+    count++;
+  }
+  const encoded =
+    count > 0 && columns
+      ? { encoding: "postgres-copy-text" as const, columns, chunks: [Buffer.from(text)], count }
+      : undefined;
+  return { rows, encoded };
+}
+
+/**
+ * A batch of whole transactions. Its `changes` (each change as it happened, for destinations that
+ * take them one by one: the bus) are only built when read: a table destination needs the net rows.
+ */
+function capturedBatch(
+  rows: Row[],
+  encoded: EncodedRows | undefined,
+  deletes: Row[],
+  cursor: ChangeCursor,
+  ready: readonly Change[],
+  lsns: readonly string[],
+  indexes: readonly number[],
+  keyOf: (r: Relation) => readonly string[],
+): SourceBatch {
+  let changes: CapturedChange[] | undefined;
+  return {
+    rows,
+    ...(encoded ? { encoded } : {}),
+    deletes,
+    cursor: cursor as unknown as JsonValue,
+    get changes(): CapturedChange[] {
+      changes ??= ready.map((c, i) => ({
+        schema: c.relation.schema,
+        table: c.relation.table,
+        op: c.kind,
+        row: wholeRow(c),
+        snapshot: false,
+        key: Object.fromEntries(keyOf(c.relation).map((k) => [k, c.row[k]])),
+        position: `${lsns[i] as string}:${indexes[i] as number}`,
+      }));
+      return changes;
+    },
+  };
 }
 
 /**
@@ -285,14 +411,28 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
     tables: readonly CapturedTable[],
   ): AsyncGenerator<SourceBatch> {
     const index = new Map(tables.map((t, i) => [`${t.schema}.${t.table}`, i]));
-    const keyOf = (r: Relation): readonly string[] =>
-      tables[index.get(`${r.schema}.${r.table}`) ?? -1]?.key ?? [];
+    const keys = new WeakMap<Relation, readonly string[]>();
+    const keyOf = (r: Relation): readonly string[] => {
+      let key = keys.get(r);
+      if (!key) {
+        key = tables[index.get(`${r.schema}.${r.table}`) ?? -1]?.key ?? [];
+        keys.set(r, key);
+      }
+      return key;
+    };
     let from = parseLsn(start.lsn);
     // Changes a resumed copy may hold already are checked until the stream passes its snapshots.
     let segments = start.segments;
     const newest = (segments ?? []).reduce((a, g) => (parseLsn(g.lsn) > a ? parseLsn(g.lsn) : a), 0n);
     const decoder = new PgOutputDecoder();
-    const queue: ReplicationFrame[] = [];
+    // A destination that takes COPY text gets the server's text values as they came (see encodeUpserts).
+    const encode = request.encoding === "postgres-copy-text";
+    // Frames received and not decoded yet, from `head` on. The socket is paused only when this much
+    // waits: meanwhile the server goes on decoding its WAL while the destination writes a batch.
+    let queue: ReplicationFrame[] = [];
+    let head = 0;
+    let queuedBytes = 0;
+    const waiting = () => queue.length - head;
     let wake: (() => void) | undefined;
     const notify = () => {
       const w = wake;
@@ -301,7 +441,8 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
     };
     const s = (stream = (repl as ReplicationConnection).start(slot, publication, from, (frame) => {
       queue.push(frame);
-      if (queue.length > 2000) s.pause();
+      if (frame.kind === "xlog") queuedBytes += frame.data.length;
+      if (queuedBytes > MAX_QUEUED_BYTES || waiting() > MAX_QUEUED_FRAMES) s.pause();
       notify();
     }));
     let failure: unknown;
@@ -317,8 +458,9 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
     let ready: Change[] = [];
     // The commit position of each ready change (while segments are checked).
     let readyAt: bigint[] = [];
-    // The same changes one by one, for destinations that want each (the bus).
-    let captured: CapturedChange[] = [];
+    // The commit end and index in its transaction of each ready change: the bus's event positions.
+    let readyLsn: string[] = [];
+    let readyIndex: number[] = [];
     let readyEnd: bigint | undefined;
     try {
       for (;;) {
@@ -328,11 +470,13 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
         const every = heartbeatMs > 0 ? Math.min(heartbeatMs, 5000) : 5000;
         if (now - lastCheck >= every) {
           lastCheck = now;
-          const idle = queue.length === 0 && heartbeatMs > 0 && now - lastActivity >= heartbeatMs;
+          const idle = waiting() === 0 && heartbeatMs > 0 && now - lastActivity >= heartbeatMs;
           await guard(idle);
           if (idle) lastActivity = now;
         }
-        if (queue.length === 0) {
+        if (waiting() === 0) {
+          queue = [];
+          head = 0;
           // Drained: read on (a transaction larger than the queue is only complete further on).
           s.resume();
           await new Promise<void>((resolve) => {
@@ -344,8 +488,10 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
         }
         s.resume();
         // Drain what arrived, at transaction boundaries, up to about a batch.
-        while (queue.length > 0) {
-          const frame = queue.shift() as ReplicationFrame;
+        while (waiting() > 0) {
+          const frame = queue[head] as ReplicationFrame;
+          queue[head++] = undefined as unknown as ReplicationFrame;
+          if (frame.kind === "xlog") queuedBytes -= frame.data.length;
           if (frame.kind === "keepalive") {
             if (frame.replyRequested) s.reply();
             continue;
@@ -361,12 +507,15 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
                 relation: msg.relation,
                 op: "upsert",
                 kind: "insert",
-                row: parseTuple(msg.relation, msg.new),
+                row: encode
+                  ? parseTuple(msg.relation, msg.new, keyOf(msg.relation))
+                  : parseTuple(msg.relation, msg.new),
+                text: encode ? msg.new : undefined,
               });
               break;
             case "update": {
               const key = keyOf(msg.relation);
-              const row = parseTuple(msg.relation, msg.new);
+              const row = encode ? parseTuple(msg.relation, msg.new, key) : parseTuple(msg.relation, msg.new);
               if (msg.old) {
                 const oldKey = parseTuple(msg.relation, msg.old, key);
                 // The key changed: the old row is gone.
@@ -378,7 +527,13 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
                     row: oldKey,
                   });
               }
-              current?.changes.push({ relation: msg.relation, op: "upsert", kind: "update", row });
+              current?.changes.push({
+                relation: msg.relation,
+                op: "upsert",
+                kind: "update",
+                row,
+                text: encode ? msg.new : undefined,
+              });
               break;
             }
             case "delete":
@@ -396,15 +551,8 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
                 current.changes.forEach((c, index) => {
                   ready.push(c);
                   if (segments) readyAt.push(at);
-                  captured.push({
-                    schema: c.relation.schema,
-                    table: c.relation.table,
-                    op: c.kind,
-                    row: c.row,
-                    snapshot: false,
-                    key: Object.fromEntries(keyOf(c.relation).map((k) => [k, c.row[k]])),
-                    position: `${lsn}:${index}`,
-                  });
+                  readyLsn.push(lsn);
+                  readyIndex.push(index);
                 });
                 readyEnd = msg.endLsn;
               }
@@ -414,6 +562,10 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
               break; // relation, type, origin, heartbeat message, truncate (not applied: see docs)
           }
           if (current === undefined && ready.length >= request.batchSize) break;
+        }
+        if (head > 10_000 && head * 2 > queue.length) {
+          queue = queue.slice(head);
+          head = 0;
         }
         if (current === undefined && readyEnd !== undefined) {
           if (segments) {
@@ -430,23 +582,28 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
               ),
             );
             ready = ready.filter((_, i) => !copied[i]);
-            captured = captured.filter((_, i) => !copied[i]);
+            readyLsn = readyLsn.filter((_, i) => !copied[i]);
+            readyIndex = readyIndex.filter((_, i) => !copied[i]);
           }
-          const { rows, deletes } = netEffect(ready, keyOf);
+          const { upserts, deletes } = netChanges(ready, keyOf);
+          const { rows, encoded } = encode
+            ? encodeUpserts(upserts)
+            : { rows: upserts.map((c) => c.row), encoded: undefined };
           const cursor: ChangeCursor = {
             slot,
             lsn: formatLsn(readyEnd),
             ...(segments && readyEnd < newest ? { segments } : {}),
           };
           if (readyEnd >= newest) segments = undefined;
-          const changes = captured;
+          const batch = capturedBatch(rows, encoded, deletes, cursor, ready, readyLsn, readyIndex, keyOf);
           from = readyEnd;
           ready = [];
           readyAt = [];
-          captured = [];
+          readyLsn = [];
+          readyIndex = [];
           readyEnd = undefined;
           lastActivity = Date.now();
-          yield { rows, deletes, changes, cursor: cursor as unknown as JsonValue } as SourceBatch;
+          yield batch;
         }
       }
     } finally {
