@@ -7,13 +7,10 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { postgresChanges, postgresDestination } from "../src/adapters/postgres/index.js";
 import { changeCapture, type ChangeCapture } from "../src/cdc/change-capture.js";
 import { isPatchbayError } from "../src/core/errors.js";
-import { cdcFixture, eventually, logicalReplicationProblem, type CdcFixture } from "./support/cdc.js";
+import { cdcFixture, cdcSuiteProblem, eventually, type CdcFixture } from "./support/cdc.js";
 
 const { postgres: service } = inject("services");
-const problem = service.reachable
-  ? await logicalReplicationProblem(service.url)
-  : `PostgreSQL unreachable at ${service.where}`;
-if (problem && process.env.CI === "true") throw new Error(`CI=true and no logical replication: ${problem}`);
+const problem = await cdcSuiteProblem(service);
 
 const fixtures: CdcFixture[] = [];
 const captures: ChangeCapture[] = [];
