@@ -107,6 +107,12 @@ export interface SqlDestinationDriver extends KeysetDialect {
    */
   valueCheck?: (type: string) => ((value: unknown) => string | undefined) | undefined;
   /**
+   * The lines of an encoded batch as rows of text values (NULL as `null`). A pass-through batch
+   * for a table with a column `valueCheck` guards is decoded with it and checked like any rows,
+   * never loaded as the database would cast (and round) it.
+   */
+  decodeEncoded?: (encoded: EncodedRows) => Row[];
+  /**
    * `CREATE TABLE IF NOT EXISTS` statements for the checkpoint, quarantine and claim tables
    * (quoted names). Claims: `target` (primary key), `pipeline`, `owner` (a run id, NULL once
    * released), `host`, `pid`, `expires_at` (ms since epoch), `stage_pipeline` (NULL allowed).
@@ -549,8 +555,19 @@ export function sqlDestination(
         },
 
         async write(batch: DestinationBatch) {
-          let rows = write === "append" ? batch.rows : lastPerKey(batch.rows, key);
-          const encoded = batch.encoded;
+          let rows = batch.rows;
+          let encoded = batch.encoded;
+          // A column that would round a value unchecked (numeric(12,2), timestamp(3)): the
+          // encoded lines become rows and are checked like the others.
+          if (encoded && encoded.count > 0 && driver.valueCheck && driver.decodeEncoded) {
+            const types = await conn.describe(write === "replace" ? stage : table);
+            const check = driver.valueCheck;
+            if (types && encoded.columns.some((name) => check(types.get(name) ?? "") !== undefined)) {
+              rows = [...driver.decodeEncoded(encoded), ...rows];
+              encoded = undefined;
+            }
+          }
+          if (write !== "append") rows = lastPerKey(rows, key);
           // An encoded batch may also hold rows (a change stream's rows lacking an unchanged TOAST value).
           const columns = columnsOf(rows);
           if (

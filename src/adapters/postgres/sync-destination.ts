@@ -296,6 +296,14 @@ export function postgresDestination(options: PostgresDestinationOptions): SyncDe
     rowValues: true,
     columnType,
     valueCheck,
+    decodeEncoded: (encoded) =>
+      copyLines(encoded.chunks).map((line) => {
+        const fields = line.split("\t");
+        // fromEntries: a column named __proto__ is a field like any other.
+        return Object.fromEntries(
+          encoded.columns.map((name, i) => [name, decodeCopyField(fields[i] ?? "\\N")]),
+        );
+      }),
     metaDdl: (checkpoints, quarantine, claims) => [
       `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline text NOT NULL, target text NOT NULL, checkpoint text, owner text, seq bigint NOT NULL DEFAULT 0, updated_at bigint NOT NULL, PRIMARY KEY (pipeline, target))`,
       `CREATE TABLE IF NOT EXISTS ${quarantine} (id bigserial PRIMARY KEY, pipeline text NOT NULL, run_id text NOT NULL, reason text NOT NULL, error text NOT NULL, row_data text NOT NULL, created_at bigint NOT NULL)`,
