@@ -57,18 +57,13 @@ export interface StoreDriver extends MigrationHost {
   /**
    * Runs `fn` in a transaction; commits when it resolves, rolls back and rethrows when it rejects.
    * `opening` (given only when the dialect has `literal`: SQL with its values written in) is sent
-   * together with `BEGIN`, in one round trip, and its result handed to `fn` (`opened`: its first
-   * statement's; `after`: those of the statements after it, when it has several); its failure
-   * rolls back and rejects like `fn`'s. `closing` (likewise only with `literal`) is called once `fn`
+   * together with `BEGIN`, in one round trip, and its result handed to `fn`; its failure rolls
+   * back and rejects like `fn`'s. `closing` (likewise only with `literal`) is called once `fn`
    * resolved: the statements it returns, if any, are sent together with `COMMIT`; their failure
    * rolls back and rejects.
    */
   transaction<T>(
-    fn: (
-      tx: MigrationTx,
-      opened?: QueryResult<Record<string, unknown>>,
-      after?: QueryResult<Record<string, unknown>>[],
-    ) => Promise<T>,
+    fn: (tx: MigrationTx, opened?: QueryResult<Record<string, unknown>>) => Promise<T>,
     options: TransactionOptions,
     opening?: string,
     closing?: () => string | undefined,
@@ -132,33 +127,6 @@ interface HeldForCommit {
 }
 
 const activeTx = new AsyncLocalStorage<TxContext>();
-
-/** A `$n` placeholder: not part of a longer name (PostgreSQL identifiers may hold `$`). */
-const PLACEHOLDER = /(?<![\p{L}\p{N}_$])\$(\d+)(?![\p{L}\p{N}_$])/gu;
-/** What could hide or fake a placeholder, or end the statement: quotes, escapes, comments, `;`. */
-const UNSAFE_TO_INLINE = /['"`\\;]|--|\/\*/;
-
-/**
- * A caller's statement with its `$n` values written in as literals, to go in one round trip with
- * BEGIN; `undefined` unless that is sure to mean the same statement: no quote, comment, `;` or
- * other `$` in the text (where `$1` might not be a placeholder), every value writable as a
- * literal the server reads as it reads the parameter.
- */
-function inlineQuery(
-  text: string,
-  params: readonly unknown[],
-  literal: (value: unknown) => string | undefined,
-): string | undefined {
-  if (UNSAFE_TO_INLINE.test(text)) return undefined;
-  let ok = true;
-  const written = text.replace(PLACEHOLDER, (_, n: string) => {
-    const i = Number(n) - 1;
-    const value = i >= 0 && i < params.length ? literal(params[i]) : undefined;
-    if (value === undefined) ok = false;
-    return value ?? "";
-  });
-  return ok && !written.includes("$") ? written : undefined;
-}
 
 /**
  * The handle a transaction's code gets. A class: its getters live on the prototype, where an
@@ -413,29 +381,22 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         // most bus handlers never open one).
         let finish: { resolve: () => void; reject: (e: unknown) => void } | undefined;
 
-        let opening: Promise<{ live: SqlExecutor; first?: QueryResult<Record<string, unknown>> }> | undefined;
+        let opening: Promise<SqlExecutor> | undefined;
         let done: Promise<void> | undefined;
         // Set when the transaction failed before fn settled (the database, opening's check, onOpen).
         let openFailure: { error: unknown } | undefined;
-        /**
-         * Opens the transaction. `firstQuery`, fn's first statement, goes in the same round trip
-         * as BEGIN and the opening when all three can be written as one text (see
-         * {@link inlineQuery}); its result then comes back as `first`.
-         */
-        const begin = (firstQuery?: string) =>
-          (opening ??= new Promise((resolveOpen, rejectOpen) => {
+        const begin = () =>
+          (opening ??= new Promise<SqlExecutor>((resolveOpen, rejectOpen) => {
             const fnSettled = new Promise<void>((resolve, reject) => (finish = { resolve, reject }));
             fnSettled.catch(() => undefined); // observed by the transaction below
             const first = txOptions.opening;
-            const claim =
+            const inlined =
               first && dialect.literal
                 ? renderInline(first.statement, (v) => dialect.literal?.(v))
                 : undefined;
-            const inlined =
-              claim !== undefined && firstQuery !== undefined ? `${claim}; ${firstQuery}` : claim;
             const held = heldForCommit();
             done = driver.transaction(
-              async (conn, opened, after) => {
+              async (conn, opened) => {
                 // Open until the transaction ends (beforeCommit runs after fn's handle closed).
                 const connCtx: TxContext = { resource: driver.resource, open: true };
                 const live = guarded(conn, connCtx);
@@ -445,8 +406,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
                     first.check(result.rows);
                   }
                   if (txOptions.onOpen) await txOptions.onOpen(txHandle(live, committed, held));
-                  const firstResult = inlined !== claim ? after?.[0] : undefined;
-                  resolveOpen(firstResult ? { live, first: firstResult } : { live });
+                  resolveOpen(live);
                   await fnSettled; // rejects (rolls back) when fn failed
                   if (txOptions.beforeCommit) {
                     await txOptions.beforeCommit(txHandle(live, committed, held));
@@ -468,13 +428,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         const lazy: SqlExecutor = {
           query: async <Row>(text: string, params: readonly unknown[] = [], queryOptions?: QueryOptions) => {
             if (!ctx.open) return guarded(undefined, ctx).query<Row>(text, params);
-            if (!opening && !queryOptions && txOptions.opening && !txOptions.onOpen && dialect.literal) {
-              const pipelined = inlineQuery(text, params, (v) => dialect.literal?.(v));
-              const opened = await begin(pipelined);
-              if (opened.first) return opened.first as QueryResult<Row>;
-              return opened.live.query<Row>(text, params);
-            }
-            return (await begin()).live.query<Row>(text, params, queryOptions);
+            return (await begin()).query<Row>(text, params, queryOptions);
           },
         };
         let value: T;

@@ -229,11 +229,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
   });
 
   const transaction = async <T>(
-    fn: (
-      tx: MigrationTx,
-      opened?: QueryResult<Record<string, unknown>>,
-      after?: QueryResult<Record<string, unknown>>[],
-    ) => Promise<T>,
+    fn: (tx: MigrationTx, opened?: QueryResult<Record<string, unknown>>) => Promise<T>,
     txOptions: TransactionOptions,
     opening?: string,
     closing?: () => string | undefined,
@@ -253,7 +249,6 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     try {
       const begin = txOptions.isolation ? `BEGIN ISOLATION LEVEL ${ISOLATION[txOptions.isolation]}` : "BEGIN";
       let opened: QueryResult<Record<string, unknown>> | undefined;
-      let after: QueryResult<Record<string, unknown>>[] | undefined;
       if (opening === undefined) await tx.query(begin);
       else {
         // One simple-protocol query, two statements: BEGIN and the opening (values written in).
@@ -266,10 +261,9 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
         }
         const first = results[1];
         opened = { rows: first?.rows ?? [], rowCount: first?.rowCount ?? 0 };
-        after = results.slice(2).map((r) => ({ rows: r.rows ?? [], rowCount: r.rowCount ?? 0 }));
       }
       if (before) await before(tx);
-      const result = await fn(tx, opened, after);
+      const result = await fn(tx, opened);
       // Held statements go with COMMIT in one simple-protocol query. When one fails, the server
       // skips the rest (COMMIT included) and the transaction is rolled back below.
       const last = closing?.();
