@@ -155,6 +155,7 @@ function ours(
   kind: "postgres" | "sqlite" | "mysql",
   broker: "rabbitmq" | "nats" | false,
   writes = false,
+  batch?: { size: number; concurrency: number },
 ): Contender {
   return {
     name,
@@ -170,7 +171,10 @@ function ours(
         ...(broker === "rabbitmq" ? { transport: rabbitmq({ url: AMQP_URL, prefix }) } : {}),
         ...(broker === "nats" ? { transport: nats({ url: NATS_URL, prefix }) } : {}),
       });
-      bus.subscribe(BenchEvent, { group: "bench", concurrency: CONCURRENCY }, async (event, ctx) => {
+      const shape = batch
+        ? { concurrency: batch.concurrency, batch: { size: batch.size } }
+        : { concurrency: CONCURRENCY };
+      bus.subscribe(BenchEvent, { group: "bench", ...shape }, async (event, ctx) => {
         if (writes) await ctx.tx.query(insert, [event.data.seq]);
         onEvent(event.data);
       });
@@ -482,23 +486,32 @@ function graphileWorker(publish: PeerPublish): Contender {
   };
 }
 
+/** The batch rows' shape: handlers per shared transaction, and such transactions at once. */
+const BATCH = {
+  size: Number(process.env.BENCH_BATCH_SIZE ?? 32),
+  concurrency: Number(process.env.BENCH_BATCH_CONCURRENCY ?? 4),
+};
+
 /** Every contender, grouped as the table shows them. */
 export const contenders = {
   rabbitmq: [
     rawAmqplib,
     ours("ours: patchbay on RabbitMQ (inbox in PostgreSQL)", "postgres", "rabbitmq"),
     ours("  the same, handler writes a row in ctx.tx", "postgres", "rabbitmq", true),
+    ours("  the same, batch of 32 handlers per transaction", "postgres", "rabbitmq", true, BATCH),
     transportOnly,
   ],
   nats: [
     rawJetstream,
     ours("ours: patchbay on NATS JetStream (inbox in PostgreSQL)", "postgres", "nats"),
     ours("  the same, handler writes a row in ctx.tx", "postgres", "nats", true),
+    ours("  the same, batch of 32 handlers per transaction", "postgres", "nats", true, BATCH),
     natsTransportOnly,
   ],
   postgres: [
     ours("ours: patchbay on PostgreSQL (local transport)", "postgres", false),
     ours("  the same, handler writes a row in ctx.tx", "postgres", false, true),
+    ours("  the same, batch of 32 handlers per transaction", "postgres", false, true, BATCH),
     pgBoss("each"),
     graphileWorker("each"),
     pgBoss("batched"),
@@ -508,9 +521,11 @@ export const contenders = {
   sqlite: [
     ours("ours: patchbay on SQLite (local transport)", "sqlite", false),
     ours("  the same, handler writes a row in ctx.tx", "sqlite", false, true),
+    ours("  the same, batch of 32 handlers per transaction", "sqlite", false, true, BATCH),
   ],
   mysql: [
     ours("ours: patchbay on MariaDB (local transport)", "mysql", false),
     ours("  the same, handler writes a row in ctx.tx", "mysql", false, true),
+    ours("  the same, batch of 32 handlers per transaction", "mysql", false, true, BATCH),
   ],
 };

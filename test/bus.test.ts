@@ -8,6 +8,7 @@ import { z } from "zod";
 import { createEventBus } from "../src/bus/bus.js";
 import { localTransport, PARKED } from "../src/bus/local-transport.js";
 import { PARKED_AT } from "../src/bus/outbox.js";
+import { encodeStructured } from "../src/core/envelope.js";
 import { defineEvent } from "../src/core/events.js";
 import { createLogger } from "../src/core/logger.js";
 import type { SqlStore } from "../src/store/sql-store.js";
@@ -204,4 +205,66 @@ describe("the outbox relay and a row it cannot read", () => {
       }
     });
   }
+});
+
+describe("batch subscriptions on a store without a many-id inbox claim (recordMany)", () => {
+  it("claim their ids one by one in the batch's transaction: each effect once, copies recognised", async () => {
+    const db = sqliteDatabase();
+    const base = db.make();
+    // As a third-party adapter that implements only the required inbox roles would be.
+    const inbox = base.dialect.roles.inbox;
+    const required = {
+      processed: (...args: Parameters<typeof inbox.processed>) => inbox.processed(...args),
+      record: (...args: Parameters<typeof inbox.record>) => inbox.record(...args),
+    };
+    const store: SqlStore = {
+      ...base,
+      dialect: { ...base.dialect, roles: { ...base.dialect.roles, inbox: required } },
+    };
+    const transport = memoryTransport({ redeliverAfterMs: 300 });
+    const Created = defineEvent("order.created", {
+      version: 1,
+      schema: z.object({ orderId: z.string() }),
+      source: "/test",
+    });
+    const bus = createEventBus({ store, transport, events: [Created] });
+    try {
+      await store.open();
+      await store.query("CREATE TABLE effects (event_id TEXT NOT NULL)");
+      const transactions = new Set<unknown>();
+      bus.subscribe(Created, { group: "fx", concurrency: 2, batch: { size: 8 } }, async (e, ctx) => {
+        transactions.add(ctx.tx);
+        await ctx.tx.query("INSERT INTO effects (event_id) VALUES (?)", [e.id]);
+      });
+      await bus.start();
+      const messages = await Promise.all(
+        Array.from({ length: 30 }, async (_, i) => {
+          const event = await Created.toEnvelope({ orderId: `o-${i}` });
+          return { id: event.id, type: event.type, body: encodeStructured(event), headers: {} };
+        }),
+      );
+      const effects = async () =>
+        Number((await store.query<{ n: number }>("SELECT COUNT(*) AS n FROM effects")).rows[0]?.n);
+      // First 16 messages once each: batches commit, their ids claimed one by one.
+      await transport.publish(messages.slice(0, 16), { group: "fx" });
+      await until(async () => (await effects()) >= 16, 10_000, "16 effects");
+      expect(transactions.size).toBeLessThan(16);
+      // Then each message twice in one send (a broker redelivering): a copy shares a batch with
+      // its original, whose claims then find an id taken, roll back, and run them alone.
+      await transport.publish(
+        messages.slice(16).flatMap((m) => [m, m]),
+        { group: "fx" },
+      );
+      await until(async () => (await effects()) >= 30, 10_000, "30 effects");
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await effects()).toBe(30);
+      const distinct = await store.query<{ n: number }>("SELECT COUNT(DISTINCT event_id) AS n FROM effects");
+      expect(Number(distinct.rows[0]?.n)).toBe(30);
+      expect(await bus.deadLetters.count()).toBe(0);
+    } finally {
+      await bus.stop({ timeout: "5s" });
+      await store.close();
+      await db.cleanup();
+    }
+  });
 });

@@ -111,6 +111,17 @@ export interface SubscribeOptions {
    * directly; those writes are not deduplicated).
    */
   transaction?: boolean;
+  /**
+   * Run several deliveries' handlers in ONE store transaction (opt-in, for handlers that write
+   * through `ctx.tx`): up to `size` first deliveries of this group, gathered for at most
+   * `maxWait` (default 0: those that arrived in the same turn of the event loop), run one after
+   * another in arrival order, and their inbox records (and, on the local transport, their acks)
+   * commit with their writes in one commit. Should any of them fail (a handler throws, the commit
+   * fails), nothing of the batch commits and each delivery runs again on its own, as without
+   * `batch`, with its own retries and dead letter. `concurrency` then counts batches; the default
+   * `prefetch` becomes `size × (concurrency + 1)`. Needs `transaction` (the default).
+   */
+  batch?: { size: number; maxWait?: Duration };
 }
 
 /** What a handler gets besides the event. */
@@ -214,6 +225,22 @@ export interface EventBus extends Lifecycle {
   paused(): Promise<PausedGroup[]>;
   readonly deadLetters: DeadLetters;
   readonly transport: Transport;
+}
+
+/** Checks and resolves `SubscribeOptions.batch`. */
+function batchOptions(options: SubscribeOptions): Subscription["batch"] {
+  if (options.batch === undefined) return undefined;
+  const { size, maxWait } = options.batch;
+  if (!Number.isInteger(size) || size < 1) {
+    throw new InvalidArgumentError("batch.size must be a positive integer", "batch.size");
+  }
+  if (options.transaction === false) {
+    throw new BusError(
+      "SUBSCRIPTION_INVALID",
+      `group ${options.group}: batch shares a transaction between deliveries, so it needs transaction: true`,
+    );
+  }
+  return { size, maxWaitMs: toMs(maxWait ?? 0, "batch.maxWait") };
 }
 
 const defaultRetryOn = (e: unknown) => !(isPatchbayError(e) && !e.retryable);
@@ -475,7 +502,9 @@ export function createEventBus(options: EventBusOptions): EventBus {
       if (!Number.isInteger(concurrency) || concurrency < 1) {
         throw new InvalidArgumentError("concurrency must be a positive integer", "concurrency");
       }
-      const prefetch = subOptions.prefetch ?? 3 * concurrency;
+      const batch = batchOptions(subOptions);
+      const prefetch =
+        subOptions.prefetch ?? Math.max(3 * concurrency, batch ? batch.size * (concurrency + 1) : 0);
       if (!Number.isInteger(prefetch) || prefetch < concurrency) {
         throw new InvalidArgumentError("prefetch must be an integer of at least concurrency", "prefetch");
       }
@@ -504,6 +533,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
         backoff: retry.backoff ?? exponential({ initial: "1s", max: "10m" }),
         retryOn: retry.retryOn ?? defaultRetryOn,
         transactional: subOptions.transaction ?? true,
+        ...(batch ? { batch } : {}),
         handler: handler as Handler,
         attributes: {
           group: { group },

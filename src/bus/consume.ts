@@ -20,6 +20,7 @@ import type { AnyEventDefinition, Handler, HandlerContext, ReceivedEvent } from 
 import type { DeadLetters } from "./dead-letters.js";
 import { BusError, DeadLetterError } from "./errors.js";
 import type { createInbox } from "./inbox.js";
+import { createBatchGatherer, type BatchGatherer, type BatchOutcome } from "./batch-gather.js";
 import { storableLetter } from "./storable-letter.js";
 import { busMetrics, withConsumerSpan } from "./telemetry.js";
 import type { Delivery, Transport } from "./transport.js";
@@ -37,6 +38,8 @@ export interface Subscription {
   backoff: Backoff;
   retryOn: (error: unknown) => boolean;
   transactional: boolean;
+  /** Deliveries share one transaction, up to `size` of them (see `SubscribeOptions.batch`). */
+  batch?: { size: number; maxWaitMs: number };
   handler: Handler;
   /** Bound and consuming unless paused (set once, by the first attach). */
   attached?: Promise<void>;
@@ -242,6 +245,18 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
       await deadLetter(sub, delivery, e);
       return;
     }
+    // A first delivery of a batch subscription runs in a batch; should the batch fail, it runs
+    // on its own below, as any delivery (redeliveries and retries always do).
+    if (sub.batch && delivery.attempt === 1) {
+      const started = performance.now();
+      const outcome = await batchOf(sub).add({ delivery, event });
+      if (outcome !== "alone") {
+        busMetrics.handlerDuration.record(performance.now() - started, sub.attributes.group);
+        busMetrics.acked.add(1, outcome === "duplicate" ? sub.attributes.duplicate : sub.attributes.acked);
+        return;
+      }
+      if (closing.aborted) return handBack(sub, delivery);
+    }
     let lastError: unknown;
     for (let round = 0; round <= sub.immediate; round++) {
       const started = performance.now();
@@ -347,5 +362,108 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
     return false;
   }
 
+  const gatherers = new Map<Subscription, BatchGatherer<Member>>();
+  const batchOf = (sub: Subscription): BatchGatherer<Member> => {
+    let gatherer = gatherers.get(sub);
+    if (!gatherer) {
+      const { size, maxWaitMs } = sub.batch!;
+      gatherer = createBatchGatherer<Member>({
+        size,
+        maxWaitMs,
+        slots: sub.slots,
+        closing,
+        run: (members) => runBatch(sub, members),
+      });
+      gatherers.set(sub, gatherer);
+    }
+    return gatherer;
+  };
+
+  /**
+   * Runs the handlers of several deliveries of one group, one after another in arrival order, in
+   * ONE lazy transaction: its opening claims every member's message id in the inbox, and on a
+   * store-backed transport its closing acks every member — all their writes, "processed" marks
+   * and acks commit together, or none does. Any failure (a handler throws, a member turns out to
+   * be a duplicate, the commit fails) rolls the whole batch back and rejects: each member then
+   * runs on its own, with its own retries and dead letter, so one failing handler neither marks
+   * the others processed nor loses them. Runs in a slot (the gatherer takes one for it).
+   */
+  async function runBatch(sub: Subscription, members: Member[]): Promise<BatchOutcome[]> {
+    const outcomes: BatchOutcome[] = members.map(() => "done");
+    // As runHandler: only a delivery that may repeat an earlier one is checked first.
+    const checked = await Promise.all(
+      members.map((m) =>
+        m.delivery.message.fresh === true ? Promise.resolve(false) : inbox.isProcessed(sub.group, m.event.id),
+      ),
+    );
+    // An ack that fails leaves its delivery to run on its own ("alone"), never the others.
+    const ackEach = (indexes: number[], outcome: BatchOutcome) =>
+      Promise.all(
+        indexes.map((i) =>
+          members[i]!.delivery.ack().then(
+            () => void (outcomes[i] = outcome),
+            () => void (outcomes[i] = "alone"),
+          ),
+        ),
+      );
+    const run: Member[] = [];
+    const runIndexes: number[] = [];
+    const duplicates: number[] = [];
+    for (const [i, m] of members.entries()) {
+      if (checked[i]) duplicates.push(i);
+      else {
+        run.push(m);
+        runIndexes.push(i);
+      }
+    }
+    await ackEach(duplicates, "duplicate");
+    if (run.length === 0) return outcomes;
+    const shared = transport.capabilities.sharesStore;
+    const claims = inbox.claimManyAsOpening(
+      sub.group,
+      run.map((m) => m.event.id),
+      () => new AlreadyProcessed(),
+    );
+    let opened: boolean;
+    try {
+      ({ opened } = await store.lazyTransaction(
+        async (tx) => {
+          for (const m of run) {
+            if (closing.aborted) throw closing.reason as Error;
+            const ctx = new DeliveryContext(m.delivery.attempt, sub.group, stopping, logger, m.event, tx);
+            await withConsumerSpan(m.event.type, sub.group, m.delivery.message.headers, async () => {
+              await sub.handler(m.event as ReceivedEvent, ctx);
+            });
+          }
+        },
+        {
+          ...claims,
+          ...(shared
+            ? {
+                beforeCommit: async (tx: StoreTx) => {
+                  for (const m of run) await m.delivery.ack(tx);
+                },
+              }
+            : {}),
+        },
+      ));
+    } catch (e) {
+      logger.debug(
+        { group: sub.group, size: run.length, err: e },
+        "patchbay bus: batch rolled back; its deliveries run one by one",
+      );
+      for (const i of runIndexes) outcomes[i] = "alone";
+      return outcomes;
+    }
+    if (!opened || !shared) await ackEach(runIndexes, "done");
+    return outcomes;
+  }
+
   return deliver;
+}
+
+/** A delivery waiting for its batch, with its decoded event. */
+interface Member {
+  delivery: Delivery;
+  event: CloudEvent;
 }

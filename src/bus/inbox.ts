@@ -2,6 +2,7 @@ import type { Clock } from "../core/clock.js";
 import { createBatcher } from "../core/batcher.js";
 import { every } from "../core/every.js";
 import { PREPARED, run } from "../store/dialect.js";
+import type { SqlExecutor } from "../store/contracts.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
 
@@ -29,6 +30,25 @@ class Claim {
   }
   check(rows: readonly unknown[]): void {
     if (rows.length === 0) throw this.duplicate();
+  }
+}
+
+/**
+ * A batch transaction's opening: the claims of all its message ids in one statement. Its check
+ * throws `duplicate` (rolling the batch back) unless every id was recorded now.
+ */
+class ClaimMany {
+  private built: SqlStatement | undefined;
+  constructor(
+    private readonly build: () => SqlStatement,
+    private readonly count: number,
+    private readonly duplicate: () => Error,
+  ) {}
+  get statement(): SqlStatement {
+    return (this.built ??= this.build());
+  }
+  check(rows: readonly unknown[]): void {
+    if (rows.length !== this.count) throw this.duplicate();
   }
 }
 
@@ -86,6 +106,30 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
      */
     claimAsOpening: (group: string, messageId: string, duplicate: () => Error) =>
       new Claim(claimStatement, group, messageId, duplicate),
+    /**
+     * The claims of a batch's message ids, for a transaction shared by several deliveries: an
+     * opening statement where the store records many ids at once (`recordMany`), else the
+     * statements to run when it opens, one id at a time. Either throws `duplicate`, rolling the
+     * transaction back, unless every id was recorded now.
+     */
+    claimManyAsOpening(group: string, messageIds: readonly string[], duplicate: () => Error) {
+      const roles = d.roles.inbox;
+      if (roles.recordMany) {
+        const opening = new ClaimMany(
+          () => roles.recordMany!(t, group, messageIds, clock.now()),
+          messageIds.length,
+          duplicate,
+        );
+        return { opening };
+      }
+      const onOpen = async (tx: SqlExecutor) => {
+        for (const id of messageIds) {
+          const { rows } = await run(tx, d, claimStatement(group, id), PREPARED);
+          if (rows.length === 0) throw duplicate();
+        }
+      };
+      return { onOpen };
+    },
     /** Whether the group processed this message already (a committed record). */
     isProcessed: (group: string, messageId: string): Promise<boolean> => checks.add({ group, messageId }),
     /** Deletes ids older than the retention every hour (or retention) of the clock's time. */

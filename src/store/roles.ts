@@ -154,6 +154,11 @@ export interface InboxRoles {
   processed(inbox: RawSql, group: string, ids: readonly string[]): SqlStatement;
   /** Records one id; returns one row when it was recorded now and none when it was already. */
   record(inbox: RawSql, group: string, messageId: string, now: number): SqlStatement;
+  /**
+   * Records several ids in one statement (a batch's claims); returns one row per id recorded now.
+   * Optional: without it, a batch records its ids one `record` at a time.
+   */
+  recordMany?(inbox: RawSql, group: string, messageIds: readonly string[], now: number): SqlStatement;
 }
 
 /** A saga step record, ready to write. */

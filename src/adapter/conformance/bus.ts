@@ -14,6 +14,7 @@ import { CircuitOpenError } from "../../resilience/errors.js";
 import type { StoreTx } from "../../store/contracts.js";
 import type { SqlStore } from "../../store/sql-store.js";
 import type { SqlStoreOptions } from "../../store/sql-store.js";
+import { defineBatchScenarios } from "./bus-batch.js";
 import { OrderCreated, OrderPaid } from "./events.js";
 import { until } from "./transport.js";
 
@@ -117,6 +118,8 @@ export function defineBusConformance(harness: BusHarness): void {
       await store.query("CREATE TABLE effects (event_id TEXT NOT NULL, order_id TEXT NOT NULL)");
       await store.query(`CREATE TABLE orders (id ${db.keyText ?? "TEXT"} PRIMARY KEY)`);
     });
+    defineBatchScenarios({ bus, store: () => store, count, p });
+
     afterEach(async () => {
       await Promise.all(buses.splice(0).map((b) => b.stop({ timeout: "5s" })));
       await store.close();

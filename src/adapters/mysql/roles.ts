@@ -13,7 +13,7 @@
 import { join, joinWith, raw, sql, type RawSql, type SqlStatement } from "../../store/sql.js";
 import type { SqlExecutor } from "../../store/contracts.js";
 import type { StoreRoles } from "../../store/roles.js";
-import { list, runIn, sharedInboxRoles, sharedQueueRoles } from "../shared/roles.js";
+import { inboxRows, list, runIn, sharedInboxRoles, sharedQueueRoles } from "../shared/roles.js";
 
 /** InnoDB chose this transaction as a deadlock's victim and rolled it back (`ER_LOCK_DEADLOCK`, 1213). */
 const isDeadlock = (e: unknown): boolean => {
@@ -162,6 +162,12 @@ export const mysqlRoles: StoreRoles = {
     record: (inbox, group, messageId, now) =>
       sql`INSERT IGNORE INTO ${inbox} (grp, message_id, processed_at) VALUES (${group}, ${messageId}, ${now})
           RETURNING message_id`,
+    recordMany: (inbox, group, messageIds, now) =>
+      join(
+        sql`INSERT IGNORE INTO ${inbox} (grp, message_id, processed_at) VALUES `,
+        inboxRows(group, messageIds, now),
+        sql` RETURNING message_id`,
+      ),
   },
   saga: {},
 };

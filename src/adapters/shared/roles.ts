@@ -37,6 +37,13 @@ export const list = (values: readonly unknown[]): SqlStatement =>
     sql`)`,
   );
 
+/** `(grp, id, now), …`: one inbox row value per message id. */
+export const inboxRows = (group: string, messageIds: readonly string[], now: number): SqlStatement =>
+  joinWith(
+    sql`, `,
+    messageIds.map((id) => sql`(${group}, ${id}, ${now})`),
+  );
+
 /** Rows: claims as one `UPDATE ... WHERE key IN (SELECT ... LIMIT) RETURNING *`. */
 export function sharedRowRoles(placeholders: "numbered" | "question"): RowRoles {
   return {
@@ -116,6 +123,12 @@ export const sharedInboxRoles: InboxRoles = {
   record: (inbox, group, messageId, now) =>
     sql`INSERT INTO ${inbox} (grp, message_id, processed_at) VALUES (${group}, ${messageId}, ${now})
         ON CONFLICT (grp, message_id) DO NOTHING RETURNING message_id`,
+  recordMany: (inbox, group, messageIds, now) =>
+    join(
+      sql`INSERT INTO ${inbox} (grp, message_id, processed_at) VALUES `,
+      inboxRows(group, messageIds, now),
+      sql` ON CONFLICT (grp, message_id) DO NOTHING RETURNING message_id`,
+    ),
 };
 
 /** Every shared role: a backend with serial writers and no notifications (SQLite). */
