@@ -13,6 +13,7 @@ import { CONCURRENCY, contenders, type Payload } from "./bus-contenders.js";
 const statements = new Map<string, number>();
 let counting = false;
 if (process.env.BENCH_COUNT === "1") {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the client as `this`
   const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
   pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
     if (counting) {

@@ -82,7 +82,11 @@ describe.skipIf(problem !== undefined)("CDC: a batch refused at COMMIT", { timeo
     await f.sql(`ALTER TABLE ${f.dst}.items DROP CONSTRAINT code_unique`);
     const fixed = make();
     fixed.start();
-    await eventually(async () => (await ids(`${f.dst}.items`)).length === 13, 60_000, "the held-back changes");
+    await eventually(
+      async () => (await ids(`${f.dst}.items`)).length === 13,
+      60_000,
+      "the held-back changes",
+    );
     await fixed.stop();
     expect(await ids(`${f.dst}.items`)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
     expect(fixed.failure).toBeUndefined();
