@@ -107,8 +107,14 @@ describe.skipIf(problem !== undefined)("CDC initial copy crash recovery (SIGKILL
     let killsDuringCopy = 0;
     let resumedSegments = 0;
     for (let k = 0; k < MAX_KILLS; k++) {
+      const before = (await cursors()).join("|");
       const child = startChild(args);
-      await new Promise((r) => setTimeout(r, 1500 + Math.random() * 3500));
+      // Killed moments after the child stored its first page (or after 10 s): on an idle machine
+      // the whole copy takes about a second, so a fixed delay would mostly miss it.
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && (await cursors()).join("|") === before)
+        await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, Math.random() * 300));
       expect(child.output()).not.toMatch(/^failed/m);
       child.proc.kill("SIGKILL");
       await child.exited;

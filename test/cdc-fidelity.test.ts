@@ -49,6 +49,9 @@ import {
   type Comparable,
   type FixtureRow,
   type Kind,
+  createHostileDatabase,
+  EXACT_READER_OPTIONS,
+  HOSTILE_OUTPUT,
 } from "./support/fidelity.js";
 
 const { postgres: service, mysql: mysqlService } = inject("services");
@@ -81,14 +84,6 @@ interface Version {
   op?: "insert" | "update" | "delete";
   row: Record<string, unknown>;
 }
-
-/** Database defaults (`ALTER DATABASE … SET`) that change how PostgreSQL writes values as text. */
-const HOSTILE_OUTPUT = {
-  DateStyle: "SQL, DMY",
-  extra_float_digits: "0",
-  bytea_output: "escape",
-  IntervalStyle: "sql_standard",
-};
 
 for (const [title, settings] of [
   ["the database in America/New_York", {}],
@@ -253,19 +248,10 @@ for (const [title, settings] of [
         Object.fromEntries([...destinations.map((d) => d.name), "bus"].map((n) => [n, [] as string[]]));
 
       beforeAll(async () => {
-        const admin = new pg.Client({ connectionString: service.url });
-        await admin.connect();
-        try {
-          await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`);
-          await admin.query(`ALTER DATABASE ${database} SET timezone TO 'America/New_York'`);
-          for (const [name, value] of Object.entries(settings))
-            await admin.query(`ALTER DATABASE ${database} SET ${name} TO '${value}'`);
-        } finally {
-          await admin.end();
-        }
+        await createHostileDatabase(service.url, database, settings);
         // The test's own sessions read exact text (the captures use the database's defaults).
         const readerUrl = new URL(dbUrl);
-        readerUrl.searchParams.set("options", "-c extra_float_digits=3 -c DateStyle=ISO");
+        readerUrl.searchParams.set("options", EXACT_READER_OPTIONS);
         f = await cdcFixture(readerUrl.toString());
         src = f.src;
         const [zone] = await f.sql("SHOW timezone");

@@ -43,6 +43,9 @@ import {
   sqliteTableSql,
   type Comparable,
   type Kind,
+  createHostileDatabase,
+  EXACT_READER_OPTIONS,
+  HOSTILE_OUTPUT,
 } from "./support/fidelity.js";
 
 const services = inject("services");
@@ -69,14 +72,6 @@ interface Db {
 const handles: Array<{ close(): Promise<void> }> = [];
 const track = <T extends { close(): Promise<void> }>(h: T) => (handles.push(h), h);
 
-/** Database defaults (`ALTER DATABASE … SET`) that change how PostgreSQL writes values as text. */
-const HOSTILE_OUTPUT = {
-  DateStyle: "SQL, DMY",
-  IntervalStyle: "sql_standard",
-  extra_float_digits: "0",
-  bytea_output: "escape",
-};
-
 function postgresDb(baseUrl: string): Db {
   const database = `pb_fid_${randomBytes(4).toString("hex")}`;
   const url = new URL(baseUrl);
@@ -87,21 +82,12 @@ function postgresDb(baseUrl: string): Db {
   let userPool: pg.Pool | undefined;
   const q = async (sql: string, params: unknown[] = []) => {
     if (!pool) {
-      const admin = new pg.Client({ connectionString: baseUrl });
-      await admin.connect();
-      try {
-        await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`);
-        await admin.query(`ALTER DATABASE ${database} SET timezone TO 'America/New_York'`);
-        // Defaults that change how values are written as text: the adapters' own sessions must
-        // not depend on them.
-        for (const [name, value] of Object.entries(HOSTILE_OUTPUT))
-          await admin.query(`ALTER DATABASE ${database} SET ${name} TO '${value}'`);
-      } finally {
-        await admin.end();
-      }
+      // Defaults that change how values are written as text: the adapters' own sessions must
+      // not depend on them.
+      await createHostileDatabase(baseUrl, database, HOSTILE_OUTPUT);
       // The test's reader writes values the standard way (it compares them as text).
       const readerUrl = new URL(dbUrl);
-      readerUrl.searchParams.set("options", "-c extra_float_digits=3 -c DateStyle=ISO -c bytea_output=hex");
+      readerUrl.searchParams.set("options", EXACT_READER_OPTIONS);
       pool = new pg.Pool({ connectionString: readerUrl.toString(), max: 2 });
       pool.on("error", () => undefined);
       await pool.query("CREATE SCHEMA fid");

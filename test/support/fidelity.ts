@@ -4,6 +4,8 @@
  * at microsecond precision before 1970 and after 2038, NULL beside empty, control characters,
  * binary; the per-database table definitions and readers, and the exact comparison helpers.
  */
+import pg from "pg";
+
 // ---------------------------------------------------------------------------------------------
 // The fixture. Instants are UTC text (`…Z`), wall-clock times zone-less text; row i takes the
 // i-th value of each list (cycling), so every value appears at least once.
@@ -330,3 +332,35 @@ export const sqliteTableSql = (name: string) =>
 
 /** Reads a table (with `setReadBigInts(true)`) whose rows then go through `comparable(row, false)`. */
 export const sqliteReadSql = (name: string) => `SELECT ${COLUMNS.join(", ")} FROM ${name} ORDER BY id`;
+
+/** Database defaults (`ALTER DATABASE … SET`) that change how PostgreSQL writes values as text. */
+export const HOSTILE_OUTPUT: Readonly<Record<string, string>> = {
+  DateStyle: "SQL, DMY",
+  IntervalStyle: "sql_standard",
+  extra_float_digits: "0",
+  bytea_output: "escape",
+};
+
+/** Startup options for a test's own reader: values written the standard way, whatever the database's defaults. */
+export const EXACT_READER_OPTIONS = "-c extra_float_digits=3 -c DateStyle=ISO -c bytea_output=hex";
+
+/**
+ * Creates `database` (UTF-8) with its default zone at America/New_York and the given output
+ * defaults, through a connection to `baseUrl`.
+ */
+export async function createHostileDatabase(
+  baseUrl: string,
+  database: string,
+  settings: Readonly<Record<string, string>>,
+): Promise<void> {
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`);
+    await admin.query(`ALTER DATABASE ${database} SET timezone TO 'America/New_York'`);
+    for (const [name, value] of Object.entries(settings))
+      await admin.query(`ALTER DATABASE ${database} SET ${name} TO '${value}'`);
+  } finally {
+    await admin.end();
+  }
+}
