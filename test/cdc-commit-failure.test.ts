@@ -4,8 +4,6 @@
  * was — and, once the destination is fixed, apply everything exactly once.
  */
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { postgresChanges, postgresDestination } from "../src/adapters/postgres/index.js";
-import { changeCapture, type ChangeCapture } from "../src/cdc/change-capture.js";
 import { isPatchbayError } from "../src/core/errors.js";
 import { cdcFixture, cdcSuiteProblem, eventually, type CdcFixture } from "./support/cdc.js";
 
@@ -13,9 +11,7 @@ const { postgres: service } = inject("services");
 const problem = await cdcSuiteProblem(service);
 
 const fixtures: CdcFixture[] = [];
-const captures: ChangeCapture[] = [];
 afterEach(async () => {
-  for (const c of captures.splice(0)) await c.close().catch(() => undefined);
   for (const f of fixtures.splice(0)) await f.cleanup();
 });
 
@@ -29,23 +25,7 @@ describe.skipIf(problem !== undefined)("CDC: a batch refused at COMMIT", { timeo
       `CREATE TABLE ${f.dst}.items (id int PRIMARY KEY, code int NOT NULL,
          CONSTRAINT code_unique UNIQUE (code) DEFERRABLE INITIALLY DEFERRED)`,
     );
-    const make = () => {
-      const cdc = changeCapture({
-        name: `cdc_${f.id}`,
-        store: f.store(),
-        source: postgresChanges({
-          url: f.url,
-          slot: f.slot,
-          publication: f.publication,
-          tables: [`${f.src}.items`],
-          heartbeat: "1s",
-        }),
-        destination: postgresDestination({ url: f.url, table: `${f.dst}.items`, key: "id" }),
-        restartDelay: "200ms",
-      });
-      captures.push(cdc);
-      return cdc;
-    };
+    const make = () => f.capture("items");
     const ids = async (table: string) =>
       (await f.sql(`SELECT id FROM ${table} ORDER BY id`)).map((r) => Number(r.id));
 

@@ -4,8 +4,7 @@
  * such rows must be quarantined like any other rows', never loaded as the server casts them.
  */
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { postgresChanges, postgresDestination, postgresSource } from "../src/adapters/postgres/index.js";
-import { changeCapture, type ChangeCapture } from "../src/cdc/change-capture.js";
+import { postgresDestination, postgresSource } from "../src/adapters/postgres/index.js";
 import { pipeline } from "../src/sync/pipeline.js";
 import { cdcFixture, cdcSuiteProblem, eventually, type CdcFixture } from "./support/cdc.js";
 
@@ -13,9 +12,7 @@ const { postgres: service } = inject("services");
 const problem = await cdcSuiteProblem(service);
 
 const fixtures: CdcFixture[] = [];
-const captures: ChangeCapture[] = [];
 afterEach(async () => {
-  for (const c of captures.splice(0)) await c.close().catch(() => undefined);
   for (const f of fixtures.splice(0)) await f.cleanup();
 });
 
@@ -82,20 +79,7 @@ describe.skipIf(problem !== undefined)("Pass-through into narrow columns", { tim
   it("CDC, initial copy and stream: the rows a column would round are quarantined", async () => {
     const { f, insert, loaded, quarantined } = await tables();
     await insert(0); // copied
-    const cdc = changeCapture({
-      name: `narrow_${f.id}`,
-      store: f.store(),
-      source: postgresChanges({
-        url: f.url,
-        slot: f.slot,
-        publication: f.publication,
-        tables: [`${f.src}.narrow`],
-        heartbeat: "1s",
-      }),
-      destination: postgresDestination({ url: f.url, table: `${f.dst}.narrow`, key: "id" }),
-      restartDelay: "200ms",
-    });
-    captures.push(cdc);
+    const cdc = f.capture("narrow");
     cdc.start();
     await eventually(async () => (await loaded()).length === 2, 60_000, "the copy");
     await insert(100); // streamed

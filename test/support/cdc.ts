@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { postgres } from "../../src/adapters/postgres/index.js";
+import { postgres, postgresChanges, postgresDestination } from "../../src/adapters/postgres/index.js";
+import { changeCapture, type ChangeCapture } from "../../src/cdc/change-capture.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
 import type { ServiceStatus } from "../services.js";
 
@@ -84,6 +85,11 @@ export interface CdcFixture {
   store(): SqlStore;
   /** `md5` of every row of a table, in key order. */
   checksum(table: string): Promise<string>;
+  /**
+   * A capture of `src.<table>` into `dst.<table>` (merge by `id`) on the fixture's slot and
+   * publication, heartbeat 1 s, restarting after 200 ms; closed by `cleanup`.
+   */
+  capture(table: string): ChangeCapture;
   cleanup(): Promise<void>;
 }
 
@@ -105,14 +111,33 @@ export async function cdcFixture(url: string): Promise<CdcFixture> {
   await sql(`CREATE SCHEMA ${f.src}`);
   await sql(`CREATE SCHEMA ${f.dst}`);
   const stores: SqlStore[] = [];
+  const captures: ChangeCapture[] = [];
+  const store = () => {
+    const s = postgres({ url, schema: f.meta });
+    stores.push(s);
+    return s;
+  };
   return {
     ...f,
     db,
     sql,
-    store() {
-      const s = postgres({ url, schema: f.meta });
-      stores.push(s);
-      return s;
+    store,
+    capture(table) {
+      const cdc = changeCapture({
+        name: `cdc_${table}_${id}`,
+        store: store(),
+        source: postgresChanges({
+          url,
+          slot: f.slot,
+          publication: f.publication,
+          tables: [`${f.src}.${table}`],
+          heartbeat: "1s",
+        }),
+        destination: postgresDestination({ url, table: `${f.dst}.${table}`, key: "id" }),
+        restartDelay: "200ms",
+      });
+      captures.push(cdc);
+      return cdc;
     },
     async checksum(table) {
       const rows = await sql(
@@ -121,6 +146,7 @@ export async function cdcFixture(url: string): Promise<CdcFixture> {
       return String(rows[0]?.h);
     },
     async cleanup() {
+      for (const c of captures) await c.close().catch(() => undefined);
       for (const s of stores) await s.close().catch(() => undefined);
       // A consumer killed mid-stream may still hold the slot for a moment.
       await sql(
