@@ -49,6 +49,35 @@ if (!service.reachable) {
       }
     });
 
+    it("pins its sessions whatever the server's defaults: UTC, one strict SQL mode, autocommit, UTF-8", async () => {
+      // The shared server's defaults cannot be made hostile here (they are global); what the
+      // sessions end up with is what a hostile default would be overwritten by.
+      const db = mysqlDatabase(service.url);
+      const store = db.make();
+      try {
+        await store.open();
+        const { rows } = await store.query(
+          "SELECT @@session.time_zone AS tz, @@session.sql_mode AS mode, @@session.autocommit AS ac, @@session.character_set_results AS cs, @@session.collation_connection AS coll, @@session.tx_isolation AS iso",
+        );
+        expect(rows).toEqual([
+          {
+            tz: "+00:00",
+            mode: "STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION",
+            ac: 1,
+            cs: "utf8mb4",
+            coll: "utf8mb4_bin",
+            iso: "READ-COMMITTED",
+          },
+        ]);
+        // A backslash and a quote in a value arrive as they were sent.
+        await store.state.set("quote", "a\\t'b\"");
+        expect((await store.state.get("quote"))?.value).toBe("a\\t'b\"");
+      } finally {
+        await store.close();
+        await db.cleanup();
+      }
+    });
+
     it("a deadlock rolls the transaction back and is reported typed and retryable", async () => {
       const db = mysqlDatabase(service.url);
       const store = db.make();

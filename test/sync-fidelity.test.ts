@@ -159,6 +159,15 @@ function postgresDb(baseUrl: string): Db {
   }
 }
 
+/** What the user's MariaDB sessions are set to besides their zone (+02:00), as MariaDB reads them back. */
+const MYSQL_USER_SETTINGS = {
+  sql_mode:
+    "REAL_AS_FLOAT,PIPES_AS_CONCAT,ANSI_QUOTES,IGNORE_SPACE,ANSI,NO_BACKSLASH_ESCAPES,PAD_CHAR_TO_FULL_LENGTH,EMPTY_STRING_IS_NULL",
+  autocommit: 0,
+  results: "latin1",
+};
+const MYSQL_USER_SESSION = `time_zone = '+02:00', sql_mode = '${MYSQL_USER_SETTINGS.sql_mode}', autocommit = 0, character_set_results = 'latin1'`;
+
 function mysqlDb(baseUrl: string): Db {
   const database = `pb_fid_${randomBytes(4).toString("hex")}`;
   const url = new URL(baseUrl);
@@ -251,8 +260,14 @@ function mysqlDb(baseUrl: string): Db {
       try {
         return await Promise.all(
           conns.map(async (c) => {
-            const [rows] = await c.query("SELECT @@session.time_zone AS tz");
-            return String((rows as Array<{ tz: string }>)[0]?.tz);
+            const [rows] = await c.query(
+              "SELECT @@session.time_zone AS tz, @@session.sql_mode AS sql_mode, @@session.autocommit AS autocommit, @@session.character_set_results AS results",
+            );
+            // The settings as the user's pool left them, apart from the zone.
+            const settings = (rows as Array<Record<string, unknown>>)[0];
+            const { tz, ...rest } = settings ?? {};
+            expect(rest).toEqual(MYSQL_USER_SETTINGS);
+            return String(tz);
           }),
         );
       } finally {
@@ -267,11 +282,15 @@ function mysqlDb(baseUrl: string): Db {
       await admin.end();
     },
   };
-  /** The user's own pool, made the way mysql2's README makes one, its sessions at +02:00. */
+  /**
+   * The user's own pool, made the way mysql2's README makes one, its sessions set the way an
+   * application (or a server's defaults) might: at +02:00, with the SQL modes that change what a
+   * statement means, autocommit off, results in latin1.
+   */
   function userPoolOf() {
     if (!userPool) {
       userPool = mysql.createPool({ uri: dbUrl, connectionLimit: 3 });
-      userPool.pool.on("connection", (c) => c.query("SET time_zone = '+02:00'"));
+      userPool.pool.on("connection", (c) => c.query(`SET ${MYSQL_USER_SESSION}`));
     }
     return userPool;
   }
@@ -629,31 +648,35 @@ describe("MariaDB source in UTC: the upper bound of a zone-less cursor", () => {
 });
 
 describe("MariaDB source on its own pool", () => {
-  it.skipIf(!services.mysql.reachable)("reads in sessions pinned to UTC and strict mode", async () => {
-    const from = mysqlSyncDb(services.mysql.url);
-    await from.exec("SELECT 1"); // creates the database
-    const to = sqliteSyncDb();
-    try {
-      await to.exec("CREATE TABLE session (id INTEGER PRIMARY KEY, tz TEXT, mode TEXT)");
-      const p = pipeline("session_mysql", {
-        store: to.store(),
-        source: mysqlSource({
-          url: from.config.location,
-          query: "SELECT 1 AS id, @@session.time_zone AS tz, @@session.sql_mode AS mode",
-          key: "id",
-        }),
-        destination: to.destination({ table: "session", key: "id" }),
-        mode: "full",
-      });
-      await p.run();
-      const [row] = await to.exec("SELECT tz, mode FROM session");
-      expect(row?.tz).toBe("+00:00");
-      expect(String(row?.mode).split(",")).toContain("STRICT_ALL_TABLES");
-    } finally {
-      await from.cleanup();
-      await to.cleanup();
-    }
-  });
+  it.skipIf(!services.mysql.reachable)(
+    "reads in sessions pinned to UTC and one strict SQL mode",
+    async () => {
+      const from = mysqlSyncDb(services.mysql.url);
+      await from.exec("SELECT 1"); // creates the database
+      const to = sqliteSyncDb();
+      try {
+        await to.exec("CREATE TABLE session (id INTEGER PRIMARY KEY, tz TEXT, mode TEXT)");
+        const p = pipeline("session_mysql", {
+          store: to.store(),
+          source: mysqlSource({
+            url: from.config.location,
+            query: "SELECT 1 AS id, @@session.time_zone AS tz, @@session.sql_mode AS mode",
+            key: "id",
+          }),
+          destination: to.destination({ table: "session", key: "id" }),
+          mode: "full",
+        });
+        await p.run();
+        const [row] = await to.exec("SELECT tz, mode FROM session");
+        expect(row?.tz).toBe("+00:00");
+        // One mode, whatever the server's default: strict, and none that changes what SQL means.
+        expect(row?.mode).toBe("STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION");
+      } finally {
+        await from.cleanup();
+        await to.cleanup();
+      }
+    },
+  );
 });
 
 describe("maxQuarantined counts the rows a destination refuses", () => {

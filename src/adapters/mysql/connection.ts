@@ -21,17 +21,38 @@ export interface MysqlConnectionOptions {
 }
 
 /**
- * The session settings of every connection a sync uses. Time zone UTC: MariaDB/MySQL convert
- * TIMESTAMP values to and from the session's zone and `NOW()` is in it, so a session at +02:00
- * would read and write every instant two hours off; in UTC, the zone-less text of a TIMESTAMP is
- * its UTC time. Strict mode: without it, a value a column cannot hold (an instant outside
- * TIMESTAMP's range, a number too wide) is stored as zero or clipped, with only a warning.
+ * The session settings of every connection Patchbay uses (the store's and a sync's), whatever the
+ * server's defaults or the caller's pool set:
+ * - time zone UTC: MariaDB/MySQL convert TIMESTAMP values to and from the session's zone and
+ *   `NOW()` is in it, so a session at +02:00 would read and write every instant two hours off; in
+ *   UTC, the zone-less text of a TIMESTAMP is its UTC time;
+ * - one SQL mode, not the session's plus ours: strict (without it, a value a column cannot hold is
+ *   stored as zero or clipped, with only a warning), and none of the modes that change what a
+ *   statement means — `NO_BACKSLASH_ESCAPES` (the driver escapes quotes in values with
+ *   backslashes: a tab would arrive as `\t`), `ANSI_QUOTES`, `EMPTY_STRING_IS_NULL`,
+ *   `PAD_CHAR_TO_FULL_LENGTH`, `ORACLE`…;
+ * - autocommit on: a statement outside a transaction is committed when it returns;
+ * - UTF-8 (4-byte) text both ways, so an emoji is never `?` (a literal's collation `utf8mb4_bin`,
+ *   as the store's connections are opened; a comparison with a column takes the column's).
  */
-const SESSION =
-  "time_zone = '+00:00', sql_mode = IF(@@session.sql_mode = '', 'STRICT_ALL_TABLES', CONCAT(@@session.sql_mode, ',STRICT_ALL_TABLES'))";
+export const SESSION_SETTINGS: ReadonlyArray<readonly [variable: string, value: string]> = [
+  ["time_zone", "'+00:00'"],
+  ["sql_mode", "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'"],
+  ["autocommit", "1"],
+  ["character_set_client", "'utf8mb4'"],
+  ["collation_connection", "'utf8mb4_bin'"],
+  ["character_set_results", "'utf8mb4'"],
+];
+
+/** `SET …` of {@link SESSION_SETTINGS}. */
+export const SET_SESSION = `SET ${SESSION_SETTINGS.map(([v, value]) => `${v} = ${value}`).join(", ")}`;
+/** Keeps the session's own values in user variables (`@pb_<variable>`), then {@link SET_SESSION}. */
+const SAVE_AND_SET_SESSION = `SET ${SESSION_SETTINGS.map(([v]) => `@pb_${v} = @@session.${v}`).join(", ")}, ${SESSION_SETTINGS.map(([v, value]) => `${v} = ${value}`).join(", ")}`;
+/** Gives a caller's session its own values back. */
+const RESTORE_SESSION = `SET ${SESSION_SETTINGS.map(([v]) => `${v} = @pb_${v}`).join(", ")}`;
 
 /**
- * A lazily created pool, its sessions in UTC and strict ({@link SESSION}). With the caller's own
+ * A lazily created pool, its sessions set as {@link SESSION_SETTINGS} says. With the caller's own
  * `pool`, each connection taken by {@link acquire} is switched to those settings and back to its
  * own when released.
  */
@@ -60,7 +81,7 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
         });
         // Queued on the new connection before anything else is sent on it.
         pool.pool.on("connection", (c) => {
-          c.query(`SET ${SESSION}`, (e: Error | null) => {
+          c.query(SET_SESSION, (e: Error | null) => {
             if (e) c.destroy();
           });
         });
@@ -89,9 +110,7 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
       }
       if (own) return { conn, release: () => Promise.resolve(conn.release()), ownZone: "DEFAULT" };
       try {
-        await conn.query(
-          `SET @pb_time_zone = @@session.time_zone, @pb_sql_mode = @@session.sql_mode, ${SESSION}`,
-        );
+        await conn.query(SAVE_AND_SET_SESSION);
       } catch (e) {
         conn.destroy();
         throw toStoreError(e, "(set the session time zone and mode)");
@@ -101,7 +120,7 @@ export function lazyPool(options: MysqlConnectionOptions, max: number) {
         ownZone: "@pb_time_zone",
         release: async () => {
           try {
-            await conn.query("SET time_zone = @pb_time_zone, sql_mode = @pb_sql_mode");
+            await conn.query(RESTORE_SESSION);
             conn.release();
           } catch {
             conn.destroy();

@@ -4,7 +4,7 @@ import type { SqlDialect } from "../../store/dialect.js";
 import { StoreQueryError, StoreUnavailableError, TransactionRolledBackError } from "../../store/errors.js";
 import type { MigrationTx } from "../../store/migrations.js";
 import type { StoreDriver } from "../../store/sql-store.js";
-import { run as runOn } from "./connection.js";
+import { run as runOn, SET_SESSION } from "./connection.js";
 import { toStoreError } from "./errors.js";
 import {
   loadMysql,
@@ -42,12 +42,10 @@ const ISOLATION: Record<NonNullable<TransactionOptions["isolation"]>, string> = 
 /**
  * Every session of the store's pool: READ COMMITTED (InnoDB's default, REPEATABLE READ, would
  * make a claim's `SKIP LOCKED` read take gap locks, and a transaction see the rows of its first
- * read only), UTC, and strict (a value a column cannot hold is an error, never clipped).
+ * read only), and the settings every Patchbay session pins (`SESSION_SETTINGS` in connection.ts: UTC, strict,
+ * no mode that changes what a statement means, autocommit, UTF-8).
  */
-const SESSION = [
-  "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-  "SET time_zone = '+00:00', sql_mode = IF(@@session.sql_mode = '', 'STRICT_ALL_TABLES', CONCAT(@@session.sql_mode, ',STRICT_ALL_TABLES'))",
-];
+const SESSION = ["SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", SET_SESSION];
 
 /** Errors after which InnoDB has rolled back the whole transaction, not only the statement. */
 const DEADLOCK = 1213;
