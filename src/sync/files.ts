@@ -4,6 +4,7 @@
 import { InvalidArgumentError } from "../core/errors.js";
 import type { Row, SyncSource } from "./contracts.js";
 import { csvSplitter, fileRecords, fileSource, lineSplitter } from "./file-source.js";
+import { setField } from "../core/fields.js";
 
 /** Options of {@link ndjsonSource}. */
 export interface NdjsonSourceOptions {
@@ -134,7 +135,11 @@ export function csvSource(options: CsvSourceOptions): SyncSource {
           const row: Row = {};
           names.forEach((name, i) => {
             const value = fields[i] as string;
-            row[name] = options.nullValue !== undefined && value === options.nullValue ? null : value;
+            setField(
+              row,
+              name,
+              options.nullValue !== undefined && value === options.nullValue ? null : value,
+            );
           });
           return row;
         },

@@ -5,6 +5,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { QueryResult } from "../../store/contracts.js";
 import { StoreUnavailableError } from "../../store/errors.js";
 import { sqliteCode, toStoreError } from "./errors.js";
+import { setField } from "../../core/fields.js";
 
 /**
  * A FIFO lock. `node:sqlite` has one synchronous connection; while an async transaction is
@@ -51,11 +52,11 @@ function normalize(row: Record<string, unknown>): Record<string, unknown> {
   for (const key in row) {
     const value = row[key];
     if (typeof value === "bigint") {
-      out[key] = value <= MAX_SAFE && value >= MIN_SAFE ? Number(value) : value;
+      setField(out, key, value <= MAX_SAFE && value >= MIN_SAFE ? Number(value) : value);
     } else if (value instanceof Uint8Array) {
-      out[key] = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      setField(out, key, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
     } else {
-      out[key] = value;
+      setField(out, key, value);
     }
   }
   return out;

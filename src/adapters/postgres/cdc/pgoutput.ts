@@ -3,6 +3,7 @@
  * built-in output plugin sends inside each XLogData frame. Pure: bytes in, messages out.
  * https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html
  */
+import { setField } from "../../../core/fields.js";
 
 /** A column of a relation, as the Relation message describes it. */
 export interface RelationColumn {
@@ -130,10 +131,10 @@ export class PgOutputDecoder {
     for (let i = 0; i < n; i++) {
       const name = relation.columns[i]?.name ?? `column_${i}`;
       const kind = String.fromCharCode(this.u8());
-      if (kind === "n") tuple[name] = null;
+      if (kind === "n") setField(tuple, name, null);
       else if (kind === "t" || kind === "b") {
         const length = this.u32();
-        tuple[name] = this.buf.toString("utf8", this.at, this.at + length);
+        setField(tuple, name, this.buf.toString("utf8", this.at, this.at + length));
         this.at += length;
       }
       // 'u': an unchanged TOASTed value, not sent: left out, never turned into NULL.

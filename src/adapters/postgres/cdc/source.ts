@@ -36,6 +36,7 @@ import {
   type CapturedTable,
   type SlotInfo,
 } from "./slots.js";
+import { setField } from "../../../core/fields.js";
 
 /** Options of {@link postgresChanges}. */
 export interface PostgresChangesOptions {
@@ -145,7 +146,11 @@ function parseTuple(relation: Relation, tuple: Tuple, only?: readonly string[]):
     if (only && !only.includes(name)) continue;
     if (!Object.hasOwn(tuple, name)) continue; // unchanged TOAST: not sent, not NULL
     const text = tuple[name];
-    row[name] = text === null || text === undefined ? null : (parsers[i] as (value: string) => unknown)(text);
+    setField(
+      row,
+      name,
+      text === null || text === undefined ? null : (parsers[i] as (value: string) => unknown)(text),
+    );
   }
   return row;
 }
