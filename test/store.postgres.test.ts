@@ -8,7 +8,7 @@ import { runAtCommit } from "../src/store/dialect.js";
 import { sql } from "../src/store/sql.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 import { defineStoreConformance } from "./conformance/store.js";
-import { postgresDatabase } from "./support/stores.js";
+import { HOSTILE_SESSION_DEFAULTS, postgresDatabase } from "./support/stores.js";
 
 const { postgres: service } = inject("services");
 const md5 = (text: string) => createHash("md5").update(text).digest("hex");
@@ -21,6 +21,19 @@ if (!service.reachable) {
   defineStoreConformance({
     name: `PostgreSQL (pg, ${service.where}, own schema per test)`,
     fresh: () => Promise.resolve(postgresDatabase(service.url)),
+    statementErrorAbortsTransaction: true,
+    child: {
+      module: fileURLToPath(new URL("../src/adapters/postgres/index.ts", import.meta.url)),
+      export: "postgres",
+    },
+  });
+
+  // The same suite with the session defaults a database or role may carry: the store's own
+  // sessions must not depend on them (under a serializable default, four processes migrating at
+  // once applied a migration twice).
+  defineStoreConformance({
+    name: `PostgreSQL with hostile session defaults (serializable, non-standard strings, New York, SQL dates)`,
+    fresh: () => Promise.resolve(postgresDatabase(service.url, HOSTILE_SESSION_DEFAULTS)),
     statementErrorAbortsTransaction: true,
     child: {
       module: fileURLToPath(new URL("../src/adapters/postgres/index.ts", import.meta.url)),
@@ -186,7 +199,9 @@ if (!service.reachable) {
           },
         );
         expect(sent).toEqual([
-          expect.stringMatching(/^BEGIN; INSERT INTO tagged \(id, tags\) VALUES \('x', /),
+          expect.stringMatching(
+            /^BEGIN ISOLATION LEVEL READ COMMITTED; INSERT INTO tagged \(id, tags\) VALUES \('x', /,
+          ),
           "UPDATE tagged SET raw = NULL WHERE id = $1",
           "COMMIT",
         ]);
@@ -202,7 +217,7 @@ if (!service.reachable) {
           },
         });
         expect(sent).toEqual([
-          "BEGIN",
+          "BEGIN ISOLATION LEVEL READ COMMITTED",
           "INSERT INTO tagged (id, raw) VALUES ($1, $2) RETURNING id",
           "SELECT 1",
           "COMMIT",
@@ -225,7 +240,7 @@ if (!service.reachable) {
             ),
         });
         expect(sent).toEqual([
-          "BEGIN",
+          "BEGIN ISOLATION LEVEL READ COMMITTED",
           "SELECT 1",
           expect.stringMatching(/^INSERT INTO tagged \(id, tags\) VALUES \('x', .*\); COMMIT$/),
         ]);
@@ -240,7 +255,11 @@ if (!service.reachable) {
             sql`INSERT INTO tagged (id, raw) VALUES (${"y"}, ${Buffer.from([0, 255])})`,
           ),
         );
-        expect(sent).toEqual(["BEGIN", "INSERT INTO tagged (id, raw) VALUES ($1, $2)", "COMMIT"]);
+        expect(sent).toEqual([
+          "BEGIN ISOLATION LEVEL READ COMMITTED",
+          "INSERT INTO tagged (id, raw) VALUES ($1, $2)",
+          "COMMIT",
+        ]);
         expect(await bytesOf("y")).toEqual([0, 255]);
       } finally {
         await cleanup();

@@ -54,11 +54,22 @@ export function sqliteDatabase(): IsolatedDatabase {
   };
 }
 
-/** A schema of its own; user tables land in it too, through `search_path`. */
-export function postgresDatabase(url: string): IsolatedDatabase {
+/**
+ * Session defaults a database or role may carry (`ALTER DATABASE … SET`, `ALTER ROLE … SET`) that
+ * change how statements behave or values are written: serializable transactions, non-standard
+ * strings, another zone and date style, rounded doubles, escaped bytes.
+ */
+export const HOSTILE_SESSION_DEFAULTS =
+  "-c default_transaction_isolation=serializable -c standard_conforming_strings=off -c TimeZone=America/New_York -c DateStyle=SQL,DMY -c IntervalStyle=sql_standard -c extra_float_digits=0 -c bytea_output=escape";
+
+/**
+ * A schema of its own; user tables land in it too, through `search_path`. `startup` adds
+ * startup options to the URL (as a database's or role's defaults would apply).
+ */
+export function postgresDatabase(url: string, startup = ""): IsolatedDatabase {
   const schema = `pb_test_${randomBytes(6).toString("hex")}`;
   const u = new URL(url);
-  u.searchParams.set("options", `-c search_path=${schema}`);
+  u.searchParams.set("options", `-c search_path=${schema} ${startup}`.trim());
   const config = { url: u.toString(), schema, max: 4 };
   return {
     adapter: "postgres",

@@ -25,6 +25,7 @@ import {
 import { postgresSagaCreatedMigration, postgresSagaMigration } from "./saga-schema.js";
 import { postgresWebhooksMigration } from "./webhooks-schema.js";
 import { postgresMigrations } from "./migrations.js";
+import { withStartupOptions } from "./lazy-pool.js";
 import { loadPg, type PgClient, type PgPoolClient, type PgPoolLike, type PgResult } from "./load.js";
 
 /**
@@ -97,17 +98,13 @@ const ISOLATION: Record<NonNullable<TransactionOptions["isolation"]>, string> = 
 export const CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan";
 
 /**
- * The pool's connection settings with {@link CUSTOM_PLANS} added to any startup `options` the
- * URL or `PGOPTIONS` already give (a URL's `options` would otherwise replace ours).
+ * The isolation level the store's own connections start with, whatever the database's or role's
+ * `default_transaction_isolation` says: the store's claims and its migration lock are written for
+ * READ COMMITTED (a statement sees what committed before it). Under a SERIALIZABLE default, a
+ * migration read its ledger in a snapshot taken before it waited for the lock, and ran a migration
+ * another process had just applied. A transaction on a caller's pool begins at this level too.
  */
-function withCustomPlans(url: string | undefined): Record<string, unknown> {
-  const parsed = url === undefined ? undefined : new URL(url); // valid: describe() checked it
-  const given = parsed?.searchParams.get("options") ?? process.env.PGOPTIONS;
-  const options = [given, CUSTOM_PLANS].filter(Boolean).join(" ");
-  if (!parsed?.searchParams.has("options")) return { ...(url ? { connectionString: url } : {}), options };
-  parsed.searchParams.set("options", options);
-  return { connectionString: parsed.toString(), options };
-}
+const READ_COMMITTED = "-c default_transaction_isolation=read\\ committed";
 
 /** An array parameter's text form (`{"a","b"}`), as `pg` would send it; strings and numbers only. */
 function arrayText(values: readonly unknown[]): string | undefined {
@@ -247,7 +244,9 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     const tx = onClient(client, (e) => (firstFailure ??= e));
     let broken: Error | undefined;
     try {
-      const begin = txOptions.isolation ? `BEGIN ISOLATION LEVEL ${ISOLATION[txOptions.isolation]}` : "BEGIN";
+      // Our own sessions start at READ COMMITTED; a caller's may not.
+      const level = txOptions.isolation ?? (options.pool ? "read committed" : undefined);
+      const begin = level ? `BEGIN ISOLATION LEVEL ${ISOLATION[level]}` : "BEGIN";
       let opened: QueryResult<Record<string, unknown>> | undefined;
       if (opening === undefined) await tx.query(begin);
       else {
@@ -304,7 +303,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       const created =
         options.pool ??
         new pg.Pool({
-          ...(prepare ? withCustomPlans(url) : url ? { connectionString: url } : {}),
+          ...withStartupOptions(url, prepare ? `${CUSTOM_PLANS} ${READ_COMMITTED}` : READ_COMMITTED),
           max: options.max ?? 10,
           ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
         });
