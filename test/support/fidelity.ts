@@ -333,12 +333,17 @@ export const sqliteTableSql = (name: string) =>
 /** Reads a table (with `setReadBigInts(true)`) whose rows then go through `comparable(row, false)`. */
 export const sqliteReadSql = (name: string) => `SELECT ${COLUMNS.join(", ")} FROM ${name} ORDER BY id`;
 
-/** Database defaults (`ALTER DATABASE … SET`) that change how PostgreSQL writes values as text. */
+/**
+ * Database defaults (`ALTER DATABASE … SET`) that change how PostgreSQL writes values as text,
+ * how it reads a string literal, and how transactions see each other.
+ */
 export const HOSTILE_OUTPUT: Readonly<Record<string, string>> = {
   DateStyle: "SQL, DMY",
   IntervalStyle: "sql_standard",
   extra_float_digits: "0",
   bytea_output: "escape",
+  default_transaction_isolation: "serializable",
+  standard_conforming_strings: "off",
 };
 
 /** Startup options for a test's own reader: values written the standard way, whatever the database's defaults. */
