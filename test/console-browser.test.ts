@@ -4,7 +4,8 @@
  * group and resume it; a read-only console
  * offers no action; an action without the token is refused, and works once the token is given;
  * a webhook endpoint's failed test event is recovered and its secret rotated; every failed saga
- * matching a filter is retried at once; an open circuit breaker is reset from the keyboard.
+ * matching a filter is retried at once; an open circuit breaker is reset from the keyboard; the
+ * Queues screen follows deliveries and pauses without a reload.
  * Skipped with one line when Chromium is missing, except under CI=true, where that fails.
  */
 import { createServer, type Server } from "node:http";
@@ -111,6 +112,25 @@ if (!present && process.env.CI !== "true") {
       await expect.poll(() => app.handled, { timeout: 20_000 }).toContain(100);
       await page.getByRole("link", { name: "Audit" }).click();
       await expect.poll(() => page.locator("main").textContent()).toContain("queues.resume");
+    });
+
+    it("keeps the Queues screen live: a delivery and a pause elsewhere show without a reload", async () => {
+      app.pings.fail = false;
+      const { url } = await app.serve();
+      await page.goto(`${url}#/queues`);
+      const row = page.getByRole("row", { name: /^pinger / });
+      await row.getByText("not paused").waitFor();
+      await app.bus.publish(Ping, { n: 200 });
+      await row.getByText("1 delivered: 1 done, 0 retried, 0 dead-lettered").waitFor({ timeout: 15_000 });
+      await app.bus.pause("pinger", { by: "someone else" });
+      try {
+        await row.getByText("paused", { exact: true }).waitFor({ timeout: 15_000 });
+        expect(await row.textContent()).toContain("by someone else");
+      } finally {
+        await app.bus.resume("pinger");
+      }
+      await page.getByRole("link", { name: "CDC" }).click();
+      await page.locator("main", { hasText: "this store is sqlite" }).waitFor();
     });
 
     it("offers no action when read-only, and refuses one without the token", async () => {
