@@ -120,12 +120,17 @@ if (!present && process.env.CI !== "true") {
       await page.goto(`${url}#/queues`);
       const row = page.getByRole("row", { name: /^pinger / });
       await row.getByText("not paused").waitFor();
+      // A keyboard user on the Pause button keeps the focus there through the redraws.
+      await row.getByRole("button", { name: "Pause" }).focus();
       await app.bus.publish(Ping, { n: 200 });
       await row.getByText("1 delivered: 1 done, 0 retried, 0 dead-lettered").waitFor({ timeout: 15_000 });
+      expect(await page.locator(":focus").textContent()).toBe("Pause");
       await app.bus.pause("pinger", { by: "someone else" });
       try {
         await row.getByText("paused", { exact: true }).waitFor({ timeout: 15_000 });
         expect(await row.textContent()).toContain("by someone else");
+        await page.keyboard.press("Enter"); // the focus moved to Resume, in the same place
+        await page.locator("#status", { hasText: "resume pinger: done" }).waitFor();
       } finally {
         await app.bus.resume("pinger");
       }

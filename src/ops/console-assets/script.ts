@@ -621,15 +621,23 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
       add(main, [h("h1", null, "Could not load"), h("p", { class: "err" }, (e.code ? e.code + ": " : "") + e.message)]);
     });
   }
-  // Screens without a selection or a form to lose: redrawn with the counts, unless the keyboard
-  // focus is inside them (a redraw would take it away).
+  // Screens without a selection to lose: redrawn with the counts, unless something is being typed
+  // into them; a focused link or button keeps the focus (the one at the same place after the redraw).
   var LIVE = { "/": true, "/queues": true, "/pipelines": true, "/breakers": true, "/cdc": true };
+  var FOCUSABLE = "a[href], button, input, select, textarea";
   function counts() {
     return api("overview").then(function (o) {
       document.getElementById("badge-dlq").textContent = o.totals.deadLetters ? String(o.totals.deadLetters) : "";
       document.getElementById("badge-sagas").textContent = o.totals.sagas.failed ? String(o.totals.sagas.failed) : "";
+      if (!LIVE[route().path]) return;
       var focused = document.activeElement;
-      if (LIVE[route().path] && !(focused && focused !== main && main.contains(focused))) render();
+      var inside = focused && focused !== main && main.contains(focused);
+      if (inside && /^(INPUT|SELECT|TEXTAREA)$/.test(focused.tagName)) return;
+      var at = inside ? Array.prototype.indexOf.call(main.querySelectorAll(FOCUSABLE), focused) : -1;
+      return render().then(function () {
+        var again = at >= 0 ? main.querySelectorAll(FOCUSABLE)[at] : null;
+        if (again) again.focus();
+      });
     }).catch(function () { /* the screen shows errors */ });
   }
 
