@@ -57,7 +57,9 @@ if (!present && process.env.CI !== "true") {
       await expect.poll(() => page.url()).toContain("#/sagas?status=failed");
       await page.getByRole("link", { name: "order-17" }).click();
       await page.locator("#saga-status", { hasText: "failed" }).waitFor();
-      await expect.poll(() => page.locator("main").textContent()).toContain("refund API down");
+      await expect
+        .poll(() => page.locator("main").textContent(), { timeout: 10_000 })
+        .toContain("refund API down");
 
       app.refunds.fail = false;
       await page.getByRole("button", { name: "Retry" }).click();
@@ -89,7 +91,9 @@ if (!present && process.env.CI !== "true") {
       await expect.poll(() => app.handled, { timeout: 20_000 }).toEqual([0]);
 
       await page.getByRole("link", { name: "Audit" }).click();
-      await expect.poll(() => page.locator("main").textContent()).toContain("dead-letters.replay");
+      await expect
+        .poll(() => page.locator("main").textContent(), { timeout: 10_000 })
+        .toContain("dead-letters.replay");
     });
 
     it("pauses a consumer group from the Queues screen: its messages wait until Resume", async () => {
@@ -111,7 +115,9 @@ if (!present && process.env.CI !== "true") {
       await page.locator("#status", { hasText: "resume pinger: done" }).waitFor();
       await expect.poll(() => app.handled, { timeout: 20_000 }).toContain(100);
       await page.getByRole("link", { name: "Audit" }).click();
-      await expect.poll(() => page.locator("main").textContent()).toContain("queues.resume");
+      await expect
+        .poll(() => page.locator("main").textContent(), { timeout: 10_000 })
+        .toContain("queues.resume");
     });
 
     it("keeps the Queues screen live: a delivery and a pause elsewhere show without a reload", async () => {
@@ -199,7 +205,8 @@ if (!present && process.env.CI !== "true") {
           })
           .toBe("failed");
         await page.reload();
-        await expect.poll(() => page.locator("main").textContent()).toContain("503");
+        // The default poll gives up after 1 s: too short for a reload on a loaded machine.
+        await expect.poll(() => page.locator("main").textContent(), { timeout: 10_000 }).toContain("503");
 
         up = true;
         answer = new Date(Date.now() - 3_600_000).toISOString();
@@ -222,7 +229,9 @@ if (!present && process.env.CI !== "true") {
         await page.reload();
         expect(await page.locator("#new-secret").count()).toBe(0);
         await page.getByRole("link", { name: "Audit" }).click();
-        await expect.poll(() => page.locator("main").textContent()).toContain("webhooks.rotate-secret");
+        await expect
+          .poll(() => page.locator("main").textContent(), { timeout: 10_000 })
+          .toContain("webhooks.rotate-secret");
         expect(await page.locator("main").textContent()).not.toContain(shown!);
       } finally {
         answer = "fixed by hand";
@@ -268,7 +277,7 @@ if (!present && process.env.CI !== "true") {
       await page.keyboard.press("Enter");
       await page.locator("#status", { hasText: "reset payments: open → closed" }).waitFor();
       expect(breaker.state).toBe("closed");
-      await expect.poll(() => page.locator("main").textContent()).toContain("closed");
+      await expect.poll(() => page.locator("main").textContent(), { timeout: 10_000 }).toContain("closed");
     });
   });
 }
