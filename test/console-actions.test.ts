@@ -353,4 +353,32 @@ describe("console: a pipeline's quarantined rows; metrics: its cursor lag", () =
     await api.post("pipelines/reset", { name: "copy_src" });
     expect(await lag()).toBeUndefined();
   });
+
+  it("runs a pipeline now and resets its checkpoint: the next run reads every row again; audited", async () => {
+    const first = await api.post("pipelines/run", { name: "copy_src" });
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({
+      count: 3,
+      report: { status: "succeeded", rowsRead: 5, rowsWritten: 3 },
+    });
+    const again = await api.post("pipelines/run", { name: "copy_src" });
+    expect(again.body.report).toMatchObject({ status: "succeeded", rowsRead: 0 });
+    const held = (await api.get("pipelines")).body;
+    expect(held.pipelines[0].checkpoint).toBeTruthy();
+    expect((held.runs as Array<{ status: string }>).map((r) => r.status)).toEqual(["succeeded", "succeeded"]);
+
+    expect((await api.post("pipelines/reset", { name: "copy_src" })).body).toEqual({ count: 1 });
+    expect((await api.get("pipelines")).body.pipelines[0].checkpoint ?? null).toBeNull();
+    const fromStart = await api.post("pipelines/run", { name: "copy_src" });
+    expect(fromStart.body.report).toMatchObject({ status: "succeeded", rowsRead: 5 });
+
+    expect((await api.post("pipelines/run", { name: "nowhere" })).status).toBe(404);
+    const audit = (await api.get("audit")).body.items as Array<Record<string, unknown>>;
+    expect(audit.map((e) => [e.action, e.target, e.count, e.outcome])).toEqual([
+      ["pipelines.run", { name: "copy_src" }, 3, "ok"], // newest first: every row written again
+      ["pipelines.reset", { name: "copy_src" }, 1, "ok"],
+      ["pipelines.run", { name: "copy_src" }, 0, "ok"],
+      ["pipelines.run", { name: "copy_src" }, 3, "ok"],
+    ]);
+  });
 });

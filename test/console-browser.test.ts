@@ -4,7 +4,8 @@
  * group and resume it; a read-only console
  * offers no action; an action without the token is refused, and works once the token is given;
  * a webhook endpoint's failed test event is recovered and its secret rotated; every failed saga
- * matching a filter is retried at once; an open circuit breaker is reset from the keyboard.
+ * matching a filter is retried at once; an open circuit breaker is reset from the keyboard; the
+ * Queues screen follows deliveries and pauses without a reload.
  * Skipped with one line when Chromium is missing, except under CI=true, where that fails.
  */
 import { createServer, type Server } from "node:http";
@@ -56,7 +57,9 @@ if (!present && process.env.CI !== "true") {
       await expect.poll(() => page.url()).toContain("#/sagas?status=failed");
       await page.getByRole("link", { name: "order-17" }).click();
       await page.locator("#saga-status", { hasText: "failed" }).waitFor();
-      await expect.poll(() => page.locator("main").textContent()).toContain("refund API down");
+      await expect
+        .poll(() => page.locator("main").textContent(), { timeout: 10_000 })
+        .toContain("refund API down");
 
       app.refunds.fail = false;
       await page.getByRole("button", { name: "Retry" }).click();
@@ -88,7 +91,9 @@ if (!present && process.env.CI !== "true") {
       await expect.poll(() => app.handled, { timeout: 20_000 }).toEqual([0]);
 
       await page.getByRole("link", { name: "Audit" }).click();
-      await expect.poll(() => page.locator("main").textContent()).toContain("dead-letters.replay");
+      await expect
+        .poll(() => page.locator("main").textContent(), { timeout: 10_000 })
+        .toContain("dead-letters.replay");
     });
 
     it("pauses a consumer group from the Queues screen: its messages wait until Resume", async () => {
@@ -110,7 +115,33 @@ if (!present && process.env.CI !== "true") {
       await page.locator("#status", { hasText: "resume pinger: done" }).waitFor();
       await expect.poll(() => app.handled, { timeout: 20_000 }).toContain(100);
       await page.getByRole("link", { name: "Audit" }).click();
-      await expect.poll(() => page.locator("main").textContent()).toContain("queues.resume");
+      await expect
+        .poll(() => page.locator("main").textContent(), { timeout: 10_000 })
+        .toContain("queues.resume");
+    });
+
+    it("keeps the Queues screen live: a delivery and a pause elsewhere show without a reload", async () => {
+      app.pings.fail = false;
+      const { url } = await app.serve();
+      await page.goto(`${url}#/queues`);
+      const row = page.getByRole("row", { name: /^pinger / });
+      await row.getByText("not paused").waitFor();
+      // A keyboard user on the Pause button keeps the focus there through the redraws.
+      await row.getByRole("button", { name: "Pause" }).focus();
+      await app.bus.publish(Ping, { n: 200 });
+      await row.getByText("1 delivered: 1 done, 0 retried, 0 dead-lettered").waitFor({ timeout: 15_000 });
+      expect(await page.locator(":focus").textContent()).toBe("Pause");
+      await app.bus.pause("pinger", { by: "someone else" });
+      try {
+        await row.getByText("paused", { exact: true }).waitFor({ timeout: 15_000 });
+        expect(await row.textContent()).toContain("by someone else");
+        await page.keyboard.press("Enter"); // the focus moved to Resume, in the same place
+        await page.locator("#status", { hasText: "resume pinger: done" }).waitFor();
+      } finally {
+        await app.bus.resume("pinger");
+      }
+      await page.getByRole("link", { name: "CDC" }).click();
+      await page.locator("main", { hasText: "this store is sqlite" }).waitFor();
     });
 
     it("offers no action when read-only, and refuses one without the token", async () => {
@@ -174,7 +205,8 @@ if (!present && process.env.CI !== "true") {
           })
           .toBe("failed");
         await page.reload();
-        await expect.poll(() => page.locator("main").textContent()).toContain("503");
+        // The default poll gives up after 1 s: too short for a reload on a loaded machine.
+        await expect.poll(() => page.locator("main").textContent(), { timeout: 10_000 }).toContain("503");
 
         up = true;
         answer = new Date(Date.now() - 3_600_000).toISOString();
@@ -197,7 +229,9 @@ if (!present && process.env.CI !== "true") {
         await page.reload();
         expect(await page.locator("#new-secret").count()).toBe(0);
         await page.getByRole("link", { name: "Audit" }).click();
-        await expect.poll(() => page.locator("main").textContent()).toContain("webhooks.rotate-secret");
+        await expect
+          .poll(() => page.locator("main").textContent(), { timeout: 10_000 })
+          .toContain("webhooks.rotate-secret");
         expect(await page.locator("main").textContent()).not.toContain(shown!);
       } finally {
         answer = "fixed by hand";
@@ -243,7 +277,7 @@ if (!present && process.env.CI !== "true") {
       await page.keyboard.press("Enter");
       await page.locator("#status", { hasText: "reset payments: open → closed" }).waitFor();
       expect(breaker.state).toBe("closed");
-      await expect.poll(() => page.locator("main").textContent()).toContain("closed");
+      await expect.poll(() => page.locator("main").textContent(), { timeout: 10_000 }).toContain("closed");
     });
   });
 }

@@ -134,6 +134,12 @@ describe("ops: metrics and health of a running Patchbay", () => {
       sample(text, 'patchbay_bus_acked_total{messaging_consumer_group_name="billing",duplicate="false"}'),
     ).toBe(8);
     expect(sample(text, 'patchbay_bus_queue_depth{messaging_consumer_group_name="backlog"}')).toBe(10);
+    // A bound group with nothing waiting has its series at 0 (a dashboard shows 0, not "no data").
+    expect(sample(text, 'patchbay_bus_queue_depth{messaging_consumer_group_name="billing"}')).toBe(0);
+    expect(
+      sample(text, 'patchbay_bus_queue_oldest_age_seconds{messaging_consumer_group_name="billing"}'),
+    ).toBe(0);
+    expect(sample(text, 'patchbay_bus_dead_letters{messaging_consumer_group_name="backlog"}')).toBe(0);
     expect(sample(text, 'patchbay_bus_group_paused{messaging_consumer_group_name="billing"}')).toBe(0);
     expect(
       sample(text, 'patchbay_bus_queue_oldest_age_seconds{messaging_consumer_group_name="backlog"}'),

@@ -25,6 +25,8 @@ import type { Pipeline } from "../sync/pipeline.js";
 import { runRecords } from "../sync/runs.js";
 import type { DeliveryStatus } from "../webhooks/deliveries.js";
 import { createWebhooks, type Webhooks } from "../webhooks/webhooks.js";
+import { readChangeSlots } from "../cdc/slot-report.js";
+import { busActivity, type GroupActivity } from "./console-activity.js";
 import type { ConsoleAudit } from "./console-audit.js";
 import { ConsoleError } from "./console-errors.js";
 
@@ -399,6 +401,8 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
   }
 
   const pauses = groupPauses(store, clock);
+  // The app's bus runs in this process: what its groups are doing here (in flight, last minute).
+  const activity = parts.bus ? busActivity(clock) : undefined;
 
   /**
    * Pauses or resumes a consumer group: through the app's bus when there is one (its own
@@ -427,11 +431,24 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
     const transport = parts.bus?.transport;
     const paused = await pauses.list();
     const pausedOf = (group: string) => paused.find((p) => p.group === group);
+    const here = activity?.read() ?? new Map<string, GroupActivity>();
+    const measured = activity !== undefined;
     if (transport && !transport.capabilities.sharesStore) {
+      const names = [...new Set([...here.keys(), ...paused.map((p) => p.group)])].sort();
       return {
         transport: transport.name,
         inStore: false,
-        groups: paused.map((p) => ({ group: p.group, paused: true, pausedAt: p.pausedAt, pausedBy: p.by })),
+        measured,
+        groups: names.map((group) => {
+          const p = pausedOf(group);
+          return {
+            group,
+            paused: p !== undefined,
+            pausedAt: p?.pausedAt,
+            pausedBy: p?.by,
+            ...here.get(group),
+          };
+        }),
       };
     }
     const d = store.dialect;
@@ -461,14 +478,23 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
         oldestAgeMs: r.oldest === null ? null : Math.max(0, now - Number(r.oldest)),
       });
     }
+    for (const group of here.keys())
+      if (!byGroup.has(group)) byGroup.set(group, { group, depth: 0, parked: 0, oldestAgeMs: null });
     return {
       transport: transport?.name ?? localTransport(store).name,
       inStore: true,
+      measured,
       groups: [...byGroup.values()]
         .sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0))
         .map((g) => {
           const p = pausedOf(g.group);
-          return { ...g, paused: p !== undefined, pausedAt: p?.pausedAt, pausedBy: p?.by };
+          return {
+            ...g,
+            paused: p !== undefined,
+            pausedAt: p?.pausedAt,
+            pausedBy: p?.by,
+            ...here.get(g.group),
+          };
         }),
     };
   }
@@ -580,6 +606,9 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
         return queues();
       case "breakers":
         return { breakers: await breakerStates() };
+      case "cdc":
+        // Every logical slot of the store's database, whoever consumes it: an abandoned one holds WAL too.
+        return { dialect: store.capabilities.dialect, slots: await readChangeSlots(store) };
       default:
         throw notFound(`api/${req.route}`);
     }
@@ -656,6 +685,7 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
   return {
     handle: (req: ApiRequest) => (req.method === "GET" ? get(req) : post(req)),
     async close() {
+      activity?.stop();
       await ownRunner?.stop();
       await ownWebhooks?.stop();
     },

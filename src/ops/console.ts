@@ -111,6 +111,19 @@ function send(res: ServerResponse, status: number, type: string, body: string | 
 }
 
 /**
+ * The request's URL. A path is appended to a fixed origin rather than resolved against it: resolved,
+ * `//x/api/...` would be read as a host `x` and `//` would not parse at all.
+ */
+function requestUrl(raw: string): URL {
+  const base = "http://console.invalid";
+  try {
+    return raw.startsWith("/") ? new URL(base + raw) : new URL(raw, base);
+  } catch {
+    throw new ConsoleError("CONSOLE_NOT_FOUND", "not a path this console serves");
+  }
+}
+
+/**
  * Creates the web console over an application's parts (only `store` is required).
  *
  * @example
@@ -178,7 +191,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
   }
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://console.invalid");
+    const url = requestUrl(req.url ?? "/");
     let path = url.pathname;
     if (base && (path === base || path.startsWith(`${base}/`))) path = path.slice(base.length) || "/";
     const method = req.method ?? "GET";

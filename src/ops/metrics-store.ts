@@ -44,6 +44,17 @@ export function storeGauges(registry: Registry, store: SqlStore, transport: Tran
       },
     });
   const rows = async <R>(text: string) => (await store.query<R>(text)).rows;
+  /** The consumer groups bound on the local transport: each has a series, 0 while it has nothing. */
+  const bound = async () =>
+    (await rows<{ grp: string }>(`SELECT DISTINCT grp FROM ${t("bus_bindings")}`)).map((r) => r.grp);
+  /** `counted`'s groups, and every bound group with `zero`. */
+  const withBound = async <R extends { grp: string }>(
+    counted: R[],
+    zero: (grp: string) => R,
+  ): Promise<R[]> => {
+    const seen = new Set(counted.map((r) => r.grp));
+    return [...counted, ...(await bound()).filter((g) => !seen.has(g)).map(zero)];
+  };
 
   // Queue depth lives in the store only for the local transport; a broker keeps its own.
   if (transport === undefined || transport.capabilities.sharesStore) {
@@ -52,7 +63,9 @@ export function storeGauges(registry: Registry, store: SqlStore, transport: Tran
     const readQueues = () =>
       (queue ??= rows<{ grp: string; depth: unknown; oldest: unknown }>(
         `SELECT grp, COUNT(*) AS depth, MIN(created_at) AS oldest FROM ${t("bus_jobs")} GROUP BY grp`,
-      ).finally(() => setTimeout(() => (queue = undefined), 0)));
+      )
+        .then((counted) => withBound(counted, (grp) => ({ grp, depth: 0, oldest: null })))
+        .finally(() => setTimeout(() => (queue = undefined), 0)));
     fromStore(
       "patchbay_bus_queue_depth",
       "Messages waiting in a consumer group's queue (due, delayed for retry, or in flight)",
@@ -67,7 +80,7 @@ export function storeGauges(registry: Registry, store: SqlStore, transport: Tran
         const now = Date.now();
         return (await readQueues()).map((r) => [
           { messaging_consumer_group_name: r.grp },
-          Math.max(0, (now - num(r.oldest)) / 1000),
+          r.oldest === null ? 0 : Math.max(0, (now - num(r.oldest)) / 1000),
         ]);
       },
     );
@@ -93,8 +106,11 @@ export function storeGauges(registry: Registry, store: SqlStore, transport: Tran
     ["messaging_consumer_group_name"],
     async () =>
       (
-        await rows<{ grp: string; n: unknown }>(
-          `SELECT grp, COUNT(*) AS n FROM ${t("bus_dead_letters")} GROUP BY grp`,
+        await withBound(
+          await rows<{ grp: string; n: unknown }>(
+            `SELECT grp, COUNT(*) AS n FROM ${t("bus_dead_letters")} GROUP BY grp`,
+          ),
+          (grp) => ({ grp, n: 0 }),
         )
       ).map((r) => [{ messaging_consumer_group_name: r.grp }, num(r.n)]),
   );

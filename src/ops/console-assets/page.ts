@@ -21,6 +21,7 @@ export const CONSOLE_PAGE = String.raw`<!doctype html>
       <li><a href="#/pipelines">Pipelines</a></li>
       <li><a href="#/webhooks">Webhooks</a></li>
       <li><a href="#/breakers">Breakers</a></li>
+      <li><a href="#/cdc">CDC</a></li>
       <li><a href="#/audit">Audit</a></li>
     </ul>
   </nav>

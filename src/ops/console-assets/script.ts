@@ -367,7 +367,8 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
         table("Runs", ["Pipeline", "Status", "Started (UTC)", "Duration", "Read", "Written", "Quarantined", "Error"],
           p.runs.map(function (r) {
             return h("tr", null, h("td", null, r.pipeline), h("td", null, st(r.status)), h("td", null, when(r.startedAt)),
-              h("td", null, r.durationMs === undefined ? "" : r.durationMs + " ms"), h("td", null, String(r.rowsRead)),
+              h("td", null, r.durationMs !== undefined ? r.durationMs + " ms" : r.status === "running" ? Math.round((Date.now() - r.startedAt) / 1000) + " s so far" : ""),
+              h("td", null, String(r.rowsRead)),
               h("td", null, String(r.rowsWritten)), h("td", null, String(r.rowsQuarantined)),
               h("td", { class: "wrap" }, r.error ? (r.error.code || "") + " " + r.error.message : ""));
           })),
@@ -507,20 +508,52 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
     form.appendChild(h("button", { type: "submit", class: "act danger" }, "Pause"));
     return form;
   }
+  function inFlightCell(g) { return h("td", null, g.inFlight === undefined ? "–" : String(g.inFlight)); }
+  function minuteCell(g) {
+    var m = g.lastMinute;
+    return h("td", null, m === undefined ? "–" : m.delivered + " delivered: " + m.acked + " done, " + m.retried + " retried, " + m.deadLettered + " dead-lettered");
+  }
   function queues() {
     return api("queues").then(function (q) {
+      var here = q.measured
+        ? "In flight and Last minute count the deliveries of this process (the app serving this console); – when it has not delivered to the group."
+        : "This console runs without the app's bus: deliveries in flight and per minute are shown where the app serves the console (pb.console()).";
       return [
         h("h1", null, "Queues"),
         h("p", null, q.inStore
           ? "Consumer groups of " + q.transport + ", read from the store. A paused group's messages wait in its queue; every process consuming it stops within a second."
-          : "The bus runs on " + q.transport + ": its queues live in the broker; see the broker's own console. Paused groups are listed here."),
-        q.inStore ? table("Queues", ["Group", "Queued", "Parked", "Oldest (age)", "State", ""], q.groups.map(function (g) {
+          : "The bus runs on " + q.transport + ": its queues live in the broker; see the broker's own console. Paused groups, and the groups this process consumes, are listed here."),
+        h("p", null, here),
+        q.inStore ? table("Queues", ["Group", "Queued", "Parked", "Oldest (age)", "In flight", "Last minute", "State", ""], q.groups.map(function (g) {
           return h("tr", null, h("td", null, g.group), h("td", null, String(g.depth)), h("td", null, String(g.parked)),
-            h("td", null, g.oldestAgeMs === null ? "–" : Math.round(g.oldestAgeMs / 1000) + " s"), pauseCell(g), pauseButton(g));
-        })) : table("Paused groups", ["Group", "State", ""], q.groups.map(function (g) {
-          return h("tr", null, h("td", null, g.group), pauseCell(g), pauseButton(g));
+            h("td", null, g.oldestAgeMs === null ? "–" : Math.round(g.oldestAgeMs / 1000) + " s"), inFlightCell(g), minuteCell(g),
+            pauseCell(g), pauseButton(g));
+        })) : table("Consumer groups", ["Group", "In flight", "Last minute", "State", ""], q.groups.map(function (g) {
+          return h("tr", null, h("td", null, g.group), inFlightCell(g), minuteCell(g), pauseCell(g), pauseButton(g));
         })),
         q.inStore ? null : pauseForm(),
+      ];
+    });
+  }
+
+  function bytes(n) {
+    if (n < 1024) return n + " B";
+    var units = ["KiB", "MiB", "GiB", "TiB"];
+    var i = -1;
+    do { n /= 1024; i++; } while (n >= 1024 && i < units.length - 1);
+    return n.toFixed(1) + " " + units[i];
+  }
+  function cdc() {
+    return api("cdc").then(function (r) {
+      return [
+        h("h1", null, "CDC slots"),
+        r.dialect === "postgres"
+          ? h("p", null, "Every logical replication slot of the store's database, whoever consumes it. A slot keeps WAL on the server's disk until its consumer confirms it: an inactive slot with a growing lag is one to drop (patchbay cdc drop) or restart.")
+          : h("p", null, "Change data capture reads PostgreSQL's logical replication slots; this store is " + r.dialect + ", which has none."),
+        table("Replication slots", ["Slot", "Active", "Lag (not confirmed)", "WAL retained", "WAL status"], r.slots.map(function (x) {
+          return h("tr", null, h("td", null, x.slot), h("td", null, x.active ? st("active") : st("inactive")),
+            h("td", null, bytes(x.lagBytes)), h("td", null, bytes(x.retainedBytes)), h("td", null, x.walStatus || ""));
+        })),
       ];
     });
   }
@@ -568,7 +601,7 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
   // ---- shell ---------------------------------------------------------------------------------
   var screens = { "/": overview, "/dead-letters": deadLetters, "/dead-letter": deadLetter, "/sagas": sagas, "/saga": saga,
     "/pipelines": pipelines, "/webhooks": webhooks, "/delivery": delivery, "/queues": queues, "/audit": audit,
-    "/breakers": breakers, "/quarantine": quarantine };
+    "/breakers": breakers, "/quarantine": quarantine, "/cdc": cdc };
   var sections = { "/dead-letter": "/dead-letters", "/saga": "/sagas", "/delivery": "/webhooks", "/quarantine": "/pipelines" };
 
   function render() {
@@ -588,11 +621,23 @@ export const CONSOLE_SCRIPT = String.raw`// The Patchbay console's page script: 
       add(main, [h("h1", null, "Could not load"), h("p", { class: "err" }, (e.code ? e.code + ": " : "") + e.message)]);
     });
   }
+  // Screens without a selection to lose: redrawn with the counts, unless something is being typed
+  // into them; a focused link or button keeps the focus (the one at the same place after the redraw).
+  var LIVE = { "/": true, "/queues": true, "/pipelines": true, "/breakers": true, "/cdc": true };
+  var FOCUSABLE = "a[href], button, input, select, textarea";
   function counts() {
     return api("overview").then(function (o) {
       document.getElementById("badge-dlq").textContent = o.totals.deadLetters ? String(o.totals.deadLetters) : "";
       document.getElementById("badge-sagas").textContent = o.totals.sagas.failed ? String(o.totals.sagas.failed) : "";
-      if (route().path === "/") render();
+      if (!LIVE[route().path]) return;
+      var focused = document.activeElement;
+      var inside = focused && focused !== main && main.contains(focused);
+      if (inside && /^(INPUT|SELECT|TEXTAREA)$/.test(focused.tagName)) return;
+      var at = inside ? Array.prototype.indexOf.call(main.querySelectorAll(FOCUSABLE), focused) : -1;
+      return render().then(function () {
+        var again = at >= 0 ? main.querySelectorAll(FOCUSABLE)[at] : null;
+        if (again) again.focus();
+      });
     }).catch(function () { /* the screen shows errors */ });
   }
 

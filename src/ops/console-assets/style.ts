@@ -45,8 +45,8 @@ pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px
 dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 dl.kv dt { color: var(--muted); } dl.kv dd { margin: 0; word-break: break-word; }
 .st-failed, .st-disabled, .st-abandoned { color: var(--bad); font-weight: 600; }
-.st-completed, .st-succeeded, .st-delivered, .st-enabled, .st-unpaused { color: var(--good); }
-.st-compensating, .st-compensated, .st-retrying, .st-pending, .st-paused { color: var(--warn); }
+.st-completed, .st-succeeded, .st-delivered, .st-enabled, .st-unpaused, .st-active { color: var(--good); }
+.st-compensating, .st-compensated, .st-retrying, .st-pending, .st-paused, .st-inactive { color: var(--warn); }
 body.read-only .act { display: none; }
 .secret { border: 2px solid var(--warn); border-radius: 6px; padding: .2rem .8rem; margin: .5rem 0; }
 @media (max-width: 640px) {
