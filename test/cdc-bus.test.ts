@@ -139,7 +139,7 @@ describe.skipIf(problem !== undefined)("CDC onto the bus", { timeout: 180_000 },
     expect(second.failure).toBeUndefined();
   });
 
-  it("patchbay status and the patchbay_cdc_slot_lag_bytes gauge show the slot: active, lag, retained WAL", async () => {
+  it("patchbay status and the patchbay_cdc_slot_lag_bytes/_seconds gauges show the slot: active, lag, retained WAL", async () => {
     const { f, store, seen, capture } = await setup();
     const c = capture();
     c.start();
@@ -173,6 +173,10 @@ describe.skipIf(problem !== undefined)("CDC onto the bus", { timeout: 180_000 },
     try {
       const scraped = await metrics.registry.metrics();
       expect(scraped).toMatch(new RegExp(`^patchbay_cdc_slot_lag_bytes\\{slot="${f.slot}"\\} \\d+$`, "m"));
+      // The capture reads the slot: its lag in seconds too (0 once caught up).
+      expect(scraped).toMatch(
+        new RegExp(`^patchbay_cdc_slot_lag_seconds\\{slot="${f.slot}"\\} [\\d.e-]+$`, "m"),
+      );
     } finally {
       metrics.close();
     }

@@ -11,6 +11,12 @@ export interface SlotReport {
   active: boolean;
   /** How far the confirmed position is behind the server's WAL, in bytes. */
   lagBytes: number;
+  /**
+   * While a capture reads the slot: seconds between the server writing WAL and the capture
+   * confirming it (`pg_stat_replication.flush_lag`; 0 once caught up). `null` while no capture
+   * reads it (then only the bytes grow).
+   */
+  lagSeconds: number | null;
   /** WAL the server keeps for the slot, in bytes. */
   retainedBytes: number;
   walStatus: string | null;
@@ -28,21 +34,25 @@ export async function readChangeSlots(
     slot_name: string;
     active: boolean;
     lag: string | null;
+    lag_seconds: string | null;
     retained: string | null;
     wal_status: string | null;
   }>(
-    `SELECT slot_name, active,
-            pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag,
-            pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text AS retained,
-            wal_status
-       FROM pg_replication_slots
-      WHERE slot_type = 'logical' AND database = current_database()
-      ORDER BY slot_name`,
+    `SELECT s.slot_name, s.active,
+            pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::text AS lag,
+            CASE WHEN r.pid IS NOT NULL THEN COALESCE(EXTRACT(EPOCH FROM r.flush_lag), 0)::text END AS lag_seconds,
+            pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::text AS retained,
+            s.wal_status
+       FROM pg_replication_slots s
+       LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+      WHERE s.slot_type = 'logical' AND s.database = current_database()
+      ORDER BY s.slot_name`,
   );
   return rows.map((r) => ({
     slot: r.slot_name,
     active: r.active === true,
     lagBytes: Number(r.lag ?? 0),
+    lagSeconds: r.lag_seconds === null ? null : Number(r.lag_seconds),
     retainedBytes: Number(r.retained ?? 0),
     walStatus: r.wal_status,
   }));

@@ -166,4 +166,13 @@ export function storeGauges(registry: Registry, store: SqlStore, transport: Tran
     ["slot"],
     async () => (await readChangeSlots(store)).map((x) => [{ slot: x.slot }, x.lagBytes]),
   );
+  fromStore(
+    "patchbay_cdc_slot_lag_seconds",
+    "Seconds between PostgreSQL writing WAL and the capture reading a logical slot confirming it (flush_lag; 0 when caught up; no series while nothing reads the slot)",
+    ["slot"],
+    async () =>
+      (await readChangeSlots(store)).flatMap((x) =>
+        x.lagSeconds === null ? [] : [[{ slot: x.slot }, x.lagSeconds] as const],
+      ),
+  );
 }
