@@ -151,7 +151,7 @@ if (!ns.reachable) {
     });
 
     it("a handler running 3× ackWait keeps its delivery with heartbeats: delivered once, never redelivered", async () => {
-      const t = broker.make({ ackWait: "1s" });
+      const t = broker.make({ ackWait: "2s" });
       transports.push(t);
       await t.bind("long", ["#"]);
       const got: Delivery[] = [];
@@ -159,14 +159,14 @@ if (!ns.reachable) {
       consumers.push(
         await t.consume("long", { concurrency: 2 }, async (d) => {
           got.push(d);
-          await sleep(3000);
+          await sleep(6000);
           await d.ack();
           acked++;
         }),
       );
       await t.publish([message("x.slow")]);
-      await until(() => acked === 1, 15_000, "the slow handler's ack");
-      await sleep(2000); // two more ack waits: a redelivery would have come
+      await until(() => acked === 1, 20_000, "the slow handler's ack");
+      await sleep(4000); // two more ack waits: a redelivery would have come
       expect(got.map((d) => d.attempt)).toEqual([1]);
       const c = (await broker.consumers()).find((i) => i.name === "long");
       expect(c).toMatchObject({ redelivered: 0, ackPending: 0, pending: 0 });
