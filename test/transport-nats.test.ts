@@ -6,7 +6,10 @@ import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import type { Consumer, Delivery, Transport, TransportMessage } from "../src/bus/transport.js";
 import { constant } from "../src/resilience/backoff.js";
 import { defineTransportConformance, until } from "./conformance/transport.js";
-import { isolatedNats, type IsolatedNats } from "./support/nats.js";
+import { nats } from "../src/adapters/nats/index.js";
+import { isolatedNats, quick, type IsolatedNats } from "./support/nats.js";
+import { ownNatsServer } from "./support/nats-server.js";
+import { tcpProxy } from "./support/tcp-proxy.js";
 
 const { nats: ns } = inject("services");
 
@@ -196,6 +199,60 @@ if (!ns.reachable) {
       const c = (await broker.consumers()).find((i) => i.name === "wait");
       // A nak(delay) would leave the 50 ack pending here until due (and stall the group at max_ack_pending).
       expect(c).toMatchObject({ ackPending: 0, pending: 0 });
+    });
+
+    it("an idle consumer pulls again after an outage of its connection longer than a pull: what comes next is delivered", async () => {
+      const target = new URL(ns.url);
+      const proxy = await tcpProxy(target.hostname, Number(target.port) || 4222);
+      try {
+        const t = nats({ url: `nats://127.0.0.1:${proxy.port}`, prefix: broker.prefix, ...quick });
+        transports.push(t);
+        await t.bind("idle", ["#"]);
+        const got = await collect(t, "idle");
+        await t.publish([message("x.before")]);
+        await until(() => got.length === 1, 10_000, "the first delivery");
+        proxy.outage(); // the pull waiting on the server dies with the connection
+        await sleep(3000);
+        proxy.restore();
+        // Published by another connection: nothing but a new pull brings it to the idle consumer.
+        const other = make();
+        await other.publish([message("x.after")]);
+        // (x.before may come again: its ack may have been lost with the connection.)
+        await until(
+          () => got.some((d) => d.message.type === "x.after"),
+          20_000,
+          "a delivery after the outage",
+        );
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it("an idle consumer pulls again after its nats-server restarts: what comes next is delivered", async () => {
+      const server = await ownNatsServer();
+      try {
+        const t = nats({ url: server.url, prefix: broker.prefix, ...quick });
+        transports.push(t);
+        await t.bind("idle", ["#"]);
+        const got = await collect(t, "idle");
+        await t.publish([message("x.before")]);
+        await until(() => got.length === 1, 10_000, "the first delivery");
+        await server.kill();
+        await sleep(2500);
+        await server.start();
+        const other = nats({ url: server.url, prefix: broker.prefix, ...quick });
+        transports.push(other);
+        await other.publish([message("x.after")]);
+        await until(
+          () => got.some((d) => d.message.type === "x.after"),
+          20_000,
+          "a delivery after the restart",
+        );
+      } finally {
+        await Promise.all(consumers.splice(0).map((c) => c.stop(5000)));
+        await Promise.all(transports.splice(0).map((t) => t.close()));
+        await server.cleanup();
+      }
     });
 
     it("a message delivered deliveryLimit times without a settle comes as undecodable (for a dead letter)", async () => {
