@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import type { Consumer, Delivery, Transport, TransportMessage } from "../src/bus/transport.js";
+import { isPatchbayError } from "../src/core/errors.js";
 import { constant } from "../src/resilience/backoff.js";
 import { defineTransportConformance, until } from "./conformance/transport.js";
 import { nats } from "../src/adapters/nats/index.js";
@@ -242,7 +243,21 @@ if (!ns.reachable) {
         await server.start();
         const other = nats({ url: server.url, prefix: broker.prefix, ...quick });
         transports.push(other);
-        await other.publish([message("x.after")]);
+        // The server listens before its JetStream has read its store back (slow under load):
+        // PUBLISH_FAILED (retryable) until then, and publishing again is safe.
+        const after = message("x.after");
+        await until(
+          () =>
+            other.publish([after]).then(
+              () => true,
+              (e: unknown) => {
+                if (!isPatchbayError(e, "PUBLISH_FAILED") || !e.retryable) throw e;
+                return false;
+              },
+            ),
+          30_000,
+          "a publish to the restarted server",
+        );
         await until(
           () => got.some((d) => d.message.type === "x.after"),
           20_000,
@@ -253,7 +268,7 @@ if (!ns.reachable) {
         await Promise.all(transports.splice(0).map((t) => t.close()));
         await server.cleanup();
       }
-    });
+    }, 90_000);
 
     it("a message delivered deliveryLimit times without a settle comes as undecodable (for a dead letter)", async () => {
       const t = broker.make({ deliveryLimit: 2 });
