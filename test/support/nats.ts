@@ -16,6 +16,17 @@ export interface IsolatedNats {
   make(options?: NatsTransportOptions): Transport;
   /** Messages in the parked stream for `group`. */
   parked(group: string): Promise<number>;
+  /** Every consumer of the prefix's streams, as the server reports it. */
+  consumers(): Promise<
+    Array<{
+      stream: string;
+      name: string;
+      description: string | undefined;
+      pending: number;
+      ackPending: number;
+      redelivered: number;
+    }>
+  >;
   cleanup(): Promise<void>;
 }
 
@@ -41,6 +52,27 @@ export function isolatedNats(url: string): IsolatedNats {
       withJsm(async (jsm) => {
         const info = await jsm.streams.info(n.parkedStream, { subjects_filter: n.parked(group) });
         return info.state.subjects?.[n.parked(group)] ?? 0;
+      }),
+    consumers: () =>
+      withJsm(async (jsm) => {
+        const out = [];
+        for (const stream of n.streams) {
+          const list = await jsm.consumers
+            .list(stream)
+            .next()
+            .catch(() => []);
+          for (const c of list) {
+            out.push({
+              stream,
+              name: c.name,
+              description: c.config.description,
+              pending: c.num_pending,
+              ackPending: c.num_ack_pending,
+              redelivered: c.num_redelivered,
+            });
+          }
+        }
+        return out;
       }),
     cleanup: () =>
       withJsm(async (jsm) => {
