@@ -236,6 +236,25 @@ describe("settled() and advance() know when the work is done", () => {
     }
   });
 
+  it("advance() moves on past a handler that itself sleeps on the harness's clock", async () => {
+    const h = createHarness({ events: [Ping] });
+    const woke: number[] = [];
+    h.pb.subscribe(Ping, { group: "sleepy" }, async () => {
+      await h.clock.sleep(3_600_000);
+      woke.push(h.clock.now());
+    });
+    await h.start();
+    try {
+      const start = h.clock.now();
+      await h.pb.publish(Ping, { n: 1 });
+      await h.advance("2h");
+      expect(woke).toEqual([start + 3_600_000]);
+      expect(h.consumed({ group: "sleepy" })).toHaveLength(1);
+    } finally {
+      await h.stop();
+    }
+  });
+
   it("an idle harness does not poll its store every few ms of real time", async () => {
     const clock = new FakeClock();
     const { store, counts } = slowStore(sqlite({ file: ":memory:", clock }), /^$/, 0);
