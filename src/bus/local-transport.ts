@@ -483,7 +483,6 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       // stop()'s timeout and anything else the process serves.
       beforeRound: () => new Promise<void>((resolve) => setImmediate(resolve)),
       free: () => concurrency - inFlight.size,
-      inFlight: () => inFlight.size,
       async claim(free) {
         const { rows, until } = await claim(group, free, held);
         // stop() began while the claim waited (on SQLite, for the write lock): none may start.
@@ -501,6 +500,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         return { claimed: rows.length };
       },
       nextDue: () => nextDue(group, held),
+      inFlight: () => inFlight.size,
       clock,
       pollMs: poll,
       onError: (e) => logger.warn({ err: e, group }, "patchbay bus: claim failed; retrying"),
