@@ -1,10 +1,12 @@
 /**
- * The shop's contract as its CI would use it: the catalogue exports to AsyncAPI that the official
+ * The shop's contract as its CI would use it: the published document (examples/shop/asyncapi.json,
+ * committed) is what the shop's events are checked against, so an incompatible edit of
+ * examples/shop/events.ts fails this file. The catalogue exports to AsyncAPI that the official
  * parser accepts, and an incompatible edit of an event schema fails the check, both through the
  * API and through `patchbay contracts check` (exit 1).
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +18,8 @@ import { OrderCreated } from "../examples/shop/events.js";
 import { checkContracts, defineCatalogue, defineEvent, exportAsyncApi } from "../src/index.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** The shop's published contract, as its repository keeps it. */
+const PUBLISHED = join(ROOT, "examples/shop/asyncapi.json");
 const dir = mkdtempSync(join(tmpdir(), "patchbay-contracts-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -61,7 +65,25 @@ const base = {
 };
 
 describe("the shop's contract", () => {
-  const published = exportAsyncApi(catalogue);
+  const published = JSON.parse(readFileSync(PUBLISHED, "utf8")) as ReturnType<typeof exportAsyncApi>;
+
+  it("the shop's events keep every promise of the published contract (examples/shop/asyncapi.json)", () => {
+    const report = checkContracts(published, catalogue, { mode: "full" });
+    // A compatible change passes; publish it by regenerating the file (`patchbay contracts export
+    // --config examples/shop/patchbay.config.ts --out examples/shop/asyncapi.json`) and committing it.
+    expect(report.changes.filter((c) => c.breaking)).toEqual([]);
+  });
+
+  it("an incompatible edit of the shop's events fails that check: order.created without userId", () => {
+    const { userId: _dropped, ...rest } = base;
+    const report = checkContracts(published, edited(z.object({ ...rest, currency: z.string().length(3) })), {
+      mode: "full",
+    });
+    expect(report.breaking).toBe(true);
+    expect(report.changes.filter((c) => c.breaking).map((c) => [c.eventType, c.rule, c.path])).toEqual([
+      ["order.created", expect.stringMatching(/required/), "userId"],
+    ]);
+  });
 
   it("exports to an AsyncAPI document the official parser validates with no error or warning", async () => {
     const { diagnostics, document } = await new Parser().parse(JSON.stringify(published));
@@ -135,7 +157,7 @@ describe("the shop's contract", () => {
         exportAsyncApi(edited(z.object({ ...base, currency: z.string().length(3), coupon: z.string() }))),
       ),
     );
-    const broken = await cli(["contracts", "check", "--against", against, "--next", next]);
+    const broken = await cli(["contracts", "check", "--against", PUBLISHED, "--next", next]);
     expect(broken.code).toBe(1);
     expect(broken.out).toContain("BREAKING  order.created v1: required field added: coupon");
     expect(broken.out.trim().split("\n").at(-1)).toBe("1 breaking change (mode backward)");

@@ -1,8 +1,9 @@
 /**
  * The shop's contract: its events, the consumer groups that read them, the transports they travel
- * on and the events its partner receives as webhooks. `npm run contracts` (or `patchbay contracts
- * export --config examples/shop/patchbay.config.ts`) writes it as AsyncAPI; CI checks each change
- * against the published document with `patchbay contracts check --against asyncapi.json`.
+ * on and the events its partner receives as webhooks. `patchbay contracts export --config
+ * examples/shop/patchbay.config.ts --out examples/shop/asyncapi.json` writes it as AsyncAPI, the
+ * published document kept beside it; test/shop-contracts.test.ts checks each change against that
+ * document (as `patchbay contracts check --against examples/shop/asyncapi.json` would in CI).
  */
 import { defineCatalogue } from "patchbay";
 import {

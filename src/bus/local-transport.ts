@@ -391,12 +391,20 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     return { rows: rows.sort((a, b) => int(a.id) - int(b.id)), until: now + lease };
   }
 
-  async function nextDue(group: string): Promise<number | undefined> {
+  /** The earliest `run_at` of the group, but for the jobs this consumer runs (their lease ends are not work). */
+  async function nextDue(group: string, held: ReadonlyMap<number, number>): Promise<number | undefined> {
+    const ids = [...held.keys()];
     const { rows } = await run<{ next: unknown }>(
       store,
       d,
-      sql`SELECT MIN(run_at) AS next FROM ${t.jobs} WHERE grp = ${group}`,
-      PREPARED,
+      ids.length === 0
+        ? sql`SELECT MIN(run_at) AS next FROM ${t.jobs} WHERE grp = ${group}`
+        : join(
+            sql`SELECT MIN(run_at) AS next FROM ${t.jobs} WHERE grp = ${group} AND id NOT IN (${ids[0]}`,
+            ...ids.slice(1).map((id) => sql`, ${id}`),
+            sql`)`,
+          ),
+      ids.length === 0 ? PREPARED : undefined,
     );
     const next = rows[0]?.next;
     return next === null || next === undefined ? undefined : int(next);
@@ -491,7 +499,8 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         }
         return { claimed: rows.length };
       },
-      nextDue: () => nextDue(group),
+      nextDue: () => nextDue(group, held),
+      inFlight: () => inFlight.size,
       clock,
       pollMs: poll,
       onError: (e) => logger.warn({ err: e, group }, "patchbay bus: claim failed; retrying"),

@@ -53,6 +53,17 @@ const STANDARD_WEBHOOKS_HEADERS: Json = {
 
 const key = (...parts: string[]) => parts.join(".");
 
+const NATS_TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * The subject the NATS JetStream adapter publishes an event type on: `<prefix>.ev.<type>`, or
+ * `<prefix>.ev._` for a type whose segments are not all plain tokens (the type travels in a header).
+ */
+export function natsSubject(prefix: string, type: string): string {
+  const parts = type.split(".");
+  return `${prefix}.ev.${parts.every((p) => NATS_TOKEN.test(p)) ? type : "_"}`;
+}
+
 /**
  * Exports the catalogue as an AsyncAPI 3.1.0 document (plain JSON: `JSON.stringify` it).
  * Throws `CONTRACT_SCHEMA_UNCONVERTIBLE` when a schema has no JSON Schema converter.
@@ -171,9 +182,13 @@ export function exportAsyncApi(catalogue: Catalogue): AsyncApiDocument {
     servers.nats = {
       host: nats.host ?? "localhost:4222",
       protocol: "nats",
-      description: `NATS JetStream: subject ${prefix}.<type>, one durable consumer per group (ahead of the adapter: see docs/contracts.md)`,
+      description: `NATS JetStream: stream ${prefix} on ${prefix}.ev.> (one subject per event type), one durable pull consumer per group`,
     };
-    perType("nats", (t) => `${prefix}.${t}`, "JetStream subject; each consumer group is a durable consumer");
+    perType(
+      "nats",
+      (t) => natsSubject(prefix, t),
+      `JetStream subject in stream ${prefix}; each consumer group is a durable pull consumer`,
+    );
   }
   if (catalogue.webhooks.length > 0) {
     servers.webhooks = {

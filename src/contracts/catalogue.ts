@@ -19,7 +19,7 @@ export interface CatalogueTransports {
   local?: boolean | { host?: string };
   /** RabbitMQ: a topic exchange `<prefix>`, routing key = event type, queue `<prefix>.group.<group>`. */
   rabbitmq?: { prefix?: string; host?: string };
-  /** NATS JetStream: subject `<prefix>.<type>` (described ahead of the adapter; see docs/contracts.md). */
+  /** NATS JetStream: the stream `<prefix>`, subject `<prefix>.ev.<type>`, a durable pull consumer per group. */
   nats?: { prefix?: string; host?: string };
 }
 

@@ -4,7 +4,9 @@ import { type } from "arktype";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { topologyNames } from "../adapters/nats/topology.js";
 import { isPatchbayError } from "../core/errors.js";
+import { natsSubject } from "./asyncapi.js";
 import { defineEvent } from "../core/events.js";
 import {
   checkContracts,
@@ -73,6 +75,13 @@ describe("exportAsyncApi", () => {
         "webhook.order.paid",
       ]),
     );
+    // The subject is the one the NATS adapter publishes on.
+    const nats = topologyNames("shop");
+    expect((doc.channels as Record<string, { address: string }>)["nats.order.paid"]?.address).toBe(
+      nats.event("order.paid"),
+    );
+    for (const t of ["order.paid", "a.b-c_d", "weird type", "x.*"])
+      expect(natsSubject("shop", t), t).toBe(nats.event(t));
     const ops = doc.operations as Record<string, { action: string; "x-patchbay-group"?: string }>;
     expect(ops["rabbitmq.order-saga.order.created"]).toMatchObject({
       action: "receive",

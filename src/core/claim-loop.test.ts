@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FakeClock } from "../testing/fake-clock.js";
-import { claimBackoff, startClaimLoop } from "./claim-loop.js";
+import { systemClock } from "./clock.js";
+import { claimBackoff, claimLoopsOn, startClaimLoop } from "./claim-loop.js";
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 
@@ -81,5 +82,43 @@ describe("startClaimLoop", () => {
 
   it("backs off 100 ms, doubling, to at most 5 s", () => {
     expect([0, 100, 200, 3000, 5000].map(claimBackoff)).toEqual([100, 200, 400, 5000, 5000]);
+  });
+
+  it("is observed on an injected clock: asleep when idle, round() makes it claim once more and says what it took", async () => {
+    const clock = new FakeClock(0);
+    let queue = 0;
+    let running = 0;
+    const loop = startClaimLoop({
+      free: () => 5 - running,
+      inFlight: () => running,
+      claim: (slots) => {
+        const n = Math.min(slots, queue);
+        queue -= n;
+        running += n;
+        return Promise.resolve({ claimed: n });
+      },
+      clock,
+      pollMs: 60_000,
+      onError: () => undefined,
+    });
+    const [observed] = claimLoopsOn(clock);
+    await tick();
+    expect(observed?.asleep).toBe(true);
+    expect(await observed?.round()).toEqual({ claimed: 0 });
+    queue = 2; // work no one woke it for (another process's)
+    expect(await observed?.round()).toEqual({ claimed: 2 });
+    expect(observed?.inFlight()).toBe(2);
+    await loop.stop();
+    expect(claimLoopsOn(clock)).toEqual([]);
+    // The system clock's loops are not kept anywhere.
+    const real = startClaimLoop({
+      free: () => 1,
+      claim: () => Promise.resolve({ claimed: 0 }),
+      clock: systemClock,
+      pollMs: 60_000,
+      onError: () => undefined,
+    });
+    expect(claimLoopsOn(systemClock)).toEqual([]);
+    await real.stop();
   });
 });

@@ -8,7 +8,7 @@
  * moving past a due time wakes the loop at once. Real time bounds every sleep (the poll interval),
  * since work may also appear in other processes that cannot wake this one.
  */
-import type { Clock } from "./clock.js";
+import { systemClock, type Clock } from "./clock.js";
 
 /**
  * The shortest sleep between two rounds, in ms. Work that is due but locked by another worker (or
@@ -38,6 +38,11 @@ export interface ClaimLoopOptions {
   free(): number;
   /** Claims up to `slots` items and hands them off (not awaiting their work). */
   claim(slots: number): Promise<ClaimRound>;
+  /**
+   * Items handed off by `claim` (or started beside the loop) and still running. Lets a test
+   * harness on a fake clock know exactly when the worker is idle ({@link claimLoopsOn}).
+   */
+  inFlight?(): number;
   /** The earliest due time of work not due yet at `now`, or undefined when there is none. */
   nextDue?(now: number): Promise<number | undefined>;
   clock: Clock;
@@ -55,29 +60,73 @@ export interface ClaimLoop {
   stop(): Promise<void>;
 }
 
+/** What one or more rounds of a loop did, from a wake-up until it slept again. */
+export interface RoundResult {
+  claimed: number;
+  /** The last claim's error, when a claim failed. */
+  error?: unknown;
+}
+
+/**
+ * A claim loop as a test harness sees it: whether it is idle, and a way to make it look again.
+ * Only loops on an injected clock (not the system clock) are observed.
+ */
+export interface ObservedLoop {
+  /** It waits for a wake-up, its next due time or its poll, with no wake-up pending. */
+  readonly asleep: boolean;
+  /** Items it handed off that are still running (0 when the worker does not say). */
+  inFlight(): number;
+  /** Wakes it; resolves once a round that began after this call ended and it sleeps again (or stopped). */
+  round(): Promise<RoundResult>;
+}
+
+const observed = new WeakMap<Clock, Set<ObservedLoop>>();
+
+/** The running claim loops on `clock` (a test's fake clock): every worker that follows it. */
+export function claimLoopsOn(clock: Clock): ObservedLoop[] {
+  return [...(observed.get(clock) ?? [])];
+}
+
 /** Starts a claim loop (see the module comment). */
 export function startClaimLoop(options: ClaimLoopOptions): ClaimLoop {
   const { clock } = options;
   let running = true;
   let woken = false;
+  let asleep = false;
   let wakeUp: (() => void) | undefined;
   const wake = () => {
     woken = true;
+    asleep = false;
     wakeUp?.();
+  };
+  /** Callers of round() waiting for a round to begin, and those waiting for it to end. */
+  let kicked: Array<(r: RoundResult) => void> = [];
+  let watching: Array<(r: RoundResult) => void> = [];
+  let result: RoundResult = { claimed: 0 };
+  const report = () => {
+    const done = watching;
+    watching = [];
+    for (const resolve of done) resolve(result);
   };
 
   /** Sleeps up to `ms` of real time, less when woken or when the clock reaches `dueAt`. */
   const sleep = async (ms: number, dueAt: number | undefined, now: number) => {
     const sleeping = new AbortController();
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wakeUp = () => {
+      const up = () => {
+        asleep = false;
         clearTimeout(timer);
         resolve();
       };
+      const timer = setTimeout(up, ms);
+      wakeUp = up;
       if (dueAt !== undefined)
-        clock.sleep(Math.max(dueAt - now, 1), sleeping.signal).then(wakeUp, () => undefined);
+        clock.sleep(Math.max(dueAt - now, 1), sleeping.signal).then(up, () => undefined);
+      // Asleep from here: the clock's sleeper (if any) is registered; a harness may now judge it idle.
+      asleep = true;
+      report();
     });
+    asleep = false;
     sleeping.abort();
     wakeUp = undefined;
   };
@@ -86,6 +135,11 @@ export function startClaimLoop(options: ClaimLoopOptions): ClaimLoop {
     let pause = 0;
     while (running) {
       woken = false;
+      if (kicked.length > 0) {
+        if (watching.length === 0) result = { claimed: 0 };
+        watching.push(...kicked);
+        kicked = [];
+      }
       if (options.beforeRound) await options.beforeRound();
       const slots = options.free();
       let round: ClaimRound = { claimed: 0 };
@@ -93,8 +147,10 @@ export function startClaimLoop(options: ClaimLoopOptions): ClaimLoop {
         try {
           round = await options.claim(slots);
           pause = 0;
+          result = { claimed: result.claimed + round.claimed };
         } catch (e) {
           pause = claimBackoff(pause);
+          result = { claimed: result.claimed, error: e };
           options.onError(e, pause);
         }
       }
@@ -112,14 +168,37 @@ export function startClaimLoop(options: ClaimLoopOptions): ClaimLoop {
     }
   })();
 
+  const loops = clock === systemClock ? undefined : (observed.get(clock) ?? new Set<ObservedLoop>());
+  const self: ObservedLoop = {
+    get asleep() {
+      return asleep && !woken;
+    },
+    inFlight: () => options.inFlight?.() ?? 0,
+    round: () =>
+      running
+        ? new Promise<RoundResult>((resolve) => {
+            kicked.push(resolve);
+            wake();
+          })
+        : Promise.resolve({ claimed: 0 }),
+  };
+  if (loops) {
+    loops.add(self);
+    observed.set(clock, loops);
+  }
+
   let stopped: Promise<void> | undefined;
   return {
     wake,
     stop() {
       stopped ??= (async () => {
         running = false;
+        loops?.delete(self);
         wake();
         await loop;
+        for (const resolve of [...kicked, ...watching]) resolve({ claimed: 0 });
+        kicked = [];
+        watching = [];
       })();
       return stopped;
     },

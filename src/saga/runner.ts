@@ -240,6 +240,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   const startClaiming = () =>
     startClaimLoop({
       free,
+      inFlight: () => busy + reserved,
       async claim(slots) {
         mayHaveWork = false;
         try {

@@ -95,6 +95,38 @@ describe("FakeClock", () => {
     expect(woke).toBe(2);
   });
 
+  it("with `between`, wakes the sleepers of one instant together and awaits it before time moves on", async () => {
+    const clock = new FakeClock(0);
+    const log: string[] = [];
+    for (const [name, ms] of [
+      ["a", 100],
+      ["b", 100],
+      ["c", 300],
+    ] as const)
+      void clock.sleep(ms).then(() => log.push(`${name}@${clock.now()}`));
+    // Slow work woken at 100 ms (several turns of the event loop) schedules more at 200 ms.
+    const between = async () => {
+      await new Promise((r) => setImmediate(r)); // the woken code's own callbacks first
+      log.push(`between@${clock.now()}`);
+      if (clock.now() === 100) {
+        await new Promise((r) => setTimeout(r, 20));
+        void clock.sleep(100).then(() => log.push(`late@${clock.now()}`));
+      }
+    };
+    await clock.advance(400, { between });
+    expect(log).toEqual([
+      "between@0",
+      "a@100",
+      "b@100",
+      "between@100",
+      "late@200",
+      "between@200",
+      "c@300",
+      "between@300",
+    ]);
+    expect(clock.now()).toBe(400);
+  });
+
   it("runs concurrent advances one after the other", async () => {
     const clock = new FakeClock(0);
     await Promise.all([clock.advance(100), clock.advance(200)]);

@@ -81,10 +81,14 @@ export class FakeClock implements Clock {
    * Moves time forward by `duration`, waking due sleepers one at a time in due order, at their due
    * time, and letting the woken code run before the next one. Sleeps started by woken code that
    * fall inside the window fire too. Concurrent calls run one after the other.
+   *
+   * By default the woken code gets one turn of the event loop. Give `between` to wait for it
+   * exactly instead (a test harness's `settled()`): then every sleeper due at the same instant
+   * wakes together, and `between` runs before time moves on to the next due time.
    */
-  async advance(duration: Duration): Promise<void> {
+  async advance(duration: Duration, options: { between?: () => Promise<void> } = {}): Promise<void> {
     const ms = toMs(duration, "advance");
-    const run = this.#advancing.then(() => this.#advance(ms));
+    const run = this.#advancing.then(() => this.#advance(ms, options.between));
     this.#advancing = run.catch(() => undefined);
     await run;
   }
@@ -101,13 +105,19 @@ export class FakeClock implements Clock {
     for (let next = this.#nextDue(to); next !== undefined; next = this.#nextDue(to)) this.#wake(next);
   }
 
-  async #advance(ms: number): Promise<void> {
+  async #advance(ms: number, between: (() => Promise<void>) | undefined): Promise<void> {
     const target = this.#now + ms;
-    await settle();
+    await (between ?? settle)();
     for (let next = this.#nextDue(target); next !== undefined; next = this.#nextDue(target)) {
       this.#now = Math.max(this.#now, next.due);
-      this.#wake(next);
-      await settle();
+      if (between === undefined) {
+        this.#wake(next);
+        await settle();
+        continue;
+      }
+      for (let due: Sleeper | undefined = next; due !== undefined; due = this.#nextDue(this.#now))
+        this.#wake(due);
+      await between();
     }
     this.#now = Math.max(this.#now, target);
   }

@@ -8,9 +8,11 @@ import { defineSaga } from "../saga/definition.js";
 import type { WebhookConnector } from "../webhooks/connector.js";
 import { sqlite } from "../adapters/sqlite/index.js";
 import type { Row, SyncDestination, SyncSource } from "../sync/contracts.js";
+import type { SqlStore } from "../store/sql-store.js";
 import {
   createFault,
   createHarness,
+  FakeClock,
   httpFaultServer,
   withFault,
   withStoreFaults,
@@ -129,6 +131,143 @@ describe("createHarness", () => {
       const second = await h.pb.transaction(() => Promise.resolve()).catch((e: unknown) => e);
       expect(isPatchbayError(second, "FAULT_INJECTED") && second.target).toBe("store");
       await expect(h.pb.publish(Ping, { n: 2 })).resolves.toMatchObject({ type: "test.ping" });
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
+const DAY = 86_400_000;
+const realSleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `store` whose queries matching `pattern` resolve `delayMs` of real time after they ran; counts every query. */
+function slowStore(store: SqlStore, pattern: RegExp, delayMs: number) {
+  const counts = { queries: 0 };
+  const slow = new Proxy(store, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (prop === "query" && typeof value === "function") {
+        return async (text: string, ...rest: unknown[]) => {
+          counts.queries++;
+          const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).call(
+            target,
+            text,
+            ...rest,
+          );
+          if (pattern.test(text)) await realSleep(delayMs);
+          return result;
+        };
+      }
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { store: slow, counts };
+}
+
+describe("settled() and advance() know when the work is done", () => {
+  it("settled() waits for a claim that takes long to return (a slow store), with no quiet window to outlast", async () => {
+    const clock = new FakeClock();
+    // The queue's claim runs (the row is leased) and its result comes back 60 ms later.
+    const { store } = slowStore(sqlite({ file: ":memory:", clock }), /attempt \+ 1/, 60);
+    const h = createHarness({ events: [Ping], clock, store });
+    h.pb.subscribe(Ping, { group: "g" }, () => undefined);
+    await h.start();
+    try {
+      await h.settled();
+      await h.pb.publish(Ping, { n: 1 });
+      await h.settled();
+      expect(h.consumed({ group: "g" }).map((c) => c.event.data)).toEqual([{ n: 1 }]);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it("one advance('3d') runs each daily retry of a handler at its due time, then dead-letters it", async () => {
+    const h = createHarness({ events: [Ping] });
+    const start = h.clock.now();
+    const attempts: number[] = [];
+    h.pb.subscribe(
+      Ping,
+      { group: "ledger", retry: { immediate: 0, attempts: 4, backoff: constant("1d") } },
+      () => {
+        attempts.push((h.clock.now() - start) / DAY);
+        throw new Error("ledger down");
+      },
+    );
+    await h.start();
+    try {
+      await h.pb.publish(Ping, { n: 1 });
+      await h.advance("3d");
+      expect(attempts).toEqual([0, 1, 2, 3]);
+      expect((await h.deadLettered("ledger")).map((d) => d.attempts)).toEqual([4]);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it("one advance('2d') runs each 12-hour retry of a saga step at its due time", async () => {
+    const h = createHarness();
+    const start = h.clock.now();
+    const tries: number[] = [];
+    const saga = h.sagas.saga(
+      defineSaga<{ id: string }>("retrying", {
+        version: 1,
+        steps: [
+          {
+            name: "charge",
+            retry: { maxAttempts: 5, backoff: constant("12h") },
+            run: () => {
+              tries.push((h.clock.now() - start) / DAY);
+              if (tries.length < 4) throw new Error("provider down");
+              return {};
+            },
+          },
+        ],
+      }),
+    );
+    await h.start();
+    try {
+      await saga.start({ id: "s-1" }, { id: "s-1" });
+      await h.advance("2d");
+      expect(tries).toEqual([0, 0.5, 1, 1.5]);
+      expect((await h.sagas.get("s-1"))?.status).toBe("completed");
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it("advance() moves on past a handler that itself sleeps on the harness's clock", async () => {
+    const h = createHarness({ events: [Ping] });
+    const woke: number[] = [];
+    h.pb.subscribe(Ping, { group: "sleepy" }, async () => {
+      await h.clock.sleep(3_600_000);
+      woke.push(h.clock.now());
+    });
+    await h.start();
+    try {
+      const start = h.clock.now();
+      await h.pb.publish(Ping, { n: 1 });
+      await h.advance("2h");
+      expect(woke).toEqual([start + 3_600_000]);
+      expect(h.consumed({ group: "sleepy" })).toHaveLength(1);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it("an idle harness does not poll its store every few ms of real time", async () => {
+    const clock = new FakeClock();
+    const { store, counts } = slowStore(sqlite({ file: ":memory:", clock }), /^$/, 0);
+    const h = createHarness({ events: [Ping], clock, store });
+    h.pb.subscribe(Ping, { group: "g" }, () => undefined);
+    h.sagas.saga(defineSaga<{ id: string }>("idle", { version: 1, steps: [{ name: "a", run: () => ({}) }] }));
+    await h.start();
+    try {
+      await h.settled();
+      const before = counts.queries;
+      await realSleep(500);
+      // Two workers (the group's consumer, the saga runner), each polling every 100 ms: ~20 queries.
+      expect(counts.queries - before).toBeLessThan(40);
     } finally {
       await h.stop();
     }
@@ -268,8 +407,8 @@ describe("a fake advance longer than a lease while work is in progress", () => {
     try {
       await h.pb.publish(Ping, { n: 1 });
       while (calls === 0) await new Promise((r) => setTimeout(r, 2));
-      await h.clock.advance("2h"); // twice the harness's queue lease
-      await new Promise((r) => setTimeout(r, 100)); // 20 polls of the queue
+      await h.clock.advance("2h"); // far past the harness's queue lease (30 s)
+      await new Promise((r) => setTimeout(r, 300)); // 3 polls of the queue
       expect(calls).toBe(1);
       release();
       await h.settled();
@@ -309,11 +448,11 @@ describe("a fake advance longer than a lease while a webhook attempt is in fligh
       const first = await h.pb.publish(Ping, { n: 1 });
       while (posts.length === 0) await new Promise((r) => setTimeout(r, 2));
       await h.clock.advance("2m"); // the lease is the 15 s timeout + 30 s
-      await new Promise((r) => setTimeout(r, 200)); // 40 polls of the worker
+      await new Promise((r) => setTimeout(r, 300)); // 3 polls of the worker
       expect(posts).toEqual([first.id]); // not the held delivery again
       const second = await h.pb.publish(Ping, { n: 2 });
       await h.clock.advance("2m");
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 300));
       expect(posts).toEqual([first.id]); // nor the second: the first still counts against concurrency 1
       releaseAll();
       while (posts.length < 2) await new Promise((r) => setTimeout(r, 2));

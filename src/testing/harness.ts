@@ -3,12 +3,19 @@
  * fake clock, with records of what was published, consumed and dead-lettered and a `settled()`
  * that waits until nothing is left to do now. In the style of MassTransit's test harness; plain
  * promises, so it works from vitest, jest and node:test alike.
+ *
+ * `settled()` knows rather than guesses: every worker (each queue consumer, the saga runner, the
+ * webhooks worker) runs the one claim loop on the harness's clock, which says whether it sleeps
+ * and how many items it handed off are still running (`claimLoopsOn`). Once all sleep with
+ * nothing running, each is made to claim once more; when none finds work and all still sleep,
+ * nothing is left to do at this time.
  */
 import { sqlite } from "../adapters/sqlite/index.js";
 import type { DeadLetter } from "../bus/dead-letters.js";
 import { localTransport } from "../bus/local-transport.js";
 import type { Delivery, Transport, TransportMessage } from "../bus/transport.js";
 import type { AnyEventDefinition } from "../bus/bus.js";
+import { claimLoopsOn } from "../core/claim-loop.js";
 import { decodeStructured, type CloudEvent } from "../core/envelope.js";
 import { toMs, type Duration } from "../core/duration.js";
 import { PatchbayError } from "../core/errors.js";
@@ -31,6 +38,13 @@ export interface HarnessOptions {
   transport?: (transport: Transport) => Transport;
   /** How long `settled()` waits, in real time, before it fails with `HARNESS_NOT_SETTLED`. Default 10 s. */
   timeout?: Duration;
+  /**
+   * How often, in real time, an idle worker looks for work nobody woke it for (rows a test wrote
+   * with SQL, another harness on the same store). `settled()` does not depend on it. Default 100 ms.
+   */
+  pollInterval?: Duration;
+  /** The lease of claimed queue messages and sagas, in clock time. Default 30 s (production's). */
+  lease?: Duration;
   source?: string;
   logger?: Logger;
 }
@@ -59,10 +73,15 @@ export interface Harness {
    * Resolves once nothing is left to do at the clock's current time: no message due or in flight
    * in any group, no saga due or running a step, no webhook delivery due or being sent, no
    * pipeline run in progress. Work scheduled later (retries, delays, cron ticks) waits for
-   * {@link Harness.advance}.
+   * {@link Harness.advance}. Fails with `HARNESS_NOT_SETTLED` after the `timeout` (work that
+   * never ends, or waits on the clock itself: move it with `advance`).
    */
   settled(): Promise<void>;
-  /** Moves the fake clock forward by `duration`, then waits until {@link Harness.settled}. */
+  /**
+   * Moves the fake clock forward by `duration` through every due time on the way (each retry,
+   * delay, saga deadline, webhook attempt, cron tick, in order), settling at each as
+   * {@link Harness.settled} does, then waits until settled.
+   */
   advance(duration: Duration): Promise<void>;
   /** Events published (committed), optionally of one type. */
   published(type?: string): CloudEvent[];
@@ -76,9 +95,8 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-// An odd lease (1 h 7 ms of fake time) lets settled() tell a claimed saga from one scheduled later.
-const LEASE_MS = 3_600_007;
-const QUIET_MS = 15;
+/** How long work in flight may sit unchanged on a clock sleep before advance() moves time on. */
+const STUCK_ON_CLOCK_MS = 50;
 const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -98,9 +116,10 @@ export function createHarness(options: HarnessOptions = {}): Harness {
   const logger = options.logger ?? createLogger({ name: "harness", level: "silent" });
   const store = options.store ?? sqlite({ file: ":memory:", clock, logger });
   const timeoutMs = toMs(options.timeout ?? "10s", "timeout");
+  const pollInterval = options.pollInterval ?? "100ms";
+  const lease = options.lease ?? "30s";
   const published: CloudEvent[] = [];
   const consumed: ConsumedRecord[] = [];
-  let inFlight = 0;
 
   const decode = (m: TransportMessage): CloudEvent | undefined => {
     try {
@@ -115,7 +134,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
       if (event) published.push(event);
     }
   };
-  const local = localTransport(store, { clock, logger, pollInterval: "5ms", lease: `${LEASE_MS}ms` });
+  const local = localTransport(store, { clock, logger, pollInterval, lease });
   const observed: Transport = {
     name: local.name,
     capabilities: local.capabilities,
@@ -130,7 +149,6 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     },
     consume(group, consumeOptions, onDelivery) {
       return local.consume(group, consumeOptions, async (delivery: Delivery) => {
-        inFlight++;
         const tracked: Delivery = Object.create(delivery, {
           ack: {
             value: async (tx?: Parameters<Delivery["ack"]>[0]) => {
@@ -149,11 +167,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
             },
           },
         }) as Delivery;
-        try {
-          await onDelivery(tracked);
-        } finally {
-          inFlight--;
-        }
+        await onDelivery(tracked);
       });
     },
   };
@@ -163,7 +177,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     clock,
     logger,
     transport,
-    sagas: { pollInterval: "5ms", lease: `${LEASE_MS}ms` },
+    sagas: { pollInterval, lease },
     ...(options.events ? { events: options.events } : {}),
     ...(options.source ? { source: options.source } : {}),
   });
@@ -171,13 +185,10 @@ export function createHarness(options: HarnessOptions = {}): Harness {
   const pipelines: Pipeline[] = [];
   let webhooksMade = false;
   const pb: Patchbay = Object.create(patchbay, {
-    // The first call makes them: polling as often as the queue and the sagas do, for work made
-    // due while a round was running.
+    // The first call makes them: polling as often as the queue and the sagas do.
     webhooks: {
       value: (webhooksOptions?: Parameters<Patchbay["webhooks"]>[0]) => {
-        const made = patchbay.webhooks(
-          webhooksMade ? webhooksOptions : { pollInterval: "5ms", ...webhooksOptions },
-        );
+        const made = patchbay.webhooks(webhooksMade ? webhooksOptions : { pollInterval, ...webhooksOptions });
         webhooksMade = true;
         return made;
       },
@@ -193,36 +204,53 @@ export function createHarness(options: HarnessOptions = {}): Harness {
   const sagas = patchbay.sagas;
   const t = (name: string) => store.dialect.table(name);
 
-  /** What is still to do now, as text for the timeout message; "" when idle. */
-  async function busy(): Promise<string> {
-    const now = clock.now();
-    const one = async (text: string) => {
-      try {
-        const { rows } = await store.query<{ n: unknown }>(text);
-        return Number(rows[0]?.n ?? 0);
-      } catch {
-        return 0; // the module's table is not there: nothing of it to wait for
-      }
-    };
-    const due = await one(`SELECT COUNT(*) AS n FROM ${t("bus_jobs")} WHERE run_at <= ${now}`);
-    const sagasBusy = await one(
-      `SELECT COUNT(*) AS n FROM ${t("saga_instances")} WHERE status IN ('running', 'compensating')
-       AND (run_at <= ${now} OR (run_at - updated_at = ${LEASE_MS} AND run_at > ${now}))`,
-    );
-    // 'sending' is an attempt in flight (or finished and not yet recorded).
-    const webhooksBusy = await one(
-      `SELECT COUNT(*) AS n FROM ${t("webhook_deliveries")} w JOIN ${t("webhook_endpoints")} e ON e.id = w.endpoint_id
-       WHERE e.status = 'enabled' AND (w.status = 'sending' OR (w.status = 'pending' AND w.next_attempt_at <= ${now}))`,
-    );
+  /** What is still going on now, as text for the timeout message; "" when every worker sleeps idle. */
+  function busy(): string {
+    const loops = claimLoopsOn(clock);
+    const awake = loops.filter((l) => !l.asleep).length;
+    const items = loops.reduce((n, l) => n + l.inFlight(), 0);
     const running = pipelines.reduce((n, p) => n + p.runsInFlight, 0);
     const parts = [
-      due > 0 ? `${due} message(s) due` : "",
-      inFlight > 0 ? `${inFlight} deliveries in flight` : "",
-      sagasBusy > 0 ? `${sagasBusy} saga(s) due or running a step` : "",
-      webhooksBusy > 0 ? `${webhooksBusy} webhook delivery(ies) due or being sent` : "",
+      awake > 0 ? `${awake} worker(s) claiming` : "",
+      items > 0 ? `${items} message(s), saga(s) or webhook attempt(s) in flight` : "",
       running > 0 ? `${running} pipeline run(s) in progress` : "",
     ];
     return parts.filter(Boolean).join(", ");
+  }
+
+  /**
+   * Waits until every worker sleeps with nothing in flight, then has each claim once more: settled
+   * when none found work and all still sleep. `stuckOnClock`: also return when only work in
+   * flight is left, unchanged for a while, and the clock has sleepers (it waits on the clock).
+   */
+  async function settle(stuckOnClock: boolean): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    let failure: unknown;
+    let stuck: { since: number; state: string } | undefined;
+    for (;;) {
+      const left = busy();
+      if (left === "") {
+        const rounds = await Promise.all(claimLoopsOn(clock).map((l) => l.round()));
+        failure = rounds.find((r) => r.error !== undefined)?.error;
+        if (failure === undefined && rounds.every((r) => r.claimed === 0) && busy() === "") return;
+        stuck = undefined;
+      } else if (stuckOnClock && clock.pendingSleepers > 0 && claimLoopsOn(clock).every((l) => l.asleep)) {
+        const state = `${left}/${clock.pendingSleepers}`;
+        if (stuck?.state !== state) stuck = { since: Date.now(), state };
+        else if (Date.now() - stuck.since >= STUCK_ON_CLOCK_MS) return;
+      }
+      if (Date.now() > until) {
+        const why =
+          failure === undefined
+            ? ""
+            : ` (a claim failed: ${failure instanceof Error ? failure.message : JSON.stringify(failure)})`;
+        throw new PatchbayError(
+          "HARNESS_NOT_SETTLED",
+          `the harness did not settle within ${timeoutMs} ms: ${left || "work keeps coming"}${why}`,
+        );
+      }
+      if (left !== "" || failure !== undefined) await realSleep(1);
+    }
   }
 
   let stopping: Promise<void> | undefined;
@@ -232,29 +260,10 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     clock,
     store,
     start: () => patchbay.start(),
-    async settled() {
-      const until = Date.now() + timeoutMs;
-      let quietSince: number | undefined;
-      for (;;) {
-        const left = await busy();
-        if (left === "") {
-          quietSince ??= Date.now();
-          // Idle twice, some real ms apart: work handed from one part to another (a consumer
-          // starting a saga, a saga publishing) shows up in between.
-          if (Date.now() - quietSince >= QUIET_MS) return;
-        } else quietSince = undefined;
-        if (Date.now() > until) {
-          throw new PatchbayError(
-            "HARNESS_NOT_SETTLED",
-            `the harness did not settle within ${timeoutMs} ms: ${left || "still changing"}`,
-          );
-        }
-        await realSleep(3);
-      }
-    },
+    settled: () => settle(false),
     async advance(duration) {
-      await clock.advance(duration);
-      await harness.settled();
+      await clock.advance(duration, { between: () => settle(true) });
+      await settle(false);
     },
     published: (type) => published.filter((e) => type === undefined || e.type === type),
     consumed: (filter = {}) =>

@@ -174,6 +174,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
     // Let finished attempts settle first, so one claim fills every slot that is free.
     beforeRound: () => new Promise((r) => setImmediate(r)),
     free: () => deps.concurrency - inFlight.size,
+    inFlight: () => inFlight.size,
     async claim(slots) {
       const result = await deps.claim(slots, held);
       for (const c of result.deliveries) dispatch(c, result.until);
