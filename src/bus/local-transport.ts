@@ -96,21 +96,72 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     return rows;
   };
 
+  /** Groups and their patterns, from `(group, pattern)` pairs. */
+  const groupsOf = (bindings: Iterable<readonly [string, string]>) => {
+    const groups = new Map<string, string[]>();
+    for (const [grp, pattern] of bindings) {
+      const patterns = groups.get(grp);
+      if (patterns) patterns.push(pattern);
+      else groups.set(grp, [pattern]);
+    }
+    return groups;
+  };
+  /** The bindings as last read, with their fingerprint, where the store checks them as it inserts. */
+  type Bound = { groups: Map<string, string[]>; fp: string };
+  let bound: Bound | undefined;
+  const boundOf = (list: string, fp: string): Bound => ({
+    groups: groupsOf(JSON.parse(list) as Array<[string, string]>),
+    fp,
+  });
+
   async function enqueue(
     executor: SqlExecutor,
     messages: readonly TransportMessage[],
     opts: TransportPublishOptions,
   ) {
-    // Bindings are read in the publishing transaction (or just before the insert), so a group
-    // bound before the publish gets the message and one bound after does not — the same rule a
-    // broker's bindings follow.
-    const bindings = opts.group ? [{ grp: opts.group, pattern: "#" }] : await bindingsOf(executor);
-    const groups = new Map<string, string[]>();
-    for (const b of bindings) {
-      const patterns = groups.get(b.grp);
-      if (patterns) patterns.push(b.pattern);
-      else groups.set(b.grp, [b.pattern]);
+    // Bindings are read in the publishing transaction (or in the insert's own statement), so a
+    // group bound before the publish gets the message and one bound after does not — the same
+    // rule a broker's bindings follow. Where the store can check them as it inserts
+    // (`queue.bound`), the bindings last read are used and the insert is made only if they are
+    // still the table's; otherwise it hands back the bindings as they are, and the insert is
+    // made again with them.
+    const check = opts.group ? undefined : roles.queue.bound;
+    if (check) {
+      let known =
+        bound ??
+        (await (async () => {
+          const { rows } = await run<{ list: string; fp: string }>(
+            executor,
+            d,
+            check.read(t.bindings),
+            PREPARED,
+          );
+          return boundOf(rows[0]!.list, rows[0]!.fp);
+        })());
+      for (;;) {
+        bound = known;
+        const outcome = await insert(executor, messages, opts, known.groups, known);
+        if (outcome.current === undefined) return outcome.touched;
+        known = outcome.current;
+      }
     }
+    const groups = opts.group
+      ? new Map([[opts.group, ["#"]]])
+      : groupsOf((await bindingsOf(executor)).map((b) => [b.grp, b.pattern] as const));
+    return (await insert(executor, messages, opts, groups)).touched;
+  }
+
+  /**
+   * Inserts a queue row per message and group whose patterns match its type; with `known`, only
+   * while the bindings are still those (`current`: they changed, and nothing more was inserted).
+   */
+  async function insert(
+    executor: SqlExecutor,
+    messages: readonly TransportMessage[],
+    opts: TransportPublishOptions,
+    groups: ReadonlyMap<string, readonly string[]>,
+    known?: Bound,
+  ): Promise<{ touched: Set<string>; current?: Bound }> {
     const now = clock.now();
     const runAt = now + (opts.delayMs ?? 0);
     const touched = new Set<string>();
@@ -135,10 +186,31 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     // Multi-row inserts: one statement (one round trip, one commit outside a transaction) per
     // chunk; where the store has notifications, the last one also wakes the consumers of the
     // touched groups in other processes. Where the store has an array form (`queue.enqueue`),
-    // its text is the same for every batch and stays prepared.
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    // its text is the same for every batch and stays prepared. With `known`, even no row is a
+    // statement: it checks the bindings (a group bound meanwhile may want the messages).
+    const check = known ? roles.queue.bound : undefined;
+    for (let i = 0; i < rows.length || (check && i === 0); i += INSERT_CHUNK) {
       const chunk = rows.slice(i, i + INSERT_CHUNK);
-      const insert = roles.queue.enqueue
+      const last = i + INSERT_CHUNK >= rows.length;
+      const notify = roles.notify && last && touched.size > 0 ? [...touched].join(",") : undefined;
+      if (check && known) {
+        const { rows: result } = await run<{ list: string | null; fp: string | null }>(
+          executor,
+          d,
+          check.enqueue(
+            t.jobs,
+            t.bindings,
+            chunk,
+            known.fp,
+            notify === undefined ? undefined : { channel: CHANNEL, payload: notify },
+          ),
+          PREPARED,
+        );
+        const r = result[0];
+        if (r && r.list !== null && r.fp !== null) return { touched, current: boundOf(r.list, r.fp) };
+        continue;
+      }
+      const statement = roles.queue.enqueue
         ? roles.queue.enqueue(t.jobs, chunk)
         : roles.rows.insertIgnore(
             t.jobs,
@@ -149,15 +221,14 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
             ),
             "grp, message_id",
           );
-      const last = i + INSERT_CHUNK >= rows.length;
       await run(
         executor,
         d,
-        roles.notify && last ? roles.notify.after(insert, CHANNEL, [...touched].join(",")) : insert,
+        roles.notify && notify !== undefined ? roles.notify.after(statement, CHANNEL, notify) : statement,
         roles.queue.enqueue ? PREPARED : undefined,
       );
     }
-    return touched;
+    return { touched };
   }
 
   // Publishes outside a transaction, group-committed. Delayed and replayed (one group) messages
