@@ -29,6 +29,12 @@ export interface ClaimSpec {
   limit: number;
   /** The claim's changes (`run_at = …, attempt = attempt + 1`). */
   set: SqlStatement;
+  /**
+   * One more column for every claimed row (`(SELECT …) AS name`: a scalar over the table as it
+   * was before the claim), where the backend can return it with the rows; one that cannot leaves
+   * it out.
+   */
+  also?: SqlStatement;
 }
 
 /** What {@link RowRoles.updateReturning} takes. */

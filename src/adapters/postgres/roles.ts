@@ -46,6 +46,7 @@ export const postgresRoles: StoreRoles = {
               UPDATE ${s.table} AS claimed SET `,
           s.set,
           sql` FROM picked WHERE claimed.${key} = picked.${key} RETURNING claimed.*`,
+          s.also ? join(sql`, `, s.also) : sql``,
         ),
         options,
       );
