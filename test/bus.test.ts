@@ -104,6 +104,46 @@ if (maria.reachable) {
   });
 }
 
+describe.runIf(pg.reachable)(
+  "the local queue on PostgreSQL, publishing with the bindings it last read",
+  () => {
+    it("routes by the bindings at each publish: a group bound or rebound by another process counts at once", async () => {
+      const db = postgresDatabase(pg.url);
+      const publisher = db.make();
+      const other = db.make();
+      const a = localTransport(publisher);
+      const b = localTransport(other);
+      const message = (id: string, type = "order.created") => ({ id, type, body: "{}", headers: {} });
+      const queued = async () => {
+        const { rows } = await publisher.query<{ grp: string; message_id: string }>(
+          "SELECT grp, message_id FROM bus_jobs ORDER BY id",
+        );
+        return rows.map((r) => `${r.grp}:${r.message_id}`);
+      };
+      try {
+        await a.open();
+        await b.open();
+        await a.bind("g1", ["order.*"]);
+        await a.publish([message("m1")]);
+        // Another process binds a group, and rebinds g1 away from orders: the publisher's next
+        // publishes (outside a transaction, then in one) follow the table, not what it read before.
+        await b.bind("g2", ["order.created"]);
+        await a.publish([message("m2")]);
+        await b.bind("g1", ["invoice.#"]);
+        await publisher.transaction((tx) => a.publish([message("m3")], { tx }));
+        await a.publish([message("m4", "invoice.paid.late")]);
+        expect(await queued()).toEqual(["g1:m1", "g1:m2", "g2:m2", "g2:m3", "g1:m4"]);
+      } finally {
+        await a.close();
+        await b.close();
+        await publisher.close();
+        await other.close();
+        await db.cleanup();
+      }
+    });
+  },
+);
+
 describe.runIf(pg.reachable)("the inbox on PostgreSQL", () => {
   it("checks many ids with one index probe each, even before the table was analysed", async () => {
     const db = postgresDatabase(pg.url);

@@ -54,6 +54,8 @@ interface JobRow {
   fresh: unknown;
   first_failed_at: unknown;
   last_error: unknown;
+  /** When the group's other rows fall due, where the claim returned it (see `claim`). */
+  next_due?: unknown;
 }
 
 /** `run_at` of a parked message: never due (the largest integer both stores and JS hold exactly). */
@@ -96,21 +98,72 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     return rows;
   };
 
+  /** Groups and their patterns, from `(group, pattern)` pairs. */
+  const groupsOf = (bindings: Iterable<readonly [string, string]>) => {
+    const groups = new Map<string, string[]>();
+    for (const [grp, pattern] of bindings) {
+      const patterns = groups.get(grp);
+      if (patterns) patterns.push(pattern);
+      else groups.set(grp, [pattern]);
+    }
+    return groups;
+  };
+  /** The bindings as last read, with their fingerprint, where the store checks them as it inserts. */
+  type Bound = { groups: Map<string, string[]>; fp: string };
+  let bound: Bound | undefined;
+  const boundOf = (list: string, fp: string): Bound => ({
+    groups: groupsOf(JSON.parse(list) as Array<[string, string]>),
+    fp,
+  });
+
   async function enqueue(
     executor: SqlExecutor,
     messages: readonly TransportMessage[],
     opts: TransportPublishOptions,
   ) {
-    // Bindings are read in the publishing transaction (or just before the insert), so a group
-    // bound before the publish gets the message and one bound after does not — the same rule a
-    // broker's bindings follow.
-    const bindings = opts.group ? [{ grp: opts.group, pattern: "#" }] : await bindingsOf(executor);
-    const groups = new Map<string, string[]>();
-    for (const b of bindings) {
-      const patterns = groups.get(b.grp);
-      if (patterns) patterns.push(b.pattern);
-      else groups.set(b.grp, [b.pattern]);
+    // Bindings are read in the publishing transaction (or in the insert's own statement), so a
+    // group bound before the publish gets the message and one bound after does not — the same
+    // rule a broker's bindings follow. Where the store can check them as it inserts
+    // (`queue.bound`), the bindings last read are used and the insert is made only if they are
+    // still the table's; otherwise it hands back the bindings as they are, and the insert is
+    // made again with them.
+    const check = opts.group ? undefined : roles.queue.bound;
+    if (check) {
+      let known =
+        bound ??
+        (await (async () => {
+          const { rows } = await run<{ list: string; fp: string }>(
+            executor,
+            d,
+            check.read(t.bindings),
+            PREPARED,
+          );
+          return boundOf(rows[0]!.list, rows[0]!.fp);
+        })());
+      for (;;) {
+        bound = known;
+        const outcome = await insert(executor, messages, opts, known.groups, known);
+        if (outcome.current === undefined) return outcome.touched;
+        known = outcome.current;
+      }
     }
+    const groups = opts.group
+      ? new Map([[opts.group, ["#"]]])
+      : groupsOf((await bindingsOf(executor)).map((b) => [b.grp, b.pattern] as const));
+    return (await insert(executor, messages, opts, groups)).touched;
+  }
+
+  /**
+   * Inserts a queue row per message and group whose patterns match its type; with `known`, only
+   * while the bindings are still those (`current`: they changed, and nothing more was inserted).
+   */
+  async function insert(
+    executor: SqlExecutor,
+    messages: readonly TransportMessage[],
+    opts: TransportPublishOptions,
+    groups: ReadonlyMap<string, readonly string[]>,
+    known?: Bound,
+  ): Promise<{ touched: Set<string>; current?: Bound }> {
     const now = clock.now();
     const runAt = now + (opts.delayMs ?? 0);
     const touched = new Set<string>();
@@ -135,10 +188,31 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     // Multi-row inserts: one statement (one round trip, one commit outside a transaction) per
     // chunk; where the store has notifications, the last one also wakes the consumers of the
     // touched groups in other processes. Where the store has an array form (`queue.enqueue`),
-    // its text is the same for every batch and stays prepared.
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    // its text is the same for every batch and stays prepared. With `known`, even no row is a
+    // statement: it checks the bindings (a group bound meanwhile may want the messages).
+    const check = known ? roles.queue.bound : undefined;
+    for (let i = 0; i < rows.length || (check && i === 0); i += INSERT_CHUNK) {
       const chunk = rows.slice(i, i + INSERT_CHUNK);
-      const insert = roles.queue.enqueue
+      const last = i + INSERT_CHUNK >= rows.length;
+      const notify = roles.notify && last && touched.size > 0 ? [...touched].join(",") : undefined;
+      if (check && known) {
+        const { rows: result } = await run<{ list: string | null; fp: string | null }>(
+          executor,
+          d,
+          check.enqueue(
+            t.jobs,
+            t.bindings,
+            chunk,
+            known.fp,
+            notify === undefined ? undefined : { channel: CHANNEL, payload: notify },
+          ),
+          PREPARED,
+        );
+        const r = result[0];
+        if (r && r.list !== null && r.fp !== null) return { touched, current: boundOf(r.list, r.fp) };
+        continue;
+      }
+      const statement = roles.queue.enqueue
         ? roles.queue.enqueue(t.jobs, chunk)
         : roles.rows.insertIgnore(
             t.jobs,
@@ -149,15 +223,14 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
             ),
             "grp, message_id",
           );
-      const last = i + INSERT_CHUNK >= rows.length;
       await run(
         executor,
         d,
-        roles.notify && last ? roles.notify.after(insert, CHANNEL, [...touched].join(",")) : insert,
+        roles.notify && notify !== undefined ? roles.notify.after(statement, CHANNEL, notify) : statement,
         roles.queue.enqueue ? PREPARED : undefined,
       );
     }
-    return touched;
+    return { touched };
   }
 
   // Publishes outside a transaction, group-committed. Delayed and replayed (one group) messages
@@ -366,7 +439,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     group: string,
     limit: number,
     held: ReadonlyMap<number, number>,
-  ): Promise<{ rows: JobRow[]; until: number }> {
+  ): Promise<{ rows: JobRow[]; until: number; nextDue?: number | undefined; dueKnown: boolean }> {
     const now = clock.now();
     const expired = [...held].filter(([, until]) => until <= now).map(([id]) => id);
     const rows = await roles.rows.claim<JobRow>(
@@ -385,10 +458,24 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         orderBy: "run_at, id",
         limit,
         set: sql`run_at = ${now + lease}, attempt = attempt + 1`,
+        // When the rows not claimed fall due (leased elsewhere, or delayed): where the store
+        // returns it with the rows, a claim that took some but fewer than asked needs no
+        // `nextDue` query. Rows due but not taken (locked by another consumer's claim, an ack,
+        // a hand-back) are left out: another consumer is taking them, or they go, or a wake-up
+        // follows.
+        also: sql`(SELECT MIN(run_at) FROM ${t.jobs} WHERE grp = ${group} AND run_at > ${now}) AS next_due`,
       },
       PREPARED,
     );
-    return { rows: rows.sort((a, b) => int(a.id) - int(b.id)), until: now + lease };
+    const first = rows[0];
+    const dueKnown = first !== undefined && "next_due" in first;
+    const next = dueKnown ? first.next_due : null;
+    return {
+      rows: rows.sort((a, b) => int(a.id) - int(b.id)),
+      until: now + lease,
+      nextDue: next === null || next === undefined ? undefined : int(next),
+      dueKnown,
+    };
   }
 
   /** The earliest `run_at` of the group, but for the jobs this consumer runs (their lease ends are not work). */
@@ -416,6 +503,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     onDelivery: (delivery: Delivery) => Promise<void>,
   ): Consumer {
     const worker = randomUUID().slice(0, 8);
+    const refill = Math.max(1, Math.ceil(concurrency / 3));
     const inFlight = new Set<Promise<void>>();
     /** The jobs in flight and when their lease ends (as last written). */
     const held = new Map<number, number>();
@@ -482,9 +570,16 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       // backlog would otherwise be drained in microtasks alone, starving the lease heartbeats,
       // stop()'s timeout and anything else the process serves.
       beforeRound: () => new Promise<void>((resolve) => setImmediate(resolve)),
-      free: () => concurrency - inFlight.size,
+      // While deliveries are in flight, a claim waits for a third of the slots to be free: fewer,
+      // larger claims (one statement and one commit each) instead of one for every few handlers
+      // that finished. With the bus's default prefetch (3 × its concurrency) that third is a
+      // whole concurrency's worth, so the handlers' queue never runs dry meanwhile.
+      free: () => {
+        const free = concurrency - inFlight.size;
+        return inFlight.size === 0 || free >= refill ? free : 0;
+      },
       async claim(free) {
-        const { rows, until } = await claim(group, free, held);
+        const { rows, until, nextDue: wakeAt, dueKnown } = await claim(group, free, held);
         // stop() began while the claim waited (on SQLite, for the write lock): none may start.
         if (!running) {
           await handBack(rows);
@@ -497,7 +592,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
           });
           inFlight.add(p);
         }
-        return { claimed: rows.length };
+        return { claimed: rows.length, wakeAt, dueKnown };
       },
       nextDue: () => nextDue(group, held),
       inFlight: () => inFlight.size,

@@ -56,6 +56,33 @@ describe("startClaimLoop", () => {
     await loop.stop();
   });
 
+  it("takes the next due time from a claim that knew it, without a nextDue query", async () => {
+    const clock = new FakeClock(1000);
+    let nextDueCalls = 0;
+    const claimedAt: number[] = [];
+    const loop = startClaimLoop({
+      free: () => 3,
+      claim: () => {
+        claimedAt.push(clock.now());
+        // Fewer than asked, and the claim said when the rest falls due.
+        return Promise.resolve({ claimed: 1, wakeAt: 3000, dueKnown: true });
+      },
+      nextDue: () => {
+        nextDueCalls++;
+        return Promise.resolve(undefined);
+      },
+      clock,
+      pollMs: 60_000,
+      onError: () => undefined,
+    });
+    await tick();
+    await clock.advance(2000);
+    await tick();
+    await loop.stop();
+    expect(nextDueCalls).toBe(0);
+    expect(claimedAt).toEqual([1000, 3000]);
+  });
+
   it("wakes at once on wake(), and backs off after a failed claim without leaving the loop", async () => {
     const pauses: number[] = [];
     let fail = 2;

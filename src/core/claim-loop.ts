@@ -28,6 +28,8 @@ export interface ClaimRound {
   claimed: number;
   /** When work known to the claim falls due, if it said (saves a `nextDue` query). */
   wakeAt?: number | undefined;
+  /** The claim knew when the next work falls due (`wakeAt`, or none when undefined): no `nextDue` query. */
+  dueKnown?: boolean;
 }
 
 /** Options of {@link startClaimLoop}. */
@@ -159,7 +161,7 @@ export function startClaimLoop(options: ClaimLoopOptions): ClaimLoop {
       if (woken) continue;
       const now = clock.now();
       let dueAt = pause ? undefined : round.wakeAt;
-      if (!pause && slots > round.claimed && options.nextDue) {
+      if (!pause && slots > round.claimed && options.nextDue && !round.dueKnown) {
         const next = await options.nextDue(now).catch(() => undefined);
         if (next !== undefined) dueAt = dueAt === undefined ? next : Math.min(dueAt, next);
       }

@@ -29,6 +29,12 @@ export interface ClaimSpec {
   limit: number;
   /** The claim's changes (`run_at = …, attempt = attempt + 1`). */
   set: SqlStatement;
+  /**
+   * One more column for every claimed row (`(SELECT …) AS name`: a scalar over the table as it
+   * was before the claim), where the backend can return it with the rows; one that cannot leaves
+   * it out.
+   */
+  also?: SqlStatement;
 }
 
 /** What {@link RowRoles.updateReturning} takes. */
@@ -142,10 +148,37 @@ export interface QueueRoles {
    * prepared. Optional: without it, a multi-row `insertIgnore` (one placeholder per value).
    */
   enqueue?(jobs: RawSql, rows: readonly QueuedRow[]): SqlStatement;
+  /**
+   * Publishes without reading the bindings first: the caller keeps the bindings it last read,
+   * and one statement checks them against the table and inserts only when they still match.
+   * Optional: without it, every publish reads the bindings, then inserts.
+   */
+  bound?: BoundEnqueueRoles;
   /** Deletes each row whose id and attempt match a ref (a ref whose claim was lost matches nothing). */
   ack(jobs: RawSql, refs: readonly JobRef[]): SqlStatement;
   /** Makes each matching row due at `now` and takes back the attempt its claim counted. */
   release(jobs: RawSql, refs: readonly JobRef[], now: number): SqlStatement;
+}
+
+/**
+ * Bindings as a text (a JSON array of `[group, pattern]` pairs) and its fingerprint: both come
+ * from the database in one form, so two reads of the same bindings give the same fingerprint.
+ */
+export interface BoundEnqueueRoles {
+  /** A SELECT of one row: `list` (the bindings) and `fp` (its fingerprint). */
+  read(bindings: RawSql): SqlStatement;
+  /**
+   * One statement: when the bindings' fingerprint is still `fp`, inserts `rows` (as `enqueue`
+   * does) and, with `notify`, signals its channel if any row was inserted; returns one row whose
+   * `list` and `fp` are null then, or the bindings as they are now (nothing inserted).
+   */
+  enqueue(
+    jobs: RawSql,
+    bindings: RawSql,
+    rows: readonly QueuedRow[],
+    fp: string,
+    notify?: { channel: string; payload: string },
+  ): SqlStatement;
 }
 
 /** The bus inbox: message ids a group has processed. */

@@ -4,11 +4,30 @@
  * grow with the batch: a row-value `IN` over many pairs plans as an OR of index scans), wake-ups
  * with `pg_notify`, and a saga outcome in one statement.
  */
-import { join, raw, sql } from "../../store/sql.js";
-import type { StoreRoles } from "../../store/roles.js";
+import { join, raw, sql, type RawSql, type SqlStatement } from "../../store/sql.js";
+import type { QueuedRow, StoreRoles } from "../../store/roles.js";
 import { runIn, sharedInboxRoles, sharedRowRoles } from "../shared/roles.js";
 
 const shared = sharedRowRoles("numbered");
+
+/** The queue's `INSERT ... SELECT` from array parameters (one per column), in the arrays' order. */
+const insertJobs = (jobs: RawSql, rows: readonly QueuedRow[], where: SqlStatement = sql``): SqlStatement =>
+  join(
+    sql`INSERT INTO ${jobs} (grp, message_id, type, "key", body, headers, attempt, fresh, run_at, created_at)
+        SELECT u.grp, u.message_id, u.type, u.key, u.body, u.headers::jsonb, 0, u.fresh, u.run_at, u.created_at
+        FROM unnest(${rows.map((r) => r.grp)}::text[], ${rows.map((r) => r.messageId)}::text[],
+          ${rows.map((r) => r.type)}::text[], ${rows.map((r) => r.key)}::text[], ${rows.map((r) => r.body)}::text[],
+          ${rows.map((r) => r.headers)}::text[], ${rows.map((r) => (r.fresh ? 1 : 0))}::smallint[],
+          ${rows.map((r) => r.runAt)}::bigint[], ${rows.map((r) => r.createdAt)}::bigint[])
+          WITH ORDINALITY AS u(grp, message_id, type, key, body, headers, fresh, run_at, created_at, ord)`,
+    where,
+    sql` ORDER BY u.ord`,
+  );
+
+/** One row: the bindings as a JSON array of `[group, pattern]` pairs, in one order. */
+const bindingsList = (bindings: RawSql): SqlStatement =>
+  sql`SELECT coalesce(json_agg(json_build_array(grp, pattern) ORDER BY grp COLLATE "C", pattern COLLATE "C")::text, '[]') AS list
+      FROM ${bindings}`;
 
 export const postgresRoles: StoreRoles = {
   rows: {
@@ -27,6 +46,7 @@ export const postgresRoles: StoreRoles = {
               UPDATE ${s.table} AS claimed SET `,
           s.set,
           sql` FROM picked WHERE claimed.${key} = picked.${key} RETURNING claimed.*`,
+          s.also ? join(sql`, `, s.also) : sql``,
         ),
         options,
       );
@@ -43,16 +63,27 @@ export const postgresRoles: StoreRoles = {
     // Arrays, not a VALUES list: one statement text for every batch, prepared once and planned
     // once, where a VALUES list of 32 rows (320 placeholders) was parsed and planned on every
     // publish flush — about half of PostgreSQL's CPU for the INSERT.
-    enqueue: (jobs, rows) =>
-      sql`INSERT INTO ${jobs} (grp, message_id, type, "key", body, headers, attempt, fresh, run_at, created_at)
-          SELECT u.grp, u.message_id, u.type, u.key, u.body, u.headers::jsonb, 0, u.fresh, u.run_at, u.created_at
-          FROM unnest(${rows.map((r) => r.grp)}::text[], ${rows.map((r) => r.messageId)}::text[],
-            ${rows.map((r) => r.type)}::text[], ${rows.map((r) => r.key)}::text[], ${rows.map((r) => r.body)}::text[],
-            ${rows.map((r) => r.headers)}::text[], ${rows.map((r) => (r.fresh ? 1 : 0))}::smallint[],
-            ${rows.map((r) => r.runAt)}::bigint[], ${rows.map((r) => r.createdAt)}::bigint[])
-            WITH ORDINALITY AS u(grp, message_id, type, key, body, headers, fresh, run_at, created_at, ord)
-          ORDER BY u.ord
-          ON CONFLICT (grp, message_id) DO NOTHING`,
+    enqueue: (jobs, rows) => join(insertJobs(jobs, rows), sql` ON CONFLICT (grp, message_id) DO NOTHING`),
+    // The bindings' check and the insert in one statement (one snapshot): a publish outside a
+    // transaction is one round trip instead of two, the bindings read being its other half.
+    bound: {
+      read: (bindings) => join(sql`SELECT list, md5(list) AS fp FROM (`, bindingsList(bindings), sql`) AS b`),
+      enqueue: (jobs, bindings, rows, fp, notify) =>
+        join(
+          sql`WITH b AS MATERIALIZED (SELECT list, md5(list) AS fp FROM (`,
+          bindingsList(bindings),
+          sql`) AS l), ins AS (`,
+          insertJobs(jobs, rows, sql` WHERE (SELECT fp FROM b) = ${fp}`),
+          sql` ON CONFLICT (grp, message_id) DO NOTHING RETURNING 1)
+              SELECT CASE WHEN b.fp = ${fp} THEN NULL ELSE b.list END AS list,
+                CASE WHEN b.fp = ${fp} THEN NULL ELSE b.fp END AS fp`,
+          notify
+            ? sql`, (SELECT count(*) FROM (SELECT pg_notify(${notify.channel}, ${notify.payload})
+                  WHERE EXISTS (SELECT 1 FROM ins)) AS n) AS notified`
+            : sql``,
+          sql` FROM b`,
+        ),
+    },
     ack: (jobs, refs) =>
       sql`DELETE FROM ${jobs} AS j USING unnest(${refs.map((r) => r.id)}::bigint[], ${refs.map((r) => r.attempt)}::integer[]) AS u(id, attempt)
           WHERE j.id = u.id AND j.attempt = u.attempt`,
