@@ -4,6 +4,8 @@ import pg from "pg";
 import { describe, expect, inject, it } from "vitest";
 import { postgres, type PostgresStoreOptions } from "../src/adapters/postgres/index.js";
 import type { StoreTx } from "../src/store/contracts.js";
+import { runAtCommit } from "../src/store/dialect.js";
+import { sql } from "../src/store/sql.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 import { defineStoreConformance } from "./conformance/store.js";
 import { postgresDatabase } from "./support/stores.js";
@@ -122,6 +124,126 @@ if (!service.reachable) {
         await store.close();
         await pool.end();
         await db.cleanup();
+      }
+    });
+
+    /** Array elements that need escaping in an array literal, and the word NULL as text. */
+    const TAGS = ['a"b', "c\\d", "e,f", "{g}", "NULL", "", "it's"];
+
+    /**
+     * An open store on a one-connection pool that records what it sends, statement by statement
+     * (from after its `tagged` table was made), and reads back what a test wrote there.
+     */
+    async function spiedStore() {
+      const db = postgresDatabase(service.url);
+      const pool = new pg.Pool({ connectionString: String(db.config.url), max: 1 });
+      const sent: string[] = [];
+      const spied = new WeakSet<pg.PoolClient>();
+      pool.on("acquire", (client) => {
+        if (spied.has(client)) return;
+        spied.add(client);
+        const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+        (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
+          const first = args[0] as string | { text: string };
+          sent.push(typeof first === "string" ? first : first.text);
+          return query(...args);
+        };
+      });
+      const store = postgres({ pool, schema: String(db.config.schema) });
+      const cleanup = async () => {
+        await store.close();
+        await pool.end();
+        await db.cleanup();
+      };
+      try {
+        await store.open();
+        await store.query("CREATE TABLE tagged (id text PRIMARY KEY, tags text[], raw bytea)");
+      } catch (e) {
+        await cleanup();
+        throw e;
+      }
+      sent.length = 0;
+      const tagsOf = async (id: string) =>
+        (await store.query<{ tags: string[] }>("SELECT tags FROM tagged WHERE id = $1", [id])).rows[0]?.tags;
+      const bytesOf = async (id: string) => [
+        ...((await store.query<{ raw: Buffer }>("SELECT raw FROM tagged WHERE id = $1", [id])).rows[0]?.raw ??
+          []),
+      ];
+      return { store, sent, cleanup, tagsOf, bytesOf };
+    }
+
+    it("sends a lazy transaction's opening with BEGIN (one round trip fewer), values exact", async () => {
+      const { store, sent, cleanup, tagsOf, bytesOf } = await spiedStore();
+      try {
+        const checked: unknown[] = [];
+        await store.lazyTransaction(
+          async (tx) => void (await tx.query("UPDATE tagged SET raw = NULL WHERE id = $1", ["x"])),
+          {
+            opening: {
+              statement: sql`INSERT INTO tagged (id, tags) VALUES (${"x"}, ${TAGS}::text[]) RETURNING id`,
+              check: (rows) => void checked.push(...rows.map((r) => r.id)),
+            },
+          },
+        );
+        expect(sent).toEqual([
+          expect.stringMatching(/^BEGIN; INSERT INTO tagged \(id, tags\) VALUES \('x', /),
+          "UPDATE tagged SET raw = NULL WHERE id = $1",
+          "COMMIT",
+        ]);
+        expect(checked).toEqual(["x"]);
+        expect(await tagsOf("x")).toEqual(TAGS);
+
+        // A value that cannot be a literal (bytes): the opening goes on its own, as a parameterised statement.
+        sent.length = 0;
+        await store.lazyTransaction(async (tx) => void (await tx.query("SELECT 1")), {
+          opening: {
+            statement: sql`INSERT INTO tagged (id, raw) VALUES (${"y"}, ${Buffer.from([0, 255])}) RETURNING id`,
+            check: (rows) => expect(rows).toHaveLength(1),
+          },
+        });
+        expect(sent).toEqual([
+          "BEGIN",
+          "INSERT INTO tagged (id, raw) VALUES ($1, $2) RETURNING id",
+          "SELECT 1",
+          "COMMIT",
+        ]);
+        expect(await bytesOf("y")).toEqual([0, 255]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("sends statements held for the commit with COMMIT (one round trip fewer), values exact", async () => {
+      const { store, sent, cleanup, tagsOf, bytesOf } = await spiedStore();
+      try {
+        await store.lazyTransaction(async (tx) => void (await tx.query("SELECT 1")), {
+          beforeCommit: (tx) =>
+            runAtCommit(
+              tx,
+              store.dialect,
+              sql`INSERT INTO tagged (id, tags) VALUES (${"x"}, ${TAGS}::text[])`,
+            ),
+        });
+        expect(sent).toEqual([
+          "BEGIN",
+          "SELECT 1",
+          expect.stringMatching(/^INSERT INTO tagged \(id, tags\) VALUES \('x', .*\); COMMIT$/),
+        ]);
+        expect(await tagsOf("x")).toEqual(TAGS);
+
+        // A value that cannot be a literal (bytes): the statement runs at once, parameterised.
+        sent.length = 0;
+        await store.transaction((tx) =>
+          runAtCommit(
+            tx,
+            store.dialect,
+            sql`INSERT INTO tagged (id, raw) VALUES (${"y"}, ${Buffer.from([0, 255])})`,
+          ),
+        );
+        expect(sent).toEqual(["BEGIN", "INSERT INTO tagged (id, raw) VALUES ($1, $2)", "COMMIT"]);
+        expect(await bytesOf("y")).toEqual([0, 255]);
+      } finally {
+        await cleanup();
       }
     });
 

@@ -348,7 +348,7 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
       ({ opened } = await store.lazyTransaction(
         (tx) => inSlot(sub, () => sub.handler(event as ReceivedEvent, context(tx))),
         {
-          onOpen: inbox.claim(sub.group, event.id, () => new AlreadyProcessed()),
+          opening: inbox.claimAsOpening(sub.group, event.id, () => new AlreadyProcessed()),
           ...(shared ? { beforeCommit: (tx: StoreTx) => delivery.ack(tx) } : {}),
         },
       ));
@@ -381,9 +381,9 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
 
   /**
    * Runs the handlers of several deliveries of one group, one after another in arrival order, in
-   * ONE lazy transaction: when it opens, it claims every member's message id in the inbox, and
-   * on a store-backed transport it acks every member before its commit — all their writes,
-   * "processed" marks and acks commit together, or none does. Any failure (a handler throws, a member turns out to
+   * ONE lazy transaction: its opening claims every member's message id in the inbox, and on a
+   * store-backed transport its closing acks every member — all their writes, "processed" marks
+   * and acks commit together, or none does. Any failure (a handler throws, a member turns out to
    * be a duplicate, the commit fails) rolls the whole batch back and rejects: each member then
    * runs on its own, with its own retries and dead letter, so one failing handler neither marks
    * the others processed nor loses them. Runs in a slot (the gatherer takes one for it).
@@ -419,7 +419,7 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
     await ackEach(duplicates, "duplicate");
     if (run.length === 0) return outcomes;
     const shared = transport.capabilities.sharesStore;
-    const onOpen = inbox.claimMany(
+    const claims = inbox.claimManyAsOpening(
       sub.group,
       run.map((m) => m.event.id),
       () => new AlreadyProcessed(),
@@ -437,7 +437,7 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
           }
         },
         {
-          onOpen,
+          ...claims,
           ...(shared
             ? {
                 beforeCommit: async (tx: StoreTx) => {

@@ -4,7 +4,7 @@ import { every } from "../core/every.js";
 import { PREPARED, run } from "../store/dialect.js";
 import type { SqlExecutor } from "../store/contracts.js";
 import type { SqlStore } from "../store/sql-store.js";
-import { joinWith, raw, sql } from "../store/sql.js";
+import { joinWith, raw, sql, type SqlStatement } from "../store/sql.js";
 
 /** One message of one group. */
 interface Entry {
@@ -12,12 +12,52 @@ interface Entry {
   messageId: string;
 }
 
+/**
+ * A handler transaction's opening statement: the claim of its message id. A class, so that its
+ * statement is built only when the transaction opens (most handlers never open one) without an
+ * object literal with a getter per delivery, which V8 builds slowly.
+ */
+class Claim {
+  private built: SqlStatement | undefined;
+  constructor(
+    private readonly build: (group: string, messageId: string) => SqlStatement,
+    private readonly group: string,
+    private readonly messageId: string,
+    private readonly duplicate: () => Error,
+  ) {}
+  get statement(): SqlStatement {
+    return (this.built ??= this.build(this.group, this.messageId));
+  }
+  check(rows: readonly unknown[]): void {
+    if (rows.length === 0) throw this.duplicate();
+  }
+}
+
+/**
+ * A batch transaction's opening: the claims of all its message ids in one statement. Its check
+ * throws `duplicate` (rolling the batch back) unless every id was recorded now.
+ */
+class ClaimMany {
+  private built: SqlStatement | undefined;
+  constructor(
+    private readonly build: () => SqlStatement,
+    private readonly count: number,
+    private readonly duplicate: () => Error,
+  ) {}
+  get statement(): SqlStatement {
+    return (this.built ??= this.build());
+  }
+  check(rows: readonly unknown[]): void {
+    if (rows.length !== this.count) throw this.duplicate();
+  }
+}
+
 /** Ids per batched check (one array parameter per group: under every driver's limit). */
 const MAX_BATCH = 500;
 
 /**
  * The inbox: message ids a group has processed. A handler's writes and its id commit in one
- * transaction ({@link claim}), so a redelivered message whose effect committed is
+ * transaction ({@link claimAsOpening}), so a redelivered message whose effect committed is
  * recognised and acked without running again ({@link isProcessed}). Handlers that wrote nothing
  * record nothing: they have no store effect to protect. Checks are group-committed: the
  * deliveries of many concurrent handlers share one statement.
@@ -59,33 +99,36 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
 
   return {
     /**
-     * What a handler's transaction runs when it opens: the claim of its message id. `duplicate`
-     * is thrown, rolling it back, when the id was recorded already. Where writers run
-     * concurrently, a concurrent claim of the same id waits for the first transaction to end (the
-     * unique key's lock).
+     * Records the id as the opening statement of a handler's transaction (sent with BEGIN where
+     * the store can): `duplicate` is thrown, rolling it back, when the id was recorded already.
+     * Where writers run concurrently, a concurrent claim of the same id waits for the first
+     * transaction to end (the unique key's lock).
      */
-    claim: (group: string, messageId: string, duplicate: () => Error) => async (tx: SqlExecutor) => {
-      const { rows } = await run(tx, d, claimStatement(group, messageId), PREPARED);
-      if (rows.length === 0) throw duplicate();
-    },
+    claimAsOpening: (group: string, messageId: string, duplicate: () => Error) =>
+      new Claim(claimStatement, group, messageId, duplicate),
     /**
-     * The same for a transaction shared by several deliveries: one statement where the store
-     * records many ids at once (`recordMany`), else one per id. Throws `duplicate`, rolling the
+     * The claims of a batch's message ids, for a transaction shared by several deliveries: an
+     * opening statement where the store records many ids at once (`recordMany`), else the
+     * statements to run when it opens, one id at a time. Either throws `duplicate`, rolling the
      * transaction back, unless every id was recorded now.
      */
-    claimMany(group: string, messageIds: readonly string[], duplicate: () => Error) {
+    claimManyAsOpening(group: string, messageIds: readonly string[], duplicate: () => Error) {
       const roles = d.roles.inbox;
-      return async (tx: SqlExecutor) => {
-        if (roles.recordMany) {
-          const { rows } = await run(tx, d, roles.recordMany(t, group, messageIds, clock.now()), PREPARED);
-          if (rows.length !== messageIds.length) throw duplicate();
-          return;
-        }
+      if (roles.recordMany) {
+        const opening = new ClaimMany(
+          () => roles.recordMany!(t, group, messageIds, clock.now()),
+          messageIds.length,
+          duplicate,
+        );
+        return { opening };
+      }
+      const onOpen = async (tx: SqlExecutor) => {
         for (const id of messageIds) {
           const { rows } = await run(tx, d, claimStatement(group, id), PREPARED);
           if (rows.length === 0) throw duplicate();
         }
       };
+      return { onOpen };
     },
     /** Whether the group processed this message already (a committed record). */
     isProcessed: (group: string, messageId: string): Promise<boolean> => checks.add({ group, messageId }),

@@ -16,7 +16,7 @@ import { createBatcher } from "../core/batcher.js";
 import { settleBy } from "../core/settle-by.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import type { QueuedRow } from "../store/roles.js";
-import { int, PREPARED, quoteColumn, run, type SqlDialect } from "../store/dialect.js";
+import { int, PREPARED, quoteColumn, run, runAtCommit, type SqlDialect } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, raw, sql } from "../store/sql.js";
 import { BusError, UndecodableMessageError } from "./errors.js";
@@ -307,11 +307,11 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       // consumer re-claimed the job matches nothing and changes nothing.
       async ack(tx?: StoreTx) {
         if (tx) {
-          // In the handler's transaction. Settled only once that commits: a COMMIT that fails (a
-          // deferred constraint) rolls the ack back too, and the delivery must still be retried
-          // or dead-lettered.
+          // In the handler's transaction: its last statement, sent with COMMIT where the store
+          // can. Settled only once that commits: a COMMIT that fails (a deferred constraint)
+          // rolls the ack back too, and the delivery must still be retried or dead-lettered.
           check("ack");
-          await run(tx, d, sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`, PREPARED);
+          await runAtCommit(tx, d, sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`);
           tx.afterCommit(() => {
             settled.done = true;
           });

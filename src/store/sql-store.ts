@@ -14,7 +14,7 @@ import type {
   TransactionOptions,
   Transactor,
 } from "./contracts.js";
-import type { SqlDialect } from "./dialect.js";
+import { AT_COMMIT, PREPARED, run, type HoldsForCommit, type SqlDialect } from "./dialect.js";
 import { NestedTransactionError, StoreClosedError } from "./errors.js";
 import { createIdempotencyStore } from "./idempotency-store.js";
 import {
@@ -26,6 +26,7 @@ import {
   type MigrationReport,
   type MigrationTx,
 } from "./migrations.js";
+import { renderInline, type SqlStatement } from "./sql.js";
 import { createStateStore } from "./state-store.js";
 
 /**
@@ -55,11 +56,18 @@ export interface StoreDriver extends MigrationHost {
   query<Row>(sql: string, params: readonly unknown[], options?: QueryOptions): Promise<QueryResult<Row>>;
   /**
    * Runs `fn` in a transaction; commits when it resolves, rolls back and rethrows when it rejects.
-   * Resolves only once the commit succeeded: a COMMIT the database refuses, or answers without
-   * committing (an aborted transaction), rejects — with `TRANSACTION_ROLLED_BACK` when an earlier
-   * statement's failure, caught by `fn`, is why.
+   * `opening` (given only when the dialect has `literal`: SQL with its values written in) is sent
+   * together with `BEGIN`, in one round trip, and its result handed to `fn`; its failure rolls
+   * back and rejects like `fn`'s. `closing` (likewise only with `literal`) is called once `fn`
+   * resolved: the statements it returns, if any, are sent together with `COMMIT`; their failure
+   * rolls back and rejects.
    */
-  transaction<T>(fn: (tx: MigrationTx) => Promise<T>, options: TransactionOptions): Promise<T>;
+  transaction<T>(
+    fn: (tx: MigrationTx, opened?: QueryResult<Record<string, unknown>>) => Promise<T>,
+    options: TransactionOptions,
+    opening?: string,
+    closing?: () => string | undefined,
+  ): Promise<T>;
 }
 
 /** Options every SQL store accepts. */
@@ -73,9 +81,12 @@ export interface SqlStoreOptions {
 /** Options of {@link SqlStore.lazyTransaction}. */
 export interface LazyTransactionOptions extends TransactionOptions {
   /**
-   * The transaction's first statements, run when it opens, before the caller's first query; it
-   * may throw to roll back (the whole call then rejects with that error).
+   * The transaction's first statement, run when it opens; `check` gets its rows and may throw to
+   * roll back (the whole call then rejects with that error). Where the dialect can write its
+   * values as literals (PostgreSQL) it is sent with `BEGIN`, saving a round trip per transaction.
    */
+  opening?: { statement: SqlStatement; check: (rows: readonly Record<string, unknown>[]) => void };
+  /** The transaction's first statements, run when it opens (after `opening`, before the caller's first query). */
   onOpen?: (tx: StoreTx) => Promise<void>;
   /** Its last statements, run before COMMIT — only when it opened and `fn` resolved. */
   beforeCommit?: (tx: StoreTx) => Promise<void>;
@@ -110,6 +121,11 @@ interface TxContext {
   open: boolean;
 }
 
+interface HeldForCommit {
+  hold: (statement: SqlStatement) => boolean;
+  closing: () => string | undefined;
+}
+
 const activeTx = new AsyncLocalStorage<TxContext>();
 
 /**
@@ -117,9 +133,10 @@ const activeTx = new AsyncLocalStorage<TxContext>();
  * object literal with getters would copy them into every handle (one per bus delivery).
  * `query` and `afterCommit` are bound to the handle, so they may be passed around on their own.
  */
-class TxHandle implements StoreTx {
+class TxHandle implements StoreTx, HoldsForCommit {
   readonly query: StoreTx["query"];
   readonly afterCommit: StoreTx["afterCommit"];
+  [AT_COMMIT]?: (statement: SqlStatement) => boolean;
   // Built on first use: most transactions (a bus handler's, for one) never touch them.
   private stateStore: StoreTx["state"] | undefined;
   private idempotencyStore: StoreTx["idempotency"] | undefined;
@@ -129,9 +146,11 @@ class TxHandle implements StoreTx {
     committed: Array<() => void>,
     private readonly dialect: SqlDialect,
     private readonly clock: Clock,
+    held: HeldForCommit | undefined,
   ) {
     this.query = (text, params, queryOptions) => live.query(text, params, queryOptions);
     this.afterCommit = (callback) => void committed.push(callback);
+    if (held) this[AT_COMMIT] = held.hold;
   }
 
   get state(): StoreTx["state"] {
@@ -228,8 +247,31 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
       return conn.query<Row>(text, params, queryOptions);
     },
   });
-  const txHandle = (live: SqlExecutor, committed: Array<() => void>): StoreTx =>
-    new TxHandle(live, committed, dialect, clock);
+  const txHandle = (live: SqlExecutor, committed: Array<() => void>, held?: HeldForCommit): StoreTx =>
+    new TxHandle(live, committed, dialect, clock, held);
+  /**
+   * Statements held for a transaction's commit ({@link runAtCommit}), written with their values
+   * as literals; `closing` hands them to the driver, which sends them with `COMMIT`. Without
+   * literals (SQLite, where a statement costs no round trip) nothing is held.
+   */
+  const heldForCommit = (): HeldForCommit | undefined => {
+    if (!dialect.literal) return undefined;
+    const texts: string[] = [];
+    let sealed = false;
+    return {
+      hold: (statement) => {
+        if (sealed) return false;
+        const text = renderInline(statement, (v) => dialect.literal?.(v));
+        if (text === undefined) return false;
+        texts.push(text);
+        return true;
+      },
+      closing: () => {
+        sealed = true;
+        return texts.length > 0 ? texts.join("; ") : undefined;
+      },
+    };
+  };
   const runAfterCommit = (committed: Array<() => void>) => {
     for (const callback of committed.splice(0)) {
       try {
@@ -302,22 +344,28 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
 
     transaction<T>(fn: (tx: StoreTx) => Promise<T>, txOptions: TransactionOptions = {}): Promise<T> {
       const committed: Array<() => void> = [];
-      return operation(() =>
-        driver
-          .transaction(async (conn) => {
-            const ctx: TxContext = { resource: driver.resource, open: true };
-            const tx = txHandle(guarded(conn, ctx), committed);
-            try {
-              return await activeTx.run(ctx, () => fn(tx));
-            } finally {
-              ctx.open = false;
-            }
-          }, txOptions)
+      return operation(() => {
+        const held = heldForCommit();
+        return driver
+          .transaction(
+            async (conn) => {
+              const ctx: TxContext = { resource: driver.resource, open: true };
+              const tx = txHandle(guarded(conn, ctx), committed, held);
+              try {
+                return await activeTx.run(ctx, () => fn(tx));
+              } finally {
+                ctx.open = false;
+              }
+            },
+            txOptions,
+            undefined,
+            held?.closing,
+          )
           .then((result) => {
             runAfterCommit(committed);
             return result;
-          }),
-      );
+          });
+      });
     },
 
     lazyTransaction<T>(
@@ -329,35 +377,52 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         // from inside it (TRANSACTION_NESTED) whether or not the transaction opened.
         const ctx: TxContext = { resource: driver.resource, open: true };
         const committed: Array<() => void> = [];
-        // Made on fn's first query (most bus handlers never make one): the connection, once the
-        // transaction is open and onOpen ran; fn's outcome, which the transaction waits for to
-        // commit or roll back; and the transaction's own end.
-        let live: Promise<SqlExecutor> | undefined;
-        let fnEnded: { resolve: () => void; reject: (e: unknown) => void } | undefined;
+        // How fn ended, for an opened transaction to commit or roll back on (made when it opens:
+        // most bus handlers never open one).
+        let finish: { resolve: () => void; reject: (e: unknown) => void } | undefined;
+
+        let opening: Promise<SqlExecutor> | undefined;
         let done: Promise<void> | undefined;
-        // Why the transaction failed before fn settled (the database, onOpen), if it did.
+        // Set when the transaction failed before fn settled (the database, opening's check, onOpen).
         let openFailure: { error: unknown } | undefined;
         const begin = () =>
-          (live ??= new Promise<SqlExecutor>((opened, failed) => {
-            const fnSettled = new Promise<void>((resolve, reject) => (fnEnded = { resolve, reject }));
+          (opening ??= new Promise<SqlExecutor>((resolveOpen, rejectOpen) => {
+            const fnSettled = new Promise<void>((resolve, reject) => (finish = { resolve, reject }));
             fnSettled.catch(() => undefined); // observed by the transaction below
-            done = driver.transaction(async (conn) => {
-              // Open until the transaction ends (beforeCommit runs after fn's handle closed).
-              const connCtx: TxContext = { resource: driver.resource, open: true };
-              const inside = guarded(conn, connCtx);
-              try {
-                if (txOptions.onOpen) await txOptions.onOpen(txHandle(inside, committed));
-                opened(inside);
-                await fnSettled; // rejects (rolls back) when fn failed
-                if (txOptions.beforeCommit) await txOptions.beforeCommit(txHandle(inside, committed));
-              } finally {
-                connCtx.open = false;
-              }
-            }, txOptions);
+            const first = txOptions.opening;
+            const inlined =
+              first && dialect.literal
+                ? renderInline(first.statement, (v) => dialect.literal?.(v))
+                : undefined;
+            const held = heldForCommit();
+            done = driver.transaction(
+              async (conn, opened) => {
+                // Open until the transaction ends (beforeCommit runs after fn's handle closed).
+                const connCtx: TxContext = { resource: driver.resource, open: true };
+                const live = guarded(conn, connCtx);
+                try {
+                  if (first) {
+                    const result = opened ?? (await run(live, dialect, first.statement, PREPARED));
+                    first.check(result.rows);
+                  }
+                  if (txOptions.onOpen) await txOptions.onOpen(txHandle(live, committed, held));
+                  resolveOpen(live);
+                  await fnSettled; // rejects (rolls back) when fn failed
+                  if (txOptions.beforeCommit) {
+                    await txOptions.beforeCommit(txHandle(live, committed, held));
+                  }
+                } finally {
+                  connCtx.open = false;
+                }
+              },
+              txOptions,
+              inlined,
+              held?.closing,
+            );
             done.catch((e: unknown) => {
               openFailure ??= { error: e };
               // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the driver's own error, passed through
-              failed(e);
+              rejectOpen(e);
             });
           }));
         const lazy: SqlExecutor = {
@@ -372,13 +437,13 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         } catch (e) {
           ctx.open = false;
           const failedOpening = openFailure;
-          fnEnded?.reject(e);
+          finish?.reject(e);
           await done?.catch(() => undefined);
           throw failedOpening ? failedOpening.error : e;
         }
         ctx.open = false;
-        if (!live) return { value, opened: false };
-        fnEnded?.resolve();
+        if (!opening) return { value, opened: false };
+        finish?.resolve();
         await done; // the commit, or why the transaction failed (onOpen, beforeCommit, COMMIT)
         runAfterCommit(committed);
         return { value, opened: true };

@@ -109,6 +109,47 @@ function withCustomPlans(url: string | undefined): Record<string, unknown> {
   return { connectionString: parsed.toString(), options };
 }
 
+/** An array parameter's text form (`{"a","b"}`), as `pg` would send it; strings and numbers only. */
+function arrayText(values: readonly unknown[]): string | undefined {
+  const items: string[] = [];
+  for (const v of values) {
+    if (v === null) items.push("NULL");
+    else if (typeof v === "number" && Number.isFinite(v)) items.push(String(v));
+    else if (typeof v === "string") items.push(`"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`);
+    else return undefined;
+  }
+  return `{${items.join(",")}}`;
+}
+
+/**
+ * A value as the literal PostgreSQL reads as it reads that value sent as a text parameter: an
+ * untyped string literal ('…', typed by its context or cast, like `$1`), or NULL. Strings,
+ * finite numbers, bigints, booleans and flat arrays of strings and numbers; anything else (a
+ * Buffer, an object, a NUL character PostgreSQL text cannot hold) is `undefined`, and the
+ * statement goes as a parameterised one instead.
+ */
+export function postgresLiteral(value: unknown): string | undefined {
+  if (value === null || value === undefined) return "NULL";
+  let text: string | undefined;
+  if (typeof value === "string") text = value;
+  else if (typeof value === "number") text = Number.isFinite(value) ? String(value) : undefined;
+  else if (typeof value === "bigint") text = String(value);
+  else if (typeof value === "boolean") text = value ? "true" : "false";
+  else if (Array.isArray(value)) text = arrayText(value);
+  if (text === undefined || text.includes("\u0000")) return undefined;
+  return escapeLiteral(text);
+}
+
+/**
+ * `text` as a PostgreSQL string literal, by the rules of `pg`'s `escapeLiteral`: quotes doubled;
+ * with a backslash, backslashes doubled too and the literal written as an escape string (` E'…'`),
+ * so it reads the same whatever `standard_conforming_strings` is.
+ */
+function escapeLiteral(text: string): string {
+  const quoted = `'${text.replaceAll("'", "''").replaceAll("\\", "\\\\")}'`;
+  return text.includes("\\") ? ` E${quoted}` : quoted;
+}
+
 /** host:port/database, never the password. */
 function describe(url: string | undefined): string {
   if (!url) return `${process.env.PGHOST ?? "localhost"}/${process.env.PGDATABASE ?? "(default)"}`;
@@ -135,6 +176,7 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     table: (name) => `${schema}.${quoteIdentifier(name)}`,
     encodeJson: (value) => JSON.stringify(value),
     decodeJson: (raw) => raw,
+    literal: postgresLiteral,
   };
   const migrations = allMigrations.map((m) => ({ ...m, sql: m.sql.replaceAll("{{schema}}", schema) }));
 
@@ -156,49 +198,41 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     return name;
   };
 
-  /**
-   * Statements on `client`. In a transaction (`failures` given), the first statement error is
-   * noted: the server has then aborted the transaction, so when `fn` caught that error and went
-   * on, its later statements (refused with 25P02) and its COMMIT fail as TRANSACTION_ROLLED_BACK
-   * with that error as the cause.
-   */
-  const onClient = (client: PgPoolClient | PgPoolLike, failures?: { first?: unknown }): MigrationTx => {
-    const failed = (e: unknown, text: string) => {
-      if (failures?.first !== undefined && (e as { code?: unknown }).code === "25P02")
-        return TransactionRolledBackError.after("PostgreSQL", failures.first);
-      const error = toStoreError(e, text);
-      if (failures) failures.first ??= error;
-      return error;
-    };
-    return {
-      async query<Row>(
-        text: string,
-        params: readonly unknown[] = [],
-        queryOptions?: QueryOptions,
-      ): Promise<QueryResult<Row>> {
-        try {
-          const r =
-            queryOptions?.prepare && prepare
-              ? await client.query({ name: nameOf(text), text, values: params as unknown[] })
-              : await client.query(text, params as unknown[]);
-          return { rows: r.rows as Row[], rowCount: r.rowCount ?? 0 };
-        } catch (e) {
-          throw failed(e, text);
-        }
-      },
-      async exec(ddl: string) {
-        try {
-          await client.query(ddl);
-        } catch (e) {
-          throw failed(e, ddl);
-        }
-      },
-    };
-  };
+  /** Statements on `client`; `onFailure` sees each error before it is thrown (a transaction notes its first). */
+  const onClient = (client: PgPoolClient | PgPoolLike, onFailure?: (e: unknown) => void): MigrationTx => ({
+    async query<Row>(
+      text: string,
+      params: readonly unknown[] = [],
+      queryOptions?: QueryOptions,
+    ): Promise<QueryResult<Row>> {
+      try {
+        const r =
+          queryOptions?.prepare && prepare
+            ? await client.query({ name: nameOf(text), text, values: params as unknown[] })
+            : await client.query(text, params as unknown[]);
+        return { rows: r.rows as Row[], rowCount: r.rowCount ?? 0 };
+      } catch (e) {
+        const error = toStoreError(e, text);
+        onFailure?.(error);
+        throw error;
+      }
+    },
+    async exec(ddl: string) {
+      try {
+        await client.query(ddl);
+      } catch (e) {
+        const error = toStoreError(e, ddl);
+        onFailure?.(error);
+        throw error;
+      }
+    },
+  });
 
   const transaction = async <T>(
-    fn: (tx: MigrationTx) => Promise<T>,
+    fn: (tx: MigrationTx, opened?: QueryResult<Record<string, unknown>>) => Promise<T>,
     txOptions: TransactionOptions,
+    opening?: string,
+    closing?: () => string | undefined,
     before?: (tx: MigrationTx) => Promise<void>,
   ): Promise<T> => {
     let client: PgPoolClient;
@@ -207,23 +241,46 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     } catch (e) {
       throw toUnavailable(e, location);
     }
-    const failures: { first?: unknown } = {};
-    const tx = onClient(client, failures);
+    // The first statement error inside the transaction: when fn caught it and went on, the
+    // server has aborted the transaction, and this is why its COMMIT will not commit.
+    let firstFailure: unknown;
+    const tx = onClient(client, (e) => (firstFailure ??= e));
     let broken: Error | undefined;
     try {
-      await tx.query(
-        txOptions.isolation ? `BEGIN ISOLATION LEVEL ${ISOLATION[txOptions.isolation]}` : "BEGIN",
-      );
+      const begin = txOptions.isolation ? `BEGIN ISOLATION LEVEL ${ISOLATION[txOptions.isolation]}` : "BEGIN";
+      let opened: QueryResult<Record<string, unknown>> | undefined;
+      if (opening === undefined) await tx.query(begin);
+      else {
+        // One simple-protocol query, two statements: BEGIN and the opening (values written in).
+        const text = `${begin}; ${opening}`;
+        let results: PgResult[];
+        try {
+          results = (await client.query(text)) as unknown as PgResult[];
+        } catch (e) {
+          throw toStoreError(e, text);
+        }
+        const first = results[1];
+        opened = { rows: first?.rows ?? [], rowCount: first?.rowCount ?? 0 };
+      }
       if (before) await before(tx);
-      const result = await fn(tx);
-      let answer: PgResult;
+      const result = await fn(tx, opened);
+      // Held statements go with COMMIT in one simple-protocol query. When one fails, the server
+      // skips the rest (COMMIT included) and the transaction is rolled back below.
+      const last = closing?.();
+      const text = last === undefined ? "COMMIT" : `${last}; COMMIT`;
+      let answer: unknown; // one result, or one per statement when held ones went first
       try {
-        answer = await client.query("COMMIT");
+        answer = await client.query(text);
       } catch (e) {
-        throw toStoreError(e, "COMMIT");
+        // Held statements refused because the transaction is already aborted (25P02): the same
+        // rolled-back transaction as a COMMIT answered with ROLLBACK.
+        if ((e as { code?: unknown }).code === "25P02" && firstFailure !== undefined)
+          throw TransactionRolledBackError.after("PostgreSQL", firstFailure);
+        throw toStoreError(e, text);
       }
       // An aborted transaction's COMMIT is answered with the tag ROLLBACK and no error.
-      if (answer.command !== "COMMIT") throw TransactionRolledBackError.after("PostgreSQL", failures.first);
+      const tag = ((Array.isArray(answer) ? answer.at(-1) : answer) as PgResult | undefined)?.command;
+      if (tag !== "COMMIT") throw TransactionRolledBackError.after("PostgreSQL", firstFailure);
       return result;
     } catch (e) {
       // A failed ROLLBACK means the connection is in an unknown state: destroy it, never reuse it.
@@ -312,10 +369,10 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       };
     },
 
-    transaction: (fn, txOptions) => transaction(fn, txOptions),
+    transaction: (fn, txOptions, opening, closing) => transaction(fn, txOptions, opening, closing),
 
     withMigrationLock: (fn) =>
-      transaction(fn, {}, async (tx) => {
+      transaction(fn, {}, undefined, undefined, async (tx) => {
         // Serializes migrations across processes; released automatically at commit/rollback.
         await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`patchbay.migrate:${schemaName}`]);
         await tx.exec(

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { postgresLiteral } from "./literal.js";
+import { postgresLiteral } from "./driver.js";
 
 // pg itself, for comparison only: the adapter no longer needs it to write a literal.
 const pg = (await import("pg")).default;

@@ -4,7 +4,7 @@ import type { SyncSource } from "../../sync/contracts.js";
 import { SyncCursorError } from "../../sync/errors.js";
 import { keysetSource, type KeysetDriver, type SqlSourceOptions } from "../../sync/keyset.js";
 import { copyField, decodeCopyField } from "./copy.js";
-import { postgresLiteral } from "./literal.js";
+import { postgresLiteral } from "./driver.js";
 import { toStoreError } from "./errors.js";
 
 /** Options of {@link postgresSource}. */

@@ -14,7 +14,7 @@
 import type { CapturedChange } from "../../../cdc/change-events.js";
 import type { JsonValue, ReadRequest, Row, SourceBatch } from "../../../sync/contracts.js";
 import { copyField, decodeCopyField } from "../copy.js";
-import { postgresLiteral } from "../literal.js";
+import { postgresLiteral } from "../driver.js";
 import { loadCopyStreams, type PgPoolClient, type PgQueryable, type PgTypeParsers } from "../load.js";
 import { parseLsn } from "./lsn.js";
 import type { CapturedTable } from "./slots.js";
