@@ -1,17 +1,23 @@
 /**
  * The adapter kit: a store adapter written with `patchbay/adapter` alone (test/fixtures/
- * tiny-adapter.ts) passes the shipped Store conformance suite, its cross-process tests included;
- * `patchbay/adapter/conformance` ships a suite for every contract (the bus, saga, sync and
- * webhooks suites run on this repository's stores in their own test files, and on the harness).
+ * tiny-adapter.ts, its pattern tables from `patternMigrations`) passes the shipped Store
+ * conformance suite, its cross-process tests included, and the bus (on its own queue), saga and
+ * webhooks suites; `patchbay/adapter/conformance` ships a suite for every contract.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import type { SqlStoreOptions } from "../src/adapter/index.js";
+import type { SqlStore, SqlStoreOptions } from "../src/adapter/index.js";
 import * as conformance from "../src/adapter/conformance/index.js";
-import { defineStoreConformance } from "../src/adapter/conformance/index.js";
+import {
+  defineBusConformance,
+  defineSagaConformance,
+  defineStoreConformance,
+  defineWebhooksConformance,
+} from "../src/adapter/conformance/index.js";
+import { localTransport, PARKED } from "../src/bus/local-transport.js";
 import { tinyStore } from "./fixtures/tiny-adapter.js";
 
 function tinyDatabase() {
@@ -32,6 +38,25 @@ defineStoreConformance({
     module: fileURLToPath(new URL("./fixtures/tiny-adapter.ts", import.meta.url)),
     export: "tinyStore",
   },
+});
+
+const kit = "a tiny adapter on node:sqlite";
+defineSagaConformance({ name: kit, fresh: tinyDatabase });
+defineWebhooksConformance({ name: kit, fresh: tinyDatabase });
+defineBusConformance({
+  name: `${kit}, its own queue`,
+  database: () => ({ ...tinyDatabase(), statementErrorAbortsTransaction: false }),
+  transports: () => ({
+    make: (store) => localTransport(store, { lease: "2s", pollInterval: "100ms" }),
+    cleanup: () => Promise.resolve(),
+    parked: async (store: SqlStore, group: string) => {
+      const { rows } = await store.query<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM ${store.dialect.table("bus_jobs")} WHERE grp = ? AND run_at = ?`,
+        [group, PARKED],
+      );
+      return Number(rows[0]?.n ?? 0);
+    },
+  }),
 });
 
 describe("patchbay/adapter/conformance", () => {

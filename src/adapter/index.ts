@@ -67,4 +67,5 @@ export {
   type SqlStatement,
   type RawSql,
 } from "../store/sql.js";
+export { patternMigrations, type ColumnTypes } from "../store/pattern-tables.js";
 export { StoreQueryError, StoreUnavailableError, TransactionRolledBackError } from "../store/errors.js";
