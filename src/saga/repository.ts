@@ -5,7 +5,10 @@
  * changes nothing.
  */
 import type { SqlExecutor } from "../store/contracts.js";
-import { int, run } from "../store/dialect.js";
+// PREPARED on the statements every saga runs (its insert, the waiter's read, each step's outcome):
+// a handful of texts (the outcome's SET list varies with what a step changes), parsed once per
+// connection where the backend keeps them (PostgreSQL) — a fifth of its CPU per saga.
+import { int, PREPARED, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, raw, sql, type SqlStatement } from "../store/sql.js";
 import type {
@@ -241,6 +244,7 @@ export function sagaRepository(store: SqlStore) {
           ],
           "id",
         ),
+        PREPARED,
       );
       return rowCount > 0;
     },
@@ -253,6 +257,7 @@ export function sagaRepository(store: SqlStore) {
         lock
           ? join(sql`SELECT * FROM ${t.instances} WHERE id = ${id}`, roles.locks.forUpdate)
           : sql`SELECT * FROM ${t.instances} WHERE id = ${id}`,
+        PREPARED,
       );
       return rows[0] ? toInstance(rows[0]) : undefined;
     },
@@ -339,6 +344,7 @@ export function sagaRepository(store: SqlStore) {
         ex,
         d,
         roles.saga.outcome(update, t.steps, { ...step, error: json(step.error) }),
+        PREPARED,
       );
       return rowCount > 0;
     },

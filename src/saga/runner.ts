@@ -194,7 +194,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   const definition = (name: string, version: number) => registry.get(name)?.get(version);
   const knownVersions = (name: string) => [...(registry.get(name)?.keys() ?? [])].sort((a, b) => a - b);
 
-  const { wait, settled } = createWaiters(repo, store, pollMs);
+  const { wait, settled } = createWaiters(repo, store, pollMs, (id) => driving.has(id));
   const free = () => concurrency - busy - reserved;
 
   const drive = createExecutor({
