@@ -226,26 +226,28 @@ export function sagaRepository(store: SqlStore) {
     /** True when {@link writeOutcome} is one statement (atomic without a transaction). */
     singleStatementOutcome: roles.saga.outcome !== undefined,
 
-    /** Inserts a new instance; false when the id exists (nothing written). */
-    async insert(ex: SqlExecutor, r: InstanceRow, inputJson: string): Promise<boolean> {
-      const { rowCount } = await run(
-        ex,
-        d,
-        roles.rows.insertIgnore(
-          t.instances,
-          "id, name, version, input, status, step, attempt, claim, owner, run_at, deadline, created_at, updated_at",
-          [
-            join(
-              sql`(${r.id}, ${r.name}, ${r.version}, `,
-              encoded(inputJson),
-              sql`, ${r.status}, ${r.step}, ${r.attempt}, ${r.claim}, ${r.owner ?? null}, ${r.runAt},
+    /**
+     * Inserts a new instance; false when the id exists (nothing written). With `notify`, the
+     * backend's wake-up on that channel goes in the same statement when it inserted (where the
+     * backend has notifications).
+     */
+    async insert(ex: SqlExecutor, r: InstanceRow, inputJson: string, notify?: string): Promise<boolean> {
+      const insert = roles.rows.insertIgnore(
+        t.instances,
+        "id, name, version, input, status, step, attempt, claim, owner, run_at, deadline, created_at, updated_at",
+        [
+          join(
+            sql`(${r.id}, ${r.name}, ${r.version}, `,
+            encoded(inputJson),
+            sql`, ${r.status}, ${r.step}, ${r.attempt}, ${r.claim}, ${r.owner ?? null}, ${r.runAt},
                    ${r.deadline ?? null}, ${r.createdAt}, ${r.updatedAt})`,
-            ),
-          ],
-          "id",
-        ),
-        PREPARED,
+          ),
+        ],
+        "id",
       );
+      // With the notification: one row (pg_notify's) exactly when the INSERT inserted.
+      const statement = notify && roles.notify ? roles.notify.after(insert, notify, "") : insert;
+      const { rowCount } = await run(ex, d, statement, PREPARED);
       return rowCount > 0;
     },
 
