@@ -15,6 +15,7 @@ import { mysql } from "../src/adapters/mysql/index.js";
 import { postgres } from "../src/adapters/postgres/index.js";
 import { sqlite } from "../src/adapters/sqlite/index.js";
 import { createSagaRunner, defineSaga } from "../src/saga/index.js";
+import type { QueryOptions } from "../src/store/contracts.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 
 const SAGAS = Number(process.env.BENCH_SAGAS ?? 500);
@@ -39,9 +40,9 @@ function counting(store: SqlStore): { store: SqlStore; commits: () => number; re
   const writes = /^\s*(INSERT|UPDATE|DELETE|WITH)/i;
   const wrapped: SqlStore = {
     ...store,
-    query: async <Row>(text: string, params?: readonly unknown[]) => {
+    query: async <Row>(text: string, params?: readonly unknown[], options?: QueryOptions) => {
       if (writes.test(text)) commits++;
-      return store.query<Row>(text, params);
+      return store.query<Row>(text, params, options); // options too: the prepare hint
     },
     transaction: (fn, options) => {
       commits++;

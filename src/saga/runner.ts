@@ -14,7 +14,7 @@ import { InvalidArgumentError } from "../core/errors.js";
 import { createLifecycle, StoppedError, type Lifecycle, type StopOptions } from "../core/lifecycle.js";
 import { uuidv7 } from "../core/ids.js";
 import { silentLogger, type Logger } from "../core/logger.js";
-import type { SqlExecutor, StoreTx } from "../store/contracts.js";
+import type { StoreTx } from "../store/contracts.js";
 import { run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import {
@@ -194,7 +194,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   const definition = (name: string, version: number) => registry.get(name)?.get(version);
   const knownVersions = (name: string) => [...(registry.get(name)?.keys() ?? [])].sort((a, b) => a - b);
 
-  const { wait, settled } = createWaiters(repo, store, pollMs);
+  const { wait, settled } = createWaiters(repo, store, pollMs, (id) => driving.has(id));
   const free = () => concurrency - busy - reserved;
 
   const drive = createExecutor({
@@ -336,23 +336,21 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       updatedAt: now,
       lastDelay: undefined,
     };
-    const signal = store.dialect.roles.notify?.signal(CHANNEL, "");
-    const notify = (ex: SqlExecutor) => (!direct && signal ? run(ex, store.dialect, signal) : undefined);
+    // Other workers are woken by the insert itself (one statement), unless this one runs it.
+    const notify = direct ? undefined : CHANNEL;
     let existing: InstanceRow | undefined;
     try {
       if (opts.tx) {
         const tx = opts.tx;
-        if (await repo.insert(tx, row, inputJson)) {
-          await notify(tx);
+        if (await repo.insert(tx, row, inputJson, notify)) {
           tx.afterCommit(() => {
             measure("saga.started", 1, { saga: row.name });
             wake();
           });
         } else existing = await repo.get(tx, id);
-      } else if (await repo.insert(store, row, inputJson)) {
+      } else if (await repo.insert(store, row, inputJson, notify)) {
         // One statement, committed on its own: durable when it resolves.
         measure("saga.started", 1, { saga: row.name });
-        await notify(store);
         if (!direct) wake();
       } else existing = await repo.get(store, id);
     } finally {

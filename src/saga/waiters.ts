@@ -13,7 +13,12 @@ export interface WaitOptions {
 }
 
 /** The waiters of one runner: `wait` for callers, `settled` for the workers that finish instances. */
-export function createWaiters(repo: SagaRepository, store: SqlStore, pollMs: number) {
+export function createWaiters(
+  repo: SagaRepository,
+  store: SqlStore,
+  pollMs: number,
+  drivenHere: (id: string) => boolean,
+) {
   const waiters = new Map<string, Set<(instance: SagaInstance) => void>>();
 
   /** Hands an instance that reached completed, compensated, failed or resolved to its waiters. */
@@ -33,9 +38,14 @@ export function createWaiters(repo: SagaRepository, store: SqlStore, pollMs: num
       set.add(wakeWaiter);
       let timer: NodeJS.Timeout | undefined;
       try {
-        const row = await repo.get(store, id);
-        if (!row) throw new SagaError("SAGA_NOT_FOUND", `no saga instance ${JSON.stringify(id)}`, id);
-        if (TERMINAL_STATUSES.includes(row.status)) return publicView(row);
+        // An instance this process drives now is neither missing nor settled, and its worker
+        // hands it over when it settles (the waiter is registered above, in this same turn): no
+        // read. When it stops short of settling (a retry's wait, a lost lease), the poll reads.
+        if (!drivenHere(id)) {
+          const row = await repo.get(store, id);
+          if (!row) throw new SagaError("SAGA_NOT_FOUND", `no saga instance ${JSON.stringify(id)}`, id);
+          if (TERMINAL_STATUSES.includes(row.status)) return publicView(row);
+        }
         const left = until - Date.now();
         if (left <= 0) throw new TimeoutError(ms);
         // Local completions arrive at once, with the final record; other processes' are seen by polling.

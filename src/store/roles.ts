@@ -71,6 +71,11 @@ export interface UpsertWhenSpec {
   when?: SqlStatement;
   /** Columns to read back, unqualified. */
   returning: string;
+  /**
+   * Keep the statement prepared where the backend can (`PREPARED`): for a caller whose statement
+   * text never varies and runs often (a state write).
+   */
+  prepare?: boolean;
 }
 
 /** Claiming, inserting and reading back rows. */

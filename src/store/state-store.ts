@@ -102,6 +102,7 @@ export function createStateStore(
           match: sql`${k} = ${key}`,
           set: sql`value = ${json}, version = s.version + 1, updated_at = ${now}`,
           returning: "version",
+          prepare: true, // one text for every write
         });
         if (row) return written(int(row.version));
       } else {

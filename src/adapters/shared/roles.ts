@@ -95,6 +95,7 @@ export function sharedRowRoles(placeholders: "numbered" | "question"): RowRoles 
           s.when ? join(sql` WHERE `, s.when) : sql``,
           sql` RETURNING ${raw(s.returning)}`,
         ),
+        s.prepare ? { prepare: true } : undefined,
       );
       return rows;
     },
