@@ -234,11 +234,13 @@ for (const [dbName, makeDb] of databases) {
       });
 
       it("a handler that outlives its lease keeps its key: a retry meanwhile gets 409, never a second run", async () => {
-        const url = await start({ lease: "1s" });
-        orders.delayMs = 2500;
+        // A 2 s lease renewed every ~0.7 s; the retry comes 1.5 leases in. (With a 1 s lease, one
+        // renewal slower than 0.7 s on a loaded database let the lease run out: CI saw a 201.)
+        const url = await start({ lease: "2s" });
+        orders.delayMs = 5000;
         const headers = { "idempotency-key": "k-slow" };
         const first = post(url, { qty: 1 }, headers);
-        await new Promise((r) => setTimeout(r, 1500));
+        await new Promise((r) => setTimeout(r, 3000));
         const during = await post(url, { qty: 1 }, headers);
         expect(during.status).toBe(409);
         expect(during.headers.get("retry-after")).toBe("1");
