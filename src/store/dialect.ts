@@ -25,34 +25,6 @@ export interface SqlDialect {
   decodeJson(raw: unknown): unknown;
 }
 
-/**
- * The key of a transaction handle's "hold this statement for the commit" function: it returns
- * false when the statement cannot be held (a handle whose transaction is already committing).
- * Internal; see {@link runAtCommit}.
- */
-export const AT_COMMIT: unique symbol = Symbol("patchbay.atCommit");
-
-/** A transaction handle that can hold statements for its commit. */
-export interface HoldsForCommit {
-  [AT_COMMIT]?: (statement: SqlStatement) => boolean;
-}
-
-/**
- * Runs `statement` as the last work of `tx`'s transaction: held and handed to the driver as
- * one of the transaction's `last` statements (PostgreSQL sends them with `COMMIT`, in one round
- * trip), or run now when `tx` cannot hold it. Its
- * result is not returned; its failure rolls the transaction back like any statement's. Only for
- * a statement that nothing later in the transaction depends on (acknowledging a message).
- */
-export async function runAtCommit(
-  tx: SqlExecutor,
-  dialect: SqlDialect,
-  statement: SqlStatement,
-): Promise<void> {
-  if ((tx as HoldsForCommit)[AT_COMMIT]?.(statement)) return;
-  await run(tx, dialect, statement);
-}
-
 /** One of Patchbay's column names, quoted in the dialect's way (see {@link SqlDialect.quote}). */
 export function quoteColumn(dialect: SqlDialect, name: string): string {
   return dialect.quote ? dialect.quote(name) : `"${name}"`;

@@ -14,7 +14,7 @@ import type {
   TransactionOptions,
   Transactor,
 } from "./contracts.js";
-import { AT_COMMIT, PREPARED, run, type HoldsForCommit, type SqlDialect } from "./dialect.js";
+import { PREPARED, run, type SqlDialect } from "./dialect.js";
 import { NestedTransactionError, StoreClosedError } from "./errors.js";
 import { createIdempotencyStore } from "./idempotency-store.js";
 import {
@@ -152,15 +152,30 @@ interface HeldForCommit {
 
 const activeTx = new AsyncLocalStorage<TxContext>();
 
+/** The last statements of the transaction of each handle that can take them ({@link runLast}). */
+const lastOf = new WeakMap<object, HeldForCommit>();
+
+/**
+ * Runs `statement` as the last work of `tx`'s transaction: it joins the transaction's `last`
+ * statements, which the driver runs after everything else, just before `COMMIT` (PostgreSQL sends
+ * them with it, in one round trip), or it runs now when `tx` cannot take it (not a handle of this
+ * store's transactions, or one already committing). Its result is not returned; its failure rolls
+ * the transaction back like any statement's. Only for a statement nothing later depends on
+ * (acknowledging a message).
+ */
+export async function runLast(tx: SqlExecutor, dialect: SqlDialect, statement: SqlStatement): Promise<void> {
+  if (lastOf.get(tx)?.hold(statement)) return;
+  await run(tx, dialect, statement);
+}
+
 /**
  * The handle a transaction's code gets. A class: its getters live on the prototype, where an
  * object literal with getters would copy them into every handle (one per bus delivery).
  * `query` and `afterCommit` are bound to the handle, so they may be passed around on their own.
  */
-class TxHandle implements StoreTx, HoldsForCommit {
+class TxHandle implements StoreTx {
   readonly query: StoreTx["query"];
   readonly afterCommit: StoreTx["afterCommit"];
-  [AT_COMMIT]?: (statement: SqlStatement) => boolean;
   // Built on first use: most transactions (a bus handler's, for one) never touch them.
   private stateStore: StoreTx["state"] | undefined;
   private idempotencyStore: StoreTx["idempotency"] | undefined;
@@ -174,7 +189,7 @@ class TxHandle implements StoreTx, HoldsForCommit {
   ) {
     this.query = (text, params, queryOptions) => live.query(text, params, queryOptions);
     this.afterCommit = (callback) => void committed.push(callback);
-    if (held) this[AT_COMMIT] = held.hold;
+    if (held) lastOf.set(this, held);
   }
 
   get state(): StoreTx["state"] {
@@ -274,7 +289,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
   const txHandle = (live: SqlExecutor, committed: Array<() => void>, held?: HeldForCommit): StoreTx =>
     new TxHandle(live, committed, dialect, clock, held);
   /**
-   * Statements held for a transaction's commit ({@link runAtCommit}); `last` hands them to the
+   * Statements held for a transaction's commit ({@link runLast}); `last` hands them to the
    * driver, which sends them with `COMMIT` where it can.
    */
   const heldForCommit = (): HeldForCommit => {
