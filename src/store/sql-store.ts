@@ -109,8 +109,8 @@ export interface LazyTransactionOptions extends TransactionOptions {
    * roll back (the whole call then rejects with that error). It is the driver transaction's
    * `first`: PostgreSQL sends it with `BEGIN`.
    */
-  opening?: { statement: SqlStatement; check: (rows: readonly Record<string, unknown>[]) => void };
-  /** The transaction's first statements, run when it opens (after `opening`, before the caller's first query). */
+  first?: { statement: SqlStatement; check: (rows: readonly Record<string, unknown>[]) => void };
+  /** The transaction's first statements, run when it opens (after `first`, before the caller's first query). */
   onOpen?: (tx: StoreTx) => Promise<void>;
   /** Its last statements, run before COMMIT — only when it opened and `fn` resolved. */
   beforeCommit?: (tx: StoreTx) => Promise<void>;
@@ -416,13 +416,13 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
 
         let opening: Promise<SqlExecutor> | undefined;
         let done: Promise<void> | undefined;
-        // Set when the transaction failed before fn settled (the database, opening's check, onOpen).
+        // Set when the transaction failed before fn settled (the database, first's check, onOpen).
         let openFailure: { error: unknown } | undefined;
         const begin = () =>
           (opening ??= new Promise<SqlExecutor>((resolveOpen, rejectOpen) => {
             const fnSettled = new Promise<void>((resolve, reject) => (finish = { resolve, reject }));
             fnSettled.catch(() => undefined); // observed by the transaction below
-            const first = txOptions.opening;
+            const first = txOptions.first;
             const held = heldForCommit();
             done = driver.transaction(
               async (conn, opened) => {

@@ -481,10 +481,10 @@ export function defineStoreConformance(harness: StoreHarness): void {
       });
 
       // Quotes, backslashes, a placeholder, braces and commas, non-ASCII: values that must arrive
-      // exactly as sent, however the backend sends the opening (with BEGIN on PostgreSQL).
+      // exactly as sent, however the backend sends the first statement (with BEGIN on PostgreSQL).
       const tricky = `it's "quoted" \\ back\\slash $1 ? {a,b} ünï 🎉 E'x'`;
 
-      it("runs opening first: check gets its rows, and its write commits with fn's", async () => {
+      it("runs the first statement first: check gets its rows, and its write commits with fn's", async () => {
         const seen: unknown[] = [];
         const result = await store.lazyTransaction(
           async (tx) => {
@@ -492,7 +492,7 @@ export function defineStoreConformance(harness: StoreHarness): void {
             return "done";
           },
           {
-            opening: {
+            first: {
               statement: sql`INSERT INTO orders (id, qty) VALUES (${tricky}, ${7}) RETURNING id, qty`,
               check: (rows) => void seen.push(...rows),
             },
@@ -504,10 +504,10 @@ export function defineStoreConformance(harness: StoreHarness): void {
         expect(rows.map((r) => r.id)).toEqual([tricky, "o-1"]);
       });
 
-      it("a check that throws rolls back opening's and fn's writes and fails the call, even when fn swallows it", async () => {
+      it("a check that throws rolls back first's and fn's writes and fails the call, even when fn swallows it", async () => {
         const duplicate = new Error("already processed");
         const { seenByFn, thrown } = await swallowing({
-          opening: {
+          first: {
             statement: sql`INSERT INTO orders (id, qty) VALUES (${"o-open"}, ${1}) RETURNING id`,
             check: () => {
               throw duplicate;
