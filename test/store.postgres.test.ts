@@ -4,9 +4,8 @@ import pg from "pg";
 import { describe, expect, inject, it } from "vitest";
 import { postgres, type PostgresStoreOptions } from "../src/adapters/postgres/index.js";
 import type { StoreTx } from "../src/store/contracts.js";
-import { runAtCommit } from "../src/store/dialect.js";
 import { sql } from "../src/store/sql.js";
-import type { SqlStore } from "../src/store/sql-store.js";
+import { runLast, type SqlStore } from "../src/store/sql-store.js";
 import { defineStoreConformance } from "./conformance/store.js";
 import { HOSTILE_SESSION_DEFAULTS, postgresDatabase } from "./support/stores.js";
 
@@ -185,14 +184,14 @@ if (!service.reachable) {
       return { store, sent, cleanup, tagsOf, bytesOf };
     }
 
-    it("sends a lazy transaction's opening with BEGIN (one round trip fewer), values exact", async () => {
+    it("sends a lazy transaction's first statement with BEGIN (one round trip fewer), values exact", async () => {
       const { store, sent, cleanup, tagsOf, bytesOf } = await spiedStore();
       try {
         const checked: unknown[] = [];
         await store.lazyTransaction(
           async (tx) => void (await tx.query("UPDATE tagged SET raw = NULL WHERE id = $1", ["x"])),
           {
-            opening: {
+            first: {
               statement: sql`INSERT INTO tagged (id, tags) VALUES (${"x"}, ${TAGS}::text[]) RETURNING id`,
               check: (rows) => void checked.push(...rows.map((r) => r.id)),
             },
@@ -208,10 +207,10 @@ if (!service.reachable) {
         expect(checked).toEqual(["x"]);
         expect(await tagsOf("x")).toEqual(TAGS);
 
-        // A value that cannot be a literal (bytes): the opening goes on its own, as a parameterised statement.
+        // A value that cannot be a literal (bytes): the first statement goes on its own, as a parameterised statement.
         sent.length = 0;
         await store.lazyTransaction(async (tx) => void (await tx.query("SELECT 1")), {
-          opening: {
+          first: {
             statement: sql`INSERT INTO tagged (id, raw) VALUES (${"y"}, ${Buffer.from([0, 255])}) RETURNING id`,
             check: (rows) => expect(rows).toHaveLength(1),
           },
@@ -233,11 +232,7 @@ if (!service.reachable) {
       try {
         await store.lazyTransaction(async (tx) => void (await tx.query("SELECT 1")), {
           beforeCommit: (tx) =>
-            runAtCommit(
-              tx,
-              store.dialect,
-              sql`INSERT INTO tagged (id, tags) VALUES (${"x"}, ${TAGS}::text[])`,
-            ),
+            runLast(tx, store.dialect, sql`INSERT INTO tagged (id, tags) VALUES (${"x"}, ${TAGS}::text[])`),
         });
         expect(sent).toEqual([
           "BEGIN ISOLATION LEVEL READ COMMITTED",
@@ -249,7 +244,7 @@ if (!service.reachable) {
         // A value that cannot be a literal (bytes): the statement runs at once, parameterised.
         sent.length = 0;
         await store.transaction((tx) =>
-          runAtCommit(
+          runLast(
             tx,
             store.dialect,
             sql`INSERT INTO tagged (id, raw) VALUES (${"y"}, ${Buffer.from([0, 255])})`,

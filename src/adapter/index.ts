@@ -12,6 +12,8 @@
  */
 export {
   createSqlStore,
+  runFirstAndLast,
+  type DriverTransactionOptions,
   type LazyTransactionOptions,
   type SqlStore,
   type SqlStoreOptions,

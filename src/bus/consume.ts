@@ -348,7 +348,7 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
       ({ opened } = await store.lazyTransaction(
         (tx) => inSlot(sub, () => sub.handler(event as ReceivedEvent, context(tx))),
         {
-          opening: inbox.claimAsOpening(sub.group, event.id, () => new AlreadyProcessed()),
+          first: inbox.claimAsOpening(sub.group, event.id, () => new AlreadyProcessed()),
           ...(shared ? { beforeCommit: (tx: StoreTx) => delivery.ack(tx) } : {}),
         },
       ));
@@ -381,8 +381,8 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
 
   /**
    * Runs the handlers of several deliveries of one group, one after another in arrival order, in
-   * ONE lazy transaction: its opening claims every member's message id in the inbox, and on a
-   * store-backed transport its closing acks every member — all their writes, "processed" marks
+   * ONE lazy transaction: its first statement claims every member's message id in the inbox, and on a
+   * store-backed transport its last statements ack every member — all their writes, "processed" marks
    * and acks commit together, or none does. Any failure (a handler throws, a member turns out to
    * be a duplicate, the commit fails) rolls the whole batch back and rejects: each member then
    * runs on its own, with its own retries and dead letter, so one failing handler neither marks

@@ -13,7 +13,7 @@ interface Entry {
 }
 
 /**
- * A handler transaction's opening statement: the claim of its message id. A class, so that its
+ * A handler transaction's first statement: the claim of its message id. A class, so that its
  * statement is built only when the transaction opens (most handlers never open one) without an
  * object literal with a getter per delivery, which V8 builds slowly.
  */
@@ -34,7 +34,7 @@ class Claim {
 }
 
 /**
- * A batch transaction's opening: the claims of all its message ids in one statement. Its check
+ * A batch transaction's first statement: the claims of all its message ids in one statement. Its check
  * throws `duplicate` (rolling the batch back) unless every id was recorded now.
  */
 class ClaimMany {
@@ -99,7 +99,7 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
 
   return {
     /**
-     * Records the id as the opening statement of a handler's transaction (sent with BEGIN where
+     * Records the id as the first statement of a handler's transaction (sent with BEGIN where
      * the store can): `duplicate` is thrown, rolling it back, when the id was recorded already.
      * Where writers run concurrently, a concurrent claim of the same id waits for the first
      * transaction to end (the unique key's lock).
@@ -108,19 +108,19 @@ export function createInbox(store: SqlStore, retentionMs: number, clock: Clock) 
       new Claim(claimStatement, group, messageId, duplicate),
     /**
      * The claims of a batch's message ids, for a transaction shared by several deliveries: an
-     * opening statement where the store records many ids at once (`recordMany`), else the
+     * first statement where the store records many ids at once (`recordMany`), else the
      * statements to run when it opens, one id at a time. Either throws `duplicate`, rolling the
      * transaction back, unless every id was recorded now.
      */
     claimManyAsOpening(group: string, messageIds: readonly string[], duplicate: () => Error) {
       const roles = d.roles.inbox;
       if (roles.recordMany) {
-        const opening = new ClaimMany(
+        const first = new ClaimMany(
           () => roles.recordMany!(t, group, messageIds, clock.now()),
           messageIds.length,
           duplicate,
         );
-        return { opening };
+        return { first };
       }
       const onOpen = async (tx: SqlExecutor) => {
         for (const id of messageIds) {

@@ -16,8 +16,8 @@ import { createBatcher } from "../core/batcher.js";
 import { settleBy } from "../core/settle-by.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import type { QueuedRow } from "../store/roles.js";
-import { int, PREPARED, quoteColumn, run, runAtCommit, type SqlDialect } from "../store/dialect.js";
-import type { SqlStore } from "../store/sql-store.js";
+import { int, PREPARED, quoteColumn, run, type SqlDialect } from "../store/dialect.js";
+import { runLast, type SqlStore } from "../store/sql-store.js";
 import { join, raw, sql } from "../store/sql.js";
 import { BusError, UndecodableMessageError } from "./errors.js";
 import { isHeaders, isRecord } from "./headers.js";
@@ -384,7 +384,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
           // can. Settled only once that commits: a COMMIT that fails (a deferred constraint)
           // rolls the ack back too, and the delivery must still be retried or dead-lettered.
           check("ack");
-          await runAtCommit(tx, d, sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`);
+          await runLast(tx, d, sql`DELETE FROM ${t.jobs} WHERE id = ${id} AND attempt = ${attempt}`);
           tx.afterCommit(() => {
             settled.done = true;
           });

@@ -23,41 +23,6 @@ export interface SqlDialect {
   encodeJson(value: unknown): unknown;
   /** A JSON column as read back from the driver. */
   decodeJson(raw: unknown): unknown;
-  /**
-   * A value as an SQL literal the server reads exactly as it reads the value sent as a parameter
-   * (an untyped literal, typed by its context), or `undefined` when it cannot be one. A dialect
-   * that has it lets its driver send a transaction's opening statement with `BEGIN`, in one round
-   * trip (the `opening` of its driver's `transaction`), and a transaction's closing statements
-   * with `COMMIT` (its `closing`; see {@link runAtCommit}). Optional.
-   */
-  literal?(value: unknown): string | undefined;
-}
-
-/**
- * The key of a transaction handle's "hold this statement for the commit" function: it returns
- * false when the statement cannot be held (no literals in this dialect, a value that cannot be
- * one, a handle whose transaction is already committing). Internal; see {@link runAtCommit}.
- */
-export const AT_COMMIT: unique symbol = Symbol("patchbay.atCommit");
-
-/** A transaction handle that can hold statements for its commit. */
-export interface HoldsForCommit {
-  [AT_COMMIT]?: (statement: SqlStatement) => boolean;
-}
-
-/**
- * Runs `statement` as the last work of `tx`'s transaction: where the store can, it is held and
- * sent together with `COMMIT` (PostgreSQL: one round trip for both), otherwise it runs now. Its
- * result is not returned; its failure rolls the transaction back like any statement's. Only for
- * a statement that nothing later in the transaction depends on (acknowledging a message).
- */
-export async function runAtCommit(
-  tx: SqlExecutor,
-  dialect: SqlDialect,
-  statement: SqlStatement,
-): Promise<void> {
-  if ((tx as HoldsForCommit)[AT_COMMIT]?.(statement)) return;
-  await run(tx, dialect, statement);
 }
 
 /** One of Patchbay's column names, quoted in the dialect's way (see {@link SqlDialect.quote}). */

@@ -14,7 +14,7 @@ import type {
   TransactionOptions,
   Transactor,
 } from "./contracts.js";
-import { AT_COMMIT, PREPARED, run, type HoldsForCommit, type SqlDialect } from "./dialect.js";
+import { PREPARED, run, type SqlDialect } from "./dialect.js";
 import { NestedTransactionError, StoreClosedError } from "./errors.js";
 import { createIdempotencyStore } from "./idempotency-store.js";
 import {
@@ -26,7 +26,7 @@ import {
   type MigrationReport,
   type MigrationTx,
 } from "./migrations.js";
-import { renderInline, type SqlStatement } from "./sql.js";
+import type { SqlStatement } from "./sql.js";
 import { createStateStore } from "./state-store.js";
 
 /**
@@ -56,18 +56,42 @@ export interface StoreDriver extends MigrationHost {
   query<Row>(sql: string, params: readonly unknown[], options?: QueryOptions): Promise<QueryResult<Row>>;
   /**
    * Runs `fn` in a transaction; commits when it resolves, rolls back and rethrows when it rejects.
-   * `opening` (given only when the dialect has `literal`: SQL with its values written in) is sent
-   * together with `BEGIN`, in one round trip, and its result handed to `fn`; its failure rolls
-   * back and rejects like `fn`'s. `closing` (likewise only with `literal`) is called once `fn`
-   * resolved: the statements it returns, if any, are sent together with `COMMIT`; their failure
-   * rolls back and rejects.
+   * Resolves only once COMMIT committed: a COMMIT refused, or answered without committing (an
+   * aborted transaction), rejects. `options.first`, when given, is the transaction's first
+   * statement and its result is handed to `fn`; `options.last`, called once `fn` resolved, gives
+   * its last statements. A driver may send them together with `BEGIN` and `COMMIT` (PostgreSQL:
+   * one round trip each); otherwise it runs them as ordinary statements after `BEGIN` and before
+   * `COMMIT` ({@link runFirstAndLast}). A failure of either rolls back and rejects like `fn`'s.
    */
   transaction<T>(
-    fn: (tx: MigrationTx, opened?: QueryResult<Record<string, unknown>>) => Promise<T>,
-    options: TransactionOptions,
-    opening?: string,
-    closing?: () => string | undefined,
+    fn: (tx: MigrationTx, first?: QueryResult<Record<string, unknown>>) => Promise<T>,
+    options: DriverTransactionOptions,
   ): Promise<T>;
+}
+
+/** What a {@link StoreDriver.transaction} is asked for. */
+export interface DriverTransactionOptions extends TransactionOptions {
+  /** The transaction's first statement (sent with `BEGIN` where the driver can). */
+  first?: SqlStatement | undefined;
+  /** Its last statements, asked for once `fn` resolved (sent with `COMMIT` where the driver can). */
+  last?: (() => readonly SqlStatement[]) | undefined;
+}
+
+/**
+ * {@link StoreDriver.transaction}'s `first` and `last` as ordinary statements around `fn`, for a
+ * driver that has no cheaper way to send them: call it inside the transaction, between `BEGIN`
+ * and `COMMIT`.
+ */
+export async function runFirstAndLast<T>(
+  tx: MigrationTx,
+  dialect: SqlDialect,
+  options: DriverTransactionOptions,
+  fn: (tx: MigrationTx, first?: QueryResult<Record<string, unknown>>) => Promise<T>,
+): Promise<T> {
+  const first = options.first ? await run(tx, dialect, options.first, PREPARED) : undefined;
+  const result = await fn(tx, first);
+  for (const statement of options.last?.() ?? []) await run(tx, dialect, statement, PREPARED);
+  return result;
 }
 
 /** Options every SQL store accepts. */
@@ -82,11 +106,11 @@ export interface SqlStoreOptions {
 export interface LazyTransactionOptions extends TransactionOptions {
   /**
    * The transaction's first statement, run when it opens; `check` gets its rows and may throw to
-   * roll back (the whole call then rejects with that error). Where the dialect can write its
-   * values as literals (PostgreSQL) it is sent with `BEGIN`, saving a round trip per transaction.
+   * roll back (the whole call then rejects with that error). It is the driver transaction's
+   * `first`: PostgreSQL sends it with `BEGIN`.
    */
-  opening?: { statement: SqlStatement; check: (rows: readonly Record<string, unknown>[]) => void };
-  /** The transaction's first statements, run when it opens (after `opening`, before the caller's first query). */
+  first?: { statement: SqlStatement; check: (rows: readonly Record<string, unknown>[]) => void };
+  /** The transaction's first statements, run when it opens (after `first`, before the caller's first query). */
   onOpen?: (tx: StoreTx) => Promise<void>;
   /** Its last statements, run before COMMIT — only when it opened and `fn` resolved. */
   beforeCommit?: (tx: StoreTx) => Promise<void>;
@@ -123,20 +147,35 @@ interface TxContext {
 
 interface HeldForCommit {
   hold: (statement: SqlStatement) => boolean;
-  closing: () => string | undefined;
+  last: () => readonly SqlStatement[];
 }
 
 const activeTx = new AsyncLocalStorage<TxContext>();
+
+/** The last statements of the transaction of each handle that can take them ({@link runLast}). */
+const lastOf = new WeakMap<object, HeldForCommit>();
+
+/**
+ * Runs `statement` as the last work of `tx`'s transaction: it joins the transaction's `last`
+ * statements, which the driver runs after everything else, just before `COMMIT` (PostgreSQL sends
+ * them with it, in one round trip), or it runs now when `tx` cannot take it (not a handle of this
+ * store's transactions, or one already committing). Its result is not returned; its failure rolls
+ * the transaction back like any statement's. Only for a statement nothing later depends on
+ * (acknowledging a message).
+ */
+export async function runLast(tx: SqlExecutor, dialect: SqlDialect, statement: SqlStatement): Promise<void> {
+  if (lastOf.get(tx)?.hold(statement)) return;
+  await run(tx, dialect, statement);
+}
 
 /**
  * The handle a transaction's code gets. A class: its getters live on the prototype, where an
  * object literal with getters would copy them into every handle (one per bus delivery).
  * `query` and `afterCommit` are bound to the handle, so they may be passed around on their own.
  */
-class TxHandle implements StoreTx, HoldsForCommit {
+class TxHandle implements StoreTx {
   readonly query: StoreTx["query"];
   readonly afterCommit: StoreTx["afterCommit"];
-  [AT_COMMIT]?: (statement: SqlStatement) => boolean;
   // Built on first use: most transactions (a bus handler's, for one) never touch them.
   private stateStore: StoreTx["state"] | undefined;
   private idempotencyStore: StoreTx["idempotency"] | undefined;
@@ -150,7 +189,7 @@ class TxHandle implements StoreTx, HoldsForCommit {
   ) {
     this.query = (text, params, queryOptions) => live.query(text, params, queryOptions);
     this.afterCommit = (callback) => void committed.push(callback);
-    if (held) this[AT_COMMIT] = held.hold;
+    if (held) lastOf.set(this, held);
   }
 
   get state(): StoreTx["state"] {
@@ -250,25 +289,21 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
   const txHandle = (live: SqlExecutor, committed: Array<() => void>, held?: HeldForCommit): StoreTx =>
     new TxHandle(live, committed, dialect, clock, held);
   /**
-   * Statements held for a transaction's commit ({@link runAtCommit}), written with their values
-   * as literals; `closing` hands them to the driver, which sends them with `COMMIT`. Without
-   * literals (SQLite, where a statement costs no round trip) nothing is held.
+   * Statements held for a transaction's commit ({@link runLast}); `last` hands them to the
+   * driver, which sends them with `COMMIT` where it can.
    */
-  const heldForCommit = (): HeldForCommit | undefined => {
-    if (!dialect.literal) return undefined;
-    const texts: string[] = [];
+  const heldForCommit = (): HeldForCommit => {
+    const statements: SqlStatement[] = [];
     let sealed = false;
     return {
       hold: (statement) => {
         if (sealed) return false;
-        const text = renderInline(statement, (v) => dialect.literal?.(v));
-        if (text === undefined) return false;
-        texts.push(text);
+        statements.push(statement);
         return true;
       },
-      closing: () => {
+      last: () => {
         sealed = true;
-        return texts.length > 0 ? texts.join("; ") : undefined;
+        return statements;
       },
     };
   };
@@ -357,9 +392,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
                 ctx.open = false;
               }
             },
-            txOptions,
-            undefined,
-            held?.closing,
+            { ...txOptions, last: held.last },
           )
           .then((result) => {
             runAfterCommit(committed);
@@ -383,17 +416,13 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
 
         let opening: Promise<SqlExecutor> | undefined;
         let done: Promise<void> | undefined;
-        // Set when the transaction failed before fn settled (the database, opening's check, onOpen).
+        // Set when the transaction failed before fn settled (the database, first's check, onOpen).
         let openFailure: { error: unknown } | undefined;
         const begin = () =>
           (opening ??= new Promise<SqlExecutor>((resolveOpen, rejectOpen) => {
             const fnSettled = new Promise<void>((resolve, reject) => (finish = { resolve, reject }));
             fnSettled.catch(() => undefined); // observed by the transaction below
-            const first = txOptions.opening;
-            const inlined =
-              first && dialect.literal
-                ? renderInline(first.statement, (v) => dialect.literal?.(v))
-                : undefined;
+            const first = txOptions.first;
             const held = heldForCommit();
             done = driver.transaction(
               async (conn, opened) => {
@@ -402,8 +431,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
                 const live = guarded(conn, connCtx);
                 try {
                   if (first) {
-                    const result = opened ?? (await run(live, dialect, first.statement, PREPARED));
-                    first.check(result.rows);
+                    first.check((opened ?? (await run(live, dialect, first.statement, PREPARED))).rows);
                   }
                   if (txOptions.onOpen) await txOptions.onOpen(txHandle(live, committed, held));
                   resolveOpen(live);
@@ -415,9 +443,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
                   connCtx.open = false;
                 }
               },
-              txOptions,
-              inlined,
-              held?.closing,
+              { ...txOptions, first: first?.statement, last: held.last },
             );
             done.catch((e: unknown) => {
               openFailure ??= { error: e };

@@ -69,26 +69,9 @@ export function render(
   return { text, params };
 }
 
-/**
- * Renders a statement with its values written as literals by `literal`; `undefined` when one of
- * them cannot be a literal. For sending it in one round trip with other statements.
- */
-export function renderInline(
-  statement: SqlStatement,
-  literal: (value: unknown) => string | undefined,
-): string | undefined {
-  let text = statement.strings[0] ?? "";
-  for (let i = 0; i < statement.values.length; i++) {
-    const value = statement.values[i];
-    if (typeof value === "object" && value !== null && RAW in value) text += (value as RawSql)[RAW];
-    else {
-      const written = literal(value);
-      if (written === undefined) return undefined;
-      text += written;
-    }
-    text += statement.strings[i + 1] ?? "";
-  }
-  return text;
+/** The SQL text of a {@link raw} fragment; `undefined` for a value. */
+export function rawText(value: unknown): string | undefined {
+  return typeof value === "object" && value !== null && RAW in value ? (value as RawSql)[RAW] : undefined;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;

@@ -7,8 +7,12 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isPatchbayError } from "../../core/errors.js";
-import { runAtCommit } from "../../store/dialect.js";
-import type { LazyTransactionOptions, SqlStore, SqlStoreOptions } from "../../store/sql-store.js";
+import {
+  runLast,
+  type LazyTransactionOptions,
+  type SqlStore,
+  type SqlStoreOptions,
+} from "../../store/sql-store.js";
 import { sql } from "../../store/sql.js";
 import { FakeClock } from "../../testing/fake-clock.js";
 
@@ -477,10 +481,10 @@ export function defineStoreConformance(harness: StoreHarness): void {
       });
 
       // Quotes, backslashes, a placeholder, braces and commas, non-ASCII: values that must arrive
-      // exactly as sent, however the backend sends the opening (with BEGIN on PostgreSQL).
+      // exactly as sent, however the backend sends the first statement (with BEGIN on PostgreSQL).
       const tricky = `it's "quoted" \\ back\\slash $1 ? {a,b} ünï 🎉 E'x'`;
 
-      it("runs opening first: check gets its rows, and its write commits with fn's", async () => {
+      it("runs the first statement first: check gets its rows, and its write commits with fn's", async () => {
         const seen: unknown[] = [];
         const result = await store.lazyTransaction(
           async (tx) => {
@@ -488,7 +492,7 @@ export function defineStoreConformance(harness: StoreHarness): void {
             return "done";
           },
           {
-            opening: {
+            first: {
               statement: sql`INSERT INTO orders (id, qty) VALUES (${tricky}, ${7}) RETURNING id, qty`,
               check: (rows) => void seen.push(...rows),
             },
@@ -500,10 +504,10 @@ export function defineStoreConformance(harness: StoreHarness): void {
         expect(rows.map((r) => r.id)).toEqual([tricky, "o-1"]);
       });
 
-      it("a check that throws rolls back opening's and fn's writes and fails the call, even when fn swallows it", async () => {
+      it("a check that throws rolls back first's and fn's writes and fails the call, even when fn swallows it", async () => {
         const duplicate = new Error("already processed");
         const { seenByFn, thrown } = await swallowing({
-          opening: {
+          first: {
             statement: sql`INSERT INTO orders (id, qty) VALUES (${"o-open"}, ${1}) RETURNING id`,
             check: () => {
               throw duplicate;
@@ -515,7 +519,7 @@ export function defineStoreConformance(harness: StoreHarness): void {
         expect(await countOrders(store)).toBe(0);
       });
 
-      it("runAtCommit in beforeCommit: the statement commits last, with the transaction, values exact", async () => {
+      it("runLast in beforeCommit: the statement commits last, with the transaction, values exact", async () => {
         const result = await store.lazyTransaction(
           async (tx) => {
             await insert(tx, "o-1");
@@ -523,11 +527,7 @@ export function defineStoreConformance(harness: StoreHarness): void {
           },
           {
             beforeCommit: async (tx) => {
-              await runAtCommit(
-                tx,
-                store.dialect,
-                sql`INSERT INTO orders (id, qty) VALUES (${tricky}, ${9})`,
-              );
+              await runLast(tx, store.dialect, sql`INSERT INTO orders (id, qty) VALUES (${tricky}, ${9})`);
               await insert(tx, "o-2"); // a statement after it still runs before it
             },
           },
@@ -537,12 +537,12 @@ export function defineStoreConformance(harness: StoreHarness): void {
         expect(rows.map((r) => r.id).sort()).toEqual(["o-1", "o-2", tricky].sort());
       });
 
-      it("runAtCommit: a failing statement rolls back the whole transaction and fails the call, typed", async () => {
+      it("runLast: a failing statement rolls back the whole transaction and fails the call, typed", async () => {
         await store.query(`INSERT INTO orders (id, qty) VALUES (${p(1)}, ${p(2)})`, ["taken", 1]);
         const thrown = await store
           .lazyTransaction((tx) => insert(tx, "o-1"), {
             beforeCommit: (tx) =>
-              runAtCommit(tx, store.dialect, sql`INSERT INTO orders (id, qty) VALUES (${"taken"}, ${2})`),
+              runLast(tx, store.dialect, sql`INSERT INTO orders (id, qty) VALUES (${"taken"}, ${2})`),
           })
           .catch((e: unknown) => e);
         expect(isPatchbayError(thrown, "QUERY_FAILED")).toBe(true);
@@ -551,22 +551,22 @@ export function defineStoreConformance(harness: StoreHarness): void {
         const again = await store
           .transaction(async (tx) => {
             await insert(tx, "o-2");
-            await runAtCommit(tx, store.dialect, sql`INSERT INTO orders (id, qty) VALUES (${"taken"}, ${3})`);
+            await runLast(tx, store.dialect, sql`INSERT INTO orders (id, qty) VALUES (${"taken"}, ${3})`);
           })
           .catch((e: unknown) => e);
         expect(isPatchbayError(again, "QUERY_FAILED")).toBe(true);
         expect(await countOrders(store)).toBe(1);
         await store.transaction((tx) =>
-          runAtCommit(tx, store.dialect, sql`DELETE FROM orders WHERE id = ${"taken"}`),
+          runLast(tx, store.dialect, sql`DELETE FROM orders WHERE id = ${"taken"}`),
         );
         expect(await countOrders(store)).toBe(0);
       });
 
-      it("runAtCommit: nothing of it is applied when fn fails", async () => {
+      it("runLast: nothing of it is applied when fn fails", async () => {
         const failure = new Error("handler failed");
         const thrown = await store
           .transaction(async (tx) => {
-            await runAtCommit(tx, store.dialect, sql`INSERT INTO orders (id, qty) VALUES (${"held"}, ${1})`);
+            await runLast(tx, store.dialect, sql`INSERT INTO orders (id, qty) VALUES (${"held"}, ${1})`);
             throw failure;
           })
           .catch((e: unknown) => e);

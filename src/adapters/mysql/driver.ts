@@ -3,7 +3,7 @@ import type { QueryResult, StoreCapabilities, TransactionOptions } from "../../s
 import type { SqlDialect } from "../../store/dialect.js";
 import { StoreQueryError, StoreUnavailableError, TransactionRolledBackError } from "../../store/errors.js";
 import type { MigrationTx } from "../../store/migrations.js";
-import type { StoreDriver } from "../../store/sql-store.js";
+import { runFirstAndLast, type StoreDriver } from "../../store/sql-store.js";
 import { run as runOn, SET_SESSION } from "./connection.js";
 import { toStoreError } from "./errors.js";
 import {
@@ -333,7 +333,14 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
     },
 
     transaction: (fn, txOptions) =>
-      withConnection((conn, onBroken) => inTransaction(conn, fn, txOptions.isolation, onBroken)),
+      withConnection((conn, onBroken) =>
+        inTransaction(
+          conn,
+          (tx) => runFirstAndLast(tx, dialect, txOptions, fn),
+          txOptions.isolation,
+          onBroken,
+        ),
+      ),
 
     withMigrationLock: (fn) =>
       withConnection(async (conn, onBroken) => {

@@ -9,8 +9,8 @@ import type {
 import type { SqlDialect } from "../../store/dialect.js";
 import { postgresRoles } from "./roles.js";
 import type { Migration, MigrationTx } from "../../store/migrations.js";
-import { quoteIdentifier } from "../../store/sql.js";
-import type { StoreDriver } from "../../store/sql-store.js";
+import { quoteIdentifier, rawText, render, type SqlStatement } from "../../store/sql.js";
+import type { DriverTransactionOptions, StoreDriver } from "../../store/sql-store.js";
 import { TransactionRolledBackError } from "../../store/errors.js";
 import { toStoreError, toUnavailable } from "./errors.js";
 import {
@@ -147,6 +147,21 @@ function escapeLiteral(text: string): string {
   return text.includes("\\") ? ` E${quoted}` : quoted;
 }
 
+/**
+ * `statement` with its values written as literals ({@link postgresLiteral}), for sending it in
+ * one simple-protocol query with BEGIN or COMMIT; `undefined` when a value cannot be a literal.
+ */
+function inline(statement: SqlStatement): string | undefined {
+  let text = statement.strings[0] ?? "";
+  for (let i = 0; i < statement.values.length; i++) {
+    const value = statement.values[i];
+    const written = rawText(value) ?? postgresLiteral(value);
+    if (written === undefined) return undefined;
+    text += written + (statement.strings[i + 1] ?? "");
+  }
+  return text;
+}
+
 /** host:port/database, never the password. */
 function describe(url: string | undefined): string {
   if (!url) return `${process.env.PGHOST ?? "localhost"}/${process.env.PGDATABASE ?? "(default)"}`;
@@ -173,7 +188,6 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     table: (name) => `${schema}.${quoteIdentifier(name)}`,
     encodeJson: (value) => JSON.stringify(value),
     decodeJson: (raw) => raw,
-    literal: postgresLiteral,
   };
   const migrations = allMigrations.map((m) => ({ ...m, sql: m.sql.replaceAll("{{schema}}", schema) }));
 
@@ -225,11 +239,15 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
     },
   });
 
+  /** A statement that could not be inlined, run on its own with parameters. */
+  const runOn = (tx: MigrationTx, statement: SqlStatement) => {
+    const { text, params } = render(statement, "numbered");
+    return tx.query<Record<string, unknown>>(text, params, { prepare: true });
+  };
+
   const transaction = async <T>(
-    fn: (tx: MigrationTx, opened?: QueryResult<Record<string, unknown>>) => Promise<T>,
-    txOptions: TransactionOptions,
-    opening?: string,
-    closing?: () => string | undefined,
+    fn: (tx: MigrationTx, first?: QueryResult<Record<string, unknown>>) => Promise<T>,
+    txOptions: DriverTransactionOptions,
     before?: (tx: MigrationTx) => Promise<void>,
   ): Promise<T> => {
     let client: PgPoolClient;
@@ -247,26 +265,37 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       // Our own sessions start at READ COMMITTED; a caller's may not.
       const level = txOptions.isolation ?? (options.pool ? "read committed" : undefined);
       const begin = level ? `BEGIN ISOLATION LEVEL ${ISOLATION[level]}` : "BEGIN";
+      const firstText = txOptions.first && inline(txOptions.first);
       let opened: QueryResult<Record<string, unknown>> | undefined;
-      if (opening === undefined) await tx.query(begin);
-      else {
-        // One simple-protocol query, two statements: BEGIN and the opening (values written in).
-        const text = `${begin}; ${opening}`;
+      if (firstText === undefined) {
+        await tx.query(begin);
+        if (txOptions.first) opened = await runOn(tx, txOptions.first);
+      } else {
+        // One simple-protocol query, two statements: BEGIN and the first (values written in).
+        const text = `${begin}; ${firstText}`;
         let results: PgResult[];
         try {
           results = (await client.query(text)) as unknown as PgResult[];
         } catch (e) {
           throw toStoreError(e, text);
         }
-        const first = results[1];
-        opened = { rows: first?.rows ?? [], rowCount: first?.rowCount ?? 0 };
+        const result = results[1];
+        opened = { rows: result?.rows ?? [], rowCount: result?.rowCount ?? 0 };
       }
       if (before) await before(tx);
       const result = await fn(tx, opened);
-      // Held statements go with COMMIT in one simple-protocol query. When one fails, the server
+      // The last statements go with COMMIT in one simple-protocol query; when one of them
+      // cannot be inlined, all run on their own first, in order. When one fails, the server
       // skips the rest (COMMIT included) and the transaction is rolled back below.
-      const last = closing?.();
-      const text = last === undefined ? "COMMIT" : `${last}; COMMIT`;
+      const last = txOptions.last?.() ?? [];
+      let inlined: string[] | undefined = [];
+      for (const statement of last) {
+        const text = inline(statement);
+        if (text === undefined) inlined = undefined;
+        else inlined?.push(text);
+      }
+      if (!inlined) for (const statement of last) await runOn(tx, statement);
+      const text = inlined && inlined.length > 0 ? `${inlined.join("; ")}; COMMIT` : "COMMIT";
       let answer: unknown; // one result, or one per statement when held ones went first
       try {
         answer = await client.query(text);
@@ -368,10 +397,10 @@ export function postgresDriver(options: PostgresDriverOptions = {}): StoreDriver
       };
     },
 
-    transaction: (fn, txOptions, opening, closing) => transaction(fn, txOptions, opening, closing),
+    transaction: (fn, txOptions) => transaction(fn, txOptions),
 
     withMigrationLock: (fn) =>
-      transaction(fn, {}, undefined, undefined, async (tx) => {
+      transaction(fn, {}, async (tx) => {
         // Serializes migrations across processes; released automatically at commit/rollback.
         await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`patchbay.migrate:${schemaName}`]);
         await tx.exec(

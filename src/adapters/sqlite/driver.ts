@@ -4,7 +4,7 @@ import type { SqlDialect } from "../../store/dialect.js";
 import { sqliteRoles } from "./roles.js";
 import type { Migration, MigrationTx } from "../../store/migrations.js";
 import { TransactionRolledBackError } from "../../store/errors.js";
-import type { StoreDriver } from "../../store/sql-store.js";
+import { runFirstAndLast, type StoreDriver } from "../../store/sql-store.js";
 import { acquireConnection, releaseConnection, type SqliteConnection } from "./connection.js";
 import {
   sqliteBusDeadLetterBytesMigration,
@@ -157,7 +157,7 @@ export function sqliteDriver(options: SqliteDriverOptions = {}): StoreDriver {
       return c.lock.run(() => c.executeWaiting<Row>(text, params));
     },
 
-    transaction: (fn) => transaction(fn),
+    transaction: (fn, txOptions) => transaction((tx) => runFirstAndLast(tx, sqliteDialect, txOptions, fn)),
 
     withMigrationLock: <T>(fn: (tx: MigrationTx) => Promise<T>) =>
       transaction(async (tx) => {
