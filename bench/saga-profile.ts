@@ -4,7 +4,7 @@
  * for a profile). Prints sagas/s, this process's and PostgreSQL's CPU per saga (from /proc), and
  * with `BENCH_COUNT=1` the statements sent per saga by their first words.
  */
-import { readFileSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -14,6 +14,7 @@ import { postgres } from "../src/adapters/postgres/index.js";
 import { sqlite } from "../src/adapters/sqlite/index.js";
 import { mysql } from "../src/adapters/mysql/index.js";
 import type { SqlStore } from "../src/store/sql-store.js";
+import { backendCpuSeconds } from "./pg-cpu.js";
 
 const SAGAS = Number(process.env.BENCH_SAGAS ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -30,27 +31,7 @@ const order = defineSaga("bench-order", {
   })),
 });
 
-/** CPU seconds of the PostgreSQL backends serving `app` (its application_name), from /proc. */
-async function pgCpu(app: string): Promise<number> {
-  const c = new pg.Client({ connectionString: PG_URL });
-  await c.connect();
-  const { rows } = await c.query<{ pid: number }>(
-    "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
-    [app],
-  );
-  await c.end();
-  let ticks = 0;
-  for (const { pid } of rows) {
-    try {
-      const f = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const x = f.slice(f.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(x[11]) + Number(x[12]);
-    } catch {
-      // gone
-    }
-  }
-  return ticks / 100;
-}
+const pgCpu = (app: string) => backendCpuSeconds(PG_URL, app);
 
 let counting = false;
 const statements = new Map<string, number>();

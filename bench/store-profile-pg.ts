@@ -3,11 +3,11 @@
  * (`prepareStatements: false`), interleaved rounds, with the CPU of each one's PostgreSQL
  * backends (by application_name, from /proc) per committed write. `BENCH_OPS`, `BENCH_ROUNDS`.
  */
-import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import pg from "pg";
 import { postgres } from "../src/adapters/postgres/index.js";
 import type { SqlStore } from "../src/store/sql-store.js";
+import { backendCpuSeconds } from "./pg-cpu.js";
 
 const OPS = Number(process.env.BENCH_OPS ?? 3000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -16,26 +16,7 @@ const PG_URL = process.env.PATCHBAY_PG_URL ?? "postgres://postgres@127.0.0.1:543
 const value = { cursor: "2026-11-26T10:00:00.000Z", id: 123456, note: "x".repeat(100) };
 const schema = `pb_storeprof_${process.pid}`;
 
-async function backendCpu(app: string): Promise<number> {
-  const c = new pg.Client({ connectionString: PG_URL });
-  await c.connect();
-  const { rows } = await c.query<{ pid: number }>(
-    "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
-    [app],
-  );
-  await c.end();
-  let ticks = 0;
-  for (const { pid } of rows) {
-    try {
-      const f = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const x = f.slice(f.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(x[11]) + Number(x[12]);
-    } catch {
-      // gone
-    }
-  }
-  return ticks / 100;
-}
+const backendCpu = (app: string) => backendCpuSeconds(PG_URL, app);
 
 async function timed(op: (i: number) => Promise<void>): Promise<number> {
   let next = 0;
