@@ -230,7 +230,13 @@ for (const [name, backend] of cases) {
       shop = await startShop(cwd, env);
 
       const code = await load.exited;
-      const summary = JSON.parse(load.output().trim().split("\n").pop() ?? "{}") as {
+      // The last line is the JSON summary; when the driver failed, its error is there instead.
+      const last = load.output().trim().split("\n").pop() ?? "";
+      expect(
+        last.startsWith("{"),
+        `the load driver ended without a summary:\n${load.output().slice(-3000)}`,
+      ).toBe(true);
+      const summary = JSON.parse(last) as {
         orders: number;
         stuck: number;
         invariantsBroken: number;
