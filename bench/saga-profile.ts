@@ -1,5 +1,6 @@
 /**
- * The saga bench's "started here, run at once" row alone, on one backend, for profiling:
+ * The saga bench's "started here, run at once" row alone (or with `BENCH_PATH=backlog` its
+ * "backlog drained by claiming" row), on one backend, for profiling:
  * `BENCH_BACKEND=postgres|sqlite|mariadb npx tsx bench/saga-profile.ts` (add `node --cpu-prof`
  * for a profile). Prints sagas/s, this process's and PostgreSQL's CPU per saga (from /proc), and
  * with `BENCH_COUNT=1` the statements sent per saga by their first words.
@@ -19,6 +20,8 @@ import { backendCpuSeconds } from "./pg-cpu.js";
 const SAGAS = Number(process.env.BENCH_SAGAS ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const BACKEND = process.env.BENCH_BACKEND ?? "postgres";
+/** `direct` (started here, run at once) or `backlog` (started with no worker running, then drained by claiming). */
+const PATH = process.env.BENCH_PATH ?? "direct";
 const PG_URL = process.env.PATCHBAY_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const MYSQL_URL = process.env.PATCHBAY_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 
@@ -142,12 +145,35 @@ async function main() {
         await runner.wait(s.id);
       });
     await go("w", 200);
+    /** As bench/saga.ts's backlog row: start them all with no worker, then drain by claiming. */
+    const drain = async (prefix: string, n: number) => {
+      await runner.stop();
+      const starter = createSagaRunner({ store, sagas: [order] });
+      await pool(n, CONCURRENCY, async (i) => {
+        await starter.saga(order).start({ orderId: String(i) }, { id: `${prefix}${i}` });
+      });
+      const worker = createSagaRunner({
+        store,
+        sagas: [order],
+        concurrency: CONCURRENCY,
+        pollInterval: "20ms",
+      });
+      // The starts alone: on PostgreSQL a NOTIFY per start once serialized their commits.
+      process.stdout.write(
+        `backlog: ${n} started in ${(performance.now() - t0).toFixed(0)} ms, then drained\n`,
+      );
+      await worker.start();
+      while ((await worker.count({ status: "running", name: order.name })) > 0) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await worker.stop();
+    };
     counting = true;
     const cpu0 = process.cpuUsage();
     const app = `sagaprof${process.pid}`;
     const pg0 = BACKEND === "postgres" ? await pgCpu(app) : NaN;
     const t0 = performance.now();
-    await go("m", SAGAS);
+    await (PATH === "backlog" ? drain("m", SAGAS) : go("m", SAGAS));
     const secs = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const pgSecs = BACKEND === "postgres" ? (await pgCpu(app)) - pg0 : NaN;
@@ -156,7 +182,7 @@ async function main() {
     const rawLine = BACKEND === "postgres" ? await pgRaw() : "";
     process.stdout.write(rawLine);
     process.stdout.write(
-      `${BACKEND}, load ${loadavg()
+      `${BACKEND} ${PATH}, load ${loadavg()
         .map((n) => n.toFixed(1))
         .join(
           " ",

@@ -6,6 +6,7 @@
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { EventBus } from "../bus/bus.js";
+import { createBatcher } from "../core/batcher.js";
 import { startClaimLoop, type ClaimLoop } from "../core/claim-loop.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
@@ -131,6 +132,8 @@ export interface SagaRunner extends Lifecycle {
 }
 
 const CHANNEL = "patchbay_saga";
+/** The longest a freed slot waits for others before it is claimed alone (see `gatherAt`). */
+const GATHER_MS = 5;
 const ID = /^[^\p{Cc}]{1,200}$/u;
 
 const timelineOrder = (a: SagaDetails["steps"][number], b: SagaDetails["steps"][number]) =>
@@ -196,6 +199,39 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
 
   const { wait, settled } = createWaiters(repo, store, pollMs, (id) => driving.has(id));
   const free = () => concurrency - busy - reserved;
+  /**
+   * Wakes the runners of other processes (where the store has notifications) after work was
+   * committed here outside a transaction. A NOTIFY serializes the commits that carry it (a lock
+   * held through the commit's flush): starts that each notified from their INSERT ran 2–3×
+   * slower at 8 at once than the same INSERTs without. So the INSERTs commit on their own, and
+   * one notification at a time covers every start committed before it was sent. A failed
+   * notification fails no start (the saga is stored; other runners find it by polling).
+   */
+  const signal = store.dialect.roles.notify?.signal(CHANNEL, "");
+  const signals = signal
+    ? createBatcher(async (items: unknown[]) => {
+        await run(store, store.dialect, signal);
+        return items.map(() => undefined);
+      })
+    : undefined;
+  const wakeOthers = async (): Promise<void> => {
+    await signals
+      ?.add(undefined)
+      .catch((e: unknown) => logger.warn({ err: e }, "patchbay saga: could not notify other workers"));
+  };
+  /**
+   * With work waiting, slots freed by finishing sagas are claimed together: the loop is woken
+   * once half of them are free, or GATHER_MS after the first one freed, whichever comes first
+   * (anything else that wakes it — new work, its poll — claims whatever is free). A claim is a
+   * write like a step's outcome; waking it for each freed slot cost a backlog ~0.56 claims per
+   * saga, gathering ~0.26. The window bounds the wait when the other slots hold long steps.
+   */
+  const gatherAt = Math.ceil(concurrency / 2);
+  let gatherTimer: NodeJS.Timeout | undefined;
+  const endGather = () => {
+    clearTimeout(gatherTimer);
+    gatherTimer = undefined;
+  };
 
   const drive = createExecutor({
     store,
@@ -212,10 +248,21 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     stopSignal: stopping.signal,
     finished(row) {
       // The loop needs waking only if it waited for room with work waiting; new work wakes it anyway.
-      const wasFull = free() <= 0;
+      const before = free();
       busy--;
       driving.delete(row.id);
-      if (wasFull && mayHaveWork) claimLoop?.wake();
+      if (mayHaveWork && before < gatherAt) {
+        if (free() >= gatherAt) {
+          endGather();
+          claimLoop?.wake();
+        } else if (!gatherTimer) {
+          gatherTimer = setTimeout(() => {
+            gatherTimer = undefined;
+            claimLoop?.wake();
+          }, GATHER_MS);
+          gatherTimer.unref();
+        }
+      }
       if (TERMINAL_STATUSES.includes(row.status)) settled(publicView(row));
     },
   });
@@ -243,6 +290,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       inFlight: () => busy + reserved,
       async claim(slots) {
         mayHaveWork = false;
+        endGather();
         try {
           const now = clock.now();
           // Only a lease the clock moved past (a fake clock's jump) could be claimed again.
@@ -336,22 +384,24 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       updatedAt: now,
       lastDelay: undefined,
     };
-    // Other workers are woken by the insert itself (one statement), unless this one runs it.
-    const notify = direct ? undefined : CHANNEL;
     let existing: InstanceRow | undefined;
     try {
       if (opts.tx) {
         const tx = opts.tx;
-        if (await repo.insert(tx, row, inputJson, notify)) {
+        // Other workers are woken by the insert itself, notifying when the transaction commits.
+        if (await repo.insert(tx, row, inputJson, CHANNEL)) {
           tx.afterCommit(() => {
             measure("saga.started", 1, { saga: row.name });
             wake();
           });
         } else existing = await repo.get(tx, id);
-      } else if (await repo.insert(store, row, inputJson, notify)) {
+      } else if (await repo.insert(store, row, inputJson)) {
         // One statement, committed on its own: durable when it resolves.
         measure("saga.started", 1, { saga: row.name });
-        if (!direct) wake();
+        if (!direct) {
+          wake();
+          await wakeOthers();
+        }
       } else existing = await repo.get(store, id);
     } finally {
       if (direct) reserved--;
@@ -374,8 +424,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   const acted = async (rows: InstanceRow[]): Promise<void> => {
     wake();
     for (const row of rows) if (TERMINAL_STATUSES.includes(row.status)) settled(publicView(row));
-    const signal = store.dialect.roles.notify?.signal(CHANNEL, "");
-    if (signal) await run(store, store.dialect, signal).catch(() => undefined);
+    await wakeOthers();
   };
   const afterAction = async (p: Promise<InstanceRow | undefined>): Promise<SagaInstance> => {
     // Without an expected version an operator action returns the row or throws.
@@ -396,6 +445,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     async stop(timeoutMs) {
       active = false;
       await claimLoop?.stop();
+      endGather();
       const drained = Promise.allSettled([...inFlight]);
       let timer: NodeJS.Timeout | undefined;
       const late = await Promise.race([

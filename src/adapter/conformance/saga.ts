@@ -555,6 +555,50 @@ export function defineSagaConformance(harness: SagaHarness): void {
         90,
       );
     });
+
+    it("a slot freed beside long steps is claimed at once: waiting sagas run while the other slots stay busy", async () => {
+      const gates = new Map<string, () => void>();
+      const job = defineSaga("job", {
+        version: 1,
+        steps: [
+          {
+            name: "work",
+            run: async (input: { hold: boolean }, ctx) => {
+              if (input.hold) await new Promise<void>((resolve) => gates.set(ctx.sagaId, resolve));
+            },
+          },
+        ],
+      });
+      // A poll far beyond the test: only a finishing saga can make this runner claim again.
+      const r = await runner({ sagas: [job], concurrency: 4, pollInterval: "10m" });
+      for (let i = 0; i < 4; i++) await r.saga(job).start({ hold: true }, { id: `hold-${i}` });
+      await until(() => Promise.resolve(gates.size === 4), 10_000, "4 held steps");
+      // Every slot is busy: these wait in the store.
+      for (let i = 0; i < 3; i++) await r.saga(job).start({ hold: false }, { id: `quick-${i}` });
+      gates.get("hold-0")!();
+      const started = Date.now();
+      for (let i = 0; i < 3; i++)
+        expect((await r.wait(`quick-${i}`, { timeout: "20s" })).status).toBe("completed");
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(await r.count({ status: "running" })).toBe(3); // hold-1..3 still hold their slots
+      for (const id of ["hold-1", "hold-2", "hold-3"]) gates.get(id)!();
+      for (let i = 1; i < 4; i++) expect((await r.wait(`hold-${i}`)).status).toBe("completed");
+    });
+
+    it("a saga started by another runner is taken up without waiting for the poll where the store notifies", async () => {
+      const s = defineSaga("woken", { version: 1, steps: [{ name: "only", run: () => "done" }] });
+      // With notifications the worker polls only every 10 minutes; without, at the suite's 20 ms.
+      const r = await runner({ sagas: [s], ...(store.listen ? { pollInterval: "10m" } : {}) });
+      const otherStore = db.make();
+      stores.push(otherStore);
+      const starter = createSagaRunner({ store: otherStore, sagas: [s] });
+      for (let i = 0; i < 20; i++) await starter.saga(s).start(null, { id: `w-${i}` });
+      await Promise.all(
+        Array.from({ length: 20 }, async (_, i) =>
+          expect((await r.wait(`w-${i}`, { timeout: "20s" })).status).toBe("completed"),
+        ),
+      );
+    });
   });
   defineSagaClockCases(harness);
 }
