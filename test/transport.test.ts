@@ -4,9 +4,9 @@ import { localTransport } from "../src/bus/local-transport.js";
 import type { Delivery } from "../src/bus/transport.js";
 import { memoryTransport } from "../src/testing/memory-transport.js";
 import { defineTransportConformance, until } from "./conformance/transport.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
-const { postgres: pg } = inject("services");
+const { postgres: pg, mysql: maria } = inject("services");
 
 const local = (name: string, makeDb: () => IsolatedDatabase) =>
   defineTransportConformance({
@@ -32,6 +32,8 @@ const local = (name: string, makeDb: () => IsolatedDatabase) =>
 local("local on SQLite", sqliteDatabase);
 if (pg.reachable) local(`local on PostgreSQL (${pg.where})`, () => postgresDatabase(pg.url));
 else console.log(`Transport conformance on PostgreSQL skipped: unreachable at ${pg.where}`);
+if (maria.reachable) local(`local on MariaDB (${maria.where})`, () => mysqlDatabase(maria.url));
+else console.log(`Transport conformance on MariaDB skipped: unreachable at ${maria.where}`);
 
 defineTransportConformance({
   name: "in-memory",
@@ -108,3 +110,88 @@ describe("local transport on SQLite: stop while a claim waits for the file's wri
     }
   });
 });
+
+/**
+ * One lease heartbeat per consumer keeps every delivery it runs: a handler that runs for several
+ * leases is neither taken by another consumer polling the queue nor run twice, and the consumer
+ * takes no more work until half its slots are free, while the other consumer goes on with it.
+ */
+const slowHandler = (name: string, makeDb: () => IsolatedDatabase) =>
+  describe(`local transport on ${name}: slow handlers keep their lease while another consumer polls`, () => {
+    it("each message is delivered once, attempt 1, though its handler runs for four leases", async () => {
+      const db = makeDb();
+      // Two stores on one database: the other consumer is as good as another process (it learns
+      // of work by polling, or by notification where the store has them, never in-process).
+      const stores = [db.make(), db.make()];
+      const leaseMs = 600;
+      const [a, b] = stores.map((store) =>
+        localTransport(store, { lease: `${leaseMs}ms`, pollInterval: "50ms" }),
+      ) as [ReturnType<typeof localTransport>, ReturnType<typeof localTransport>];
+      const body = (n: number) =>
+        JSON.stringify({ specversion: "1.0", id: `e-${n}`, source: "/t", type: "a.b", data: { n } });
+      const batch = (from: number, count: number) =>
+        Array.from({ length: count }, (_, i) => ({
+          id: randomUUID(),
+          type: "a.b",
+          body: body(from + i),
+          headers: {},
+        }));
+      const got: Array<{ by: "a" | "b"; id: string; attempt: number }> = [];
+      try {
+        for (const store of stores) await store.open();
+        await a.open();
+        await b.open();
+        await a.bind("g", ["#"]);
+        const slow = batch(0, 3);
+        await a.publish(slow);
+        let running = 0;
+        const slowConsumer = await a.consume("g", { concurrency: 4 }, async (d) => {
+          got.push({ by: "a", id: d.message.id, attempt: d.attempt });
+          running++;
+          await new Promise((r) => setTimeout(r, 4 * leaseMs));
+          running--;
+          await d.ack();
+        });
+        await until(() => running === 3, 5_000, "the three slow handlers running");
+        const fastConsumer = await b.consume("g", { concurrency: 4 }, async (d) => {
+          got.push({ by: "b", id: d.message.id, attempt: d.attempt });
+          await d.ack();
+        });
+        const fast = batch(3, 5);
+        await a.publish(fast);
+        await until(
+          () => got.filter((g) => g.by === "b").length >= fast.length,
+          5_000,
+          "the other consumer taking the later messages",
+        );
+        // The slow handlers are still running: the one slot left is under half of four.
+        expect(running).toBe(3);
+        await until(() => running === 0, 10_000, "the slow handlers done");
+        // Two more leases and many polls: nothing comes back.
+        await new Promise((r) => setTimeout(r, 2 * leaseMs));
+        await slowConsumer.stop(5_000);
+        await fastConsumer.stop(5_000);
+        const ids = [...slow, ...fast].map((m) => m.id);
+        expect(got.map((g) => g.id).sort()).toEqual([...ids].sort());
+        expect(got.filter((g) => g.attempt !== 1)).toEqual([]);
+        expect(
+          got
+            .filter((g) => g.by === "a")
+            .map((g) => g.id)
+            .sort(),
+        ).toEqual(slow.map((m) => m.id).sort());
+        const jobs = stores[0]!.dialect.table("bus_jobs");
+        const { rows } = await stores[0]!.query<{ n: unknown }>(`SELECT COUNT(*) AS n FROM ${jobs}`);
+        expect(Number(rows[0]?.n)).toBe(0);
+      } finally {
+        await a.close();
+        await b.close();
+        for (const store of stores) await store.close();
+        await db.cleanup();
+      }
+    });
+  });
+
+slowHandler("SQLite", sqliteDatabase);
+if (pg.reachable) slowHandler("PostgreSQL", () => postgresDatabase(pg.url));
+if (maria.reachable) slowHandler("MariaDB", () => mysqlDatabase(maria.url));

@@ -58,6 +58,12 @@ interface JobRow {
   next_due?: unknown;
 }
 
+/** A job a consumer runs: its claim's attempt (the claim's token) and when its lease ends, as last written. */
+interface Held {
+  attempt: number;
+  until: number;
+}
+
 /** `run_at` of a parked message: never due (the largest integer both stores and JS hold exactly). */
 export const PARKED = Number.MAX_SAFE_INTEGER;
 
@@ -329,13 +335,19 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     },
   };
 
-  function toDelivery(row: JobRow): Delivery {
+  /**
+   * A claimed row as a delivery. `consumer.settling` runs as its settlement begins (its lease is
+   * no longer kept: a delivery whose settle has begun has at least two thirds of its lease left),
+   * `consumer.retried` once a retry has set when it is due again.
+   */
+  function toDelivery(row: JobRow, consumer: { settling(): void; retried(): void }): Delivery {
     const id = int(row.id);
     const attempt = int(row.attempt);
     const settled = { done: false };
     const check = (what: string) => {
       if (settled.done)
         throw new BusError("BUS_STOPPED", `delivery ${row.message_id} already settled (${what})`);
+      consumer.settling();
     };
     const guard = (what: string) => {
       check(what);
@@ -406,6 +418,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
               first_failed_at = ${failure.firstFailedAt}, last_error = ${d.encodeJson(failure.error)}
               WHERE id = ${id} AND attempt = ${attempt}`,
         );
+        consumer.retried();
       },
     };
   }
@@ -438,10 +451,10 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
   async function claim(
     group: string,
     limit: number,
-    held: ReadonlyMap<number, number>,
+    held: ReadonlyMap<number, Held>,
   ): Promise<{ rows: JobRow[]; until: number; nextDue?: number | undefined; dueKnown: boolean }> {
     const now = clock.now();
-    const expired = [...held].filter(([, until]) => until <= now).map(([id]) => id);
+    const expired = [...held].filter(([, h]) => h.until <= now).map(([id]) => id);
     const rows = await roles.rows.claim<JobRow>(
       store,
       {
@@ -479,7 +492,7 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
   }
 
   /** The earliest `run_at` of the group, but for the jobs this consumer runs (their lease ends are not work). */
-  async function nextDue(group: string, held: ReadonlyMap<number, number>): Promise<number | undefined> {
+  async function nextDue(group: string, held: ReadonlyMap<number, Held>): Promise<number | undefined> {
     const ids = [...held.keys()];
     const { rows } = await run<{ next: unknown }>(
       store,
@@ -503,42 +516,91 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     onDelivery: (delivery: Delivery) => Promise<void>,
   ): Consumer {
     const worker = randomUUID().slice(0, 8);
-    const refill = Math.max(1, Math.ceil(concurrency / 3));
+    const refill = Math.max(1, Math.ceil(concurrency / 2));
     const inFlight = new Set<Promise<void>>();
-    /** The jobs in flight and when their lease ends (as last written). */
-    const held = new Map<number, number>();
-    /** The lease heartbeats of the deliveries in flight. */
-    const heartbeats = new Set<NodeJS.Timeout>();
+    /** The jobs in flight: their claim's attempt and when their lease ends (as last written). */
+    const held = new Map<number, Held>();
+    /** The jobs in flight whose lease the heartbeat keeps (not those whose settlement began). */
+    const leased = new Set<number>();
     let running = true;
+    // While deliveries are in flight, a claim waits for half of the slots to be free: fewer,
+    // larger claims (one statement and one commit each) instead of one for every few handlers
+    // that finished. With the bus's default prefetch (3 × its concurrency) that half is one and a
+    // half concurrencies' worth, so the handlers' queue never runs dry meanwhile.
+    const free = () => {
+      const slots = concurrency - inFlight.size;
+      return inFlight.size === 0 || slots >= refill ? slots : 0;
+    };
     // Assigned below, once the loop starts; a wake-up before that finds nothing to wake.
     // eslint-disable-next-line prefer-const -- read by waker() before it is assigned
     let loop: ClaimLoop | undefined;
-    const waker = () => loop?.wake();
+    // A wake-up (a publish, a notification) while too few slots are free would only cost the loop
+    // a round that claims nothing: the handler that frees enough slots wakes it (see `handle`).
+    const waker = () => {
+      if (free() > 0) loop?.wake();
+    };
     const set = wakers.get(group) ?? new Set();
     set.add(waker);
     wakers.set(group, set);
 
-    // Never rejects: whatever a row holds, the claim loop goes on.
-    const handle = async (row: JobRow, until: number) => {
-      const id = int(row.id);
-      const attempt = int(row.attempt);
-      held.set(id, until);
-      // Keep the lease while the handler runs, so a slow handler is not mistaken for a dead one.
-      const heartbeat = setInterval(
-        () => {
-          const renewed = clock.now() + lease;
-          held.set(id, renewed);
-          void run(
+    // One lease heartbeat for all the consumer's deliveries in flight (one statement a beat),
+    // running while any is: a slow handler is not mistaken for a dead one. A delivery claimed
+    // between two beats is extended at the next, within a third of its lease.
+    let heartbeat: NodeJS.Timeout | undefined;
+    const beat = () => {
+      if (leased.size === 0) return;
+      const renewed = clock.now() + lease;
+      const refs: Array<{ id: number; attempt: number }> = [];
+      for (const id of leased) {
+        const h = held.get(id)!;
+        h.until = renewed;
+        refs.push({ id, attempt: h.attempt });
+      }
+      const extended = roles.queue.extend
+        ? roles.queue.extend(store, t.jobs, refs, renewed)
+        : run(
             store,
             d,
-            sql`UPDATE ${t.jobs} SET run_at = ${renewed} WHERE id = ${id} AND attempt = ${attempt}`,
-          ).catch(() => undefined);
-        },
-        Math.max(50, Math.floor(lease / 3)),
-      );
-      heartbeats.add(heartbeat);
+            join(
+              sql`UPDATE ${t.jobs} SET run_at = ${renewed} WHERE (id, attempt) IN (`,
+              ...refs.map((r, i) =>
+                i === 0 ? sql`(${r.id}, ${r.attempt})` : sql`, (${r.id}, ${r.attempt})`,
+              ),
+              sql`)`,
+            ),
+          );
+      // A beat that failed (the store is down?) is made again at the next.
+      extended.catch(() => undefined);
+    };
+    const keepLeases = () => {
+      heartbeat ??= setInterval(beat, Math.max(50, Math.floor(lease / 3)));
+    };
+    const dropLeases = () => {
+      if (heartbeat && held.size === 0) {
+        clearInterval(heartbeat);
+        heartbeat = undefined;
+      }
+    };
+
+    // Never rejects: whatever a row holds, the claim loop goes on. Resolves with whether the
+    // delivery was retried.
+    const handle = async (row: JobRow, until: number): Promise<boolean> => {
+      const id = int(row.id);
+      const attempt = int(row.attempt);
+      let retried = false;
+      const mine: Held = { until, attempt };
+      held.set(id, mine);
+      leased.add(id);
+      keepLeases();
       try {
-        await onDelivery(toDelivery(row));
+        await onDelivery(
+          toDelivery(row, {
+            settling: () => {
+              if (held.get(id) === mine) leased.delete(id);
+            },
+            retried: () => (retried = true),
+          }),
+        );
       } catch (e) {
         if (isPatchbayError(e, "DEAD_LETTER_FAILED") && !e.retryable) {
           await park(id, attempt, e).catch(() => undefined);
@@ -550,10 +612,14 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
           );
         }
       } finally {
-        held.delete(id);
-        clearInterval(heartbeat);
-        heartbeats.delete(heartbeat);
+        // Unless the row was claimed again meanwhile (handed back or retried, and due at once).
+        if (held.get(id) === mine) {
+          held.delete(id);
+          leased.delete(id);
+        }
+        dropLeases();
       }
+      return retried;
     };
 
     /** Rows claimed after stop() began: handed back at once, never to a handler. */
@@ -570,25 +636,23 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       // backlog would otherwise be drained in microtasks alone, starving the lease heartbeats,
       // stop()'s timeout and anything else the process serves.
       beforeRound: () => new Promise<void>((resolve) => setImmediate(resolve)),
-      // While deliveries are in flight, a claim waits for a third of the slots to be free: fewer,
-      // larger claims (one statement and one commit each) instead of one for every few handlers
-      // that finished. With the bus's default prefetch (3 × its concurrency) that third is a
-      // whole concurrency's worth, so the handlers' queue never runs dry meanwhile.
-      free: () => {
-        const free = concurrency - inFlight.size;
-        return inFlight.size === 0 || free >= refill ? free : 0;
-      },
-      async claim(free) {
-        const { rows, until, nextDue: wakeAt, dueKnown } = await claim(group, free, held);
+      free,
+      async claim(slots) {
+        const { rows, until, nextDue: wakeAt, dueKnown } = await claim(group, slots, held);
         // stop() began while the claim waited (on SQLite, for the write lock): none may start.
         if (!running) {
           await handBack(rows);
           return { claimed: 0 };
         }
         for (const row of rows) {
-          const p = handle(row, until).finally(() => {
+          const p: Promise<void> = handle(row, until).then((retried) => {
+            // Only the handler that frees enough slots for a claim wakes the loop: with more free
+            // already, the loop has claimed (or found nothing due) since, and a wake-up comes
+            // with new work. A retry is due again at its own time, which the loop learns from a
+            // round (a claim or a nextDue), so it wakes the loop too.
+            const could = free() > 0;
             inFlight.delete(p);
-            waker();
+            if (!could || retried) waker();
           });
           inFlight.add(p);
         }
@@ -616,8 +680,9 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
           await settleBy(Promise.allSettled([...inFlight]), deadline);
           // Handlers still running are abandoned, as by a process that died: their leases are no
           // longer kept, so another consumer takes their messages when the lease runs out.
-          for (const heartbeat of heartbeats) clearInterval(heartbeat);
-          heartbeats.clear();
+          clearInterval(heartbeat);
+          heartbeat = undefined;
+          leased.clear();
         })();
         return stopped;
       },

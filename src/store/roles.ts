@@ -163,6 +163,20 @@ export interface QueueRoles {
   ack(jobs: RawSql, refs: readonly JobRef[]): SqlStatement;
   /** Makes each matching row due at `now` and takes back the attempt its claim counted. */
   release(jobs: RawSql, refs: readonly JobRef[], now: number): SqlStatement;
+  /**
+   * A consumer's lease heartbeat: sets `run_at` to `until` on each row whose id and attempt match
+   * a ref (all its deliveries in flight at once), on `store`. Where rows are locked, it must not
+   * wait on one another transaction holds (an ack of the same rows, a batch handler's transaction
+   * acking several): such a row is skipped (`SKIP LOCKED`) and extended at the next beat — a
+   * heartbeat that waited while holding the rows before it could close a deadlock. Optional:
+   * without it, one `UPDATE ... WHERE (id, attempt) IN (...)` (serial writers: nothing is held).
+   */
+  extend?(
+    store: SqlExecutor & Transactor,
+    jobs: RawSql,
+    refs: readonly JobRef[],
+    until: number,
+  ): Promise<void>;
 }
 
 /**

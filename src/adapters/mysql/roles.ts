@@ -13,7 +13,7 @@
 import { join, joinWith, raw, sql, type RawSql, type SqlStatement } from "../../store/sql.js";
 import type { SqlExecutor } from "../../store/contracts.js";
 import type { StoreRoles } from "../../store/roles.js";
-import { inboxRows, list, runIn, sharedInboxRoles, sharedQueueRoles } from "../shared/roles.js";
+import { inboxRows, list, pairs, runIn, sharedInboxRoles, sharedQueueRoles } from "../shared/roles.js";
 
 /** InnoDB chose this transaction as a deadlock's victim and rolled it back (`ER_LOCK_DEADLOCK`, 1213). */
 const isDeadlock = (e: unknown): boolean => {
@@ -155,7 +155,31 @@ export const mysqlRoles: StoreRoles = {
     // No `OF alias`: a SELECT that joins locks the rows it reads from every table it joins.
     skipLocked: () => sql` FOR UPDATE SKIP LOCKED`,
   },
-  queue: sharedQueueRoles,
+  queue: {
+    ...sharedQueueRoles,
+    // Neither has SKIP LOCKED in an UPDATE: the rows are picked with it first, in a transaction.
+    async extend(store, jobs, refs, until) {
+      await store.transaction(async (tx) => {
+        const { rows } = await runIn<{ id: unknown }>(
+          "question",
+          tx,
+          join(
+            sql`SELECT id FROM ${jobs} WHERE id IN `,
+            list(refs.map((r) => r.id)),
+            sql` AND (id, attempt) IN (`,
+            pairs(refs),
+            sql`) FOR UPDATE SKIP LOCKED`,
+          ),
+        );
+        if (rows.length === 0) return;
+        await runIn(
+          "question",
+          tx,
+          join(sql`UPDATE ${jobs} SET run_at = ${until} WHERE id IN `, list(rows.map((r) => r.id))),
+        );
+      });
+    },
+  },
   inbox: {
     ...sharedInboxRoles,
     // INSERT ... RETURNING: MariaDB ≥ 10.5. An ignored duplicate returns no row.

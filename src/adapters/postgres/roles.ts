@@ -87,6 +87,21 @@ export const postgresRoles: StoreRoles = {
     ack: (jobs, refs) =>
       sql`DELETE FROM ${jobs} AS j USING unnest(${refs.map((r) => r.id)}::bigint[], ${refs.map((r) => r.attempt)}::integer[]) AS u(id, attempt)
           WHERE j.id = u.id AND j.attempt = u.attempt`,
+    // SKIP LOCKED: a heartbeat never waits on (or deadlocks with) an ack or hand-back of the same
+    // rows in flight; a row skipped is being settled, or is extended at the next beat.
+    async extend(store, jobs, refs, until) {
+      await runIn(
+        "numbered",
+        store,
+        sql`WITH picked AS MATERIALIZED (
+              SELECT j.id FROM ${jobs} AS j
+              JOIN unnest(${refs.map((r) => r.id)}::bigint[], ${refs.map((r) => r.attempt)}::integer[]) AS u(id, attempt)
+                ON j.id = u.id AND j.attempt = u.attempt
+              FOR UPDATE OF j SKIP LOCKED)
+            UPDATE ${jobs} AS j SET run_at = ${until} FROM picked WHERE j.id = picked.id`,
+        { prepare: true },
+      );
+    },
     release: (jobs, refs, now) =>
       sql`UPDATE ${jobs} AS j SET run_at = ${now}, attempt = j.attempt - 1
           FROM unnest(${refs.map((r) => r.id)}::bigint[], ${refs.map((r) => r.attempt)}::integer[]) AS u(id, attempt)
