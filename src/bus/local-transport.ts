@@ -516,29 +516,17 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     onDelivery: (delivery: Delivery) => Promise<void>,
   ): Consumer {
     const worker = randomUUID().slice(0, 8);
-    const refill = Math.max(1, Math.ceil(concurrency / 2));
     const inFlight = new Set<Promise<void>>();
     /** The jobs in flight: their claim's attempt and when their lease ends (as last written). */
     const held = new Map<number, Held>();
     /** The jobs in flight whose lease the heartbeat keeps (not those whose settlement began). */
     const leased = new Set<number>();
     let running = true;
-    // While deliveries are in flight, a claim waits for half of the slots to be free: fewer,
-    // larger claims (one statement and one commit each) instead of one for every few handlers
-    // that finished. With the bus's default prefetch (3 × its concurrency) that half is one and a
-    // half concurrencies' worth, so the handlers' queue never runs dry meanwhile.
-    const free = () => {
-      const slots = concurrency - inFlight.size;
-      return inFlight.size === 0 || slots >= refill ? slots : 0;
-    };
+    const free = () => concurrency - inFlight.size;
     // Assigned below, once the loop starts; a wake-up before that finds nothing to wake.
     // eslint-disable-next-line prefer-const -- read by waker() before it is assigned
     let loop: ClaimLoop | undefined;
-    // A wake-up (a publish, a notification) while too few slots are free would only cost the loop
-    // a round that claims nothing: the handler that frees enough slots wakes it (see `handle`).
-    const waker = () => {
-      if (free() > 0) loop?.wake();
-    };
+    const waker = () => loop?.wake();
     const set = wakers.get(group) ?? new Set();
     set.add(waker);
     wakers.set(group, set);
@@ -637,6 +625,11 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
       // stop()'s timeout and anything else the process serves.
       beforeRound: () => new Promise<void>((resolve) => setImmediate(resolve)),
       free,
+      // While work waits, freed slots are claimed half of them at a time (or a few ms after the
+      // first freed): fewer, larger claims (one statement and one commit each) instead of one for
+      // every few handlers that finished. With the bus's default prefetch (3 × its concurrency)
+      // half is one and a half concurrencies' worth, so the handlers' queue never runs dry meanwhile.
+      gather: Math.ceil(concurrency / 2),
       async claim(slots) {
         const { rows, until, nextDue: wakeAt, dueKnown } = await claim(group, slots, held);
         // stop() began while the claim waited (on SQLite, for the write lock): none may start.
@@ -646,13 +639,11 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         }
         for (const row of rows) {
           const p: Promise<void> = handle(row, until).then((retried) => {
-            // Only the handler that frees enough slots for a claim wakes the loop: with more free
-            // already, the loop has claimed (or found nothing due) since, and a wake-up comes
-            // with new work. A retry is due again at its own time, which the loop learns from a
-            // round (a claim or a nextDue), so it wakes the loop too.
-            const could = free() > 0;
             inFlight.delete(p);
-            if (!could || retried) waker();
+            // A retry is due again at its own time, which the loop learns from a round (a claim
+            // or a nextDue): it wakes the loop.
+            if (retried) waker();
+            else loop?.freed();
           });
           inFlight.add(p);
         }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FakeClock } from "../testing/fake-clock.js";
 import { systemClock } from "./clock.js";
-import { claimBackoff, claimLoopsOn, startClaimLoop } from "./claim-loop.js";
+import { claimBackoff, claimLoopsOn, GATHER_MS, startClaimLoop } from "./claim-loop.js";
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 
@@ -105,6 +105,78 @@ describe("startClaimLoop", () => {
     await tick();
     expect(claims).toBe(before + 1);
     await Promise.all([loop.stop(), loop.stop()]);
+  });
+
+  it("gathers freed slots while work waits: claims at `gather` free at once, fewer only after GATHER_MS", async () => {
+    let inFlight = 0;
+    const asked: number[] = [];
+    const loop = startClaimLoop({
+      free: () => 8 - inFlight,
+      gather: 4,
+      claim: (slots) => {
+        asked.push(slots);
+        inFlight += slots; // work keeps waiting: every claim comes back full
+        return Promise.resolve({ claimed: slots });
+      },
+      clock: new FakeClock(0),
+      pollMs: 60_000,
+      onError: () => undefined,
+    });
+    await tick();
+    expect(asked).toEqual([8]);
+    // Three slots free at once: not yet; the fourth makes half, claimed at once.
+    for (let i = 0; i < 3; i++) {
+      inFlight--;
+      loop.freed();
+    }
+    await new Promise((r) => setImmediate(r));
+    expect(asked).toEqual([8]);
+    inFlight--;
+    loop.freed();
+    await new Promise((r) => setImmediate(r));
+    expect(asked).toEqual([8, 4]);
+    // One slot alone (the rest held by slow work): claimed once GATHER_MS has passed, no later.
+    const freedAt = performance.now();
+    inFlight--;
+    loop.freed();
+    await new Promise((r) => setImmediate(r));
+    expect(asked).toEqual([8, 4]);
+    await tick(GATHER_MS * 10);
+    expect(asked).toEqual([8, 4, 1]);
+    expect(performance.now() - freedAt).toBeGreaterThanOrEqual(GATHER_MS - 1);
+    await loop.stop();
+  });
+
+  it("claims idle slots at once when work arrives, and a freed slot wakes nothing while no work is known", async () => {
+    let inFlight = 0;
+    let queue = 2;
+    const asked: number[] = [];
+    const loop = startClaimLoop({
+      free: () => 8 - inFlight,
+      gather: 4,
+      claim: (slots) => {
+        asked.push(slots);
+        const n = Math.min(slots, queue);
+        queue -= n;
+        inFlight += n;
+        return Promise.resolve({ claimed: n });
+      },
+      clock: new FakeClock(0),
+      pollMs: 60_000,
+      onError: () => undefined,
+    });
+    await tick();
+    expect(asked).toEqual([8]); // took the 2 there were
+    inFlight--;
+    loop.freed(); // the queue was found empty: no claim for it
+    await tick(GATHER_MS * 4);
+    expect(asked).toEqual([8]);
+    queue = 1;
+    inFlight = 7; // one slot free, below `gather`, but idle: new work is claimed at once
+    loop.wake();
+    await new Promise((r) => setImmediate(r));
+    expect(asked).toEqual([8, 1]);
+    await loop.stop();
   });
 
   it("backs off 100 ms, doubling, to at most 5 s", () => {

@@ -17,6 +17,13 @@ import { systemClock, type Clock } from "./clock.js";
  */
 export const MIN_PAUSE_MS = 5;
 
+/**
+ * How long a slot freed while work waits is held for others to free (see `gather`): long enough
+ * to gather the handlers that finish together under load, far below any latency a user would
+ * notice when the other slots hold slow work.
+ */
+export const GATHER_MS = 5;
+
 /** The backoff after a failed claim: 100 ms, doubling, at most 5 s. */
 export function claimBackoff(previousMs: number): number {
   return Math.min(Math.max(previousMs * 2, 100), 5000);
@@ -36,8 +43,16 @@ export interface ClaimRound {
 export interface ClaimLoopOptions {
   /** Runs before each round's count of free slots (e.g. one event-loop turn for work just finished to settle). */
   beforeRound?(): Promise<void>;
-  /** Slots free for new work now; 0 when full (a finished item should call `wake()`). */
+  /** Slots free for new work now; 0 when full (a finished item should call `freed()`). */
   free(): number;
+  /**
+   * Gathers freed slots into fewer, larger claims (each claim is a write): while work may be
+   * waiting, a slot freed since the last claim is claimed once at least `gather` slots are free,
+   * or {@link GATHER_MS} after it freed, whichever comes first — so work never waits long behind
+   * slow items in the other slots. Slots left idle by a claim that found less than it asked are
+   * claimed at once when work arrives. Default 1 (every freed slot at once).
+   */
+  gather?: number;
   /** Claims up to `slots` items and hands them off (not awaiting their work). */
   claim(slots: number): Promise<ClaimRound>;
   /**
@@ -58,6 +73,8 @@ export interface ClaimLoopOptions {
 export interface ClaimLoop {
   /** Work may be waiting: claim now (or right after the round in progress). */
   wake(): void;
+  /** An item ended and its slot is free: claims again if work may be waiting (see `gather`). */
+  freed(): void;
   /** Ends the loop after the round in progress; resolves when it has. Safe twice. */
   stop(): Promise<void>;
 }
@@ -92,14 +109,52 @@ export function claimLoopsOn(clock: Clock): ObservedLoop[] {
 /** Starts a claim loop (see the module comment). */
 export function startClaimLoop(options: ClaimLoopOptions): ClaimLoop {
   const { clock } = options;
+  const gather = options.gather ?? 1;
   let running = true;
   let woken = false;
   let asleep = false;
   let wakeUp: (() => void) | undefined;
-  const wake = () => {
+  /** Work may be waiting: woken for it, or the last claim took all it asked. */
+  let hungry = true;
+  /** When the first slot freed since the last claim did (`performance.now()`). */
+  let freedAt: number | undefined;
+  let gatherTimer: NodeJS.Timeout | undefined;
+  const rouse = () => {
     woken = true;
     asleep = false;
     wakeUp?.();
+  };
+  /** wake() calls so far: one during a claim means work may be waiting whatever the claim found. */
+  let wakes = 0;
+  const wake = () => {
+    hungry = true;
+    wakes++;
+    rouse();
+  };
+  /** Wakes the loop when the slot freed first has waited GATHER_MS. */
+  const gatherLater = () => {
+    gatherTimer ??= setTimeout(
+      () => {
+        gatherTimer = undefined;
+        rouse();
+      },
+      Math.max(0, (freedAt ?? performance.now()) + GATHER_MS - performance.now()),
+    );
+    gatherTimer.unref();
+  };
+  const freed = () => {
+    freedAt ??= performance.now();
+    if (!hungry || !running) return; // nothing known to wait: new work wakes the loop
+    if (options.free() >= gather) rouse();
+    else gatherLater();
+  };
+  /** Free slots to claim now: none while freed slots still gather (see `gather`). */
+  const claimable = () => {
+    const slots = options.free();
+    if (slots <= 0 || slots >= gather || !hungry || freedAt === undefined) return slots;
+    if (performance.now() - freedAt >= GATHER_MS) return slots;
+    gatherLater();
+    return 0;
   };
   /** Callers of round() waiting for a round to begin, and those waiting for it to end. */
   let kicked: Array<(r: RoundResult) => void> = [];
@@ -143,11 +198,16 @@ export function startClaimLoop(options: ClaimLoopOptions): ClaimLoop {
         kicked = [];
       }
       if (options.beforeRound) await options.beforeRound();
-      const slots = options.free();
+      const slots = claimable();
       let round: ClaimRound = { claimed: 0 };
       if (slots > 0) {
         try {
+          freedAt = undefined;
+          clearTimeout(gatherTimer);
+          gatherTimer = undefined;
+          const wakesBefore = wakes;
           round = await options.claim(slots);
+          hungry = round.claimed >= slots || wakes !== wakesBefore;
           pause = 0;
           result = { claimed: result.claimed + round.claimed };
         } catch (e) {
@@ -192,10 +252,12 @@ export function startClaimLoop(options: ClaimLoopOptions): ClaimLoop {
   let stopped: Promise<void> | undefined;
   return {
     wake,
+    freed,
     stop() {
       stopped ??= (async () => {
         running = false;
         loops?.delete(self);
+        clearTimeout(gatherTimer);
         wake();
         await loop;
         for (const resolve of [...kicked, ...watching]) resolve({ claimed: 0 });

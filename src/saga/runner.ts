@@ -132,8 +132,6 @@ export interface SagaRunner extends Lifecycle {
 }
 
 const CHANNEL = "patchbay_saga";
-/** The longest a freed slot waits for others before it is claimed alone (see `gatherAt`). */
-const GATHER_MS = 5;
 const ID = /^[^\p{Cc}]{1,200}$/u;
 
 const timelineOrder = (a: SagaDetails["steps"][number], b: SagaDetails["steps"][number]) =>
@@ -186,12 +184,8 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   let unlisten: (() => Promise<void>) | undefined;
   /** Instances this process drives now (the rows the executor keeps current): never claimed again by it. */
   const driving = new Map<string, InstanceRow>();
-  /** Work may be waiting: something was started or released, or the last claim filled every slot. */
-  let mayHaveWork = true;
-  const wake = () => {
-    mayHaveWork = true;
-    claimLoop?.wake();
-  };
+  /** Work may be waiting: something was started or released. */
+  const wake = () => claimLoop?.wake();
   const running = () => active;
   const names = () => [...registry.keys()];
   const definition = (name: string, version: number) => registry.get(name)?.get(version);
@@ -219,20 +213,6 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       ?.add(undefined)
       .catch((e: unknown) => logger.warn({ err: e }, "patchbay saga: could not notify other workers"));
   };
-  /**
-   * With work waiting, slots freed by finishing sagas are claimed together: the loop is woken
-   * once half of them are free, or GATHER_MS after the first one freed, whichever comes first
-   * (anything else that wakes it — new work, its poll — claims whatever is free). A claim is a
-   * write like a step's outcome; waking it for each freed slot cost a backlog ~0.56 claims per
-   * saga, gathering ~0.26. The window bounds the wait when the other slots hold long steps.
-   */
-  const gatherAt = Math.ceil(concurrency / 2);
-  let gatherTimer: NodeJS.Timeout | undefined;
-  const endGather = () => {
-    clearTimeout(gatherTimer);
-    gatherTimer = undefined;
-  };
-
   const drive = createExecutor({
     store,
     bus: options.bus,
@@ -247,22 +227,9 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     running,
     stopSignal: stopping.signal,
     finished(row) {
-      // The loop needs waking only if it waited for room with work waiting; new work wakes it anyway.
-      const before = free();
       busy--;
       driving.delete(row.id);
-      if (mayHaveWork && before < gatherAt) {
-        if (free() >= gatherAt) {
-          endGather();
-          claimLoop?.wake();
-        } else if (!gatherTimer) {
-          gatherTimer = setTimeout(() => {
-            gatherTimer = undefined;
-            claimLoop?.wake();
-          }, GATHER_MS);
-          gatherTimer.unref();
-        }
-      }
+      claimLoop?.freed();
       if (TERMINAL_STATUSES.includes(row.status)) settled(publicView(row));
     },
   });
@@ -277,6 +244,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       if (records) return drive(row, records);
       busy--;
       driving.delete(row.id);
+      claimLoop?.freed();
       logger.warn({ sagaId: row.id }, "patchbay saga: could not read step records; retrying after the lease");
     })();
     inFlight.add(p);
@@ -287,26 +255,21 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   const startClaiming = () =>
     startClaimLoop({
       free,
+      // Freed slots are claimed together, half of them at a time (or after a few ms): a claim is
+      // a write like a step's outcome. Claiming each one alone cost a backlog ~0.56 claims per saga.
+      gather: Math.ceil(concurrency / 2),
       inFlight: () => busy + reserved,
       async claim(slots) {
-        mayHaveWork = false;
-        endGather();
-        try {
-          const now = clock.now();
-          // Only a lease the clock moved past (a fake clock's jump) could be claimed again.
-          const expired = [...driving.values()].filter((r) => r.runAt <= now).map((r) => r.id);
-          const rows = await repo.claim(names(), slots, owner, now, leaseMs, expired);
-          for (const row of rows) {
-            // A fresh instance has no step records yet: skip the read.
-            const fresh = row.status === "running" && row.step === 0;
-            track(row, fresh ? [] : repo.steps(store, row.id).catch(() => undefined));
-          }
-          if (rows.length === slots) mayHaveWork = true;
-          return { claimed: rows.length };
-        } catch (e) {
-          mayHaveWork = true;
-          throw e;
+        const now = clock.now();
+        // Only a lease the clock moved past (a fake clock's jump) could be claimed again.
+        const expired = [...driving.values()].filter((r) => r.runAt <= now).map((r) => r.id);
+        const rows = await repo.claim(names(), slots, owner, now, leaseMs, expired);
+        for (const row of rows) {
+          // A fresh instance has no step records yet: skip the read.
+          const fresh = row.status === "running" && row.step === 0;
+          track(row, fresh ? [] : repo.steps(store, row.id).catch(() => undefined));
         }
+        return { claimed: rows.length };
       },
       // Not the leases of what it drives: the loop never waits for those to run out.
       nextDue: () => repo.nextDue(names(), [...driving.keys()]),
@@ -445,7 +408,6 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     async stop(timeoutMs) {
       active = false;
       await claimLoop?.stop();
-      endGather();
       const drained = Promise.allSettled([...inFlight]);
       let timer: NodeJS.Timeout | undefined;
       const late = await Promise.race([
