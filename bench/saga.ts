@@ -24,6 +24,13 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const PG_URL = process.env.PATCHBAY_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const MYSQL_URL = process.env.PATCHBAY_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 const STEPS = 4;
+/** Which backends to measure (`BENCH_SAGA_BACKENDS=mariadb,postgres`): all by default. */
+const BACKENDS = new Set(
+  (process.env.BENCH_SAGA_BACKENDS ?? "sqlite,postgres,mariadb")
+    .split(",")
+    .map((b) => b.trim().toLowerCase())
+    .filter(Boolean),
+);
 
 const order = defineSaga("bench-order", {
   version: 1,
@@ -235,6 +242,26 @@ async function backend(
   ];
 }
 
+/** The PostgreSQL rows: a schema of its own, dropped after. */
+async function postgresql(): Promise<string[]> {
+  const schema = `pb_bench_saga_${process.pid}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  try {
+    await admin.connect();
+  } catch (e) {
+    return [`| PostgreSQL unreachable at ${PG_URL.replace(/\/\/[^@]*@/, "//")}: ${(e as Error).message} |`];
+  }
+  try {
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const rawRate = (round: number) => pgRaw(schema, `raw${round}`, SAGAS * 5);
+    const make = () => postgres({ url: PG_URL, schema, max: CONCURRENCY + 2 });
+    return await backend("PostgreSQL", rawRate, make, pgRows(admin, schema));
+  } finally {
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+  }
+}
+
 /** The MariaDB rows: a database of its own, dropped after. */
 async function mariadb(): Promise<string[]> {
   const database = `pb_bench_saga_${process.pid}`;
@@ -277,37 +304,18 @@ export async function main(): Promise<void> {
     `| ${"-".repeat(66)} | ------- | ------------ | --------------- | -------- |`,
   ];
 
-  const dir = mkdtempSync(join(tmpdir(), "patchbay-bench-saga-"));
-  try {
-    const file = join(dir, "ours.db");
-    const rawRate = (round: number) => Promise.resolve(sqliteRaw(join(dir, `raw${round}.db`), SAGAS * 5));
-    lines.push(...(await backend("SQLite", rawRate, () => sqlite({ file }), sqliteRows)));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  if (BACKENDS.has("sqlite")) {
+    const dir = mkdtempSync(join(tmpdir(), "patchbay-bench-saga-"));
+    try {
+      const file = join(dir, "ours.db");
+      const rawRate = (round: number) => Promise.resolve(sqliteRaw(join(dir, `raw${round}.db`), SAGAS * 5));
+      lines.push(...(await backend("SQLite", rawRate, () => sqlite({ file }), sqliteRows)));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
-
-  const schema = `pb_bench_saga_${process.pid}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  try {
-    await admin.connect();
-  } catch (e) {
-    lines.push(
-      `| PostgreSQL unreachable at ${PG_URL.replace(/\/\/[^@]*@/, "//")}: ${(e as Error).message} |`,
-    );
-    lines.push(...(await mariadb()));
-    process.stdout.write(lines.join("\n") + "\n");
-    return;
-  }
-  try {
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    const rawRate = (round: number) => pgRaw(schema, `raw${round}`, SAGAS * 5);
-    const make = () => postgres({ url: PG_URL, schema, max: CONCURRENCY + 2 });
-    lines.push(...(await backend("PostgreSQL", rawRate, make, pgRows(admin, schema))));
-  } finally {
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.end();
-  }
-  lines.push(...(await mariadb()));
+  if (BACKENDS.has("postgres")) lines.push(...(await postgresql()));
+  if (BACKENDS.has("mariadb")) lines.push(...(await mariadb()));
   lines.push(
     "",
     "Limit = raw single-row commits/s (autocommit INSERTs through the driver, same concurrency) ÷ the commits one saga needs. The backlog row's ratio is against its own commit count.",

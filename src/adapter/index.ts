@@ -27,6 +27,7 @@ export type {
   JobRef,
   LockRoles,
   NotifyRoles,
+  OutcomeFence,
   QueueRoles,
   RowRoles,
   SagaRoles,

@@ -223,7 +223,10 @@ export function sagaRepository(store: SqlStore) {
       : join(sql` AND id NOT IN (${ids[0]}`, ...ids.slice(1).map((id) => sql`, ${id}`), sql`)`);
 
   return {
-    /** True when {@link writeOutcome} is one statement (atomic without a transaction). */
+    /**
+     * True when {@link writeOutcome} on the store is one round trip, atomic without a transaction
+     * (one statement, or MariaDB's atomic script).
+     */
     singleStatementOutcome: roles.saga.outcome !== undefined,
 
     /**
@@ -232,19 +235,21 @@ export function sagaRepository(store: SqlStore) {
      * backend has notifications).
      */
     async insert(ex: SqlExecutor, r: InstanceRow, inputJson: string, notify?: string): Promise<boolean> {
-      const insert = roles.rows.insertIgnore(
-        t.instances,
-        "id, name, version, input, status, step, attempt, claim, owner, run_at, deadline, created_at, updated_at",
-        [
-          join(
-            sql`(${r.id}, ${r.name}, ${r.version}, `,
-            encoded(inputJson),
-            sql`, ${r.status}, ${r.step}, ${r.attempt}, ${r.claim}, ${r.owner ?? null}, ${r.runAt},
-                   ${r.deadline ?? null}, ${r.createdAt}, ${r.updatedAt})`,
-          ),
-        ],
-        "id",
+      const columns =
+        "id, name, version, input, status, step, attempt, claim, owner, run_at, deadline, created_at, updated_at";
+      const values = join(
+        sql`(${r.id}, ${r.name}, ${r.version}, `,
+        encoded(inputJson),
+        sql`, ${r.status}, ${r.step}, ${r.attempt}, ${r.claim}, ${r.owner ?? null}, ${r.runAt},
+               ${r.deadline ?? null}, ${r.createdAt}, ${r.updatedAt})`,
       );
+      // On its own (not in the caller's transaction), where the backend has a one-round-trip
+      // insert for that: MariaDB's plain INSERT, whose duplicate-key error is the answer, instead
+      // of an INSERT IGNORE in a transaction of its own (to read its warnings).
+      if (roles.saga.insertAlone && ex === store && !(notify && roles.notify)) {
+        return roles.saga.insertAlone(ex, t.instances, columns, values);
+      }
+      const insert = roles.rows.insertIgnore(t.instances, columns, [values], "id");
       // With the notification: one row (pg_notify's) exactly when the INSERT inserted.
       const statement = notify && roles.notify ? roles.notify.after(insert, notify, "") : insert;
       const { rowCount } = await run(ex, d, statement, PREPARED);
@@ -337,7 +342,9 @@ export function sagaRepository(store: SqlStore) {
     ): Promise<boolean> {
       const update = updateStatement(id, changes, now, { claim });
       if (!step) return (await run(ex, d, update)).rowCount > 0;
-      if (!roles.saga.outcome) {
+      // An atomic script (MariaDB's) is a transaction of its own: in the caller's, two statements.
+      const script = roles.saga.outcomeOptions?.atomicScript === true;
+      if (!roles.saga.outcome || (script && ex !== store)) {
         if ((await run(ex, d, update)).rowCount === 0) return false;
         await writeStep(ex, id, step);
         return true;
@@ -345,8 +352,13 @@ export function sagaRepository(store: SqlStore) {
       const { rowCount } = await run(
         ex,
         d,
-        roles.saga.outcome(update, t.steps, { ...step, error: json(step.error) }),
-        PREPARED,
+        roles.saga.outcome(
+          update,
+          t.steps,
+          { ...step, error: json(step.error) },
+          { instances: t.instances, id, claim },
+        ),
+        roles.saga.outcomeOptions ?? PREPARED,
       );
       return rowCount > 0;
     },

@@ -37,6 +37,13 @@ export interface QueryOptions {
    * (PgBouncer before 1.21 in transaction mode cannot route those) or on an app's own pool.
    */
   prepare?: boolean;
+  /**
+   * Patchbay's own statement sets only (a backend's roles set it for the text they build): the
+   * text is several statements, each ending `;` at the end of a line, that run as one transaction
+   * in one round trip — all of them or, on any error, none. `rowCount` is the first statement's.
+   * Only a backend whose roles build such text sees it (MariaDB/MySQL); never for user SQL.
+   */
+  atomicScript?: boolean;
 }
 
 /** What differs between backends, stated as data rather than discovered by `instanceof`. */

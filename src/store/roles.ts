@@ -232,11 +232,27 @@ export interface StepValues {
 /** Saga records. */
 export interface SagaRoles {
   /**
-   * Optional: one statement that runs `update` (a fenced instance update) and writes `step` into
-   * `steps` only when the update changed a row; its row count is the step insert's. Without it,
-   * the two statements run in a transaction.
+   * Optional: one statement (or, with {@link outcomeOptions} `atomicScript`, one atomic script)
+   * that runs `update` (an instance update fenced by `fence.claim`) and writes `step` into `steps`
+   * only when the update changed a row; its row count is 0 exactly when the fence did not hold
+   * (nothing written). Without it, the two statements run in a transaction.
    */
-  outcome?(update: SqlStatement, steps: RawSql, step: StepValues): SqlStatement;
+  outcome?(update: SqlStatement, steps: RawSql, step: StepValues, fence: OutcomeFence): SqlStatement;
+  /** How {@link outcome}'s statement runs (default: kept prepared). */
+  readonly outcomeOptions?: QueryOptions;
+  /**
+   * Optional: inserts one instance row on its own (autocommit, outside any transaction) in one
+   * round trip; false when a row with its key exists (nothing written). Without it, the insert
+   * is `rows.insertIgnore`.
+   */
+  insertAlone?(ex: SqlExecutor, table: RawSql, columns: string, row: SqlStatement): Promise<boolean>;
+}
+
+/** What fences a saga outcome: the instance and the claim its update is fenced by. */
+export interface OutcomeFence {
+  instances: RawSql;
+  id: string;
+  claim: number;
 }
 
 /** Wake-ups of other processes (`LISTEN/NOTIFY`), for backends that have them. */

@@ -1,5 +1,10 @@
 import { InvalidArgumentError } from "../../core/errors.js";
-import type { QueryResult, StoreCapabilities, TransactionOptions } from "../../store/contracts.js";
+import type {
+  QueryOptions,
+  QueryResult,
+  StoreCapabilities,
+  TransactionOptions,
+} from "../../store/contracts.js";
 import type { SqlDialect } from "../../store/dialect.js";
 import { StoreQueryError, StoreUnavailableError, TransactionRolledBackError } from "../../store/errors.js";
 import type { MigrationTx } from "../../store/migrations.js";
@@ -130,6 +135,14 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
       sql: m.sql.replaceAll("{{t}}", prefix).replaceAll("{{options}}", tableOptions(c)),
     }));
   let pool: MysqlPoolLike | undefined;
+  /**
+   * The pool of atomic scripts (`atomicScript`: Patchbay's own multi-statement text, a saga
+   * step's outcome), made on first use: its connections accept several statements in one query,
+   * so it never runs anything else — on the main pool a stacked `; DROP …` in a caller's badly
+   * built SQL stays one statement's error.
+   */
+  let scripts: MysqlPoolLike | undefined;
+  let makePool: ((multipleStatements: boolean) => MysqlPoolLike) | undefined;
   // Whether a lock wait timeout rolls back the whole transaction (`innodb_rollback_on_timeout`).
   let timeoutRollsBack = false;
 
@@ -232,8 +245,9 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
   /** A pooled connection for `use`; dropped instead of reused when its state is unknown. */
   const withConnection = async <T>(
     use: (conn: MysqlPoolConnection, onBroken: () => void) => Promise<T>,
+    from: () => Promise<MysqlPoolConnection> = checkout,
   ): Promise<T> => {
-    const conn = await checkout();
+    const conn = await from();
     let broken = false;
     try {
       return await use(conn, () => (broken = true));
@@ -245,6 +259,43 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
       else conn.release();
     }
   };
+
+  const scriptCheckout = async (): Promise<MysqlPoolConnection> => {
+    ready();
+    if (!makePool) throw new StoreUnavailableError(`the MariaDB/MySQL store at ${location} is not connected`);
+    scripts ??= makePool(true);
+    try {
+      return await scripts.getConnection();
+    } catch (e) {
+      throw new StoreUnavailableError(
+        `cannot connect to MariaDB/MySQL at ${location}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+  };
+
+  /**
+   * Runs `text` (statements each ending `;` at the end of a line) as one transaction in one
+   * round trip; `rowCount` is the first statement's. The server stops at a failing statement,
+   * inside the transaction (or with it rolled back, after a deadlock): ROLLBACK undoes what ran
+   * before it, and a connection that cannot is dropped (the server rolls back a closed session's
+   * transaction).
+   */
+  const script = <Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> =>
+    withConnection(async (conn, onBroken) => {
+      let results: unknown;
+      try {
+        [results] = await conn.query({
+          sql: `START TRANSACTION;\n${text}\nCOMMIT`,
+          values: params as unknown[],
+        });
+      } catch (e) {
+        await conn.query("ROLLBACK").catch(onBroken);
+        throw toStoreError(e, text, true);
+      }
+      const first = Array.isArray(results) ? (results as unknown[])[1] : undefined;
+      return { rows: [], rowCount: (first as MysqlResultHeader | undefined)?.affectedRows ?? 0 };
+    }, scriptCheckout);
 
   return {
     dialect,
@@ -258,24 +309,32 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
     async connect() {
       if (pool) return;
       const mysql = await loadMysql();
-      const created = mysql.createPool({
-        uri: url,
-        connectionLimit: options.max ?? 10,
-        charset: "UTF8MB4_BIN",
-        supportBigNumbers: true,
-        bigNumberStrings: false,
-        decimalNumbers: true,
-        jsonStrings: true,
-        dateStrings: true,
-      });
-      // Queued on each new connection before anything else is sent on it.
-      created.pool.on("connection", (c) => {
-        for (const statement of SESSION) {
-          c.query(statement, (e: Error | null) => {
-            if (e) c.destroy();
-          });
-        }
-      });
+      const make = (multipleStatements: boolean) => {
+        const made = mysql.createPool({
+          uri: url,
+          connectionLimit: options.max ?? 10,
+          charset: "UTF8MB4_BIN",
+          supportBigNumbers: true,
+          bigNumberStrings: false,
+          decimalNumbers: true,
+          jsonStrings: true,
+          dateStrings: true,
+          multipleStatements,
+          // No stack captured for every query (mysql2's `trace`, ~3 % of a saga's CPU here): a
+          // failure is a StoreQueryError with its own stack, the driver's error as its cause.
+          trace: false,
+        });
+        // Queued on each new connection before anything else is sent on it.
+        made.pool.on("connection", (c) => {
+          for (const statement of SESSION) {
+            c.query(statement, (e: Error | null) => {
+              if (e) c.destroy();
+            });
+          }
+        });
+        return made;
+      };
+      const created = make(false);
       try {
         const conn = await created.getConnection();
         try {
@@ -300,26 +359,36 @@ export function mysqlDriver(options: MysqlDriverOptions = {}): StoreDriver {
         );
       }
       pool = created;
+      makePool = make;
     },
 
     async disconnect() {
       const p = pool;
+      const q = scripts;
       pool = undefined;
-      await p?.end();
+      scripts = undefined;
+      makePool = undefined;
+      await Promise.all([p?.end(), q?.end()]);
     },
 
-    query: <Row>(text: string, params: readonly unknown[]): Promise<QueryResult<Row>> => {
+    query: <Row>(
+      text: string,
+      params: readonly unknown[],
+      queryOptions?: QueryOptions,
+    ): Promise<QueryResult<Row>> => {
       // A statement outside a transaction that InnoDB picks as a deadlock's victim is rolled back
       // whole, so it runs again (a few times): two processes pausing and resuming one group at
       // once, say, must not see a deadlock. An INSERT IGNORE runs in a transaction of its own, so
       // a value cut short is undone; its duplicate's shared lock is then held until the COMMIT,
       // another way to meet a racing DELETE or INSERT of that row in a deadlock.
       const once = (): Promise<QueryResult<Row>> =>
-        INSERT_IGNORE.test(text)
-          ? withConnection((conn, onBroken) =>
-              inTransaction(conn, (tx) => tx.query<Row>(text, params), undefined, onBroken),
-            )
-          : run<Row>(ready(), text, params);
+        queryOptions?.atomicScript
+          ? script<Row>(text, params)
+          : INSERT_IGNORE.test(text)
+            ? withConnection((conn, onBroken) =>
+                inTransaction(conn, (tx) => tx.query<Row>(text, params), undefined, onBroken),
+              )
+            : run<Row>(ready(), text, params);
       const attempt = async (left: number): Promise<QueryResult<Row>> => {
         try {
           return await once();

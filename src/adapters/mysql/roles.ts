@@ -46,6 +46,21 @@ async function updateAndRead(
   return rows;
 }
 
+/** `ER_DUP_ENTRY`: a row with that key exists. */
+const DUPLICATE_KEY = 1062;
+
+/** The server's error number of `e` or of the error it wraps (a store error's `cause`). */
+function errnoOf(e: unknown): unknown {
+  for (let at: unknown = e, depth = 0; at && depth < 4; at = (at as { cause?: unknown }).cause, depth++) {
+    const errno = (at as { errno?: unknown }).errno;
+    if (errno !== undefined) return errno;
+  }
+  return undefined;
+}
+
+/** What a step record's rewrite changes: everything but its first `started_at`. */
+const STEP_UPDATES = ["name", "status", "result", "error", "attempts", "finished_at", "note"];
+
 /** Claim attempts before rows skipped as locked are left to a later claim (see `claim`). */
 const CLAIM_ROUNDS = 4;
 
@@ -193,5 +208,39 @@ export const mysqlRoles: StoreRoles = {
         sql` RETURNING message_id`,
       ),
   },
-  saga: {},
+  saga: {
+    // A step's outcome in one round trip: the fenced update and the step row as one script the
+    // driver runs as one transaction (`START TRANSACTION; …; COMMIT`, rolled back whole on any
+    // error). The step row is written only while the instance still holds the claim the update
+    // was fenced by (that update holds its row lock): a stale claim writes nothing, and the
+    // update's row count (the script's) is 0. Neither database has a one-statement form:
+    // `UPDATE … RETURNING` and a data-changing CTE are missing.
+    outcome: (update, steps, s, fence) =>
+      join(
+        update,
+        sql`;
+INSERT INTO ${steps} (saga_id, idx, phase, name, status, result, error, attempts, started_at, finished_at, note)
+  SELECT ${fence.id}, ${s.index}, ${s.phase}, ${s.name}, ${s.status}, `,
+        s.resultJson === null ? sql`NULL` : sql`${s.resultJson}`,
+        sql`, ${s.error}, ${s.attempts}, ${s.startedAt}, ${s.finishedAt}, ${s.note} FROM DUAL
+  WHERE EXISTS (SELECT 1 FROM ${fence.instances} WHERE id = ${fence.id} AND claim = ${fence.claim})
+  ON DUPLICATE KEY UPDATE ${raw(STEP_UPDATES.map((c) => `${c} = VALUES(${c})`).join(", "))};`,
+      ),
+    outcomeOptions: { atomicScript: true },
+    // A start in one round trip: a plain INSERT in autocommit, its duplicate-key error the answer.
+    // INSERT IGNORE would also store a value too long for its column cut short (only a warning):
+    // the driver reads its warnings in a transaction of its own, three round trips. In strict
+    // mode (every Patchbay session) a plain INSERT refuses such a value outright.
+    async insertAlone(ex, table, columns, row) {
+      try {
+        await runIn("question", ex, join(sql`INSERT INTO ${table} (${raw(columns)}) VALUES `, row), {
+          prepare: true,
+        });
+        return true;
+      } catch (e) {
+        if (errnoOf(e) === DUPLICATE_KEY) return false;
+        throw e;
+      }
+    },
+  },
 };
