@@ -164,4 +164,22 @@ describe("saga runner on a fake clock", () => {
     expect((await r.get("s"))?.steps[0]).toMatchObject({ status: "succeeded", attempts: 1 });
     expect(calls).toBe(1);
   });
+  it("a direct start whose id exists gives back its reserved slot: a saga waiting for it runs without the poll", async () => {
+    const s = defineSaga("dup", { version: 1, steps: [{ name: "only", run: () => "ok" }] });
+    // One slot and a poll far beyond the test: only a wake-up or a freed slot makes it claim.
+    const r = await runner({ sagas: [s], concurrency: 1, pollInterval: "10m" });
+    await r.saga(s).start(null, { id: "a" });
+    await until(async () => (await statusOf(r, "a")) === "completed", "a completed");
+    // Together: "a" again (the free slot is reserved for it while it inserts and reads the
+    // existing row) and "x" (no slot free: stored for the claim loop, which is woken but finds
+    // the slot reserved). When "a" turns out to exist, its slot is free again and the loop must
+    // hear of it (it once did not: "x" waited for the 10-minute poll).
+    const [dup, x] = await Promise.all([
+      r.saga(s).start(null, { id: "a" }),
+      r.saga(s).start(null, { id: "x" }),
+    ]);
+    expect(dup.created).toBe(false);
+    expect(x.created).toBe(true);
+    await until(async () => (await statusOf(r, "x")) === "completed", "x completed", 3000);
+  });
 });

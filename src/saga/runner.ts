@@ -348,6 +348,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       lastDelay: undefined,
     };
     let existing: InstanceRow | undefined;
+    let inserted = false;
     try {
       if (opts.tx) {
         const tx = opts.tx;
@@ -360,6 +361,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
         } else existing = await repo.get(tx, id);
       } else if (await repo.insert(store, row, inputJson)) {
         // One statement, committed on its own: durable when it resolves.
+        inserted = true;
         measure("saga.started", 1, { saga: row.name });
         if (!direct) {
           wake();
@@ -367,7 +369,12 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
         }
       } else existing = await repo.get(store, id);
     } finally {
-      if (direct) reserved--;
+      if (direct) {
+        reserved--;
+        // The slot held for it is free again (the id exists, or the insert failed): the loop
+        // may have found no room for work stored meanwhile.
+        if (!inserted) claimLoop?.freed();
+      }
     }
     if (existing) {
       if (existing.name !== def.name) {
