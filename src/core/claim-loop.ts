@@ -133,6 +133,7 @@ export function startClaimLoop(options: ClaimLoopOptions): ClaimLoop {
   };
   /** Wakes the loop when the slot freed first has waited GATHER_MS. */
   const gatherLater = () => {
+    if (!running) return; // stop() cleared the timer; a round ending after it makes none
     gatherTimer ??= setTimeout(
       () => {
         gatherTimer = undefined;
