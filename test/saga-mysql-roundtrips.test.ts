@@ -184,6 +184,26 @@ if (!maria.reachable) {
       expect(await steps("atomic-1")).toEqual([{ status: "succeeded" }]);
     });
 
+    it("values that look like SQL or break text travel through the script exactly", async () => {
+      // The script is several statements in one query, its values written in by the client:
+      // a value holding `;`, a newline, quotes, `?`, a NUL or an emoji must stay one value.
+      const repo = sagaRepository(store);
+      const now = Date.now();
+      const hostile = `a;\nCOMMIT;\nDROP TABLE x; -- ' " \\ ? \u0000 😀`;
+      const result = { s: hostile, big: "12345678901234567890", n: 9007199254740993n.toString() };
+      await repo.insert(store, row("hostile-1", 1, now), "{}");
+      expect(
+        await repo.writeOutcome(store, "hostile-1", 1, { step: 1 }, now + 5, {
+          ...stepWrite("succeeded", now),
+          resultJson: JSON.stringify(result),
+          note: hostile,
+        }),
+      ).toBe(true);
+      const [step] = await repo.steps(store, "hostile-1");
+      expect(step).toMatchObject({ status: "succeeded", result, note: hostile });
+      expect(await instance("hostile-1")).toMatchObject({ step: 1, updated_at: now + 5 });
+    });
+
     it("a second start of an id is a duplicate: nothing written, the first kept", async () => {
       const runner = createSagaRunner({ store, sagas: [order] });
       const first = await runner.saga(order).start({ n: 1 }, { id: "dup-1" });

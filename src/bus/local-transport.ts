@@ -18,7 +18,7 @@ import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import type { QueuedRow } from "../store/roles.js";
 import { int, PREPARED, quoteColumn, run, type SqlDialect } from "../store/dialect.js";
 import { runLast, type SqlStore } from "../store/sql-store.js";
-import { join, raw, sql } from "../store/sql.js";
+import { join, joinWith, raw, sql } from "../store/sql.js";
 import { BusError, UndecodableMessageError } from "./errors.js";
 import { isHeaders, isRecord } from "./headers.js";
 import { assertPattern, matchesAny } from "./patterns.js";
@@ -551,8 +551,9 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
             d,
             join(
               sql`UPDATE ${t.jobs} SET run_at = ${renewed} WHERE (id, attempt) IN (`,
-              ...refs.map((r, i) =>
-                i === 0 ? sql`(${r.id}, ${r.attempt})` : sql`, (${r.id}, ${r.attempt})`,
+              joinWith(
+                sql`, `,
+                refs.map((r) => sql`(${r.id}, ${r.attempt})`),
               ),
               sql`)`,
             ),
