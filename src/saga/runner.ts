@@ -6,7 +6,6 @@
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { EventBus } from "../bus/bus.js";
-import { createBatcher } from "../core/batcher.js";
 import { startClaimLoop, type ClaimLoop } from "../core/claim-loop.js";
 import { systemClock, type Clock } from "../core/clock.js";
 import { toMs, type Duration } from "../core/duration.js";
@@ -16,8 +15,8 @@ import { createLifecycle, StoppedError, type Lifecycle, type StopOptions } from 
 import { uuidv7 } from "../core/ids.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import type { StoreTx } from "../store/contracts.js";
-import { run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
+import { createWakeSignal } from "../store/wake-signal.js";
 import {
   defineSaga,
   isSagaDefinition,
@@ -193,26 +192,8 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
 
   const { wait, settled } = createWaiters(repo, store, pollMs, (id) => driving.has(id));
   const free = () => concurrency - busy - reserved;
-  /**
-   * Wakes the runners of other processes (where the store has notifications) after work was
-   * committed here outside a transaction. A NOTIFY serializes the commits that carry it (a lock
-   * held through the commit's flush): starts that each notified from their INSERT ran 2–3×
-   * slower at 8 at once than the same INSERTs without. So the INSERTs commit on their own, and
-   * one notification at a time covers every start committed before it was sent. A failed
-   * notification fails no start (the saga is stored; other runners find it by polling).
-   */
-  const signal = store.dialect.roles.notify?.signal(CHANNEL, "");
-  const signals = signal
-    ? createBatcher(async (items: unknown[]) => {
-        await run(store, store.dialect, signal);
-        return items.map(() => undefined);
-      })
-    : undefined;
-  const wakeOthers = async (): Promise<void> => {
-    await signals
-      ?.add(undefined)
-      .catch((e: unknown) => logger.warn({ err: e }, "patchbay saga: could not notify other workers"));
-  };
+  /** Wakes the runners of other processes after work committed here outside a transaction. */
+  const wakeOthers = createWakeSignal(store, CHANNEL, logger, "saga");
   const drive = createExecutor({
     store,
     bus: options.bus,

@@ -15,7 +15,7 @@ import type { StoreTx } from "../store/contracts.js";
 import { run, type SqlDialect } from "../store/dialect.js";
 import { sql } from "../store/sql.js";
 import { formatPayload, type WebhookPayloadFormat } from "./payload.js";
-import { notifyWorkers, webhookTables } from "./tables.js";
+import { webhookTables } from "./tables.js";
 
 const RESERVED_PREFIX = "patchbay.";
 
@@ -44,6 +44,8 @@ export function createFanOut(deps: {
   format: WebhookPayloadFormat;
   firstDelay: () => number;
   wake: () => void;
+  /** Wakes delivery workers in other processes, sent after the commit (store/wake-signal.ts). */
+  wakeOthers: () => Promise<void>;
 }) {
   const d = deps.dialect;
   const t = webhookTables(d);
@@ -82,8 +84,12 @@ export function createFanOut(deps: {
         ),
       );
     }
-    await notifyWorkers(tx, d);
-    tx.afterCommit(deps.wake);
+    // Not a NOTIFY in this transaction: with one in each, fan-outs running at once would commit one
+    // at a time (see store/wake-signal.ts).
+    tx.afterCommit(() => {
+      deps.wake();
+      void deps.wakeOthers();
+    });
     return targets.length;
   };
 }

@@ -18,7 +18,7 @@ import type { ClaimedDelivery } from "./claim.js";
 import { EndpointDisabled } from "./events.js";
 import type { RetrySchedule } from "./schedule.js";
 import type { AttemptOutcome } from "./sender.js";
-import { notifyWorkers, optionalInt, webhookTables } from "./tables.js";
+import { optionalInt, webhookTables } from "./tables.js";
 
 /** One finished attempt waiting to be recorded. */
 export interface FinishedAttempt {
@@ -56,6 +56,8 @@ export function createRecorder(
     random: () => number;
     disableAfterMs: number;
     logger: Logger;
+    /** Wakes delivery workers in other processes, sent after the commit (store/wake-signal.ts). */
+    wakeOthers: () => Promise<void>;
   },
 ) {
   const d = store.dialect;
@@ -220,16 +222,17 @@ export function createRecorder(
       }
       if (h.gone) await disable(tx, endpointId, "gone", now, publish);
     }
-    // Slots freed and retries due at once wake workers in other processes too.
-    await notifyWorkers(tx, d);
     return results;
   }
 
   return async function record(batch: readonly FinishedAttempt[]): Promise<RecordedAttempt[]> {
     const bus = deps.bus;
-    if (bus) {
-      return bus.transaction((tx) => write(tx, batch, (data) => tx.publish(EndpointDisabled, data as never)));
-    }
-    return store.transaction((tx) => write(tx, batch, undefined));
+    const recorded = await (bus
+      ? bus.transaction((tx) => write(tx, batch, (data) => tx.publish(EndpointDisabled, data as never)))
+      : store.transaction((tx) => write(tx, batch, undefined)));
+    // Slots freed and retries due at once wake workers in other processes too: once committed,
+    // not by a NOTIFY in the transaction, which would make concurrent records commit one at a time.
+    await deps.wakeOthers();
+    return recorded;
   };
 }

@@ -10,6 +10,7 @@ import { createLifecycle, type Lifecycle } from "../core/lifecycle.js";
 import { silentLogger, type Logger } from "../core/logger.js";
 import type { EventBus } from "../bus/bus.js";
 import type { SqlStore } from "../store/sql-store.js";
+import { createWakeSignal } from "../store/wake-signal.js";
 import { createClaimer } from "./claim.js";
 import { createHttpConnector, type WebhookConnector } from "./connector.js";
 import { createWebhookDeliveries, type WebhookDeliveries } from "./deliveries.js";
@@ -21,6 +22,7 @@ import { retrySchedule, type RetryScheduleOptions } from "./schedule.js";
 import { createSender } from "./sender.js";
 import { createTargetPolicy, type WebhookResolver } from "./ssrf.js";
 import { webhookMetrics } from "./telemetry.js";
+import { WAKE_CHANNEL } from "./tables.js";
 import { createTestSender } from "./test-event.js";
 import { startWorker, type Worker } from "./worker.js";
 
@@ -150,6 +152,7 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
   });
   let worker: Worker | undefined;
   const wake = () => worker?.wake();
+  const wakeOthers = createWakeSignal(store, WAKE_CHANNEL, logger, "webhooks");
 
   const endpoints = createWebhookEndpoints(store, {
     clock,
@@ -172,6 +175,7 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
       format,
       firstDelay: () => schedule.firstDelay(random),
       wake,
+      wakeOthers,
     });
     bus.subscribe(
       "#",
@@ -214,6 +218,7 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
           random,
           disableAfterMs: toMs(options.disableAfter ?? "5d", "disableAfter"),
           logger,
+          wakeOthers,
         }),
         send,
         concurrency,

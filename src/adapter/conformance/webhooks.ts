@@ -501,6 +501,41 @@ export function defineWebhooksConformance(harness: WebhooksHarness): void {
       expect(await webhooks.deliveries.message(pending.id)).toBeDefined();
     }, 60_000);
 
+    it("a delivery fanned out in another process is sent without waiting for the poll where the store notifies", async () => {
+      // The fan-out runs here (bus, webhooks not started); the only worker is on another
+      // connection, polling every 10 minutes where the store notifies (50 ms without).
+      const { bus, webhooks: fanning } = await (async () => {
+        const b: EventBus = createEventBus({
+          store,
+          clock,
+          transport: localTransport(store, { clock, pollInterval: "50ms" }),
+          events: [OrderPaid],
+        });
+        const w = createWebhooks({ store, bus: b, clock, allow: ["127.0.0.1/32"], random: () => 0.5 });
+        await b.start();
+        running.push({ stop: () => b.stop({ timeout: "2s" }) });
+        return { bus: b, webhooks: w };
+      })();
+      const other = db.make({ clock });
+      await other.open();
+      running.push({ stop: () => other.close() });
+      const worker = createWebhooks({
+        store: other,
+        clock,
+        allow: ["127.0.0.1/32"],
+        pollInterval: other.listen ? "10m" : "50ms",
+        random: () => 0.5,
+      });
+      await worker.start();
+      running.push({ stop: () => worker.stop({ timeout: "2s" }) });
+      const endpoint = await fanning.endpoints.create({ url: receiver.url });
+      // Past the worker's first (empty) claims: only a wake-up makes it claim again.
+      await new Promise((r) => setTimeout(r, 300));
+      const { id } = await bus.publish(OrderPaid, { orderId: "elsewhere", total: 1 });
+      await attemptsReach(worker, endpoint.id, id, 1);
+      expect(receiver.requests.map((r) => String(r.headers["webhook-id"]))).toEqual([id]);
+    }, 30_000);
+
     it("two workers on one store claim each delivery once: every message POSTed once, never twice", async () => {
       const other = db.make({ clock });
       await other.open();
