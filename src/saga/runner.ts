@@ -210,8 +210,15 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     finished(row) {
       busy--;
       driving.delete(row.id);
-      claimLoop?.freed();
-      if (TERMINAL_STATUSES.includes(row.status)) settled(publicView(row));
+      if (TERMINAL_STATUSES.includes(row.status)) {
+        claimLoop?.freed();
+        settled(publicView(row));
+      } else {
+        // It waits for a retry (or was released): due again at its own time, which the loop
+        // learns from a round (a claim, then nextDue), as the bus's local queue does. Freeing the
+        // slot alone left a loop that had found nothing asleep until its poll, past the retry.
+        claimLoop?.wake();
+      }
     },
   });
   const operator = createOperator({ store, repo, clock, definition });

@@ -585,6 +585,31 @@ export function defineSagaConformance(harness: SagaHarness): void {
       for (let i = 1; i < 4; i++) expect((await r.wait(`hold-${i}`)).status).toBe("completed");
     });
 
+    it("a step's retry runs when it falls due, not at the runner's next poll", async () => {
+      let tries = 0;
+      const flaky = defineSaga("flaky", {
+        version: 1,
+        steps: [
+          {
+            name: "call",
+            retry: { maxAttempts: 5, backoff: constant(100) },
+            run: () => {
+              if (++tries < 4) throw new Error("try again");
+              return tries;
+            },
+          },
+        ],
+      });
+      // A poll far beyond the test: only the runner knowing when each retry falls due runs it.
+      const r = await runner({ sagas: [flaky], pollInterval: "10m" });
+      const started = Date.now();
+      await r.saga(flaky).start(null, { id: "flaky-1" });
+      expect((await r.wait("flaky-1", { timeout: "20s" })).status).toBe("completed");
+      expect(tries).toBe(4);
+      // Three retries 100 ms apart; at the poll it would take 30 minutes.
+      expect(Date.now() - started).toBeLessThan(5_000);
+    });
+
     it("a saga started by another runner is taken up without waiting for the poll where the store notifies", async () => {
       const s = defineSaga("woken", { version: 1, steps: [{ name: "only", run: () => "done" }] });
       // With notifications the worker polls only every 10 minutes; without, at the suite's 20 ms.
