@@ -167,6 +167,27 @@ function byColumns(
   return [...groups.values()];
 }
 
+/**
+ * Items in groups of at most 100, each group's text (`length` of each) within 1 MiB unless one
+ * item alone is longer: one statement per group stays far below a server's packet limit
+ * (MariaDB's max_allowed_packet: 16 MiB by default, 4 MiB on older servers) with large rows.
+ */
+function* statementChunks<T>(items: readonly T[], length: (item: T) => number): Generator<T[]> {
+  let chunk: T[] = [];
+  let size = 0;
+  for (const item of items) {
+    const n = length(item);
+    if (chunk.length > 0 && (chunk.length >= 100 || size + n > 1 << 20)) {
+      yield chunk;
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(item);
+    size += n;
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
 /** Moves the rows holding a value their column would change (see `valueCheck`) to `quarantine`. */
 function refuseInexact(
   rows: Row[],
@@ -323,11 +344,11 @@ export function sqlDestination(
       const newRecords = async (tx: SqlExecutor, records: readonly QuarantineRecord[]) => {
         const fresh: QuarantineRecord[] = [];
         const seen = new Set<string>();
-        for (let i = 0; i < records.length; i += 100) {
-          const chunk = records.slice(i, i + 100).map((r) => ({
-            record: r,
-            fields: [r.reason, JSON.stringify(r.error), JSON.stringify(r.row)] as const,
-          }));
+        const all = records.map((r) => ({
+          record: r,
+          fields: [r.reason, JSON.stringify(r.error), JSON.stringify(r.row)] as const,
+        }));
+        for (const chunk of statementChunks(all, (c) => c.fields[1].length + c.fields[2].length)) {
           const s = b();
           // Placeholders in text order (`?` is positional).
           const byPipeline = s.param(pipeline);
@@ -349,15 +370,17 @@ export function sqlDestination(
 
       const saveQuarantine = async (tx: SqlExecutor, all: readonly QuarantineRecord[]) => {
         const now = Date.now();
-        const records = await newRecords(tx, all);
-        for (let i = 0; i < records.length; i += 100) {
+        const records = (await newRecords(tx, all)).map((r) => ({
+          reason: r.reason,
+          error: JSON.stringify(r.error),
+          row: JSON.stringify(r.row),
+        }));
+        for (const chunk of statementChunks(records, (r) => r.error.length + r.row.length)) {
           const s = b();
-          const values = records
-            .slice(i, i + 100)
-            .map(
-              (r) =>
-                `(${s.param(pipeline)}, ${s.param(runId)}, ${s.param(r.reason)}, ${s.param(JSON.stringify(r.error))}, ${s.param(JSON.stringify(r.row))}, ${s.param(now)})`,
-            );
+          const values = chunk.map(
+            (r) =>
+              `(${s.param(pipeline)}, ${s.param(runId)}, ${s.param(r.reason)}, ${s.param(r.error)}, ${s.param(r.row)}, ${s.param(now)})`,
+          );
           await tx.query(
             `INSERT INTO ${q(quarantine)} (pipeline, run_id, reason, error, row_data, created_at) VALUES ${values.join(", ")}`,
             s.params,

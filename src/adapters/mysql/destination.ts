@@ -83,10 +83,50 @@ function bindable(value: unknown, temporal: boolean): unknown {
   return value;
 }
 
+/** A bound value's length in a statement at most: every byte escaped (`\\0`), or hex for bytes. */
+function sqlLength(value: unknown): number {
+  if (typeof value === "string") return 2 * Buffer.byteLength(value) + 2;
+  if (value instanceof Uint8Array) return 2 * value.length + 3;
+  return 64;
+}
+
+/**
+ * The rows' bound values in groups of at most 1000 rows, each group within `budget` bytes of
+ * statement text, so a batch of large rows is several INSERTs rather than one MariaDB refuses
+ * (`max_allowed_packet`). A row alone over the budget is a group of its own: MariaDB refuses it.
+ */
+function* statements(
+  rows: readonly Row[],
+  columns: readonly string[],
+  temporal: readonly boolean[],
+  budget: number,
+): Generator<unknown[][]> {
+  let group: unknown[][] = [];
+  let size = 0;
+  for (const row of rows) {
+    const values = columns.map((n, j) => bindable(row[n], temporal[j] as boolean));
+    const length = values.reduce<number>((sum, v) => sum + sqlLength(v) + 2, 4);
+    if (group.length > 0 && (group.length >= 1000 || size + length > budget)) {
+      yield group;
+      group = [];
+      size = 0;
+    }
+    group.push(values);
+    size += length;
+  }
+  if (group.length > 0) yield group;
+}
+
 /** One session: a dedicated connection in UTC; `release` gives it back. */
 function connection(conn: MysqlPoolConnection, release: () => Promise<void>): DestinationConnection {
   const described = new Map<string, Map<string, string>>();
   const query = <R>(text: string, params: readonly unknown[] = []) => run<R>(conn, text, params);
+  let maxPacket: number | undefined;
+  /** The session's max_allowed_packet: no statement may be longer. */
+  const packetLimit = async () =>
+    (maxPacket ??= Number(
+      (await query<{ n: unknown }>("SELECT @@session.max_allowed_packet AS n")).rows[0]?.n ?? 4 << 20,
+    ));
 
   const describe = async (table: TableName) => {
     const cached = described.get(q(table));
@@ -120,10 +160,8 @@ function connection(conn: MysqlPoolConnection, release: () => Promise<void>): De
     }
     const text = `INSERT INTO ${q(request.table)} (${request.columns.map(c).join(", ")}) VALUES ?${action}`;
     let changed = 0;
-    for (let i = 0; i < request.rows.length; i += 1000) {
-      const values = request.rows
-        .slice(i, i + 1000)
-        .map((row: Row) => request.columns.map((n, j) => bindable(row[n], temporal[j] as boolean)));
+    const budget = (await packetLimit()) - Buffer.byteLength(text) - 1024;
+    for (const values of statements(request.rows, request.columns, temporal, budget)) {
       try {
         const [result] = (await conn.query(text, [values])) as [MysqlResultHeader, unknown];
         // mysql2 connects with CLIENT_FOUND_ROWS: affectedRows counts an insert 1, a key hit 1, and a
