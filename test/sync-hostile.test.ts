@@ -2,9 +2,15 @@
  * Hostile values the fidelity matrix does not hold, each through the pairs it can break:
  * instants read in a source session whose zone is not UTC (Asia/Kathmandu, +05:45, +05:41:16
  * before 1986) into a column without a zone, including years before 1 AD and after 9999; rows
- * that each fit MariaDB's max_allowed_packet but not together.
+ * that each fit MariaDB's max_allowed_packet but not together; NDJSON numbers beyond a double.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
+import { sqlite, sqliteDestination } from "../src/adapters/sqlite/index.js";
+import { ndjsonSource } from "../src/sync/files.js";
+import { ndjsonDestination } from "../src/sync/ndjson-destination.js";
 import { postgresSource } from "../src/adapters/postgres/index.js";
 import type { Row } from "../src/sync/contracts.js";
 import { pipeline } from "../src/sync/pipeline.js";
@@ -102,6 +108,99 @@ describe("MariaDB destination: large rows", () => {
       } finally {
         await from.cleanup();
         await to.cleanup();
+      }
+    },
+  );
+});
+
+describe("NDJSON source: numbers a double cannot hold", () => {
+  // Each line's numbers as written; a JS number would round all but the last three of them.
+  const lines = [
+    `{"id": 1, "n": 12345678901234567890, "doc": {"big": 12345678901234567890123, "list": [9007199254740993, 0.1]}}`,
+    `{"id": 2, "n": 0.1000000000000000055511151231257827, "doc": [-9223372036854775809]}`,
+    `{"id": 3, "n": 9007199254740993, "doc": {"tiny": 1e-400}}`,
+    `{"id": 4, "n": 1E2, "doc": {"plain": 1.5}}`,
+    `{"id": 5, "n": -0.0, "doc": null}`,
+    `{"id": 6, "n": 2.5, "doc": {"x": [1, 2.0, -3e-2]}}`,
+  ];
+  const exact: Array<[number, string, string | null]> = [
+    [1, "12345678901234567890", `{"big":12345678901234567890123,"list":[9007199254740993,0.1]}`],
+    [2, "0.1000000000000000055511151231257827", `[-9223372036854775809]`],
+    [3, "9007199254740993", `{"tiny":1e-400}`],
+    [4, "100", `{"plain":1.5}`],
+    [5, "0", null],
+    [6, "2.5", `{"x":[1,2,-0.03]}`],
+  ];
+
+  it("arrive in a SQLite TEXT column and an NDJSON file as written, never rounded", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "patchbay-ndjson-exact-"));
+    const store = sqlite({ file: join(dir, "store.db") });
+    const file = join(dir, "data.db");
+    try {
+      writeFileSync(join(dir, "in.ndjson"), lines.join("\n") + "\n");
+      const db = sqliteSyncDb({ kind: "sqlite", location: dir });
+      await db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, n TEXT, doc TEXT)");
+      for (const [name, destination] of [
+        ["lite", sqliteDestination({ file, table: "t", key: "id" })],
+        ["file", ndjsonDestination({ path: join(dir, "out.ndjson") })],
+      ] as const) {
+        const p = pipeline(`ndjson_exact_${name}`, {
+          store,
+          source: ndjsonSource({ path: join(dir, "in.ndjson") }),
+          destination,
+          mode: "full",
+          batchSize: 4,
+        });
+        const report = await p.run();
+        expect(report.rowsWritten).toBe(lines.length);
+        await p.close();
+      }
+      const rows = await db.exec("SELECT id, n, doc FROM t ORDER BY id");
+      // 1E2 and -0.0 are JS numbers (SQLite's TEXT affinity writes a bound double as `100.0`).
+      const plain = (id: number, n: unknown) => (id === 4 || id === 5 ? Number(n) : String(n));
+      expect(rows.map((r) => [Number(r.id), plain(Number(r.id), r.n), r.doc])).toEqual(
+        exact.map(([id, n, doc]) => [id, plain(id, n), doc]),
+      );
+      // The file holds each number's digits: a string where a JS number could not hold it.
+      const written = readFileSync(join(dir, "out.ndjson"), "utf8").trim().split("\n");
+      expect(written[0]).toBe(
+        `{"id":1,"n":"12345678901234567890","doc":{"big":12345678901234567890123,"list":[9007199254740993,0.1]}}`,
+      );
+      expect(written[5]).toBe(`{"id":6,"n":2.5,"doc":{"x":[1,2,-0.03]}}`);
+      await db.cleanup();
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!services.postgres.reachable)(
+    "arrive in PostgreSQL numeric and jsonb columns exactly",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "patchbay-ndjson-exact-pg-"));
+      const db = postgresSyncDb(services.postgres.url);
+      try {
+        writeFileSync(join(dir, "in.ndjson"), lines.join("\n") + "\n");
+        await db.exec(`CREATE TABLE ${db.sqlName("t")} (id int PRIMARY KEY, n numeric, doc jsonb)`);
+        const p = pipeline("ndjson_exact_pg", {
+          store: db.store(),
+          source: ndjsonSource({ path: join(dir, "in.ndjson") }),
+          destination: db.destination({ table: "t", key: "id" }),
+          mode: "full",
+        });
+        const report = await p.run();
+        expect(report.rowsWritten).toBe(lines.length);
+        await p.close();
+        const rows = await db.exec(
+          `SELECT id, n::text AS n, doc::text AS doc, doc = $1::jsonb AS same FROM ${db.sqlName("t")} ORDER BY id`,
+          [exact[0]?.[2]],
+        );
+        expect(rows.map((r) => [r.id, r.n])).toEqual(exact.map(([id, n]) => [id, id === 4 ? "100" : n]));
+        expect(rows[0]?.same).toBe(true);
+        expect(rows[1]?.doc).toBe("[-9223372036854775809]");
+      } finally {
+        await db.cleanup();
+        rmSync(dir, { recursive: true, force: true });
       }
     },
   );

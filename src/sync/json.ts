@@ -1,4 +1,10 @@
 import type { JsonValue } from "./contracts.js";
+import { canonicalDecimal } from "./exact.js";
+
+const json = JSON as unknown as {
+  rawJSON(source: string): unknown;
+  isRawJSON(value: unknown): value is { rawJSON: string };
+};
 
 /**
  * A JSON-safe copy of any value, for quarantine records and run records: Dates become ISO
@@ -21,6 +27,8 @@ export function toJsonSafe(value: unknown, seen = new Set<object>()): JsonValue 
       return null;
   }
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+  // A number kept as its text (parseExactJson): JSON.stringify writes it as it came.
+  if (json.isRawJSON(value)) return value;
   if (value instanceof Uint8Array) return { base64: Buffer.from(value).toString("base64") };
   if (seen.has(value)) return "[Circular]";
   seen.add(value);
@@ -59,7 +67,36 @@ export function errorInfo(e: unknown): { code?: string; message: string } {
 export function parseExactJson(text: string): unknown {
   return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
     typeof value === "number" && context?.source !== undefined && String(value) !== context.source
-      ? (JSON as unknown as { rawJSON(source: string): unknown }).rawJSON(context.source)
+      ? json.rawJSON(context.source)
       : value,
   );
+}
+
+/**
+ * Parses a JSON object's text (an NDJSON line) into a row without rounding a number: a number
+ * whose JS value differs from its text's (12345678901234567890, 9007199254740993) is a string of
+ * its digits as a column of the row, as a SQL source gives a bigint or numeric, and a
+ * `JSON.rawJSON` inside an object or array, which `JSON.stringify` writes back exactly. Other
+ * numbers (`1E2`, `2.0`) are JS numbers.
+ */
+export function parseExactRow(text: string): unknown {
+  const value = JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+    typeof value === "number" &&
+    context?.source !== undefined &&
+    canonicalDecimal(String(value)) !== canonicalDecimal(context.source)
+      ? json.rawJSON(context.source)
+      : value,
+  ) as unknown;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  for (const [column, v] of Object.entries(value)) {
+    // defineProperty: a column named `__proto__` is a column like any other.
+    if (json.isRawJSON(v))
+      Object.defineProperty(value, column, {
+        value: v.rawJSON,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+  }
+  return value;
 }
