@@ -2,14 +2,18 @@
  * Hostile values the fidelity matrix does not hold, each through the pairs it can break:
  * instants read in a source session whose zone is not UTC (Asia/Kathmandu, +05:45, +05:41:16
  * before 1986) into a column without a zone, including years before 1 AD and after 9999; rows
- * that each fit MariaDB's max_allowed_packet but not together; NDJSON numbers beyond a double.
+ * that each fit MariaDB's max_allowed_packet but not together; NDJSON and HTTP API numbers beyond
+ * a double.
  */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { sqlite, sqliteDestination } from "../src/adapters/sqlite/index.js";
 import { ndjsonSource } from "../src/sync/files.js";
+import { httpSource } from "../src/sync/http-source.js";
 import { ndjsonDestination } from "../src/sync/ndjson-destination.js";
 import { postgresSource } from "../src/adapters/postgres/index.js";
 import type { Row } from "../src/sync/contracts.js";
@@ -204,4 +208,54 @@ describe("NDJSON source: numbers a double cannot hold", () => {
       }
     },
   );
+});
+
+describe("HTTP API source: numbers a double cannot hold", () => {
+  it("items and page tokens keep their digits: nothing rounded, no page skipped or read twice", async () => {
+    // Page tokens are numbers too big for a double: rounded, the second token would ask for a
+    // page that does not exist.
+    const pages: Record<string, string> = {
+      first: `{"data": [{"id": 1, "n": 12345678901234567890, "doc": {"big": 12345678901234567890123}}], "next": 12345678901234567890}`,
+      "12345678901234567890": `{"data": [{"id": 2, "n": 9007199254740993, "doc": [0.1000000000000000055511151231257827]}], "next": 12345678901234567891}`,
+      "12345678901234567891": `{"data": [{"id": 3, "n": 1.5, "doc": null}], "next": null}`,
+    };
+    const asked: string[] = [];
+    const server = createServer((req, res) => {
+      const token = new URL(req.url ?? "/", "http://x").searchParams.get("cursor") ?? "first";
+      asked.push(token);
+      const body = pages[token];
+      res.writeHead(body === undefined ? 404 : 200, { "content-type": "application/json" }).end(body ?? "{}");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const db = sqliteSyncDb();
+    try {
+      await db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, n TEXT, doc TEXT)");
+      const p = pipeline("http_exact", {
+        store: db.store(),
+        source: httpSource({
+          clientOptions: {
+            baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+            retry: false,
+          },
+          path: "items",
+          next: "next",
+        }),
+        destination: db.destination({ table: "t", key: "id" }),
+        mode: "full",
+      });
+      const report = await p.run();
+      expect(report.rowsWritten).toBe(3);
+      expect(asked).toEqual(["first", "12345678901234567890", "12345678901234567891"]);
+      const rows = await db.exec("SELECT id, n, doc FROM t ORDER BY id");
+      expect(rows.map((r) => [Number(r.id), String(r.n), r.doc])).toEqual([
+        [1, "12345678901234567890", `{"big":12345678901234567890123}`],
+        [2, "9007199254740993", `[0.1000000000000000055511151231257827]`],
+        [3, "1.5", null],
+      ]);
+      await p.close();
+    } finally {
+      await db.cleanup();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
 });

@@ -73,20 +73,29 @@ export function parseExactJson(text: string): unknown {
 }
 
 /**
- * Parses a JSON object's text (an NDJSON line) into a row without rounding a number: a number
- * whose JS value differs from its text's (12345678901234567890, 9007199254740993) is a string of
- * its digits as a column of the row, as a SQL source gives a bigint or numeric, and a
- * `JSON.rawJSON` inside an object or array, which `JSON.stringify` writes back exactly. Other
- * numbers (`1E2`, `2.0`) are JS numbers.
+ * Parses JSON text keeping every number a JS number would change: one whose value differs from
+ * its text's (12345678901234567890, 9007199254740993) is a `JSON.rawJSON` of its text, which
+ * `JSON.stringify` writes back exactly. Other numbers (`1E2`, `2.0`) are JS numbers.
  */
-export function parseExactRow(text: string): unknown {
-  const value = JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+export function parseExactNumbers(text: string): unknown {
+  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
     typeof value === "number" &&
     context?.source !== undefined &&
     canonicalDecimal(String(value)) !== canonicalDecimal(context.source)
       ? json.rawJSON(context.source)
       : value,
   ) as unknown;
+}
+
+/** A raw JSON number's text, or the value as it is. */
+export const rawText = (value: unknown): unknown => (json.isRawJSON(value) ? value.rawJSON : value);
+
+/**
+ * A parsed object as a row: a column holding a raw JSON number (see {@link parseExactNumbers})
+ * gets a string of its digits, as a SQL source gives a bigint or numeric; raw numbers nested in
+ * an object or array stay raw, written exactly in the JSON made of them. Other values as they are.
+ */
+export function exactColumns(value: unknown): unknown {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
   for (const [column, v] of Object.entries(value)) {
     // defineProperty: a column named `__proto__` is a column like any other.
@@ -100,3 +109,6 @@ export function parseExactRow(text: string): unknown {
   }
   return value;
 }
+
+/** Parses a JSON object's text (an NDJSON line) into a row without rounding a number: see {@link exactColumns}. */
+export const parseExactRow = (text: string): unknown => exactColumns(parseExactNumbers(text));
