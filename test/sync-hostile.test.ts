@@ -14,6 +14,7 @@ import { describe, expect, inject, it } from "vitest";
 import { sqlite, sqliteDestination } from "../src/adapters/sqlite/index.js";
 import { ndjsonSource } from "../src/sync/files.js";
 import { httpSource } from "../src/sync/http-source.js";
+import { isPatchbayError } from "../src/core/errors.js";
 import { ndjsonDestination } from "../src/sync/ndjson-destination.js";
 import { postgresSource } from "../src/adapters/postgres/index.js";
 import type { Row } from "../src/sync/contracts.js";
@@ -252,6 +253,37 @@ describe("HTTP API source: numbers a double cannot hold", () => {
         [2, "9007199254740993", `[0.1000000000000000055511151231257827]`],
         [3, "1.5", null],
       ]);
+      await p.close();
+    } finally {
+      await db.cleanup();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe("HTTP API source: a page that is not the JSON it says", () => {
+  it("fails the run with a typed error (HTTP_BODY_INVALID) naming the URL, and loads nothing of it", async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" }).end(`{"data": [{"id": 1}`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const db = sqliteSyncDb();
+    try {
+      await db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY)");
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const p = pipeline("http_cut", {
+        store: db.store(),
+        source: httpSource({ clientOptions: { baseUrl: base, retry: false }, path: "items", next: "next" }),
+        destination: db.destination({ table: "t", key: "id" }),
+        mode: "full",
+      });
+      const error = await p.run().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isPatchbayError(error, "HTTP_BODY_INVALID")).toBe(true);
+      expect((error as Error).message).toContain(`GET ${base}items`);
+      expect(await db.exec("SELECT id FROM t")).toEqual([]);
       await p.close();
     } finally {
       await db.cleanup();

@@ -14,7 +14,7 @@ import { exponential } from "../resilience/backoff.js";
 import { retry, type RetryOptions, type RetryPolicy } from "../resilience/retry.js";
 import { timeout as timeoutPolicy } from "../resilience/timeout.js";
 import { wrap } from "../resilience/wrap.js";
-import { HttpError, HttpNetworkError, HttpRedirectError, parseRetryAfter } from "./errors.js";
+import { HttpBodyError, HttpError, HttpNetworkError, HttpRedirectError, parseRetryAfter } from "./errors.js";
 
 /** Options of {@link httpClient}. */
 export interface HttpClientOptions {
@@ -243,7 +243,7 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
       return {
         status: res.status,
         headers: res.headers,
-        data: await readBody(res, parseJson),
+        data: await readBody(res, parseJson, verb, current.href),
         url: current.href,
       };
     }
@@ -284,12 +284,21 @@ function buildUrl(base: URL | undefined, path: string, query: HttpRequestOptions
   return url;
 }
 
-async function readBody(res: Response, parseJson: (text: string) => unknown): Promise<unknown> {
+async function readBody(
+  res: Response,
+  parseJson: (text: string) => unknown,
+  method: string,
+  url: string,
+): Promise<unknown> {
   const text = await res.text();
   if (text === "") return undefined;
   const type = res.headers.get("content-type") ?? "";
-  if (/\bjson\b|\+json/i.test(type)) return parseJson(text);
-  return text;
+  if (!/\bjson\b|\+json/i.test(type)) return text;
+  try {
+    return parseJson(text);
+  } catch (e) {
+    throw new HttpBodyError(method, url, res.status, text.slice(0, 2048), { cause: e });
+  }
 }
 
 /** Reads at most `limit` bytes of the body, then drops the rest of the stream. */
