@@ -612,6 +612,12 @@ export function sqlDestination(
           return conn.transaction(async (tx) => {
             await renewClaim(tx);
             const result: WriteResult = { written: 0, deleted: 0 };
+            // Deletes first: a change stream nets its changes by the source's key, which may be
+            // finer than this table's (REPLICA IDENTITY FULL without a primary key: every column),
+            // so an update can come as a delete of the old row and an upsert of the new one with
+            // the same key here. Applied the other way round, the delete would remove the update.
+            if (write === "merge" && batch.deletes.length > 0)
+              result.deleted = await deleteKeys(tx, batch.deletes);
             if (encoded && encoded.count > 0) {
               result.written = await tx.load({
                 table: write === "replace" ? stage : table,
@@ -636,8 +642,6 @@ export function sqlDestination(
                 version: write === "merge" ? version : undefined,
               });
             }
-            if (write === "merge" && batch.deletes.length > 0)
-              result.deleted = await deleteKeys(tx, batch.deletes);
             if (quarantine.length > 0) await saveQuarantine(tx, quarantine);
             await saveCheckpoint(tx, batch.checkpoint);
             return refused > 0 ? { ...result, quarantined: refused } : result;
