@@ -3,7 +3,7 @@
  * instants read in a source session whose zone is not UTC (Asia/Kathmandu, +05:45, +05:41:16
  * before 1986) into a column without a zone, including years before 1 AD and after 9999; rows
  * that each fit MariaDB's max_allowed_packet but not together; NDJSON and HTTP API numbers beyond
- * a double.
+ * a double; text with a lone surrogate, which no UTF-8 column can hold.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -290,4 +290,71 @@ describe("HTTP API source: a page that is not the JSON it says", () => {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+});
+
+describe("Text with a lone surrogate (JSON allows \\ud800; UTF-8 has no such character)", () => {
+  const dbs = {
+    sqlite: {
+      ready: true,
+      make: () => sqliteSyncDb(),
+      ddl: "CREATE TABLE {t} (id INTEGER PRIMARY KEY, s TEXT)",
+    },
+    postgres: {
+      ready: services.postgres.reachable,
+      make: () => postgresSyncDb(services.postgres.url),
+      ddl: "CREATE TABLE {t} (id int PRIMARY KEY, s text)",
+    },
+    mysql: {
+      ready: services.mysql.reachable,
+      make: () => mysqlSyncDb(services.mysql.url),
+      ddl: "CREATE TABLE {t} (id INT PRIMARY KEY, s LONGTEXT) CHARACTER SET utf8mb4",
+    },
+  };
+  for (const [kind, spec] of Object.entries(dbs)) {
+    it.skipIf(!spec.ready)(
+      `${kind}: the row is quarantined (SYNC_VALUE_INEXACT), never stored with U+FFFD`,
+      async () => {
+        const dir = mkdtempSync(join(tmpdir(), "patchbay-surrogate-"));
+        const db = spec.make();
+        const meta = sqliteSyncDb();
+        try {
+          writeFileSync(
+            join(dir, "in.ndjson"),
+            [
+              `{"id": 1, "s": "a\\ud800b"}`,
+              `{"id": 2, "s": "ok 😀"}`,
+              `{"id": 3, "s": "x\\udc00"}`,
+              `{"id": 4, "s": "\\ud83d\\ude00"}`,
+            ].join("\n") + "\n",
+          );
+          await db.exec(spec.ddl.replace("{t}", db.sqlName("t")));
+          const destination = db.destination({ table: "t", key: "id" });
+          const p = pipeline(`surrogate_${kind}`, {
+            store: meta.store(),
+            source: ndjsonSource({ path: join(dir, "in.ndjson") }),
+            destination,
+            mode: "full",
+          });
+          const report = await p.run();
+          expect(report.rowsWritten).toBe(2);
+          expect(report.rowsQuarantined).toBe(2);
+          const rows = await db.exec(`SELECT id, s FROM ${db.sqlName("t")} ORDER BY id`);
+          expect(rows.map((r) => [Number(r.id), r.s])).toEqual([
+            [2, "ok 😀"],
+            [4, "😀"],
+          ]);
+          const quarantined = await destination.quarantined?.(`surrogate_${kind}`);
+          expect(quarantined?.map((q) => [(q.row as { id: number }).id, q.error.code]).sort()).toEqual([
+            [1, "SYNC_VALUE_INEXACT"],
+            [3, "SYNC_VALUE_INEXACT"],
+          ]);
+          await p.close();
+        } finally {
+          await meta.cleanup();
+          await db.cleanup();
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    );
+  }
 });

@@ -168,6 +168,35 @@ function byColumns(
 }
 
 /**
+ * Moves the rows holding text with a lone surrogate (`"\ud800"`: JSON and JS strings allow it,
+ * UTF-8 has no such character) to `quarantine`: every driver would store U+FFFD in its place.
+ * Objects and arrays are written as JSON, which escapes it: only a column's own text is checked.
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function refuseIllFormed(rows: Row[], columns: readonly string[], quarantine: QuarantineRecord[]): Row[] {
+  const bad = (row: Row) =>
+    columns.find((name) => {
+      const value = row[name];
+      return typeof value === "string" && LONE_SURROGATE.test(value);
+    });
+  if (!rows.some((row) => bad(row) !== undefined)) return rows;
+  return rows.filter((row) => {
+    const name = bad(row);
+    if (name === undefined) return true;
+    quarantine.push({
+      reason: "value",
+      error: {
+        code: "SYNC_VALUE_INEXACT",
+        message: `column ${JSON.stringify(name)} holds text with a lone surrogate, which UTF-8 cannot store (it would become U+FFFD)`,
+      },
+      row: toJsonSafe(row),
+    });
+    return false;
+  });
+}
+
+/**
  * Items in groups of at most 100, each group's text (`length` of each) within 1 MiB unless one
  * item alone is longer: one statement per group stays far below a server's packet limit
  * (MariaDB's max_allowed_packet: 16 MiB by default, 4 MiB on older servers) with large rows.
@@ -604,6 +633,7 @@ export function sqlDestination(
             );
           }
           const quarantine = [...batch.quarantine];
+          rows = refuseIllFormed(rows, columns, quarantine);
           if (driver.valueCheck && rows.length > 0) {
             const types = await conn.describe(write === "replace" ? stage : table);
             if (types) rows = refuseInexact(rows, columns, types, driver.valueCheck, quarantine);
