@@ -3,7 +3,8 @@
  * instants read in a source session whose zone is not UTC (Asia/Kathmandu, +05:45, +05:41:16
  * before 1986) into a column without a zone, including years before 1 AD and after 9999; rows
  * that each fit MariaDB's max_allowed_packet but not together; NDJSON and HTTP API numbers beyond
- * a double; text with a lone surrogate, which no UTF-8 column can hold.
+ * a double; text with a lone surrogate, which no UTF-8 column can hold; times with seven digits
+ * of a second (.NET's round-trip format) into PostgreSQL's microsecond columns.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -357,4 +358,43 @@ describe("Text with a lone surrogate (JSON allows \\ud800; UTF-8 has no such cha
       },
     );
   }
+});
+
+describe("PostgreSQL timestamp and timestamptz keep six digits of a second", () => {
+  it.skipIf(!services.postgres.reachable)(
+    "a time with seven (.NET's `o` format) is quarantined (SYNC_VALUE_INEXACT), never rounded; six or trailing zeros load",
+    async () => {
+      const from = sqliteSyncDb();
+      const to = postgresSyncDb(services.postgres.url);
+      try {
+        await from.exec("CREATE TABLE stamps (id INTEGER PRIMARY KEY, at TEXT, wall TEXT)");
+        const rows: Array<[number, string, string]> = [
+          [1, "2026-01-01T00:00:00.1234567Z", "2026-01-01T00:00:00.123456Z"],
+          [2, "2026-01-01T00:00:00.123456Z", "2026-01-01 00:00:00.9999999"],
+          [3, "2026-01-01T00:00:00.1234560+00:00", "2026-01-01 00:00:00.1000000"],
+        ];
+        for (const r of rows) await from.exec("INSERT INTO stamps VALUES (?, ?, ?)", r);
+        await to.exec(
+          `CREATE TABLE ${to.sqlName("stamps")} (id int PRIMARY KEY, at timestamptz, wall timestamp)`,
+        );
+        const p = pipeline("seven_digits", {
+          store: from.store(),
+          source: from.source({ table: "stamps", key: "id" }),
+          destination: to.destination({ table: "stamps", key: "id" }),
+          mode: "full",
+        });
+        const report = await p.run();
+        expect(report.rowsQuarantined).toBe(2);
+        expect(report.rowsWritten).toBe(1);
+        const loaded = await to.exec(
+          `SELECT id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS at, wall::text AS wall FROM ${to.sqlName("stamps")} ORDER BY id`,
+        );
+        expect(loaded).toEqual([{ id: 3, at: "2026-01-01 00:00:00.123456", wall: "2026-01-01 00:00:00.1" }]);
+        await p.close();
+      } finally {
+        await from.cleanup();
+        await to.cleanup();
+      }
+    },
+  );
 });

@@ -107,9 +107,14 @@ export interface SqlDestinationDriver extends KeysetDialect {
    */
   valueCheck?: (type: string) => ((value: unknown) => string | undefined) | undefined;
   /**
+   * The check deciding whether a pass-through batch must be decoded (see `decodeEncoded`), where
+   * the source's own text cannot need some of `valueCheck`'s checks. Default `valueCheck`.
+   */
+  passThroughCheck?: (type: string) => ((value: unknown) => string | undefined) | undefined;
+  /**
    * The lines of an encoded batch as rows of text values (NULL as `null`). A pass-through batch
-   * for a table with a column `valueCheck` guards is decoded with it and checked like any rows,
-   * never loaded as the database would cast (and round) it.
+   * for a table with a column `passThroughCheck` guards is decoded with it and checked like any
+   * rows, never loaded as the database would cast (and round) it.
    */
   decodeEncoded?: (encoded: EncodedRows) => Row[];
   /**
@@ -613,7 +618,7 @@ export function sqlDestination(
           // encoded lines become rows and are checked like the others.
           if (encoded && encoded.count > 0 && driver.valueCheck && driver.decodeEncoded) {
             const types = await conn.describe(write === "replace" ? stage : table);
-            const check = driver.valueCheck;
+            const check = driver.passThroughCheck ?? driver.valueCheck;
             if (types && encoded.columns.some((name) => check(types.get(name) ?? "") !== undefined)) {
               rows = [...driver.decodeEncoded(encoded), ...rows];
               encoded = undefined;

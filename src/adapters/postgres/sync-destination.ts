@@ -31,15 +31,25 @@ const q = (t: TableName) => quoteTable(t, "double");
 const c = (name: string) => quoteName(name, "double", "column");
 
 /**
- * The check for a column of this `format_type`: numeric(p,s), timestamp(n) and double precision
- * would round a value without an error. (Pass-through batches are loaded as PostgreSQL casts them.)
+ * The check of a pass-through (COPY text) batch for a column of this `format_type`: numeric(p,s),
+ * timestamp(n) and double precision would round a value without an error.
  */
-function valueCheck(type: string): ValueCheck | undefined {
+function passThroughCheck(type: string): ValueCheck | undefined {
   const numeric = /^numeric\((\d+),(\d+)\)$/.exec(type);
   if (numeric) return decimalCheck(type, Number(numeric[1]), Number(numeric[2]));
   const time = /^timestamp\((\d)\) with(?:out)? time zone$/.exec(type);
   if (time) return fractionCheck(type, Number(time[1]));
   return type === "double precision" ? doubleCheck(type) : undefined;
+}
+
+/**
+ * The check of rows: also a timestamp without a precision, which keeps microseconds (a seventh
+ * digit, as .NET's round-trip format writes, would be rounded). PostgreSQL's own text never has
+ * one: a pass-through is not decoded for it.
+ */
+function valueCheck(type: string): ValueCheck | undefined {
+  if (/^timestamp with(?:out)? time zone$/.test(type)) return fractionCheck(type, 6);
+  return passThroughCheck(type);
 }
 
 /** The columns of `columns` whose type (in `types`) is a `timestamp` without time zone. */
@@ -315,6 +325,7 @@ export function postgresDestination(options: PostgresDestinationOptions): SyncDe
     rowValues: true,
     columnType,
     valueCheck,
+    passThroughCheck,
     decodeEncoded: (encoded) =>
       copyLines(encoded.chunks).map((line) => {
         const fields = line.split("\t");
