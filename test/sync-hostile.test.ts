@@ -4,7 +4,8 @@
  * before 1986) into a column without a zone, including years before 1 AD and after 9999; rows
  * that each fit MariaDB's max_allowed_packet but not together; NDJSON and HTTP API numbers beyond
  * a double; text with a lone surrogate, which no UTF-8 column can hold; times with seven digits
- * of a second (.NET's round-trip format) into PostgreSQL's microsecond columns.
+ * of a second (.NET's round-trip format) into PostgreSQL's microsecond columns; keys of 64-bit
+ * integers beyond 2^53 and of bytes.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -397,4 +398,91 @@ describe("PostgreSQL timestamp and timestamptz keep six digits of a second", () 
       }
     },
   );
+});
+
+describe("Keys a JS number or string cannot stand for: 64-bit integers beyond 2^53, bytes", () => {
+  const dbs = {
+    sqlite: {
+      ready: true,
+      make: () => sqliteSyncDb(),
+      ddl: "CREATE TABLE {t} (a INTEGER NOT NULL, b INTEGER NOT NULL, v TEXT, PRIMARY KEY (a, b))",
+      bin: "CREATE TABLE {t} (k BLOB PRIMARY KEY, v TEXT)",
+      read: "SELECT CAST(a AS TEXT) || ':' || CAST(b AS TEXT) || '=' || v AS r FROM {t}",
+      readBin: "SELECT hex(k) || '=' || v AS r FROM {t}",
+    },
+    postgres: {
+      ready: services.postgres.reachable,
+      make: () => postgresSyncDb(services.postgres.url),
+      ddl: "CREATE TABLE {t} (a bigint, b bigint, v text, PRIMARY KEY (a, b))",
+      bin: "CREATE TABLE {t} (k bytea PRIMARY KEY, v text)",
+      read: "SELECT a || ':' || b || '=' || v AS r FROM {t}",
+      readBin: "SELECT upper(encode(k, 'hex')) || '=' || v AS r FROM {t}",
+    },
+    mysql: {
+      ready: services.mysql.reachable,
+      make: () => mysqlSyncDb(services.mysql.url),
+      ddl: "CREATE TABLE {t} (a BIGINT, b BIGINT, v TEXT, PRIMARY KEY (a, b))",
+      bin: "CREATE TABLE {t} (k VARBINARY(16) PRIMARY KEY, v TEXT)",
+      read: "SELECT CONCAT(a, ':', b, '=', v) AS r FROM {t}",
+      readBin: "SELECT CONCAT(HEX(k), '=', v) AS r FROM {t}",
+    },
+  };
+  for (const [kind, spec] of Object.entries(dbs)) {
+    it.skipIf(!spec.ready)(
+      `SQLite → ${kind}: every row arrives once, none merged with another or failing the run`,
+      async () => {
+        const from = sqliteSyncDb();
+        const to = spec.make();
+        try {
+          await from.exec(
+            "CREATE TABLE src (a INTEGER NOT NULL, b INTEGER NOT NULL, v TEXT, PRIMARY KEY (a, b))",
+          );
+          await from.exec("CREATE TABLE bin (id INTEGER PRIMARY KEY, v TEXT)");
+          const pairs: Array<[bigint, bigint]> = [
+            [1n, 9223372036854775807n],
+            [1n, 9007199254740993n],
+            [1n, 9007199254740992n],
+            [9007199254740993n, -9223372036854775808n],
+          ];
+          for (const [a, b] of pairs)
+            await from.exec("INSERT INTO src VALUES (?, ?, ?)", [a, b, `${a}:${b}`]);
+          // Binary keys (made by a transform; a CDC source gives bytea keys so) that are not UTF-8:
+          // as text, each would read as U+FFFD.
+          for (const [i, hex] of ["FF", "FE", "C3", "00", "FFFE"].entries())
+            await from.exec("INSERT INTO bin VALUES (?, ?)", [i, hex]);
+          await to.exec(spec.ddl.replace("{t}", to.sqlName("dst")));
+          await to.exec(spec.bin.replace("{t}", to.sqlName("bin")));
+          for (const [table, key] of [
+            ["src", ["a", "b"]],
+            ["bin", ["k"]],
+          ] as const) {
+            const p = pipeline(`keys_${table}`, {
+              store: from.store(),
+              source: from.source({ table, key: table === "src" ? [...key] : "id" }),
+              destination: to.destination({ table: table === "src" ? "dst" : "bin", key: [...key] }),
+              mode: "full",
+              batchSize: 10,
+              ...(table === "bin"
+                ? { transform: (row: Row) => ({ k: Buffer.from(String(row.v), "hex"), v: row.v }) }
+                : {}),
+            });
+            const report = await p.run();
+            expect(report.rowsWritten).toBe(table === "src" ? 4 : 5);
+            await p.close();
+          }
+          const rows = (await to.exec(spec.read.replace("{t}", to.sqlName("dst"))))
+            .map((r) => String(r.r))
+            .sort();
+          expect(rows).toEqual(pairs.map(([a, b]) => `${a}:${b}=${a}:${b}`).sort());
+          const bin = (await to.exec(spec.readBin.replace("{t}", to.sqlName("bin"))))
+            .map((r) => String(r.r))
+            .sort();
+          expect(bin).toEqual(["00=00", "C3=C3", "FE=FE", "FF=FF", "FFFE=FFFE"]);
+        } finally {
+          await from.cleanup();
+          await to.cleanup();
+        }
+      },
+    );
+  }
 });

@@ -142,11 +142,23 @@ export function columnsOf(rows: readonly Row[]): string[] {
   return [...seen];
 }
 
+/**
+ * One key value as text for telling keys apart: as the destination compares it (1, 1n and "1" are
+ * one key), bytes by their hex (as text, bytes that are not UTF-8 would all read alike), anything
+ * else as JSON (a bigint inside it as its digits).
+ */
+function keyText(value: unknown): string {
+  if (typeof value === "string" || typeof value === "number" || typeof value === "bigint") return `=${value}`;
+  if (value instanceof Uint8Array) return `x${Buffer.from(value).toString("hex")}`;
+  return `j${JSON.stringify(toJsonSafe(value))}`;
+}
+
 /** Keeps the last row of each key (one statement must not touch a row twice). */
 export function lastPerKey(rows: readonly Row[], key: readonly string[]): Row[] {
   const byKey = new Map<unknown, Row>();
   for (const row of rows) {
-    const id = key.length === 1 ? String(row[key[0] as string]) : JSON.stringify(key.map((k) => row[k]));
+    const id =
+      key.length === 1 ? keyText(row[key[0] as string]) : JSON.stringify(key.map((k) => keyText(row[k])));
     byKey.delete(id);
     byKey.set(id, row);
   }
