@@ -5,7 +5,7 @@
  * that each fit MariaDB's max_allowed_packet but not together; NDJSON and HTTP API numbers beyond
  * a double; text with a lone surrogate, which no UTF-8 column can hold; times with seven digits
  * of a second (.NET's round-trip format) into PostgreSQL's microsecond columns; keys of 64-bit
- * integers beyond 2^53 and of bytes.
+ * integers beyond 2^53 and of bytes; a merge into a table with another unique index.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -478,6 +478,63 @@ describe("Keys a JS number or string cannot stand for: 64-bit integers beyond 2^
             .map((r) => String(r.r))
             .sort();
           expect(bin).toEqual(["00=00", "C3=C3", "FE=FE", "FF=FF", "FFFE=FFFE"]);
+        } finally {
+          await from.cleanup();
+          await to.cleanup();
+        }
+      },
+    );
+  }
+});
+
+describe("Merge into a table with a unique index besides the key", () => {
+  const dbs = {
+    sqlite: {
+      ready: true,
+      make: () => sqliteSyncDb(),
+      ddl: "CREATE TABLE {t} (id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT)",
+    },
+    postgres: {
+      ready: services.postgres.reachable,
+      make: () => postgresSyncDb(services.postgres.url),
+      ddl: "CREATE TABLE {t} (id int PRIMARY KEY, email text UNIQUE, name text)",
+    },
+    mysql: {
+      ready: services.mysql.reachable,
+      make: () => mysqlSyncDb(services.mysql.url),
+      ddl: "CREATE TABLE {t} (id INT PRIMARY KEY, email VARCHAR(100) UNIQUE, name TEXT)",
+    },
+  };
+  for (const [kind, spec] of Object.entries(dbs)) {
+    it.skipIf(!spec.ready)(
+      `${kind}: a new row whose email a stored row still holds fails the batch (QUERY_FAILED); the stored row is not overwritten`,
+      async () => {
+        const from = sqliteSyncDb();
+        const to = spec.make();
+        try {
+          await from.exec("CREATE TABLE src (id INTEGER PRIMARY KEY, email TEXT, name TEXT)");
+          await from.exec("INSERT INTO src VALUES (1, 'a@x', 'one'), (2, 'b@x', 'two')");
+          await to.exec(spec.ddl.replace("{t}", to.sqlName("dst")));
+          const run = () =>
+            pipeline("unique_merge", {
+              store: from.store(),
+              source: from.source({ table: "src", key: "id" }),
+              destination: to.destination({ table: "dst", key: "id" }),
+              mode: "full",
+            }).run();
+          await run();
+          // Row 1 is gone at the source, row 3 takes its email: a merge has not deleted row 1.
+          await from.exec("UPDATE src SET email = 'a@x', name = 'three', id = 3 WHERE id = 1");
+          const error = await run().then(
+            () => undefined,
+            (e: unknown) => e as { code?: string },
+          );
+          expect(error?.code).toBe("QUERY_FAILED");
+          const rows = await to.exec(`SELECT id, email, name FROM ${to.sqlName("dst")} ORDER BY id`);
+          expect(rows.map((r) => [Number(r.id), r.email, r.name])).toEqual([
+            [1, "a@x", "one"],
+            [2, "b@x", "two"],
+          ]);
         } finally {
           await from.cleanup();
           await to.cleanup();

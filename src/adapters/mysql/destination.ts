@@ -117,6 +117,21 @@ function* statements(
   if (group.length > 0) yield group;
 }
 
+/**
+ * The first assignments of an `ON DUPLICATE KEY UPDATE`: MariaDB takes a row that collides with a
+ * stored one by any unique index as a duplicate, and would overwrite a row with another key (a new
+ * row whose email a stored row still holds) and drop the new one, where PostgreSQL and SQLite
+ * refuse it. Each key column keeps its value when it is the incoming row's; otherwise the CAST
+ * fails in the sync's strict sessions and the batch with it (`QUERY_FAILED`, this message).
+ */
+function keyGuard(key: readonly string[], target: string): string[] {
+  return key.map((k) => {
+    // Qualified: in INSERT … SELECT a bare name could be the SELECT's column.
+    const stored = `${target}.${c(k)}`;
+    return `${stored} = IF(${stored} <=> VALUES(${c(k)}), ${stored}, CAST('patchbay: a row collides with a stored row of another key by a unique index besides the key ${k.replace(/'/g, "")}' AS SIGNED))`;
+  });
+}
+
 /** One session: a dedicated connection in UTC; `release` gives it back. */
 function connection(conn: MysqlPoolConnection, release: () => Promise<void>): DestinationConnection {
   const described = new Map<string, Map<string, string>>();
@@ -155,8 +170,7 @@ function connection(conn: MysqlPoolConnection, release: () => Promise<void>): De
       const set = ordered.map((n) =>
         when ? `${c(n)} = IF(${when}, VALUES(${c(n)}), ${c(n)})` : `${c(n)} = VALUES(${c(n)})`,
       );
-      const keyCol = c(request.key[0] as string);
-      action = ` ON DUPLICATE KEY UPDATE ${set.length ? set.join(", ") : `${keyCol} = ${keyCol}`}`;
+      action = ` ON DUPLICATE KEY UPDATE ${[...keyGuard(request.key, q(request.table)), ...set].join(", ")}`;
     }
     const text = `INSERT INTO ${q(request.table)} (${request.columns.map(c).join(", ")}) VALUES ?${action}`;
     let changed = 0;
@@ -190,10 +204,9 @@ function connection(conn: MysqlPoolConnection, release: () => Promise<void>): De
       );
       const cols = columns.map(c).join(", ");
       const updates = columns.filter((n) => !key.includes(n));
-      const keyCol = c(key[0] as string);
-      const set = updates.length
-        ? updates.map((n) => `${c(n)} = VALUES(${c(n)})`).join(", ")
-        : `${keyCol} = ${keyCol}`;
+      const set = [...keyGuard(key, q(target)), ...updates.map((n) => `${c(n)} = VALUES(${c(n)})`)].join(
+        ", ",
+      );
       const written = await query(
         `INSERT INTO ${q(target)} (${cols}) SELECT ${cols} FROM ${q(stage)} ON DUPLICATE KEY UPDATE ${set}`,
       );
