@@ -5,14 +5,17 @@
  * that each fit MariaDB's max_allowed_packet but not together; NDJSON and HTTP API numbers beyond
  * a double; text with a lone surrogate, which no UTF-8 column can hold; times with seven digits
  * of a second (.NET's round-trip format) into PostgreSQL's microsecond columns; keys of 64-bit
- * integers beyond 2^53 and of bytes; a merge into a table with another unique index.
+ * integers beyond 2^53 and of bytes; a merge into a table with another unique index; a MariaDB
+ * database whose default character set is latin1 (MariaDB's own default).
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import mysql from "mysql2/promise";
 import { describe, expect, inject, it } from "vitest";
+import { mysqlDestination } from "../src/adapters/mysql/index.js";
 import { sqlite, sqliteDestination } from "../src/adapters/sqlite/index.js";
 import { ndjsonSource } from "../src/sync/files.js";
 import { httpSource } from "../src/sync/http-source.js";
@@ -542,4 +545,57 @@ describe("Merge into a table with a unique index besides the key", () => {
       },
     );
   }
+});
+
+describe("MariaDB database whose default character set is latin1", () => {
+  it.skipIf(!services.mysql.reachable)(
+    "checkpoints and quarantined rows holding emoji are stored: the run succeeds and a rerun adds nothing",
+    async () => {
+      const name = `pb_latin1_${Math.random().toString(16).slice(2, 10)}`;
+      const server = new URL(services.mysql.url);
+      server.pathname = "/";
+      const admin = await mysql.createConnection({ uri: server.toString() });
+      const from = sqliteSyncDb();
+      const url = new URL(services.mysql.url);
+      url.pathname = `/${name}`;
+      const destination = mysqlDestination({ url: url.toString(), table: "dst", key: "k" });
+      try {
+        await admin.query(`CREATE DATABASE ${name} CHARACTER SET latin1`);
+        // The user's table is utf8mb4; the sync's own tables are made by the destination.
+        await admin.query(
+          `CREATE TABLE ${name}.dst (k VARCHAR(50) PRIMARY KEY, v TEXT, d DOUBLE) CHARACTER SET utf8mb4`,
+        );
+        await from.exec("CREATE TABLE src (k TEXT PRIMARY KEY, v TEXT, d REAL)");
+        await from.exec("INSERT INTO src VALUES ('a', 'x', 1), ('b 😀', 'é 😀', 2), ('c 😀', 'z', 3)");
+        const run = () =>
+          pipeline("latin1", {
+            store: from.store(),
+            source: from.source({ table: "src", key: "k" }),
+            destination,
+            mode: "full",
+            batchSize: 1,
+            // NaN, which MariaDB has not: that row is quarantined, emoji and all.
+            transform: (row: Row) => (row.k === "b 😀" ? { ...row, d: Number.NaN } : row),
+          }).run();
+        for (let i = 0; i < 2; i++) {
+          const report = await run();
+          expect([report.status, report.rowsWritten, report.rowsQuarantined]).toEqual(["succeeded", 2, 1]);
+        }
+        const [rows] = await admin.query(`SELECT k, v FROM ${name}.dst ORDER BY k`);
+        expect(rows).toEqual([
+          { k: "a", v: "x" },
+          { k: "c 😀", v: "z" },
+        ]);
+        const [quarantined] = await admin.query(`SELECT row_data FROM ${name}.patchbay_sync_quarantine`);
+        expect(
+          (quarantined as Array<{ row_data: string }>).map((q) => JSON.parse(q.row_data) as unknown),
+        ).toEqual([{ k: "b 😀", v: "é 😀", d: null }]);
+      } finally {
+        await destination.close();
+        await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+        await admin.end();
+        await from.cleanup();
+      }
+    },
+  );
 });

@@ -132,6 +132,12 @@ function keyGuard(key: readonly string[], target: string): string[] {
   });
 }
 
+/**
+ * The sync's own tables hold any text (checkpoints hold key values, quarantined rows whole rows):
+ * utf8mb4 whatever the database's default (latin1 on a stock MariaDB), compared exactly.
+ */
+const META_CHARSET = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin";
+
 /** One session: a dedicated connection in UTC; `release` gives it back. */
 function connection(conn: MysqlPoolConnection, release: () => Promise<void>): DestinationConnection {
   const described = new Map<string, Map<string, string>>();
@@ -265,9 +271,9 @@ export function mysqlDestination(options: MysqlDestinationOptions): SyncDestinat
       columnType,
       valueCheck,
       metaDdl: (checkpoints, quarantine, claims) => [
-        `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline VARCHAR(191) NOT NULL, target VARCHAR(191) NOT NULL, checkpoint LONGTEXT NULL, owner VARCHAR(64) NULL, seq BIGINT NOT NULL DEFAULT 0, updated_at BIGINT NOT NULL, PRIMARY KEY (pipeline, target)) ENGINE=InnoDB`,
-        `CREATE TABLE IF NOT EXISTS ${quarantine} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, run_id VARCHAR(64) NOT NULL, reason VARCHAR(32) NOT NULL, error LONGTEXT NOT NULL, row_data LONGTEXT NOT NULL, created_at BIGINT NOT NULL) ENGINE=InnoDB`,
-        `CREATE TABLE IF NOT EXISTS ${claims} (target VARCHAR(191) NOT NULL PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, owner VARCHAR(64) NULL, host VARCHAR(255) NOT NULL, pid INT NOT NULL, expires_at BIGINT NOT NULL, stage_pipeline VARCHAR(191) NULL) ENGINE=InnoDB`,
+        `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline VARCHAR(191) NOT NULL, target VARCHAR(191) NOT NULL, checkpoint LONGTEXT NULL, owner VARCHAR(64) NULL, seq BIGINT NOT NULL DEFAULT 0, updated_at BIGINT NOT NULL, PRIMARY KEY (pipeline, target)) ENGINE=InnoDB ${META_CHARSET}`,
+        `CREATE TABLE IF NOT EXISTS ${quarantine} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, run_id VARCHAR(64) NOT NULL, reason VARCHAR(32) NOT NULL, error LONGTEXT NOT NULL, row_data LONGTEXT NOT NULL, created_at BIGINT NOT NULL) ENGINE=InnoDB ${META_CHARSET}`,
+        `CREATE TABLE IF NOT EXISTS ${claims} (target VARCHAR(191) NOT NULL PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, owner VARCHAR(64) NULL, host VARCHAR(255) NOT NULL, pid INT NOT NULL, expires_at BIGINT NOT NULL, stage_pipeline VARCHAR(191) NULL) ENGINE=InnoDB ${META_CHARSET}`,
       ],
       async connect() {
         const { conn, release } = await pool.acquire();
