@@ -78,13 +78,14 @@ export function parseExactJson(text: string): unknown {
  * `JSON.stringify` writes back exactly. Other numbers (`1E2`, `2.0`) are JS numbers.
  */
 export function parseExactNumbers(text: string): unknown {
-  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
-    typeof value === "number" &&
-    context?.source !== undefined &&
-    canonicalDecimal(String(value)) !== canonicalDecimal(context.source)
-      ? json.rawJSON(context.source)
-      : value,
-  ) as unknown;
+  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) => {
+    if (typeof value !== "number" || context?.source === undefined) return value;
+    // Most numbers write back as they came: no need to compare their digits.
+    if (String(value) === context.source) return value;
+    return canonicalDecimal(String(value)) === canonicalDecimal(context.source)
+      ? value
+      : json.rawJSON(context.source);
+  }) as unknown;
 }
 
 /** A raw JSON number's text, or the value as it is. */
