@@ -6,7 +6,8 @@
  * a double; text with a lone surrogate, which no UTF-8 column can hold; times with seven digits
  * of a second (.NET's round-trip format) into PostgreSQL's microsecond columns; keys of 64-bit
  * integers beyond 2^53 and of bytes; a merge into a table with another unique index; a MariaDB
- * database whose default character set is latin1 (MariaDB's own default).
+ * database whose default character set is latin1 (MariaDB's own default); CSV files that begin
+ * with a UTF-8 byte order mark (as Excel writes them).
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,7 +18,7 @@ import mysql from "mysql2/promise";
 import { describe, expect, inject, it } from "vitest";
 import { mysqlDestination } from "../src/adapters/mysql/index.js";
 import { sqlite, sqliteDestination } from "../src/adapters/sqlite/index.js";
-import { ndjsonSource } from "../src/sync/files.js";
+import { csvSource, ndjsonSource } from "../src/sync/files.js";
 import { httpSource } from "../src/sync/http-source.js";
 import { isPatchbayError } from "../src/core/errors.js";
 import { ndjsonDestination } from "../src/sync/ndjson-destination.js";
@@ -598,4 +599,54 @@ describe("MariaDB database whose default character set is latin1", () => {
       }
     },
   );
+});
+
+describe('CSV file with a UTF-8 byte order mark (Excel\'s "CSV UTF-8")', () => {
+  it("the mark is not part of the first column's name, nor of the first value", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "patchbay-bom-"));
+    const db = sqliteSyncDb();
+    try {
+      const bom = "\uFEFF";
+      writeFileSync(join(dir, "header.csv"), `${bom}id,name\n1,a\n2,b\n`);
+      writeFileSync(join(dir, "bare.csv"), `${bom}x1,first\nx2,second\n`);
+      // The mark inside the file is a character like any other: kept.
+      writeFileSync(join(dir, "inner.csv"), `id,name\n1,${bom}a\n`);
+      await db.exec("CREATE TABLE h (id TEXT PRIMARY KEY, name TEXT)");
+      await db.exec("CREATE TABLE b (code TEXT PRIMARY KEY, label TEXT)");
+      await db.exec("CREATE TABLE i (id TEXT PRIMARY KEY, name TEXT)");
+      const runs: Array<[string, ReturnType<typeof csvSource>, string, string]> = [
+        ["h", csvSource({ path: join(dir, "header.csv") }), "h", "id"],
+        [
+          "b",
+          csvSource({ path: join(dir, "bare.csv"), header: false, columns: ["code", "label"] }),
+          "b",
+          "code",
+        ],
+        ["i", csvSource({ path: join(dir, "inner.csv") }), "i", "id"],
+      ];
+      for (const [name, source, table, key] of runs) {
+        const p = pipeline(`bom_${name}`, {
+          store: db.store(),
+          source,
+          destination: db.destination({ table, key }),
+          mode: "full",
+        });
+        const report = await p.run();
+        expect(report.rowsQuarantined).toBe(0);
+        await p.close();
+      }
+      expect(await db.exec("SELECT id, name FROM h ORDER BY id")).toEqual([
+        { id: "1", name: "a" },
+        { id: "2", name: "b" },
+      ]);
+      expect(await db.exec("SELECT code, label FROM b ORDER BY code")).toEqual([
+        { code: "x1", label: "first" },
+        { code: "x2", label: "second" },
+      ]);
+      expect(await db.exec("SELECT id, name FROM i")).toEqual([{ id: "1", name: `${bom}a` }]);
+    } finally {
+      await db.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
