@@ -14,7 +14,7 @@ import { exponential } from "../resilience/backoff.js";
 import { retry, type RetryOptions, type RetryPolicy } from "../resilience/retry.js";
 import { timeout as timeoutPolicy } from "../resilience/timeout.js";
 import { wrap } from "../resilience/wrap.js";
-import { HttpError, HttpNetworkError, HttpRedirectError, parseRetryAfter } from "./errors.js";
+import { HttpBodyError, HttpError, HttpNetworkError, HttpRedirectError, parseRetryAfter } from "./errors.js";
 
 /** Options of {@link httpClient}. */
 export interface HttpClientOptions {
@@ -61,6 +61,8 @@ export interface HttpRequestOptions {
   idempotencyKey?: string | true;
   /** Aborts the call, waits included. */
   signal?: AbortSignal;
+  /** How a JSON response body is parsed. Default `JSON.parse` (numbers beyond a double are rounded). */
+  parseJson?: (text: string) => unknown;
 }
 
 /** A successful (2xx) response with its body read. */
@@ -171,7 +173,7 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
     try {
       const response = await wrap(...policies).execute(async ({ signal }) => {
         attempts++;
-        return send(verb, url, headers, body, signal);
+        return send(verb, url, headers, body, signal, req.parseJson ?? JSON.parse);
       }, req.signal);
       measure("http.request", 1, { ...labels, outcome: "success" });
       return { ...response, attempts } as HttpResponse<T>;
@@ -189,6 +191,7 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
     headers: Headers,
     body: string | Uint8Array | undefined,
     signal: AbortSignal,
+    parseJson: (text: string) => unknown,
   ): Promise<Omit<HttpResponse, "attempts">> {
     let current = url;
     let verb = method;
@@ -237,7 +240,12 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
           parseRetryAfter(res.headers.get("retry-after"), clock.now()),
         );
       }
-      return { status: res.status, headers: res.headers, data: await readBody(res), url: current.href };
+      return {
+        status: res.status,
+        headers: res.headers,
+        data: await readBody(res, parseJson, verb, current.href),
+        url: current.href,
+      };
     }
   }
 
@@ -276,12 +284,21 @@ function buildUrl(base: URL | undefined, path: string, query: HttpRequestOptions
   return url;
 }
 
-async function readBody(res: Response): Promise<unknown> {
+async function readBody(
+  res: Response,
+  parseJson: (text: string) => unknown,
+  method: string,
+  url: string,
+): Promise<unknown> {
   const text = await res.text();
   if (text === "") return undefined;
   const type = res.headers.get("content-type") ?? "";
-  if (/\bjson\b|\+json/i.test(type)) return JSON.parse(text) as unknown;
-  return text;
+  if (!/\bjson\b|\+json/i.test(type)) return text;
+  try {
+    return parseJson(text);
+  } catch (e) {
+    throw new HttpBodyError(method, url, res.status, text.slice(0, 2048), { cause: e });
+  }
 }
 
 /** Reads at most `limit` bytes of the body, then drops the rest of the stream. */

@@ -59,8 +59,31 @@ export class HttpRedirectError extends PatchbayError {
   }
 }
 
+/**
+ * A 2xx answer whose body is not what its `content-type` says (JSON that does not parse: cut
+ * short, or an HTML error page sent as `application/json`). Not retried: the same request may be
+ * answered the same way.
+ */
+export class HttpBodyError extends PatchbayError {
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly status: number,
+    /** At most 2048 characters of the body. */
+    readonly bodyExcerpt: string,
+    options: PatchbayErrorOptions,
+  ) {
+    super(
+      "HTTP_BODY_INVALID",
+      `${method} ${url} answered ${status} with a body that is not valid JSON: ${(options.cause as Error | undefined)?.message ?? "parse failed"}`,
+      options,
+    );
+  }
+}
+
 declare module "../core/errors.js" {
   interface PatchbayErrorCodes {
+    HTTP_BODY_INVALID: HttpBodyError;
     HTTP_STATUS: HttpError;
     HTTP_NETWORK: HttpNetworkError;
     HTTP_REDIRECT_REFUSED: HttpRedirectError;

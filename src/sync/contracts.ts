@@ -166,7 +166,11 @@ export interface DestinationBatch {
   rows: Row[];
   /** The rows in an encoding the destination accepts (a pass-through); `rows` holds any others. */
   encoded?: EncodedRows;
-  /** Keys of rows to delete (merge mode only). */
+  /**
+   * Keys of rows to delete (merge mode only), applied before the rows: a change stream nets its
+   * changes by the source's key, which may be finer than the destination's, so a row of `rows`
+   * may share its destination key with a delete (an update sent as delete-old, upsert-new).
+   */
   deletes: Row[];
   quarantine: QuarantineRecord[];
   /** The pipeline's checkpoint after this batch: stored with it, atomically when transactional. */

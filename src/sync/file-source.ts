@@ -62,8 +62,18 @@ export async function* fileRecords(
   let pending: Buffer = Buffer.alloc(0);
   let base = start;
   let scan = 0;
+  // A UTF-8 byte order mark (Excel's "CSV UTF-8") marks the file's encoding; it is no part of the
+  // first record. Skipped at the start of the file only: inside, U+FEFF is a character.
+  let atStart = start === 0;
   for await (const chunk of createReadStream(path, { start, highWaterMark: 1 << 18 })) {
     pending = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
+    if (atStart && pending.length >= 3) {
+      atStart = false;
+      if (pending[0] === 0xef && pending[1] === 0xbb && pending[2] === 0xbf) {
+        pending = pending.subarray(3);
+        base += 3;
+      }
+    }
     let from = 0;
     for (let end = splitter.next(pending, scan); end >= 0; end = splitter.next(pending, end)) {
       yield { bytes: pending.subarray(from, end), end: base + end };

@@ -5,6 +5,7 @@ import { InvalidArgumentError } from "../core/errors.js";
 import type { Row, SyncSource } from "./contracts.js";
 import { csvSplitter, fileRecords, fileSource, lineSplitter } from "./file-source.js";
 import { setField } from "../core/fields.js";
+import { parseExactRow } from "./json.js";
 
 /** Options of {@link ndjsonSource}. */
 export interface NdjsonSourceOptions {
@@ -29,7 +30,7 @@ export function ndjsonSource(options: NdjsonSourceOptions): SyncSource {
         parse(bytes) {
           const text = bytes.toString("utf8").trim();
           if (text === "") return undefined;
-          const value = JSON.parse(text) as unknown;
+          const value = parseExactRow(text);
           if (typeof value !== "object" || value === null || Array.isArray(value)) {
             throw new Error(`line is JSON but not an object: ${text.slice(0, 80)}`);
           }

@@ -7,7 +7,7 @@ import { InvalidArgumentError } from "../core/errors.js";
 import { httpClient, type HttpClient, type HttpClientOptions, type HttpResponse } from "../http/client.js";
 import type { QuarantineRecord, Row, SourceBatch, SyncSource } from "./contracts.js";
 import { SyncCursorError, SyncSourceError } from "./errors.js";
-import { toJsonSafe } from "./json.js";
+import { exactColumns, parseExactNumbers, rawText, toJsonSafe } from "./json.js";
 
 /** Picks a value from a page: a dotted path into the body (`"meta.next_cursor"`) or a function. */
 export type PagePick<T> = string | ((body: unknown, response: HttpResponse) => T);
@@ -82,7 +82,8 @@ export function httpSource(options: HttpSourceOptions): SyncSource {
       ...(options.pageSizeParam ? { [options.pageSizeParam]: batchSize } : {}),
     };
     if (token !== null) query[param] = token;
-    const response = await client.get(options.path, { query, signal });
+    // Numbers a JS number would round keep their digits (items' columns and page tokens alike).
+    const response = await client.get(options.path, { query, signal, parseJson: parseExactNumbers });
     const body = response.data;
     const items = options.items === undefined ? defaultItems(body) : pick(options.items, body, response);
     if (!Array.isArray(items)) {
@@ -90,7 +91,7 @@ export function httpSource(options: HttpSourceOptions): SyncSource {
         `${options.path}: the page has no items array (set the items option); got ${typeof items}`,
       );
     }
-    const next = pick(options.next, body, response);
+    const next = rawText(pick(options.next, body, response)) as string | number | null | undefined;
     return {
       response,
       body,
@@ -121,7 +122,8 @@ export function httpSource(options: HttpSourceOptions): SyncSource {
         const rows: Row[] = [];
         const rejected: QuarantineRecord[] = [];
         for (const item of page.items) {
-          if (typeof item === "object" && item !== null && !Array.isArray(item)) rows.push(item as Row);
+          if (typeof item === "object" && item !== null && !Array.isArray(item))
+            rows.push(exactColumns(item) as Row);
           else
             rejected.push({
               reason: "parse",

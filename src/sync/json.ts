@@ -1,4 +1,10 @@
 import type { JsonValue } from "./contracts.js";
+import { canonicalDecimal } from "./exact.js";
+
+const json = JSON as unknown as {
+  rawJSON(source: string): unknown;
+  isRawJSON(value: unknown): value is { rawJSON: string };
+};
 
 /**
  * A JSON-safe copy of any value, for quarantine records and run records: Dates become ISO
@@ -21,6 +27,8 @@ export function toJsonSafe(value: unknown, seen = new Set<object>()): JsonValue 
       return null;
   }
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+  // A number kept as its text (parseExactJson): JSON.stringify writes it as it came.
+  if (json.isRawJSON(value)) return value;
   if (value instanceof Uint8Array) return { base64: Buffer.from(value).toString("base64") };
   if (seen.has(value)) return "[Circular]";
   seen.add(value);
@@ -59,7 +67,49 @@ export function errorInfo(e: unknown): { code?: string; message: string } {
 export function parseExactJson(text: string): unknown {
   return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
     typeof value === "number" && context?.source !== undefined && String(value) !== context.source
-      ? (JSON as unknown as { rawJSON(source: string): unknown }).rawJSON(context.source)
+      ? json.rawJSON(context.source)
       : value,
   );
 }
+
+/**
+ * Parses JSON text keeping every number a JS number would change: one whose value differs from
+ * its text's (12345678901234567890, 9007199254740993) is a `JSON.rawJSON` of its text, which
+ * `JSON.stringify` writes back exactly. Other numbers (`1E2`, `2.0`) are JS numbers.
+ */
+export function parseExactNumbers(text: string): unknown {
+  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) => {
+    if (typeof value !== "number" || context?.source === undefined) return value;
+    // Most numbers write back as they came: no need to compare their digits.
+    if (String(value) === context.source) return value;
+    return canonicalDecimal(String(value)) === canonicalDecimal(context.source)
+      ? value
+      : json.rawJSON(context.source);
+  }) as unknown;
+}
+
+/** A raw JSON number's text, or the value as it is. */
+export const rawText = (value: unknown): unknown => (json.isRawJSON(value) ? value.rawJSON : value);
+
+/**
+ * A parsed object as a row: a column holding a raw JSON number (see {@link parseExactNumbers})
+ * gets a string of its digits, as a SQL source gives a bigint or numeric; raw numbers nested in
+ * an object or array stay raw, written exactly in the JSON made of them. Other values as they are.
+ */
+export function exactColumns(value: unknown): unknown {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  for (const [column, v] of Object.entries(value)) {
+    // defineProperty: a column named `__proto__` is a column like any other.
+    if (json.isRawJSON(v))
+      Object.defineProperty(value, column, {
+        value: v.rawJSON,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+  }
+  return value;
+}
+
+/** Parses a JSON object's text (an NDJSON line) into a row without rounding a number: see {@link exactColumns}. */
+export const parseExactRow = (text: string): unknown => exactColumns(parseExactNumbers(text));

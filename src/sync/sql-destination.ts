@@ -107,9 +107,14 @@ export interface SqlDestinationDriver extends KeysetDialect {
    */
   valueCheck?: (type: string) => ((value: unknown) => string | undefined) | undefined;
   /**
+   * The check deciding whether a pass-through batch must be decoded (see `decodeEncoded`), where
+   * the source's own text cannot need some of `valueCheck`'s checks. Default `valueCheck`.
+   */
+  passThroughCheck?: (type: string) => ((value: unknown) => string | undefined) | undefined;
+  /**
    * The lines of an encoded batch as rows of text values (NULL as `null`). A pass-through batch
-   * for a table with a column `valueCheck` guards is decoded with it and checked like any rows,
-   * never loaded as the database would cast (and round) it.
+   * for a table with a column `passThroughCheck` guards is decoded with it and checked like any
+   * rows, never loaded as the database would cast (and round) it.
    */
   decodeEncoded?: (encoded: EncodedRows) => Row[];
   /**
@@ -137,11 +142,23 @@ export function columnsOf(rows: readonly Row[]): string[] {
   return [...seen];
 }
 
+/**
+ * One key value as text for telling keys apart: as the destination compares it (1, 1n and "1" are
+ * one key), bytes by their hex (as text, bytes that are not UTF-8 would all read alike), anything
+ * else as JSON (a bigint inside it as its digits).
+ */
+function keyText(value: unknown): string {
+  if (typeof value === "string" || typeof value === "number" || typeof value === "bigint") return `=${value}`;
+  if (value instanceof Uint8Array) return `x${Buffer.from(value).toString("hex")}`;
+  return `j${JSON.stringify(toJsonSafe(value))}`;
+}
+
 /** Keeps the last row of each key (one statement must not touch a row twice). */
 export function lastPerKey(rows: readonly Row[], key: readonly string[]): Row[] {
   const byKey = new Map<unknown, Row>();
   for (const row of rows) {
-    const id = key.length === 1 ? String(row[key[0] as string]) : JSON.stringify(key.map((k) => row[k]));
+    const id =
+      key.length === 1 ? keyText(row[key[0] as string]) : JSON.stringify(key.map((k) => keyText(row[k])));
     byKey.delete(id);
     byKey.set(id, row);
   }
@@ -165,6 +182,56 @@ function byColumns(
     group.rows.push(row);
   }
   return [...groups.values()];
+}
+
+/**
+ * Moves the rows holding text with a lone surrogate (`"\ud800"`: JSON and JS strings allow it,
+ * UTF-8 has no such character) to `quarantine`: every driver would store U+FFFD in its place.
+ * Objects and arrays are written as JSON, which escapes it: only a column's own text is checked.
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function refuseIllFormed(rows: Row[], columns: readonly string[], quarantine: QuarantineRecord[]): Row[] {
+  const bad = (row: Row) =>
+    columns.find((name) => {
+      const value = row[name];
+      return typeof value === "string" && LONE_SURROGATE.test(value);
+    });
+  if (!rows.some((row) => bad(row) !== undefined)) return rows;
+  return rows.filter((row) => {
+    const name = bad(row);
+    if (name === undefined) return true;
+    quarantine.push({
+      reason: "value",
+      error: {
+        code: "SYNC_VALUE_INEXACT",
+        message: `column ${JSON.stringify(name)} holds text with a lone surrogate, which UTF-8 cannot store (it would become U+FFFD)`,
+      },
+      row: toJsonSafe(row),
+    });
+    return false;
+  });
+}
+
+/**
+ * Items in groups of at most 100, each group's text (`length` of each) within 1 MiB unless one
+ * item alone is longer: one statement per group stays far below a server's packet limit
+ * (MariaDB's max_allowed_packet: 16 MiB by default, 4 MiB on older servers) with large rows.
+ */
+function* statementChunks<T>(items: readonly T[], length: (item: T) => number): Generator<T[]> {
+  let chunk: T[] = [];
+  let size = 0;
+  for (const item of items) {
+    const n = length(item);
+    if (chunk.length > 0 && (chunk.length >= 100 || size + n > 1 << 20)) {
+      yield chunk;
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(item);
+    size += n;
+  }
+  if (chunk.length > 0) yield chunk;
 }
 
 /** Moves the rows holding a value their column would change (see `valueCheck`) to `quarantine`. */
@@ -323,11 +390,11 @@ export function sqlDestination(
       const newRecords = async (tx: SqlExecutor, records: readonly QuarantineRecord[]) => {
         const fresh: QuarantineRecord[] = [];
         const seen = new Set<string>();
-        for (let i = 0; i < records.length; i += 100) {
-          const chunk = records.slice(i, i + 100).map((r) => ({
-            record: r,
-            fields: [r.reason, JSON.stringify(r.error), JSON.stringify(r.row)] as const,
-          }));
+        const all = records.map((r) => ({
+          record: r,
+          fields: [r.reason, JSON.stringify(r.error), JSON.stringify(r.row)] as const,
+        }));
+        for (const chunk of statementChunks(all, (c) => c.fields[1].length + c.fields[2].length)) {
           const s = b();
           // Placeholders in text order (`?` is positional).
           const byPipeline = s.param(pipeline);
@@ -349,15 +416,17 @@ export function sqlDestination(
 
       const saveQuarantine = async (tx: SqlExecutor, all: readonly QuarantineRecord[]) => {
         const now = Date.now();
-        const records = await newRecords(tx, all);
-        for (let i = 0; i < records.length; i += 100) {
+        const records = (await newRecords(tx, all)).map((r) => ({
+          reason: r.reason,
+          error: JSON.stringify(r.error),
+          row: JSON.stringify(r.row),
+        }));
+        for (const chunk of statementChunks(records, (r) => r.error.length + r.row.length)) {
           const s = b();
-          const values = records
-            .slice(i, i + 100)
-            .map(
-              (r) =>
-                `(${s.param(pipeline)}, ${s.param(runId)}, ${s.param(r.reason)}, ${s.param(JSON.stringify(r.error))}, ${s.param(JSON.stringify(r.row))}, ${s.param(now)})`,
-            );
+          const values = chunk.map(
+            (r) =>
+              `(${s.param(pipeline)}, ${s.param(runId)}, ${s.param(r.reason)}, ${s.param(r.error)}, ${s.param(r.row)}, ${s.param(now)})`,
+          );
           await tx.query(
             `INSERT INTO ${q(quarantine)} (pipeline, run_id, reason, error, row_data, created_at) VALUES ${values.join(", ")}`,
             s.params,
@@ -561,7 +630,7 @@ export function sqlDestination(
           // encoded lines become rows and are checked like the others.
           if (encoded && encoded.count > 0 && driver.valueCheck && driver.decodeEncoded) {
             const types = await conn.describe(write === "replace" ? stage : table);
-            const check = driver.valueCheck;
+            const check = driver.passThroughCheck ?? driver.valueCheck;
             if (types && encoded.columns.some((name) => check(types.get(name) ?? "") !== undefined)) {
               rows = [...driver.decodeEncoded(encoded), ...rows];
               encoded = undefined;
@@ -581,6 +650,7 @@ export function sqlDestination(
             );
           }
           const quarantine = [...batch.quarantine];
+          rows = refuseIllFormed(rows, columns, quarantine);
           if (driver.valueCheck && rows.length > 0) {
             const types = await conn.describe(write === "replace" ? stage : table);
             if (types) rows = refuseInexact(rows, columns, types, driver.valueCheck, quarantine);
@@ -589,6 +659,12 @@ export function sqlDestination(
           return conn.transaction(async (tx) => {
             await renewClaim(tx);
             const result: WriteResult = { written: 0, deleted: 0 };
+            // Deletes first: a change stream nets its changes by the source's key, which may be
+            // finer than this table's (REPLICA IDENTITY FULL without a primary key: every column),
+            // so an update can come as a delete of the old row and an upsert of the new one with
+            // the same key here. Applied the other way round, the delete would remove the update.
+            if (write === "merge" && batch.deletes.length > 0)
+              result.deleted = await deleteKeys(tx, batch.deletes);
             if (encoded && encoded.count > 0) {
               result.written = await tx.load({
                 table: write === "replace" ? stage : table,
@@ -613,8 +689,6 @@ export function sqlDestination(
                 version: write === "merge" ? version : undefined,
               });
             }
-            if (write === "merge" && batch.deletes.length > 0)
-              result.deleted = await deleteKeys(tx, batch.deletes);
             if (quarantine.length > 0) await saveQuarantine(tx, quarantine);
             await saveCheckpoint(tx, batch.checkpoint);
             return refused > 0 ? { ...result, quarantined: refused } : result;

@@ -283,6 +283,39 @@ export function defineSyncConformance(harness: SyncHarness): void {
         }
       });
 
+      it("a batch's deletes are applied before its rows: a delete and a row sharing a key leave the row", async () => {
+        await tables();
+        const destination = db.destination({ table: "dst", key: "id" });
+        const store = db.store();
+        await store.open();
+        const session = await destination.open({
+          pipeline: "deletes_first",
+          runId: "run-a",
+          state: store.state,
+          logger: console as never,
+        });
+        try {
+          await session.claim();
+          const row = (name: string): Row => ({
+            id: 1,
+            name,
+            amount: "1.00",
+            updated_at: "2026-01-01 00:00:00",
+          });
+          await session.write({ rows: [row("old")], deletes: [], quarantine: [], checkpoint: { v: 1 } });
+          // A change stream keyed finer than the table (every column): an update as delete + upsert.
+          await session.write({
+            rows: [row("new")],
+            deletes: [{ id: 1 }],
+            quarantine: [],
+            checkpoint: { v: 2 },
+          });
+          expect((await db.rows("dst")).map((r) => [Number(r.id), r.name])).toEqual([[1, "new"]]);
+        } finally {
+          await session.close();
+        }
+      });
+
       it("merge applies a row only when it is newer than the stored one: replays change nothing", async () => {
         await tables();
         await db.insert("src", [

@@ -83,10 +83,71 @@ function bindable(value: unknown, temporal: boolean): unknown {
   return value;
 }
 
+/** A bound value's length in a statement at most: every byte escaped (`\\0`), or hex for bytes. */
+function sqlLength(value: unknown): number {
+  if (typeof value === "string") return 2 * Buffer.byteLength(value) + 2;
+  if (value instanceof Uint8Array) return 2 * value.length + 3;
+  return 64;
+}
+
+/**
+ * The rows' bound values in groups of at most 1000 rows, each group within `budget` bytes of
+ * statement text, so a batch of large rows is several INSERTs rather than one MariaDB refuses
+ * (`max_allowed_packet`). A row alone over the budget is a group of its own: MariaDB refuses it.
+ */
+function* statements(
+  rows: readonly Row[],
+  columns: readonly string[],
+  temporal: readonly boolean[],
+  budget: number,
+): Generator<unknown[][]> {
+  let group: unknown[][] = [];
+  let size = 0;
+  for (const row of rows) {
+    const values = columns.map((n, j) => bindable(row[n], temporal[j] as boolean));
+    const length = values.reduce<number>((sum, v) => sum + sqlLength(v) + 2, 4);
+    if (group.length > 0 && (group.length >= 1000 || size + length > budget)) {
+      yield group;
+      group = [];
+      size = 0;
+    }
+    group.push(values);
+    size += length;
+  }
+  if (group.length > 0) yield group;
+}
+
+/**
+ * The first assignments of an `ON DUPLICATE KEY UPDATE`: MariaDB takes a row that collides with a
+ * stored one by any unique index as a duplicate, and would overwrite a row with another key (a new
+ * row whose email a stored row still holds) and drop the new one, where PostgreSQL and SQLite
+ * refuse it. Each key column keeps its value when it is the incoming row's; otherwise the CAST
+ * fails in the sync's strict sessions and the batch with it (`QUERY_FAILED`, this message).
+ */
+function keyGuard(key: readonly string[], target: string): string[] {
+  return key.map((k) => {
+    // Qualified: in INSERT … SELECT a bare name could be the SELECT's column.
+    const stored = `${target}.${c(k)}`;
+    return `${stored} = IF(${stored} <=> VALUES(${c(k)}), ${stored}, CAST('patchbay: a row collides with a stored row of another key by a unique index besides the key ${k.replace(/'/g, "")}' AS SIGNED))`;
+  });
+}
+
+/**
+ * The sync's own tables hold any text (checkpoints hold key values, quarantined rows whole rows):
+ * utf8mb4 whatever the database's default (latin1 on a stock MariaDB), compared exactly.
+ */
+const META_CHARSET = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin";
+
 /** One session: a dedicated connection in UTC; `release` gives it back. */
 function connection(conn: MysqlPoolConnection, release: () => Promise<void>): DestinationConnection {
   const described = new Map<string, Map<string, string>>();
   const query = <R>(text: string, params: readonly unknown[] = []) => run<R>(conn, text, params);
+  let maxPacket: number | undefined;
+  /** The session's max_allowed_packet: no statement may be longer. */
+  const packetLimit = async () =>
+    (maxPacket ??= Number(
+      (await query<{ n: unknown }>("SELECT @@session.max_allowed_packet AS n")).rows[0]?.n ?? 4 << 20,
+    ));
 
   const describe = async (table: TableName) => {
     const cached = described.get(q(table));
@@ -115,15 +176,12 @@ function connection(conn: MysqlPoolConnection, release: () => Promise<void>): De
       const set = ordered.map((n) =>
         when ? `${c(n)} = IF(${when}, VALUES(${c(n)}), ${c(n)})` : `${c(n)} = VALUES(${c(n)})`,
       );
-      const keyCol = c(request.key[0] as string);
-      action = ` ON DUPLICATE KEY UPDATE ${set.length ? set.join(", ") : `${keyCol} = ${keyCol}`}`;
+      action = ` ON DUPLICATE KEY UPDATE ${[...keyGuard(request.key, q(request.table)), ...set].join(", ")}`;
     }
     const text = `INSERT INTO ${q(request.table)} (${request.columns.map(c).join(", ")}) VALUES ?${action}`;
     let changed = 0;
-    for (let i = 0; i < request.rows.length; i += 1000) {
-      const values = request.rows
-        .slice(i, i + 1000)
-        .map((row: Row) => request.columns.map((n, j) => bindable(row[n], temporal[j] as boolean)));
+    const budget = (await packetLimit()) - Buffer.byteLength(text) - 1024;
+    for (const values of statements(request.rows, request.columns, temporal, budget)) {
       try {
         const [result] = (await conn.query(text, [values])) as [MysqlResultHeader, unknown];
         // mysql2 connects with CLIENT_FOUND_ROWS: affectedRows counts an insert 1, a key hit 1, and a
@@ -152,10 +210,9 @@ function connection(conn: MysqlPoolConnection, release: () => Promise<void>): De
       );
       const cols = columns.map(c).join(", ");
       const updates = columns.filter((n) => !key.includes(n));
-      const keyCol = c(key[0] as string);
-      const set = updates.length
-        ? updates.map((n) => `${c(n)} = VALUES(${c(n)})`).join(", ")
-        : `${keyCol} = ${keyCol}`;
+      const set = [...keyGuard(key, q(target)), ...updates.map((n) => `${c(n)} = VALUES(${c(n)})`)].join(
+        ", ",
+      );
       const written = await query(
         `INSERT INTO ${q(target)} (${cols}) SELECT ${cols} FROM ${q(stage)} ON DUPLICATE KEY UPDATE ${set}`,
       );
@@ -214,9 +271,9 @@ export function mysqlDestination(options: MysqlDestinationOptions): SyncDestinat
       columnType,
       valueCheck,
       metaDdl: (checkpoints, quarantine, claims) => [
-        `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline VARCHAR(191) NOT NULL, target VARCHAR(191) NOT NULL, checkpoint LONGTEXT NULL, owner VARCHAR(64) NULL, seq BIGINT NOT NULL DEFAULT 0, updated_at BIGINT NOT NULL, PRIMARY KEY (pipeline, target)) ENGINE=InnoDB`,
-        `CREATE TABLE IF NOT EXISTS ${quarantine} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, run_id VARCHAR(64) NOT NULL, reason VARCHAR(32) NOT NULL, error LONGTEXT NOT NULL, row_data LONGTEXT NOT NULL, created_at BIGINT NOT NULL) ENGINE=InnoDB`,
-        `CREATE TABLE IF NOT EXISTS ${claims} (target VARCHAR(191) NOT NULL PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, owner VARCHAR(64) NULL, host VARCHAR(255) NOT NULL, pid INT NOT NULL, expires_at BIGINT NOT NULL, stage_pipeline VARCHAR(191) NULL) ENGINE=InnoDB`,
+        `CREATE TABLE IF NOT EXISTS ${checkpoints} (pipeline VARCHAR(191) NOT NULL, target VARCHAR(191) NOT NULL, checkpoint LONGTEXT NULL, owner VARCHAR(64) NULL, seq BIGINT NOT NULL DEFAULT 0, updated_at BIGINT NOT NULL, PRIMARY KEY (pipeline, target)) ENGINE=InnoDB ${META_CHARSET}`,
+        `CREATE TABLE IF NOT EXISTS ${quarantine} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, run_id VARCHAR(64) NOT NULL, reason VARCHAR(32) NOT NULL, error LONGTEXT NOT NULL, row_data LONGTEXT NOT NULL, created_at BIGINT NOT NULL) ENGINE=InnoDB ${META_CHARSET}`,
+        `CREATE TABLE IF NOT EXISTS ${claims} (target VARCHAR(191) NOT NULL PRIMARY KEY, pipeline VARCHAR(191) NOT NULL, owner VARCHAR(64) NULL, host VARCHAR(255) NOT NULL, pid INT NOT NULL, expires_at BIGINT NOT NULL, stage_pipeline VARCHAR(191) NULL) ENGINE=InnoDB ${META_CHARSET}`,
       ],
       async connect() {
         const { conn, release } = await pool.acquire();

@@ -16,7 +16,7 @@ import {
   type SqlDestinationDriver,
   type SqlDestinationOptions,
 } from "../../sync/sql-destination.js";
-import { copyField, copyLine, copyLines, decodeCopyField, linesToChunks } from "./copy.js";
+import { copyField, copyLine, copyLines, copyValue, decodeCopyField, linesToChunks } from "./copy.js";
 import { toStoreError } from "./errors.js";
 
 /** Options of {@link postgresDestination}. */
@@ -31,15 +31,30 @@ const q = (t: TableName) => quoteTable(t, "double");
 const c = (name: string) => quoteName(name, "double", "column");
 
 /**
- * The check for a column of this `format_type`: numeric(p,s), timestamp(n) and double precision
- * would round a value without an error. (Pass-through batches are loaded as PostgreSQL casts them.)
+ * The check of a pass-through (COPY text) batch for a column of this `format_type`: numeric(p,s),
+ * timestamp(n) and double precision would round a value without an error.
  */
-function valueCheck(type: string): ValueCheck | undefined {
+function passThroughCheck(type: string): ValueCheck | undefined {
   const numeric = /^numeric\((\d+),(\d+)\)$/.exec(type);
   if (numeric) return decimalCheck(type, Number(numeric[1]), Number(numeric[2]));
   const time = /^timestamp\((\d)\) with(?:out)? time zone$/.exec(type);
   if (time) return fractionCheck(type, Number(time[1]));
   return type === "double precision" ? doubleCheck(type) : undefined;
+}
+
+/**
+ * The check of rows: also a timestamp without a precision, which keeps microseconds (a seventh
+ * digit, as .NET's round-trip format writes, would be rounded). PostgreSQL's own text never has
+ * one: a pass-through is not decoded for it.
+ */
+function valueCheck(type: string): ValueCheck | undefined {
+  if (/^timestamp with(?:out)? time zone$/.test(type)) return fractionCheck(type, 6);
+  return passThroughCheck(type);
+}
+
+/** The columns of `columns` whose type (in `types`) is a `timestamp` without time zone. */
+function wallClockColumns(columns: readonly string[], types: ReadonlyMap<string, string>): string[] {
+  return columns.filter((name) => /^timestamp\b.*without time zone$/.test(types.get(name) ?? ""));
 }
 
 function columnType(sample: unknown, isKey: boolean): string {
@@ -102,13 +117,24 @@ function connection(
 
   /** The request's rows as COPY text lines. */
   const linesOf = (request: LoadRequest, types: Map<string, string>): string[] => {
-    if (request.encoded) return copyLines(request.encoded.chunks);
-    const isArray = request.columns.map((name) => types.get(name)?.endsWith("[]") ?? false);
     // PostgreSQL drops the offset of text written into a `timestamp` (without time zone) and
     // keeps its local time: an instant becomes its UTC time first, as on every destination.
-    const wallClock = request.columns.filter((name) =>
-      /^timestamp\b.*without time zone$/.test(types.get(name) ?? ""),
-    );
+    const wallClock = wallClockColumns(request.columns, types);
+    if (request.encoded) {
+      const lines = copyLines(request.encoded.chunks);
+      // A pass-through from a `timestamptz` holds the source session's offset (`…+05:45`).
+      const at = wallClock.map((name) => request.columns.indexOf(name));
+      if (at.length === 0) return lines;
+      return lines.map((line) => {
+        const fields = line.split("\t");
+        for (const i of at) {
+          const text = decodeCopyField(fields[i] ?? "\\N");
+          if (text !== null) fields[i] = copyValue(utcDateTime(text), false);
+        }
+        return fields.join("\t");
+      });
+    }
+    const isArray = request.columns.map((name) => types.get(name)?.endsWith("[]") ?? false);
     const rows =
       wallClock.length === 0
         ? request.rows
@@ -173,7 +199,10 @@ function connection(
       // Encoded batches are COPYed as the bytes they came in; lines are only split when needed.
       let split: string[] | undefined;
       const linesNow = () => (split ??= linesOf(request, types));
-      const payload = () => (request.encoded ? request.encoded.chunks : linesToChunks(linesNow()));
+      const payload = () =>
+        request.encoded && wallClockColumns(request.columns, types).length === 0
+          ? request.encoded.chunks
+          : linesToChunks(linesNow());
       const count = request.encoded ? request.encoded.count : request.rows.length;
       if (request.mode === "insert") {
         await copyInto(target, request.columns, payload());
@@ -296,6 +325,7 @@ export function postgresDestination(options: PostgresDestinationOptions): SyncDe
     rowValues: true,
     columnType,
     valueCheck,
+    passThroughCheck,
     decodeEncoded: (encoded) =>
       copyLines(encoded.chunks).map((line) => {
         const fields = line.split("\t");

@@ -155,6 +155,22 @@ function parseTuple(relation: Relation, tuple: Tuple, only?: readonly string[]):
   return row;
 }
 
+/**
+ * An update's new tuple with the columns it lacks (unchanged TOASTed values, not sent) taken from
+ * its old tuple where that has them: with `REPLICA IDENTITY FULL` the old tuple is the whole old
+ * row, its TOASTed values included, so the new row is complete and its key compares unchanged
+ * (a key of every column would otherwise always look changed, and the row be deleted).
+ */
+function withUnchanged(next: Tuple, old: Tuple): Tuple {
+  let out = next;
+  for (const name of Object.keys(old)) {
+    if (Object.hasOwn(next, name)) continue;
+    if (out === next) out = { ...next };
+    setField(out, name, old[name] ?? null);
+  }
+  return out;
+}
+
 /** A row's identity within a run of changes: its relation and key values (types kept apart: 1 is not "1"). */
 function identity(relationId: number, key: readonly string[], row: Row): string {
   if (key.length === 1) {
@@ -520,7 +536,8 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
               break;
             case "update": {
               const key = keyOf(msg.relation);
-              const row = encode ? parseTuple(msg.relation, msg.new, key) : parseTuple(msg.relation, msg.new);
+              const tuple = msg.old ? withUnchanged(msg.new, msg.old) : msg.new;
+              const row = encode ? parseTuple(msg.relation, tuple, key) : parseTuple(msg.relation, tuple);
               if (msg.old) {
                 const oldKey = parseTuple(msg.relation, msg.old, key);
                 // The key changed: the old row is gone.
@@ -537,7 +554,7 @@ export function postgresChanges(options: PostgresChangesOptions): SyncSource & {
                 op: "upsert",
                 kind: "update",
                 row,
-                text: encode ? msg.new : undefined,
+                text: encode ? tuple : undefined,
               });
               break;
             }
