@@ -121,10 +121,16 @@ export function createIdempotencyStore(
     async complete<R>(ref: IdempotencyRef, token: string, response: R) {
       const { scope, key } = refOf(ref);
       assertJsonValue(response, "response");
+      const now = clock.now();
       const { rowCount } = await run(
         executor,
         dialect,
-        sql`UPDATE ${t} SET status = 'complete', response = ${dialect.encodeJson(response)}
+        // The response is replayed for a whole ttl from now (the claim's ttl is expires_at -
+        // created_at): a holder that ran past its ttl must not leave a record dead on arrival,
+        // which would let the client's retry run the handler a second time.
+        sql`UPDATE ${t} SET status = 'complete', response = ${dialect.encodeJson(response)},
+              expires_at = CASE WHEN ${now} + (expires_at - created_at) > expires_at
+                                THEN ${now} + (expires_at - created_at) ELSE expires_at END
             WHERE scope = ${scope} AND ${k} = ${key} AND token = ${token} AND status = 'in_flight'`,
       );
       if (rowCount === 0) throw new IdempotencyOwnershipError(scope, key);
