@@ -131,6 +131,53 @@ describe("httpClient against a real server", () => {
     expect(server.seen[1]!.at - server.seen[0]!.at).toBeGreaterThanOrEqual(950);
   });
 
+  /** Settles `p` within `ms`, or reports that the call was still waiting then. */
+  const within = <T>(p: Promise<T>, ms: number) =>
+    Promise.race([
+      p.then(
+        (value) => ({ settled: "resolved" as const, value }),
+        (error: unknown) => ({ settled: "rejected" as const, error }),
+      ),
+      new Promise<{ settled: "still waiting" }>((resolve) =>
+        setTimeout(() => resolve({ settled: "still waiting" }), ms).unref(),
+      ),
+    ]);
+
+  it("a Retry-After that is neither delta-seconds nor an HTTP date is ignored, not read as a date decades away", async () => {
+    for (const garbage of ["soon 2099", "Sat 2099", "-5", "1.5", "tomorrow 12"]) {
+      server.seen = [];
+      server.script = [{ kind: "status", status: 503, headers: { "retry-after": garbage } }];
+      const client = httpClient({ baseUrl: server.url, retry: fast });
+      const outcome = await within(client.get("/garbage"), 3_000);
+      expect({ garbage, settled: outcome.settled }).toEqual({ garbage, settled: "resolved" });
+      expect(server.seen).toHaveLength(2);
+    }
+  });
+
+  it("a Retry-After far beyond maxRetryAfter gives up at once with the HttpError (its retryAfterMs), never hangs the call", async () => {
+    const tenYears = String(10 * 365 * 24 * 3600);
+    for (const value of [tenYears, "9".repeat(400), "Fri, 31 Dec 2100 23:59:59 GMT"]) {
+      server.seen = [];
+      server.script = [{ kind: "status", status: 503, headers: { "retry-after": value } }];
+      const client = httpClient({ baseUrl: server.url, retry: fast }); // the default bound
+      const outcome = await within(client.get("/later"), 3_000);
+      expect(outcome.settled).toBe("rejected");
+      const error = outcome.settled === "rejected" ? outcome.error : undefined;
+      expect(isPatchbayError(error, "HTTP_STATUS") && error.retryAfterMs! > 3_600_000).toBe(true);
+      expect(server.seen).toHaveLength(1);
+    }
+    // A bound of its own; within it the wait is honoured as before.
+    server.seen = [];
+    server.script = [{ kind: "status", status: 503, headers: { "retry-after": "2" } }];
+    expect(await codeOf(httpClient({ baseUrl: server.url, retry: fast, maxRetryAfter: "1s" }).get("/"))).toBe(
+      "HTTP_STATUS",
+    );
+    expect(server.seen).toHaveLength(1);
+    server.script = [{ kind: "status", status: 503, headers: { "retry-after": "1" } }];
+    await httpClient({ baseUrl: server.url, retry: fast, maxRetryAfter: "1s" }).get("/soon");
+    expect(server.seen).toHaveLength(3);
+  });
+
   it("gives up at the attempt limit on a server that hangs, each attempt timing out on its own signal", async () => {
     server.script = [{ kind: "hang" }, { kind: "hang" }];
     const client = httpClient({ baseUrl: server.url, timeout: "150ms", retry: { ...fast, maxAttempts: 2 } });

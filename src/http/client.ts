@@ -9,7 +9,7 @@ import {
   type CircuitBreakerOptions,
   type CircuitBreakerPolicy,
 } from "../resilience/breaker.js";
-import { isRetryableError } from "../resilience/classify.js";
+import { isRetryableError, retryAfterMsOf } from "../resilience/classify.js";
 import { exponential } from "../resilience/backoff.js";
 import { retry, type RetryOptions, type RetryPolicy } from "../resilience/retry.js";
 import { timeout as timeoutPolicy } from "../resilience/timeout.js";
@@ -28,6 +28,12 @@ export interface HttpClientOptions {
    * an `Idempotency-Key`, are ever retried.
    */
   retry?: Omit<RetryOptions, "clock"> | false;
+  /**
+   * The longest `Retry-After` a retry waits for. A server asking for longer (a misconfigured
+   * header, a 10-year value) ends the call at once with its `HttpError`, whose `retryAfterMs`
+   * says when to come back, instead of holding the call that long. Default 5 minutes.
+   */
+  maxRetryAfter?: Duration;
   /** Circuit breaker options (one breaker per host), or `false`. Default: 5 consecutive failures, 30 s open. */
   breaker?: Omit<CircuitBreakerOptions, "clock"> | false;
   /** Headers sent with every request. */
@@ -105,6 +111,7 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
   const doFetch = options.fetch ?? globalThis.fetch;
   const perAttempt = timeoutPolicy(toMs(options.timeout ?? "10s", "timeout"));
   const maxErrorBody = options.maxErrorBodyBytes ?? 2048;
+  const maxRetryAfterMs = toMs(options.maxRetryAfter ?? "5m", "maxRetryAfter");
   const redirects = options.redirects ?? "same-origin";
   const base = options.baseUrl === undefined ? undefined : parseUrl(options.baseUrl, "baseUrl");
   const breakers = new Map<string, CircuitBreakerPolicy>();
@@ -118,7 +125,8 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
       ...configured,
       clock,
       // A non-idempotent request without a key may have taken effect: never send it twice.
-      retryOn: (error) => idempotent && retryOn(error),
+      // A wait longer than maxRetryAfter is not a retry worth holding the call for.
+      retryOn: (error) => idempotent && retryOn(error) && !((retryAfterMsOf(error) ?? 0) > maxRetryAfterMs),
     });
   };
   const breakerFor = (host: string) => {
