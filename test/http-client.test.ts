@@ -16,6 +16,7 @@ type Behaviour =
   | { kind: "status"; status: number; body?: string; headers?: Record<string, string> }
   | { kind: "hang" }
   | { kind: "reset" }
+  | { kind: "cut"; body: string }
   | { kind: "redirect"; to: string };
 
 interface Seen {
@@ -50,6 +51,10 @@ class ScriptedServer {
         res.writeHead(next.status, next.headers).end(next.body ?? "");
       } else if (next.kind === "reset") {
         req.socket.destroy();
+      } else if (next.kind === "cut") {
+        // A 200 that promises more body than it sends, then drops the connection.
+        res.writeHead(200, { "content-type": "application/json", "content-length": "1000" });
+        res.write(next.body, () => setTimeout(() => req.socket.destroy(), 20));
       } else if (next.kind === "redirect") {
         res.writeHead(302, { location: next.to }).end();
       }
@@ -176,6 +181,27 @@ describe("httpClient against a real server", () => {
     server.script = [{ kind: "status", status: 503, headers: { "retry-after": "1" } }];
     await httpClient({ baseUrl: server.url, retry: fast, maxRetryAfter: "1s" }).get("/soon");
     expect(server.seen).toHaveLength(3);
+  });
+
+  it("a 2xx whose body is cut off mid-stream is a retryable HTTP_NETWORK error (a GET is retried), never a bare TypeError", async () => {
+    server.script = [{ kind: "cut", body: '{"ok":' }];
+    const client = httpClient({ baseUrl: server.url, retry: fast });
+    const res = await client.get("/cut");
+    expect(res).toMatchObject({ status: 200, attempts: 2, data: { ok: true } });
+    // A POST without a key is not retried, but still fails typed.
+    server.script = [{ kind: "cut", body: '{"ok":' }];
+    expect(await codeOf(client.post("/cut", { json: {} }))).toBe("HTTP_NETWORK");
+  });
+
+  it("a 2xx that says JSON but is not is a typed HTTP_BODY_INVALID error carrying the excerpt, never a bare SyntaxError", async () => {
+    server.script = [
+      { kind: "status", status: 200, body: "<html>oops", headers: { "content-type": "application/json" } },
+    ];
+    const client = httpClient({ baseUrl: server.url, retry: fast });
+    const error = await client.get("/html").catch((e: unknown) => e);
+    expect(isPatchbayError(error, "HTTP_BODY_INVALID")).toBe(true);
+    expect(error).toMatchObject({ status: 200, bodyExcerpt: "<html>oops", retryable: false });
+    expect(server.seen).toHaveLength(1);
   });
 
   it("gives up at the attempt limit on a server that hangs, each attempt timing out on its own signal", async () => {

@@ -14,7 +14,7 @@ import { exponential } from "../resilience/backoff.js";
 import { retry, type RetryOptions, type RetryPolicy } from "../resilience/retry.js";
 import { timeout as timeoutPolicy } from "../resilience/timeout.js";
 import { wrap } from "../resilience/wrap.js";
-import { HttpError, HttpNetworkError, HttpRedirectError, parseRetryAfter } from "./errors.js";
+import { HttpBodyError, HttpError, HttpNetworkError, HttpRedirectError, parseRetryAfter } from "./errors.js";
 
 /** Options of {@link httpClient}. */
 export interface HttpClientOptions {
@@ -245,7 +245,20 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
           parseRetryAfter(res.headers.get("retry-after"), clock.now()),
         );
       }
-      return { status: res.status, headers: res.headers, data: await readBody(res), url: current.href };
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (cause) {
+        // The connection dropped (or the attempt timed out) half way through the body.
+        if (signal.aborted) throw signal.reason ?? cause;
+        throw new HttpNetworkError(verb, current.href, { cause });
+      }
+      return {
+        status: res.status,
+        headers: res.headers,
+        data: parseBody(verb, current.href, res, text),
+        url: current.href,
+      };
     }
   }
 
@@ -284,12 +297,17 @@ function buildUrl(base: URL | undefined, path: string, query: HttpRequestOptions
   return url;
 }
 
-async function readBody(res: Response): Promise<unknown> {
-  const text = await res.text();
+function parseBody(method: string, url: string, res: Response, text: string): unknown {
   if (text === "") return undefined;
   const type = res.headers.get("content-type") ?? "";
-  if (/\bjson\b|\+json/i.test(type)) return JSON.parse(text) as unknown;
-  return text;
+  if (!/\bjson\b|\+json/i.test(type)) return text;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    throw new HttpBodyError(method, url, res.status, Object.fromEntries(res.headers), text.slice(0, 2048), {
+      cause,
+    });
+  }
 }
 
 /** Reads at most `limit` bytes of the body, then drops the rest of the stream. */

@@ -46,6 +46,31 @@ export class HttpNetworkError extends PatchbayError {
   }
 }
 
+/**
+ * A 2xx answer whose body says JSON (`content-type`) but does not parse: the request may have
+ * taken effect, so it is not retried. Carries the status, headers and a bounded excerpt.
+ */
+export class HttpBodyError extends PatchbayError {
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly status: number,
+    readonly headers: Record<string, string>,
+    /** At most 2048 characters of the body. */
+    readonly bodyExcerpt: string,
+    options: PatchbayErrorOptions,
+  ) {
+    super(
+      "HTTP_BODY_INVALID",
+      `${method} ${url} answered ${status} with a body that is not the JSON it claims`,
+      {
+        ...options,
+        retryable: false,
+      },
+    );
+  }
+}
+
 /** A redirect to another origin (or too many redirects) was refused. */
 export class HttpRedirectError extends PatchbayError {
   constructor(
@@ -64,6 +89,7 @@ declare module "../core/errors.js" {
     HTTP_STATUS: HttpError;
     HTTP_NETWORK: HttpNetworkError;
     HTTP_REDIRECT_REFUSED: HttpRedirectError;
+    HTTP_BODY_INVALID: HttpBodyError;
   }
 }
 

@@ -22,4 +22,4 @@ export {
   type HttpRequestOptions,
   type HttpResponse,
 } from "./client.js";
-export { HttpError, HttpNetworkError, HttpRedirectError, parseRetryAfter } from "./errors.js";
+export { HttpBodyError, HttpError, HttpNetworkError, HttpRedirectError, parseRetryAfter } from "./errors.js";
