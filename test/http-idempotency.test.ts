@@ -23,6 +23,8 @@ class Orders {
   delayMs = 0;
   failNext = false;
   rateLimitNext = false;
+  /** The next execution ends without a response: the handler gives up and drops the connection. */
+  dropNext = false;
   async create(body: unknown): Promise<{ status: number; body: unknown }> {
     if (this.rateLimitNext) {
       this.rateLimitNext = false;
@@ -34,9 +36,16 @@ class Orders {
       this.failNext = false;
       return { status: 503, body: { error: "database hiccup" } };
     }
+    if (this.dropNext) {
+      this.dropNext = false;
+      return { status: DROP, body: undefined };
+    }
     return { status: 201, body: { id: `order-${this.executions}`, received: body } };
   }
 }
+
+/** A status that means: answer nothing, drop the connection. */
+const DROP = -1;
 
 type Options = Omit<IdempotencyKeyOptions, "store">;
 type ServerFactory = (
@@ -68,7 +77,13 @@ const frameworks: Record<string, ServerFactory> = {
       express.json(),
       idempotencyKey({ store, ...options, client: (req) => clientOf(req.headers) }),
       (req, res, next) => {
-        orders.create(req.body).then((r) => res.status(r.status).location(`/orders/x`).json(r.body), next);
+        orders
+          .create(req.body)
+          .then(
+            (r) =>
+              r.status === DROP ? res.destroy() : res.status(r.status).location(`/orders/x`).json(r.body),
+            next,
+          );
       },
     );
     return listen(http.createServer(app));
@@ -78,6 +93,11 @@ const frameworks: Record<string, ServerFactory> = {
     await app.register(idempotencyKeyFastify({ store, ...options, client: (req) => clientOf(req.headers) }));
     app.post("/orders", async (request, reply) => {
       const r = await orders.create(request.body);
+      if (r.status === DROP) {
+        reply.hijack();
+        reply.raw.destroy();
+        return reply;
+      }
       return reply.code(r.status).header("location", "/orders/x").send(r.body);
     });
     await app.listen({ port: 0, host: "127.0.0.1" });
@@ -97,9 +117,11 @@ const frameworks: Record<string, ServerFactory> = {
       const body = JSON.parse(raw.toString() || "null") as unknown;
       await orders.create(body).then(
         (r) =>
-          res
-            .writeHead(r.status, { "content-type": "application/json", location: "/orders/x" })
-            .end(JSON.stringify(r.body)),
+          r.status === DROP
+            ? res.destroy()
+            : res
+                .writeHead(r.status, { "content-type": "application/json", location: "/orders/x" })
+                .end(JSON.stringify(r.body)),
         () => res.writeHead(500).end(),
       );
     };
@@ -306,6 +328,26 @@ for (const [dbName, makeDb] of databases) {
         expect(taken.status).toBe(201);
         expect(taken.headers.get("idempotent-replayed")).toBeNull();
         expect(orders.executions).toBe(1);
+      });
+
+      it("a request that ends without a response (the handler dropped the connection) releases its key: the retry runs, no 409 until the ttl", async () => {
+        const url = await start();
+        orders.dropNext = true;
+        const headers = { "idempotency-key": "k-dropped" };
+        await expect(post(url, { qty: 1 }, headers)).rejects.toThrow();
+        // The release lands shortly after the connection closed.
+        let retry: Response | undefined;
+        for (let i = 0; i < 40; i++) {
+          retry = await post(url, { qty: 1 }, headers);
+          if (retry.status !== 409) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(retry!.status).toBe(201);
+        expect(orders.executions).toBe(2);
+        // And it is stored now: a further retry replays it.
+        const replay = await post(url, { qty: 1 }, headers);
+        expect(replay.headers.get("idempotent-replayed")).toBe("true");
+        expect(orders.executions).toBe(2);
       });
 
       it("a stored response is replayed until its ttl, then the key runs afresh", async () => {

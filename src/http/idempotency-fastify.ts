@@ -19,6 +19,8 @@ export interface FastifyReplyLike {
   headers(values: Record<string, string>): FastifyReplyLike;
   send(payload?: unknown): FastifyReplyLike;
   getHeaders(): Record<string, unknown>;
+  /** The Node response underneath (to notice a reply that closed without being sent). */
+  readonly raw?: { once(event: "close", listener: () => void): unknown };
 }
 
 /** The parts of a Fastify instance the plugin uses. */
@@ -64,7 +66,17 @@ export function idempotencyKeyFastify(options: FastifyIdempotencyKeyOptions) {
       if (decision.action === "respond") {
         return reply.code(decision.status).headers(decision.headers).send(decision.body);
       }
-      if (decision.action === "execute") request[DECISION] = decision;
+      if (decision.action === "execute") {
+        request[DECISION] = decision;
+        // A reply that closes without going through onSend (hijacked and dropped, the client
+        // gone) has no outcome to store: release the key so a retry runs, rather than leaving it
+        // held (and renewed) for the whole ttl.
+        reply.raw?.once("close", () => {
+          if (request[DECISION] !== decision) return;
+          delete request[DECISION];
+          decision.abandon().catch(() => undefined);
+        });
+      }
       return undefined;
     });
 

@@ -1,5 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { createIdempotencyGate, type IdempotencyKeyOptions } from "./idempotency.js";
+import {
+  createIdempotencyGate,
+  type IdempotencyDecision,
+  type IdempotencyKeyOptions,
+} from "./idempotency.js";
 
 /** Options of {@link idempotencyKey}: the shared ones plus how to tell clients apart. */
 export interface NodeIdempotencyKeyOptions extends IdempotencyKeyOptions {
@@ -54,7 +58,7 @@ export function idempotencyKey(options: NodeIdempotencyKeyOptions) {
       res.writeHead(decision.status, decision.headers).end(decision.body);
       return;
     }
-    captureResponse(res, (response) => decision.finish(response));
+    captureResponse(res, decision);
     next();
   }
 
@@ -63,15 +67,22 @@ export function idempotencyKey(options: NodeIdempotencyKeyOptions) {
   };
 }
 
-type Finish = (response: { status: number; headers: Record<string, unknown>; body: Buffer }) => Promise<void>;
+type Execute = Extract<IdempotencyDecision, { action: "execute" }>;
 type Writer = (chunk?: unknown, encoding?: unknown, callback?: unknown) => unknown;
 
 /**
  * Tees what the handler writes and stores it before the last byte goes out, so a client that
  * has seen the response and retries gets the replay, never a second execution.
  */
-function captureResponse(res: ServerResponse, finish: Finish): void {
+function captureResponse(res: ServerResponse, { finish, abandon }: Execute): void {
   const chunks: Buffer[] = [];
+  let ended = false;
+  // A response closed without end() (the handler dropped the connection, or crashed and its
+  // framework destroyed the socket) has no outcome to store: release the key so a retry runs,
+  // rather than leaving it held (and renewed) for the whole ttl.
+  res.once("close", () => {
+    if (!ended) abandon().catch((e: unknown) => res.emit("idempotency-error", e));
+  });
   const collect = (chunk: unknown, encoding: unknown) => {
     if (chunk === undefined || chunk === null || typeof chunk === "function") return;
     chunks.push(
@@ -105,6 +116,7 @@ function captureResponse(res: ServerResponse, finish: Finish): void {
     return write(chunk, encoding, callback);
   };
   (res as { end: Writer }).end = (chunk, encoding, callback) => {
+    ended = true;
     collect(chunk, encoding);
     const send = () => end(chunk, encoding, callback);
     const headers = { ...res.getHeaders(), ...headed };
