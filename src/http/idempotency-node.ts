@@ -74,14 +74,14 @@ type Writer = (chunk?: unknown, encoding?: unknown, callback?: unknown) => unkno
  * Tees what the handler writes and stores it before the last byte goes out, so a client that
  * has seen the response and retries gets the replay, never a second execution.
  */
-function captureResponse(res: ServerResponse, { finish, abandon }: Execute): void {
+function captureResponse(res: ServerResponse, decision: Execute): void {
   const chunks: Buffer[] = [];
   let ended = false;
   // A response closed without end() (the handler dropped the connection, or crashed and its
   // framework destroyed the socket) has no outcome to store: release the key so a retry runs,
   // rather than leaving it held (and renewed) for the whole ttl.
   res.once("close", () => {
-    if (!ended) abandon().catch((e: unknown) => res.emit("idempotency-error", e));
+    if (!ended) decision.abandon().catch((e: unknown) => res.emit("idempotency-error", e));
   });
   const collect = (chunk: unknown, encoding: unknown) => {
     if (chunk === undefined || chunk === null || typeof chunk === "function") return;
@@ -120,11 +120,13 @@ function captureResponse(res: ServerResponse, { finish, abandon }: Execute): voi
     collect(chunk, encoding);
     const send = () => end(chunk, encoding, callback);
     const headers = { ...res.getHeaders(), ...headed };
-    finish({ status: res.statusCode, headers, body: Buffer.concat(chunks) }).then(send, (e: unknown) => {
-      // The response still goes out; the key stays in flight until its lease ends.
-      res.emit("idempotency-error", e);
-      send();
-    });
+    decision
+      .finish({ status: res.statusCode, headers, body: Buffer.concat(chunks) })
+      .then(send, (e: unknown) => {
+        // The response still goes out; the key stays in flight until its lease ends.
+        res.emit("idempotency-error", e);
+        send();
+      });
     return res;
   };
 }
