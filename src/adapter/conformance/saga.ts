@@ -376,6 +376,41 @@ export function defineSagaConformance(harness: SagaHarness): void {
       });
     });
 
+    it("a step error whose message holds NUL or a lone surrogate is recorded (U+FFFD), not lost: the step ran once and the saga compensated", async () => {
+      let charged = 0;
+      let shipped = 0;
+      const def = defineSaga("odd-error", {
+        version: 1,
+        steps: [
+          { name: "charge", run: () => ++charged, compensate: () => void charged-- },
+          {
+            name: "ship",
+            retry: { maxAttempts: 2, backoff: { delay: () => 10 } },
+            run: () => {
+              shipped++;
+              throw new NonRetryableError("refused: a\u0000b 😀 \ud800");
+            },
+          },
+        ],
+      });
+      const r = await runner({ sagas: [def] });
+      await r.saga(def).start(null, { id: "nul-1" });
+      const done = await r.wait("nul-1", { timeout: "10s" });
+      expect({ status: done.status, charged, shipped }).toEqual({
+        status: "compensated",
+        charged: 0,
+        shipped: 1,
+      });
+      const details = await r.get("nul-1");
+      expect(details?.reason?.error).toMatchObject({
+        code: "NON_RETRYABLE",
+        message: "refused: a\ufffdb 😀 \ufffd",
+      });
+      expect(details?.steps.find((s) => s.name === "ship")?.error?.message).toBe(
+        "refused: a\ufffdb 😀 \ufffd",
+      );
+    });
+
     it("refuses an input that fails the saga's schema, storing nothing", async () => {
       const s = defineSaga("typed", {
         version: 1,

@@ -105,6 +105,41 @@ export function defineWebhooksConformance(harness: WebhooksHarness): void {
       await db.cleanup();
     });
 
+    it("a receiver answering with a NUL byte in its body: delivered once, recorded (NUL read as U+FFFD), other deliveries not held up", async () => {
+      const { bus, webhooks } = await system();
+      const endpoint = await webhooks.endpoints.create({ url: receiver.url, events: ["order.*"] });
+      receiver.bodyFor = (status) => Buffer.from(`ok ${status}\u0000 😀`);
+      const first = await bus.publish(OrderPaid, { orderId: "o-nul", total: 1 });
+      const second = await bus.publish(OrderPaid, { orderId: "o-nul-2", total: 2 });
+      const statusOf = async (id: string) => (await webhooks.deliveries.get(endpoint.id, id))?.status;
+      await until(
+        async () => (await statusOf(first.id)) === "delivered" && (await statusOf(second.id)) === "delivered",
+        10_000,
+        "both delivered",
+      );
+      // A failure with such a body is recorded too, and scheduled for its retry.
+      receiver.script = [500];
+      const third = await bus.publish(OrderPaid, { orderId: "o-nul-3", total: 3 });
+      await attemptsReach(webhooks, endpoint.id, third.id, 1);
+      await clock.advance("5s");
+      await until(async () => (await statusOf(third.id)) === "delivered", 10_000, "the third delivered");
+      // Nothing sent twice, however much time passes.
+      await clock.advance("1h");
+      await new Promise((r) => setTimeout(r, 300));
+      expect(receiver.requests).toHaveLength(4);
+      for (const id of [first.id, second.id]) {
+        expect(
+          (await attemptsOf(webhooks, endpoint.id, id)).map((x) => [x.status, x.responseExcerpt]),
+        ).toEqual([[200, "ok 200\ufffd 😀"]]);
+      }
+      expect(
+        (await attemptsOf(webhooks, endpoint.id, third.id)).map((x) => [x.status, x.responseExcerpt]),
+      ).toEqual([
+        [500, "ok 500\ufffd 😀"],
+        [200, "ok 200\ufffd 😀"],
+      ]);
+    });
+
     it("500 three times then 200: delivered exactly once more, 4 attempts logged, every request signed alike", async () => {
       const { bus, webhooks } = await system();
       const endpoint = await webhooks.endpoints.create({ url: receiver.url, events: ["order.*"] });
