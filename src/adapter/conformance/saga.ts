@@ -411,6 +411,42 @@ export function defineSagaConformance(harness: SagaHarness): void {
       );
     });
 
+    for (const [label, value] of [
+      ["a NUL", "a\u0000b"],
+      ["a lone surrogate", "a\ud800b"],
+    ] as const) {
+      it(`a step result holding ${label}: stored exactly, or refused by the store (a typed failure, compensated) — the step runs once either way`, async () => {
+        let runs = 0;
+        let after = 0;
+        const def = defineSaga("odd-result", {
+          version: 1,
+          steps: [
+            { name: "first", run: () => "ok", compensate: () => undefined },
+            {
+              name: "odd",
+              retry: { maxAttempts: 3, backoff: { delay: () => 10 } },
+              run: () => (runs++, { value }),
+            },
+            { name: "last", run: () => void after++ },
+          ],
+        });
+        const r = await runner({ sagas: [def], lease: "1s" });
+        await r.saga(def).start(null, { id: "odd-1" });
+        const done = await r.wait("odd-1", { timeout: "15s" });
+        const details = await r.get("odd-1");
+        const step = details?.steps.find((s) => s.name === "odd" && s.phase === "run");
+        if (done.status === "completed") {
+          expect(step?.result).toEqual({ value });
+          expect(after).toBe(1);
+        } else {
+          expect(done.status).toBe("compensated");
+          expect(step).toMatchObject({ status: "failed", error: { code: "QUERY_FAILED" } });
+          expect(after).toBe(0);
+        }
+        expect(runs).toBe(1);
+      });
+    }
+
     it("refuses an input that fails the saga's schema, storing nothing", async () => {
       const s = defineSaga("typed", {
         version: 1,
