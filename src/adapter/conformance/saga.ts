@@ -13,7 +13,12 @@ import { defineEvent } from "../../core/events.js";
 import { constant } from "../../resilience/backoff.js";
 import { defineSaga, type SagaStep } from "../../saga/definition.js";
 import { SagaFailed, type SagaFailedData } from "../../saga/events.js";
-import { createSagaRunner, type SagaRunner, type SagaRunnerOptions } from "../../saga/runner.js";
+import {
+  createSagaRunner,
+  type SagaRunner,
+  type SagaRunnerOptions,
+  type StartedSaga,
+} from "../../saga/runner.js";
 import type { SqlStore } from "../../store/sql-store.js";
 import { objectSchema, string } from "./events.js";
 import { defineSagaClockCases } from "./saga-clock.js";
@@ -274,6 +279,28 @@ export function defineSagaConformance(harness: SagaHarness): void {
         .catch((e: unknown) => e);
       expect(isPatchbayError(conflict, "SAGA_ID_CONFLICT")).toBe(true);
       expect(await r.count()).toBe(1);
+    });
+
+    it("the same id started 12 times at once, with different inputs, on two runners: one instance, created once, run once", async () => {
+      let runs = 0;
+      const def = defineSaga("race", {
+        version: 1,
+        steps: [{ name: "only", run: (input: { n: number }) => (runs++, input.n) }],
+      });
+      const [a, b] = [await runner({ sagas: [def] }), await runner({ sagas: [def] })];
+      const starts = await Promise.allSettled(
+        Array.from({ length: 12 }, (_, n) => (n % 2 ? a : b).saga(def).start({ n }, { id: "same" })),
+      );
+      const rejected = starts.filter((x) => x.status === "rejected");
+      expect(rejected).toEqual([]);
+      const results = starts.map((x) => (x as PromiseFulfilledResult<StartedSaga>).value);
+      const created = results.filter((x) => x.created);
+      expect(created).toHaveLength(1);
+      // Every caller sees the one stored input, never its own when it did not create it.
+      for (const x of results) expect(x.input).toEqual(created[0]!.input);
+      expect((await a.wait("same")).status).toBe("completed");
+      expect(runs).toBe(1);
+      expect(await a.count()).toBe(1);
     });
 
     it("started inside a business transaction: exists exactly when it commits", async () => {
