@@ -268,8 +268,9 @@ describe("circuitBreaker with an isFailure that throws", () => {
 
   it("a probe whose classification throws frees its slot (re-opens), never leaves the circuit half-open and refusing forever", async () => {
     const clock = new FakeClock(0);
-    const breaker = circuitBreaker({ clock, isFailure: (e) => (e === "trip" ? true : fragile(e)) });
-    for (let i = 0; i < 5; i++) await outcome(breaker, () => Promise.reject("trip"));
+    const trip = new Error("trip");
+    const breaker = circuitBreaker({ clock, isFailure: (e) => (e === trip ? true : fragile(e)) });
+    for (let i = 0; i < 5; i++) await outcome(breaker, () => Promise.reject(trip));
     expect(breaker.state).toBe("open");
     await clock.advance("30s");
     expect(await outcome(breaker, noResponse)).toMatchObject({ message: "ECONNRESET" });
