@@ -204,6 +204,19 @@ describe("httpClient against a real server", () => {
     expect(server.seen).toHaveLength(1);
   });
 
+  it("a header value or Idempotency-Key that HTTP cannot carry is INVALID_ARGUMENT before any request, never a bare TypeError", async () => {
+    const client = httpClient({ baseUrl: server.url, retry: fast });
+    for (const call of [
+      () => client.post("/x", { json: {}, idempotencyKey: "key\nInjected: 1" }),
+      () => client.get("/x", { headers: { "x-trace": "a\u0000b" } }),
+      () => client.get("/x", { headers: { "bad name": "v" } }),
+      () => httpClient({ baseUrl: server.url, headers: { "x-tenant": "a\r\nInjected: 1" } }).get("/x"),
+    ]) {
+      expect(await codeOf(call())).toBe("INVALID_ARGUMENT");
+    }
+    expect(server.seen).toHaveLength(0);
+  });
+
   it("gives up at the attempt limit on a server that hangs, each attempt timing out on its own signal", async () => {
     server.script = [{ kind: "hang" }, { kind: "hang" }];
     const client = httpClient({ baseUrl: server.url, timeout: "150ms", retry: { ...fast, maxAttempts: 2 } });

@@ -155,8 +155,7 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
   ): Promise<HttpResponse<T>> {
     const verb = method.toUpperCase();
     const url = buildUrl(base, path, req.query);
-    const headers = new Headers(options.headers);
-    for (const [k, v] of Object.entries(req.headers ?? {})) headers.set(k, v);
+    const headers = buildHeaders(options.headers, req.headers);
     let body: string | Uint8Array | undefined = req.body;
     if (req.json !== undefined) {
       if (req.body !== undefined)
@@ -165,7 +164,7 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
       if (!headers.has("content-type")) headers.set("content-type", "application/json");
     }
     if (req.idempotencyKey !== undefined) {
-      headers.set("idempotency-key", req.idempotencyKey === true ? randomUUID() : req.idempotencyKey);
+      setHeader(headers, "idempotency-key", req.idempotencyKey === true ? randomUUID() : req.idempotencyKey);
     }
     // traceparent/tracestate of the active span, when the app runs an OpenTelemetry SDK.
     const carrier: Record<string, string> = {};
@@ -271,6 +270,26 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
     delete: (path, o) => request("DELETE", path, o),
     breakerFor: (host) => (options.breaker === false ? undefined : breakerFor(host)),
   };
+}
+
+/** Sets a header, refusing a name or value HTTP cannot carry (a newline, a NUL) with INVALID_ARGUMENT. */
+function setHeader(headers: Headers, name: string, value: string): void {
+  try {
+    headers.set(name, value);
+  } catch (cause) {
+    throw new InvalidArgumentError(
+      `header ${JSON.stringify(name)}: ${JSON.stringify(String(value).slice(0, 80))} is not a valid HTTP header`,
+      "headers",
+      { cause },
+    );
+  }
+}
+
+/** The client's headers, then the request's over them. */
+function buildHeaders(...sources: Array<Record<string, string> | undefined>): Headers {
+  const headers = new Headers();
+  for (const source of sources) for (const [k, v] of Object.entries(source ?? {})) setHeader(headers, k, v);
+  return headers;
 }
 
 function parseUrl(value: string, argument: string): URL {
