@@ -396,6 +396,37 @@ export function defineWebhooksConformance(harness: WebhooksHarness): void {
       expect(receiver.maxActive).toBe(2);
     }, 60_000);
 
+    it("stop() past its timeout with 4 requests in flight: none lost or failed, the cut attempts not counted; the next worker delivers each", async () => {
+      const first = await system({ retry: { delays: ["0s", "5s"] } });
+      const endpoint = await first.webhooks.endpoints.create({ url: receiver.url, events: ["order.*"] });
+      receiver.hold = true;
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++)
+        ids.push((await first.bus.publish(OrderPaid, { orderId: `s-${i}`, total: i })).id);
+      await until(() => receiver.active === 4, 10_000, "4 in flight");
+      await first.webhooks.stop({ timeout: "100ms" });
+      const statuses = async () =>
+        Promise.all(ids.map(async (id) => (await first.webhooks.deliveries.get(endpoint.id, id))?.status));
+      expect(await statuses()).toEqual(["pending", "pending", "pending", "pending"]);
+      receiver.hold = false;
+      receiver.release();
+      // Each fails once more with the next worker, then succeeds: had the cut attempt counted,
+      // the two-attempt schedule would be spent and the 500 would fail it.
+      receiver.script = [500, 500, 500, 500];
+      const second = await system({ retry: { delays: ["0s", "5s"] } });
+      for (const id of ids) await attemptsReach(second.webhooks, endpoint.id, id, 2);
+      await clock.advance("5s");
+      await until(async () => (await statuses()).every((s) => s === "delivered"), 10_000, "all delivered");
+      await clock.advance("1h");
+      await new Promise((r) => setTimeout(r, 300));
+      // Lost: none. Doubled: none beyond the cut attempt and the scripted failure.
+      expect(receiver.requests).toHaveLength(12);
+      for (const id of ids) {
+        const outcomes = (await second.webhooks.deliveries.attempts(endpoint.id, id)).map((a) => a.outcome);
+        expect(outcomes).toEqual(["failed", "failed", "succeeded"]);
+      }
+    });
+
     it("a worker never claims again a delivery it is still sending when the clock moves past its lease", async () => {
       // A request held until released that does not stop at the timeout's abort (the timeout waits
       // for it): the attempt stays in flight across each advance longer than its lease.
