@@ -275,6 +275,19 @@ for (const [dbName, makeDb] of databases) {
         expect(orders.executions).toBe(1);
       });
 
+      it("storing the response fails (the database is down): the handler's own answer still goes out, never a 500 for work that was done", async () => {
+        const failing = (store: SqlStore): SqlStore => {
+          const idempotency = Object.create(store.idempotency) as SqlStore["idempotency"];
+          idempotency.complete = () => Promise.reject(new Error("connection terminated"));
+          return Object.assign(Object.create(store) as SqlStore, { idempotency });
+        };
+        const url = await start({}, {}, failing);
+        const res = await post(url, { qty: 1 }, { "idempotency-key": "k-unstored" });
+        expect(res.status).toBe(201);
+        expect(await res.json()).toMatchObject({ id: "order-1" });
+        expect(orders.executions).toBe(1);
+      });
+
       it.runIf(dbName === "SQLite" && framework === "node http")(
         "a holder whose renewals stop landing loses its key: the second run is reported at error level",
         async () => {

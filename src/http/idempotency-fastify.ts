@@ -1,3 +1,4 @@
+import { isPatchbayError } from "../core/errors.js";
 import {
   createIdempotencyGate,
   type IdempotencyDecision,
@@ -93,11 +94,24 @@ export function idempotencyKeyFastify(options: FastifyIdempotencyKeyOptions) {
         await decision.abandon();
         return payload;
       }
-      await decision.finish({
-        status: reply.statusCode,
-        headers: reply.getHeaders(),
-        body: Buffer.from(payload ?? ""),
-      });
+      try {
+        await decision.finish({
+          status: reply.statusCode,
+          headers: reply.getHeaders(),
+          body: Buffer.from(payload ?? ""),
+        });
+      } catch (e) {
+        // The handler's work is done: its answer still goes out (a hook that threw would turn it
+        // into a 500, and the client's retry would run the handler again). The key stays in
+        // flight until its lease ends, as with the Node middleware.
+        // (A key lost to another holder is reported by the gate already.)
+        if (!isPatchbayError(e, "IDEMPOTENCY_NOT_OWNER")) {
+          gate.logger.error(
+            { err: e, url: request.url },
+            "patchbay idempotency: storing the response failed; it was sent unstored",
+          );
+        }
+      }
       return payload;
     });
     return Promise.resolve();

@@ -318,5 +318,5 @@ export function createIdempotencyGate(options: IdempotencyKeyOptions) {
   /** Whether the middleware looks at requests of this method at all. */
   const covers = (method: string) => methods.has(method.toUpperCase());
 
-  return { decide, covers, headerName };
+  return { decide, covers, headerName, logger };
 }
