@@ -118,6 +118,22 @@ for (const [name, makeDb] of dbs) {
       expect(seen).toHaveLength(1);
     });
 
+    it('a signature header sent as two lines (joined by Node and fetch with ", ") still verifies by its valid signature', async () => {
+      const body = Buffer.from('{"n":1}');
+      const ts = now();
+      const valid = sign(secret, "msg_lines", ts, body);
+      const other = sign(generateSecret(), "msg_lines", ts, body);
+      for (const joined of [`${valid}, ${other}`, `${other}, ${valid}`]) {
+        const headers = {
+          "webhook-id": "msg_lines",
+          "webhook-timestamp": String(ts),
+          "webhook-signature": joined,
+        };
+        expect((await receiver().receive(headers, body)).status).toBe(200);
+      }
+      expect(seen).toHaveLength(1);
+    });
+
     it("timestamps at the tolerance edge: exactly 5 min either way passes, one second more is refused", async () => {
       const body = Buffer.from('{"n":1}');
       const at = async (id: string, ts: number) =>

@@ -126,6 +126,8 @@ export function verifyWebhook<T = unknown>(
   const body = bodyBytes(rawBody);
   const offered = signatures
     .split(" ")
+    // A header sent as two lines reaches us joined with ", " (Node, fetch): drop that comma.
+    .map((s) => s.replace(/,$/, ""))
     .filter((s) => s.startsWith(V1))
     .map((s) => s.slice(V1.length));
   const expected = keys.map((key) => hmacBase64(key, id, timestamp, body));
