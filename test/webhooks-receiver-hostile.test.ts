@@ -134,6 +134,44 @@ for (const [name, makeDb] of dbs) {
       expect(seen).toHaveLength(1);
     });
 
+    it("a handler that catches its failed statement and returns: on a store whose failed statement aborts the transaction, 500 and nothing recorded; the retry runs it again", async () => {
+      await store.query(`CREATE TABLE hook_rows (id ${db.keyText} PRIMARY KEY)`);
+      let runs = 0;
+      const r = createWebhookReceiver({
+        secret,
+        store,
+        clock,
+        handler: async (_event, { tx }) => {
+          runs++;
+          await tx!.query(`INSERT INTO hook_rows (id) VALUES (${db.p(1)})`, [`row-${runs}`]);
+          try {
+            await tx!.query(`INSERT INTO hook_rows (id) VALUES (${db.p(1)})`, [`row-${runs}`]);
+          } catch {
+            // swallowed: "already there"
+          }
+        },
+      });
+      const body = Buffer.from('{"n":1}');
+      const headers = signatureHeaders(secret, { id: "msg_caught", timestamp: now(), body });
+      const first = await r.receive(headers, body);
+      const rows = async () =>
+        (await store.query<{ id: string }>("SELECT id FROM hook_rows ORDER BY id")).rows;
+      if (db.statementErrorAbortsTransaction) {
+        // Success must not be answered for a transaction that did not commit.
+        expect({ status: first.status, rows: await rows() }).toEqual({ status: 500, rows: [] });
+        expect((await r.receive(headers, body)).status).toBe(500);
+        expect(runs).toBe(2);
+      } else {
+        // SQLite and MariaDB undo only the failed statement: the rest commits, once.
+        expect({ status: first.status, rows: await rows() }).toEqual({
+          status: 200,
+          rows: [{ id: "row-1" }],
+        });
+        expect((await r.receive(headers, body)).status).toBe(200);
+        expect(runs).toBe(1);
+      }
+    });
+
     it("timestamps at the tolerance edge: exactly 5 min either way passes, one second more is refused", async () => {
       const body = Buffer.from('{"n":1}');
       const at = async (id: string, ts: number) =>
