@@ -369,6 +369,24 @@ for (const [dbName, makeDb] of databases) {
         expect(orders.executions).toBe(2);
       });
 
+      it.runIf(framework === "node http")(
+        "a request body over maxRequestBytes is refused 413 as it streams in, never buffered whole; the handler does not run",
+        async () => {
+          const url = await start({ maxRequestBytes: 64 * 1024 });
+          const big = JSON.stringify({ blob: "x".repeat(512 * 1024) });
+          const res = await fetch(`${url}/orders`, {
+            method: "POST",
+            headers: { "content-type": "application/json", "idempotency-key": "k-big" },
+            body: big,
+          }).catch((e: unknown) => e);
+          // The server may close the connection before the client finished sending.
+          if (res instanceof Response) expect(res.status).toBe(413);
+          expect(orders.executions).toBe(0);
+          // A body within the limit goes through as before.
+          expect((await post(url, { qty: 1 }, { "idempotency-key": "k-small" })).status).toBe(201);
+        },
+      );
+
       it("a stored response is replayed until its ttl, then the key runs afresh", async () => {
         const clock = new FakeClock(Date.UTC(2026, 0, 1));
         const url = await start({ ttl: "24h" }, { clock });

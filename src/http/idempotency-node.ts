@@ -14,9 +14,16 @@ export interface NodeIdempotencyKeyOptions extends IdempotencyKeyOptions {
 type Next = (error?: unknown) => void;
 type RequestWithBody = IncomingMessage & { body?: unknown };
 
-async function readBody(req: RequestWithBody): Promise<Buffer> {
+/** The body, or undefined once it grew past `limit` bytes (the rest is not read). */
+async function readBody(req: RequestWithBody, limit: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  let size = 0;
+  for await (const chunk of req) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+    size += buf.length;
+    if (size > limit) return undefined;
+    chunks.push(buf);
+  }
   return Buffer.concat(chunks);
 }
 
@@ -39,12 +46,30 @@ function firstHeader(value: string | string[] | undefined): string | undefined {
  */
 export function idempotencyKey(options: NodeIdempotencyKeyOptions) {
   const gate = createIdempotencyGate(options);
+  const maxRequestBytes = options.maxRequestBytes ?? 1024 * 1024;
 
   async function handle(req: RequestWithBody, res: ServerResponse, next: Next): Promise<void> {
     const method = req.method ?? "GET";
     const key = firstHeader(req.headers[gate.headerName]);
     if (!gate.covers(method) || (key === undefined && !options.required)) return next();
-    if (req.body === undefined && key !== undefined) req.body = await readBody(req);
+    if (req.body === undefined && key !== undefined) {
+      const body = await readBody(req, maxRequestBytes);
+      if (body === undefined) {
+        const detail = `the request body is over ${maxRequestBytes} bytes`;
+        res
+          .writeHead(413, { "content-type": "application/problem+json", connection: "close" })
+          .end(
+            JSON.stringify({
+              type: "https://patchbay.dev/problems/idempotency",
+              title: "Request body too large",
+              status: 413,
+              detail,
+            }),
+          );
+        return;
+      }
+      req.body = body;
+    }
     const decision = await gate.decide({
       method,
       url: req.url ?? "/",

@@ -36,6 +36,11 @@ export interface IdempotencyKeyOptions {
   /** Responses larger than this are not stored (the key is released). Default 1 MiB. */
   maxBodyBytes?: number;
   /**
+   * The largest request body the Node middleware reads itself (when no body parser ran before
+   * it): a larger one is refused with 413 as it streams in, never buffered whole. Default 1 MiB.
+   */
+  maxRequestBytes?: number;
+  /**
    * Store 5xx responses too. Default `false`: a 5xx releases the key so a retry runs the handler
    * again. 408, 425 and 429 ("not processed, try again") always release it.
    */
