@@ -303,6 +303,37 @@ export function defineSagaConformance(harness: SagaHarness): void {
       expect(await a.count()).toBe(1);
     });
 
+    it("started in a repeatable-read transaction whose snapshot predates another start of the id: never reported created for an instance it did not write", async () => {
+      if (!store.capabilities.concurrentWriters) return; // writers queue: no such interleaving
+      const def = defineSaga("rr", {
+        version: 1,
+        steps: [{ name: "only", run: (input: { who: string }) => input.who }],
+      });
+      const r = await runner({ sagas: [def] });
+      // Another process: its own store (own connections).
+      const other = db.make();
+      stores.push(other);
+      const elsewhere = await runner({ sagas: [def], store: other });
+      const outcome = await store
+        .transaction(
+          async (tx) => {
+            await tx.query("SELECT COUNT(*) AS n FROM orders"); // the snapshot is taken here
+            await elsewhere.saga(def).start({ who: "outside" }, { id: "rr-1" }); // commits meanwhile
+            return r.saga(def).start({ who: "inside" }, { id: "rr-1", tx });
+          },
+          { isolation: "repeatable read" },
+        )
+        .then(
+          (started) => ({ created: started.created, input: started.input }),
+          (e: unknown) => ({ error: isPatchbayError(e) ? e.code : String(e) }),
+        );
+      // Either the stored instance (not created by this call), or a typed refusal of the transaction.
+      if ("error" in outcome) expect(outcome.error).toMatch(/^(TRANSACTION_ROLLED_BACK|QUERY_FAILED)$/);
+      else expect(outcome).toEqual({ created: false, input: { who: "outside" } });
+      expect((await r.wait("rr-1")).status).toBe("completed");
+      expect((await r.get("rr-1"))?.input).toEqual({ who: "outside" });
+    });
+
     it("started inside a business transaction: exists exactly when it commits", async () => {
       const order = defineSaga("order", { version: 1, steps: orderSteps([]) });
       const r = await runner({ sagas: [order] });
