@@ -211,6 +211,7 @@ export function createIdempotencyGate(options: IdempotencyKeyOptions) {
   const methods = new Set((options.methods ?? ["POST", "PATCH"]).map((m) => m.toUpperCase()));
   const ttl = toMs(options.ttl ?? "24h", "ttl");
   const lease = toMs(options.lease ?? "60s", "lease");
+  if (lease === 0) throw new InvalidArgumentError("lease must be greater than zero", "lease");
   const replayHeaders = (options.replayHeaders ?? DEFAULT_REPLAY_HEADERS).map((h) => h.toLowerCase());
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const headerName = (options.header ?? "idempotency-key").toLowerCase();

@@ -77,6 +77,8 @@ export function createIdempotencyStore(
       const ttl = toMs(options.ttl ?? DEFAULT_IDEMPOTENCY_TTL, "ttl");
       const lease = toMs(options.lease ?? DEFAULT_IDEMPOTENCY_LEASE, "lease");
       if (ttl === 0) throw new InvalidArgumentError("ttl must be greater than zero", "ttl");
+      // A lease of 0 ends as it starts: every concurrent claim would take the key over.
+      if (lease === 0) throw new InvalidArgumentError("lease must be greater than zero", "lease");
       const fp = options.fingerprint;
       // A row deleted between our failed upsert and our read (a purge, a release) makes us try
       // again; the next upsert then inserts, or conflicts with a live row we can classify.
@@ -138,7 +140,9 @@ export function createIdempotencyStore(
 
     async renew(ref: IdempotencyRef, token: string, lease?: Duration) {
       const { scope, key } = refOf(ref);
-      const until = clock.now() + toMs(lease ?? DEFAULT_IDEMPOTENCY_LEASE, "lease");
+      const leaseMs = toMs(lease ?? DEFAULT_IDEMPOTENCY_LEASE, "lease");
+      if (leaseMs === 0) throw new InvalidArgumentError("lease must be greater than zero", "lease");
+      const until = clock.now() + leaseMs;
       const { rowCount } = await run(
         executor,
         dialect,

@@ -89,7 +89,7 @@ export function createWebhookReceiver<T = unknown>(options: WebhookReceiverOptio
   const ttl = options.retention ?? "7d";
   const lease = options.lease ?? "5m";
   toMs(ttl, "retention");
-  toMs(lease, "lease");
+  if (toMs(lease, "lease") === 0) throw new InvalidArgumentError("lease must be greater than zero", "lease");
   const store = options.store;
   const inTransaction = (options.transaction ?? true) && typeof store?.transaction === "function";
   const answer = (

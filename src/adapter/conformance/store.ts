@@ -797,6 +797,8 @@ export function defineStoreConformance(harness: StoreHarness): void {
           ids.idempotency.claim({ key: "k", fingerprint: "f", ttl: "soon" }),
           "DURATION_INVALID",
         );
+        // A lease of 0 would let every concurrent claim take the key over: two holders at once.
+        await expectCode(ids.idempotency.claim({ key: "k", fingerprint: "f", lease: 0 }), "INVALID_ARGUMENT");
         expect(await ids.idempotency.get({ key: "k" })).toBeUndefined();
       });
     });
