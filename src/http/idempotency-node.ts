@@ -56,16 +56,14 @@ export function idempotencyKey(options: NodeIdempotencyKeyOptions) {
       const body = await readBody(req, maxRequestBytes);
       if (body === undefined) {
         const detail = `the request body is over ${maxRequestBytes} bytes`;
-        res
-          .writeHead(413, { "content-type": "application/problem+json", connection: "close" })
-          .end(
-            JSON.stringify({
-              type: "https://patchbay.dev/problems/idempotency",
-              title: "Request body too large",
-              status: 413,
-              detail,
-            }),
-          );
+        res.writeHead(413, { "content-type": "application/problem+json", connection: "close" }).end(
+          JSON.stringify({
+            type: "https://patchbay.dev/problems/idempotency",
+            title: "Request body too large",
+            status: 413,
+            detail,
+          }),
+        );
         return;
       }
       req.body = body;
