@@ -341,6 +341,44 @@ export function defineSagaClockCases(harness: SagaHarness): void {
       });
     });
 
+    it("a transactional step that swallows the deadline's abort: its ctx.tx writes roll back with the attempt, the saga compensates", async () => {
+      await store.query("CREATE TABLE charges_sd (saga_id TEXT NOT NULL)");
+      let running = false;
+      const def = defineSaga("swallow-deadline-tx", {
+        version: 1,
+        timeout: "5m",
+        steps: [
+          {
+            name: "charge",
+            transaction: true,
+            run: async (_input, ctx) => {
+              await ctx.tx.query(`INSERT INTO charges_sd (saga_id) VALUES (${p(1)})`, [ctx.sagaId]);
+              running = true;
+              try {
+                await clock.sleep(3_600_000, ctx.signal);
+              } catch {
+                // swallowed
+              }
+              return "charged";
+            },
+          },
+        ],
+      });
+      const r = await runner({ sagas: [def] });
+      await r.saga(def).start(null, { id: "sdt" });
+      await eventually(() => running && clock.pendingSleepers > 1, "step charge to be running");
+      await clock.advance("5m");
+      await eventually(async () => {
+        const s = await statusOf(r, "sdt");
+        return s === "compensated" || s === "completed";
+      }, "the saga to settle");
+      const { rows } = await store.query<{ n: number | string }>("SELECT COUNT(*) AS n FROM charges_sd");
+      expect({ status: await statusOf(r, "sdt"), charges: Number(rows[0]?.n) }).toEqual({
+        status: "compensated",
+        charges: 0,
+      });
+    });
+
     it("a step that swallows stop()'s abort and returns is not recorded done: the next runner runs it again, its work done once", async () => {
       let calls = 0;
       let worked = 0;
