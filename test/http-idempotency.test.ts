@@ -349,14 +349,14 @@ for (const [dbName, makeDb] of databases) {
         expect(orders.executions).toBe(1);
       });
 
-      it("a request that ends without a response (the handler dropped the connection) releases its key: the retry runs, no 409 until the ttl", async () => {
-        const url = await start();
+      it("a request that ends without a response (the handler dropped the connection) lets its key go once its lease passes: the retry runs, no 409 until the ttl", async () => {
+        const url = await start({ lease: "1s" });
         orders.dropNext = true;
         const headers = { "idempotency-key": "k-dropped" };
         await expect(post(url, { qty: 1 }, headers)).rejects.toThrow();
-        // The release lands shortly after the connection closed.
+        // The lease is no longer renewed: within it a retry is 409, after it the retry runs.
         let retry: Response | undefined;
-        for (let i = 0; i < 40; i++) {
+        for (let i = 0; i < 80; i++) {
           retry = await post(url, { qty: 1 }, headers);
           if (retry.status !== 409) break;
           await new Promise((r) => setTimeout(r, 50));
@@ -367,6 +367,33 @@ for (const [dbName, makeDb] of databases) {
         const replay = await post(url, { qty: 1 }, headers);
         expect(replay.headers.get("idempotent-replayed")).toBe("true");
         expect(orders.executions).toBe(2);
+      });
+
+      it("a client that hangs up while its handler runs, then retries: 409 meanwhile, the replay after — the handler never runs twice", async () => {
+        const url = await start();
+        orders.delayMs = 600;
+        const headers = { "idempotency-key": "k-hangup" };
+        const gone = new AbortController();
+        const first = fetch(`${url}/orders`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body: JSON.stringify({ qty: 1 }),
+          signal: gone.signal,
+        }).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 150));
+        gone.abort();
+        await first;
+        await new Promise((r) => setTimeout(r, 100));
+        expect((await post(url, { qty: 1 }, headers)).status).toBe(409);
+        let retry: Response | undefined;
+        for (let i = 0; i < 60; i++) {
+          retry = await post(url, { qty: 1 }, headers);
+          if (retry.status !== 409) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(retry!.status).toBe(201);
+        expect(retry!.headers.get("idempotent-replayed")).toBe("true");
+        expect(orders.executions).toBe(1);
       });
 
       it.runIf(framework === "node http")(

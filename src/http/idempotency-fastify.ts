@@ -69,13 +69,12 @@ export function idempotencyKeyFastify(options: FastifyIdempotencyKeyOptions) {
       }
       if (decision.action === "execute") {
         request[DECISION] = decision;
-        // A reply that closes without going through onSend (hijacked and dropped, the client
-        // gone) has no outcome to store: release the key so a retry runs, rather than leaving it
-        // held (and renewed) for the whole ttl.
+        // A reply closed before onSend (the client gone, a hijacked reply dropped): stop renewing
+        // the key's lease. A handler still running may yet reply and have it stored; one that
+        // never does is taken over once the lease passes, rather than holding (and renewing)
+        // the key for the whole ttl.
         reply.raw?.once("close", () => {
-          if (request[DECISION] !== decision) return;
-          delete request[DECISION];
-          decision.abandon().catch(() => undefined);
+          if (request[DECISION] === decision) decision.letGo().catch(() => undefined);
         });
       }
       return undefined;

@@ -100,11 +100,12 @@ type Writer = (chunk?: unknown, encoding?: unknown, callback?: unknown) => unkno
 function captureResponse(res: ServerResponse, decision: Execute): void {
   const chunks: Buffer[] = [];
   let ended = false;
-  // A response closed without end() (the handler dropped the connection, or crashed and its
-  // framework destroyed the socket) has no outcome to store: release the key so a retry runs,
-  // rather than leaving it held (and renewed) for the whole ttl.
+  // A response closed before end() (the client hung up, or the handler dropped the connection or
+  // crashed and its framework destroyed the socket): stop renewing the key's lease. A handler
+  // still running may yet end() and have its response stored; one that never does is taken over
+  // once the lease passes, rather than holding (and renewing) the key for the whole ttl.
   res.once("close", () => {
-    if (!ended) decision.abandon().catch((e: unknown) => res.emit("idempotency-error", e));
+    if (!ended) decision.letGo().catch((e: unknown) => res.emit("idempotency-error", e));
   });
   const collect = (chunk: unknown, encoding: unknown) => {
     if (chunk === undefined || chunk === null || typeof chunk === "function") return;

@@ -71,6 +71,13 @@ export type IdempotencyDecision =
       finish(response: { status: number; headers: Record<string, unknown>; body: Buffer }): Promise<void>;
       /** Releases the key: the request ended without a response (aborted, crashed handler). */
       abandon(): Promise<void>;
+      /**
+       * Stops renewing the key's lease without releasing it: the connection closed before a
+       * response. A handler still running may yet answer (`finish` stores it, within the lease);
+       * one that never does is taken over once the lease passes, instead of holding the key for
+       * the whole ttl. Releasing at once would let a retry run beside a handler still running.
+       */
+      letGo(): Promise<void>;
     };
 
 /** The request facts the core needs. */
@@ -318,6 +325,7 @@ export function createIdempotencyGate(options: IdempotencyKeyOptions) {
         }
       },
       abandon: release,
+      letGo: () => heartbeat.stop(),
     };
   }
 
