@@ -16,6 +16,7 @@ type Behaviour =
   | { kind: "status"; status: number; body?: string; headers?: Record<string, string> }
   | { kind: "hang" }
   | { kind: "reset" }
+  | { kind: "cut"; body: string }
   | { kind: "redirect"; to: string };
 
 interface Seen {
@@ -50,6 +51,10 @@ class ScriptedServer {
         res.writeHead(next.status, next.headers).end(next.body ?? "");
       } else if (next.kind === "reset") {
         req.socket.destroy();
+      } else if (next.kind === "cut") {
+        // A 200 that promises more body than it sends, then drops the connection.
+        res.writeHead(200, { "content-type": "application/json", "content-length": "1000" });
+        res.write(next.body, () => setTimeout(() => req.socket.destroy(), 20));
       } else if (next.kind === "redirect") {
         res.writeHead(302, { location: next.to }).end();
       }
@@ -129,6 +134,87 @@ describe("httpClient against a real server", () => {
     await client.get("/limited");
     expect(server.seen).toHaveLength(2);
     expect(server.seen[1]!.at - server.seen[0]!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  /** Settles `p` within `ms`, or reports that the call was still waiting then. */
+  const within = <T>(p: Promise<T>, ms: number) =>
+    Promise.race([
+      p.then(
+        (value) => ({ settled: "resolved" as const, value }),
+        (error: unknown) => ({ settled: "rejected" as const, error }),
+      ),
+      new Promise<{ settled: "still waiting" }>((resolve) =>
+        setTimeout(() => resolve({ settled: "still waiting" }), ms).unref(),
+      ),
+    ]);
+
+  it("a Retry-After that is neither delta-seconds nor an HTTP date is ignored, not read as a date decades away", async () => {
+    for (const garbage of ["soon 2099", "Sat 2099", "-5", "1.5", "tomorrow 12"]) {
+      server.seen = [];
+      server.script = [{ kind: "status", status: 503, headers: { "retry-after": garbage } }];
+      const client = httpClient({ baseUrl: server.url, retry: fast });
+      const outcome = await within(client.get("/garbage"), 3_000);
+      expect({ garbage, settled: outcome.settled }).toEqual({ garbage, settled: "resolved" });
+      expect(server.seen).toHaveLength(2);
+    }
+  });
+
+  it("a Retry-After far beyond maxRetryAfter gives up at once with the HttpError (its retryAfterMs), never hangs the call", async () => {
+    const tenYears = String(10 * 365 * 24 * 3600);
+    for (const value of [tenYears, "9".repeat(400), "Fri, 31 Dec 2100 23:59:59 GMT"]) {
+      server.seen = [];
+      server.script = [{ kind: "status", status: 503, headers: { "retry-after": value } }];
+      const client = httpClient({ baseUrl: server.url, retry: fast }); // the default bound
+      const outcome = await within(client.get("/later"), 3_000);
+      expect(outcome.settled).toBe("rejected");
+      const error = outcome.settled === "rejected" ? outcome.error : undefined;
+      expect(isPatchbayError(error, "HTTP_STATUS") && error.retryAfterMs! > 3_600_000).toBe(true);
+      expect(server.seen).toHaveLength(1);
+    }
+    // A bound of its own; within it the wait is honoured as before.
+    server.seen = [];
+    server.script = [{ kind: "status", status: 503, headers: { "retry-after": "2" } }];
+    expect(await codeOf(httpClient({ baseUrl: server.url, retry: fast, maxRetryAfter: "1s" }).get("/"))).toBe(
+      "HTTP_STATUS",
+    );
+    expect(server.seen).toHaveLength(1);
+    server.script = [{ kind: "status", status: 503, headers: { "retry-after": "1" } }];
+    await httpClient({ baseUrl: server.url, retry: fast, maxRetryAfter: "1s" }).get("/soon");
+    expect(server.seen).toHaveLength(3);
+  });
+
+  it("a 2xx whose body is cut off mid-stream is a retryable HTTP_NETWORK error (a GET is retried), never a bare TypeError", async () => {
+    server.script = [{ kind: "cut", body: '{"ok":' }];
+    const client = httpClient({ baseUrl: server.url, retry: fast });
+    const res = await client.get("/cut");
+    expect(res).toMatchObject({ status: 200, attempts: 2, data: { ok: true } });
+    // A POST without a key is not retried, but still fails typed.
+    server.script = [{ kind: "cut", body: '{"ok":' }];
+    expect(await codeOf(client.post("/cut", { json: {} }))).toBe("HTTP_NETWORK");
+  });
+
+  it("a 2xx that says JSON but is not is a typed HTTP_BODY_INVALID error carrying the excerpt, never a bare SyntaxError", async () => {
+    server.script = [
+      { kind: "status", status: 200, body: "<html>oops", headers: { "content-type": "application/json" } },
+    ];
+    const client = httpClient({ baseUrl: server.url, retry: fast });
+    const error = await client.get("/html").catch((e: unknown) => e);
+    expect(isPatchbayError(error, "HTTP_BODY_INVALID")).toBe(true);
+    expect(error).toMatchObject({ status: 200, bodyExcerpt: "<html>oops", retryable: false });
+    expect(server.seen).toHaveLength(1);
+  });
+
+  it("a header value or Idempotency-Key that HTTP cannot carry is INVALID_ARGUMENT before any request, never a bare TypeError", async () => {
+    const client = httpClient({ baseUrl: server.url, retry: fast });
+    for (const call of [
+      () => client.post("/x", { json: {}, idempotencyKey: "key\nInjected: 1" }),
+      () => client.get("/x", { headers: { "x-trace": "a\u0000b" } }),
+      () => client.get("/x", { headers: { "bad name": "v" } }),
+      () => httpClient({ baseUrl: server.url, headers: { "x-tenant": "a\r\nInjected: 1" } }).get("/x"),
+    ]) {
+      expect(await codeOf(call())).toBe("INVALID_ARGUMENT");
+    }
+    expect(server.seen).toHaveLength(0);
   });
 
   it("gives up at the attempt limit on a server that hangs, each attempt timing out on its own signal", async () => {

@@ -13,9 +13,9 @@ import { requestFingerprint, type IdempotencyKeyOptions } from "../src/http/idem
 import type { SqlStore } from "../src/store/sql-store.js";
 import { createLogger } from "../src/core/logger.js";
 import { FakeClock } from "../src/testing/fake-clock.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
-const { postgres: pgService } = inject("services");
+const { postgres: pgService, mysql: myService } = inject("services");
 
 /** The application behind the middleware: counts executions, can be slowed down or made to fail. */
 class Orders {
@@ -23,6 +23,8 @@ class Orders {
   delayMs = 0;
   failNext = false;
   rateLimitNext = false;
+  /** The next execution ends without a response: the handler gives up and drops the connection. */
+  dropNext = false;
   async create(body: unknown): Promise<{ status: number; body: unknown }> {
     if (this.rateLimitNext) {
       this.rateLimitNext = false;
@@ -34,9 +36,16 @@ class Orders {
       this.failNext = false;
       return { status: 503, body: { error: "database hiccup" } };
     }
+    if (this.dropNext) {
+      this.dropNext = false;
+      return { status: DROP, body: undefined };
+    }
     return { status: 201, body: { id: `order-${this.executions}`, received: body } };
   }
 }
+
+/** A status that means: answer nothing, drop the connection. */
+const DROP = -1;
 
 type Options = Omit<IdempotencyKeyOptions, "store">;
 type ServerFactory = (
@@ -68,7 +77,13 @@ const frameworks: Record<string, ServerFactory> = {
       express.json(),
       idempotencyKey({ store, ...options, client: (req) => clientOf(req.headers) }),
       (req, res, next) => {
-        orders.create(req.body).then((r) => res.status(r.status).location(`/orders/x`).json(r.body), next);
+        orders
+          .create(req.body)
+          .then(
+            (r) =>
+              r.status === DROP ? res.destroy() : res.status(r.status).location(`/orders/x`).json(r.body),
+            next,
+          );
       },
     );
     return listen(http.createServer(app));
@@ -78,6 +93,11 @@ const frameworks: Record<string, ServerFactory> = {
     await app.register(idempotencyKeyFastify({ store, ...options, client: (req) => clientOf(req.headers) }));
     app.post("/orders", async (request, reply) => {
       const r = await orders.create(request.body);
+      if (r.status === DROP) {
+        reply.hijack();
+        reply.raw.destroy();
+        return reply;
+      }
       return reply.code(r.status).header("location", "/orders/x").send(r.body);
     });
     await app.listen({ port: 0, host: "127.0.0.1" });
@@ -97,9 +117,11 @@ const frameworks: Record<string, ServerFactory> = {
       const body = JSON.parse(raw.toString() || "null") as unknown;
       await orders.create(body).then(
         (r) =>
-          res
-            .writeHead(r.status, { "content-type": "application/json", location: "/orders/x" })
-            .end(JSON.stringify(r.body)),
+          r.status === DROP
+            ? res.destroy()
+            : res
+                .writeHead(r.status, { "content-type": "application/json", location: "/orders/x" })
+                .end(JSON.stringify(r.body)),
         () => res.writeHead(500).end(),
       );
     };
@@ -117,6 +139,8 @@ const frameworks: Record<string, ServerFactory> = {
 const databases: Array<[string, () => IsolatedDatabase]> = [["SQLite", sqliteDatabase]];
 if (pgService.reachable) databases.unshift(["PostgreSQL", () => postgresDatabase(pgService.url)]);
 else console.log(`Idempotency-Key on PostgreSQL skipped: unreachable at ${pgService.where}`);
+if (myService.reachable) databases.push(["MariaDB", () => mysqlDatabase(myService.url)]);
+else console.log(`Idempotency-Key on MariaDB skipped: unreachable at ${myService.where}`);
 
 for (const [dbName, makeDb] of databases) {
   for (const [framework, serve] of Object.entries(frameworks)) {
@@ -253,6 +277,23 @@ for (const [dbName, makeDb] of databases) {
         expect(orders.executions).toBe(1);
       });
 
+      it("storing the response fails (the database is down): the handler's own answer still goes out, never a 500 for work that was done", async () => {
+        const failing = (store: SqlStore): SqlStore => {
+          const idempotency = Object.create(store.idempotency) as SqlStore["idempotency"];
+          idempotency.complete = () => Promise.reject(new Error("connection terminated"));
+          return Object.assign(Object.create(store) as SqlStore, { idempotency });
+        };
+        const lines: string[] = [];
+        const logger = createLogger({ level: "error", destination: { write: (l: string) => lines.push(l) } });
+        const url = await start({ logger }, {}, failing);
+        const res = await post(url, { qty: 1 }, { "idempotency-key": "k-unstored" });
+        expect(res.status).toBe(201);
+        expect(await res.json()).toMatchObject({ id: "order-1" });
+        expect(orders.executions).toBe(1);
+        // Fastify says so in the log; Node emits "idempotency-error" on the response.
+        if (framework === "fastify") expect(lines.join("")).toContain("storing the response failed");
+      });
+
       it.runIf(dbName === "SQLite" && framework === "node http")(
         "a holder whose renewals stop landing loses its key: the second run is reported at error level",
         async () => {
@@ -307,6 +348,71 @@ for (const [dbName, makeDb] of databases) {
         expect(taken.headers.get("idempotent-replayed")).toBeNull();
         expect(orders.executions).toBe(1);
       });
+
+      it("a request that ends without a response (the handler dropped the connection) lets its key go once its lease passes: the retry runs, no 409 until the ttl", async () => {
+        const url = await start({ lease: "1s" });
+        orders.dropNext = true;
+        const headers = { "idempotency-key": "k-dropped" };
+        await expect(post(url, { qty: 1 }, headers)).rejects.toThrow();
+        // The lease is no longer renewed: within it a retry is 409, after it the retry runs.
+        let retry: Response | undefined;
+        for (let i = 0; i < 80; i++) {
+          retry = await post(url, { qty: 1 }, headers);
+          if (retry.status !== 409) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(retry!.status).toBe(201);
+        expect(orders.executions).toBe(2);
+        // And it is stored now: a further retry replays it.
+        const replay = await post(url, { qty: 1 }, headers);
+        expect(replay.headers.get("idempotent-replayed")).toBe("true");
+        expect(orders.executions).toBe(2);
+      });
+
+      it("a client that hangs up while its handler runs, then retries: 409 meanwhile, the replay after — the handler never runs twice", async () => {
+        const url = await start();
+        orders.delayMs = 600;
+        const headers = { "idempotency-key": "k-hangup" };
+        const gone = new AbortController();
+        const first = fetch(`${url}/orders`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body: JSON.stringify({ qty: 1 }),
+          signal: gone.signal,
+        }).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 150));
+        gone.abort();
+        await first;
+        await new Promise((r) => setTimeout(r, 100));
+        expect((await post(url, { qty: 1 }, headers)).status).toBe(409);
+        let retry: Response | undefined;
+        for (let i = 0; i < 60; i++) {
+          retry = await post(url, { qty: 1 }, headers);
+          if (retry.status !== 409) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(retry!.status).toBe(201);
+        expect(retry!.headers.get("idempotent-replayed")).toBe("true");
+        expect(orders.executions).toBe(1);
+      });
+
+      it.runIf(framework === "node http")(
+        "a request body over maxRequestBytes is refused 413 as it streams in, never buffered whole; the handler does not run",
+        async () => {
+          const url = await start({ maxRequestBytes: 64 * 1024 });
+          const big = JSON.stringify({ blob: "x".repeat(512 * 1024) });
+          const res = await fetch(`${url}/orders`, {
+            method: "POST",
+            headers: { "content-type": "application/json", "idempotency-key": "k-big" },
+            body: big,
+          }).catch((e: unknown) => e);
+          // The server may close the connection before the client finished sending.
+          if (res instanceof Response) expect(res.status).toBe(413);
+          expect(orders.executions).toBe(0);
+          // A body within the limit goes through as before.
+          expect((await post(url, { qty: 1 }, { "idempotency-key": "k-small" })).status).toBe(201);
+        },
+      );
 
       it("a stored response is replayed until its ttl, then the key runs afresh", async () => {
         const clock = new FakeClock(Date.UTC(2026, 0, 1));

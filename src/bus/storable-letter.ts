@@ -4,10 +4,7 @@
  * cannot hold (bigints, cycles) made JSON. Used only after the store refused the letter as it was.
  */
 
-/** Text any store column takes: no NUL character, no lone surrogate (U+FFFD instead). */
-const storable = (s: string) =>
-  // eslint-disable-next-line no-control-regex -- NUL is what is being replaced
-  s.replace(/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+import { storableText as storable } from "../core/storable-text.js";
 
 /** A JSON value with every string (keys too) {@link storable} and no value JSON cannot hold. */
 function storableJson(value: unknown): Record<string, unknown> {

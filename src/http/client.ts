@@ -9,7 +9,7 @@ import {
   type CircuitBreakerOptions,
   type CircuitBreakerPolicy,
 } from "../resilience/breaker.js";
-import { isRetryableError } from "../resilience/classify.js";
+import { isRetryableError, retryAfterMsOf } from "../resilience/classify.js";
 import { exponential } from "../resilience/backoff.js";
 import { retry, type RetryOptions, type RetryPolicy } from "../resilience/retry.js";
 import { timeout as timeoutPolicy } from "../resilience/timeout.js";
@@ -28,6 +28,12 @@ export interface HttpClientOptions {
    * an `Idempotency-Key`, are ever retried.
    */
   retry?: Omit<RetryOptions, "clock"> | false;
+  /**
+   * The longest `Retry-After` a retry waits for. A server asking for longer (a misconfigured
+   * header, a 10-year value) ends the call at once with its `HttpError`, whose `retryAfterMs`
+   * says when to come back, instead of holding the call that long. Default 5 minutes.
+   */
+  maxRetryAfter?: Duration;
   /** Circuit breaker options (one breaker per host), or `false`. Default: 5 consecutive failures, 30 s open. */
   breaker?: Omit<CircuitBreakerOptions, "clock"> | false;
   /** Headers sent with every request. */
@@ -107,6 +113,7 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
   const doFetch = options.fetch ?? globalThis.fetch;
   const perAttempt = timeoutPolicy(toMs(options.timeout ?? "10s", "timeout"));
   const maxErrorBody = options.maxErrorBodyBytes ?? 2048;
+  const maxRetryAfterMs = toMs(options.maxRetryAfter ?? "5m", "maxRetryAfter");
   const redirects = options.redirects ?? "same-origin";
   const base = options.baseUrl === undefined ? undefined : parseUrl(options.baseUrl, "baseUrl");
   const breakers = new Map<string, CircuitBreakerPolicy>();
@@ -120,7 +127,8 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
       ...configured,
       clock,
       // A non-idempotent request without a key may have taken effect: never send it twice.
-      retryOn: (error) => idempotent && retryOn(error),
+      // A wait longer than maxRetryAfter is not a retry worth holding the call for.
+      retryOn: (error) => idempotent && retryOn(error) && !((retryAfterMsOf(error) ?? 0) > maxRetryAfterMs),
     });
   };
   const breakerFor = (host: string) => {
@@ -149,8 +157,7 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
   ): Promise<HttpResponse<T>> {
     const verb = method.toUpperCase();
     const url = buildUrl(base, path, req.query);
-    const headers = new Headers(options.headers);
-    for (const [k, v] of Object.entries(req.headers ?? {})) headers.set(k, v);
+    const headers = buildHeaders(options.headers, req.headers);
     let body: string | Uint8Array | undefined = req.body;
     if (req.json !== undefined) {
       if (req.body !== undefined)
@@ -159,7 +166,7 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
       if (!headers.has("content-type")) headers.set("content-type", "application/json");
     }
     if (req.idempotencyKey !== undefined) {
-      headers.set("idempotency-key", req.idempotencyKey === true ? randomUUID() : req.idempotencyKey);
+      setHeader(headers, "idempotency-key", req.idempotencyKey === true ? randomUUID() : req.idempotencyKey);
     }
     // traceparent/tracestate of the active span, when the app runs an OpenTelemetry SDK.
     const carrier: Record<string, string> = {};
@@ -240,10 +247,18 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
           parseRetryAfter(res.headers.get("retry-after"), clock.now()),
         );
       }
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (cause) {
+        // The connection dropped (or the attempt timed out) half way through the body.
+        if (signal.aborted) throw signal.reason ?? cause;
+        throw new HttpNetworkError(verb, current.href, { cause });
+      }
       return {
         status: res.status,
         headers: res.headers,
-        data: await readBody(res, parseJson, verb, current.href),
+        data: parseBody(verb, current.href, res, text, parseJson),
         url: current.href,
       };
     }
@@ -258,6 +273,26 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
     delete: (path, o) => request("DELETE", path, o),
     breakerFor: (host) => (options.breaker === false ? undefined : breakerFor(host)),
   };
+}
+
+/** Sets a header, refusing a name or value HTTP cannot carry (a newline, a NUL) with INVALID_ARGUMENT. */
+function setHeader(headers: Headers, name: string, value: string): void {
+  try {
+    headers.set(name, value);
+  } catch (cause) {
+    throw new InvalidArgumentError(
+      `header ${JSON.stringify(name)}: ${JSON.stringify(String(value).slice(0, 80))} is not a valid HTTP header`,
+      "headers",
+      { cause },
+    );
+  }
+}
+
+/** The client's headers, then the request's over them. */
+function buildHeaders(...sources: Array<Record<string, string> | undefined>): Headers {
+  const headers = new Headers();
+  for (const source of sources) for (const [k, v] of Object.entries(source ?? {})) setHeader(headers, k, v);
+  return headers;
 }
 
 function parseUrl(value: string, argument: string): URL {
@@ -284,20 +319,22 @@ function buildUrl(base: URL | undefined, path: string, query: HttpRequestOptions
   return url;
 }
 
-async function readBody(
-  res: Response,
-  parseJson: (text: string) => unknown,
+function parseBody(
   method: string,
   url: string,
-): Promise<unknown> {
-  const text = await res.text();
+  res: Response,
+  text: string,
+  parseJson: (text: string) => unknown,
+): unknown {
   if (text === "") return undefined;
   const type = res.headers.get("content-type") ?? "";
   if (!/\bjson\b|\+json/i.test(type)) return text;
   try {
     return parseJson(text);
-  } catch (e) {
-    throw new HttpBodyError(method, url, res.status, text.slice(0, 2048), { cause: e });
+  } catch (cause) {
+    throw new HttpBodyError(method, url, res.status, Object.fromEntries(res.headers), text.slice(0, 2048), {
+      cause,
+    });
   }
 }
 

@@ -46,6 +46,32 @@ export class HttpNetworkError extends PatchbayError {
   }
 }
 
+/**
+ * A 2xx answer whose body says JSON (`content-type`) but does not parse (cut short, or an HTML
+ * error page sent as `application/json`): the request may have taken effect, so it is not
+ * retried. Carries the status, headers and a bounded excerpt.
+ */
+export class HttpBodyError extends PatchbayError {
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly status: number,
+    readonly headers: Record<string, string>,
+    /** At most 2048 characters of the body. */
+    readonly bodyExcerpt: string,
+    options: PatchbayErrorOptions,
+  ) {
+    super(
+      "HTTP_BODY_INVALID",
+      `${method} ${url} answered ${status} with a body that is not the JSON it claims: ${(options.cause as Error | undefined)?.message ?? "parse failed"}`,
+      {
+        ...options,
+        retryable: false,
+      },
+    );
+  }
+}
+
 /** A redirect to another origin (or too many redirects) was refused. */
 export class HttpRedirectError extends PatchbayError {
   constructor(
@@ -59,28 +85,6 @@ export class HttpRedirectError extends PatchbayError {
   }
 }
 
-/**
- * A 2xx answer whose body is not what its `content-type` says (JSON that does not parse: cut
- * short, or an HTML error page sent as `application/json`). Not retried: the same request may be
- * answered the same way.
- */
-export class HttpBodyError extends PatchbayError {
-  constructor(
-    readonly method: string,
-    readonly url: string,
-    readonly status: number,
-    /** At most 2048 characters of the body. */
-    readonly bodyExcerpt: string,
-    options: PatchbayErrorOptions,
-  ) {
-    super(
-      "HTTP_BODY_INVALID",
-      `${method} ${url} answered ${status} with a body that is not valid JSON: ${(options.cause as Error | undefined)?.message ?? "parse failed"}`,
-      options,
-    );
-  }
-}
-
 declare module "../core/errors.js" {
   interface PatchbayErrorCodes {
     HTTP_BODY_INVALID: HttpBodyError;
@@ -90,11 +94,28 @@ declare module "../core/errors.js" {
   }
 }
 
-/** Reads `Retry-After`: delta-seconds or an HTTP date, as ms from `now`. */
+const DAY = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)";
+const MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)";
+const TIME = "\\d{2}:\\d{2}:\\d{2}";
+/** The three HTTP-date forms of RFC 9110 §5.6.7: IMF-fixdate, RFC 850, asctime (all GMT). */
+const HTTP_DATE = [
+  new RegExp(`^${DAY}, \\d{2} ${MONTH} \\d{4} ${TIME} GMT$`, "i"),
+  new RegExp(`^(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, \\d{2}-${MONTH}-\\d{2} ${TIME} GMT$`, "i"),
+  new RegExp(`^${DAY} ${MONTH} [ \\d]\\d ${TIME} \\d{4}$`, "i"),
+];
+
+/**
+ * Reads `Retry-After`: delta-seconds or an HTTP date, as ms from `now`; `undefined` when absent or
+ * neither. Only a real HTTP date is read as one: `Date.parse` alone takes garbage such as
+ * `"soon 2099"` or `"-5"` for a date, and a client would then wait decades.
+ */
 export function parseRetryAfter(value: string | null, now: number): number | undefined {
-  if (value === null || value.trim() === "") return undefined;
+  if (value === null) return undefined;
   const trimmed = value.trim();
+  if (trimmed === "") return undefined;
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
+  if (!HTTP_DATE.some((form) => form.test(trimmed))) return undefined;
+  // asctime carries no zone; HTTP dates are always GMT (Date.parse would read it as local time).
+  const date = Date.parse(/GMT$/i.test(trimmed) ? trimmed : `${trimmed} GMT`);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }

@@ -1,3 +1,4 @@
+import { isPatchbayError } from "../core/errors.js";
 import {
   createIdempotencyGate,
   type IdempotencyDecision,
@@ -19,6 +20,8 @@ export interface FastifyReplyLike {
   headers(values: Record<string, string>): FastifyReplyLike;
   send(payload?: unknown): FastifyReplyLike;
   getHeaders(): Record<string, unknown>;
+  /** The Node response underneath (to notice a reply that closed without being sent). */
+  readonly raw?: { once(event: "close", listener: () => void): unknown };
 }
 
 /** The parts of a Fastify instance the plugin uses. */
@@ -64,7 +67,16 @@ export function idempotencyKeyFastify(options: FastifyIdempotencyKeyOptions) {
       if (decision.action === "respond") {
         return reply.code(decision.status).headers(decision.headers).send(decision.body);
       }
-      if (decision.action === "execute") request[DECISION] = decision;
+      if (decision.action === "execute") {
+        request[DECISION] = decision;
+        // A reply closed before onSend (the client gone, a hijacked reply dropped): stop renewing
+        // the key's lease. A handler still running may yet reply and have it stored; one that
+        // never does is taken over once the lease passes, rather than holding (and renewing)
+        // the key for the whole ttl.
+        reply.raw?.once("close", () => {
+          if (request[DECISION] === decision) decision.letGo().catch(() => undefined);
+        });
+      }
       return undefined;
     });
 
@@ -81,11 +93,24 @@ export function idempotencyKeyFastify(options: FastifyIdempotencyKeyOptions) {
         await decision.abandon();
         return payload;
       }
-      await decision.finish({
-        status: reply.statusCode,
-        headers: reply.getHeaders(),
-        body: Buffer.from(payload ?? ""),
-      });
+      try {
+        await decision.finish({
+          status: reply.statusCode,
+          headers: reply.getHeaders(),
+          body: Buffer.from(payload ?? ""),
+        });
+      } catch (e) {
+        // The handler's work is done: its answer still goes out (a hook that threw would turn it
+        // into a 500, and the client's retry would run the handler again). The key stays in
+        // flight until its lease ends, as with the Node middleware.
+        // (A key lost to another holder is reported by the gate already.)
+        if (!isPatchbayError(e, "IDEMPOTENCY_NOT_OWNER")) {
+          gate.logger.error(
+            { err: e, url: request.url },
+            "patchbay idempotency: storing the response failed; it was sent unstored",
+          );
+        }
+      }
       return payload;
     });
     return Promise.resolve();

@@ -1,5 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { createIdempotencyGate, type IdempotencyKeyOptions } from "./idempotency.js";
+import {
+  createIdempotencyGate,
+  type IdempotencyDecision,
+  type IdempotencyKeyOptions,
+} from "./idempotency.js";
 
 /** Options of {@link idempotencyKey}: the shared ones plus how to tell clients apart. */
 export interface NodeIdempotencyKeyOptions extends IdempotencyKeyOptions {
@@ -10,9 +14,16 @@ export interface NodeIdempotencyKeyOptions extends IdempotencyKeyOptions {
 type Next = (error?: unknown) => void;
 type RequestWithBody = IncomingMessage & { body?: unknown };
 
-async function readBody(req: RequestWithBody): Promise<Buffer> {
+/** The body, or undefined once it grew past `limit` bytes (the rest is not read). */
+async function readBody(req: RequestWithBody, limit: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  let size = 0;
+  for await (const chunk of req) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+    size += buf.length;
+    if (size > limit) return undefined;
+    chunks.push(buf);
+  }
   return Buffer.concat(chunks);
 }
 
@@ -35,12 +46,28 @@ function firstHeader(value: string | string[] | undefined): string | undefined {
  */
 export function idempotencyKey(options: NodeIdempotencyKeyOptions) {
   const gate = createIdempotencyGate(options);
+  const maxRequestBytes = options.maxRequestBytes ?? 1024 * 1024;
 
   async function handle(req: RequestWithBody, res: ServerResponse, next: Next): Promise<void> {
     const method = req.method ?? "GET";
     const key = firstHeader(req.headers[gate.headerName]);
     if (!gate.covers(method) || (key === undefined && !options.required)) return next();
-    if (req.body === undefined && key !== undefined) req.body = await readBody(req);
+    if (req.body === undefined && key !== undefined) {
+      const body = await readBody(req, maxRequestBytes);
+      if (body === undefined) {
+        const detail = `the request body is over ${maxRequestBytes} bytes`;
+        res.writeHead(413, { "content-type": "application/problem+json", connection: "close" }).end(
+          JSON.stringify({
+            type: "https://patchbay.dev/problems/idempotency",
+            title: "Request body too large",
+            status: 413,
+            detail,
+          }),
+        );
+        return;
+      }
+      req.body = body;
+    }
     const decision = await gate.decide({
       method,
       url: req.url ?? "/",
@@ -54,7 +81,7 @@ export function idempotencyKey(options: NodeIdempotencyKeyOptions) {
       res.writeHead(decision.status, decision.headers).end(decision.body);
       return;
     }
-    captureResponse(res, (response) => decision.finish(response));
+    captureResponse(res, decision);
     next();
   }
 
@@ -63,15 +90,23 @@ export function idempotencyKey(options: NodeIdempotencyKeyOptions) {
   };
 }
 
-type Finish = (response: { status: number; headers: Record<string, unknown>; body: Buffer }) => Promise<void>;
+type Execute = Extract<IdempotencyDecision, { action: "execute" }>;
 type Writer = (chunk?: unknown, encoding?: unknown, callback?: unknown) => unknown;
 
 /**
  * Tees what the handler writes and stores it before the last byte goes out, so a client that
  * has seen the response and retries gets the replay, never a second execution.
  */
-function captureResponse(res: ServerResponse, finish: Finish): void {
+function captureResponse(res: ServerResponse, decision: Execute): void {
   const chunks: Buffer[] = [];
+  let ended = false;
+  // A response closed before end() (the client hung up, or the handler dropped the connection or
+  // crashed and its framework destroyed the socket): stop renewing the key's lease. A handler
+  // still running may yet end() and have its response stored; one that never does is taken over
+  // once the lease passes, rather than holding (and renewing) the key for the whole ttl.
+  res.once("close", () => {
+    if (!ended) decision.letGo().catch((e: unknown) => res.emit("idempotency-error", e));
+  });
   const collect = (chunk: unknown, encoding: unknown) => {
     if (chunk === undefined || chunk === null || typeof chunk === "function") return;
     chunks.push(
@@ -105,14 +140,17 @@ function captureResponse(res: ServerResponse, finish: Finish): void {
     return write(chunk, encoding, callback);
   };
   (res as { end: Writer }).end = (chunk, encoding, callback) => {
+    ended = true;
     collect(chunk, encoding);
     const send = () => end(chunk, encoding, callback);
     const headers = { ...res.getHeaders(), ...headed };
-    finish({ status: res.statusCode, headers, body: Buffer.concat(chunks) }).then(send, (e: unknown) => {
-      // The response still goes out; the key stays in flight until its lease ends.
-      res.emit("idempotency-error", e);
-      send();
-    });
+    decision
+      .finish({ status: res.statusCode, headers, body: Buffer.concat(chunks) })
+      .then(send, (e: unknown) => {
+        // The response still goes out; the key stays in flight until its lease ends.
+        res.emit("idempotency-error", e);
+        send();
+      });
     return res;
   };
 }

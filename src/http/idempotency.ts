@@ -36,6 +36,11 @@ export interface IdempotencyKeyOptions {
   /** Responses larger than this are not stored (the key is released). Default 1 MiB. */
   maxBodyBytes?: number;
   /**
+   * The largest request body the Node middleware reads itself (when no body parser ran before
+   * it): a larger one is refused with 413 as it streams in, never buffered whole. Default 1 MiB.
+   */
+  maxRequestBytes?: number;
+  /**
    * Store 5xx responses too. Default `false`: a 5xx releases the key so a retry runs the handler
    * again. 408, 425 and 429 ("not processed, try again") always release it.
    */
@@ -66,6 +71,13 @@ export type IdempotencyDecision =
       finish(response: { status: number; headers: Record<string, unknown>; body: Buffer }): Promise<void>;
       /** Releases the key: the request ended without a response (aborted, crashed handler). */
       abandon(): Promise<void>;
+      /**
+       * Stops renewing the key's lease without releasing it: the connection closed before a
+       * response. A handler still running may yet answer (`finish` stores it, within the lease);
+       * one that never does is taken over once the lease passes, instead of holding the key for
+       * the whole ttl. Releasing at once would let a retry run beside a handler still running.
+       */
+      letGo(): Promise<void>;
     };
 
 /** The request facts the core needs. */
@@ -206,6 +218,7 @@ export function createIdempotencyGate(options: IdempotencyKeyOptions) {
   const methods = new Set((options.methods ?? ["POST", "PATCH"]).map((m) => m.toUpperCase()));
   const ttl = toMs(options.ttl ?? "24h", "ttl");
   const lease = toMs(options.lease ?? "60s", "lease");
+  if (lease === 0) throw new InvalidArgumentError("lease must be greater than zero", "lease");
   const replayHeaders = (options.replayHeaders ?? DEFAULT_REPLAY_HEADERS).map((h) => h.toLowerCase());
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const headerName = (options.header ?? "idempotency-key").toLowerCase();
@@ -312,11 +325,12 @@ export function createIdempotencyGate(options: IdempotencyKeyOptions) {
         }
       },
       abandon: release,
+      letGo: () => heartbeat.stop(),
     };
   }
 
   /** Whether the middleware looks at requests of this method at all. */
   const covers = (method: string) => methods.has(method.toUpperCase());
 
-  return { decide, covers, headerName };
+  return { decide, covers, headerName, logger };
 }

@@ -253,6 +253,34 @@ describe("circuitBreaker half-open", () => {
   });
 });
 
+describe("circuitBreaker with an isFailure that throws", () => {
+  // A classifier such as `(e) => e.response.status >= 500` throws on an error without a response.
+  const fragile = (e: unknown) => (e as { response: { status: number } }).response.status >= 500;
+  const noResponse = () => Promise.reject(new Error("ECONNRESET"));
+
+  it("counts the call as a failure and rejects with the call's own error: the circuit still opens", async () => {
+    const clock = new FakeClock(0);
+    const breaker = circuitBreaker({ clock, isFailure: fragile });
+    for (let i = 0; i < 5; i++)
+      expect(await outcome(breaker, noResponse)).toMatchObject({ message: "ECONNRESET" });
+    expect(breaker.state).toBe("open");
+  });
+
+  it("a probe whose classification throws frees its slot (re-opens), never leaves the circuit half-open and refusing forever", async () => {
+    const clock = new FakeClock(0);
+    const trip = new Error("trip");
+    const breaker = circuitBreaker({ clock, isFailure: (e) => (e === trip ? true : fragile(e)) });
+    for (let i = 0; i < 5; i++) await outcome(breaker, () => Promise.reject(trip));
+    expect(breaker.state).toBe("open");
+    await clock.advance("30s");
+    expect(await outcome(breaker, noResponse)).toMatchObject({ message: "ECONNRESET" });
+    expect(breaker.state).toBe("open");
+    await clock.advance("30s");
+    expect(await breaker.execute(ok)).toBe("ok");
+    expect(breaker.state).toBe("closed");
+  });
+});
+
 describe("circuitBreaker events, failures and isolation", () => {
   it("emits every state change and unsubscribes", async () => {
     const clock = new FakeClock(0);

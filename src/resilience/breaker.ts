@@ -160,13 +160,28 @@ class CircuitBreaker implements CircuitBreakerPolicy, ContextPolicy {
       if (epoch === this.#epoch) {
         if (isAborted(parent)) {
           if (probe) this.#probes--;
-        } else if (this.#isFailure === undefined || this.#isFailure(error)) this.#failure(probe);
+        } else if (this.#countsAsFailure(error)) this.#failure(probe);
         else this.#success(probe);
       }
       throw error;
     }
     if (epoch === this.#epoch) this.#success(probe);
     return value;
+  }
+
+  /**
+   * Whether a failed call counts against the dependency. A classifier that throws (say
+   * `(e) => e.response.status >= 500` on an error without a response) counts it as a failure: its
+   * error must neither replace the call's own nor leave a probe's slot taken, which would keep
+   * the circuit half-open, refusing every call, forever.
+   */
+  #countsAsFailure(error: unknown): boolean {
+    if (this.#isFailure === undefined) return true;
+    try {
+      return this.#isFailure(error);
+    } catch {
+      return true;
+    }
   }
 
   #success(probe: boolean): void {

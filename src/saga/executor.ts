@@ -140,10 +140,16 @@ export function createExecutor(deps: ExecutorDeps) {
       };
       return await (phase === "run" ? step.run(input, ctx) : step.compensate!(runResult, ctx));
     };
-    const invoke = (tx: SagaTx | undefined) =>
-      step.timeoutMs === undefined
+    const invoke = async (tx: SagaTx | undefined): Promise<unknown> => {
+      const value = await (step.timeoutMs === undefined
         ? call(controller.signal, tx)
-        : timeout(step.timeoutMs, { clock }).execute(({ signal }) => call(signal, tx), controller.signal);
+        : timeout(step.timeoutMs, { clock }).execute(({ signal }) => call(signal, tx), controller.signal));
+      // A step that caught the abort (the saga's deadline, stop() past its timeout, a lost lease)
+      // and returned anyway did not do its work: its call was cancelled. Its value is no outcome
+      // (as with a step timeout, which rejects even when the callee resolves late).
+      if (controller.signal.aborted) throw controller.signal.reason;
+      return value;
+    };
 
     /** The outcome of a successful attempt: the step record and where the saga goes next. */
     const outcome = (value: unknown): { changes: InstanceChanges; record: StepWrite } => {

@@ -1,4 +1,5 @@
 /** What the store keeps about saga instances and their steps, as the API returns it. */
+import { storableStrings, storableText } from "../core/storable-text.js";
 
 /**
  * `running` → `completed`; or, when a step fails for good (or the deadline passes),
@@ -129,9 +130,12 @@ export function errorInfo(e: unknown): SagaErrorInfo {
       if (typeof code === "string") out.code = code;
     }
     delete out.stack;
-    return out;
+    // Storable in any store: a NUL or a lone surrogate in a message must not make the failure
+    // itself unrecordable (the step would run again after its lease, and end abandoned with the
+    // real error lost).
+    return storableStrings(out);
   }
-  return { name: "NonError", message: typeof e === "string" ? e : safeString(e) };
+  return { name: "NonError", message: storableText(typeof e === "string" ? e : safeString(e)) };
 }
 
 function safeString(v: unknown): string {

@@ -342,11 +342,16 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
         const tx = opts.tx;
         // Other workers are woken by the insert itself, notifying when the transaction commits.
         if (await repo.insert(tx, row, inputJson, CHANNEL)) {
+          inserted = true;
           tx.afterCommit(() => {
             measure("saga.started", 1, { saga: row.name });
             wake();
           });
-        } else existing = await repo.get(tx, id);
+        } else {
+          // Where the caller's snapshot predates the row that refused the insert (MariaDB at
+          // REPEATABLE READ), only a locking read sees it.
+          existing = (await repo.get(tx, id)) ?? (await repo.get(tx, id, true));
+        }
       } else if (await repo.insert(store, row, inputJson)) {
         // One statement, committed on its own: durable when it resolves.
         inserted = true;
@@ -373,6 +378,15 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
         );
       }
       return { ...publicView(existing), created: false };
+    }
+    if (!inserted) {
+      // The id was taken, yet no instance could be read: never report one created that was not.
+      throw new SagaError(
+        "SAGA_ID_CONFLICT",
+        `saga id ${JSON.stringify(id)} exists but cannot be read in this transaction; try again`,
+        id,
+        { retryable: true },
+      );
     }
     if (direct) track({ ...row }, []);
     return { ...publicView(row), created: true };

@@ -77,6 +77,8 @@ export function createIdempotencyStore(
       const ttl = toMs(options.ttl ?? DEFAULT_IDEMPOTENCY_TTL, "ttl");
       const lease = toMs(options.lease ?? DEFAULT_IDEMPOTENCY_LEASE, "lease");
       if (ttl === 0) throw new InvalidArgumentError("ttl must be greater than zero", "ttl");
+      // A lease of 0 ends as it starts: every concurrent claim would take the key over.
+      if (lease === 0) throw new InvalidArgumentError("lease must be greater than zero", "lease");
       const fp = options.fingerprint;
       // A row deleted between our failed upsert and our read (a purge, a release) makes us try
       // again; the next upsert then inserts, or conflicts with a live row we can classify.
@@ -121,10 +123,16 @@ export function createIdempotencyStore(
     async complete<R>(ref: IdempotencyRef, token: string, response: R) {
       const { scope, key } = refOf(ref);
       assertJsonValue(response, "response");
+      const now = clock.now();
       const { rowCount } = await run(
         executor,
         dialect,
-        sql`UPDATE ${t} SET status = 'complete', response = ${dialect.encodeJson(response)}
+        // The response is replayed for a whole ttl from now (the claim's ttl is expires_at -
+        // created_at): a holder that ran past its ttl must not leave a record dead on arrival,
+        // which would let the client's retry run the handler a second time.
+        sql`UPDATE ${t} SET status = 'complete', response = ${dialect.encodeJson(response)},
+              expires_at = CASE WHEN ${now} + (expires_at - created_at) > expires_at
+                                THEN ${now} + (expires_at - created_at) ELSE expires_at END
             WHERE scope = ${scope} AND ${k} = ${key} AND token = ${token} AND status = 'in_flight'`,
       );
       if (rowCount === 0) throw new IdempotencyOwnershipError(scope, key);
@@ -132,7 +140,9 @@ export function createIdempotencyStore(
 
     async renew(ref: IdempotencyRef, token: string, lease?: Duration) {
       const { scope, key } = refOf(ref);
-      const until = clock.now() + toMs(lease ?? DEFAULT_IDEMPOTENCY_LEASE, "lease");
+      const leaseMs = toMs(lease ?? DEFAULT_IDEMPOTENCY_LEASE, "lease");
+      if (leaseMs === 0) throw new InvalidArgumentError("lease must be greater than zero", "lease");
+      const until = clock.now() + leaseMs;
       const { rowCount } = await run(
         executor,
         dialect,

@@ -79,6 +79,8 @@ export interface WebhookReceiver {
 }
 
 const JSON_TYPE = { "content-type": "application/json" };
+/** The longest message id the Store's idempotency records hold as a key. */
+const MAX_ID_LENGTH = 255;
 
 /** Builds the framework-neutral receiver. */
 export function createWebhookReceiver<T = unknown>(options: WebhookReceiverOptions<T>): WebhookReceiver {
@@ -87,7 +89,7 @@ export function createWebhookReceiver<T = unknown>(options: WebhookReceiverOptio
   const ttl = options.retention ?? "7d";
   const lease = options.lease ?? "5m";
   toMs(ttl, "retention");
-  toMs(lease, "lease");
+  if (toMs(lease, "lease") === 0) throw new InvalidArgumentError("lease must be greater than zero", "lease");
   const store = options.store;
   const inTransaction = (options.transaction ?? true) && typeof store?.transaction === "function";
   const answer = (
@@ -132,6 +134,13 @@ export function createWebhookReceiver<T = unknown>(options: WebhookReceiverOptio
       let event: ReceivedWebhook<T>;
       try {
         event = { ...(verify(headers, rawBody) as VerifiedWebhook<T>), headers };
+        // An id the dedupe records cannot hold would fail every retry of the sender with a 500.
+        if (store && (event.id.length === 0 || event.id.length > MAX_ID_LENGTH)) {
+          throw new InvalidArgumentError(
+            `the webhook id must be 1 to ${MAX_ID_LENGTH} characters, got ${event.id.length}`,
+            "webhook-id",
+          );
+        }
       } catch (e) {
         if (isPatchbayError(e) && "status" in e && typeof e.status === "number") {
           return answer(e.status, "rejected", undefined, { error: e.code, message: e.message }, e);

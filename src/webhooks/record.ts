@@ -8,6 +8,7 @@
 import { inspect } from "node:util";
 import type { Clock } from "../core/clock.js";
 import { isPatchbayError, PatchbayError } from "../core/errors.js";
+import { storableStrings, storableText } from "../core/storable-text.js";
 import type { Logger } from "../core/logger.js";
 import type { EventBus } from "../bus/bus.js";
 import type { StoreTx } from "../store/contracts.js";
@@ -35,15 +36,15 @@ export interface RecordedAttempt {
   nextAttemptAt: number | undefined;
 }
 
-/** A JSON-safe record of an error. */
+/** A JSON-safe record of an error, its text storable in any store ({@link storableText}). */
 export function errorRecord(e: unknown): Record<string, unknown> | undefined {
   if (e === undefined) return undefined;
   if (e instanceof PatchbayError) {
     const { cause: _cause, ...rest } = e.toJSON();
-    return rest;
+    return storableStrings(rest);
   }
-  if (e instanceof Error) return { name: e.name, message: e.message };
-  return { name: "NonError", message: inspect(e) };
+  if (e instanceof Error) return { name: storableText(e.name), message: storableText(e.message) };
+  return { name: "NonError", message: storableText(inspect(e)) };
 }
 
 /** Builds `record(batch)`. */

@@ -4,6 +4,7 @@
  * happened. Never throws for a failed delivery: the outcome says what went wrong.
  */
 import type { Clock } from "../core/clock.js";
+import { storableText } from "../core/storable-text.js";
 import { isPatchbayError, type PatchbayError } from "../core/errors.js";
 import { parseRetryAfter } from "../http/errors.js";
 import { timeout as timeoutPolicy } from "../resilience/timeout.js";
@@ -106,7 +107,9 @@ export function createSender(options: SenderOptions): Sender {
           }),
         signal,
       );
-      const excerpt = res.body === "" ? undefined : res.body;
+      // Whatever the receiver answered must be recordable: a NUL byte in its body would make the
+      // attempt's outcome unrecordable on PostgreSQL, and the delivery sent again and again.
+      const excerpt = res.body === "" ? undefined : storableText(res.body);
       if (res.status >= 200 && res.status < 300)
         return outcome({ ok: true, status: res.status, responseExcerpt: excerpt });
       const gone = res.status === 410;

@@ -32,12 +32,23 @@ export interface VerifiedWebhook<T = unknown> {
 }
 
 const V1 = "v1,";
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Reads the JSON body of a verified request. */
 export function parseBody<T>(body: Buffer, parse: boolean | undefined): T {
   if (parse === false || body.length === 0) return undefined as T;
+  let text: string;
   try {
-    return JSON.parse(body.toString("utf8")) as T;
+    // Strictly: Buffer#toString would put U+FFFD in place of invalid bytes, silently handing the
+    // handler other text than was signed and sent.
+    text = STRICT_UTF8.decode(body);
+  } catch (cause) {
+    throw new InvalidArgumentError("the webhook body is signed correctly but is not valid UTF-8", "rawBody", {
+      cause,
+    });
+  }
+  try {
+    return JSON.parse(text) as T;
   } catch (cause) {
     throw new InvalidArgumentError("the webhook body is signed correctly but is not JSON", "rawBody", {
       cause,
@@ -115,6 +126,8 @@ export function verifyWebhook<T = unknown>(
   const body = bodyBytes(rawBody);
   const offered = signatures
     .split(" ")
+    // A header sent as two lines reaches us joined with ", " (Node, fetch): drop that comma.
+    .map((s) => s.replace(/,$/, ""))
     .filter((s) => s.startsWith(V1))
     .map((s) => s.slice(V1.length));
   const expected = keys.map((key) => hmacBase64(key, id, timestamp, body));

@@ -296,6 +296,127 @@ export function defineSagaClockCases(harness: SagaHarness): void {
       expect((await second.get("a"))?.steps[0]).toMatchObject({ attempts: 1, result: "done" });
     });
 
+    it("a step that swallows the deadline's abort and returns is not recorded done: the saga compensates, never completes", async () => {
+      const undone: string[] = [];
+      let running = false;
+      let charged = 0;
+      const def = defineSaga("swallow-deadline", {
+        version: 1,
+        timeout: "5m",
+        steps: [
+          { name: "a", run: () => 1, compensate: () => void undone.push("a") },
+          {
+            name: "charge",
+            // Catch-and-continue: the cancelled call is caught and the step "succeeds".
+            run: async (_input, ctx) => {
+              running = true;
+              try {
+                await clock.sleep(3_600_000, ctx.signal);
+                charged++;
+                return "charged";
+              } catch {
+                return "not charged";
+              }
+            },
+            compensate: () => void undone.push("charge"),
+          },
+        ],
+      });
+      const r = await runner({ sagas: [def] });
+      await r.saga(def).start(null, { id: "sd" });
+      await eventually(() => running && clock.pendingSleepers > 1, "step charge to be running");
+      await clock.advance("5m");
+      await eventually(async () => {
+        const s = await statusOf(r, "sd");
+        return s === "compensated" || s === "completed";
+      }, "the saga to settle");
+      expect({ status: await statusOf(r, "sd"), charged, undone }).toEqual({
+        status: "compensated",
+        charged: 0,
+        undone: ["a"],
+      });
+      expect((await r.get("sd"))?.steps.find((s) => s.name === "charge" && s.phase === "run")).toMatchObject({
+        status: "failed",
+        error: { code: "SAGA_DEADLINE" },
+      });
+    });
+
+    it("a transactional step that swallows the deadline's abort: its ctx.tx writes roll back with the attempt, the saga compensates", async () => {
+      await store.query("CREATE TABLE charges_sd (saga_id TEXT NOT NULL)");
+      let running = false;
+      const def = defineSaga("swallow-deadline-tx", {
+        version: 1,
+        timeout: "5m",
+        steps: [
+          {
+            name: "charge",
+            transaction: true,
+            run: async (_input, ctx) => {
+              await ctx.tx.query(`INSERT INTO charges_sd (saga_id) VALUES (${p(1)})`, [ctx.sagaId]);
+              running = true;
+              try {
+                await clock.sleep(3_600_000, ctx.signal);
+              } catch {
+                // swallowed
+              }
+              return "charged";
+            },
+          },
+        ],
+      });
+      const r = await runner({ sagas: [def] });
+      await r.saga(def).start(null, { id: "sdt" });
+      await eventually(() => running && clock.pendingSleepers > 1, "step charge to be running");
+      await clock.advance("5m");
+      await eventually(async () => {
+        const s = await statusOf(r, "sdt");
+        return s === "compensated" || s === "completed";
+      }, "the saga to settle");
+      const { rows } = await store.query<{ n: number | string }>("SELECT COUNT(*) AS n FROM charges_sd");
+      expect({ status: await statusOf(r, "sdt"), charges: Number(rows[0]?.n) }).toEqual({
+        status: "compensated",
+        charges: 0,
+      });
+    });
+
+    it("a step that swallows stop()'s abort and returns is not recorded done: the next runner runs it again, its work done once", async () => {
+      let calls = 0;
+      let worked = 0;
+      const def = defineSaga("swallow-stop", {
+        version: 1,
+        steps: [
+          {
+            name: "slow",
+            run: async (_input, ctx) => {
+              calls++;
+              try {
+                if (calls === 1)
+                  await new Promise((_resolve, reject) =>
+                    ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error)),
+                  );
+                worked++;
+                return "done";
+              } catch {
+                return "gave up";
+              }
+            },
+          },
+          { name: "after", run: () => "after" },
+        ],
+      });
+      const first = await runner({ sagas: [def] });
+      await first.saga(def).start(null, { id: "ss" });
+      await eventually(() => calls === 1, "the step to start");
+      await first.stop({ timeout: 50 });
+      expect((await first.get("ss"))?.steps.filter((s) => s.status === "succeeded")).toEqual([]);
+
+      const second = await runner({ sagas: [def] });
+      await eventually(async () => (await statusOf(second, "ss")) === "completed", "completion");
+      // Lost: 0 (the work ran), doubled: none (once).
+      expect({ calls, worked }).toEqual({ calls: 2, worked: 1 });
+      expect((await second.get("ss"))?.steps[0]).toMatchObject({ result: "done" });
+    });
+
     it("renews the lease with the outcome of a step that outlasted half of it", async () => {
       const gate = () => {
         let resolve!: () => void;

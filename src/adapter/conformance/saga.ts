@@ -13,7 +13,12 @@ import { defineEvent } from "../../core/events.js";
 import { constant } from "../../resilience/backoff.js";
 import { defineSaga, type SagaStep } from "../../saga/definition.js";
 import { SagaFailed, type SagaFailedData } from "../../saga/events.js";
-import { createSagaRunner, type SagaRunner, type SagaRunnerOptions } from "../../saga/runner.js";
+import {
+  createSagaRunner,
+  type SagaRunner,
+  type SagaRunnerOptions,
+  type StartedSaga,
+} from "../../saga/runner.js";
 import type { SqlStore } from "../../store/sql-store.js";
 import { objectSchema, string } from "./events.js";
 import { defineSagaClockCases } from "./saga-clock.js";
@@ -276,6 +281,59 @@ export function defineSagaConformance(harness: SagaHarness): void {
       expect(await r.count()).toBe(1);
     });
 
+    it("the same id started 12 times at once, with different inputs, on two runners: one instance, created once, run once", async () => {
+      let runs = 0;
+      const def = defineSaga("race", {
+        version: 1,
+        steps: [{ name: "only", run: (input: { n: number }) => (runs++, input.n) }],
+      });
+      const [a, b] = [await runner({ sagas: [def] }), await runner({ sagas: [def] })];
+      const starts = await Promise.allSettled(
+        Array.from({ length: 12 }, (_, n) => (n % 2 ? a : b).saga(def).start({ n }, { id: "same" })),
+      );
+      const rejected = starts.filter((x) => x.status === "rejected");
+      expect(rejected).toEqual([]);
+      const results = starts.map((x) => (x as PromiseFulfilledResult<StartedSaga>).value);
+      const created = results.filter((x) => x.created);
+      expect(created).toHaveLength(1);
+      // Every caller sees the one stored input, never its own when it did not create it.
+      for (const x of results) expect(x.input).toEqual(created[0]!.input);
+      expect((await a.wait("same")).status).toBe("completed");
+      expect(runs).toBe(1);
+      expect(await a.count()).toBe(1);
+    });
+
+    it("started in a repeatable-read transaction whose snapshot predates another start of the id: never reported created for an instance it did not write", async () => {
+      if (!store.capabilities.concurrentWriters) return; // writers queue: no such interleaving
+      const def = defineSaga("rr", {
+        version: 1,
+        steps: [{ name: "only", run: (input: { who: string }) => input.who }],
+      });
+      const r = await runner({ sagas: [def] });
+      // Another process: its own store (own connections).
+      const other = db.make();
+      stores.push(other);
+      const elsewhere = await runner({ sagas: [def], store: other });
+      const outcome = await store
+        .transaction(
+          async (tx) => {
+            await tx.query("SELECT COUNT(*) AS n FROM orders"); // the snapshot is taken here
+            await elsewhere.saga(def).start({ who: "outside" }, { id: "rr-1" }); // commits meanwhile
+            return r.saga(def).start({ who: "inside" }, { id: "rr-1", tx });
+          },
+          { isolation: "repeatable read" },
+        )
+        .then(
+          (started) => ({ created: started.created, input: started.input }),
+          (e: unknown) => ({ error: isPatchbayError(e) ? e.code : String(e) }),
+        );
+      // Either the stored instance (not created by this call), or a typed refusal of the transaction.
+      if ("error" in outcome) expect(outcome.error).toMatch(/^(TRANSACTION_ROLLED_BACK|QUERY_FAILED)$/);
+      else expect(outcome).toEqual({ created: false, input: { who: "outside" } });
+      expect((await r.wait("rr-1")).status).toBe("completed");
+      expect((await r.get("rr-1"))?.input).toEqual({ who: "outside" });
+    });
+
     it("started inside a business transaction: exists exactly when it commits", async () => {
       const order = defineSaga("order", { version: 1, steps: orderSteps([]) });
       const r = await runner({ sagas: [order] });
@@ -375,6 +433,77 @@ export function defineSagaConformance(harness: SagaHarness): void {
         reason: { error: { code: "SAGA_NO_BUS" } },
       });
     });
+
+    it("a step error whose message holds NUL or a lone surrogate is recorded (U+FFFD), not lost: the step ran once and the saga compensated", async () => {
+      let charged = 0;
+      let shipped = 0;
+      const def = defineSaga("odd-error", {
+        version: 1,
+        steps: [
+          { name: "charge", run: () => ++charged, compensate: () => void charged-- },
+          {
+            name: "ship",
+            retry: { maxAttempts: 2, backoff: { delay: () => 10 } },
+            run: () => {
+              shipped++;
+              throw new NonRetryableError("refused: a\u0000b 😀 \ud800");
+            },
+          },
+        ],
+      });
+      const r = await runner({ sagas: [def] });
+      await r.saga(def).start(null, { id: "nul-1" });
+      const done = await r.wait("nul-1", { timeout: "10s" });
+      expect({ status: done.status, charged, shipped }).toEqual({
+        status: "compensated",
+        charged: 0,
+        shipped: 1,
+      });
+      const details = await r.get("nul-1");
+      expect(details?.reason?.error).toMatchObject({
+        code: "NON_RETRYABLE",
+        message: "refused: a\ufffdb 😀 \ufffd",
+      });
+      expect(details?.steps.find((s) => s.name === "ship")?.error?.message).toBe(
+        "refused: a\ufffdb 😀 \ufffd",
+      );
+    });
+
+    for (const [label, value] of [
+      ["a NUL", "a\u0000b"],
+      ["a lone surrogate", "a\ud800b"],
+    ] as const) {
+      it(`a step result holding ${label}: stored exactly, or refused by the store (a typed failure, compensated) — the step runs once either way`, async () => {
+        let runs = 0;
+        let after = 0;
+        const def = defineSaga("odd-result", {
+          version: 1,
+          steps: [
+            { name: "first", run: () => "ok", compensate: () => undefined },
+            {
+              name: "odd",
+              retry: { maxAttempts: 3, backoff: { delay: () => 10 } },
+              run: () => (runs++, { value }),
+            },
+            { name: "last", run: () => void after++ },
+          ],
+        });
+        const r = await runner({ sagas: [def], lease: "1s" });
+        await r.saga(def).start(null, { id: "odd-1" });
+        const done = await r.wait("odd-1", { timeout: "15s" });
+        const details = await r.get("odd-1");
+        const step = details?.steps.find((s) => s.name === "odd" && s.phase === "run");
+        if (done.status === "completed") {
+          expect(step?.result).toEqual({ value });
+          expect(after).toBe(1);
+        } else {
+          expect(done.status).toBe("compensated");
+          expect(step).toMatchObject({ status: "failed", error: { code: "QUERY_FAILED" } });
+          expect(after).toBe(0);
+        }
+        expect(runs).toBe(1);
+      });
+    }
 
     it("refuses an input that fails the saga's schema, storing nothing", async () => {
       const s = defineSaga("typed", {

@@ -723,6 +723,27 @@ export function defineStoreConformance(harness: StoreHarness): void {
         );
       });
 
+      it("a holder that completes after its ttl ran out (nobody took over) is replayed for a whole ttl, never run again", async () => {
+        const slow = await ids.idempotency.claim({ key: "slow", fingerprint: "f", ttl: "1m", lease: "30s" });
+        if (slow.outcome !== "claimed") throw new Error("first claim failed");
+        // The handler runs past the ttl, renewing its lease all along.
+        for (let i = 0; i < 4; i++) {
+          await clock.advance(20_000);
+          await ids.idempotency.renew({ key: "slow" }, slow.token, "30s");
+        }
+        await ids.idempotency.complete({ key: "slow" }, slow.token, "r1");
+        await clock.advance(59_000);
+        // A retry of the completed request gets its response: the handler must not run twice.
+        expect(await ids.idempotency.claim({ key: "slow", fingerprint: "f", ttl: "1m" })).toMatchObject({
+          outcome: "completed",
+          record: { response: "r1" },
+        });
+        await clock.advance(1_000);
+        expect((await ids.idempotency.claim({ key: "slow", fingerprint: "f", ttl: "1m" })).outcome).toBe(
+          "claimed",
+        );
+      });
+
       it("an in-flight claim whose holder died is taken over after its lease, and the dead holder cannot complete", async () => {
         const dead = await ids.idempotency.claim({ key: "k", fingerprint: "f", lease: "30s" });
         if (dead.outcome !== "claimed") throw new Error("first claim failed");
@@ -776,6 +797,8 @@ export function defineStoreConformance(harness: StoreHarness): void {
           ids.idempotency.claim({ key: "k", fingerprint: "f", ttl: "soon" }),
           "DURATION_INVALID",
         );
+        // A lease of 0 would let every concurrent claim take the key over: two holders at once.
+        await expectCode(ids.idempotency.claim({ key: "k", fingerprint: "f", lease: 0 }), "INVALID_ARGUMENT");
         expect(await ids.idempotency.get({ key: "k" })).toBeUndefined();
       });
     });

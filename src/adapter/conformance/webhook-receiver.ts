@@ -22,6 +22,8 @@ export interface TestReceiver {
   fallback: number;
   /** Extra response headers per status. */
   headersFor: (status: number) => Record<string, string>;
+  /** The response body per status (default `answer <status>`). */
+  bodyFor: (status: number) => string | Buffer;
   /** When set, requests wait for `release()` before being answered. */
   hold: boolean;
   /** Requests being processed right now, and the most ever at once. */
@@ -42,6 +44,7 @@ export async function startReceiver(port = 0): Promise<TestReceiver> {
     script: [],
     fallback: 200,
     headersFor: () => ({}),
+    bodyFor: (status) => `answer ${status}`,
     hold: false,
     active: 0,
     maxActive: 0,
@@ -73,7 +76,7 @@ export async function startReceiver(port = 0): Promise<TestReceiver> {
         receiver.active--;
         const status = receiver.script.shift() ?? receiver.fallback;
         res.writeHead(status, { "content-type": "text/plain", ...receiver.headersFor(status) });
-        res.end(`answer ${status}`);
+        res.end(receiver.bodyFor(status));
       };
       if (receiver.hold) waiting.push(answer);
       else answer();

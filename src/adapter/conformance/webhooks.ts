@@ -105,6 +105,41 @@ export function defineWebhooksConformance(harness: WebhooksHarness): void {
       await db.cleanup();
     });
 
+    it("a receiver answering with a NUL byte in its body: delivered once, recorded (NUL read as U+FFFD), other deliveries not held up", async () => {
+      const { bus, webhooks } = await system();
+      const endpoint = await webhooks.endpoints.create({ url: receiver.url, events: ["order.*"] });
+      receiver.bodyFor = (status) => Buffer.from(`ok ${status}\u0000 😀`);
+      const first = await bus.publish(OrderPaid, { orderId: "o-nul", total: 1 });
+      const second = await bus.publish(OrderPaid, { orderId: "o-nul-2", total: 2 });
+      const statusOf = async (id: string) => (await webhooks.deliveries.get(endpoint.id, id))?.status;
+      await until(
+        async () => (await statusOf(first.id)) === "delivered" && (await statusOf(second.id)) === "delivered",
+        10_000,
+        "both delivered",
+      );
+      // A failure with such a body is recorded too, and scheduled for its retry.
+      receiver.script = [500];
+      const third = await bus.publish(OrderPaid, { orderId: "o-nul-3", total: 3 });
+      await attemptsReach(webhooks, endpoint.id, third.id, 1);
+      await clock.advance("5s");
+      await until(async () => (await statusOf(third.id)) === "delivered", 10_000, "the third delivered");
+      // Nothing sent twice, however much time passes.
+      await clock.advance("1h");
+      await new Promise((r) => setTimeout(r, 300));
+      expect(receiver.requests).toHaveLength(4);
+      for (const id of [first.id, second.id]) {
+        expect(
+          (await attemptsOf(webhooks, endpoint.id, id)).map((x) => [x.status, x.responseExcerpt]),
+        ).toEqual([[200, "ok 200\ufffd 😀"]]);
+      }
+      expect(
+        (await attemptsOf(webhooks, endpoint.id, third.id)).map((x) => [x.status, x.responseExcerpt]),
+      ).toEqual([
+        [500, "ok 500\ufffd 😀"],
+        [200, "ok 200\ufffd 😀"],
+      ]);
+    });
+
     it("500 three times then 200: delivered exactly once more, 4 attempts logged, every request signed alike", async () => {
       const { bus, webhooks } = await system();
       const endpoint = await webhooks.endpoints.create({ url: receiver.url, events: ["order.*"] });
@@ -360,6 +395,37 @@ export function defineWebhooksConformance(harness: WebhooksHarness): void {
       );
       expect(receiver.maxActive).toBe(2);
     }, 60_000);
+
+    it("stop() past its timeout with 4 requests in flight: none lost or failed, the cut attempts not counted; the next worker delivers each", async () => {
+      const first = await system({ retry: { delays: ["0s", "5s"] } });
+      const endpoint = await first.webhooks.endpoints.create({ url: receiver.url, events: ["order.*"] });
+      receiver.hold = true;
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++)
+        ids.push((await first.bus.publish(OrderPaid, { orderId: `s-${i}`, total: i })).id);
+      await until(() => receiver.active === 4, 10_000, "4 in flight");
+      await first.webhooks.stop({ timeout: "100ms" });
+      const statuses = async () =>
+        Promise.all(ids.map(async (id) => (await first.webhooks.deliveries.get(endpoint.id, id))?.status));
+      expect(await statuses()).toEqual(["pending", "pending", "pending", "pending"]);
+      receiver.hold = false;
+      receiver.release();
+      // Each fails once more with the next worker, then succeeds: had the cut attempt counted,
+      // the two-attempt schedule would be spent and the 500 would fail it.
+      receiver.script = [500, 500, 500, 500];
+      const second = await system({ retry: { delays: ["0s", "5s"] } });
+      for (const id of ids) await attemptsReach(second.webhooks, endpoint.id, id, 2);
+      await clock.advance("5s");
+      await until(async () => (await statuses()).every((s) => s === "delivered"), 10_000, "all delivered");
+      await clock.advance("1h");
+      await new Promise((r) => setTimeout(r, 300));
+      // Lost: none. Doubled: none beyond the cut attempt and the scripted failure.
+      expect(receiver.requests).toHaveLength(12);
+      for (const id of ids) {
+        const outcomes = (await second.webhooks.deliveries.attempts(endpoint.id, id)).map((a) => a.outcome);
+        expect(outcomes).toEqual(["failed", "failed", "succeeded"]);
+      }
+    });
 
     it("a worker never claims again a delivery it is still sending when the clock moves past its lease", async () => {
       // A request held until released that does not stop at the timeout's abort (the timeout waits
