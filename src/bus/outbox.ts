@@ -107,10 +107,42 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
       }
     }
     if (messages.length > 0) {
-      await transport.publish(messages);
+      try {
+        await transport.publish(messages);
+      } catch (e) {
+        // A message the transport refuses for good (an id its protocol cannot carry, a size over
+        // the broker's own limit) would fail every round and hold up every row behind it, each
+        // round publishing its neighbours again: find it, park it, relay the rest.
+        if (!isPatchbayError(e) || e.retryable) throw e;
+        await relayOneByOne(messages, sent);
+        return rows.length;
+      }
       await run(store, d, join(sql`DELETE FROM ${t} WHERE `, inIds(sent)));
     }
     return rows.length;
+  }
+
+  /**
+   * Publishes `messages` one at a time after their batch was refused for good: each confirmed
+   * row is deleted, each refused for good is parked (kept as it is, `deliver_at` = PARKED_AT) with
+   * an error log. A retryable failure ends the round; what is left goes next round.
+   */
+  async function relayOneByOne(messages: readonly TransportMessage[], ids: readonly number[]) {
+    for (const [i, m] of messages.entries()) {
+      const id = ids[i]!;
+      try {
+        await transport.publish([m]);
+      } catch (e) {
+        if (!isPatchbayError(e) || e.retryable) throw e;
+        await run(store, d, sql`UPDATE ${t} SET deliver_at = ${PARKED_AT} WHERE id = ${id}`);
+        deps.logger.error(
+          { messageId: m.id, type: m.type, err: e },
+          "patchbay bus: the transport refuses an outbox row for good; parked in the outbox, not published",
+        );
+        continue;
+      }
+      await run(store, d, sql`DELETE FROM ${t} WHERE id = ${id}`);
+    }
   }
 
   /** The row's headers, or undefined when they are not a JSON object of strings. */

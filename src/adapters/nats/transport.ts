@@ -117,6 +117,9 @@ export function nats(options: NatsTransportOptions = {}): Transport {
   }
 
   /** Publishes one message, acknowledged by its stream. */
+  /** nats.js's refusal of an argument (InvalidArgumentError), thrown before anything is sent. */
+  const refusedByClient = (e: unknown) => e instanceof Error && e.name === "InvalidArgumentError";
+
   async function send(l: Link, subject: string, m: TransportMessage, book: Bookkeeping, msgID?: string) {
     const h = l.headers();
     for (const [k, v] of encodeHeaders(m, book)) h.set(k, v);
@@ -309,6 +312,14 @@ export function nats(options: NatsTransportOptions = {}): Transport {
         );
       } catch (e) {
         if (isPatchbayError(e)) throw e;
+        // The client refuses what it cannot send at all (a message over the server's
+        // max_payload, headers included) before sending it: the same message is refused every time.
+        if (refusedByClient(e)) {
+          throw new PublishError(`NATS refuses the message: ${(e as Error).message}`, {
+            cause: e,
+            retryable: false,
+          });
+        }
         throw new PublishError(`NATS did not acknowledge a publish at ${o.where}`, { cause: e });
       }
     },

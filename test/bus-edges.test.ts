@@ -1,0 +1,140 @@
+/**
+ * The bus at its edges on the broker transports: a message a broker refuses for good (an id
+ * longer than AMQP allows, a body over NATS's max_payload once its headers are added) must fail
+ * its publish as not retryable, must not hold up the outbox behind it, and must not disturb the
+ * publishes after it. Each test counts what was lost, doubled and stuck.
+ */
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { z } from "zod";
+import { createEventBus, type EventBus } from "../src/bus/bus.js";
+import { PARKED_AT } from "../src/bus/outbox.js";
+import { defineEvent } from "../src/core/events.js";
+import type { Transport } from "../src/bus/transport.js";
+import type { SqlStore } from "../src/store/sql-store.js";
+import { until } from "./conformance/transport.js";
+import { isolatedNats } from "./support/nats.js";
+import { isolatedBroker } from "./support/rabbitmq.js";
+import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+
+const { postgres: pg, rabbitmq: mq, nats: ns } = inject("services");
+
+const Note = defineEvent("edge.note", { version: 1, schema: z.object({ n: z.string(), pad: z.string() }) });
+
+interface Broker {
+  name: string;
+  reachable: boolean;
+  make(): { transport: () => Transport; cleanup: () => Promise<void> };
+  /** Publish options (and padding) that this broker refuses for good, though the bus accepts them. */
+  refused: { id?: string; pad: string };
+}
+
+const brokers: Broker[] = [
+  {
+    name: "RabbitMQ",
+    reachable: mq.reachable,
+    make() {
+      const b = isolatedBroker(mq.url);
+      return { transport: () => b.make(), cleanup: () => b.cleanup() };
+    },
+    // An AMQP message-id is a short string: at most 255 bytes.
+    refused: { id: "i".repeat(300), pad: "" },
+  },
+  {
+    name: "NATS",
+    reachable: ns.reachable,
+    make() {
+      const b = isolatedNats(ns.url);
+      return { transport: () => b.make(), cleanup: () => b.cleanup() };
+    },
+    // Under the bus's 1 MiB limit, over the server's max_payload (1 MiB) with the transport's headers.
+    refused: { pad: "x".repeat(1024 * 1024 - 300) },
+  },
+];
+
+for (const broker of brokers) {
+  describe.runIf(broker.reachable)(`bus edges on ${broker.name}`, () => {
+    let db: IsolatedDatabase;
+    let store: SqlStore;
+    let space: ReturnType<Broker["make"]>;
+    const buses: EventBus[] = [];
+    const start = async () => {
+      db = pg.reachable ? postgresDatabase(pg.url) : sqliteDatabase();
+      store = db.make();
+      await store.open();
+      space = broker.make();
+      const bus = createEventBus({ store, transport: space.transport(), events: [Note] });
+      buses.push(bus);
+      const seen: string[] = [];
+      const ph = (n: number) => (store.dialect.placeholders === "numbered" ? `$${n}` : "?");
+      await store.query(`CREATE TABLE edge_effects (n ${db.keyText} NOT NULL)`);
+      // Deliveries are at least once (a relay may send again); effects through ctx.tx exactly once.
+      bus.subscribe(Note, { group: "edges" }, async (e, ctx) => {
+        seen.push(e.data.n);
+        await ctx.tx.query(`INSERT INTO edge_effects (n) VALUES (${ph(1)})`, [e.data.n]);
+      });
+      await bus.start();
+      const effects = async () =>
+        (await store.query<{ n: string }>("SELECT n FROM edge_effects")).rows.map((r) => r.n).sort();
+      return { bus, seen, effects };
+    };
+    afterEach(async () => {
+      await Promise.all(buses.splice(0).map((b) => b.stop({ timeout: "5s" })));
+      await store.close();
+      await db.cleanup();
+      await space.cleanup();
+    });
+    const refusedOptions = () => (broker.refused.id ? { id: broker.refused.id } : {});
+
+    it(
+      "a publish the broker refuses for good fails not retryable, and the publishes after it are confirmed at once",
+      { timeout: 60_000 },
+      async () => {
+        const { bus, seen, effects } = await start();
+        const failure = await bus
+          .publish(Note, { n: "refused", pad: broker.refused.pad }, refusedOptions())
+          .then(
+            () => undefined,
+            (e: unknown) => e as { code?: string; retryable?: boolean },
+          );
+        expect(failure?.code).toBe("PUBLISH_FAILED");
+        expect(failure?.retryable).toBe(false);
+        // Each later publish is confirmed promptly (not held until the next one's confirm, nor
+        // reported failed after the confirm timeout while it was delivered).
+        const took: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const began = Date.now();
+          await bus.publish(Note, { n: `after-${i}`, pad: "" });
+          took.push(Date.now() - began);
+        }
+        expect(Math.max(...took)).toBeLessThan(5_000);
+        await until(async () => (await effects()).length >= 3, 10_000, "the later publishes handled");
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await effects()).toEqual(["after-0", "after-1", "after-2"]); // none lost, none doubled
+        expect(seen.sort()).toEqual(["after-0", "after-1", "after-2"]);
+      },
+    );
+
+    it("an outbox row the broker refuses for good is parked with an error log; the rows around it go out once and leave the outbox", async () => {
+      const { bus, seen, effects } = await start();
+      await bus.transaction(async (tx) => {
+        await tx.publish(Note, { n: "before", pad: "" });
+        await tx.publish(Note, { n: "refused", pad: broker.refused.pad }, refusedOptions());
+        await tx.publish(Note, { n: "after", pad: "" });
+      });
+      await bus.transaction((tx) => tx.publish(Note, { n: "later", pad: "" }).then(() => undefined));
+      const outbox = store.dialect.table("bus_outbox");
+      const rows = async () =>
+        (await store.query<{ deliver_at: number | string }>(`SELECT deliver_at FROM ${outbox}`)).rows.map(
+          (r) => Number(r.deliver_at),
+        );
+      // Stuck before: the relay failed its whole batch every round, republishing its neighbours
+      // forever and deleting none.
+      await until(async () => (await rows()).length === 1, 15_000, "only the refused row left");
+      expect(await rows()).toEqual([PARKED_AT]);
+      await new Promise((r) => setTimeout(r, 1_500)); // a few relay rounds more
+      expect(await effects()).toEqual(["after", "before", "later"]); // none lost, none doubled
+      expect(seen.length).toBeLessThanOrEqual(6); // at most once more each, not once a round
+      expect(await rows()).toEqual([PARKED_AT]);
+    });
+  });
+}
