@@ -8,15 +8,16 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { createEventBus, type EventBus } from "../src/bus/bus.js";
 import { PARKED_AT } from "../src/bus/outbox.js";
+import { isPatchbayError } from "../src/core/errors.js";
 import { defineEvent } from "../src/core/events.js";
 import type { Transport } from "../src/bus/transport.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 import { until } from "./conformance/transport.js";
 import { isolatedNats } from "./support/nats.js";
 import { isolatedBroker } from "./support/rabbitmq.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
-const { postgres: pg, rabbitmq: mq, nats: ns } = inject("services");
+const { postgres: pg, mysql: maria, rabbitmq: mq, nats: ns } = inject("services");
 
 const Note = defineEvent("edge.note", { version: 1, schema: z.object({ n: z.string(), pad: z.string() }) });
 
@@ -135,6 +136,111 @@ for (const broker of brokers) {
       expect(await effects()).toEqual(["after", "before", "later"]); // none lost, none doubled
       expect(seen.length).toBeLessThanOrEqual(6); // at most once more each, not once a round
       expect(await rows()).toEqual([PARKED_AT]);
+    });
+  });
+}
+
+/** Where a hostile payload test runs: the local queue on each store, and each broker on PostgreSQL. */
+interface Place {
+  name: string;
+  reachable: boolean;
+  database(): IsolatedDatabase;
+  transport(store: SqlStore): { transport: Transport | undefined; cleanup: () => Promise<void> };
+}
+const nothing = () => Promise.resolve();
+const places: Place[] = [
+  {
+    name: "local on SQLite",
+    reachable: true,
+    database: sqliteDatabase,
+    transport: () => ({ transport: undefined, cleanup: nothing }),
+  },
+  {
+    name: "local on PostgreSQL",
+    reachable: pg.reachable,
+    database: () => postgresDatabase(pg.url),
+    transport: () => ({ transport: undefined, cleanup: nothing }),
+  },
+  {
+    name: "local on MariaDB",
+    reachable: maria.reachable,
+    database: () => mysqlDatabase(maria.url),
+    transport: () => ({ transport: undefined, cleanup: nothing }),
+  },
+  ...brokers.map((b): Place => ({
+    name: `${b.name} with ${pg.reachable ? "PostgreSQL" : "SQLite"}`,
+    reachable: b.reachable,
+    database: () => (pg.reachable ? postgresDatabase(pg.url) : sqliteDatabase()),
+    transport() {
+      const space = b.make();
+      return { transport: space.transport(), cleanup: space.cleanup };
+    },
+  })),
+];
+
+/** Any JSON data: the schema accepts everything, so only the bus stands between a value and the wire. */
+const Anything = defineEvent("edge.anything", { version: 1, schema: z.any() });
+
+for (const place of places) {
+  describe.runIf(place.reachable)(`hostile publishes on ${place.name}`, () => {
+    it("each value round-trips exactly once or is refused with a typed error; nothing accepted is dead-lettered", async () => {
+      const db = place.database();
+      const store = db.make();
+      await store.open();
+      const { transport, cleanup } = place.transport(store);
+      const bus = createEventBus({ store, events: [Anything], ...(transport ? { transport } : {}) });
+      const seen = new Map<string, unknown[]>();
+      bus.subscribe(Anything, { group: "hostile" }, (e) => {
+        const label = (e.data as { label: string }).label;
+        seen.set(label, [...(seen.get(label) ?? []), e.data]);
+      });
+      try {
+        await bus.start();
+        const cases: Array<[string, unknown, Record<string, unknown>?]> = [
+          ["bigint", { v: 2n ** 63n - 1n }],
+          ["NaN", { v: Number.NaN }],
+          ["Infinity", { v: [1, Number.POSITIVE_INFINITY] }],
+          ["undefined in an array", { v: [1, undefined, 3] }],
+          ["function in an array", { v: [() => 1] }],
+          ["NUL", { v: "a\u0000b" }],
+          ["emoji", { v: "😀 \u{10FFFF}" }],
+          ["lone surrogate", { v: "x\ud800y\udfff" }],
+          ["max safe integer and friends", { v: [Number.MAX_SAFE_INTEGER, -0.5, 1e308, null, ""] }],
+          ["a number header", { v: 1 }, { headers: { h: 5 } }],
+          ["an object header", { v: 1 }, { headers: { h: { nested: true } } }],
+          ["a number key", { v: 1 }, { key: 5 }],
+        ];
+        const refused: Record<string, string> = {};
+        const accepted: string[] = [];
+        for (const [label, data, options] of cases) {
+          try {
+            await bus.publish(Anything, { label, ...(data as object) }, options ?? {});
+            accepted.push(label);
+          } catch (e) {
+            // Typed: a PatchbayError with a string code, never a bare TypeError.
+            expect(isPatchbayError(e), `${label}: ${String(e)}`).toBe(true);
+            refused[label] = (e as { code: string }).code;
+          }
+        }
+        // Values JSON would silently change (to null, or not at all) are refused, typed.
+        for (const label of ["bigint", "NaN", "Infinity", "undefined in an array", "function in an array"])
+          expect(refused[label], label).toBeDefined();
+        for (const label of ["a number header", "an object header", "a number key"])
+          expect(refused[label], label).toBe("INVALID_ARGUMENT");
+        await until(() => accepted.every((l) => seen.has(l)), 15_000, "every accepted value handled");
+        await new Promise((r) => setTimeout(r, 300));
+        for (const [label, data] of cases) {
+          if (!accepted.includes(label)) continue;
+          expect(seen.get(label), label).toEqual([{ label, ...(data as object) }]); // exact, once
+        }
+        expect([...seen.keys()].sort()).toEqual([...accepted].sort()); // nothing refused arrived
+        expect(await bus.deadLetters.count()).toBe(0);
+      } finally {
+        await bus.stop({ timeout: "5s" });
+        await store.close();
+        await db.cleanup();
+        await cleanup();
+      }
     });
   });
 }
