@@ -117,8 +117,16 @@ export function nats(options: NatsTransportOptions = {}): Transport {
   }
 
   /** Publishes one message, acknowledged by its stream. */
-  /** nats.js's refusal of an argument (InvalidArgumentError), thrown before anything is sent. */
-  const refusedByClient = (e: unknown) => e instanceof Error && e.name === "InvalidArgumentError";
+  /**
+   * A refusal of the message itself, which sending it again cannot change: nats.js's refusal of
+   * an argument (InvalidArgumentError: over the server's max_payload), thrown before anything is
+   * sent, or the stream's (JetStream API errors 10054, message over the stream's size limit, and
+   * 10097, headers over 64 KiB).
+   */
+  const refusedByClient = (e: unknown) =>
+    e instanceof Error &&
+    (e.name === "InvalidArgumentError" ||
+      (e.name === "JetStreamApiError" && [10054, 10097].includes((e as { code?: unknown }).code as number)));
 
   async function send(l: Link, subject: string, m: TransportMessage, book: Bookkeeping, msgID?: string) {
     const h = l.headers();

@@ -93,12 +93,12 @@ export function createPublisher(connection: Connection, o: PublisherOptions) {
       forgetConfirm(link, confirmed, e);
       const id = String(m.options.messageId).slice(0, 300);
       // amqplib refuses what AMQP cannot encode (a message id, type or header name over 255
-      // bytes) with a TypeError: the same message is refused every time. A closed channel
-      // (IllegalOperationError) is not the message's fault.
+      // bytes, headers over 64 KiB) with a TypeError or RangeError: the same message is refused
+      // every time. Only a closed channel (IllegalOperationError) is not the message's fault.
       settle(
         new PublishError(`cannot publish message ${id}: ${(e as Error).message}`, {
           cause: e,
-          retryable: !(e instanceof TypeError),
+          retryable: (e as Error | undefined)?.name === "IllegalOperationError",
         }),
       );
     }
