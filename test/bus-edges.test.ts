@@ -4,9 +4,12 @@
  * its publish as not retryable, must not hold up the outbox behind it, and must not disturb the
  * publishes after it. Each test counts what was lost, doubled and stuck.
  */
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
 import { createEventBus, type EventBus } from "../src/bus/bus.js";
+import { topologyNames } from "../src/adapters/nats/topology.js";
 import { PARKED_AT } from "../src/bus/outbox.js";
 import { isPatchbayError } from "../src/core/errors.js";
 import { defineEvent } from "../src/core/events.js";
@@ -249,3 +252,38 @@ for (const place of places) {
     });
   });
 }
+
+describe.runIf(ns.reachable)("delays at the edges on NATS", () => {
+  it("a delay past int64 nanoseconds (centuries) waits in the delay stream instead of looping through the forwarder", async () => {
+    const space = isolatedNats(ns.url);
+    const db = sqliteDatabase();
+    const store = db.make();
+    await store.open();
+    const bus = createEventBus({ store, transport: space.make(), events: [Note] });
+    const seen: string[] = [];
+    bus.subscribe(Note, { group: "edges" }, (e) => void seen.push(e.data.n));
+    try {
+      await bus.start();
+      await bus.publish(Note, { n: "now", pad: "" }, { delay: 0 });
+      await bus.publish(Note, { n: "centuries", pad: "" }, { delay: 1e13 }); // 317 years
+      await until(() => seen.includes("now"), 10_000, "the undelayed event");
+      await new Promise((r) => setTimeout(r, 2_000));
+      const nc = await connect({ servers: ns.url });
+      try {
+        const jsm = await jetstreamManager(nc);
+        const info = await jsm.consumers.info(topologyNames(space.prefix).delayStream, "forwarder");
+        // Before: the nak's delay overflowed into an immediate redelivery, ~4,000 a second.
+        expect(info.delivered.consumer_seq).toBeLessThanOrEqual(3);
+        expect(info.num_ack_pending).toBe(1); // still waiting, not lost
+      } finally {
+        await nc.close();
+      }
+      expect(seen).toEqual(["now"]);
+    } finally {
+      await bus.stop({ timeout: "5s" });
+      await store.close();
+      await db.cleanup();
+      await space.cleanup();
+    }
+  });
+});

@@ -61,6 +61,9 @@ interface Link {
  * @example
  * const bus = createEventBus({ store: postgres({ url: pgUrl }), transport: nats({ url: "nats://127.0.0.1:4222" }) });
  */
+/** The longest wait one `nak` asks for: a longer one is naked again when it comes back. */
+const MAX_NAK_MS = 86_400_000;
+
 export function nats(options: NatsTransportOptions = {}): Transport {
   const o = resolveOptions(options);
   const n = topologyNames(o.prefix);
@@ -158,7 +161,10 @@ export function nats(options: NatsTransportOptions = {}): Transport {
     const forward = async (m: JsMsg) => {
       const d = decode(incoming(m), n.typePrefix);
       const wait = (d.due ?? 0) - Date.now();
-      if (wait > 0) return m.nak(wait); // nats-server#6093: counted ack pending; unlimited there
+      // nats-server#6093: counted ack pending; unlimited there. At most a day at a time: the
+      // server reads the delay in int64 nanoseconds, and a longer wait (a delay of centuries)
+      // overflowed into an immediate redelivery, naked again at once, in a hot loop.
+      if (wait > 0) return m.nak(Math.min(wait, MAX_NAK_MS));
       if (d.to === undefined) return m.term("no destination");
       try {
         // Its id in the delay stream: a forward repeated after a crash is dropped as a duplicate.
