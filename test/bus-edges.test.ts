@@ -287,3 +287,83 @@ describe.runIf(ns.reachable)("delays at the edges on NATS", () => {
     }
   });
 });
+
+/** Rejects when `p` takes longer than `ms`: a deadlock fails the test instead of hanging it. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>(
+      (_, reject) =>
+        (timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms)),
+    ),
+  ]).finally(() => clearTimeout(timer));
+}
+
+const Ping = defineEvent("edge.ping", { version: 1, schema: z.object({ i: z.number() }) });
+const Pong = defineEvent("edge.pong", { version: 1, schema: z.object({ i: z.number(), when: z.string() }) });
+
+for (const place of places.filter((p) => p.name.startsWith("local"))) {
+  describe.runIf(place.reachable)(`publishing from a handler on ${place.name}`, () => {
+    it("bus.publish after the handler's first ctx.tx call is refused at once (TRANSACTION_NESTED), never a deadlock; before it, it publishes", async () => {
+      const db = place.database();
+      // A pool smaller than the handlers running at once: where a handler holding its
+      // connection waits for another, every connection is soon held by a waiting handler.
+      const store = db.make(place.name.includes("SQLite") ? {} : ({ max: 2 } as object));
+      await store.open();
+      const ph = (n: number) => (store.dialect.placeholders === "numbered" ? `$${n}` : "?");
+      await store.query(`CREATE TABLE ping_effects (i INTEGER NOT NULL)`);
+      const bus = createEventBus({ store, events: [Ping, Pong] });
+      const outcomes: string[] = [];
+      const pongs: string[] = [];
+      bus.subscribe(Ping, { group: "pinger", concurrency: 4 }, async (e, ctx) => {
+        await bus.publish(Pong, { i: e.data.i, when: "before" }); // no transaction held yet
+        await ctx.tx.query(`INSERT INTO ping_effects (i) VALUES (${ph(1)})`, [e.data.i]);
+        try {
+          await bus.publish(Pong, { i: e.data.i, when: "after" });
+          outcomes.push("published");
+        } catch (err) {
+          outcomes.push((err as { code?: string }).code ?? String(err));
+        }
+      });
+      bus.subscribe(Pong, { group: "ponger" }, (e) => void pongs.push(`${e.data.when}-${e.data.i}`));
+      try {
+        await bus.start();
+        const N = 8;
+        await within(
+          (async () => {
+            for (let i = 0; i < N; i++) await bus.publish(Ping, { i });
+          })(),
+          10_000,
+          "publishing the pings",
+        );
+        await until(() => outcomes.length === N, 15_000, "every handler finished");
+        expect(outcomes).toEqual(Array.from({ length: N }, () => "TRANSACTION_NESTED"));
+        await until(() => pongs.length === N, 10_000, "the pongs published before ctx.tx");
+        expect(pongs.sort()).toEqual(Array.from({ length: N }, (_, i) => `before-${i}`).sort());
+        const effects = await within(
+          store.query<{ n: number | string }>("SELECT COUNT(*) AS n FROM ping_effects"),
+          5_000,
+          "the store",
+        );
+        expect(Number(effects.rows[0]?.n)).toBe(N); // each handler's write committed once
+        expect(await within(bus.deadLetters.count(), 5_000, "dead letters")).toBe(0);
+        // The same inside bus.transaction (on SQLite it waited for its own write lock).
+        await expect(
+          within(
+            bus.transaction(async (tx) => {
+              await tx.query("SELECT 1");
+              await bus.publish(Pong, { i: -1, when: "in bus.transaction" });
+            }),
+            5_000,
+            "bus.transaction",
+          ),
+        ).rejects.toMatchObject({ code: "TRANSACTION_NESTED" });
+      } finally {
+        await within(bus.stop({ timeout: "3s" }), 10_000, "stop").catch(() => undefined);
+        await within(store.close(), 5_000, "close").catch(() => undefined);
+        await db.cleanup();
+      }
+    });
+  });
+}

@@ -17,7 +17,8 @@ import { settleBy } from "../core/settle-by.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import type { QueuedRow } from "../store/roles.js";
 import { int, PREPARED, quoteColumn, run, type SqlDialect } from "../store/dialect.js";
-import { runLast, type SqlStore } from "../store/sql-store.js";
+import { NestedTransactionError } from "../store/errors.js";
+import { heldByCaller, runLast, type SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql } from "../store/sql.js";
 import { BusError, UndecodableMessageError } from "./errors.js";
 import { isHeaders, isRecord } from "./headers.js";
@@ -318,6 +319,14 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         const touched = await enqueue(opts.tx, messages, opts);
         opts.tx.afterCommit(() => wake(touched));
         return;
+      }
+      // Inside a transaction of this store that holds its connection (a handler's after its
+      // first ctx.tx call), the group-committed write below would wait for that transaction,
+      // which waits for this publish: refused, never a deadlock.
+      if (heldByCaller(store)) {
+        throw new NestedTransactionError(
+          "publish called inside a transaction of the store that holds the queue (a handler's, after its first ctx.tx call): it would wait for that transaction forever; publish before the handler's first ctx.tx call, or use tx.publish in bus.transaction",
+        );
       }
       // No explicit transaction: group-committed with other publishes of this process (one
       // bindings read and one multi-row insert for all of them). The contract lets a failed
