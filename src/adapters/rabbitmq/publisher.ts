@@ -120,6 +120,8 @@ export function createPublisher(connection: Connection, o: PublisherOptions) {
 
   /** Batches waiting for their confirms, swept for the confirm timeout by one shared timer. */
   const awaiting = new Set<{ deadline: number; expire: () => void }>();
+  /** Who waits for no batch to be waiting for its confirms ({@link settled}). */
+  const idle: Array<() => void> = [];
   let sweeper: NodeJS.Timeout | undefined;
   const sweep = () => {
     const now = Date.now();
@@ -146,6 +148,7 @@ export function createPublisher(connection: Connection, o: PublisherOptions) {
     });
     const finish = () => {
       awaiting.delete(batch);
+      if (awaiting.size === 0) for (const resolve of idle.splice(0)) resolve();
       if (failed) rejectBatch(failed);
       else resolveBatch();
     };
@@ -186,6 +189,15 @@ export function createPublisher(connection: Connection, o: PublisherOptions) {
   }
 
   return {
+    /**
+     * Resolves once no publish sent waits for its confirm (each ends by its confirm, its
+     * channel's loss or the confirm timeout): what a close waits for, so that messages the broker
+     * has are not reported failed because the connection closed before their confirms came.
+     */
+    settled(): Promise<void> {
+      if (awaiting.size === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => idle.push(resolve));
+    },
     /** Publishes every message and resolves once all are confirmed. */
     send(messages: readonly Outgoing[]): Promise<void> {
       if (messages.length === 0) return Promise.resolve();
