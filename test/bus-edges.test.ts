@@ -216,6 +216,10 @@ for (const place of places) {
           ["a number header", { v: 1 }, { headers: { h: 5 } }],
           ["an object header", { v: 1 }, { headers: { h: { nested: true } } }],
           ["a number key", { v: 1 }, { key: 5 }],
+          // CloudEvents: a String MUST NOT hold control characters or lone surrogates.
+          ["an id with NUL", { v: 1 }, { id: "id-\u0000-nul" }],
+          ["an id with a lone surrogate", { v: 1 }, { id: "id-\ud800" }],
+          ["a subject with a control character", { v: 1 }, { subject: "s\u0007" }],
         ];
         const refused: Record<string, string> = {};
         const accepted: string[] = [];
@@ -237,6 +241,12 @@ for (const place of places) {
           expect(refused[label], label).toBeDefined();
         for (const label of ["a number header", "an object header", "a number key"])
           expect(refused[label], label).toBe("INVALID_ARGUMENT");
+        for (const label of [
+          "an id with NUL",
+          "an id with a lone surrogate",
+          "a subject with a control character",
+        ])
+          expect(refused[label], label).toBe("ENVELOPE_INVALID");
         await until(() => accepted.every((l) => seen.has(l)), 15_000, "every accepted value handled");
         await new Promise((r) => setTimeout(r, 300));
         for (const [label, data] of cases) {
