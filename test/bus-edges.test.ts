@@ -444,3 +444,32 @@ for (const place of places) {
     });
   });
 }
+
+for (const place of places.filter((p) => p.name.startsWith("local"))) {
+  describe.runIf(place.reachable)(`large batches on ${place.name}`, () => {
+    it("tx.publishMany of events each under the size limit but 20 MB together commits them all, each handled once", async () => {
+      const db = place.database();
+      const store = db.make();
+      await store.open();
+      const bus = createEventBus({ store, events: [Note] });
+      const seen: string[] = [];
+      bus.subscribe(Note, { group: "large" }, (e) => void seen.push(e.data.n));
+      try {
+        await bus.start();
+        const N = 24;
+        const pad = "x".repeat(900_000); // 24 × 0.9 MB: over MariaDB's 16 MiB max_allowed_packet in one INSERT
+        // Before: on MariaDB one multi-row INSERT, refused (QUERY_FAILED, max_allowed_packet).
+        await bus.transaction((tx) =>
+          tx.publishMany(Array.from({ length: N }, (_, i) => ({ event: Note, data: { n: `n-${i}`, pad } }))),
+        );
+        await until(() => seen.length >= N, 30_000, "every event handled");
+        await new Promise((r) => setTimeout(r, 300));
+        expect(seen.sort()).toEqual(Array.from({ length: N }, (_, i) => `n-${i}`).sort()); // none lost or doubled
+      } finally {
+        await bus.stop({ timeout: "5s" });
+        await store.close();
+        await db.cleanup();
+      }
+    }, 60_000);
+  });
+}

@@ -21,6 +21,7 @@ import { NestedTransactionError } from "../store/errors.js";
 import { heldByCaller, runLast, type SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql } from "../store/sql.js";
 import { BusError, UndecodableMessageError } from "./errors.js";
+import { insertChunks, textLength } from "./insert-chunks.js";
 import { isHeaders, isRecord } from "./headers.js";
 import { assertPattern, matchesAny } from "./patterns.js";
 import type {
@@ -72,8 +73,6 @@ const CHANNEL = "patchbay_bus";
 /** The columns of a queued row as written; `key` is quoted in the dialect's way. */
 const jobColumns = (d: SqlDialect) =>
   `grp, message_id, type, ${quoteColumn(d, "key")}, body, headers, attempt, fresh, run_at, created_at`;
-/** Rows per multi-row INSERT (10 parameters each: well under every driver's limit). */
-const INSERT_CHUNK = 500;
 
 /** The Store-backed {@link Transport}. */
 export function localTransport(store: SqlStore, options: LocalTransportOptions = {}): Transport {
@@ -198,9 +197,10 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     // its text is the same for every batch and stays prepared. With `known`, even no row is a
     // statement: it checks the bindings (a group bound meanwhile may want the messages).
     const check = known ? roles.queue.bound : undefined;
-    for (let i = 0; i < rows.length || (check && i === 0); i += INSERT_CHUNK) {
-      const chunk = rows.slice(i, i + INSERT_CHUNK);
-      const last = i + INSERT_CHUNK >= rows.length;
+    const chunks = insertChunks(rows, (r) => r.body.length + textLength(r.headers));
+    if (chunks.length === 0 && check) chunks.push([]);
+    for (const [index, chunk] of chunks.entries()) {
+      const last = index === chunks.length - 1;
       const notify = roles.notify && last && touched.size > 0 ? [...touched].join(",") : undefined;
       if (check && known) {
         const { rows: result } = await run<{ list: string | null; fp: string | null }>(

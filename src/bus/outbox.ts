@@ -9,6 +9,7 @@ import { column, int, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql } from "../store/sql.js";
 import { isHeaders } from "./headers.js";
+import { insertChunks, textLength } from "./insert-chunks.js";
 import type { Transport, TransportMessage } from "./transport.js";
 
 const LEADER_KEY = "patchbay.bus.outbox-relay";
@@ -19,8 +20,6 @@ const LEADER_KEY = "patchbay.bus.outbox-relay";
 export const PARKED_AT = Number.MAX_SAFE_INTEGER;
 const LEASE_MS = 10_000;
 const BATCH = 200;
-/** Rows per multi-row INSERT (7 parameters each: well under every driver's limit). */
-const INSERT_CHUNK = 500;
 
 /** The caller's transaction, as the outbox writes in it. */
 type OutboxTx = SqlExecutor & { afterCommit(cb: () => void): void };
@@ -161,17 +160,23 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
   ) {
     if (entries.length === 0) return;
     const now = deps.clock.now();
-    const rows = entries.map(
-      ({ message: m, delayMs = 0 }) =>
-        sql`(${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${d.encodeJson(m.headers)}, ${now + delayMs}, ${now})`,
-    );
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    const rows = entries.map(({ message: m, delayMs = 0 }) => {
+      const headers = d.encodeJson(m.headers);
+      return {
+        chars: m.body.length + textLength(headers),
+        values: sql`(${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${headers}, ${now + delayMs}, ${now})`,
+      };
+    });
+    for (const chunk of insertChunks(rows, (r) => r.chars)) {
       await run(
         tx,
         d,
         join(
           sql`INSERT INTO ${t} (message_id, type, ${column(d, "key")}, body, headers, deliver_at, created_at) VALUES `,
-          joinWith(sql`, `, rows.slice(i, i + INSERT_CHUNK)),
+          joinWith(
+            sql`, `,
+            chunk.map((r) => r.values),
+          ),
         ),
       );
     }
