@@ -17,9 +17,11 @@ import { settleBy } from "../core/settle-by.js";
 import type { SqlExecutor, StoreTx } from "../store/contracts.js";
 import type { QueuedRow } from "../store/roles.js";
 import { int, PREPARED, quoteColumn, run, type SqlDialect } from "../store/dialect.js";
-import { runLast, type SqlStore } from "../store/sql-store.js";
+import { NestedTransactionError } from "../store/errors.js";
+import { heldByCaller, runLast, type SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql } from "../store/sql.js";
 import { BusError, UndecodableMessageError } from "./errors.js";
+import { insertChunks, textLength } from "./insert-chunks.js";
 import { isHeaders, isRecord } from "./headers.js";
 import { assertPattern, matchesAny } from "./patterns.js";
 import type {
@@ -71,8 +73,6 @@ const CHANNEL = "patchbay_bus";
 /** The columns of a queued row as written; `key` is quoted in the dialect's way. */
 const jobColumns = (d: SqlDialect) =>
   `grp, message_id, type, ${quoteColumn(d, "key")}, body, headers, attempt, fresh, run_at, created_at`;
-/** Rows per multi-row INSERT (10 parameters each: well under every driver's limit). */
-const INSERT_CHUNK = 500;
 
 /** The Store-backed {@link Transport}. */
 export function localTransport(store: SqlStore, options: LocalTransportOptions = {}): Transport {
@@ -197,9 +197,10 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
     // its text is the same for every batch and stays prepared. With `known`, even no row is a
     // statement: it checks the bindings (a group bound meanwhile may want the messages).
     const check = known ? roles.queue.bound : undefined;
-    for (let i = 0; i < rows.length || (check && i === 0); i += INSERT_CHUNK) {
-      const chunk = rows.slice(i, i + INSERT_CHUNK);
-      const last = i + INSERT_CHUNK >= rows.length;
+    const chunks = insertChunks(rows, (r) => r.body.length + textLength(r.headers));
+    if (chunks.length === 0 && check) chunks.push([]);
+    for (const [index, chunk] of chunks.entries()) {
+      const last = index === chunks.length - 1;
       const notify = roles.notify && last && touched.size > 0 ? [...touched].join(",") : undefined;
       if (check && known) {
         const { rows: result } = await run<{ list: string | null; fp: string | null }>(
@@ -318,6 +319,14 @@ export function localTransport(store: SqlStore, options: LocalTransportOptions =
         const touched = await enqueue(opts.tx, messages, opts);
         opts.tx.afterCommit(() => wake(touched));
         return;
+      }
+      // Inside a transaction of this store that holds its connection (a handler's after its
+      // first ctx.tx call), the group-committed write below would wait for that transaction,
+      // which waits for this publish: refused, never a deadlock.
+      if (heldByCaller(store)) {
+        throw new NestedTransactionError(
+          "publish called inside a transaction of the store that holds the queue (a handler's, after its first ctx.tx call): it would wait for that transaction forever; publish before the handler's first ctx.tx call, or use tx.publish in bus.transaction",
+        );
       }
       // No explicit transaction: group-committed with other publishes of this process (one
       // bindings read and one multi-row insert for all of them). The contract lets a failed

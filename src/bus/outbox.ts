@@ -9,6 +9,7 @@ import { column, int, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, joinWith, raw, sql } from "../store/sql.js";
 import { isHeaders } from "./headers.js";
+import { insertChunks, textLength } from "./insert-chunks.js";
 import type { Transport, TransportMessage } from "./transport.js";
 
 const LEADER_KEY = "patchbay.bus.outbox-relay";
@@ -19,8 +20,6 @@ const LEADER_KEY = "patchbay.bus.outbox-relay";
 export const PARKED_AT = Number.MAX_SAFE_INTEGER;
 const LEASE_MS = 10_000;
 const BATCH = 200;
-/** Rows per multi-row INSERT (7 parameters each: well under every driver's limit). */
-const INSERT_CHUNK = 500;
 
 /** The caller's transaction, as the outbox writes in it. */
 type OutboxTx = SqlExecutor & { afterCommit(cb: () => void): void };
@@ -107,10 +106,42 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
       }
     }
     if (messages.length > 0) {
-      await transport.publish(messages);
+      try {
+        await transport.publish(messages);
+      } catch (e) {
+        // A message the transport refuses for good (an id its protocol cannot carry, a size over
+        // the broker's own limit) would fail every round and hold up every row behind it, each
+        // round publishing its neighbours again: find it, park it, relay the rest.
+        if (!isPatchbayError(e) || e.retryable) throw e;
+        await relayOneByOne(messages, sent);
+        return rows.length;
+      }
       await run(store, d, join(sql`DELETE FROM ${t} WHERE `, inIds(sent)));
     }
     return rows.length;
+  }
+
+  /**
+   * Publishes `messages` one at a time after their batch was refused for good: each confirmed
+   * row is deleted, each refused for good is parked (kept as it is, `deliver_at` = PARKED_AT) with
+   * an error log. A retryable failure ends the round; what is left goes next round.
+   */
+  async function relayOneByOne(messages: readonly TransportMessage[], ids: readonly number[]) {
+    for (const [i, m] of messages.entries()) {
+      const id = ids[i]!;
+      try {
+        await transport.publish([m]);
+      } catch (e) {
+        if (!isPatchbayError(e) || e.retryable) throw e;
+        await run(store, d, sql`UPDATE ${t} SET deliver_at = ${PARKED_AT} WHERE id = ${id}`);
+        deps.logger.error(
+          { messageId: m.id, type: m.type, err: e },
+          "patchbay bus: the transport refuses an outbox row for good; parked in the outbox, not published",
+        );
+        continue;
+      }
+      await run(store, d, sql`DELETE FROM ${t} WHERE id = ${id}`);
+    }
   }
 
   /** The row's headers, or undefined when they are not a JSON object of strings. */
@@ -129,17 +160,23 @@ export function createOutbox(store: SqlStore, transport: Transport, deps: { cloc
   ) {
     if (entries.length === 0) return;
     const now = deps.clock.now();
-    const rows = entries.map(
-      ({ message: m, delayMs = 0 }) =>
-        sql`(${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${d.encodeJson(m.headers)}, ${now + delayMs}, ${now})`,
-    );
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    const rows = entries.map(({ message: m, delayMs = 0 }) => {
+      const headers = d.encodeJson(m.headers);
+      return {
+        chars: m.body.length + textLength(headers),
+        values: sql`(${m.id}, ${m.type}, ${m.key ?? null}, ${m.body}, ${headers}, ${now + delayMs}, ${now})`,
+      };
+    });
+    for (const chunk of insertChunks(rows, (r) => r.chars)) {
       await run(
         tx,
         d,
         join(
           sql`INSERT INTO ${t} (message_id, type, ${column(d, "key")}, body, headers, deliver_at, created_at) VALUES `,
-          joinWith(sql`, `, rows.slice(i, i + INSERT_CHUNK)),
+          joinWith(
+            sql`, `,
+            chunk.map((r) => r.values),
+          ),
         ),
       );
     }

@@ -10,7 +10,9 @@ import { serializeStructured } from "../core/envelope-structured.js";
 import { syncFirst, type EventDefinition } from "../core/events.js";
 import type { StoreTx } from "../store/contracts.js";
 import type { AnyEventDefinition, PublishEntry, PublishOptions } from "./bus.js";
+import { InvalidArgumentError } from "../core/errors.js";
 import { MessageTooLargeError } from "./errors.js";
+import { isHeaders } from "./headers.js";
 import type { createOutbox } from "./outbox.js";
 import { busMetrics, withProducerSpan } from "./telemetry.js";
 import type { Transport, TransportMessage } from "./transport.js";
@@ -29,6 +31,18 @@ function messageBytes(m: TransportMessage): number {
   for (const name in m.headers)
     size += Buffer.byteLength(name, "utf8") + Buffer.byteLength(m.headers[name]!, "utf8");
   return size;
+}
+
+/**
+ * Refuses a key or headers that are not strings (possible from JavaScript): every transport
+ * would otherwise write them as they come and a consumer could not read the message back,
+ * ending it in dead letters though its publish succeeded.
+ */
+function checkOptions(opts: PublishOptions): void {
+  if (opts.key !== undefined && typeof opts.key !== "string")
+    throw new InvalidArgumentError(`the key must be a string, got ${typeof opts.key}`, "options.key");
+  if (opts.headers !== undefined && !isHeaders(opts.headers))
+    throw new InvalidArgumentError("headers must be an object of string values", "options.headers");
 }
 
 /** What the publish path works with. */
@@ -69,6 +83,7 @@ export function createPublisher(deps: PublisherDeps) {
         clock,
       );
       const go = (event: CloudEvent<T>) => {
+        checkOptions(opts);
         const message: TransportMessage = {
           id: event.id,
           type: event.type,

@@ -28,22 +28,79 @@ export function serializeStructured(event: CloudEvent): string {
   // A validated event holds `data` as its last member, so the event serialises as it is (no copy
   // on the publish path); only bytes need rewriting.
   if (data === undefined) return JSON.stringify(event);
-  // Bytes with no declared content type are opaque bytes (as in binary mode), not JSON text.
-  const json =
-    isJsonContentType(event.datacontenttype) &&
-    !(data instanceof Uint8Array && event.datacontenttype === undefined);
-  if (data instanceof Uint8Array) {
-    const { data: _bytes, ...attributes } = event;
-    if (!json) return JSON.stringify({ ...attributes, data_base64: Buffer.from(data).toString("base64") });
-    return JSON.stringify({ ...attributes, data: parseJson(data, "data") });
-  }
-  if (!json && typeof data !== "string") {
+  if (data instanceof Uint8Array) return serializeBytes(event, data);
+  if (!isJsonContentType(event.datacontenttype) && typeof data !== "string") {
     throw new EnvelopeError(
       `invalid CloudEvent: attribute "data" must be a string or bytes for datacontenttype ${JSON.stringify(event.datacontenttype)}, got ${typeof data}`,
       "data",
     );
   }
-  return JSON.stringify(event);
+  return stringifyExactly(event, data);
+}
+
+/**
+ * `JSON.stringify(event)`, refusing data JSON cannot carry as it is instead of changing it: a
+ * bigint or a cycle (which JSON.stringify throws on with a bare TypeError), and a non-finite
+ * number or an `undefined`, function or symbol in an array (which it writes as `null`). Every
+ * such change writes a `null`, so data is walked only when the text holds one.
+ */
+function stringifyExactly(event: CloudEvent, data: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(event);
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new EnvelopeError(
+      `invalid CloudEvent: attribute "data" cannot be written as JSON: ${reason}`,
+      "data",
+      {
+        cause,
+      },
+    );
+  }
+  if (text.includes("null")) {
+    const where = changedByJson(data, "data");
+    if (where !== undefined) {
+      throw new EnvelopeError(
+        `invalid CloudEvent: ${where} cannot be written as JSON as it is (JSON would write null); use a string or leave it out`,
+        "data",
+      );
+    }
+  }
+  return text;
+}
+
+/** The path of the first value JSON.stringify would write as `null` though it is not null. */
+function changedByJson(value: unknown, path: string): string | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : `${path} (${value})`;
+  if (typeof value !== "object" || value === null) return undefined;
+  // What serialises itself (a Date) is written as it says.
+  if (typeof (value as { toJSON?: unknown }).toJSON === "function") return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item === undefined || typeof item === "function" || typeof item === "symbol")
+        return `${path}[${i}] (${typeof item})`;
+      const found = changedByJson(item, `${path}[${i}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const key in value) {
+    if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
+    const found = changedByJson((value as Record<string, unknown>)[key], `${path}.${key}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** An event whose data are bytes: `data_base64`, or parsed JSON when declared JSON. */
+function serializeBytes(event: CloudEvent, data: Uint8Array): string {
+  // Bytes with no declared content type are opaque bytes (as in binary mode), not JSON text.
+  const json = isJsonContentType(event.datacontenttype) && event.datacontenttype !== undefined;
+  const { data: _bytes, ...attributes } = event;
+  if (!json) return JSON.stringify({ ...attributes, data_base64: Buffer.from(data).toString("base64") });
+  return JSON.stringify({ ...attributes, data: parseJson(data, "data") });
 }
 
 /**

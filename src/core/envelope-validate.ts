@@ -40,6 +40,23 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
+/** Characters a CloudEvents String MUST NOT hold: C0 and C1 controls (DEL included). */
+// eslint-disable-next-line no-control-regex -- the control characters are what it finds
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** A lone surrogate (with the `u` flag, a pair is one code point and does not match). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * CloudEvents 1.0's String type: no control character, no lone surrogate. Such an id or subject
+ * is not carried alike by every transport and store (PostgreSQL text refuses NUL; UTF-8 turns a
+ * lone surrogate into U+FFFD), so an event holding one was published and then failed downstream.
+ */
+function checkText(attribute: string, text: string): void {
+  if (CONTROL.test(text)) fail(attribute, `must not contain control characters, got ${JSON.stringify(text)}`);
+  if (LONE_SURROGATE.test(text))
+    fail(attribute, `must not contain a lone surrogate, got ${JSON.stringify(text)}`);
+}
+
 function fail(attribute: string, problem: string): never {
   const label = attribute.startsWith("(") ? attribute : `attribute "${attribute}"`;
   throw new EnvelopeError(`invalid CloudEvent: ${label} ${problem}`, attribute);
@@ -119,6 +136,7 @@ export function validateEnvelope(value: unknown, options: ValidateEnvelopeOption
     const v = input[name];
     if (v == null) fail(name, "is missing");
     if (typeof v !== "string" || v.length === 0) fail(name, `must be a non-empty string, got ${describe(v)}`);
+    checkText(name, v);
   }
   const out: Record<string, unknown> = {};
   for (const name of Object.keys(input)) {
@@ -134,6 +152,7 @@ export function validateEnvelope(value: unknown, options: ValidateEnvelopeOption
     if (v !== undefined && (typeof v !== "string" || v.length === 0)) {
       fail(name, `must be a non-empty string, got ${describe(v)}`);
     }
+    if (v !== undefined) checkText(name, v);
   }
   if (out.datacontenttype !== undefined && !MEDIA_TYPE.test(out.datacontenttype as string)) {
     fail(

@@ -60,11 +60,10 @@ export class StoreClosedError extends PatchbayError {
 
 /** `store.transaction()` (or a store method) was called from inside a transaction of the same store. */
 export class NestedTransactionError extends PatchbayError {
-  constructor() {
-    super(
-      "TRANSACTION_NESTED",
-      "store method called inside one of its own transactions; use the `tx` handle you were given (tx.query, tx.state, tx.idempotency)",
-    );
+  constructor(
+    message = "store method called inside one of its own transactions; use the `tx` handle you were given (tx.query, tx.state, tx.idempotency)",
+  ) {
+    super("TRANSACTION_NESTED", message);
   }
 }
 

@@ -143,6 +143,8 @@ export interface SqlStore extends Store {
 interface TxContext {
   resource: unknown;
   open: boolean;
+  /** Holds a connection (and, on SQLite, the write lock) now: a lazy transaction once it opened. */
+  holding: boolean;
 }
 
 interface HeldForCommit {
@@ -151,6 +153,20 @@ interface HeldForCommit {
 }
 
 const activeTx = new AsyncLocalStorage<TxContext>();
+
+/** Each store's {@link heldByCaller} check. */
+const holdingChecks = new WeakMap<object, () => boolean>();
+
+/**
+ * Whether the caller runs inside a transaction of `store` that holds its connection now (a bus
+ * handler's after its first `ctx.tx` call, a `store.transaction`'s). For work the store does for
+ * the caller later, outside the caller's async context (a group-committed write): that work
+ * would wait for the very connection or lock the caller's transaction holds until the caller
+ * returns — on SQLite always, elsewhere once the pool is spent — and so would the caller.
+ */
+export function heldByCaller(store: SqlStore): boolean {
+  return holdingChecks.get(store)?.() ?? false;
+}
 
 /** The last statements of the transaction of each handle that can take them ({@link runLast}). */
 const lastOf = new WeakMap<object, HeldForCommit>();
@@ -384,7 +400,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         return driver
           .transaction(
             async (conn) => {
-              const ctx: TxContext = { resource: driver.resource, open: true };
+              const ctx: TxContext = { resource: driver.resource, open: true, holding: true };
               const tx = txHandle(guarded(conn, ctx), committed, held);
               try {
                 return await activeTx.run(ctx, () => fn(tx));
@@ -408,7 +424,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
       return operation(async () => {
         // `fn` runs in a transaction context from the start, so the store refuses calls made
         // from inside it (TRANSACTION_NESTED) whether or not the transaction opened.
-        const ctx: TxContext = { resource: driver.resource, open: true };
+        const ctx: TxContext = { resource: driver.resource, open: true, holding: false };
         const committed: Array<() => void> = [];
         // How fn ended, for an opened transaction to commit or roll back on (made when it opens:
         // most bus handlers never open one).
@@ -420,6 +436,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
         let openFailure: { error: unknown } | undefined;
         const begin = () =>
           (opening ??= new Promise<SqlExecutor>((resolveOpen, rejectOpen) => {
+            ctx.holding = true;
             const fnSettled = new Promise<void>((resolve, reject) => (finish = { resolve, reject }));
             fnSettled.catch(() => undefined); // observed by the transaction below
             const first = txOptions.first;
@@ -427,7 +444,7 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
             done = driver.transaction(
               async (conn, opened) => {
                 // Open until the transaction ends (beforeCommit runs after fn's handle closed).
-                const connCtx: TxContext = { resource: driver.resource, open: true };
+                const connCtx: TxContext = { resource: driver.resource, open: true, holding: true };
                 const live = guarded(conn, connCtx);
                 try {
                   if (first) {
@@ -476,5 +493,9 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
       });
     },
   };
+  holdingChecks.set(store, () => {
+    const ctx = activeTx.getStore();
+    return ctx !== undefined && ctx.open && ctx.holding && ctx.resource === driver.resource;
+  });
   return store;
 }

@@ -61,6 +61,9 @@ interface Link {
  * @example
  * const bus = createEventBus({ store: postgres({ url: pgUrl }), transport: nats({ url: "nats://127.0.0.1:4222" }) });
  */
+/** The longest wait one `nak` asks for: a longer one is naked again when it comes back. */
+const MAX_NAK_MS = 86_400_000;
+
 export function nats(options: NatsTransportOptions = {}): Transport {
   const o = resolveOptions(options);
   const n = topologyNames(o.prefix);
@@ -117,6 +120,17 @@ export function nats(options: NatsTransportOptions = {}): Transport {
   }
 
   /** Publishes one message, acknowledged by its stream. */
+  /**
+   * A refusal of the message itself, which sending it again cannot change: nats.js's refusal of
+   * an argument (InvalidArgumentError: over the server's max_payload), thrown before anything is
+   * sent, or the stream's (JetStream API errors 10054, message over the stream's size limit, and
+   * 10097, headers over 64 KiB).
+   */
+  const refusedByClient = (e: unknown) =>
+    e instanceof Error &&
+    (e.name === "InvalidArgumentError" ||
+      (e.name === "JetStreamApiError" && [10054, 10097].includes((e as { code?: unknown }).code as number)));
+
   async function send(l: Link, subject: string, m: TransportMessage, book: Bookkeeping, msgID?: string) {
     const h = l.headers();
     for (const [k, v] of encodeHeaders(m, book)) h.set(k, v);
@@ -147,7 +161,10 @@ export function nats(options: NatsTransportOptions = {}): Transport {
     const forward = async (m: JsMsg) => {
       const d = decode(incoming(m), n.typePrefix);
       const wait = (d.due ?? 0) - Date.now();
-      if (wait > 0) return m.nak(wait); // nats-server#6093: counted ack pending; unlimited there
+      // nats-server#6093: counted ack pending; unlimited there. At most a day at a time: the
+      // server reads the delay in int64 nanoseconds, and a longer wait (a delay of centuries)
+      // overflowed into an immediate redelivery, naked again at once, in a hot loop.
+      if (wait > 0) return m.nak(Math.min(wait, MAX_NAK_MS));
       if (d.to === undefined) return m.term("no destination");
       try {
         // Its id in the delay stream: a forward repeated after a crash is dropped as a duplicate.
@@ -309,6 +326,14 @@ export function nats(options: NatsTransportOptions = {}): Transport {
         );
       } catch (e) {
         if (isPatchbayError(e)) throw e;
+        // The client refuses what it cannot send at all (a message over the server's
+        // max_payload, headers included) before sending it: the same message is refused every time.
+        if (refusedByClient(e)) {
+          throw new PublishError(`NATS refuses the message: ${(e as Error).message}`, {
+            cause: e,
+            retryable: false,
+          });
+        }
         throw new PublishError(`NATS did not acknowledge a publish at ${o.where}`, { cause: e });
       }
     },

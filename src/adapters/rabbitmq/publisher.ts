@@ -64,38 +64,64 @@ export function createPublisher(connection: Connection, o: PublisherOptions) {
    */
   function publishOne(link: Link, m: Outgoing, settle: (failure: PublishError | undefined) => void) {
     const key = m.mandatory ? returnKey(m.routingKey, m.options.messageId) : undefined;
+    const confirmed = (err: unknown) => {
+      const id = String(m.options.messageId);
+      if (err) {
+        settle(
+          new PublishError(`RabbitMQ did not confirm message ${id}: ${(err as Error).message}`, {
+            cause: err,
+          }),
+        );
+      } else if (key !== undefined && link.returned.delete(key)) {
+        settle(
+          new PublishError(`no queue takes message ${id} (routing key ${m.routingKey})`, {
+            retryable: false,
+          }),
+        );
+      } else settle(undefined);
+    };
     try {
       const ok = link.publisher.publish(
         m.exchange,
         m.routingKey,
         m.content,
         m.mandatory ? { ...m.options, mandatory: true } : m.options,
-        (err: unknown) => {
-          const id = String(m.options.messageId);
-          if (err) {
-            settle(
-              new PublishError(`RabbitMQ did not confirm message ${id}: ${(err as Error).message}`, {
-                cause: err,
-              }),
-            );
-          } else if (key !== undefined && link.returned.delete(key)) {
-            settle(
-              new PublishError(`no queue takes message ${id} (routing key ${m.routingKey})`, {
-                retryable: false,
-              }),
-            );
-          } else settle(undefined);
-        },
+        confirmed,
       );
       if (!ok) link.markFull();
     } catch (e) {
-      const id = String(m.options.messageId);
-      settle(new PublishError(`cannot publish message ${id}: ${(e as Error).message}`, { cause: e }));
+      forgetConfirm(link, confirmed, e);
+      const id = String(m.options.messageId).slice(0, 300);
+      // amqplib refuses what AMQP cannot encode (a message id, type or header name over 255
+      // bytes, headers over 64 KiB) with a TypeError or RangeError: the same message is refused
+      // every time. Only a closed channel (IllegalOperationError) is not the message's fault.
+      settle(
+        new PublishError(`cannot publish message ${id}: ${(e as Error).message}`, {
+          cause: e,
+          retryable: (e as Error | undefined)?.name === "IllegalOperationError",
+        }),
+      );
     }
+  }
+
+  /**
+   * amqplib's confirm channel queues a publish's confirm callback before it encodes the message,
+   * and the broker numbers only the messages it received: a publish refused while encoding left
+   * a callback that the next message's confirm would settle, and so on down the channel (each
+   * publish confirmed by the next one's ack, the last waiting for its confirm timeout though
+   * delivered). Takes it back; should it not be the last one queued, the link is failed (a new
+   * channel, whose publishes each wait for their own confirm).
+   */
+  function forgetConfirm(link: Link, callback: (err: unknown) => void, cause: unknown) {
+    const queued = (link.publisher as unknown as { unconfirmed?: unknown[] }).unconfirmed;
+    if (Array.isArray(queued) && queued.at(-1) === callback) queued.pop();
+    else if (!link.broken) link.fail("a refused publish left the channel's confirms out of step", cause);
   }
 
   /** Batches waiting for their confirms, swept for the confirm timeout by one shared timer. */
   const awaiting = new Set<{ deadline: number; expire: () => void }>();
+  /** Who waits for no batch to be waiting for its confirms ({@link settled}). */
+  const idle: Array<() => void> = [];
   let sweeper: NodeJS.Timeout | undefined;
   const sweep = () => {
     const now = Date.now();
@@ -122,6 +148,7 @@ export function createPublisher(connection: Connection, o: PublisherOptions) {
     });
     const finish = () => {
       awaiting.delete(batch);
+      if (awaiting.size === 0) for (const resolve of idle.splice(0)) resolve();
       if (failed) rejectBatch(failed);
       else resolveBatch();
     };
@@ -162,6 +189,15 @@ export function createPublisher(connection: Connection, o: PublisherOptions) {
   }
 
   return {
+    /**
+     * Resolves once no publish sent waits for its confirm (each ends by its confirm, its
+     * channel's loss or the confirm timeout): what a close waits for, so that messages the broker
+     * has are not reported failed because the connection closed before their confirms came.
+     */
+    settled(): Promise<void> {
+      if (awaiting.size === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => idle.push(resolve));
+    },
     /** Publishes every message and resolves once all are confirmed. */
     send(messages: readonly Outgoing[]): Promise<void> {
       if (messages.length === 0) return Promise.resolve();

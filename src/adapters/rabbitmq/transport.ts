@@ -292,6 +292,9 @@ export function rabbitmq(options: RabbitmqTransportOptions = {}): Transport {
     async close() {
       if (closed) return;
       closed = true;
+      // Publishes already sent wait for their confirms first: the broker may have them, and a
+      // publish reported failed that was delivered is a false alarm its caller may act on.
+      await publisher.settled();
       await connection.close();
     },
   };
