@@ -122,6 +122,13 @@ export interface SubscribeOptions {
    * `prefetch` becomes `size × (concurrency + 1)`. Needs `transaction` (the default).
    */
   batch?: { size: number; maxWait?: Duration };
+  /**
+   * How long one handler attempt may run (default 15 minutes; `false`: unbounded). Past it,
+   * `ctx.signal` aborts with `TIMEOUT` and the attempt fails (retryable) whatever the handler
+   * does: retried, then dead-lettered, so a handler that never returns cannot hold its message in
+   * flight unseen. Its `ctx.tx` is rolled back; the handler itself may go on in the background.
+   */
+  timeout?: Duration | false;
 }
 
 /** What a handler gets besides the event. */
@@ -241,6 +248,22 @@ function batchOptions(options: SubscribeOptions): Subscription["batch"] {
     );
   }
   return { size, maxWaitMs: toMs(maxWait ?? 0, "batch.maxWait") };
+}
+
+/** Longest timer Node keeps as asked (about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A subscription's `timeout` in ms (undefined: none). */
+function handlerTimeout(timeout: Duration | false | undefined): number | undefined {
+  if (timeout === false) return undefined;
+  const ms = toMs(timeout ?? "15m", "timeout");
+  if (ms < 1 || ms > MAX_TIMER_MS) {
+    throw new InvalidArgumentError(
+      `timeout must be between 1 ms and ${MAX_TIMER_MS} ms (about 24 days), or false for none; got ${ms} ms`,
+      "timeout",
+    );
+  }
+  return ms;
 }
 
 const defaultRetryOn = (e: unknown) => !(isPatchbayError(e) && !e.retryable);
@@ -522,6 +545,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
       if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
         throw new InvalidArgumentError("retry.maxAttempts must be a positive integer", "retry.maxAttempts");
       }
+      const timeoutMs = handlerTimeout(subOptions.timeout);
       const sub: Subscription = {
         patterns: [pattern],
         matches: compilePattern(pattern),
@@ -533,6 +557,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
         backoff: retry.backoff ?? exponential({ initial: "1s", max: "10m" }),
         retryOn: retry.retryOn ?? defaultRetryOn,
         transactional: subOptions.transaction ?? true,
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
         ...(batch ? { batch } : {}),
         handler: handler as Handler,
         attributes: {

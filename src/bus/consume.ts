@@ -12,6 +12,7 @@ import { syncFirst, type EventDefinition } from "../core/events.js";
 import { summarizedWarn } from "../core/log-summary.js";
 import type { Logger } from "../core/logger.js";
 import type { Backoff } from "../resilience/backoff.js";
+import { TimeoutError } from "../resilience/errors.js";
 import type { BulkheadPolicy } from "../resilience/bulkhead.js";
 import { retryAfterMsOf, retryWait } from "../resilience/classify.js";
 import type { StoreTx } from "../store/contracts.js";
@@ -38,6 +39,8 @@ export interface Subscription {
   backoff: Backoff;
   retryOn: (error: unknown) => boolean;
   transactional: boolean;
+  /** Each handler attempt's bound (`SubscribeOptions.timeout`), in ms; none when undefined. */
+  timeoutMs?: number;
   /** Deliveries share one transaction, up to `size` of them (see `SubscribeOptions.batch`). */
   batch?: { size: number; maxWaitMs: number };
   handler: Handler;
@@ -58,19 +61,28 @@ class DeliveryContext implements HandlerContext {
   readonly #logger: Logger;
   readonly #event: CloudEvent;
   readonly #tx: StoreTx | undefined;
+  readonly #stopping: AbortSignal;
+  readonly #bound: BoundedAttempt | undefined;
   #child: Logger | undefined;
 
   constructor(
     readonly attempt: number,
     readonly group: string,
-    readonly signal: AbortSignal,
+    stopping: AbortSignal,
     logger: Logger,
     event: CloudEvent,
     tx: StoreTx | undefined,
+    bound?: BoundedAttempt,
   ) {
     this.#logger = logger;
     this.#event = event;
     this.#tx = tx;
+    this.#stopping = stopping;
+    this.#bound = bound;
+  }
+
+  get signal(): AbortSignal {
+    return this.#bound ? this.#bound.signal : this.#stopping;
   }
 
   get logger(): Logger {
@@ -116,6 +128,83 @@ function typeMismatch(sub: Subscription, delivery: Delivery, event: CloudEvent):
       : `message ${delivery.message.id} was routed as ${delivery.message.type} but its envelope says ${event.type}`,
     "type",
   );
+}
+
+/**
+ * One handler attempt under its subscription's `timeout`. Its signal (made on first use: most
+ * handlers never read `ctx.signal`) aborts with `STOPPED` as the bus's does, or with the attempt's
+ * `TIMEOUT` when it expires.
+ */
+class BoundedAttempt {
+  #controller: AbortController | undefined;
+  #expired: TimeoutError | undefined;
+  #onStop: (() => void) | undefined;
+
+  constructor(private readonly stopping: AbortSignal) {}
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      const controller = (this.#controller = new AbortController());
+      if (this.#expired) controller.abort(this.#expired);
+      else if (this.stopping.aborted) controller.abort(this.stopping.reason);
+      else {
+        this.#onStop = () => controller.abort(this.stopping.reason);
+        this.stopping.addEventListener("abort", this.#onStop, { once: true });
+      }
+    }
+    return this.#controller.signal;
+  }
+
+  expire(e: TimeoutError): void {
+    this.#expired = e;
+    this.#controller?.abort(e);
+  }
+
+  /** The attempt settled: it no longer follows the bus's stop (no listener left behind). */
+  end(): void {
+    if (this.#onStop) this.stopping.removeEventListener("abort", this.#onStop);
+  }
+}
+
+/**
+ * Runs one handler attempt within the subscription's `timeout`. Past it the attempt fails with
+ * `TIMEOUT` (retryable) whatever the handler does: the delivery is retried, then dead-lettered,
+ * rather than held in flight unseen for ever by a handler that never returns. The handler is told
+ * through `ctx.signal` and may go on in the background; its `ctx.tx` is rolled back (a later use
+ * is refused), so none of its store writes commit.
+ */
+function bounded(
+  sub: Subscription,
+  stopping: AbortSignal,
+  run: (bound: BoundedAttempt | undefined) => Promise<void> | void,
+): Promise<void> {
+  const ms = sub.timeoutMs;
+  if (ms === undefined) return Promise.resolve(run(undefined));
+  const bound = new BoundedAttempt(stopping);
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const e = new TimeoutError(ms);
+      bound.expire(e);
+      reject(e);
+    }, ms);
+    const settle = () => {
+      clearTimeout(timer);
+      bound.end();
+    };
+    // A handler that throws synchronously rejects here like one that rejects.
+    const attempt = (async () => run(bound))();
+    attempt.then(
+      () => {
+        settle();
+        resolve();
+      },
+      (e: unknown) => {
+        settle();
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the handler's own error, passed through
+        reject(e);
+      },
+    );
+  });
 }
 
 /** What the consume path works with: the bus's store, transport, inbox and stop signals. */
@@ -327,8 +416,13 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
    * published once, to a handler that writes nothing, costs no statement on the store at all.
    */
   async function runHandler(sub: Subscription, delivery: Delivery, event: CloudEvent): Promise<boolean> {
-    const context = (tx: StoreTx | undefined) =>
-      new DeliveryContext(delivery.attempt, sub.group, stopping, logger, event, tx);
+    const call = (tx: StoreTx | undefined) =>
+      bounded(sub, stopping, (bound) =>
+        sub.handler(
+          event as ReceivedEvent,
+          new DeliveryContext(delivery.attempt, sub.group, stopping, logger, event, tx, bound),
+        ),
+      );
     // Only a delivery that may repeat an earlier one can find its id recorded: a redelivery or a
     // retry, or a message published again under its id (or by a producer that did not say).
     const mayRepeat = delivery.attempt > 1 || delivery.message.fresh !== true;
@@ -337,21 +431,17 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
       return true;
     }
     if (!sub.transactional) {
-      const ctx = context(undefined);
-      await inSlot(sub, () => sub.handler(event as ReceivedEvent, ctx));
+      await inSlot(sub, () => call(undefined));
       await delivery.ack();
       return false;
     }
     const shared = transport.capabilities.sharesStore;
     let opened: boolean;
     try {
-      ({ opened } = await store.lazyTransaction(
-        (tx) => inSlot(sub, () => sub.handler(event as ReceivedEvent, context(tx))),
-        {
-          first: inbox.claimAsOpening(sub.group, event.id, () => new AlreadyProcessed()),
-          ...(shared ? { beforeCommit: (tx: StoreTx) => delivery.ack(tx) } : {}),
-        },
-      ));
+      ({ opened } = await store.lazyTransaction((tx) => inSlot(sub, () => call(tx)), {
+        first: inbox.claimAsOpening(sub.group, event.id, () => new AlreadyProcessed()),
+        ...(shared ? { beforeCommit: (tx: StoreTx) => delivery.ack(tx) } : {}),
+      }));
     } catch (e) {
       // Another delivery of the same message committed its effect while this one ran.
       if (!(e instanceof AlreadyProcessed)) throw e;
@@ -430,10 +520,14 @@ export function createDeliver(deps: DeliverDeps): (sub: Subscription, delivery: 
         async (tx) => {
           for (const m of run) {
             if (closing.aborted) throw closing.reason as Error;
-            const ctx = new DeliveryContext(m.delivery.attempt, sub.group, stopping, logger, m.event, tx);
-            await withConsumerSpan(m.event.type, sub.group, m.delivery.message.headers, async () => {
-              await sub.handler(m.event as ReceivedEvent, ctx);
-            });
+            await withConsumerSpan(m.event.type, sub.group, m.delivery.message.headers, () =>
+              bounded(sub, stopping, (bound) =>
+                sub.handler(
+                  m.event as ReceivedEvent,
+                  new DeliveryContext(m.delivery.attempt, sub.group, stopping, logger, m.event, tx, bound),
+                ),
+              ),
+            );
           }
         },
         {

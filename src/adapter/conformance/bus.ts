@@ -626,6 +626,67 @@ export function defineBusConformance(harness: BusHarness): void {
       }
     });
 
+    it("a handler that never returns fails each attempt at its timeout: retried, then dead-lettered (TIMEOUT), its ctx.tx never committed", async () => {
+      const b = bus();
+      const reasons: unknown[] = [];
+      let hangs = 0;
+      b.subscribe(
+        OrderCreated,
+        {
+          group: "hangs",
+          retry: { immediate: 1, maxAttempts: 2, backoff: constant(50) },
+          timeout: 150,
+          concurrency: 2,
+        },
+        async (e, ctx) => {
+          await ctx.tx.query(`INSERT INTO effects (event_id, order_id) VALUES (${p(1)}, ${p(2)})`, [
+            e.id,
+            e.data.orderId,
+          ]);
+          if (e.data.orderId !== "hang") return;
+          hangs++;
+          ctx.signal.addEventListener("abort", () => reasons.push(ctx.signal.reason));
+          await new Promise(() => undefined); // never settles, and ignores its signal
+        },
+      );
+      await b.start();
+      const hung = await b.publish(OrderCreated, { orderId: "hang", qty: 1 });
+      for (let i = 0; i < 5; i++) await b.publish(OrderCreated, { orderId: `ok-${i}`, qty: 1 });
+      await until(async () => (await b.deadLetters.count()) === 1, 20_000, "the hung message dead-lettered");
+      const [letter] = await b.deadLetters.list({ group: "hangs" });
+      expect(letter!.messageId).toBe(hung.id);
+      expect(letter!.error.code).toBe("TIMEOUT");
+      // Two deliveries, each run twice at once (immediate: 1): four attempts, each told by its signal.
+      expect(hangs).toBe(4);
+      expect(reasons.map((r) => (r as { code?: string }).code)).toEqual([
+        "TIMEOUT",
+        "TIMEOUT",
+        "TIMEOUT",
+        "TIMEOUT",
+      ]);
+      await until(
+        async () => (await count("SELECT COUNT(*) AS n FROM effects")) >= 5,
+        10_000,
+        "the others applied",
+      );
+      await sleep(200);
+      expect(await count(`SELECT COUNT(*) AS n FROM effects WHERE order_id = 'hang'`)).toBe(0);
+      expect(await count("SELECT COUNT(*) AS n FROM effects")).toBe(5);
+    });
+
+    it("a subscription's timeout is validated: 0, negative and beyond a timer's range are INVALID_ARGUMENT or DURATION_INVALID", () => {
+      const b = bus();
+      for (const timeout of [0, -1, 2 ** 31, "30d"]) {
+        expect(() =>
+          b.subscribe(OrderCreated, { group: `t-${String(timeout)}`, timeout }, () => undefined),
+        ).toThrow(
+          expect.objectContaining({
+            code: expect.stringMatching(/^(INVALID_ARGUMENT|DURATION_INVALID)$/),
+          }) as Error,
+        );
+      }
+    });
+
     it("an undecodable message goes to dead letters with its body, and the worker goes on", async (test) => {
       const inject = transports.undecodable;
       if (!inject)
