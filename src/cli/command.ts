@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { toMs } from "../core/duration.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import type { SqlStore, SqlStoreOptions } from "../store/sql-store.js";
 import { openStore } from "./open-store.js";
@@ -200,3 +201,29 @@ export function positiveNumber(values: FlagValues, name: string, fallback: numbe
 
 /** A string flag's value, or `undefined`. */
 export const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+
+/**
+ * A time flag (`--since 2d`, `--before 2026-01-31T12:00:00Z`): a duration back from `now` with
+ * its unit, or an ISO date-time with an offset; `undefined` when absent. Anything else — a time
+ * without an offset (read in the machine's zone, so the same line selects other rows elsewhere),
+ * a bare number, a free-form date — is an {@link InvalidArgumentError}.
+ */
+export function timeFlag(values: FlagValues, name: string, now: number): number | undefined {
+  const value = values[name];
+  if (value === undefined) return undefined;
+  const text = typeof value === "string" ? value.trim() : "";
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(text)) {
+    const at = Date.parse(text);
+    if (Number.isFinite(at)) return at;
+  } else if (/^(\d+(\.\d+)?(ms|s|m|h|d|w))+$/.test(text)) {
+    try {
+      return now - toMs(text, `--${name}`);
+    } catch {
+      // too large: refused below
+    }
+  }
+  throw new InvalidArgumentError(
+    `--${name} must be a duration back from now (30m, 1h, 2d) or an ISO date with an offset (2026-01-31T12:00:00Z), got ${JSON.stringify(value)}`,
+    `--${name}`,
+  );
+}

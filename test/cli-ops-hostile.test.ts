@@ -1,0 +1,138 @@
+/**
+ * Operator commands given hostile or ambiguous input: each is refused with a usage error (exit 2)
+ * and changes nothing, never applied to more (or other) rows than the operator named.
+ */
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { createEventBus } from "../src/bus/bus.js";
+import { defineEvent } from "../src/core/events.js";
+import { NonRetryableError } from "../src/core/errors.js";
+import type { SqlStore } from "../src/store/sql-store.js";
+import { createWebhooks } from "../src/webhooks/index.js";
+import { until } from "./conformance/transport.js";
+import { sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+
+const CLI = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+const run = promisify(execFile);
+const Ping = defineEvent("ping.sent", { version: 1, schema: z.object({ n: z.number() }) });
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe("operator commands given hostile input", () => {
+  let db: IsolatedDatabase;
+  let store: SqlStore;
+  /** Runs the CLI in a process whose local time zone is `tz`; resolves with its exit code and output. */
+  const cli = async (tz: string, ...args: string[]): Promise<Outcome> => {
+    try {
+      const { stdout, stderr } = await run(
+        process.execPath,
+        ["--import", "tsx", CLI, ...args, "--sqlite", String(db.config.file)],
+        { env: { ...process.env, TZ: tz } },
+      );
+      return { code: 0, stdout, stderr };
+    } catch (e) {
+      const { code, stdout, stderr } = e as Outcome;
+      return { code, stdout, stderr };
+    }
+  };
+  const count = async (table: string, where = "1 = 1") =>
+    Number(
+      (
+        await store.query<{ n: number }>(
+          `SELECT COUNT(*) AS n FROM ${store.dialect.table(table)} WHERE ${where}`,
+        )
+      ).rows[0]!.n,
+    );
+
+  beforeEach(() => {
+    db = sqliteDatabase();
+    store = db.make();
+  });
+  afterEach(async () => {
+    await store.close();
+    await db.cleanup();
+  });
+
+  const deadLetters = async (n: number) => {
+    const bus = createEventBus({ store, events: [Ping] });
+    bus.subscribe(Ping, { group: "pinger" }, () => {
+      throw new NonRetryableError("no pings today");
+    });
+    await bus.start();
+    for (let i = 0; i < n; i++) await bus.publish(Ping, { n: i });
+    await until(async () => (await bus.deadLetters.count()) === n, 10_000, `${n} dead letters`);
+    await bus.stop();
+  };
+
+  it("refuses --limit on dlq purge and replay instead of acting on every letter", async () => {
+    await deadLetters(3);
+    for (const args of [
+      ["dlq", "purge", "--all", "--limit", "1"],
+      ["dlq", "replay", "--group", "pinger", "--limit", "1"],
+    ]) {
+      const out = await cli("UTC", ...args);
+      expect({ args, code: out.code, stdout: out.stdout }).toEqual({ args, code: 2, stdout: "" });
+      expect(out.stderr).toContain("--limit");
+      expect(out.stderr).not.toMatch(/\n\s+at /);
+      expect(await count("bus_dead_letters")).toBe(3);
+      expect(await count("bus_jobs")).toBe(0);
+    }
+  });
+
+  it("refuses a dlq --before whose meaning depends on the local time zone", async () => {
+    await deadLetters(3);
+    // Far in the future in every zone: without an offset it purged all three, whatever was meant.
+    for (const before of ["2099-01-01T00:00", "2099-01-01 00:00:00", "Jan 1 2099", "5", "yesterday"]) {
+      const out = await cli("America/New_York", "dlq", "purge", "--before", before);
+      expect({ before, code: out.code, stdout: out.stdout }).toEqual({ before, code: 2, stdout: "" });
+      expect(out.stderr).toContain("--before");
+      expect(await count("bus_dead_letters")).toBe(3);
+    }
+    // With an offset, or as a duration back from now, it is unambiguous and acts.
+    expect(
+      (await cli("America/New_York", "dlq", "purge", "--before", "2000-01-01T00:00:00Z")).stdout,
+    ).toContain("purged 0 dead letters");
+    expect(
+      (await cli("Asia/Tokyo", "dlq", "purge", "--before", "2099-01-01T00:00:00+09:00")).stdout,
+    ).toContain("purged 3 dead letters");
+  });
+
+  it("refuses a webhooks recover --since whose meaning depends on the local time zone", async () => {
+    const bus = createEventBus({ store });
+    const webhooks = createWebhooks({
+      store,
+      bus,
+      retry: { delays: ["0s"] },
+      resolver: () => Promise.resolve([{ address: "93.184.215.14", family: 4 }]),
+      connector: () => Promise.resolve({ status: 500, headers: {}, body: "down" }),
+    });
+    await bus.start();
+    await webhooks.start();
+    const endpointId = (
+      await webhooks.endpoints.create({ url: "https://hooks.example.com/in", events: ["ping.*"] })
+    ).id;
+    const messageId = (await bus.publish(Ping, { n: 1 })).id;
+    await until(async () => (await webhooks.deliveries.get(endpointId, messageId))?.status === "failed");
+    await webhooks.stop();
+    await bus.stop();
+    // One minute before the message, written in UTC without saying so: in New York it reads as
+    // five hours later (nothing recovered), in UTC as meant (one recovered) — the same command.
+    const created = (await webhooks.deliveries.get(endpointId, messageId))!.createdAt;
+    const local = new Date(created - 60_000).toISOString().slice(0, 16);
+    for (const tz of ["America/New_York", "UTC"]) {
+      const out = await cli(tz, "webhooks", "recover", endpointId, "--since", local);
+      expect({ tz, code: out.code, stdout: out.stdout }).toEqual({ tz, code: 2, stdout: "" });
+      expect(out.stderr).toContain("--since");
+      expect(await count("webhook_deliveries", "status = 'failed'")).toBe(1);
+    }
+    const ok = await cli("America/New_York", "webhooks", "recover", endpointId, "--since", `${local}Z`);
+    expect(ok.stdout).toContain("scheduled 1 failed delivery again");
+  });
+});
