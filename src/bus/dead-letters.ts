@@ -114,8 +114,13 @@ declare module "../core/errors.js" {
   }
 }
 
-function refuseForeign(
-  keys: ReadonlyArray<{ transport: string | null }>,
+/**
+ * Throws {@link DeadLetterTransportError} unless every letter came from `onlyFrom` (or, with
+ * `acceptUnrecorded`, recorded none): the check {@link DeadLetters.replay} makes with `onlyFrom`,
+ * for callers that replay a set of letters one call each and must refuse the set before any moves.
+ */
+export function refuseForeign(
+  keys: ReadonlyArray<{ transport: string | null | undefined }>,
   onlyFrom: string,
   acceptUnrecorded = false,
 ): void {
