@@ -71,6 +71,28 @@ describe("operator commands given hostile input", () => {
     await bus.stop();
   };
 
+  /** One endpoint and one message whose delivery failed (every attempt gets a 500). */
+  const failedDelivery = async () => {
+    const bus = createEventBus({ store });
+    const webhooks = createWebhooks({
+      store,
+      bus,
+      retry: { delays: ["0s"] },
+      resolver: () => Promise.resolve([{ address: "93.184.215.14", family: 4 }]),
+      connector: () => Promise.resolve({ status: 500, headers: {}, body: "down" }),
+    });
+    await bus.start();
+    await webhooks.start();
+    const endpointId = (
+      await webhooks.endpoints.create({ url: "https://hooks.example.com/in", events: ["ping.*"] })
+    ).id;
+    const messageId = (await bus.publish(Ping, { n: 1 })).id;
+    await until(async () => (await webhooks.deliveries.get(endpointId, messageId))?.status === "failed");
+    await webhooks.stop();
+    await bus.stop();
+    return { endpointId, messageId, webhooks };
+  };
+
   it("refuses --limit on dlq purge and replay instead of acting on every letter", async () => {
     await deadLetters(3);
     for (const args of [
@@ -105,23 +127,7 @@ describe("operator commands given hostile input", () => {
   });
 
   it("refuses a webhooks recover --since whose meaning depends on the local time zone", async () => {
-    const bus = createEventBus({ store });
-    const webhooks = createWebhooks({
-      store,
-      bus,
-      retry: { delays: ["0s"] },
-      resolver: () => Promise.resolve([{ address: "93.184.215.14", family: 4 }]),
-      connector: () => Promise.resolve({ status: 500, headers: {}, body: "down" }),
-    });
-    await bus.start();
-    await webhooks.start();
-    const endpointId = (
-      await webhooks.endpoints.create({ url: "https://hooks.example.com/in", events: ["ping.*"] })
-    ).id;
-    const messageId = (await bus.publish(Ping, { n: 1 })).id;
-    await until(async () => (await webhooks.deliveries.get(endpointId, messageId))?.status === "failed");
-    await webhooks.stop();
-    await bus.stop();
+    const { endpointId, messageId, webhooks } = await failedDelivery();
     // One minute before the message, written in UTC without saying so: in New York it reads as
     // five hours later (nothing recovered), in UTC as meant (one recovered) — the same command.
     const created = (await webhooks.deliveries.get(endpointId, messageId))!.createdAt;
@@ -134,5 +140,23 @@ describe("operator commands given hostile input", () => {
     }
     const ok = await cli("America/New_York", "webhooks", "recover", endpointId, "--since", `${local}Z`);
     expect(ok.stdout).toContain("scheduled 1 failed delivery again");
+  });
+
+  it("refuses a webhooks status it does not know, and a recover of an endpoint that does not exist", async () => {
+    const { endpointId } = await failedDelivery();
+    // A typo must not read as "nothing failed" or "all recovered".
+    for (const args of [
+      ["webhooks", "deliveries", "--status", "faild"],
+      ["webhooks", "endpoints", "--status", "enable"],
+    ]) {
+      const out = await cli("UTC", ...args);
+      expect({ args, code: out.code, stdout: out.stdout }).toEqual({ args, code: 2, stdout: "" });
+      expect(out.stderr).toContain("status");
+    }
+    const typo = await cli("UTC", "webhooks", "recover", `${endpointId}x`, "--since", "1d");
+    expect({ code: typo.code, stdout: typo.stdout }).toEqual({ code: 1, stdout: "" });
+    expect(typo.stderr).toContain("WEBHOOK_ENDPOINT_NOT_FOUND");
+    expect(await count("webhook_deliveries", "status = 'failed'")).toBe(1);
+    expect((await cli("UTC", "webhooks", "deliveries", "--status", "failed")).stdout).toContain(endpointId);
   });
 });
