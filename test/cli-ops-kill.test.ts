@@ -1,0 +1,134 @@
+/**
+ * `patchbay dlq replay` killed part-way through thousands of letters, run again, and run by two
+ * operators at once: every letter ends queued exactly once — none lost (gone from the dead
+ * letters, never queued), none queued twice.
+ */
+import { execFile, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { createDeadLetters } from "../src/bus/dead-letters.js";
+import { localTransport } from "../src/bus/local-transport.js";
+import type { SqlStore } from "../src/store/sql-store.js";
+import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+
+const { postgres: pg } = inject("services");
+const CLI = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+const run = promisify(execFile);
+const N = 2000;
+
+const adapters: Array<[string, () => IsolatedDatabase, boolean]> = [
+  ["SQLite", sqliteDatabase, true],
+  ["PostgreSQL", () => postgresDatabase(pg.url), pg.reachable],
+];
+
+for (const [name, makeDb, reachable] of adapters) {
+  describe.skipIf(!reachable)(`dlq replay killed and raced on ${name}`, () => {
+    let db: IsolatedDatabase;
+    let store: SqlStore;
+    const storeArgs = () =>
+      db.adapter === "sqlite"
+        ? ["--sqlite", String(db.config.file)]
+        : ["--pg", String(db.config.url), "--schema", String(db.config.schema)];
+    const count = async (table: string, what = "COUNT(*)") =>
+      Number(
+        (await store.query<{ n: number }>(`SELECT ${what} AS n FROM ${store.dialect.table(table)}`)).rows[0]!
+          .n,
+      );
+
+    beforeEach(async () => {
+      db = makeDb();
+      store = db.make();
+      await store.open();
+      const letters = createDeadLetters(store, localTransport(store));
+      const now = Date.now();
+      await store.transaction(async (tx) => {
+        for (let i = 0; i < N; i++) {
+          await letters.add(tx, {
+            group: `g${i % 3}`,
+            messageId: `m-${String(i).padStart(5, "0")}`,
+            type: "ping.sent",
+            key: undefined,
+            body: JSON.stringify({
+              specversion: "1.0",
+              id: `m-${i}`,
+              type: "ping.sent",
+              source: "t",
+              data: { n: i },
+            }),
+            headers: {},
+            error: { code: "NON_RETRYABLE", message: "no" },
+            attempts: 1,
+            firstFailedAt: now - N + i,
+            lastFailedAt: now - N + i,
+          });
+        }
+      });
+    }, 60_000);
+    afterEach(async () => {
+      await store.close();
+      await db.cleanup();
+    });
+
+    it("a replay killed part-way and run again queues every letter once", async () => {
+      const child = spawn(
+        process.execPath,
+        ["--import", "tsx", CLI, "dlq", "replay", "--all", ...storeArgs()],
+        {
+          stdio: "ignore",
+        },
+      );
+      const exited = new Promise((r) => child.on("exit", r));
+      const deadline = Date.now() + 60_000;
+      while ((await count("bus_jobs")) < N / 5 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      child.kill("SIGKILL");
+      await exited;
+      const queued = await count("bus_jobs");
+      const left = await count("bus_dead_letters");
+      expect({ queued: queued > 0 && queued < N, lost: N - queued - left }).toEqual({
+        queued: true,
+        lost: 0,
+      });
+
+      const { stdout } = await run(process.execPath, [
+        "--import",
+        "tsx",
+        CLI,
+        "dlq",
+        "replay",
+        "--all",
+        "--json",
+        ...storeArgs(),
+      ]);
+      expect(JSON.parse(stdout)).toEqual({ replayed: left });
+      expect({
+        letters: await count("bus_dead_letters"),
+        jobs: await count("bus_jobs"),
+        distinct: await count("bus_jobs", "COUNT(DISTINCT message_id)"),
+      }).toEqual({ letters: 0, jobs: N, distinct: N });
+    }, 120_000);
+
+    it("two operators replaying every letter at once queue each letter once between them", async () => {
+      const replay = () =>
+        run(process.execPath, [
+          "--import",
+          "tsx",
+          CLI,
+          "dlq",
+          "replay",
+          "--all",
+          "--json",
+          ...storeArgs(),
+        ]).then(({ stdout }) => (JSON.parse(stdout) as { replayed: number }).replayed);
+      const [a, b] = await Promise.all([replay(), replay()]);
+      expect({
+        reported: a + b,
+        letters: await count("bus_dead_letters"),
+        jobs: await count("bus_jobs"),
+        distinct: await count("bus_jobs", "COUNT(DISTINCT message_id)"),
+      }).toEqual({ reported: N, letters: 0, jobs: N, distinct: N });
+    }, 120_000);
+  });
+}
