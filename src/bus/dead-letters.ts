@@ -180,6 +180,13 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
       if (v !== undefined && (numeric ? typeof v !== "number" : typeof v !== "string")) {
         throw new InvalidArgumentError(`dead-letter filter ${k} has the wrong type`, `filter.${k}`);
       }
+      // A time no column holds (1e20, 1.5, NaN) is a driver error on one store, no match on another.
+      if (numeric && v !== undefined && !Number.isSafeInteger(v)) {
+        throw new InvalidArgumentError(
+          `dead-letter filter ${k} must be whole ms since the epoch, got ${String(v)}`,
+          `filter.${k}`,
+        );
+      }
     }
     const conditions: SqlStatement[] = [sql`1 = 1`];
     if (f.group !== undefined) conditions.push(sql` AND grp = ${f.group}`);

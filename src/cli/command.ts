@@ -214,10 +214,11 @@ export function timeFlag(values: FlagValues, name: string, now: number): number 
   const text = typeof value === "string" ? value.trim() : "";
   if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(text)) {
     const at = Date.parse(text);
-    if (Number.isFinite(at)) return at;
+    if (Number.isSafeInteger(at)) return at;
   } else if (/^(\d+(\.\d+)?(ms|s|m|h|d|w))+$/.test(text)) {
     try {
-      return now - toMs(text, `--${name}`);
+      const at = now - toMs(text, `--${name}`);
+      if (Number.isSafeInteger(at)) return at;
     } catch {
       // too large: refused below
     }

@@ -104,7 +104,7 @@ function deadLetterCursor(text: string | null): DeadLetterCursor | undefined {
 function time(value: unknown, name: string): number | undefined {
   const s = typeof value === "number" ? String(value) : text(value, name);
   if (s === undefined) return undefined;
-  if (/^\d+$/.test(s)) return Number(s);
+  if (/^\d+$/.test(s) && Number.isSafeInteger(Number(s))) return Number(s);
   const at = /^\d{4}-\d{2}-\d{2}T.*(Z|[+-]\d{2}:?\d{2})$/i.test(s) ? Date.parse(s) : NaN;
   if (Number.isNaN(at)) {
     throw new InvalidArgumentError(`${name} must be an ISO time with an offset or ms, got ${s}`, name);
