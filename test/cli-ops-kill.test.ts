@@ -10,9 +10,9 @@ import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { createDeadLetters } from "../src/bus/dead-letters.js";
 import { localTransport } from "../src/bus/local-transport.js";
 import type { SqlStore } from "../src/store/sql-store.js";
-import { postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
+import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
 
-const { postgres: pg } = inject("services");
+const { postgres: pg, mysql: my } = inject("services");
 const CLI = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 const run = promisify(execFile);
 const N = 2000;
@@ -20,6 +20,7 @@ const N = 2000;
 const adapters: Array<[string, () => IsolatedDatabase, boolean]> = [
   ["SQLite", sqliteDatabase, true],
   ["PostgreSQL", () => postgresDatabase(pg.url), pg.reachable],
+  ["MariaDB", () => mysqlDatabase(my.url), my.reachable],
 ];
 
 for (const [name, makeDb, reachable] of adapters) {
@@ -29,7 +30,9 @@ for (const [name, makeDb, reachable] of adapters) {
     const storeArgs = () =>
       db.adapter === "sqlite"
         ? ["--sqlite", String(db.config.file)]
-        : ["--pg", String(db.config.url), "--schema", String(db.config.schema)];
+        : db.adapter === "mysql"
+          ? ["--store", String(db.config.url)]
+          : ["--pg", String(db.config.url), "--schema", String(db.config.schema)];
     const count = async (table: string, what = "COUNT(*)") =>
       Number(
         (await store.query<{ n: number }>(`SELECT ${what} AS n FROM ${store.dialect.table(table)}`)).rows[0]!
