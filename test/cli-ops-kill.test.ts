@@ -7,7 +7,11 @@ import { execFile, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { z } from "zod";
+import { createEventBus } from "../src/bus/bus.js";
 import { createDeadLetters } from "../src/bus/dead-letters.js";
+import { defineEvent } from "../src/core/events.js";
+import { NonRetryableError } from "../src/core/errors.js";
 import { localTransport } from "../src/bus/local-transport.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 import { mysqlDatabase, postgresDatabase, sqliteDatabase, type IsolatedDatabase } from "./support/stores.js";
@@ -16,6 +20,7 @@ const { postgres: pg, mysql: my } = inject("services");
 const CLI = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 const run = promisify(execFile);
 const N = 2000;
+const Ping = defineEvent("ping.sent", { version: 1, schema: z.object({ n: z.number() }) });
 
 const adapters: Array<[string, () => IsolatedDatabase, boolean]> = [
   ["SQLite", sqliteDatabase, true],
@@ -132,6 +137,55 @@ for (const [name, makeDb, reachable] of adapters) {
         jobs: await count("bus_jobs"),
         distinct: await count("bus_jobs", "COUNT(DISTINCT message_id)"),
       }).toEqual({ reported: N, letters: 0, jobs: N, distinct: N });
+    }, 120_000);
+
+    it("a replay while the consumer fails every message again brings each back once", async () => {
+      await store.query(`DELETE FROM ${store.dialect.table("bus_dead_letters")}`);
+      const runs = new Map<number, number>();
+      const bus = createEventBus({
+        store,
+        events: [Ping],
+        transport: localTransport(store, { pollInterval: "20ms" }),
+      });
+      bus.subscribe(Ping, { group: "pinger", concurrency: 4 }, (e) => {
+        runs.set(e.data.n, (runs.get(e.data.n) ?? 0) + 1);
+        throw new NonRetryableError("no pings today");
+      });
+      await bus.start();
+      try {
+        const n = 200;
+        for (let i = 0; i < n; i++) await bus.publish(Ping, { n: i });
+        const settle = async (what: string) => {
+          const deadline = Date.now() + 60_000;
+          while ((await bus.deadLetters.count()) !== n || (await count("bus_jobs")) !== 0) {
+            if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        };
+        await settle("the first dead letters");
+        const { stdout } = await run(process.execPath, [
+          "--import",
+          "tsx",
+          CLI,
+          "dlq",
+          "replay",
+          "--group",
+          "pinger",
+          "--json",
+          ...storeArgs(),
+        ]);
+        expect(JSON.parse(stdout)).toEqual({ replayed: n });
+        await settle("the letters back");
+        await new Promise((r) => setTimeout(r, 300));
+        const counts = [...runs.values()];
+        expect({
+          messages: runs.size,
+          handledTwice: counts.filter((c) => c === 2).length,
+          letters: await bus.deadLetters.count(),
+        }).toEqual({ messages: n, handledTwice: n, letters: n });
+      } finally {
+        await bus.stop();
+      }
     }, 120_000);
   });
 }
