@@ -3,11 +3,14 @@
  * and changes nothing, never applied to more (or other) rows than the operator named.
  */
 import { execFile } from "node:child_process";
+import { chmodSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createEventBus } from "../src/bus/bus.js";
+import { groupPauses } from "../src/bus/pause.js";
 import { defineEvent } from "../src/core/events.js";
 import { NonRetryableError } from "../src/core/errors.js";
 import type { SqlStore } from "../src/store/sql-store.js";
@@ -159,4 +162,40 @@ describe("operator commands given hostile input", () => {
     expect(await count("webhook_deliveries", "status = 'failed'")).toBe(1);
     expect((await cli("UTC", "webhooks", "deliveries", "--status", "failed")).stdout).toContain(endpointId);
   });
+
+  // A container often runs under a uid with no passwd entry (OpenShift, `docker run --user 12345`):
+  // the operator must still be able to pause a group there.
+  it.runIf(process.getuid?.() === 0)(
+    "pauses and resumes a group from a process whose uid has no user name",
+    async () => {
+      await store.open();
+      await store.close();
+      const dir = dirname(dirname(String(db.config.file)));
+      const open = (d: string) => {
+        chmodSync(d, 0o777);
+        for (const e of readdirSync(d, { withFileTypes: true })) {
+          if (e.isDirectory()) open(join(d, e.name));
+          else chmodSync(join(d, e.name), 0o666);
+        }
+      };
+      open(dir);
+      const as = (...args: string[]) =>
+        run(process.execPath, ["--import", "tsx", CLI, ...args, "--sqlite", String(db.config.file)], {
+          uid: 54321,
+          gid: 54321,
+        }).then(
+          ({ stdout }) => ({ code: 0, stdout, stderr: "" }),
+          (e: Outcome) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+        );
+      const paused = await as("bus", "pause", "billing");
+      expect(paused).toEqual({ code: 0, stdout: "group billing paused\n", stderr: "" });
+      store = db.make();
+      const list = await groupPauses(store).list();
+      expect(list.map((p) => [p.group, p.by])).toEqual([["billing", "cli:uid 54321"]]);
+      expect(await as("bus", "resume", "billing")).toMatchObject({
+        code: 0,
+        stdout: "group billing resumed\n",
+      });
+    },
+  );
 });
