@@ -3,7 +3,8 @@
  * and changes nothing, never applied to more (or other) rows than the operator named.
  */
 import { execFile } from "node:child_process";
-import { chmodSync, readdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -198,4 +199,28 @@ describe("operator commands given hostile input", () => {
       });
     },
   );
+
+  it("refuses --store sqlite: with no path instead of opening (and creating) the default file", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "patchbay-cwd-"));
+    symlinkSync(fileURLToPath(new URL("../node_modules", import.meta.url)), join(cwd, "node_modules"));
+    try {
+      for (const args of [
+        ["dlq", "list"],
+        ["dlq", "purge", "--all"],
+        ["saga", "list"],
+      ]) {
+        const out = await run(process.execPath, ["--import", "tsx", CLI, ...args, "--store", "sqlite:"], {
+          cwd,
+        }).then(
+          ({ stdout }) => ({ code: 0, stdout }),
+          (e: Outcome) => ({ code: e.code, stdout: e.stdout }),
+        );
+        // Before: "no dead letters" (exit 0) from an empty .patchbay/patchbay.db it had just made.
+        expect({ args, ...out }).toEqual({ args, code: 2, stdout: "" });
+      }
+      expect(existsSync(join(cwd, ".patchbay"))).toBe(false);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
 });

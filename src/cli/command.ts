@@ -68,8 +68,14 @@ export function storeFromFlags(
   options: SqlStoreOptions = {},
   create = true,
 ): Promise<SqlStore> {
+  // `--store sqlite:` names no file: the adapter would open (and create) the default one.
+  if (flags.sqlite !== undefined && flags.sqlite.trim() === "") {
+    return Promise.reject(
+      new InvalidArgumentError("--store sqlite: needs a file (sqlite:path/to/patchbay.db)", "--store"),
+    );
+  }
   const choice = {
-    sqliteFile: flags.sqlite ?? process.env.PATCHBAY_SQLITE_FILE,
+    sqliteFile: flags.sqlite ?? (process.env.PATCHBAY_SQLITE_FILE || undefined),
     pgUrl: flags.pg ?? (flags.sqlite || flags.mysql ? undefined : process.env.PATCHBAY_PG_URL),
     mysqlUrl: flags.mysql,
     schema: flags.schema,
