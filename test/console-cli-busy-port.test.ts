@@ -16,6 +16,9 @@ describe.skipIf(!pg.reachable)("patchbay console on a busy port (PostgreSQL)", (
   let port: number;
   beforeEach(async () => {
     db = postgresDatabase(pg.url);
+    const store = db.make();
+    await store.open();
+    await store.close();
     taken = createServer();
     await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
     port = (taken.address() as { port: number }).port;

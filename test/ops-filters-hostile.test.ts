@@ -131,5 +131,42 @@ for (const [name, makeDb, reachable] of adapters) {
       }
       expect(await createDeadLetters(store, localTransport(store)).count()).toBe(1);
     });
+
+    it.runIf(name === "PostgreSQL")(
+      "refuses a --schema that holds no Patchbay tables instead of creating an empty store there",
+      async () => {
+        const typo = `${String(db.config.schema)}_typo`;
+        for (const args of [
+          ["dlq", "list"],
+          ["dlq", "purge", "--all"],
+          ["saga", "retry", "--status", "failed"],
+        ]) {
+          const out = await run(process.execPath, [
+            "--import",
+            "tsx",
+            CLI,
+            ...args,
+            "--pg",
+            String(db.config.url),
+            "--schema",
+            typo,
+          ]).then(
+            ({ stdout }) => ({ code: 0, stdout, stderr: "" }),
+            (e: { code: number; stdout: string; stderr: string }) => e,
+          );
+          // Before: "no dead letters" / "purged 0" / "matched 0", exit 0, and 16 new tables.
+          expect({ args, code: out.code, stdout: out.stdout }).toEqual({ args, code: 1, stdout: "" });
+          expect(out.stderr).toContain("no Patchbay tables");
+          expect(out.stderr).toContain("SCHEMA_OUTDATED");
+        }
+        const { rows } = await store.query<{ n: number }>(
+          "SELECT COUNT(*) AS n FROM information_schema.schemata WHERE schema_name = $1",
+          [typo],
+        );
+        const created = Number(rows[0]!.n);
+        if (created > 0) await store.query(`DROP SCHEMA ${typo} CASCADE`);
+        expect(created).toBe(0);
+      },
+    );
   });
 }

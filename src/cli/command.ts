@@ -91,7 +91,9 @@ export function storeFromFlags(
       );
     }
   }
-  return openStore(choice, options);
+  // Only the commands that create stores may create Patchbay's tables: elsewhere a mistyped
+  // --schema (or database) must not come up as an empty store answering "nothing there".
+  return openStore(choice, create ? options : { create: false, ...options });
 }
 
 /** Flags every command accepts anywhere on the line (so their values are never taken for positionals). */
