@@ -114,8 +114,13 @@ declare module "../core/errors.js" {
   }
 }
 
-function refuseForeign(
-  keys: ReadonlyArray<{ transport: string | null }>,
+/**
+ * Throws {@link DeadLetterTransportError} unless every letter came from `onlyFrom` (or, with
+ * `acceptUnrecorded`, recorded none): the check {@link DeadLetters.replay} makes with `onlyFrom`,
+ * for callers that replay a set of letters one call each and must refuse the set before any moves.
+ */
+export function refuseForeign(
+  keys: ReadonlyArray<{ transport: string | null | undefined }>,
   onlyFrom: string,
   acceptUnrecorded = false,
 ): void {
@@ -174,6 +179,13 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
       const numeric = k === "before" || k === "since";
       if (v !== undefined && (numeric ? typeof v !== "number" : typeof v !== "string")) {
         throw new InvalidArgumentError(`dead-letter filter ${k} has the wrong type`, `filter.${k}`);
+      }
+      // A time no column holds (1e20, 1.5, NaN) is a driver error on one store, no match on another.
+      if (numeric && v !== undefined && !Number.isSafeInteger(v)) {
+        throw new InvalidArgumentError(
+          `dead-letter filter ${k} must be whole ms since the epoch, got ${String(v)}`,
+          `filter.${k}`,
+        );
       }
     }
     const conditions: SqlStatement[] = [sql`1 = 1`];

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { toMs } from "../core/duration.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import type { SqlStore, SqlStoreOptions } from "../store/sql-store.js";
 import { openStore } from "./open-store.js";
@@ -67,8 +68,14 @@ export function storeFromFlags(
   options: SqlStoreOptions = {},
   create = true,
 ): Promise<SqlStore> {
+  // `--store sqlite:` names no file: the adapter would open (and create) the default one.
+  if (flags.sqlite !== undefined && flags.sqlite.trim() === "") {
+    return Promise.reject(
+      new InvalidArgumentError("--store sqlite: needs a file (sqlite:path/to/patchbay.db)", "--store"),
+    );
+  }
   const choice = {
-    sqliteFile: flags.sqlite ?? process.env.PATCHBAY_SQLITE_FILE,
+    sqliteFile: flags.sqlite ?? (process.env.PATCHBAY_SQLITE_FILE || undefined),
     pgUrl: flags.pg ?? (flags.sqlite || flags.mysql ? undefined : process.env.PATCHBAY_PG_URL),
     mysqlUrl: flags.mysql,
     schema: flags.schema,
@@ -84,7 +91,9 @@ export function storeFromFlags(
       );
     }
   }
-  return openStore(choice, options);
+  // Only the commands that create stores may create Patchbay's tables: elsewhere a mistyped
+  // --schema (or database) must not come up as an empty store answering "nothing there".
+  return openStore(choice, create ? options : { create: false, ...options });
 }
 
 /** Flags every command accepts anywhere on the line (so their values are never taken for positionals). */
@@ -200,3 +209,30 @@ export function positiveNumber(values: FlagValues, name: string, fallback: numbe
 
 /** A string flag's value, or `undefined`. */
 export const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+
+/**
+ * A time flag (`--since 2d`, `--before 2026-01-31T12:00:00Z`): a duration back from `now` with
+ * its unit, or an ISO date-time with an offset; `undefined` when absent. Anything else — a time
+ * without an offset (read in the machine's zone, so the same line selects other rows elsewhere),
+ * a bare number, a free-form date — is an {@link InvalidArgumentError}.
+ */
+export function timeFlag(values: FlagValues, name: string, now: number): number | undefined {
+  const value = values[name];
+  if (value === undefined) return undefined;
+  const text = typeof value === "string" ? value.trim() : "";
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(text)) {
+    const at = Date.parse(text);
+    if (Number.isSafeInteger(at)) return at;
+  } else if (/^(\d+(\.\d+)?(ms|s|m|h|d|w))+$/.test(text)) {
+    try {
+      const at = now - toMs(text, `--${name}`);
+      if (Number.isSafeInteger(at)) return at;
+    } catch {
+      // too large: refused below
+    }
+  }
+  throw new InvalidArgumentError(
+    `--${name} must be a duration back from now (30m, 1h, 2d) or an ISO date with an offset (2026-01-31T12:00:00Z), got ${JSON.stringify(value)}`,
+    `--${name}`,
+  );
+}

@@ -7,6 +7,8 @@
 import type { EventBus } from "../bus/bus.js";
 import {
   createDeadLetters,
+  refuseForeign,
+  type DeadLetter,
   type DeadLetterCursor,
   type DeadLetterFilter,
   type DeadLetters,
@@ -102,7 +104,7 @@ function deadLetterCursor(text: string | null): DeadLetterCursor | undefined {
 function time(value: unknown, name: string): number | undefined {
   const s = typeof value === "number" ? String(value) : text(value, name);
   if (s === undefined) return undefined;
-  if (/^\d+$/.test(s)) return Number(s);
+  if (/^\d+$/.test(s) && Number.isSafeInteger(Number(s))) return Number(s);
   const at = /^\d{4}-\d{2}-\d{2}T.*(Z|[+-]\d{2}:?\d{2})$/i.test(s) ? Date.parse(s) : NaN;
   if (Number.isNaN(at)) {
     throw new InvalidArgumentError(`${name} must be an ISO time with an offset or ms, got ${s}`, name);
@@ -328,6 +330,16 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
       });
       if (preview) return { matched: keys.length, count: 0 };
       return act(req, `dead-letters.${action}`, { selection: keys }, async () => {
+        if (action === "replay" && replayCheck.onlyFrom !== undefined) {
+          // Checked for the whole selection first: one call per letter would replay the ones
+          // before a foreign letter, then refuse with "nothing was replayed".
+          const found: DeadLetter[] = [];
+          for (const k of keys) {
+            const letter = await letters.get(k.group, k.messageId);
+            if (letter) found.push(letter);
+          }
+          refuseForeign(found, replayCheck.onlyFrom);
+        }
         let count = 0;
         for (const k of keys) {
           count += action === "replay" ? await letters.replay(k, replayCheck) : await letters.purge(k);

@@ -4,6 +4,7 @@
  * `claim` token, which each claim and each operator action bumps: a worker that lost its lease
  * changes nothing.
  */
+import { InvalidArgumentError } from "../core/errors.js";
 import type { SqlExecutor } from "../store/contracts.js";
 // PREPARED on the statements every saga runs (its insert, the waiter's read, each step's outcome):
 // a handful of texts (the outcome's SET list varies with what a step changes), parsed once per
@@ -11,15 +12,16 @@ import type { SqlExecutor } from "../store/contracts.js";
 import { int, PREPARED, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
 import { join, raw, sql, type SqlStatement } from "../store/sql.js";
-import type {
-  SagaErrorInfo,
-  SagaFault,
-  SagaFilter,
-  SagaInstance,
-  SagaPhase,
-  SagaStatus,
-  SagaStepRecord,
-  SagaStepStatus,
+import {
+  SAGA_STATUSES,
+  type SagaErrorInfo,
+  type SagaFault,
+  type SagaFilter,
+  type SagaInstance,
+  type SagaPhase,
+  type SagaStatus,
+  type SagaStepRecord,
+  type SagaStepStatus,
 } from "./records.js";
 
 /** An instance with the fields only the runner uses. */
@@ -31,6 +33,38 @@ export interface InstanceRow extends SagaInstance {
 }
 
 /** The public view of a stored row. */
+/**
+ * Throws `INVALID_ARGUMENT` for a filter that cannot mean what was asked: an unknown status (a
+ * typo matches nothing and reads as "no failed sagas"), a name that is not a string, a time that
+ * is not whole ms (a driver error on PostgreSQL, no match on SQLite).
+ */
+function checkFilter(f: SagaFilter): void {
+  if (f.status !== undefined) {
+    const status: unknown = f.status;
+    const list: unknown[] = Array.isArray(status) ? (status as unknown[]) : [status];
+    for (const s of list) {
+      if (!(SAGA_STATUSES as readonly unknown[]).includes(s)) {
+        throw new InvalidArgumentError(
+          `status must be among ${SAGA_STATUSES.join(", ")}, got ${JSON.stringify(s)}`,
+          "filter.status",
+        );
+      }
+    }
+  }
+  if (f.name !== undefined && typeof f.name !== "string") {
+    throw new InvalidArgumentError("filter.name must be a string", "filter.name");
+  }
+  for (const k of ["before", "since"] as const) {
+    const v: unknown = f[k];
+    if (v !== undefined && !Number.isSafeInteger(v)) {
+      throw new InvalidArgumentError(
+        `filter.${k} must be whole ms since the epoch, got ${JSON.stringify(v) ?? typeof v}`,
+        `filter.${k}`,
+      );
+    }
+  }
+}
+
 export function publicView(row: InstanceRow): SagaInstance {
   const { claim: _claim, lastDelay: _lastDelay, ...view } = row;
   return view;
@@ -168,6 +202,7 @@ export function sagaRepository(store: SqlStore) {
     note: r.note ?? undefined,
   });
   const where = (f: SagaFilter): SqlStatement => {
+    checkFilter(f);
     const parts: SqlStatement[] = [sql`1 = 1`];
     if (f.status !== undefined) {
       const list = typeof f.status === "string" ? [f.status] : [...f.status];

@@ -15,7 +15,7 @@ import type {
   Transactor,
 } from "./contracts.js";
 import { PREPARED, run, type SqlDialect } from "./dialect.js";
-import { NestedTransactionError, StoreClosedError } from "./errors.js";
+import { MigrationError, NestedTransactionError, StoreClosedError } from "./errors.js";
 import { createIdempotencyStore } from "./idempotency-store.js";
 import {
   appliedMigrations,
@@ -98,6 +98,12 @@ export async function runFirstAndLast<T>(
 export interface SqlStoreOptions {
   /** Apply pending migrations on `open()` (default `true`); when `false`, `open()` fails on an outdated schema. */
   migrate?: boolean;
+  /**
+   * Create Patchbay's tables where there are none yet (default `true`). When `false`, `open()`
+   * refuses a location that was never migrated (`SCHEMA_OUTDATED`, version 0) and creates
+   * nothing: a mistyped schema or database must not come up empty and answer "nothing there".
+   */
+  create?: boolean;
   clock?: Clock;
   logger?: Logger;
 }
@@ -264,6 +270,23 @@ export function createSqlStore(driver: StoreDriver, options: SqlStoreOptions = {
       state = "opening";
       try {
         await driver.connect();
+        if (options.create === false) {
+          // Autocommit and read-only: the migration lock would create the schema it looks at.
+          const found = await driver
+            .query(`SELECT version FROM ${dialect.table("migrations")} WHERE 1 = 0`, [])
+            .then(
+              () => true,
+              () => false,
+            );
+          if (!found) {
+            throw new MigrationError(
+              "SCHEMA_OUTDATED",
+              `no Patchbay tables at ${driver.location} (check the schema or database named; \`patchbay migrate\` creates them)`,
+              0,
+              driver.migrations.length,
+            );
+          }
+        }
         const report =
           mode === "check"
             ? (await schemaVersion(driver, driver.migrations, { requireCurrent: true }), undefined)

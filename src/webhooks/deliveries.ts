@@ -13,6 +13,9 @@ import { notifyWorkers, optionalInt, webhookTables } from "./tables.js";
 /** Where a delivery stands. `sending` is claimed by a worker (or was, by one that died: it comes back after the lease). */
 export type DeliveryStatus = "pending" | "sending" | "delivered" | "failed";
 
+/** Every {@link DeliveryStatus}. */
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ["pending", "sending", "delivered", "failed"];
+
 /** One message to one endpoint. */
 export interface WebhookDelivery {
   endpointId: string;
@@ -72,7 +75,7 @@ export interface DeliveryFilter {
 
 /** The deliveries API. */
 export interface WebhookDeliveries {
-  /** Newest first. */
+  /** Newest first. A status other than a {@link DeliveryStatus} is `INVALID_ARGUMENT`. */
   list(filter?: DeliveryFilter): Promise<WebhookDelivery[]>;
   get(endpointId: string, messageId: string): Promise<WebhookDelivery | undefined>;
   /** The attempt log of one delivery, oldest first. */
@@ -85,7 +88,11 @@ export interface WebhookDeliveries {
    * deliveries were scheduled (a delivery being sent right now is left alone).
    */
   replay(messageId: string, options?: { endpointId?: string }): Promise<number>;
-  /** Schedules every failed delivery of the endpoint whose message came at or after `since` again, with a fresh schedule. Returns how many. */
+  /**
+   * Schedules every failed delivery of the endpoint whose message came at or after `since` again,
+   * with a fresh schedule. Returns how many; an endpoint that does not exist is
+   * `WEBHOOK_ENDPOINT_NOT_FOUND`.
+   */
   recover(endpointId: string, options: { since: number | Date }): Promise<number>;
   /**
    * Deletes delivered deliveries (and, with `failed: true`, failed ones) last changed before
@@ -190,7 +197,16 @@ export function createWebhookDeliveries(
       const parts: SqlStatement[] = [];
       if (filter.endpointId !== undefined) parts.push(sql` AND w.endpoint_id = ${filter.endpointId}`);
       if (filter.messageId !== undefined) parts.push(sql` AND w.message_id = ${filter.messageId}`);
-      if (filter.status !== undefined) parts.push(sql` AND w.status = ${filter.status}`);
+      if (filter.status !== undefined) {
+        // An unknown status (a typo) would select nothing and read as "none failed".
+        if (!DELIVERY_STATUSES.includes(filter.status)) {
+          throw new InvalidArgumentError(
+            `status must be one of ${DELIVERY_STATUSES.join(", ")}, got ${JSON.stringify(filter.status)}`,
+            "status",
+          );
+        }
+        parts.push(sql` AND w.status = ${filter.status}`);
+      }
       if (filter.since !== undefined) parts.push(sql` AND w.updated_at >= ${filter.since}`);
       const { rows } = await selectDeliveries(join(sql``, ...parts), limit);
       return rows.map(toDelivery);
@@ -282,6 +298,15 @@ export function createWebhookDeliveries(
       const since = options?.since instanceof Date ? options.since.getTime() : options?.since;
       if (typeof since !== "number" || !Number.isFinite(since)) {
         throw new InvalidArgumentError("recover needs since: a time (ms since epoch or a Date)", "since");
+      }
+      // An endpoint that does not exist (a mistyped id) is an error, not "0 recovered".
+      const exists = await run(store, d, sql`SELECT id FROM ${t.endpoints} WHERE id = ${endpointId}`);
+      if (exists.rows.length === 0) {
+        throw new WebhookNotFoundError(
+          "WEBHOOK_ENDPOINT_NOT_FOUND",
+          `no webhook endpoint ${endpointId}`,
+          endpointId,
+        );
       }
       return reschedule(
         sql` AND endpoint_id = ${endpointId} AND status = 'failed' AND created_at >= ${since}`,

@@ -254,6 +254,12 @@ export function createWebhookEndpoints(
     },
 
     async list(filter = {}) {
+      if (filter.status !== undefined && filter.status !== "enabled" && filter.status !== "disabled") {
+        throw new InvalidArgumentError(
+          `status must be enabled or disabled, got ${JSON.stringify(filter.status)}`,
+          "status",
+        );
+      }
       const where = filter.status === undefined ? sql`` : sql` WHERE status = ${filter.status}`;
       const { rows } = await run<EndpointRow>(
         store,

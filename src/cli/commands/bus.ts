@@ -13,6 +13,18 @@ A paused group's messages wait in its queue (or the broker); every bus consuming
 new ones within its pausePollInterval (default 500 ms), and its handlers running finish. Nothing
 is retried or dead-lettered for the pause. The pause is kept in the store until resumed.`;
 
+/**
+ * Who runs the command, for the pause's record: the user name, or the uid when it has none (a
+ * container's uid without a passwd entry, where `userInfo()` throws and would fail the pause).
+ */
+function operator(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? "?"}`;
+  }
+}
+
 /** `patchbay bus pause|resume|paused`: the paused consumer groups kept in the store. */
 export const busCommand: CliCommand = {
   name: "bus",
@@ -49,7 +61,7 @@ export const busCommand: CliCommand = {
       }
       const changed =
         action === "pause"
-          ? await pauses.pause(group!, { by: `cli:${userInfo().username}` })
+          ? await pauses.pause(group!, { by: `cli:${operator()}` })
           : await pauses.resume(group!);
       const state = action === "pause" ? "paused" : "resumed";
       if (ctx.flags.json) ctx.out(JSON.stringify({ group, [state]: true, changed }));

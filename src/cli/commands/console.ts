@@ -74,12 +74,21 @@ export const consoleCommand: CliCommand = {
       ...(token ? { token } : {}),
       readOnly: ctx.values["read-only"] === true,
     });
-    await store.open();
     const server = createServer(handler);
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, resolve);
-    });
+    try {
+      await store.open();
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, resolve);
+      });
+    } catch (e) {
+      // A port taken or a store refused: close what was opened, so the command exits at once
+      // with the error instead of lingering until the store's pool goes idle.
+      await handler.close();
+      if (bus) await bus.stop();
+      await store.close();
+      throw e;
+    }
     const address = server.address() as AddressInfo;
     const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
     ctx.out(`Patchbay console: http://${shown}:${address.port}/`);

@@ -4,7 +4,7 @@ import { localTransport } from "../../bus/local-transport.js";
 import type { Transport } from "../../bus/transport.js";
 import { isPatchbayError } from "../../core/errors.js";
 import type { SqlStore } from "../../store/sql-store.js";
-import { positiveInt, str, type CliCommand, type CommandContext } from "../command.js";
+import { positiveInt, str, timeFlag, type CliCommand, type CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
@@ -13,7 +13,10 @@ const USAGE = `Usage: patchbay dlq <list|show|replay|purge> [options]
   list   [--group g] [--type t] [--limit n]       dead letters, oldest first
   show   <group> <message-id>                     one dead letter: error, attempts, the message
   replay [--group g] [--type t] [--id m] | --all  send them back to their group's queue
-  purge  [--group g] [--type t] [--id m] [--before ISO-time] | --all   delete them
+  purge  [--group g] [--type t] [--id m] [--before t] | --all   delete them
+
+--before t: dead-lettered at or before t, an ISO date with an offset (2026-01-31T12:00:00Z) or a
+duration back from now (30m, 1h, 2d).
 
 Dead letters live in the store. Replay sends exactly the letters matching when it starts, each
 once, through the transport they came from: the app's bus from --config (patchbay.config.js)
@@ -75,13 +78,14 @@ export const dlqCommand: CliCommand = {
     if (str(values.group)) filter.group = str(values.group);
     if (str(values.type)) filter.type = str(values.type);
     if (str(values.id)) filter.messageId = str(values.id);
-    if (str(values.before)) {
-      const before = Date.parse(str(values.before)!);
-      if (Number.isNaN(before)) {
-        ctx.err(`patchbay dlq: --before ${str(values.before)} is not a date`);
-        return 2;
-      }
-      filter.before = before;
+    const before = timeFlag(values, "before", Date.now());
+    if (before !== undefined) filter.before = before;
+    if ((action === "replay" || action === "purge") && values.limit !== undefined) {
+      // A limit here would be read as "only that many": the action takes every letter matched.
+      ctx.err(
+        `patchbay dlq ${action}: --limit is for list; ${action} acts on every letter matched (narrow it with --group, --type, --id, --before)`,
+      );
+      return 2;
     }
     if (
       (action === "replay" || action === "purge") &&

@@ -8,10 +8,8 @@ import {
 } from "../../saga/records.js";
 import { createSagaRunner, type SagaRunner } from "../../saga/runner.js";
 import type { SqlStore } from "../../store/sql-store.js";
-import { toMs } from "../../core/duration.js";
-import { InvalidArgumentError } from "../../core/errors.js";
 import type { SagaBulkAction, SagaBulkResult } from "../../saga/bulk.js";
-import { positiveInt, str, type CliCommand, type CommandContext } from "../command.js";
+import { positiveInt, str, timeFlag, type CliCommand, type CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
@@ -36,23 +34,6 @@ In bulk: retry, skip or resolve every saga a filter matches, instead of one <id>
 back from now (30m, 1h, 2d) or an ISO date with an offset (2026-01-31T12:00:00Z).
 Statuses: ${SAGA_STATUSES.join(", ")}. The store and the saga definitions come from --config
 (patchbay.config.js exporting \`store\` and \`sagas\`), else the store from --sqlite / --pg.`;
-
-/** `--since 1h` (back from now) or `--since 2026-01-31T12:00:00Z`: ms since the epoch. */
-function sinceFrom(value: string | undefined, now: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (/^\d{4}-\d{2}-\d{2}T.*(Z|[+-]\d{2}:?\d{2})$/i.test(value)) {
-    const at = Date.parse(value);
-    if (Number.isFinite(at)) return at;
-  }
-  try {
-    return now - toMs(value, "--since");
-  } catch {
-    throw new InvalidArgumentError(
-      `--since must be a duration back from now (30m, 1h, 2d) or an ISO date with an offset, got ${JSON.stringify(value)}`,
-      "--since",
-    );
-  }
-}
 
 function bulkReport(r: SagaBulkResult, filterText: string): string {
   if (r.dryRun) {
@@ -165,7 +146,7 @@ export const sagaCommand: CliCommand = {
     }
     const limit = positiveInt(values, "limit", 50);
     const batchSize = positiveInt(values, "batch", 100);
-    const since = sinceFrom(str(values.since), Date.now());
+    const since = timeFlag(values, "since", Date.now());
     const filtered = values.status !== undefined || values.name !== undefined || since !== undefined;
     const bulk = ["retry", "skip", "resolve"].includes(action) && !id;
     const bulkOnly = values["dry-run"] === true || values.batch !== undefined;

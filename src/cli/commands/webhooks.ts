@@ -1,7 +1,6 @@
-import { toMs } from "../../core/duration.js";
 import type { SqlStore } from "../../store/sql-store.js";
 import { createWebhooks, type Webhooks } from "../../webhooks/webhooks.js";
-import { positiveInt, positiveNumber, type CliCommand, type CommandContext } from "../command.js";
+import { positiveInt, positiveNumber, timeFlag, type CliCommand, type CommandContext } from "../command.js";
 import { loadConfig } from "../config.js";
 import { table, timestamp } from "../table.js";
 
@@ -34,17 +33,6 @@ async function webhooksFor(ctx: CommandContext): Promise<{ webhooks: Webhooks; c
   const configStore = ctx.flags.explicitStore ? undefined : (config?.store as SqlStore | undefined);
   const store: SqlStore = configStore ?? (await ctx.store());
   return { webhooks: createWebhooks({ store }), close: () => store.close() };
-}
-
-/** `--since`: an ISO time, or a duration back from now ("2d"). */
-function readSince(text: string): number | undefined {
-  const date = Date.parse(text);
-  if (!Number.isNaN(date) && /^\d{4}-/.test(text)) return date;
-  try {
-    return Date.now() - toMs(text, "--since");
-  } catch {
-    return undefined;
-  }
 }
 
 async function endpoints(
@@ -240,7 +228,7 @@ export const webhooksCommand: CliCommand = {
       return 2;
     }
     if (action === "recover") {
-      since = str(values.since) === undefined ? undefined : readSince(str(values.since)!);
+      since = timeFlag(values, "since", Date.now());
       if (!rest[0] || since === undefined) {
         ctx.err("patchbay webhooks recover <endpoint-id> --since <ISO time | duration such as 2d>");
         return 2;
