@@ -677,12 +677,14 @@ export function defineBusConformance(harness: BusHarness): void {
     it("a subscription's timeout is validated: 0, negative and beyond a timer's range are INVALID_ARGUMENT or DURATION_INVALID", () => {
       const b = bus();
       for (const timeout of [0, -1, 2 ** 31, "30d"]) {
-        expect(() =>
-          b.subscribe(OrderCreated, { group: `t-${String(timeout)}`, timeout }, () => undefined),
-        ).toThrow(
-          expect.objectContaining({
-            code: expect.stringMatching(/^(INVALID_ARGUMENT|DURATION_INVALID)$/),
-          }) as Error,
+        let refused: unknown;
+        try {
+          b.subscribe(OrderCreated, { group: `t-${String(timeout)}`, timeout }, () => undefined);
+        } catch (e) {
+          refused = e;
+        }
+        expect((refused as { code?: string } | undefined)?.code).toMatch(
+          /^(INVALID_ARGUMENT|DURATION_INVALID)$/,
         );
       }
     });
