@@ -140,14 +140,25 @@ export function createExecutor(deps: ExecutorDeps) {
       };
       return await (phase === "run" ? step.run(input, ctx) : step.compensate!(runResult, ctx));
     };
+    /** Set when the saga's deadline aborted this attempt and the step returned all the same. */
+    let pastDeadline = false;
     const invoke = async (tx: SagaTx | undefined): Promise<unknown> => {
       const value = await (step.timeoutMs === undefined
         ? call(controller.signal, tx)
         : timeout(step.timeoutMs, { clock }).execute(({ signal }) => call(signal, tx), controller.signal));
-      // A step that caught the abort (the saga's deadline, stop() past its timeout, a lost lease)
-      // and returned anyway did not do its work: its call was cancelled. Its value is no outcome
-      // (as with a step timeout, which rejects even when the callee resolves late).
-      if (controller.signal.aborted) throw controller.signal.reason;
+      if (controller.signal.aborted) {
+        const reason: unknown = controller.signal.reason;
+        // A step that returned after its signal aborted may have caught the abort without doing
+        // its work, or ignored it and done it: its value is no outcome (as with a step timeout,
+        // which rejects even when the callee resolves late). After stop() or a lost lease the
+        // step runs again (its idempotency key dedupes the call); a transactional step's writes
+        // roll back with the attempt. But past the deadline the saga compensates instead of
+        // running it again: a call that went through (a charge) must be undone, not forgotten.
+        // So a step that calls out keeps its value as its result, and its compensation runs with
+        // the others (a compensation copes with a call that did not happen: docs/saga.md).
+        if (tx !== undefined || phase !== "run" || !(reason instanceof SagaDeadlineError)) throw reason;
+        pastDeadline = true;
+      }
       return value;
     };
 
@@ -158,8 +169,9 @@ export function createExecutor(deps: ExecutorDeps) {
       const now = clock.now();
       if (phase === "run") {
         const next = step.index + 1;
+        // Past the deadline the saga does not complete: the next round compensates, this step too.
         const changes: InstanceChanges =
-          next >= def.steps.length
+          next >= def.steps.length && !pastDeadline
             ? { status: "completed", step: next, owner: null, runAt: now, lastDelay: null }
             : moveTo(live, next, now);
         return { changes, record };
@@ -231,13 +243,14 @@ export function createExecutor(deps: ExecutorDeps) {
     }
     if (!deps.running()) return release(live, true);
     if (r.status === "running") {
+      const pastPivot = def.pivotIndex >= 0 && r.step > def.pivotIndex;
+      // Before completion: a last step that returned past the deadline is compensated with the rest.
+      if (!pastPivot && r.deadline !== undefined && clock.now() >= r.deadline) {
+        return compensateFrom(live, def, null, new SagaDeadlineError(r.id, r.deadline), clock.now());
+      }
       if (r.step >= def.steps.length) {
         await commit(live, { status: "completed", owner: null, runAt: clock.now() });
         return "stop";
-      }
-      const pastPivot = def.pivotIndex >= 0 && r.step > def.pivotIndex;
-      if (!pastPivot && r.deadline !== undefined && clock.now() >= r.deadline) {
-        return compensateFrom(live, def, null, new SagaDeadlineError(r.id, r.deadline), clock.now());
       }
       return attempt(live, def, def.steps[r.step]!, "run", pastPivot);
     }

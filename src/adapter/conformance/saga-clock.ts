@@ -296,7 +296,7 @@ export function defineSagaClockCases(harness: SagaHarness): void {
       expect((await second.get("a"))?.steps[0]).toMatchObject({ attempts: 1, result: "done" });
     });
 
-    it("a step that swallows the deadline's abort and returns is not recorded done: the saga compensates, never completes", async () => {
+    it("a step that swallows the deadline's abort and returns never completes the saga: its result is compensated with the others", async () => {
       const undone: string[] = [];
       let running = false;
       let charged = 0;
@@ -330,14 +330,54 @@ export function defineSagaClockCases(harness: SagaHarness): void {
         const s = await statusOf(r, "sd");
         return s === "compensated" || s === "completed";
       }, "the saga to settle");
+      // Whether a step that returned after the abort did its work is unknown: it is compensated
+      // (here its compensation has nothing to undo), never forgotten and never completed.
       expect({ status: await statusOf(r, "sd"), charged, undone }).toEqual({
         status: "compensated",
         charged: 0,
-        undone: ["a"],
+        undone: ["charge", "a"],
       });
       expect((await r.get("sd"))?.steps.find((s) => s.name === "charge" && s.phase === "run")).toMatchObject({
-        status: "failed",
-        error: { code: "SAGA_DEADLINE" },
+        status: "succeeded",
+        result: "not charged",
+      });
+    });
+
+    it("a step that ignores the deadline's abort and charges: the charge is refunded with the others, never forgotten", async () => {
+      const undone: string[] = [];
+      let running = false;
+      let charged = 0;
+      const def = defineSaga("ignore-deadline", {
+        version: 1,
+        timeout: "5m",
+        steps: [
+          { name: "a", run: () => 1, compensate: () => void undone.push("a") },
+          {
+            name: "charge",
+            // Ignores ctx.signal: its call goes through after the deadline passed.
+            run: async () => {
+              running = true;
+              await clock.sleep(3_600_000);
+              charged++;
+              return "charged";
+            },
+            compensate: (result) => void undone.push(`refund ${String(result)}`),
+          },
+        ],
+      });
+      const r = await runner({ sagas: [def] });
+      await r.saga(def).start(null, { id: "id-1" });
+      await eventually(() => running && clock.pendingSleepers > 1, "step charge to be running");
+      await clock.advance("5m");
+      await clock.advance("1h");
+      await eventually(async () => {
+        const s = await statusOf(r, "id-1");
+        return s === "compensated" || s === "completed";
+      }, "the saga to settle");
+      expect({ status: await statusOf(r, "id-1"), charged, undone }).toEqual({
+        status: "compensated",
+        charged: 1,
+        undone: ["refund charged", "a"],
       });
     });
 
