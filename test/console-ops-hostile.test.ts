@@ -11,6 +11,7 @@ import { localTransport } from "../src/bus/local-transport.js";
 import type { Transport } from "../src/bus/transport.js";
 import { defineEvent } from "../src/core/events.js";
 import { NonRetryableError } from "../src/core/errors.js";
+import { PublishError } from "../src/bus/errors.js";
 import { createConsole } from "../src/ops/console.js";
 import type { SqlStore } from "../src/store/sql-store.js";
 import { memoryTransport } from "../src/testing/memory-transport.js";
@@ -89,6 +90,59 @@ for (const [name, makeDb, reachable] of adapters) {
           `SELECT COUNT(*) AS n FROM ${store.dialect.table("bus_jobs")}`,
         );
         expect(Number(jobs.rows[0]!.n)).toBe(0);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+        await handler.close();
+      }
+    });
+
+    it("a replay that stops part-way says how many letters moved, the audit counts them, and a second replay moves the rest", async () => {
+      for (let n = 1; n <= 5; n++) await deadLetter(localTransport(store), n);
+      // The transport goes down at the third letter (a broker lost mid-replay, say).
+      const local = localTransport(store);
+      let sent = 0;
+      const flaky: Transport = Object.assign(Object.create(local) as Transport, {
+        publish: (...args: Parameters<Transport["publish"]>) => {
+          if (++sent === 3) return Promise.reject(new PublishError("the broker went away"));
+          return local.publish(...args);
+        },
+      });
+      const bus = createEventBus({ store, events: [Ping], transport: flaky });
+      const handler = createConsole({ store, token: TOKEN, bus });
+      const server = createServer(handler);
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      const count = async (table: string) =>
+        Number(
+          (await store.query<{ n: number }>(`SELECT COUNT(*) AS n FROM ${store.dialect.table(table)}`))
+            .rows[0]!.n,
+        );
+      try {
+        const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/dead-letters/replay`;
+        const replay = () =>
+          fetch(url, { method: "POST", headers: HEADERS, body: JSON.stringify({ filter: {}, all: true }) });
+        const res = await replay();
+        const body = (await res.json()) as { code?: string; message?: string };
+        expect(res.status).toBeGreaterThanOrEqual(400);
+        expect(body.code).toBe("DEAD_LETTER_REPLAY_INTERRUPTED");
+        expect(body.message).toContain("after 2 of 5");
+        // Two moved (queued, no longer letters); three still letters; none lost or queued twice.
+        expect({ letters: await count("bus_dead_letters"), jobs: await count("bus_jobs") }).toEqual({
+          letters: 3,
+          jobs: 2,
+        });
+        const audit = await store.query<{ count: number; outcome: string }>(
+          `SELECT count, outcome FROM ${store.dialect.table("console_audit")}`,
+        );
+        expect(audit.rows.map((r) => [Number(r.count), r.outcome])).toEqual([
+          [2, "DEAD_LETTER_REPLAY_INTERRUPTED"],
+        ]);
+        const again = await replay();
+        expect(((await again.json()) as { count?: number }).count).toBe(3);
+        expect({ letters: await count("bus_dead_letters"), jobs: await count("bus_jobs") }).toEqual({
+          letters: 0,
+          jobs: 5,
+        });
       } finally {
         server.closeAllConnections();
         await new Promise((r) => server.close(r));

@@ -1,5 +1,5 @@
 import { decodeStructured, type CloudEvent } from "../core/envelope.js";
-import { InvalidArgumentError, PatchbayError } from "../core/errors.js";
+import { InvalidArgumentError, isPatchbayError, PatchbayError } from "../core/errors.js";
 import type { SqlExecutor } from "../store/contracts.js";
 import { int, quoteColumn, run } from "../store/dialect.js";
 import type { SqlStore } from "../store/sql-store.js";
@@ -108,9 +108,32 @@ export class DeadLetterTransportError extends PatchbayError {
   }
 }
 
+/**
+ * A replay stopped part-way: the letter it was moving could not be sent (a broker down, a queue
+ * that refuses it). The `replayed` letters before it are back in their queues and gone from the
+ * dead letters; that letter and the rest are still dead letters, so running the replay again
+ * moves exactly those. Retryable when the cause is.
+ */
+export class DeadLetterReplayError extends PatchbayError {
+  constructor(
+    /** Letters moved back to their queues before it stopped. */
+    readonly replayed: number,
+    /** Letters the replay matched when it began. */
+    readonly matched: number,
+    cause: unknown,
+  ) {
+    super(
+      "DEAD_LETTER_REPLAY_INTERRUPTED",
+      `replay stopped after ${replayed} of ${matched} dead letters: ${(cause as Error | undefined)?.message ?? String(cause)}`,
+      { cause, retryable: isPatchbayError(cause) ? cause.retryable : false },
+    );
+  }
+}
+
 declare module "../core/errors.js" {
   interface PatchbayErrorCodes {
     DEAD_LETTER_TRANSPORT_MISMATCH: DeadLetterTransportError;
+    DEAD_LETTER_REPLAY_INTERRUPTED: DeadLetterReplayError;
   }
 }
 
@@ -302,34 +325,39 @@ export function createDeadLetters(store: SqlStore, transport: Transport): DeadLe
         // failed COMMIT after the publish replays the message twice, which the inbox absorbs.
         // A new failure of the replayed message waits for that commit (PostgreSQL's row lock,
         // SQLite's write lock), so it is recorded as a new letter, never deleted by this one.
-        const taken = await store.transaction(async (tx) => {
-          const row = (
-            await run<Row>(
+        const taken = await store
+          .transaction(async (tx) => {
+            const row = (
+              await run<Row>(
+                tx,
+                d,
+                sql`SELECT * FROM ${t} WHERE grp = ${key.grp} AND message_id = ${key.message_id}`,
+              )
+            ).rows[0];
+            if (!row) return false; // purged or replayed by someone else since
+            const removed = await run(
               tx,
               d,
-              sql`SELECT * FROM ${t} WHERE grp = ${key.grp} AND message_id = ${key.message_id}`,
-            )
-          ).rows[0];
-          if (!row) return false; // purged or replayed by someone else since
-          const removed = await run(
-            tx,
-            d,
-            sql`DELETE FROM ${t} WHERE grp = ${row.grp} AND message_id = ${row.message_id}`,
-          );
-          if (removed.rowCount === 0) return false;
-          const message: TransportMessage = {
-            id: row.message_id,
-            type: row.type,
-            key: row.key ?? undefined,
-            body: bodyOf(row),
-            headers: d.decodeJson(row.headers) as Record<string, string>,
-          };
-          await transport.publish(
-            [message],
-            transport.capabilities.sharesStore ? { tx, group: row.grp } : { group: row.grp },
-          );
-          return true;
-        });
+              sql`DELETE FROM ${t} WHERE grp = ${row.grp} AND message_id = ${row.message_id}`,
+            );
+            if (removed.rowCount === 0) return false;
+            const message: TransportMessage = {
+              id: row.message_id,
+              type: row.type,
+              key: row.key ?? undefined,
+              body: bodyOf(row),
+              headers: d.decodeJson(row.headers) as Record<string, string>,
+            };
+            await transport.publish(
+              [message],
+              transport.capabilities.sharesStore ? { tx, group: row.grp } : { group: row.grp },
+            );
+            return true;
+          })
+          .catch((e: unknown) => {
+            // Say how far it got: the letters before this one were moved and are no longer here.
+            throw new DeadLetterReplayError(total, keys.length, e);
+          });
         if (taken) total++;
       }
       return total;

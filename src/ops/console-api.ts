@@ -7,6 +7,7 @@
 import type { EventBus } from "../bus/bus.js";
 import {
   createDeadLetters,
+  DeadLetterReplayError,
   refuseForeign,
   type DeadLetter,
   type DeadLetterCursor,
@@ -198,7 +199,9 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
       return result;
     } catch (e) {
       const outcome = isPatchbayError(e) ? e.code : "ERROR";
-      await audit.record({ actor: req.actor, action, target, count: 0, outcome });
+      // A replay that stopped part-way moved some letters: the audit says how many.
+      const count = isPatchbayError(e, "DEAD_LETTER_REPLAY_INTERRUPTED") ? e.replayed : 0;
+      await audit.record({ actor: req.actor, action, target, count, outcome });
       throw e;
     }
   }
@@ -342,7 +345,15 @@ export function consoleApi(parts: ConsoleParts, audit: ConsoleAudit, clock: Cloc
         }
         let count = 0;
         for (const k of keys) {
-          count += action === "replay" ? await letters.replay(k, replayCheck) : await letters.purge(k);
+          try {
+            count += action === "replay" ? await letters.replay(k, replayCheck) : await letters.purge(k);
+          } catch (e) {
+            // One call per letter: the interruption counts the selection's letters moved before it.
+            if (isPatchbayError(e, "DEAD_LETTER_REPLAY_INTERRUPTED")) {
+              throw new DeadLetterReplayError(count + e.replayed, keys.length, e.cause);
+            }
+            throw e;
+          }
         }
         return { matched: keys.length, count };
       });

@@ -151,6 +151,17 @@ export const dlqCommand: CliCommand = {
               acceptUnrecorded: handle.fromConfig,
             });
           } catch (e) {
+            if (isPatchbayError(e, "DEAD_LETTER_REPLAY_INTERRUPTED")) {
+              // Say how far it got: those letters are back in their queues, the rest still here.
+              if (ctx.flags.json) {
+                ctx.out(JSON.stringify({ replayed: e.replayed, matched: e.matched, error: e.toJSON() }));
+              }
+              ctx.err(
+                `patchbay dlq replay: replayed ${e.replayed} of ${e.matched} dead letters, then stopped: ${(e.cause as Error | undefined)?.message ?? e.message} [${isPatchbayError(e.cause) ? e.cause.code : e.code}]\n` +
+                  "The rest are still dead letters: run the same replay again once the cause is fixed.",
+              );
+              return 1;
+            }
             if (!isPatchbayError(e, "DEAD_LETTER_TRANSPORT_MISMATCH")) throw e;
             ctx.err(
               `patchbay dlq replay: ${e.message}.\n` +
