@@ -204,6 +204,26 @@ describe("httpClient against a real server", () => {
     expect(server.seen).toHaveLength(1);
   });
 
+  it("a request fetch can never make (a malformed or forbidden method, a blocked port) is INVALID_ARGUMENT at once, never retried as a network error", async () => {
+    const client = httpClient({ baseUrl: server.url, retry: { ...fast, maxAttempts: 5 } });
+    expect(await codeOf(client.request("GE T", "/x"))).toBe("INVALID_ARGUMENT");
+    expect(await codeOf(client.request("TRACE", "/x"))).toBe("INVALID_ARGUMENT");
+    expect(server.seen).toHaveLength(0);
+    let calls = 0;
+    const counted = httpClient({
+      baseUrl: "http://127.0.0.1:6000",
+      retry: { ...fast, maxAttempts: 5 },
+      fetch: (...args: Parameters<typeof fetch>) => {
+        calls++;
+        return fetch(...args);
+      },
+    });
+    const error = await counted.get("/x").catch((e: unknown) => e);
+    expect(isPatchbayError(error, "INVALID_ARGUMENT")).toBe(true);
+    expect((error as Error).message).toContain("bad port");
+    expect(calls).toBe(1);
+  });
+
   it("a header value or Idempotency-Key that HTTP cannot carry is INVALID_ARGUMENT before any request, never a bare TypeError", async () => {
     const client = httpClient({ baseUrl: server.url, retry: fast });
     for (const call of [
@@ -233,12 +253,24 @@ describe("httpClient against a real server", () => {
   });
 
   it("a refused connection is retried too, then HTTP_NETWORK", async () => {
+    // A port nothing listens on (port 1 would not do: fetch blocks it before connecting).
+    const probe = http.createServer();
+    probe.listen(0, "127.0.0.1");
+    await once(probe, "listening");
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((r) => probe.close(r));
+    let calls = 0;
     const client = httpClient({
-      baseUrl: "http://127.0.0.1:1",
+      baseUrl: `http://127.0.0.1:${port}`,
+      fetch: (...args: Parameters<typeof fetch>) => {
+        calls++;
+        return fetch(...args);
+      },
       retry: { ...fast, maxAttempts: 2 },
       breaker: false,
     });
     expect(await codeOf(client.get("/"))).toBe("HTTP_NETWORK");
+    expect(calls).toBe(2);
   });
 
   it("does not retry a 404 and does not count it against the host's breaker", async () => {

@@ -156,6 +156,10 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
     req: HttpRequestOptions = {},
   ): Promise<HttpResponse<T>> {
     const verb = method.toUpperCase();
+    // RFC 9110: a method is a token. Anything else fails in fetch on every attempt.
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(verb)) {
+      throw new InvalidArgumentError(`method ${JSON.stringify(method)} is not an HTTP method`, "method");
+    }
     const url = buildUrl(base, path, req.query);
     const headers = buildHeaders(options.headers, req.headers);
     let body: string | Uint8Array | undefined = req.body;
@@ -209,6 +213,13 @@ export function httpClient(options: HttpClientOptions = {}): HttpClient {
         res = await doFetch(current, { method: verb, headers, body: payload, signal, redirect: "manual" });
       } catch (cause) {
         if (signal.aborted) throw signal.reason ?? cause;
+        const refused = unsendable(cause);
+        if (refused) {
+          // No attempt of this request can ever go out: not a network failure to retry.
+          throw new InvalidArgumentError(`${verb} ${current.href} cannot be sent: ${refused}`, "request", {
+            cause,
+          });
+        }
         throw new HttpNetworkError(verb, current.href, { cause });
       }
       const location = res.headers.get("location");
@@ -317,6 +328,21 @@ function buildUrl(base: URL | undefined, path: string, query: HttpRequestOptions
   }
   for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
   return url;
+}
+
+/**
+ * Why fetch refused to make a request at all, or undefined for a network failure. fetch fails a
+ * connection with `TypeError("fetch failed")` and the system error as its cause; it refuses a
+ * request it will never make (a method it forbids, such as TRACE) with another TypeError, and a
+ * port it blocks (6000, 6667, ...: the fetch standard's "bad port") with the cause "bad port".
+ */
+function unsendable(e: unknown): string | undefined {
+  if (!(e instanceof TypeError)) return undefined;
+  if (e.message !== "fetch failed") return e.message;
+  const cause = (e as { cause?: unknown }).cause;
+  return cause instanceof Error && cause.message === "bad port"
+    ? "its port is one fetch blocks (a bad port)"
+    : undefined;
 }
 
 function parseBody(
